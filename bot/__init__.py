@@ -1,0 +1,1 @@
+"""storyqueue: a Telegram approval bot for a team's Instagram Story queue."""

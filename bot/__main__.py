@@ -1,0 +1,101 @@
+"""`python -m bot [run|migrate|check]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.logging import configure_logging
+
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="run the bot: long polling and the scheduler (default)")
+    commands.add_parser("migrate", help="bring the database schema to the latest revision")
+    check = commands.add_parser("check", help="settings valid, database reachable, schema at head")
+    check.add_argument(
+        "--live", action="store_true", help="also fail when the scheduler has not ticked recently"
+    )
+    return parser
+
+
+async def _migrate(settings: Settings) -> int:
+    from bot.database import open_database
+    from db import migrate
+
+    async with open_database(settings) as database:
+        before = await migrate.current_revision(database.engine)
+        await migrate.upgrade(database.engine)
+        after = await migrate.current_revision(database.engine)
+    print("schema already at head" if before == after else f"schema migrated {before} -> {after}")
+    return 0
+
+
+async def _check(settings: Settings, live: bool) -> int:
+    from bot.database import open_database
+    from db import migrate
+
+    async with open_database(settings) as database:
+        current = await migrate.current_revision(database.engine)
+    head = migrate.head_revision()
+    if current != head:
+        print(f"check failed: schema at {current}, head is {head}; run `python -m bot migrate`")
+        return EXIT_FAILED
+    if live:
+        from bot.services.heartbeat import heartbeat_age
+
+        age = heartbeat_age(settings.data_dir)
+        if age is None or age > settings.heartbeat_max_age_seconds:
+            print(
+                "check failed: scheduler heartbeat is "
+                + ("missing" if age is None else f"{age:.0f}s old")
+            )
+            return EXIT_FAILED
+    print("ok: settings valid, database reachable, schema at head")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    command = arguments.command or "run"
+    try:
+        settings = load_settings()
+        if command == "run":
+            settings.require_for_run()
+    except ConfigError as error:
+        print(f"storyqueue: config error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    secrets = [
+        s.get_secret_value() for s in (settings.bot_token, settings.instagram_access_token) if s
+    ]
+    configure_logging(settings.log_level, settings.log_format, secrets)
+
+    from db.embedded import exit_on_signals
+
+    try:
+        if command == "run":
+            from bot.runner import run
+
+            return asyncio.run(run(settings))
+        exit_on_signals()
+        if command == "migrate":
+            return asyncio.run(_migrate(settings))
+        if command == "check":
+            return asyncio.run(_check(settings, arguments.live))
+    except ConfigError as error:
+        print(f"storyqueue: config error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 0
+    raise AssertionError(command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Settings from the environment or `.env` (design §7)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class LogFormat(StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names it in one line."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    bot_token: SecretStr | None = None
+    telegram_chat_id: int | None = None
+    telegram_api_url: str | None = None
+    admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    # Empty means every member of the team chat may press the queue buttons.
+    allowed_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+
+    database_url: str | None = None
+    data_dir: Path = Path(".data")
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_max_overflow: int = Field(default=5, ge=0, le=100)
+    db_pool_recycle_seconds: int = Field(default=240, ge=10)
+    db_pool_pre_ping: bool = False
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_command_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Transaction-mode poolers (PgBouncer, Neon's "-pooler" endpoint) cannot keep
+    # named prepared statements across transactions.
+    db_pgbouncer: bool = False
+    db_application_name: str = "storyqueue"
+
+    media_dir: Path = Path("media")
+    media_public_base_url: str | None = None
+    instagram_user_id: str | None = None
+    instagram_access_token: SecretStr | None = None
+    instagram_graph_url: str = "https://graph.facebook.com/v21.0"
+    instagram_publish_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    log_format: LogFormat = LogFormat.CONSOLE
+    log_level: str = "INFO"
+    scheduler_interval_seconds: float = Field(default=60.0, gt=0)
+    heartbeat_max_age_seconds: float = Field(default=300.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+
+    @field_validator("admin_user_ids", "allowed_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.replace(";", ",").split(",")]
+            return frozenset(int(part) for part in parts if part)
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://"):
+            if value.startswith(prefix):
+                return "postgresql+asyncpg://" + value[len(prefix) :]
+        if not value.startswith("postgresql+asyncpg://"):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @property
+    def instagram_configured(self) -> bool:
+        return bool(
+            self.instagram_user_id and self.instagram_access_token and self.media_public_base_url
+        )
+
+    def require_for_run(self) -> None:
+        """Raise ConfigError naming every setting the bot cannot run without."""
+        missing = [
+            name
+            for name, value in (
+                ("BOT_TOKEN", self.bot_token),
+                ("TELEGRAM_CHAT_ID", self.telegram_chat_id),
+            )
+            if value is None or (isinstance(value, SecretStr) and not value.get_secret_value())
+        ]
+        if missing:
+            raise ConfigError(
+                f"{' and '.join(missing)} must be set to run the bot (environment or .env)"
+            )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one line that names the setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise ConfigError(f"{name}: {first['msg']}") from None

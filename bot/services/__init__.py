@@ -1,0 +1,1 @@
+"""Services own the unit of work: one transaction per user action."""

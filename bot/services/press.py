@@ -1,0 +1,140 @@
+"""Recording a queue button press exactly once (design §3)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.repositories import PressRepository, PressState, TelegramIdentity
+from db.retry import RetryPolicy, run_with_retry
+
+logger = structlog.get_logger(__name__)
+
+
+class OutcomeKind(StrEnum):
+    RECORDED = "recorded"  # this press wrote the history row
+    ALREADY = "already"  # someone (maybe this user, earlier) acted first
+    WRONG_CHAT = "wrong_chat"  # the item is queued in another chat
+    GONE = "gone"  # no such item in flight and no history for it
+
+
+@dataclass(frozen=True, slots=True)
+class PressOutcome:
+    kind: OutcomeKind
+    status: str | None = None
+    acted_by_name: str | None = None
+    posting_method: str | None = None
+    instagram_media_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Press:
+    """One button press as the service needs it."""
+
+    queue_id: uuid.UUID
+    chat_id: int
+    status: str  # posted / skipped / rejected
+    presser: TelegramIdentity
+    telegram_message_id: int | None = None
+    posting_method: str = "telegram_manual"
+    instagram_media_id: str | None = None
+
+
+def explain(state: PressState, press: Press, *, after_lost_connection: bool) -> PressOutcome | None:
+    """What the state read after a lost race or a lost connection means; None: run it (again).
+
+    After a lost connection, a history row matching this press is our own first
+    attempt, whose COMMIT landed although its answer did not reach us.
+    """
+    if state.history_status is not None:
+        ours = (
+            after_lost_connection
+            and state.acted_by_telegram_id == press.presser.telegram_user_id
+            and state.history_status == press.status
+            and state.posting_method == press.posting_method
+        )
+        return PressOutcome(
+            kind=OutcomeKind.RECORDED if ours else OutcomeKind.ALREADY,
+            status=state.history_status,
+            acted_by_name=state.acted_by_name,
+            posting_method=state.posting_method,
+            instagram_media_id=state.instagram_media_id,
+        )
+    if state.queue_chat_id is None:
+        return PressOutcome(kind=OutcomeKind.GONE)
+    if state.queue_chat_id != press.chat_id:
+        return PressOutcome(kind=OutcomeKind.WRONG_CHAT)
+    return None
+
+
+class PressService:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self._sessions = session_factory
+        self._retry_policy = retry_policy
+
+    async def record(self, press: Press) -> PressOutcome:
+        """Claim the item and write every effect in one transaction; survive one lost connection."""
+
+        async def unit_of_work(session: AsyncSession) -> PressOutcome:
+            repository = PressRepository(session)
+            async with session.begin():
+                record = await repository.record(
+                    queue_id=press.queue_id,
+                    chat_id=press.chat_id,
+                    status=press.status,
+                    presser=press.presser,
+                    posting_method=press.posting_method,
+                    instagram_media_id=press.instagram_media_id,
+                    telegram_message_id=press.telegram_message_id,
+                    interaction=f"press:{press.status}",
+                )
+            if record is not None:
+                return PressOutcome(
+                    kind=OutcomeKind.RECORDED,
+                    status=press.status,
+                    acted_by_name=press.presser.display_name,
+                    posting_method=press.posting_method,
+                    instagram_media_id=press.instagram_media_id,
+                )
+            # Lost the race, or the item is not this chat's: a new statement
+            # (so a new snapshot) sees what the winner committed.
+            async with session.begin():
+                state = await repository.state(press.queue_id)
+            return explain(state, press, after_lost_connection=False) or PressOutcome(
+                kind=OutcomeKind.GONE
+            )
+
+        async def recover(session: AsyncSession) -> PressOutcome | None:
+            state = await PressRepository(session).state(press.queue_id)
+            return explain(state, press, after_lost_connection=True)
+
+        outcome = await run_with_retry(
+            self._sessions,
+            unit_of_work,
+            recover=recover,
+            policy=self._retry_policy,
+            operation=f"press.{press.status}",
+        )
+        logger.info(
+            "press.outcome",
+            queue_id=str(press.queue_id),
+            status=press.status,
+            outcome=outcome.kind.value,
+            by=outcome.acted_by_name,
+        )
+        return outcome
+
+    async def state(self, queue_id: uuid.UUID) -> PressState:
+        async def read(session: AsyncSession) -> PressState:
+            async with session.begin():
+                return await PressRepository(session).state(queue_id)
+
+        return await run_with_retry(self._sessions, read, operation="press.state")

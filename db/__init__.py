@@ -1,0 +1,1 @@
+"""Database layer: engine, models, repositories, retry wrapper, embedded server."""

@@ -1,0 +1,86 @@
+"""The async engine and the one session factory, built from settings."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """What the engine needs to know, independent of the bot's settings class."""
+
+    url: str
+    pool_size: int = 5
+    max_overflow: int = 5
+    pool_recycle_seconds: int = 240
+    pool_pre_ping: bool = False
+    connect_timeout_seconds: float = 5.0
+    command_timeout_seconds: float = 10.0
+    application_name: str = "storyqueue"
+    pgbouncer: bool = False
+
+
+def _unique_statement_name() -> str:
+    return f"__sq_{uuid.uuid4().hex}__"
+
+
+def _connect_args(options: EngineOptions) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "timeout": options.connect_timeout_seconds,
+        "command_timeout": options.command_timeout_seconds,
+    }
+    if options.pgbouncer:
+        # A transaction-mode pooler hands each transaction to any server
+        # connection, so named prepared statements must never be reused.
+        args["statement_cache_size"] = 0
+        args["prepared_statement_name_func"] = _unique_statement_name
+        args["server_settings"] = {"application_name": options.application_name}
+    else:
+        args["server_settings"] = {
+            "application_name": options.application_name,
+            # A safety net: the server ends any session we leave idle in a transaction.
+            "idle_in_transaction_session_timeout": "60000",
+        }
+    return args
+
+
+def _discard_only_the_broken_connection(context: ExceptionContext) -> None:
+    """Treat timeouts as lost connections, and never invalidate the whole pool."""
+    if isinstance(context.original_exception, TimeoutError | ConnectionError):
+        context.is_disconnect = True
+    if context.is_disconnect:
+        context.invalidate_pool_on_disconnect = False
+
+
+def create_engine(options: EngineOptions) -> AsyncEngine:
+    """Create the process's engine; call `dispose()` on shutdown."""
+    url = options.url
+    if options.pgbouncer and "prepared_statement_cache_size" not in url:
+        url += ("&" if "?" in url else "?") + "prepared_statement_cache_size=0"
+    engine = create_async_engine(
+        url,
+        pool_size=options.pool_size,
+        max_overflow=options.max_overflow,
+        pool_recycle=options.pool_recycle_seconds,
+        pool_pre_ping=options.pool_pre_ping,
+        pool_timeout=options.connect_timeout_seconds,
+        connect_args=_connect_args(options),
+    )
+    event.listen(engine.sync_engine, "handle_error", _discard_only_the_broken_connection)
+    return engine
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """The one session factory; sessions never expire objects on commit."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,97 @@
+"""Run Alembic migrations on the application's engine, once across processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# pg_advisory_lock key shared by every storyqueue process ("sq-migr" in ASCII).
+MIGRATION_LOCK_KEY = 0x73712D6D69677200
+
+
+def alembic_config() -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as connection:
+        return await connection.run_sync(_current_revision)
+
+
+def _run_command(connection: Connection, action: str, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    if action == "upgrade":
+        command.upgrade(config, revision)
+    else:
+        command.downgrade(config, revision)
+
+
+async def _locked(connection: AsyncConnection, action: str, revision: str) -> None:
+    # A session-level advisory lock: a second process waits here, then finds the
+    # schema at head and does nothing.
+    await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    await connection.commit()
+    try:
+        await connection.run_sync(_run_command, action, revision)
+        await connection.commit()
+    finally:
+        await connection.execute(
+            text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+        )
+        await connection.commit()
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    """Bring the schema to `revision`; safe to call from several processes at once."""
+    async with engine.connect() as connection:
+        await _locked(connection, "upgrade", revision)
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    async with engine.connect() as connection:
+        await _locked(connection, "downgrade", revision)
+
+
+@asynccontextmanager
+async def standalone_connection() -> AsyncIterator[AsyncConnection]:
+    """A connection for the `alembic` command line, resolved like the bot's."""
+    from bot.config import load_settings
+    from db.embedded import EmbeddedPostgres
+    from db.engine import EngineOptions, create_engine
+
+    settings = load_settings()
+    embedded = None
+    url = settings.database_url
+    if url is None:
+        embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+        url = embedded.start()
+    engine = create_engine(EngineOptions(url=url, pool_size=1, max_overflow=0))
+    try:
+        async with engine.connect() as connection:
+            yield connection
+            await connection.commit()
+    finally:
+        await engine.dispose()
+        if embedded is not None:
+            embedded.stop()

@@ -1,0 +1,24 @@
+"""One repository per table; each takes the caller's session and never commits."""
+
+from db.repositories.chats import ChatSettingsRepository
+from db.repositories.history import HistoryRepository
+from db.repositories.interactions import InteractionRepository
+from db.repositories.locks import LockRepository
+from db.repositories.media import MediaRepository
+from db.repositories.press import PressRecord, PressRepository, PressState
+from db.repositories.queue import QueueRepository
+from db.repositories.users import TelegramIdentity, UserRepository
+
+__all__ = [
+    "ChatSettingsRepository",
+    "HistoryRepository",
+    "InteractionRepository",
+    "LockRepository",
+    "MediaRepository",
+    "PressRecord",
+    "PressRepository",
+    "PressState",
+    "QueueRepository",
+    "TelegramIdentity",
+    "UserRepository",
+]

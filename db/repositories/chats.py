@@ -1,0 +1,59 @@
+"""chat_settings: one row per team chat, created on first contact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import ChatSettings
+
+
+class ChatSettingsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def ensure(self, telegram_chat_id: int, title: str | None = None) -> ChatSettings:
+        """Create the chat's row if it is missing and return it (title refreshed when given)."""
+        statement = insert(ChatSettings).values(telegram_chat_id=telegram_chat_id, title=title)
+        if title is None:
+            statement = statement.on_conflict_do_nothing(
+                index_elements=[ChatSettings.telegram_chat_id]
+            )
+        else:
+            statement = statement.on_conflict_do_update(
+                index_elements=[ChatSettings.telegram_chat_id],
+                set_={"title": title, "updated_at": func.now()},
+            )
+        await self._session.execute(statement)
+        found = await self.get(telegram_chat_id)
+        assert found is not None
+        return found
+
+    async def get(self, telegram_chat_id: int) -> ChatSettings | None:
+        statement = select(ChatSettings).where(ChatSettings.telegram_chat_id == telegram_chat_id)
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def get_for_update(
+        self, telegram_chat_id: int, *, skip_locked: bool
+    ) -> ChatSettings | None:
+        statement = (
+            select(ChatSettings)
+            .where(ChatSettings.telegram_chat_id == telegram_chat_id)
+            .with_for_update(skip_locked=skip_locked)
+        )
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def active_chat_ids(self) -> list[int]:
+        statement = select(ChatSettings.telegram_chat_id).where(ChatSettings.is_paused.is_(False))
+        return list((await self._session.execute(statement)).scalars())
+
+    async def update(self, telegram_chat_id: int, **values: Any) -> None:
+        statement = (
+            update(ChatSettings)
+            .where(ChatSettings.telegram_chat_id == telegram_chat_id)
+            .values(**values, updated_at=func.now())
+        )
+        await self._session.execute(statement)

@@ -1,0 +1,84 @@
+"""posting_history: the permanent audit; never deleted."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, case, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import MediaItem, PostingHistory
+
+
+class HistoryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def record_failed_send(
+        self,
+        *,
+        media_item_id: uuid.UUID,
+        chat_id: int,
+        queue_created_at: datetime | None,
+        scheduled_for: datetime | None,
+        error_message: str,
+    ) -> None:
+        # queue_item_id stays NULL: the item is freed and may be queued again.
+        await self._session.execute(
+            insert(PostingHistory).values(
+                media_item_id=media_item_id,
+                chat_id=chat_id,
+                status="failed",
+                success=False,
+                queue_created_at=queue_created_at,
+                scheduled_for=scheduled_for,
+                error_message=error_message[:1000],
+            )
+        )
+
+    async def recent(self, chat_id: int, limit: int) -> list[tuple[PostingHistory, MediaItem]]:
+        statement = (
+            select(PostingHistory, MediaItem)
+            .join(MediaItem, MediaItem.id == PostingHistory.media_item_id)
+            .where(PostingHistory.chat_id == chat_id)
+            .order_by(PostingHistory.acted_at.desc())
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in await self._session.execute(statement)]
+
+    async def last_posted(self, chat_id: int) -> PostingHistory | None:
+        statement = (
+            select(PostingHistory)
+            .where(PostingHistory.chat_id == chat_id, PostingHistory.status == "posted")
+            .order_by(PostingHistory.acted_at.desc())
+            .limit(1)
+        )
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def per_person(
+        self, chat_id: int, since: datetime | None
+    ) -> list[tuple[str | None, int, int, int]]:
+        """(name, posted, skipped, rejected) per person, most posts first."""
+        conditions = [
+            PostingHistory.chat_id == chat_id,
+            PostingHistory.acted_by_user_id.is_not(None),
+        ]
+        if since is not None:
+            conditions.append(PostingHistory.acted_at >= since)
+
+        def count(status: str) -> ColumnElement[int]:
+            return func.count(case((PostingHistory.status == status, 1)))
+
+        statement = (
+            select(
+                func.max(PostingHistory.acted_by_name),
+                count("posted"),
+                count("skipped"),
+                count("rejected"),
+            )
+            .where(*conditions)
+            .group_by(PostingHistory.acted_by_user_id)
+            .order_by(count("posted").desc())
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in await self._session.execute(statement)]

@@ -1,0 +1,150 @@
+"""media_items: the indexed library."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, case, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from db.models import MediaItem, MediaLock, PostingQueueItem
+
+
+def _active_lock(now: datetime | None) -> Any:
+    moment = now if now is not None else func.now()
+    return or_(MediaLock.locked_until.is_(None), MediaLock.locked_until > moment)
+
+
+def eligible_query(chat_id: int, now: datetime | None = None) -> Select[MediaItem]:
+    """Design §4: active, this chat's, unlocked, not queued, no locked hash twin."""
+    twin = aliased(MediaItem)
+    locked_twin = (
+        select(twin.id)
+        .join(MediaLock, MediaLock.media_item_id == twin.id)
+        .where(
+            twin.chat_id == MediaItem.chat_id,
+            twin.file_hash == MediaItem.file_hash,
+            _active_lock(now),
+        )
+    )
+    queued = select(PostingQueueItem.id).where(PostingQueueItem.media_item_id == MediaItem.id)
+    return (
+        select(MediaItem)
+        .where(
+            MediaItem.chat_id == chat_id,
+            MediaItem.is_active.is_(True),
+            ~exists(queued),
+            ~exists(locked_twin),
+        )
+        .order_by(
+            MediaItem.last_posted_at.asc().nulls_first(),
+            MediaItem.times_posted.asc(),
+            MediaItem.id,
+        )
+    )
+
+
+class MediaRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, media_id: uuid.UUID) -> MediaItem | None:
+        return await self._session.get(MediaItem, media_id)
+
+    async def next_eligible(self, chat_id: int, now: datetime | None = None) -> MediaItem | None:
+        statement = eligible_query(chat_id, now).limit(1)
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def count_eligible(self, chat_id: int, now: datetime | None = None) -> int:
+        inner = eligible_query(chat_id, now).order_by(None).with_only_columns(MediaItem.id)
+        statement = select(func.count()).select_from(inner.subquery())
+        return (await self._session.execute(statement)).scalar_one()
+
+    async def library_counts(self, chat_id: int) -> tuple[int, int]:
+        """(active items, active items with an active lock of their own)."""
+        active = select(func.count()).where(MediaItem.chat_id == chat_id, MediaItem.is_active)
+        total = (await self._session.execute(active)).scalar_one()
+        locked = select(func.count()).where(
+            MediaItem.chat_id == chat_id,
+            MediaItem.is_active,
+            exists(
+                select(MediaLock.id).where(
+                    MediaLock.media_item_id == MediaItem.id, _active_lock(None)
+                )
+            ),
+        )
+        return total, (await self._session.execute(locked)).scalar_one()
+
+    async def set_telegram_file_id(self, media_id: uuid.UUID, file_id: str) -> None:
+        await self._session.execute(
+            update(MediaItem).where(MediaItem.id == media_id).values(telegram_file_id=file_id)
+        )
+
+    async def index_snapshot(
+        self, chat_id: int
+    ) -> dict[str, tuple[int, datetime | None, str, bool]]:
+        """file_path -> (size, mtime, hash, is_active) for the indexer's change detection."""
+        rows = await self._session.execute(
+            select(
+                MediaItem.file_path,
+                MediaItem.file_size,
+                MediaItem.file_mtime,
+                MediaItem.file_hash,
+                MediaItem.is_active,
+            ).where(MediaItem.chat_id == chat_id)
+        )
+        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+
+    async def upsert_files(self, chat_id: int, files: Sequence[dict[str, Any]]) -> None:
+        """Insert or refresh files by (chat, path); a re-found file becomes active again."""
+        if not files:
+            return
+        statement = insert(MediaItem).values([{**item, "chat_id": chat_id} for item in files])
+        statement = statement.on_conflict_do_update(
+            index_elements=[MediaItem.chat_id, MediaItem.file_path],
+            set_={
+                "file_name": statement.excluded.file_name,
+                "file_size": statement.excluded.file_size,
+                "file_mtime": statement.excluded.file_mtime,
+                "file_hash": statement.excluded.file_hash,
+                "media_kind": statement.excluded.media_kind,
+                "mime_type": statement.excluded.mime_type,
+                "category": statement.excluded.category,
+                "is_active": True,
+                # A changed file must be uploaded again.
+                "telegram_file_id": case(
+                    (
+                        MediaItem.file_hash == statement.excluded.file_hash,
+                        MediaItem.telegram_file_id,
+                    ),
+                    else_=None,
+                ),
+                "updated_at": func.now(),
+            },
+        )
+        await self._session.execute(statement)
+
+    async def move(self, chat_id: int, old_path: str, new: dict[str, Any]) -> None:
+        """A file moved or renamed (same hash): keep its row, and so its history."""
+        await self._session.execute(
+            update(MediaItem)
+            .where(MediaItem.chat_id == chat_id, MediaItem.file_path == old_path)
+            .values(**new, is_active=True, updated_at=func.now())
+        )
+
+    async def deactivate(self, chat_id: int, paths: Sequence[str]) -> int:
+        if not paths:
+            return 0
+        result = await self._session.execute(
+            update(MediaItem)
+            .where(
+                MediaItem.chat_id == chat_id, MediaItem.file_path.in_(paths), MediaItem.is_active
+            )
+            .values(is_active=False, updated_at=func.now())
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

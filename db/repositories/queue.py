@@ -1,0 +1,83 @@
+"""posting_queue: only the items in flight."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import MediaItem, PostingQueueItem
+
+
+class QueueRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def claim_for_sending(
+        self, media_item_id: uuid.UUID, chat_id: int, scheduled_for: datetime
+    ) -> uuid.UUID | None:
+        """Put the item in flight as `sending`; None if it is already queued."""
+        statement = (
+            insert(PostingQueueItem)
+            .values(
+                media_item_id=media_item_id,
+                chat_id=chat_id,
+                status="sending",
+                scheduled_for=scheduled_for,
+                claimed_at=func.now(),
+                send_attempts=1,
+            )
+            .on_conflict_do_nothing(index_elements=[PostingQueueItem.media_item_id])
+            .returning(PostingQueueItem.id)
+        )
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def reclaim(self, queue_id: uuid.UUID) -> bool:
+        """Take a stuck `sending` row for one more send attempt."""
+        result = await self._session.execute(
+            update(PostingQueueItem)
+            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
+            .values(claimed_at=func.now(), send_attempts=PostingQueueItem.send_attempts + 1)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def mark_sent(self, queue_id: uuid.UUID, telegram_message_id: int) -> bool:
+        result = await self._session.execute(
+            update(PostingQueueItem)
+            .where(PostingQueueItem.id == queue_id)
+            .values(status="sent", telegram_message_id=telegram_message_id, sent_at=func.now())
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release(self, queue_id: uuid.UUID) -> PostingQueueItem | None:
+        """Remove the row (a failed send frees its item); return what was removed."""
+        statement = (
+            delete(PostingQueueItem)
+            .where(PostingQueueItem.id == queue_id)
+            .returning(PostingQueueItem)
+        )
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def get(self, queue_id: uuid.UUID) -> PostingQueueItem | None:
+        return await self._session.get(PostingQueueItem, queue_id)
+
+    async def stuck_sending(self, older_than: datetime) -> list[PostingQueueItem]:
+        """Rows a crashed process left in `sending`, locked so one process takes each."""
+        statement = (
+            select(PostingQueueItem)
+            .where(PostingQueueItem.status == "sending", PostingQueueItem.claimed_at < older_than)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await self._session.execute(statement)).scalars())
+
+    async def in_flight(self, chat_id: int) -> list[tuple[PostingQueueItem, MediaItem]]:
+        statement = (
+            select(PostingQueueItem, MediaItem)
+            .join(MediaItem, MediaItem.id == PostingQueueItem.media_item_id)
+            .where(PostingQueueItem.chat_id == chat_id)
+            .order_by(PostingQueueItem.created_at)
+        )
+        return [(row[0], row[1]) for row in await self._session.execute(statement)]

@@ -1,0 +1,62 @@
+"""users: upserted on every command or press, never check-then-insert."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import User
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramIdentity:
+    """Who pressed or typed, as Telegram reported it."""
+
+    telegram_user_id: int
+    username: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        full = " ".join(part for part in (self.first_name, self.last_name) if part)
+        if full:
+            return full
+        if self.username:
+            return f"@{self.username}"
+        return f"user {self.telegram_user_id}"
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def upsert(self, identity: TelegramIdentity) -> uuid.UUID:
+        statement = (
+            insert(User)
+            .values(
+                telegram_user_id=identity.telegram_user_id,
+                username=identity.username,
+                first_name=identity.first_name,
+                last_name=identity.last_name,
+            )
+            .on_conflict_do_update(
+                index_elements=[User.telegram_user_id],
+                set_={
+                    "username": identity.username,
+                    "first_name": identity.first_name,
+                    "last_name": identity.last_name,
+                    "last_seen_at": func.now(),
+                },
+            )
+            .returning(User.id)
+        )
+        return (await self._session.execute(statement)).scalar_one()
+
+    async def by_telegram_id(self, telegram_user_id: int) -> User | None:
+        statement = select(User).where(User.telegram_user_id == telegram_user_id)
+        return (await self._session.execute(statement)).scalar_one_or_none()

@@ -1,0 +1,134 @@
+"""The async retry wrapper: one more attempt after a lost connection, never after a bug."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.errors import DatabaseUnavailableError
+
+logger = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+UnitOfWork = Callable[[AsyncSession], Awaitable[T]]
+Recovery = Callable[[AsyncSession], Awaitable[T | None]]
+
+
+def is_connection_loss(exc: BaseException) -> bool:
+    """True when `exc` means the connection (not the statement) failed."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated)
+    # Raised while connecting (refused, reset, DNS) and by the connect and
+    # command timeouts, which stand for a connection that went silent.
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError | asyncpg.InterfaceError)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long the second attempt may wait for the server to take connections again."""
+
+    reconnect_deadline_seconds: float = 4.0
+    # Starts at zero: the next pooled connection may simply be a live one.
+    backoff_seconds: tuple[float, ...] = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+async def _discard(session: AsyncSession) -> None:
+    try:
+        await session.invalidate()
+    except Exception:  # the connection is already gone; nothing left to release
+        logger.debug("db.invalidate_failed", exc_info=True)
+
+
+async def _attempt(
+    session_factory: async_sessionmaker[AsyncSession],
+    unit_of_work: UnitOfWork[T],
+    recover: Recovery[T] | None,
+) -> tuple[bool, T]:
+    """Run (recover, then) the unit of work in a fresh session.
+
+    Returns (settled_by_recovery, result). A lost connection invalidates only
+    this session's connection before the error propagates.
+    """
+    session = session_factory()
+    try:
+        if recover is not None:
+            async with session.begin():
+                settled = await recover(session)
+            if settled is not None:
+                return True, settled
+        return False, await unit_of_work(session)
+    except BaseException as exc:
+        if is_connection_loss(exc):
+            await _discard(session)
+        raise
+    finally:
+        await session.close()
+
+
+async def run_with_retry(
+    session_factory: async_sessionmaker[AsyncSession],
+    unit_of_work: UnitOfWork[T],
+    *,
+    recover: Recovery[T] | None = None,
+    policy: RetryPolicy | None = None,
+    operation: str = "unit_of_work",
+) -> T:
+    """Run `unit_of_work` in its own session; after a lost connection, run it once more.
+
+    `unit_of_work` owns its transaction (it begins and commits). Before the second
+    attempt `recover` re-reads the state in a fresh session: when it returns a
+    value (our first commit landed after all, or someone else acted) that value is
+    the result and the unit of work is not repeated. Reconnecting is retried with
+    backoff until the policy's deadline, because a restarting server refuses
+    connections for a moment; the unit of work itself runs at most twice.
+    """
+    policy = policy or RetryPolicy()
+    try:
+        return (await _attempt(session_factory, unit_of_work, None))[1]
+    except Exception as exc:
+        if not is_connection_loss(exc):
+            raise
+        logger.warning("db.connection_lost", operation=operation, error=repr(exc), attempt=1)
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + policy.reconnect_deadline_seconds
+    backoff = iter(policy.backoff_seconds)
+    while True:
+        ran_unit_of_work = False
+
+        async def second_attempt(session: AsyncSession) -> T:
+            nonlocal ran_unit_of_work
+            ran_unit_of_work = True
+            return await unit_of_work(session)
+
+        try:
+            settled, result = await _attempt(session_factory, second_attempt, recover)
+        except Exception as exc:
+            if not is_connection_loss(exc):
+                raise
+            delay = next(backoff, policy.backoff_seconds[-1])
+            if ran_unit_of_work or loop.time() + delay > deadline:
+                logger.error("db.retry_failed", operation=operation, error=repr(exc), attempt=2)
+                raise DatabaseUnavailableError(operation) from exc
+            logger.info("db.reconnect_wait", operation=operation, error=repr(exc), delay=delay)
+            await asyncio.sleep(delay)
+            continue
+        if settled:
+            logger.info("db.retry_settled_by_reread", operation=operation)
+        else:
+            logger.info("db.retry_succeeded", operation=operation)
+        return result

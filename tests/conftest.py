@@ -1,0 +1,157 @@
+"""One PostgreSQL per test session; one database per test, cloned from a migrated template."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.app import build_dispatcher, build_services, create_bot
+from bot.config import Settings
+from bot.database import Database
+from db import migrate
+from db.embedded import EmbeddedPostgres
+from db.engine import EngineOptions, create_engine, create_session_factory
+from tests.support import TEAM_CHAT, TEST_TOKEN, PostgresHandle, TestApp, seed_chat
+from tests.telegram_fake import RecordingSession
+
+TEMPLATE_DB = "storyqueue_template"
+
+
+def _dsn(sqlalchemy_url: str) -> str:
+    return (
+        make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresHandle]:
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield PostgresHandle(
+            admin_url=external.replace("postgresql://", "postgresql+asyncpg://", 1)
+        )
+        return
+    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_stop=True)
+    admin_url = embedded.start()
+    try:
+        yield PostgresHandle(admin_url=admin_url, embedded=embedded)
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+async def template_url(postgres: PostgresHandle) -> str:
+    admin = await asyncpg.connect(_dsn(postgres.admin_url))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    finally:
+        await admin.close()
+    url = postgres.url_for(TEMPLATE_DB)
+    engine = create_engine(EngineOptions(url=url, pool_size=1, max_overflow=0))
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    return url
+
+
+@pytest.fixture
+async def database_url(postgres: PostgresHandle, template_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test alone."""
+    name = f"sq_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(_dsn(postgres.admin_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    finally:
+        await admin.close()
+    yield postgres.url_for(name)
+    admin = await asyncpg.connect(_dsn(postgres.admin_url))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def empty_database_url(postgres: PostgresHandle) -> AsyncIterator[str]:
+    """An empty database, for migration tests."""
+    name = f"sq_empty_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(_dsn(postgres.admin_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield postgres.url_for(name)
+    admin = await asyncpg.connect(_dsn(postgres.admin_url))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(
+        EngineOptions(url=database_url, pool_size=5, max_overflow=5, command_timeout_seconds=5.0)
+    )
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(engine)
+
+
+@pytest.fixture
+def project_root() -> Path:
+    return migrate.PROJECT_ROOT
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bot_token=TEST_TOKEN,
+        telegram_chat_id=TEAM_CHAT,
+        admin_user_ids=frozenset({1}),
+        data_dir=tmp_path / "data",
+        media_dir=tmp_path / "media",
+    )
+
+
+@pytest.fixture
+def telegram() -> RecordingSession:
+    return RecordingSession()
+
+
+@pytest.fixture
+async def app(
+    settings: Settings,
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+    telegram: RecordingSession,
+) -> AsyncIterator[TestApp]:
+    """The real dispatcher, services and database; Telegram is the recording session."""
+    database = Database(engine=engine, sessions=session_factory)
+    bot = create_bot(settings, session=telegram)
+    services = build_services(database)
+    dispatcher = build_dispatcher(settings, database, services)
+    await seed_chat(session_factory)
+    yield TestApp(
+        settings=settings,
+        bot=bot,
+        dispatcher=dispatcher,
+        services=services,
+        sessions=session_factory,
+        telegram=telegram,
+    )
+    await services.tasks.drain(5)

@@ -1,0 +1,91 @@
+"""A byte-level proxy in front of PostgreSQL's unix socket, for counting and for faults.
+
+It counts round trips (a client message sent after the server last replied) and
+can cut a connection right after the server has answered a matching message,
+so the client never hears an answer the server already acted on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+SOCKET_NAME = ".s.PGSQL.5432"
+
+
+class PgProxy:
+    def __init__(self, upstream_socket_dir: Path, listen_dir: Path) -> None:
+        self.upstream = upstream_socket_dir / SOCKET_NAME
+        self.listen_dir = listen_dir
+        self.round_trips = 0
+        self._cut_after_reply: Callable[[bytes], bool] | None = None
+        self.cuts = 0
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.listen_dir
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@/{database}?host={self.listen_dir}"
+
+    def cut_after_reply_to(self, predicate: Callable[[bytes], bool] | None) -> None:
+        """The next client message matching `predicate` reaches the server; its reply does not."""
+        self._cut_after_reply = predicate
+
+    async def start(self) -> None:
+        self.listen_dir.mkdir(parents=True, exist_ok=True)
+        self._server = await asyncio.start_unix_server(
+            self._handle, path=str(self.listen_dir / SOCKET_NAME)
+        )
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_unix_connection(str(self.upstream))
+        self._writers.update({client_w, server_w})
+        state = {"awaiting_reply": False, "cut": False}
+
+        async def client_to_server() -> None:
+            while data := await client_r.read(65536):
+                if not state["awaiting_reply"]:
+                    self.round_trips += 1
+                    state["awaiting_reply"] = True
+                predicate = self._cut_after_reply
+                if predicate is not None and predicate(data):
+                    self._cut_after_reply = None
+                    state["cut"] = True
+                server_w.write(data)
+                await server_w.drain()
+
+        async def server_to_client() -> None:
+            while data := await server_r.read(65536):
+                if state["cut"]:
+                    self.cuts += 1  # the server answered; the client never hears it
+                    return
+                state["awaiting_reply"] = False
+                client_w.write(data)
+                await client_w.drain()
+
+        pumps = [
+            asyncio.ensure_future(client_to_server()),
+            asyncio.ensure_future(server_to_client()),
+        ]
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pump in pumps:
+                pump.cancel()
+            for writer in (client_w, server_w):
+                self._writers.discard(writer)
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()

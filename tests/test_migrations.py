@@ -1,0 +1,84 @@
+"""The migrations build the schema, undo it, and match the models."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from db import migrate
+from db.engine import EngineOptions, create_engine
+from db.models import Base
+
+TABLES = {
+    "chat_settings",
+    "users",
+    "media_items",
+    "posting_queue",
+    "posting_history",
+    "media_locks",
+    "user_interactions",
+}
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_engine(EngineOptions(url=url, pool_size=1, max_overflow=0))
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            )
+            return {row[0] for row in rows}
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_then_downgrade_then_upgrade(empty_database_url: str) -> None:
+    engine = create_engine(EngineOptions(url=empty_database_url, pool_size=1, max_overflow=0))
+    try:
+        await migrate.upgrade(engine)
+        assert await migrate.current_revision(engine) == migrate.head_revision()
+        assert await _tables(empty_database_url) >= TABLES
+
+        await migrate.downgrade(engine, "base")
+        assert await migrate.current_revision(engine) is None
+        assert await _tables(empty_database_url) & TABLES == set()
+
+        await migrate.upgrade(engine)
+        assert await migrate.current_revision(engine) == migrate.head_revision()
+    finally:
+        await engine.dispose()
+
+
+def _diff(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "compare_server_default": True}
+    )
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def test_models_match_migrations(database_url: str) -> None:
+    engine = create_engine(EngineOptions(url=database_url, pool_size=1, max_overflow=0))
+    try:
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(_diff)
+    finally:
+        await engine.dispose()
+    assert differences == []
+
+
+async def test_concurrent_migrations_run_once(empty_database_url: str) -> None:
+    engines = [
+        create_engine(EngineOptions(url=empty_database_url, pool_size=1, max_overflow=0))
+        for _ in range(3)
+    ]
+    try:
+        await asyncio.gather(*(migrate.upgrade(engine) for engine in engines))
+        await migrate.upgrade(engines[0])  # a second run is a no-op
+        assert await migrate.current_revision(engines[0]) == migrate.head_revision()
+    finally:
+        for engine in engines:
+            await engine.dispose()

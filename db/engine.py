@@ -57,7 +57,10 @@ def _connect_args(options: EngineOptions) -> dict[str, Any]:
 
 def _discard_only_the_broken_connection(context: ExceptionContext) -> None:
     """Treat timeouts as lost connections, and never invalidate the whole pool."""
-    if isinstance(context.original_exception, TimeoutError | ConnectionError):
+    if isinstance(context.original_exception, TimeoutError | ConnectionError) or (
+        # asyncpg's protocol is left mid-operation when the server vanished under it.
+        type(context.original_exception).__name__ == "InternalClientError"
+    ):
         context.is_disconnect = True
     if context.is_disconnect:
         context.invalidate_pool_on_disconnect = False

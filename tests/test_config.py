@@ -1,0 +1,95 @@
+"""Settings: a missing or invalid one is one clear line and exit status 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, LogFormat, Settings, load_settings
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BOT_", "TELEGRAM_", "DATABASE_", "DB_", "LOG_", "ADMIN_"))
+    }
+    env.update(extra)
+    return env
+
+
+def test_run_without_token_names_it_and_exits_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=tmp_path,
+        env=_clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "BOT_TOKEN" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_setting_names_it_and_exits_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "check"],
+        cwd=tmp_path,
+        env=_clean_env(tmp_path, DB_POOL_SIZE="lots"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "DB_POOL_SIZE" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LOG_FORMAT", "xml"),
+        ("LOG_LEVEL", "LOUD"),
+        ("TELEGRAM_CHAT_ID", "team"),
+        ("ADMIN_USER_IDS", "1,two"),
+        ("DATABASE_URL", "mysql://x"),
+        ("DB_POOL_SIZE", "0"),
+    ],
+)
+def test_each_invalid_value_is_named(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        load_settings(_env_file=None)
+
+
+def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADMIN_USER_IDS", "1, 2,3")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@h/db")
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    settings = load_settings(_env_file=None)
+    assert settings.admin_user_ids == frozenset({1, 2, 3})
+    assert settings.database_url == "postgresql+asyncpg://u:p@h/db"
+    assert settings.log_format is LogFormat.JSON
+
+
+def test_require_for_run_names_what_is_missing() -> None:
+    settings = Settings(_env_file=None, bot_token="1:x")  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="TELEGRAM_CHAT_ID"):
+        settings.require_for_run()
+
+
+def test_instagram_needs_all_three() -> None:
+    partial = Settings(_env_file=None, instagram_user_id="1", instagram_access_token="t")  # type: ignore[call-arg]
+    assert not partial.instagram_configured
+    full = partial.model_copy(update={"media_public_base_url": "https://cdn.example/media"})
+    assert full.instagram_configured

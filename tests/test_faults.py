@@ -1,0 +1,268 @@
+"""Real faults on the real PostgreSQL: terminated backends, a cut COMMIT, a server restart."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.util import await_
+
+from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
+from db.engine import EngineOptions, create_engine, create_session_factory
+from db.errors import DatabaseUnavailableError
+from db.repositories import TelegramIdentity
+from db.retry import RetryPolicy
+from tests.pgproxy import PgProxy
+from tests.support import (
+    TEAM_CHAT,
+    PostgresHandle,
+    fetch_all,
+    seed_chat,
+    seed_media,
+    seed_queue_item,
+)
+
+ALICE = TelegramIdentity(7, "alice", "Alice")
+APP_NAME = "storyqueue-faults"
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+async def admin(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(_dsn(database_url))
+    yield connection
+    await connection.close()
+
+
+def _engine(url: str, pool_size: int = 2) -> AsyncEngine:
+    return create_engine(
+        EngineOptions(
+            url=url,
+            pool_size=pool_size,
+            max_overflow=0,
+            application_name=APP_NAME,
+            command_timeout_seconds=5,
+        )
+    )
+
+
+@pytest.fixture
+async def faulty(
+    database_url: str,
+) -> AsyncIterator[tuple[AsyncEngine, async_sessionmaker[AsyncSession]]]:
+    engine = _engine(database_url)
+    yield engine, create_session_factory(engine)
+    await engine.dispose()
+
+
+async def _kill_app_backends(admin: asyncpg.Connection) -> int:
+    return int(
+        await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            APP_NAME,
+        )
+    )
+
+
+async def _prepare(sessions: async_sessionmaker[AsyncSession], count: int = 1) -> list[uuid.UUID]:
+    await seed_chat(sessions)
+    queue_ids = []
+    for media_id in await seed_media(sessions, count=count):
+        queue_ids.append(await seed_queue_item(sessions, media_id))
+    return queue_ids
+
+
+def _press(queue_id: uuid.UUID, status: str = "posted") -> Press:
+    return Press(queue_id=queue_id, chat_id=TEAM_CHAT, status=status, presser=ALICE)
+
+
+async def _assert_recorded_once(sessions: async_sessionmaker[AsyncSession]) -> None:
+    history = await fetch_all(sessions, "SELECT status FROM posting_history")
+    assert [row.status for row in history] == ["posted"]
+    [media] = await fetch_all(sessions, "SELECT times_posted FROM media_items")
+    assert media.times_posted == 1
+    locks = await fetch_all(sessions, "SELECT reason FROM media_locks")
+    assert [lock.reason for lock in locks] == ["recent_post"]
+    [presser] = await fetch_all(sessions, "SELECT total_posts FROM users")
+    assert presser.total_posts == 1
+    assert await fetch_all(sessions, "SELECT 1 FROM posting_queue") == []
+
+
+async def test_backend_killed_while_idle_in_the_pool(
+    faulty: Any, admin: asyncpg.Connection
+) -> None:
+    _, sessions = faulty
+    [queue_id] = await _prepare(sessions)
+    async with sessions() as session:
+        await session.execute(text("SELECT 1"))  # a pooled connection now exists
+    assert await _kill_app_backends(admin) >= 1
+
+    outcome = await PressService(sessions).record(_press(queue_id))
+
+    assert outcome.kind is OutcomeKind.RECORDED
+    await _assert_recorded_once(sessions)
+
+
+async def test_backend_killed_during_the_unit_of_work(
+    faulty: Any, admin: asyncpg.Connection
+) -> None:
+    engine, sessions = faulty
+    [queue_id] = await _prepare(sessions)
+    killed = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def kill_own_backend(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "WITH claimed" in statement and not killed:
+            pid = conn.connection.dbapi_connection.driver_connection.get_server_pid()
+            killed.append(await_(admin.fetchval("SELECT pg_terminate_backend($1)", pid)))
+
+    outcome = await PressService(sessions).record(_press(queue_id))
+
+    assert killed == [True]
+    assert outcome.kind is OutcomeKind.RECORDED
+    await _assert_recorded_once(sessions)
+
+
+async def test_backend_killed_just_before_commit(faulty: Any, admin: asyncpg.Connection) -> None:
+    engine, sessions = faulty
+    [queue_id] = await _prepare(sessions)
+    killed = []
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def kill_before_commit(conn: Any) -> None:
+        if not killed:
+            pid = conn.connection.dbapi_connection.driver_connection.get_server_pid()
+            killed.append(await_(admin.fetchval("SELECT pg_terminate_backend($1)", pid)))
+
+    outcome = await PressService(sessions).record(_press(queue_id))
+
+    assert killed == [True]
+    assert outcome.kind is OutcomeKind.RECORDED
+    await _assert_recorded_once(sessions)
+
+
+@pytest.fixture
+async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
+    if postgres.embedded is None:
+        pytest.skip("the proxy fronts the embedded server's unix socket")
+    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqp")))
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+async def test_commit_lands_but_its_answer_is_lost(database_url: str, proxy: PgProxy) -> None:
+    """The ambiguous commit: the server committed, the client saw the connection die."""
+    engine = _engine(proxy.url(make_url(database_url).database or ""))
+    sessions = create_session_factory(engine)
+    try:
+        [queue_id] = await _prepare(sessions)
+        proxy.cut_after_reply_to(lambda data: b"COMMIT" in data)
+
+        outcome = await PressService(sessions).record(_press(queue_id))
+
+        assert proxy.cuts == 1
+        assert outcome.kind is OutcomeKind.RECORDED
+        await _assert_recorded_once(sessions)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_press_costs_three_round_trips(database_url: str, proxy: PgProxy) -> None:
+    """BEGIN, the one statement (user upsert and interaction log included), COMMIT."""
+    engine = _engine(proxy.url(make_url(database_url).database or ""), pool_size=1)
+    sessions = create_session_factory(engine)
+    try:
+        warm_up, measured = await _prepare(sessions, count=2)
+        service = PressService(sessions)
+        await service.record(_press(warm_up))  # connects and prepares the statement once
+        before = proxy.round_trips
+
+        outcome = await service.record(_press(measured, "skipped"))
+
+        assert outcome.kind is OutcomeKind.RECORDED
+        assert proxy.round_trips - before == 3
+    finally:
+        await engine.dispose()
+
+
+async def test_server_restart(faulty: Any, postgres: PostgresHandle) -> None:
+    if postgres.embedded is None:
+        pytest.skip("needs the embedded server to restart it")
+    _, sessions = faulty
+    [queue_id] = await _prepare(sessions)
+    async with sessions() as session:
+        await session.execute(text("SELECT 1"))
+
+    await asyncio.to_thread(postgres.embedded.pg_ctl, "restart", "-w", "-m", "fast")
+
+    outcome = await PressService(sessions).record(_press(queue_id))
+    assert outcome.kind is OutcomeKind.RECORDED
+    await _assert_recorded_once(sessions)
+
+
+async def test_200_presses_under_fire_leave_nothing_idle_in_transaction(
+    database_url: str, admin: asyncpg.Connection
+) -> None:
+    engine = _engine(database_url, pool_size=4)
+    sessions = create_session_factory(engine)
+    rng = random.Random(7)
+    try:
+        queue_ids = await _prepare(sessions, count=200)
+        service = PressService(sessions, RetryPolicy(reconnect_deadline_seconds=2.0))
+        stop = asyncio.Event()
+
+        async def sniper() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(rng.uniform(0.01, 0.05))
+                await _kill_app_backends(admin)
+
+        async def press_until_recorded(queue_id: uuid.UUID) -> tuple[PressOutcome, int]:
+            for tries in range(1, 20):
+                try:
+                    return await service.record(
+                        _press(queue_id, rng.choice(["posted", "skipped"]))
+                    ), tries
+                except DatabaseUnavailableError:
+                    continue  # the user is told to press again, and does
+            raise AssertionError("never recorded")
+
+        sniping = asyncio.create_task(sniper())
+        results = []
+        try:
+            for start in range(0, 200, 10):
+                results += await asyncio.gather(
+                    *(press_until_recorded(q) for q in queue_ids[start : start + 10])
+                )
+        finally:
+            stop.set()
+            await sniping
+
+        assert all(outcome.kind is OutcomeKind.RECORDED for outcome, _ in results)
+        counts = await admin.fetchrow(
+            "SELECT count(*) AS rows, count(DISTINCT queue_item_id) AS items FROM posting_history"
+        )
+        assert (counts["rows"], counts["items"]) == (200, 200)
+        assert await admin.fetchval("SELECT count(*) FROM posting_queue") == 0
+        idle = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = $1 AND state = 'idle in transaction'",
+            APP_NAME,
+        )
+        assert idle == 0
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()

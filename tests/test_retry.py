@@ -1,0 +1,190 @@
+"""The retry wrapper, with mocks where the exact attempt count is the point."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.services.press import OutcomeKind, Press, PressService
+from db.errors import DatabaseUnavailableError
+from db.repositories import PressRepository, TelegramIdentity
+from db.retry import RetryPolicy, run_with_retry
+from tests.support import TEAM_CHAT, TestApp, fetch_all, seed_media, seed_queue_item
+from tests.telegram_fake import callback_update, queue_message, user
+
+ALICE = TelegramIdentity(7, "alice", "Alice")
+BOB = TelegramIdentity(8, "bob", "Bob")
+FAST = RetryPolicy(reconnect_deadline_seconds=1.0, backoff_seconds=(0.0, 0.01))
+
+
+def lost_connection() -> OperationalError:
+    return OperationalError("SELECT 1", {}, ConnectionResetError("connection reset by peer"))
+
+
+class FlakyRecord:
+    """Wraps PressRepository.record: the first `failures` calls raise, the rest run for real."""
+
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        failures: int,
+        error: Exception,
+        before_failing: Any = None,
+    ) -> None:
+        self.attempts = 0
+        self._failures = failures
+        self._error = error
+        self._before_failing = before_failing
+        real = PressRepository.record
+        flaky = self
+
+        async def record(repository: PressRepository, **kwargs: Any) -> Any:
+            flaky.attempts += 1
+            if flaky.attempts <= flaky._failures:
+                if flaky._before_failing is not None:
+                    await flaky._before_failing()
+                raise flaky._error
+            return await real(repository, **kwargs)
+
+        monkeypatch.setattr(PressRepository, "record", record)
+
+
+async def _queued(app: TestApp) -> uuid.UUID:
+    [media_id] = await seed_media(app.sessions)
+    return await seed_queue_item(app.sessions, media_id)
+
+
+def _press(queue_id: uuid.UUID, status: str = "posted", who: TelegramIdentity = ALICE) -> Press:
+    return Press(queue_id=queue_id, chat_id=TEAM_CHAT, status=status, presser=who)
+
+
+async def _history_count(app: TestApp) -> int:
+    return len(await fetch_all(app.sessions, "SELECT 1 FROM posting_history"))
+
+
+async def test_lost_connection_then_success_runs_twice_and_records_once(
+    app: TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue_id = await _queued(app)
+    flaky = FlakyRecord(monkeypatch, failures=1, error=lost_connection())
+
+    outcome = await PressService(app.sessions, FAST).record(_press(queue_id))
+
+    assert flaky.attempts == 2
+    assert outcome.kind is OutcomeKind.RECORDED
+    assert await _history_count(app) == 1
+
+
+async def test_a_bug_is_never_retried(app: TestApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    queue_id = await _queued(app)
+    flaky = FlakyRecord(monkeypatch, failures=1, error=ValueError("bug"))
+
+    with pytest.raises(ValueError, match="bug"):
+        await PressService(app.sessions, FAST).record(_press(queue_id))
+    assert flaky.attempts == 1
+    assert await _history_count(app) == 0
+
+
+async def test_a_constraint_violation_is_never_retried(app: TestApp) -> None:
+    attempts = 0
+
+    async def violate(session: Any) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise IntegrityError("INSERT", {}, Exception("duplicate key"))
+
+    with pytest.raises(IntegrityError):
+        await run_with_retry(app.sessions, violate, policy=FAST)
+    assert attempts == 1
+
+
+async def test_two_lost_connections_propagate_and_keep_the_buttons(
+    app: TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue_id = await _queued(app)
+    flaky = FlakyRecord(monkeypatch, failures=2, error=lost_connection())
+    data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
+    keyboard = queue_keyboard(queue_id, instagram=False)
+    message = queue_message(TEAM_CHAT, 500, "Hi\n\n📄 a.jpg", keyboard)
+
+    await app.feed(callback_update(data, message, user()))
+
+    assert flaky.attempts == 2
+    assert await _history_count(app) == 0
+    assert len(await fetch_all(app.sessions, "SELECT 1 FROM posting_queue")) == 1
+    [edit] = app.telegram.of(EditMessageCaption)
+    assert edit.caption == "Hi\n\n📄 a.jpg\n\n❌ Couldn't record that — please press again"
+    assert edit.reply_markup == keyboard
+    assert [a.text for a in app.telegram.of(AnswerCallbackQuery)] == [
+        "❌ Couldn't record that — please press again"
+    ]
+
+    # Pressing again (the database is back) records it.
+    monkeypatch.undo()
+    await app.feed(
+        callback_update(data, queue_message(TEAM_CHAT, 500, edit.caption, keyboard), user())
+    )
+    assert await _history_count(app) == 1
+    assert app.telegram.of(EditMessageCaption)[-1].caption == "Hi\n\n📄 a.jpg\n\n✅ Posted by Alice"
+
+
+async def test_retry_finds_someone_else_acted(
+    app: TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue_id = await _queued(app)
+    service = PressService(app.sessions, FAST)
+
+    async def bob_skips_meanwhile() -> None:
+        monkeypatch.undo()
+        assert (await service.record(_press(queue_id, "skipped", BOB))).kind is OutcomeKind.RECORDED
+
+    flaky = FlakyRecord(
+        monkeypatch, failures=1, error=lost_connection(), before_failing=bob_skips_meanwhile
+    )
+    outcome = await service.record(_press(queue_id))
+
+    assert flaky.attempts == 1  # the re-read settled it; the unit of work did not run again
+    assert (outcome.kind, outcome.status, outcome.acted_by_name) == (
+        OutcomeKind.ALREADY,
+        "skipped",
+        "Bob",
+    )
+    assert await _history_count(app) == 1
+
+
+async def test_confirmed_reject_retries_the_same_way(
+    app: TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue_id = await _queued(app)
+    flaky = FlakyRecord(monkeypatch, failures=1, error=lost_connection())
+    data = QueueCallback(action=QueueAction.CONFIRM_REJECT, queue_id=queue_id).pack()
+    message = queue_message(TEAM_CHAT, 500, "Hi\n\n📄 a.jpg\n\n🚫 Reject this item for good?")
+
+    await app.feed(callback_update(data, message, user()))
+
+    assert flaky.attempts == 2
+    rows = await fetch_all(app.sessions, "SELECT status FROM posting_history")
+    assert [row.status for row in rows] == ["rejected"]
+    locks = await fetch_all(app.sessions, "SELECT locked_until FROM media_locks")
+    assert [lock.locked_until for lock in locks] == [None]
+    assert (
+        app.telegram.of(EditMessageCaption)[-1].caption == "Hi\n\n📄 a.jpg\n\n🚫 Rejected by Alice"
+    )
+
+
+async def test_unit_of_work_runs_at_most_twice(app: TestApp) -> None:
+    attempts = 0
+
+    async def always_refused(session: Any) -> str:
+        nonlocal attempts
+        attempts += 1
+        raise ConnectionRefusedError("server restarting")
+
+    with pytest.raises(DatabaseUnavailableError):
+        await run_with_retry(app.sessions, always_refused, policy=FAST)
+    assert attempts == 2

@@ -1,4 +1,4 @@
-"""`python -m bot [run|migrate|check]`."""
+"""`python -m bot [run|migrate|check|index]`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logging import configure_logging
@@ -23,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--live", action="store_true", help="also fail when the scheduler has not ticked recently"
     )
+    index = commands.add_parser("index", help="index a media folder into the library")
+    index.add_argument("directory", type=Path, nargs="?", help="media root (default MEDIA_DIR)")
+    index.add_argument("--chat", type=int, help="chat id (default TELEGRAM_CHAT_ID)")
     return parser
 
 
@@ -35,6 +39,30 @@ async def _migrate(settings: Settings) -> int:
         await migrate.upgrade(database.engine)
         after = await migrate.current_revision(database.engine)
     print("schema already at head" if before == after else f"schema migrated {before} -> {after}")
+    return 0
+
+
+async def _index(settings: Settings, directory: Path | None, chat_id: int | None) -> int:
+    from bot.database import open_database
+    from bot.services.library import LibraryIndexer, Progress
+    from db import migrate
+
+    chat = chat_id if chat_id is not None else settings.telegram_chat_id
+    if chat is None:
+        raise ConfigError("TELEGRAM_CHAT_ID must be set, or pass --chat")
+    root = directory or settings.media_dir
+    if not root.is_dir():
+        print(f"index failed: {root} is not a folder", file=sys.stderr)
+        return EXIT_FAILED
+    async with open_database(settings) as database:
+        await migrate.upgrade(database.engine)
+        indexer = LibraryIndexer(
+            database.sessions,
+            local_api=bool(settings.telegram_api_url),
+            progress=lambda total: Progress(total, enabled=sys.stderr.isatty()),
+        )
+        report = await indexer.index(root, chat)
+    print(report.summary())
     return 0
 
 
@@ -89,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if command == "check":
             return asyncio.run(_check(settings, arguments.live))
+        if command == "index":
+            return asyncio.run(_index(settings, arguments.directory, arguments.chat))
     except ConfigError as error:
         print(f"storyqueue: config error: {error}", file=sys.stderr)
         return EXIT_CONFIG

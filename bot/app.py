@@ -14,10 +14,15 @@ from aiogram.enums import ParseMode
 
 from bot.config import Settings
 from bot.database import Database
-from bot.handlers import fallback, queue
+from bot.handlers import commands, fallback, queue
+from bot.handlers import settings as settings_handlers
 from bot.middlewares import LogContextMiddleware
+from bot.services.admins import AdminDirectory
+from bot.services.notifier import Notifier
 from bot.services.press import PressService
+from bot.services.scheduler import Clock, Scheduler, utc_now
 from bot.services.tasks import TaskTracker
+from bot.services.team import TeamService
 
 logger = structlog.get_logger(__name__)
 
@@ -39,10 +44,29 @@ def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
 class Services:
     press: PressService
     tasks: TaskTracker
+    scheduler: Scheduler
+    team: TeamService
+    admins: AdminDirectory
 
 
-def build_services(database: Database) -> Services:
-    return Services(press=PressService(database.sessions), tasks=TaskTracker())
+def build_services(
+    settings: Settings, database: Database, bot: Bot, *, clock: Clock = utc_now
+) -> Services:
+    notifier = Notifier(bot, settings.media_dir, instagram=settings.instagram_configured)
+    scheduler = Scheduler(
+        database.sessions,
+        notifier,
+        data_dir=settings.data_dir,
+        interval_seconds=settings.scheduler_interval_seconds,
+        clock=clock,
+    )
+    return Services(
+        press=PressService(database.sessions),
+        tasks=TaskTracker(),
+        scheduler=scheduler,
+        team=TeamService(database.sessions),
+        admins=AdminDirectory(bot, settings.admin_user_ids),
+    )
 
 
 def build_dispatcher(settings: Settings, database: Database, services: Services) -> Dispatcher:
@@ -52,7 +76,15 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
         sessions=database.sessions,
         press_service=services.press,
         tasks=services.tasks,
+        scheduler=services.scheduler,
+        team=services.team,
+        admins=services.admins,
     )
     dispatcher.update.outer_middleware(LogContextMiddleware())
-    dispatcher.include_routers(queue.create_router(), fallback.create_router())
+    dispatcher.include_routers(
+        queue.create_router(),
+        commands.create_router(),
+        settings_handlers.create_router(),
+        fallback.create_router(),
+    )
     return dispatcher

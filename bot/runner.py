@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from aiogram.exceptions import TelegramUnauthorizedError
 from bot.app import build_dispatcher, build_services, create_bot
 from bot.config import ConfigError, Settings
 from bot.database import open_database
+from bot.handlers.commands import register_commands
 from db import migrate
 
 logger = structlog.get_logger(__name__)
@@ -31,6 +33,16 @@ def _cancel_on_signals() -> Iterator[None]:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+async def _stop(task: asyncio.Task[None], grace: float) -> None:
+    """Let the scheduler finish its tick (bounded), then cancel it."""
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        logger.warning("scheduler.cancelled_at_shutdown")
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def run(settings: Settings) -> int:
@@ -55,9 +67,14 @@ async def _run(settings: Settings) -> int:
                     me = await bot.get_me()
                 except TelegramUnauthorizedError:
                     raise ConfigError("BOT_TOKEN: Telegram rejected the token (401)") from None
-                services = build_services(database)
+                services = build_services(settings, database, bot)
                 dispatcher = build_dispatcher(settings, database, services)
+                assert settings.telegram_chat_id is not None
+                await services.team.register_chat(settings.telegram_chat_id, None)
+                await register_commands(bot)
             logger.info("bot.started", username=me.username, chat_id=settings.telegram_chat_id)
+            stop_scheduler = asyncio.Event()
+            scheduling = asyncio.create_task(services.scheduler.run(stop_scheduler))
             try:
                 await dispatcher.start_polling(
                     bot,
@@ -66,7 +83,9 @@ async def _run(settings: Settings) -> int:
                     close_bot_session=False,
                 )
             finally:
+                stop_scheduler.set()
                 await services.tasks.drain(settings.shutdown_grace_seconds)
+                await _stop(scheduling, settings.shutdown_grace_seconds)
         finally:
             await bot.session.close()
     finally:

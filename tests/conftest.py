@@ -143,7 +143,7 @@ async def app(
     """The real dispatcher, services and database; Telegram is the recording session."""
     database = Database(engine=engine, sessions=session_factory)
     bot = create_bot(settings, session=telegram)
-    services = build_services(database)
+    services = build_services(settings, database, bot)
     dispatcher = build_dispatcher(settings, database, services)
     await seed_chat(session_factory)
     yield TestApp(

@@ -64,17 +64,18 @@ async def seed_media(
     ids = []
     async with session_factory() as session, session.begin():
         for index in range(count):
-            media = MediaItem(
-                chat_id=chat_id,
-                file_path=f"cat/{prefix}{index}.jpg",
-                file_name=f"{prefix}{index}.jpg",
-                file_size=100,
-                file_hash=file_hash or uuid.uuid4().hex * 2,
-                media_kind="photo",
-                mime_type="image/jpeg",
-                category="cat",
+            fields = {
+                "chat_id": chat_id,
+                "file_path": f"cat/{prefix}{index}.jpg",
+                "file_name": f"{prefix}{index}.jpg",
+                "file_size": 100,
+                "file_hash": file_hash or uuid.uuid4().hex * 2,
+                "media_kind": "photo",
+                "mime_type": "image/jpeg",
+                "category": "cat",
                 **values,
-            )
+            }
+            media = MediaItem(**fields)
             session.add(media)
             await session.flush()
             ids.append(media.id)

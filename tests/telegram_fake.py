@@ -208,3 +208,13 @@ def command_update(
             entities=[MessageEntity(type="bot_command", offset=0, length=len(command))],
         ),
     )
+
+
+def text_message(chat_id: int, message_id: int, text: str) -> Message:
+    return Message(
+        message_id=message_id,
+        date=datetime.now(UTC),
+        chat=Chat(id=chat_id, type="supergroup", title="team"),
+        from_user=BOT_USER,
+        text=text,
+    )

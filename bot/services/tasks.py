@@ -32,7 +32,7 @@ class TaskTracker:
         """Wait (bounded) for tracked work; what is still running after that is cancelled."""
         if not self._tasks:
             return
-        logger.info("tasks.draining", pending=len(self._tasks), timeout=timeout)
+        logger.debug("tasks.draining", pending=len(self._tasks), timeout=timeout)
         _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
         for task in pending:
             task.cancel()

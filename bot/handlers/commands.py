@@ -1,0 +1,322 @@
+"""Team commands (design §5): /start /help /status /queue /next /history /stats /pause /resume."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from html import escape
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from aiogram import BaseMiddleware, Bot, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import BotCommand, Message, TelegramObject
+
+from bot.config import Settings
+from bot.handlers.settings import render_settings, settings_keyboard
+from bot.middlewares import may_press
+from bot.services.admins import AdminDirectory
+from bot.services.scheduler import NothingToSend, Scheduler, utc_now
+from bot.services.tasks import TaskTracker
+from bot.services.team import SettingRejectedError, TeamService
+from db.repositories import TelegramIdentity
+
+logger = structlog.get_logger(__name__)
+
+HISTORY_DEFAULT = 10
+HISTORY_MAX = 50
+PRIVATE_OK = {"start", "help"}
+
+COMMANDS: list[tuple[str, str]] = [
+    ("start", "what this bot does"),
+    ("help", "list the commands"),
+    ("status", "running or paused, next slot, last post, library"),
+    ("queue", "items waiting for a button press"),
+    ("next", "send the next item now"),
+    ("history", "the last actions: /history [n]"),
+    ("stats", "who posted, skipped, rejected"),
+    ("pause", "admins: stop scheduled posts"),
+    ("resume", "admins: resume scheduled posts"),
+    ("settings", "admins: posts per day, window, timezone, dry run"),
+]
+
+HELP = "\n".join(f"/{name} — {escape(text)}" for name, text in COMMANDS)
+
+INTRO = (
+    "👋 I run this team's Instagram Story queue.\n\n"
+    "At each slot of the posting window I send the next item here with buttons: "
+    "✅ Posted once you've posted it, ⏭️ Skip to pass for now, 🚫 Reject to never see it "
+    "again. Every press is recorded once, with who did it.\n\n"
+    "/help lists the commands."
+)
+
+
+def bot_commands() -> list[BotCommand]:
+    return [BotCommand(command=name, description=text) for name, text in COMMANDS]
+
+
+def identity_of(message: Message) -> TelegramIdentity:
+    user = message.from_user
+    assert user is not None
+    return TelegramIdentity(user.id, user.username, user.first_name, user.last_name)
+
+
+def ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    seconds = max(0, int((now - moment).total_seconds()))
+    if seconds < 90:
+        return "just now"
+    if seconds < 90 * 60:
+        return f"{seconds // 60} min ago"
+    if seconds < 36 * 3600:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+def local(moment: datetime, timezone: str) -> str:
+    return moment.astimezone(ZoneInfo(timezone)).strftime("%a %d %b %H:%M")
+
+
+def command_name(message: Message) -> str:
+    head = (message.text or "").split(maxsplit=1)[0] if message.text else ""
+    return head.lstrip("/").split("@", 1)[0].lower()
+
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class CommandScopeMiddleware(BaseMiddleware):
+    """Runs once a command handler matched: the chat must be served; the user is logged."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Message)
+        settings: Settings = data["settings"]
+        name = command_name(event)
+        if event.from_user is None:
+            return None
+        if event.chat.type == "private":
+            if name not in PRIVATE_OK:
+                await event.answer(
+                    "In a private chat I only answer /start and /help. "
+                    "The other commands work in the team chat."
+                )
+                return None
+        elif event.chat.id != settings.telegram_chat_id:
+            logger.warning("command.foreign_chat", chat_id=event.chat.id, command=name)
+            await event.answer("Sorry — I only work in my team's chat.")
+            return None
+        team: TeamService = data["team"]
+        tasks: TaskTracker = data["tasks"]
+        # Never delays or fails the command: its own short transaction, in the background.
+        tasks.spawn(_touch_quietly(team, event, name))
+        return await handler(event, data)
+
+
+async def _touch_quietly(team: TeamService, message: Message, name: str) -> None:
+    try:
+        await team.touch(
+            message.chat.id,
+            identity_of(message),
+            "command",
+            name,
+            context={"text": (message.text or "")[:200]},
+            message_id=message.message_id,
+        )
+    except Exception:
+        logger.exception("command.log_failed", command=name)
+
+
+async def start(message: Message, team: TeamService) -> None:
+    if message.chat.type != "private":
+        await team.register_chat(message.chat.id, message.chat.title)
+    await message.answer(INTRO)
+
+
+async def help_(message: Message) -> None:
+    await message.answer(HELP)
+
+
+async def status(message: Message, team: TeamService) -> None:
+    now = utc_now()
+    view = await team.status(message.chat.id, now)
+    chat = view.chat
+    lines = []
+    if chat.is_paused:
+        who = escape(view.paused_by or "someone")
+        since = local(chat.paused_at, chat.timezone) if chat.paused_at else "?"
+        lines.append(f"⏸ <b>Paused</b> by {who} since {since}")
+    else:
+        lines.append("▶️ <b>Running</b>" + (" (dry run)" if chat.dry_run else ""))
+    lines.append(f"📬 In flight: {view.in_flight}")
+    if view.next_slot is not None:
+        lines.append(
+            f"⏰ Next slot: {local(view.next_slot, chat.timezone)} ({escape(chat.timezone)})"
+        )
+    if view.last_post is not None:
+        last = view.last_post
+        lines.append(
+            f"🕘 Last post: <code>{escape(view.last_post_file or '?')}</code> by "
+            f"{escape(last.acted_by_name or 'someone')}, {ago(last.acted_at, now)}"
+        )
+    else:
+        lines.append("🕘 Last post: none yet")
+    lines.append(f"🗂 Library: {view.library} items, {view.eligible} eligible now")
+    if chat.posts_per_day:
+        days = view.eligible / chat.posts_per_day
+        lines.append(
+            f"📆 The eligible pool lasts about {days:.0f} days at {chat.posts_per_day} a day"
+        )
+    await message.answer("\n".join(lines))
+
+
+async def queue(message: Message, team: TeamService) -> None:
+    now = utc_now()
+    rows = await team.in_flight(message.chat.id)
+    if not rows:
+        await message.answer("📭 Nothing is waiting for a press.")
+        return
+    lines = [f"📬 <b>{len(rows)} in flight</b>"]
+    for position, (item, media) in enumerate(rows, 1):
+        state = {"sent": "waiting for a press", "sending": "being sent", "pending": "queued"}
+        lines.append(
+            f"{position}. <code>{escape(media.file_name)}</code> — "
+            f"{state.get(item.status, item.status)}, {ago(item.created_at, now)}"
+        )
+    await message.answer("\n".join(lines))
+
+
+async def history(message: Message, command: CommandObject, team: TeamService) -> None:
+    limit = HISTORY_DEFAULT
+    if command.args:
+        argument = command.args.strip()
+        if not argument.isdigit() or not 1 <= int(argument) <= HISTORY_MAX:
+            await message.answer(f"Usage: /history [n] with n from 1 to {HISTORY_MAX}.")
+            return
+        limit = int(argument)
+    rows = await team.history(message.chat.id, limit)
+    if not rows:
+        await message.answer("No history yet.")
+        return
+    now = utc_now()
+    icons = {"posted": "✅", "skipped": "⏭️", "rejected": "🚫", "failed": "⚠️"}
+    lines = [f"🧾 <b>Last {len(rows)}</b>"]
+    for entry, media in rows:
+        who = escape(entry.acted_by_name or "the bot")
+        what = entry.status + (" via Instagram" if entry.posting_method == "instagram_api" else "")
+        lines.append(
+            f"{icons.get(entry.status, '•')} <code>{escape(media.file_name)}</code> — "
+            f"{what} by {who}, {ago(entry.acted_at, now)}"
+        )
+    await message.answer("\n".join(lines))
+
+
+async def stats(message: Message, team: TeamService) -> None:
+    people = await team.stats(message.chat.id, utc_now())
+    if not people:
+        await message.answer("No presses recorded yet.")
+        return
+    lines = ["📊 <b>posted / skipped / rejected</b>"]
+    for person in people:
+        lines.append(
+            f"{escape(person.name)}: 7d {'/'.join(map(str, person.week))} · "
+            f"30d {'/'.join(map(str, person.month))} · all {'/'.join(map(str, person.total))}"
+        )
+    await message.answer("\n".join(lines))
+
+
+async def _require_admin(message: Message, admins: AdminDirectory) -> bool:
+    assert message.from_user is not None
+    if await admins.is_admin(message.chat.id, message.from_user.id):
+        return True
+    logger.warning("command.not_admin", user_id=message.from_user.id)
+    await message.answer("⛔ Only admins can do that.")
+    return False
+
+
+async def pause(message: Message, team: TeamService, admins: AdminDirectory) -> None:
+    if not await _require_admin(message, admins):
+        return
+    changed = await team.set_paused(message.chat.id, identity_of(message), True)
+    await message.answer(
+        "⏸ Paused: no scheduled posts until /resume." if changed else "Already paused."
+    )
+
+
+async def resume(message: Message, team: TeamService, admins: AdminDirectory) -> None:
+    if not await _require_admin(message, admins):
+        return
+    changed = await team.set_paused(message.chat.id, identity_of(message), False)
+    await message.answer("▶️ Resumed." if changed else "Already running.")
+
+
+async def settings_command(
+    message: Message, command: CommandObject, team: TeamService, admins: AdminDirectory
+) -> None:
+    if not await _require_admin(message, admins):
+        return
+    arguments = (command.args or "").split()
+    if arguments:
+        if len(arguments) != 2 or arguments[0].lower() not in {"tz", "timezone"}:
+            await message.answer("Usage: /settings, or /settings tz Europe/Berlin")
+            return
+        try:
+            chat = await team.change_setting(
+                message.chat.id, identity_of(message), "tz", arguments[1]
+            )
+        except SettingRejectedError as rejected:
+            await message.answer(escape(str(rejected)))
+            return
+        await message.answer(f"🌍 Timezone set to {escape(chat.timezone)}.")
+        return
+    chat = await team.chat(message.chat.id)
+    await message.answer(render_settings(chat), reply_markup=settings_keyboard(chat))
+
+
+async def next_item(message: Message, scheduler: Scheduler, settings: Settings) -> None:
+    assert message.from_user is not None
+    if not may_press(settings, message.from_user.id):
+        await message.answer("⛔ You're not allowed to act on the queue.")
+        return
+    result = await scheduler.send_now(message.chat.id)
+    if result.sent:
+        return
+    if result.error:
+        await message.answer(f"⚠️ Couldn't send the next item: {escape(result.error)}")
+    elif result.reason is NothingToSend.EMPTY_LIBRARY:
+        await message.answer(
+            "📭 Nothing to send: the library is empty. "
+            "Index media with <code>python -m bot index DIR</code>."
+        )
+    elif result.reason is NothingToSend.ALL_QUEUED:
+        await message.answer(
+            f"📬 Nothing to send: every unlocked item is already in the queue "
+            f"({result.queued} in flight)."
+        )
+    else:
+        await message.answer(
+            f"🔒 Nothing to send: all {result.total} items are locked "
+            f"(recently posted, skipped or rejected) or in the queue "
+            f"({result.locked} locked, {result.queued} in flight)."
+        )
+
+
+async def register_commands(bot: Bot) -> None:
+    await bot.set_my_commands(bot_commands())
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.message.middleware(CommandScopeMiddleware())
+    router.message.register(start, Command("start"))
+    router.message.register(help_, Command("help"))
+    router.message.register(status, Command("status"))
+    router.message.register(queue, Command("queue"))
+    router.message.register(next_item, Command("next"))
+    router.message.register(history, Command("history"))
+    router.message.register(stats, Command("stats"))
+    router.message.register(pause, Command("pause"))
+    router.message.register(resume, Command("resume"))
+    router.message.register(settings_command, Command("settings"))
+    return router

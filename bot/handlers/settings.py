@@ -1,0 +1,111 @@
+"""/settings: one message with toggles and steppers; admins only, every change logged."""
+
+from __future__ import annotations
+
+from html import escape
+
+import structlog
+from aiogram import Router
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bot.config import Settings
+from bot.services.admins import AdminDirectory
+from bot.services.team import SettingRejectedError, TeamService
+from bot.telegram import answer_quietly, edit_quietly
+from db.models import ChatSettings
+from db.repositories import TelegramIdentity
+
+logger = structlog.get_logger(__name__)
+
+
+class SettingsCallback(CallbackData, prefix="s"):
+    """`s:<field>:<step>`; field is pause, dry, ppd, start, end or a label (noop)."""
+
+    field: str
+    step: int = 0
+
+
+def render_settings(chat: ChatSettings) -> str:
+    state = "⏸ paused" if chat.is_paused else "▶️ running"
+    return (
+        "⚙️ <b>Settings</b>\n"
+        f"Status: {state}\n"
+        f"Dry run: {'on' if chat.dry_run else 'off'}\n"
+        f"Posts per day: {chat.posts_per_day}\n"
+        f"Window: {chat.posting_hours_start:02d}:00–{chat.posting_hours_end:02d}:00 "
+        f"({escape(chat.timezone)})\n\n"
+        "Timezone: <code>/settings tz Europe/Berlin</code>"
+    )
+
+
+def _button(text: str, field: str, step: int = 0) -> InlineKeyboardButton:
+    return InlineKeyboardButton(
+        text=text, callback_data=SettingsCallback(field=field, step=step).pack()
+    )
+
+
+def settings_keyboard(chat: ChatSettings) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button("▶️ Resume" if chat.is_paused else "⏸ Pause", "pause"),
+                _button(f"🧪 Dry run: {'on' if chat.dry_run else 'off'}", "dry"),
+            ],
+            [
+                _button("➖", "ppd", -1),
+                _button(f"{chat.posts_per_day} a day", "noop"),
+                _button("➕", "ppd", 1),
+            ],
+            [
+                _button("➖", "start", -1),
+                _button(f"from {chat.posting_hours_start:02d}:00", "noop"),
+                _button("➕", "start", 1),
+            ],
+            [
+                _button("➖", "end", -1),
+                _button(f"until {chat.posting_hours_end:02d}:00", "noop"),
+                _button("➕", "end", 1),
+            ],
+        ]
+    )
+
+
+async def change(
+    callback: CallbackQuery,
+    callback_data: SettingsCallback,
+    team: TeamService,
+    admins: AdminDirectory,
+    settings: Settings,
+) -> None:
+    message = callback.message
+    if not isinstance(message, Message) or message.chat.id != settings.telegram_chat_id:
+        await answer_quietly(callback, "⚠️ This button is no longer valid.")
+        return
+    if callback_data.field == "noop":
+        await answer_quietly(callback)
+        return
+    if not await admins.is_admin(message.chat.id, callback.from_user.id):
+        logger.warning("settings.not_admin", user_id=callback.from_user.id)
+        await answer_quietly(callback, "⛔ Only admins can change settings.")
+        return
+    user = callback.from_user
+    identity = TelegramIdentity(user.id, user.username, user.first_name, user.last_name)
+    try:
+        chat = await team.change_setting(
+            message.chat.id, identity, callback_data.field, callback_data.step
+        )
+    except SettingRejectedError as rejected:
+        await answer_quietly(callback, str(rejected))
+        # A stale message: show the current values again.
+        current = await team.chat(message.chat.id)
+        await edit_quietly(message, render_settings(current), settings_keyboard(current))
+        return
+    await answer_quietly(callback, "Saved")
+    await edit_quietly(message, render_settings(chat), settings_keyboard(chat))
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.callback_query.register(change, SettingsCallback.filter())
+    return router

@@ -1,0 +1,48 @@
+"""Who is an admin: ADMIN_USER_IDS plus the chat's Telegram administrators (cached)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+
+logger = structlog.get_logger(__name__)
+
+
+class AdminDirectory:
+    def __init__(
+        self,
+        bot: Bot,
+        configured: frozenset[int],
+        *,
+        ttl_seconds: float = 120.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._bot = bot
+        self._configured = configured
+        self._ttl = ttl_seconds
+        self._monotonic = monotonic
+        self._cache: dict[int, tuple[float, frozenset[int]]] = {}
+
+    async def is_admin(self, chat_id: int, user_id: int) -> bool:
+        if user_id in self._configured:
+            return True
+        return user_id in await self._chat_admins(chat_id)
+
+    async def _chat_admins(self, chat_id: int) -> frozenset[int]:
+        cached = self._cache.get(chat_id)
+        now = self._monotonic()
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            members = await self._bot.get_chat_administrators(chat_id)
+        except TelegramAPIError as error:
+            # Without Telegram's answer only the configured admins count.
+            logger.warning("admins.lookup_failed", chat_id=chat_id, error=str(error))
+            return cached[1] if cached is not None else frozenset()
+        admins = frozenset(member.user.id for member in members)
+        self._cache[chat_id] = (now, admins)
+        return admins

@@ -1,0 +1,239 @@
+"""Indexing the media library: walk, validate, hash in chunks, upsert (design §4)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.repositories import ChatSettingsRepository, MediaRepository
+
+logger = structlog.get_logger(__name__)
+
+MB = 1024 * 1024
+HASH_CHUNK = 1 * MB
+BATCH = 500
+
+KINDS: dict[str, tuple[str, str]] = {
+    ".jpg": ("photo", "image/jpeg"),
+    ".jpeg": ("photo", "image/jpeg"),
+    ".png": ("photo", "image/png"),
+    ".webp": ("photo", "image/webp"),
+    ".gif": ("video", "image/gif"),
+    ".mp4": ("video", "video/mp4"),
+    ".mov": ("video", "video/quicktime"),
+}
+# The public Bot API's upload limits; a local Bot API server takes up to 2000 MB.
+PUBLIC_LIMITS = {"photo": 10 * MB, "video": 50 * MB}
+LOCAL_LIMIT = 2000 * MB
+
+
+def _looks_like(header: bytes, mime: str) -> bool:
+    """Magic bytes: a renamed or truncated file is caught before Telegram refuses it."""
+    if mime == "image/jpeg":
+        return header.startswith(b"\xff\xd8\xff")
+    if mime == "image/png":
+        return header.startswith(b"\x89PNG\r\n\x1a\n")
+    if mime == "image/gif":
+        return header.startswith((b"GIF87a", b"GIF89a"))
+    if mime == "image/webp":
+        return header.startswith(b"RIFF") and header[8:12] == b"WEBP"
+    # MP4 and QuickTime: a box header whose type is a known top-level atom.
+    return header[4:8] in {b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
+
+
+@dataclass
+class IndexReport:
+    indexed: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    deactivated: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"indexed {self.indexed} / updated {self.updated + self.moved} / "
+            f"deactivated {self.deactivated} / skipped {len(self.skipped)}"
+            f" (unchanged {self.unchanged})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FoundFile:
+    relative: str
+    size: int
+    mtime: datetime
+
+
+def walk(root: Path) -> list[FoundFile]:
+    """Every file with a known extension under root (sorted, relative POSIX paths)."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"media folder not found: {root}")
+    found: list[FoundFile] = []
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith(".") or Path(name).suffix.lower() not in KINDS:
+                continue
+            path = Path(directory, name)
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            found.append(
+                FoundFile(
+                    relative=path.relative_to(root).as_posix(),
+                    size=stat.st_size,
+                    mtime=datetime.fromtimestamp(stat.st_mtime, UTC),
+                )
+            )
+    return found
+
+
+def inspect_file(root: Path, found: FoundFile, *, local_api: bool) -> dict[str, Any]:
+    """Validate and hash one file (blocking; runs in a thread). Raises ValueError to skip."""
+    kind, mime = KINDS[Path(found.relative).suffix.lower()]
+    if found.size == 0:
+        raise ValueError("empty file")
+    limit = LOCAL_LIMIT if local_api else PUBLIC_LIMITS[kind]
+    if found.size > limit:
+        raise ValueError(
+            f"{found.size / MB:.1f} MB is over the {limit // MB} MB limit for a {kind}"
+        )
+    digest = hashlib.sha256()
+    try:
+        with open(root / found.relative, "rb") as handle:
+            header = handle.read(16)
+            if not _looks_like(header, mime):
+                raise ValueError(f"not a valid {mime} file")
+            digest.update(header)
+            while chunk := handle.read(HASH_CHUNK):
+                digest.update(chunk)
+    except OSError as error:
+        raise ValueError(f"unreadable: {error.strerror or error}") from None
+    parts = found.relative.split("/")
+    return {
+        "file_path": found.relative,
+        "file_name": parts[-1],
+        "file_size": found.size,
+        "file_mtime": found.mtime,
+        "file_hash": digest.hexdigest(),
+        "media_kind": kind,
+        "mime_type": mime,
+        "category": parts[0] if len(parts) > 1 else None,
+    }
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._total = max(total, 1)
+        self._enabled = enabled
+        self._done = 0
+
+    def advance(self) -> None:
+        self._done += 1
+        if self._enabled and (self._done % 50 == 0 or self._done == self._total):
+            filled = int(30 * self._done / self._total)
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self._done}/{self._total}")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self._enabled:
+            sys.stderr.write("\n")
+
+
+class LibraryIndexer:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        local_api: bool = False,
+        progress: Callable[[int], Progress] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._local_api = local_api
+        self._progress = progress or (lambda total: Progress(total, enabled=False))
+
+    async def index(self, root: Path, chat_id: int) -> IndexReport:
+        """Bring the chat's media rows in line with the files under root; idempotent."""
+        root = await asyncio.to_thread(root.resolve)
+        report = IndexReport()
+        files = await asyncio.to_thread(walk, root)
+        async with self._sessions() as session, session.begin():
+            await ChatSettingsRepository(session).ensure(chat_id)
+            known = await MediaRepository(session).index_snapshot(chat_id)
+
+        present = {found.relative for found in files}
+        changed: list[dict[str, Any]] = []
+        progress = self._progress(len(files))
+        for found in files:
+            previous = known.get(found.relative)
+            if (
+                previous is not None
+                and previous[0] == found.size
+                and previous[1] == found.mtime
+                and previous[3]
+            ):
+                report.unchanged += 1
+                progress.advance()
+                continue
+            try:
+                row = await asyncio.to_thread(inspect_file, root, found, local_api=self._local_api)
+            except ValueError as error:
+                report.skipped.append((found.relative, str(error)))
+                logger.warning("index.skipped", path=found.relative, reason=str(error))
+                progress.advance()
+                continue
+            changed.append(row)
+            progress.advance()
+        progress.close()
+
+        # A vanished path whose hash reappears elsewhere was moved or renamed:
+        # keep its row (and so its history and locks).
+        vanished = {
+            path: value[2] for path, value in known.items() if path not in present and value[3]
+        }
+        by_hash = {digest: path for path, digest in vanished.items()}
+        moves: list[tuple[str, dict[str, Any]]] = []
+        inserts: list[dict[str, Any]] = []
+        for row in changed:
+            old_path = (
+                by_hash.pop(row["file_hash"], None) if row["file_path"] not in known else None
+            )
+            if old_path is not None:
+                del vanished[old_path]
+                moves.append((old_path, row))
+            elif row["file_path"] in known:
+                report.updated += 1
+                inserts.append(row)
+            else:
+                report.indexed += 1
+                inserts.append(row)
+
+        async with self._sessions() as session, session.begin():
+            media = MediaRepository(session)
+            for old_path, row in moves:
+                await media.move(chat_id, old_path, row)
+            report.moved = len(moves)
+            for start in range(0, len(inserts), BATCH):
+                await media.upsert_files(chat_id, inserts[start : start + BATCH])
+            report.deactivated = await media.deactivate(chat_id, sorted(vanished))
+        logger.info(
+            "index.done",
+            chat_id=chat_id,
+            **{k: v for k, v in vars(report).items() if k != "skipped"},
+            skipped=len(report.skipped),
+        )
+        return report

@@ -1,0 +1,83 @@
+"""Sending a queue item to the team chat as a photo, video or animation."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import FSInputFile, InputFile, Message
+
+from bot.captions import notification_caption
+from bot.keyboards import queue_keyboard
+
+logger = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """What is needed to send one item, copied out of the session that claimed it."""
+
+    queue_id: uuid.UUID
+    chat_id: int
+    media_item_id: uuid.UUID
+    file_path: str
+    file_name: str
+    media_kind: str
+    mime_type: str
+    category: str | None
+    caption: str | None
+    telegram_file_id: str | None
+
+
+class MediaFileMissingError(Exception):
+    """The library file is gone or unreadable; the item cannot be sent."""
+
+
+def sent_file_id(message: Message) -> str | None:
+    if message.photo:
+        return message.photo[-1].file_id
+    if message.video:
+        return message.video.file_id
+    if message.animation:
+        return message.animation.file_id
+    return None
+
+
+class Notifier:
+    def __init__(self, bot: Bot, media_dir: Path, *, instagram: bool) -> None:
+        self._bot = bot
+        self._media_dir = media_dir
+        self._instagram = instagram
+
+    async def send(self, item: Notification) -> Message:
+        """Send once; reuse the cached Telegram file id, uploading only when there is none."""
+        if item.telegram_file_id:
+            try:
+                return await self._send(item, item.telegram_file_id)
+            except TelegramBadRequest as error:
+                if "file" not in error.message.lower():
+                    raise
+                logger.warning("notify.file_id_rejected", media_item_id=str(item.media_item_id))
+        path = self._media_dir / item.file_path
+        if not path.is_file():
+            raise MediaFileMissingError(f"media file not found: {item.file_path}")
+        return await self._send(item, FSInputFile(path, filename=item.file_name))
+
+    async def _send(self, item: Notification, source: str | InputFile) -> Message:
+        caption = notification_caption(item.file_name, item.category, item.caption)
+        keyboard = queue_keyboard(item.queue_id, instagram=self._instagram)
+        if item.media_kind == "photo":
+            return await self._bot.send_photo(
+                item.chat_id, source, caption=caption, reply_markup=keyboard
+            )
+        if item.mime_type == "image/gif":
+            return await self._bot.send_animation(
+                item.chat_id, source, caption=caption, reply_markup=keyboard
+            )
+        return await self._bot.send_video(
+            item.chat_id, source, caption=caption, reply_markup=keyboard, supports_streaming=True
+        )

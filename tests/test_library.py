@@ -1,0 +1,152 @@
+"""Indexing: idempotent, moves keep history, bad files skipped with a reason."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.services.library import LibraryIndexer
+from tests.support import TEAM_CHAT, TestApp, fetch_all
+
+JPEG = b"\xff\xd8\xff\xe0"
+PNG = b"\x89PNG\r\n\x1a\n"
+MP4 = b"\x00\x00\x00\x18ftypmp42"
+
+
+def _write(root: Path, relative: str, header: bytes, body: bytes = b"x" * 100) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + body)
+    return path
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    root = tmp_path / "media"
+    _write(root, "food/pasta.jpg", JPEG, b"pasta")
+    _write(root, "food/pizza.png", PNG, b"pizza")
+    _write(root, "travel/beach.mp4", MP4, b"beach")
+    _write(root, "loose.jpeg", JPEG, b"loose")
+    _write(root, "notes.txt", b"not media")
+    return root
+
+
+async def _rows(app: TestApp) -> dict[str, tuple]:
+    rows = await fetch_all(
+        app.sessions,
+        "SELECT id, file_path, category, media_kind, is_active, file_hash FROM media_items",
+    )
+    return {row.file_path: row for row in rows}
+
+
+async def test_index_is_idempotent(app: TestApp, library: Path) -> None:
+    indexer = LibraryIndexer(app.sessions)
+    first = await indexer.index(library, TEAM_CHAT)
+    assert (first.indexed, first.updated, first.deactivated, len(first.skipped)) == (4, 0, 0, 0)
+    rows = await _rows(app)
+    assert {path: (row.category, row.media_kind) for path, row in rows.items()} == {
+        "food/pasta.jpg": ("food", "photo"),
+        "food/pizza.png": ("food", "photo"),
+        "travel/beach.mp4": ("travel", "video"),
+        "loose.jpeg": (None, "photo"),
+    }
+    second = await indexer.index(library, TEAM_CHAT)
+    assert (second.indexed, second.updated, second.unchanged) == (0, 0, 4)
+    assert await _rows(app) == rows
+
+
+async def test_a_moved_file_keeps_its_row_and_history(app: TestApp, library: Path) -> None:
+    indexer = LibraryIndexer(app.sessions)
+    await indexer.index(library, TEAM_CHAT)
+    before = (await _rows(app))["food/pasta.jpg"]
+    async with app.sessions() as session, session.begin():
+        from sqlalchemy import text
+
+        await session.execute(
+            text(
+                "INSERT INTO posting_history (media_item_id, chat_id, status,"
+                " success) VALUES (:m, :c, 'posted', true)"
+            ),
+            {"m": before.id, "c": TEAM_CHAT},
+        )
+    (library / "italian").mkdir()
+    os.rename(library / "food/pasta.jpg", library / "italian/carbonara.jpg")
+
+    report = await indexer.index(library, TEAM_CHAT)
+
+    assert (report.moved, report.indexed, report.deactivated) == (1, 0, 0)
+    after = (await _rows(app))["italian/carbonara.jpg"]
+    assert after.id == before.id and after.category == "italian" and after.is_active
+    assert "food/pasta.jpg" not in await _rows(app)
+
+
+async def test_a_vanished_file_is_deactivated_and_comes_back(app: TestApp, library: Path) -> None:
+    indexer = LibraryIndexer(app.sessions)
+    await indexer.index(library, TEAM_CHAT)
+    saved = (library / "loose.jpeg").read_bytes()
+    (library / "loose.jpeg").unlink()
+    assert (await indexer.index(library, TEAM_CHAT)).deactivated == 1
+    assert not (await _rows(app))["loose.jpeg"].is_active
+    (library / "loose.jpeg").write_bytes(saved)
+    assert (await indexer.index(library, TEAM_CHAT)).updated == 1
+    assert (await _rows(app))["loose.jpeg"].is_active
+
+
+async def test_changed_content_is_rehashed(app: TestApp, library: Path) -> None:
+    indexer = LibraryIndexer(app.sessions)
+    await indexer.index(library, TEAM_CHAT)
+    old_hash = (await _rows(app))["food/pizza.png"].file_hash
+    _write(library, "food/pizza.png", PNG, b"a different pizza, longer")
+    assert (await indexer.index(library, TEAM_CHAT)).updated == 1
+    assert (await _rows(app))["food/pizza.png"].file_hash != old_hash
+
+
+async def test_bad_files_are_skipped_with_a_reason(app: TestApp, library: Path) -> None:
+    _write(library, "bad/renamed.jpg", b"GIF89a")  # a GIF pretending to be a JPEG
+    (library / "bad/empty.png").write_bytes(b"")
+    huge = library / "bad/huge.jpg"
+    with open(huge, "wb") as handle:
+        handle.write(JPEG)
+        handle.truncate(11 * 1024 * 1024)  # sparse: over the 10 MB photo limit
+    unreadable = _write(library, "bad/locked.jpg", JPEG)
+    unreadable.chmod(0)
+
+    report = await LibraryIndexer(app.sessions).index(library, TEAM_CHAT)
+
+    reasons = dict(report.skipped)
+    assert set(reasons) == {"bad/renamed.jpg", "bad/empty.png", "bad/huge.jpg"} | (
+        {"bad/locked.jpg"} if os.geteuid() != 0 else set()
+    )
+    assert "not a valid image/jpeg" in reasons["bad/renamed.jpg"]
+    assert reasons["bad/empty.png"] == "empty file"
+    assert "over the 10 MB limit" in reasons["bad/huge.jpg"]
+    assert report.indexed == 4 + (1 if os.geteuid() == 0 else 0)
+    # A local Bot API server lifts the size limit.
+    lifted = await LibraryIndexer(app.sessions, local_api=True).index(library, TEAM_CHAT)
+    assert "bad/huge.jpg" not in dict(lifted.skipped)
+
+
+def test_index_command_prints_a_summary(library: Path, database_url: str, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
+        "DATA_DIR": str(tmp_path / "data"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "index", str(library)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout.strip()
+        .splitlines()[-1]
+        .startswith("indexed 4 / updated 0 / deactivated 0 / skipped 0")
+    )

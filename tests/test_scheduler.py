@@ -1,0 +1,325 @@
+"""Scheduler, selection and sending, against the real database with a frozen clock."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiogram.exceptions import TelegramNetworkError, TelegramServerError
+from aiogram.methods import SendMessage, SendPhoto, SendVideo
+from sqlalchemy import text
+
+from bot.app import create_bot
+from bot.services.notifier import Notifier
+from bot.services.scheduler import Scheduler
+from db.engine import EngineOptions, create_engine, create_session_factory
+from db.repositories.media import eligible_query
+from tests.support import OTHER_CHAT, TEAM_CHAT, TestApp, fetch_all, seed_chat, seed_media
+from tests.telegram_fake import RecordingSession, command_update, user
+
+NOW = datetime(2026, 6, 1, 10, 5, tzinfo=UTC)
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_scheduler(
+    app: TestApp, clock: Clock, session: RecordingSession | None = None, sessions=None
+) -> Scheduler:
+    bot = create_bot(app.settings, session=session or app.telegram)
+    notifier = Notifier(bot, app.settings.media_dir, instagram=False)
+    return Scheduler(
+        sessions or app.sessions,
+        notifier,
+        data_dir=app.settings.data_dir,
+        clock=clock,
+        send_backoff_seconds=(0.0, 0.0),
+    )
+
+
+async def _library(app: TestApp, count: int = 1, **values) -> list[uuid.UUID]:
+    media_dir: Path = app.settings.media_dir
+    (media_dir / "cat").mkdir(parents=True, exist_ok=True)
+    ids = await seed_media(app.sessions, count=count, **values)
+    for index in range(count):
+        (media_dir / "cat" / f"item{index}.jpg").write_bytes(JPEG)
+    return ids
+
+
+async def _window(app: TestApp, **values) -> None:
+    await seed_chat(
+        app.sessions, posting_hours_start=9, posting_hours_end=21, posts_per_day=12, **values
+    )
+
+
+async def test_selection_order(app: TestApp) -> None:
+    days = lambda n: NOW - timedelta(days=n)  # noqa: E731
+    a, b, c, d = await seed_media(app.sessions, count=4)
+    async with app.sessions() as session, session.begin():
+        for media_id, last, times in ((a, days(5), 3), (c, days(10), 5), (d, days(10), 1)):
+            await session.execute(
+                text("UPDATE media_items SET last_posted_at = :l, times_posted = :t WHERE id = :i"),
+                {"l": last, "t": times, "i": media_id},
+            )
+        order = list((await session.execute(eligible_query(TEAM_CHAT, NOW))).scalars())
+    assert [m.id for m in order] == [b, d, c, a]
+
+
+async def test_each_exclusion(app: TestApp) -> None:
+    await seed_chat(app.sessions, OTHER_CHAT)
+    free, ttl, expired, permanent, twin, queued, inactive = await seed_media(app.sessions, count=7)
+    await seed_media(app.sessions, OTHER_CHAT, prefix="other")
+    async with app.sessions() as session, session.begin():
+        lock = "INSERT INTO media_locks (media_item_id, reason, locked_until) VALUES (:m, :r, :u)"
+        await session.execute(text(lock), {"m": ttl, "r": "skip", "u": NOW + timedelta(days=1)})
+        await session.execute(text(lock), {"m": expired, "r": "skip", "u": NOW - timedelta(days=1)})
+        await session.execute(text(lock), {"m": permanent, "r": "rejected", "u": None})
+        # `twin` shares its file with the permanently locked item.
+        await session.execute(
+            text(
+                "UPDATE media_items SET file_hash = (SELECT file_hash FROM media_items"
+                " WHERE id = :p) WHERE id = :t"
+            ),
+            {"p": permanent, "t": twin},
+        )
+        await session.execute(
+            text("INSERT INTO posting_queue (media_item_id, chat_id) VALUES (:m, :c)"),
+            {"m": queued, "c": TEAM_CHAT},
+        )
+        await session.execute(
+            text("UPDATE media_items SET is_active = false WHERE id = :m"), {"m": inactive}
+        )
+        eligible = {m.id for m in (await session.execute(eligible_query(TEAM_CHAT, NOW))).scalars()}
+    assert eligible == {free, expired}
+
+
+async def test_tick_sends_the_owed_slot_with_its_keyboard(app: TestApp) -> None:
+    await _window(app)
+    [_media_id] = await _library(app)
+    scheduler = make_scheduler(app, Clock(NOW))
+
+    await scheduler.tick()
+
+    [send] = app.telegram.of(SendPhoto)
+    assert send.chat_id == TEAM_CHAT
+    assert "item0.jpg" in send.caption and "#cat" in send.caption
+    assert [b.text for row in send.reply_markup.inline_keyboard for b in row] == [
+        "✅ Posted",
+        "⏭️ Skip",
+        "🚫 Reject",
+    ]
+    [row] = await fetch_all(
+        app.sessions, "SELECT status, telegram_message_id, scheduled_for FROM posting_queue"
+    )
+    assert row.status == "sent" and row.telegram_message_id is not None
+    assert row.scheduled_for == datetime(2026, 6, 1, 10, tzinfo=UTC)
+    [media] = await fetch_all(app.sessions, "SELECT telegram_file_id FROM media_items")
+    assert media.telegram_file_id.startswith("photo-")
+    [chat] = await fetch_all(app.sessions, "SELECT last_post_sent_at FROM chat_settings")
+    assert chat.last_post_sent_at == datetime(2026, 6, 1, 10, tzinfo=UTC)
+
+    await scheduler.tick()  # the 10:00 slot is filled; 11:00 has not come
+    assert len(app.telegram.of(SendPhoto)) == 1
+    assert (app.settings.data_dir / "scheduler.heartbeat").exists()
+
+
+async def test_second_send_reuses_the_file_id(app: TestApp) -> None:
+    await _window(app)
+    await _library(app)
+    clock = Clock(NOW)
+    scheduler = make_scheduler(app, clock)
+    await scheduler.tick()
+    async with app.sessions() as session, session.begin():
+        await session.execute(text("DELETE FROM posting_queue"))
+    clock.now += timedelta(hours=1)
+    await scheduler.tick()
+
+    first, second = app.telegram.of(SendPhoto)
+    assert not isinstance(first.photo, str)  # uploaded
+    [media] = await fetch_all(app.sessions, "SELECT telegram_file_id FROM media_items")
+    assert second.photo == media.telegram_file_id
+
+
+async def test_paused_chat_is_skipped(app: TestApp) -> None:
+    await _window(app, is_paused=True)
+    await _library(app)
+    await make_scheduler(app, Clock(NOW)).tick()
+    assert app.telegram.of(SendPhoto) == []
+
+
+async def test_outside_the_window_nothing_is_sent(app: TestApp) -> None:
+    await _window(app)
+    await _library(app)
+    await make_scheduler(app, Clock(NOW.replace(hour=22))).tick()
+    assert app.telegram.of(SendPhoto) == []
+
+
+async def test_catch_up_after_downtime_one_per_tick(app: TestApp) -> None:
+    await _window(app, last_post_sent_at=datetime(2026, 6, 1, 9, tzinfo=UTC))
+    await _library(app, count=5)
+    clock = Clock(datetime(2026, 6, 1, 12, 10, tzinfo=UTC))
+    scheduler = make_scheduler(app, clock)
+    sent_per_tick = []
+    for _ in range(5):
+        before = len(app.telegram.of(SendPhoto))
+        await scheduler.tick()
+        sent_per_tick.append(len(app.telegram.of(SendPhoto)) - before)
+        clock.now += timedelta(minutes=1)
+    assert sent_per_tick == [1, 1, 1, 0, 0]
+    slots = await fetch_all(app.sessions, "SELECT scheduled_for FROM posting_queue ORDER BY 1")
+    assert [row.scheduled_for.hour for row in slots] == [10, 11, 12]
+
+
+async def test_two_schedulers_on_one_database_send_once(app: TestApp, database_url: str) -> None:
+    await _window(app)
+    await _library(app, count=3)
+    other_engine = create_engine(EngineOptions(url=database_url, pool_size=2, max_overflow=0))
+    try:
+        other_telegram = RecordingSession()
+        first = make_scheduler(app, Clock(NOW))
+        second = make_scheduler(
+            app, Clock(NOW), other_telegram, sessions=create_session_factory(other_engine)
+        )
+        for _ in range(3):
+            await asyncio.gather(first.tick(), second.tick())
+    finally:
+        await other_engine.dispose()
+    assert len(app.telegram.of(SendPhoto)) + len(other_telegram.of(SendPhoto)) == 1
+    assert len(await fetch_all(app.sessions, "SELECT 1 FROM posting_queue")) == 1
+
+
+async def test_failed_send_retries_then_records_failure_and_frees_the_item(app: TestApp) -> None:
+    await _window(app)
+    await _library(app)
+    for _ in range(3):
+        app.telegram.fail_next(
+            SendPhoto,
+            TelegramServerError(method=SendPhoto(chat_id=1, photo="x"), message="Bad Gateway"),
+        )
+    await make_scheduler(app, Clock(NOW)).tick()
+
+    assert len(app.telegram.of(SendPhoto)) == 3
+    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_queue") == []
+    [failed] = await fetch_all(
+        app.sessions, "SELECT status, success, error_message, queue_item_id FROM posting_history"
+    )
+    assert (failed.status, failed.success, failed.queue_item_id) == ("failed", False, None)
+    assert "Bad Gateway" in failed.error_message
+
+
+async def test_transient_failure_then_success(app: TestApp) -> None:
+    await _window(app)
+    await _library(app)
+    app.telegram.fail_next(
+        SendPhoto, TelegramNetworkError(method=SendPhoto(chat_id=1, photo="x"), message="timeout")
+    )
+    await make_scheduler(app, Clock(NOW)).tick()
+    assert len(app.telegram.of(SendPhoto)) == 2
+    [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
+    assert (row.status, row.send_attempts) == ("sent", 2)
+
+
+async def test_missing_media_file_is_a_failed_send(app: TestApp) -> None:
+    await _window(app)
+    await seed_media(app.sessions)  # no file on disk
+    await make_scheduler(app, Clock(NOW)).tick()
+    assert app.telegram.of(SendPhoto) == []
+    [failed] = await fetch_all(app.sessions, "SELECT status, error_message FROM posting_history")
+    assert failed.status == "failed" and "not found" in failed.error_message
+    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_queue") == []
+
+
+@pytest.mark.parametrize(("attempts", "resent"), [(1, True), (2, False)])
+async def test_stuck_sending_is_resent_once_then_given_up(
+    app: TestApp, attempts: int, resent: bool
+) -> None:
+    await _window(app, last_post_sent_at=NOW)
+    [media_id] = await _library(app)
+    async with app.sessions() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO posting_queue (media_item_id, chat_id, status, claimed_at,"
+                " send_attempts) VALUES (:m, :c, 'sending', :t, :a)"
+            ),
+            {"m": media_id, "c": TEAM_CHAT, "t": NOW - timedelta(hours=1), "a": attempts},
+        )
+    await make_scheduler(app, Clock(NOW)).tick()
+
+    assert len(app.telegram.of(SendPhoto)) == (1 if resent else 0)
+    queue = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
+    history = await fetch_all(app.sessions, "SELECT status FROM posting_history")
+    if resent:
+        assert [row.status for row in queue] == ["sent"] and history == []
+    else:
+        assert queue == [] and [row.status for row in history] == ["failed"]
+
+
+async def test_expired_locks_are_deleted_permanent_stay(app: TestApp) -> None:
+    a, b = await seed_media(app.sessions, count=2)
+    async with app.sessions() as session, session.begin():
+        lock = "INSERT INTO media_locks (media_item_id, reason, locked_until) VALUES (:m, :r, :u)"
+        await session.execute(text(lock), {"m": a, "r": "skip", "u": NOW - timedelta(seconds=1)})
+        await session.execute(
+            text(lock), {"m": a, "r": "recent_post", "u": NOW + timedelta(days=1)}
+        )
+        await session.execute(text(lock), {"m": b, "r": "rejected", "u": None})
+    assert await make_scheduler(app, Clock(NOW)).delete_expired_locks() == 1
+    left = await fetch_all(app.sessions, "SELECT reason FROM media_locks ORDER BY reason")
+    assert [row.reason for row in left] == ["recent_post", "rejected"]
+
+
+async def test_video_is_sent_as_video(app: TestApp) -> None:
+    await _window(app)
+    (app.settings.media_dir / "cat").mkdir(parents=True)
+    (app.settings.media_dir / "cat" / "clip0.jpg").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    await seed_media(app.sessions, prefix="clip", media_kind="video", mime_type="video/mp4")
+    await make_scheduler(app, Clock(NOW)).tick()
+    assert len(app.telegram.of(SendVideo)) == 1
+
+
+async def _next(app: TestApp) -> str | None:
+    await app.feed(command_update("/next", TEAM_CHAT, user()))
+    replies = app.telegram.of(SendMessage)
+    return replies[-1].text if replies else None
+
+
+async def test_next_sends_now_ignoring_window_and_pause(app: TestApp) -> None:
+    await seed_chat(app.sessions, is_paused=True, posting_hours_start=3, posting_hours_end=4)
+    (app.settings.media_dir / "cat").mkdir(parents=True)
+    (app.settings.media_dir / "cat" / "item0.jpg").write_bytes(JPEG)
+    await seed_media(app.sessions)
+    assert await _next(app) is None
+    assert len(app.telegram.of(SendPhoto)) == 1
+
+
+async def test_next_explains_an_empty_library(app: TestApp) -> None:
+    assert "library is empty" in await _next(app)
+
+
+async def test_next_explains_everything_locked(app: TestApp) -> None:
+    [media_id] = await seed_media(app.sessions)
+    async with app.sessions() as session, session.begin():
+        await session.execute(
+            text("INSERT INTO media_locks (media_item_id, reason) VALUES (:m, 'rejected')"),
+            {"m": media_id},
+        )
+    assert "locked" in await _next(app)
+
+
+async def test_next_explains_everything_queued(app: TestApp) -> None:
+    [media_id] = await seed_media(app.sessions)
+    async with app.sessions() as session, session.begin():
+        await session.execute(
+            text("INSERT INTO posting_queue (media_item_id, chat_id) VALUES (:m, :c)"),
+            {"m": media_id, "c": TEAM_CHAT},
+        )
+    assert "already in the queue" in await _next(app)

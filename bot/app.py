@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 import structlog
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -18,6 +19,8 @@ from bot.handlers import commands, fallback, queue
 from bot.handlers import settings as settings_handlers
 from bot.middlewares import LogContextMiddleware
 from bot.services.admins import AdminDirectory
+from bot.services.autopost import AutoPostService
+from bot.services.instagram import InstagramClient, create_http_client
 from bot.services.notifier import Notifier
 from bot.services.press import PressService
 from bot.services.scheduler import Clock, Scheduler, utc_now
@@ -47,6 +50,13 @@ class Services:
     scheduler: Scheduler
     team: TeamService
     admins: AdminDirectory
+    autopost: AutoPostService | None = None
+    http: httpx.AsyncClient | None = None
+
+    async def close(self) -> None:
+        """Close the outbound HTTP client (the bot's session is the runner's)."""
+        if self.http is not None:
+            await self.http.aclose()
 
 
 def build_services(
@@ -60,12 +70,33 @@ def build_services(
         interval_seconds=settings.scheduler_interval_seconds,
         clock=clock,
     )
+    press = PressService(database.sessions)
+    http = None
+    autopost = None
+    if settings.instagram_configured:
+        assert settings.instagram_user_id
+        assert settings.instagram_access_token
+        assert settings.media_public_base_url
+        http = create_http_client()
+        instagram = InstagramClient(
+            http,
+            graph_url=settings.instagram_graph_url,
+            user_id=settings.instagram_user_id,
+            access_token=settings.instagram_access_token.get_secret_value(),
+            publish_timeout_seconds=settings.instagram_publish_timeout_seconds,
+            poll_interval_seconds=settings.instagram_poll_interval_seconds,
+        )
+        autopost = AutoPostService(
+            database.sessions, press, instagram, settings.media_public_base_url, clock
+        )
     return Services(
-        press=PressService(database.sessions),
+        press=press,
         tasks=TaskTracker(),
         scheduler=scheduler,
         team=TeamService(database.sessions),
         admins=AdminDirectory(bot, settings.admin_user_ids),
+        autopost=autopost,
+        http=http,
     )
 
 
@@ -79,6 +110,7 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
         scheduler=services.scheduler,
         team=services.team,
         admins=services.admins,
+        autopost_service=services.autopost,
     )
     dispatcher.update.outer_middleware(LogContextMiddleware())
     dispatcher.include_routers(

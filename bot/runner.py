@@ -86,6 +86,7 @@ async def _run(settings: Settings) -> int:
                 stop_scheduler.set()
                 await services.tasks.drain(settings.shutdown_grace_seconds)
                 await _stop(scheduling, settings.shutdown_grace_seconds)
+                await services.close()
         finally:
             await bot.session.close()
     finally:

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from db.errors import means_lost_connection
+
 
 @dataclass(frozen=True, slots=True)
 class EngineOptions:
@@ -57,9 +59,12 @@ def _connect_args(options: EngineOptions) -> dict[str, Any]:
 
 def _discard_only_the_broken_connection(context: ExceptionContext) -> None:
     """Treat timeouts as lost connections, and never invalidate the whole pool."""
-    if isinstance(context.original_exception, TimeoutError | ConnectionError) or (
+    original = context.original_exception
+    if (
+        isinstance(original, TimeoutError | ConnectionError)
+        or means_lost_connection(original)
         # asyncpg's protocol is left mid-operation when the server vanished under it.
-        type(context.original_exception).__name__ == "InternalClientError"
+        or type(original).__name__ == "InternalClientError"
     ):
         context.is_disconnect = True
     if context.is_disconnect:

@@ -31,7 +31,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-QUEUE_STATUSES = ("pending", "sending", "sent")
+QUEUE_STATUSES = ("pending", "sending", "sent", "publishing")
 HISTORY_STATUSES = ("posted", "skipped", "rejected", "failed")
 POSTING_METHODS = ("telegram_manual", "instagram_api")
 LOCK_REASONS = ("recent_post", "skip", "rejected", "manual")
@@ -166,6 +166,9 @@ class PostingQueueItem(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     send_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Auto Post: kept on the row so a retry never publishes the same item twice.
+    instagram_creation_id: Mapped[str | None] = mapped_column(Text)
+    instagram_media_id: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
 
 

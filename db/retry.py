@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.errors import DatabaseUnavailableError
+from db.errors import DatabaseUnavailableError, means_lost_connection
 
 logger = structlog.get_logger(__name__)
 
@@ -23,6 +23,8 @@ Recovery = Callable[[AsyncSession], Awaitable[T | None]]
 def is_connection_loss(exc: BaseException) -> bool:
     """True when `exc` means the connection (not the statement) failed."""
     if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if means_lost_connection(exc):
         return True
     if isinstance(exc, DBAPIError):
         return bool(exc.connection_invalidated)

@@ -155,3 +155,4 @@ async def app(
         telegram=telegram,
     )
     await services.tasks.drain(5)
+    await services.close()

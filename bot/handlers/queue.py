@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from html import escape
 
 import structlog
 from aiogram import F, Router
@@ -19,6 +20,7 @@ from bot.captions import (
 from bot.config import Settings
 from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
 from bot.middlewares import TeamChatMiddleware
+from bot.services.autopost import AutoPostResult, AutoPostService
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
 from bot.services.tasks import TaskTracker
 from bot.telegram import answer_quietly, edit_quietly
@@ -66,6 +68,8 @@ async def show_outcome(
         toast = final_line(outcome)
     elif outcome.kind is OutcomeKind.ALREADY:
         toast = already_line(outcome.status or "", outcome.acted_by_name)
+    elif outcome.kind is OutcomeKind.BUSY:
+        toast = "🤖 An Auto Post of this item is in progress."
     elif outcome.kind is OutcomeKind.WRONG_CHAT:
         logger.warning("press.wrong_chat", chat_id=message.chat.id)
         toast = "⚠️ That item isn't in this chat's queue."
@@ -153,6 +157,65 @@ async def cancel_reject(
     )
 
 
+AUTOPOST_PROGRESS = "⏳ Publishing to Instagram…"
+AUTOPOST_NOT_CONFIGURED = "🤖 Auto Post isn't configured for this chat."
+
+
+async def autopost(
+    callback: CallbackQuery,
+    callback_data: QueueCallback,
+    autopost_service: AutoPostService | None,
+    tasks: TaskTracker,
+    settings: Settings,
+) -> None:
+    message = callback.message
+    assert isinstance(message, Message)
+    if autopost_service is None:
+        await answer_quietly(callback, AUTOPOST_NOT_CONFIGURED)
+        return
+    await asyncio.shield(
+        tasks.spawn(run_autopost(callback, message, callback_data, autopost_service, settings))
+    )
+
+
+async def run_autopost(
+    callback: CallbackQuery,
+    message: Message,
+    callback_data: QueueCallback,
+    service: AutoPostService,
+    settings: Settings,
+) -> None:
+    keyboard = queue_keyboard(callback_data.queue_id, instagram=settings.instagram_configured)
+    original = message.html_text
+    try:
+        claim = await service.claim(callback_data.queue_id, message.chat.id)
+    except DatabaseUnavailableError:
+        await answer_quietly(callback, PRESS_FAILED)
+        return
+    if isinstance(claim, PressOutcome):
+        await show_outcome(callback, message, claim, answered=False)
+        return
+    await answer_quietly(callback, AUTOPOST_PROGRESS)
+    await edit_quietly(message, with_status(original, AUTOPOST_PROGRESS), None)
+    result = await service.publish(claim, identity_of(callback), message.message_id)
+    if result.result is AutoPostResult.RECORDED:
+        assert result.press is not None
+        await edit_quietly(message, with_status(original, final_line(result.press)), None)
+    elif result.result is AutoPostResult.DRY_RUN:
+        line = "🧪 Dry run: Instagram accepted the story; nothing was published."
+        await edit_quietly(message, with_status(original, line), keyboard)
+    elif result.result is AutoPostResult.FAILED:
+        assert result.error is not None
+        line = f"⚠️ Auto Post failed: {escape(result.error.cause)}."
+        await edit_quietly(message, with_status(original, line), keyboard)
+    else:
+        line = (
+            "⚠️ Published to Instagram but not recorded yet — press 🤖 Auto Post again "
+            "to record it (it won't publish twice)."
+        )
+        await edit_quietly(message, with_status(original, line), keyboard)
+
+
 def create_router() -> Router:
     router = Router(name=__name__)
     router.callback_query.outer_middleware(TeamChatMiddleware())
@@ -165,4 +228,5 @@ def create_router() -> Router:
     router.callback_query.register(
         cancel_reject, QueueCallback.filter(F.action == QueueAction.CANCEL_REJECT)
     )
+    router.callback_query.register(autopost, QueueCallback.filter(F.action == QueueAction.AUTOPOST))
     return router

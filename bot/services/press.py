@@ -19,6 +19,7 @@ class OutcomeKind(StrEnum):
     RECORDED = "recorded"  # this press wrote the history row
     ALREADY = "already"  # someone (maybe this user, earlier) acted first
     WRONG_CHAT = "wrong_chat"  # the item is queued in another chat
+    BUSY = "busy"  # an Auto Post of this item is in progress
     GONE = "gone"  # no such item in flight and no history for it
 
 
@@ -42,6 +43,7 @@ class Press:
     telegram_message_id: int | None = None
     posting_method: str = "telegram_manual"
     instagram_media_id: str | None = None
+    completes_autopost: bool = False
 
 
 def explain(state: PressState, press: Press, *, after_lost_connection: bool) -> PressOutcome | None:
@@ -68,6 +70,10 @@ def explain(state: PressState, press: Press, *, after_lost_connection: bool) -> 
         return PressOutcome(kind=OutcomeKind.GONE)
     if state.queue_chat_id != press.chat_id:
         return PressOutcome(kind=OutcomeKind.WRONG_CHAT)
+    if state.queue_status == "publishing" and not press.completes_autopost:
+        if after_lost_connection:
+            return None  # run it; the claim itself decides whether the hold has expired
+        return PressOutcome(kind=OutcomeKind.BUSY)
     return None
 
 
@@ -95,6 +101,7 @@ class PressService:
                     instagram_media_id=press.instagram_media_id,
                     telegram_message_id=press.telegram_message_id,
                     interaction=f"press:{press.status}",
+                    completes_autopost=press.completes_autopost,
                 )
             if record is not None:
                 return PressOutcome(

@@ -19,11 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.repositories.users import TelegramIdentity
 
+# An Auto Post claim older than this was abandoned (the process died mid-publish).
+AUTOPOST_STALE_SECONDS = 600
+
 _RECORD_PRESS = text(
     """
 WITH claimed AS (
     DELETE FROM posting_queue
     WHERE id = CAST(:queue_id AS uuid) AND chat_id = CAST(:chat_id AS bigint)
+      AND CASE WHEN CAST(:completes_autopost AS boolean) THEN status = 'publishing'
+               -- An Auto Post in progress holds the item; an abandoned one does not.
+               ELSE status <> 'publishing'
+                    OR claimed_at < now() - make_interval(secs => CAST(:stale_seconds AS int))
+          END
     RETURNING id, media_item_id, chat_id, created_at, scheduled_for
 ),
 presser AS (
@@ -100,11 +108,11 @@ SELECT h.id AS history_id, h.media_item_id, h.acted_at FROM history h
 
 _PRESS_STATE = text(
     """
-SELECT (SELECT q.chat_id FROM posting_queue q WHERE q.id = CAST(:queue_id AS uuid))
-           AS queue_chat_id,
+SELECT q.chat_id AS queue_chat_id, q.status AS queue_status,
        h.status, h.acted_by_name, h.posting_method, h.instagram_media_id, h.acted_at,
        u.telegram_user_id AS acted_by_telegram_id
 FROM (SELECT 1) AS one
+LEFT JOIN posting_queue q ON q.id = CAST(:queue_id AS uuid)
 LEFT JOIN posting_history h ON h.queue_item_id = CAST(:queue_id AS uuid)
 LEFT JOIN users u ON u.id = h.acted_by_user_id
 """
@@ -125,6 +133,7 @@ class PressState:
     """What the database says about a queue item now."""
 
     queue_chat_id: int | None
+    queue_status: str | None
     history_status: str | None
     acted_by_name: str | None
     acted_by_telegram_id: int | None
@@ -148,6 +157,7 @@ class PressRepository:
         telegram_message_id: int | None = None,
         interaction: str,
         context: dict[str, Any] | None = None,
+        completes_autopost: bool = False,
     ) -> PressRecord | None:
         """Claim the queue row and write every effect; None when the row was not ours to claim."""
         params = {
@@ -164,6 +174,8 @@ class PressRepository:
             "telegram_message_id": telegram_message_id,
             "interaction": interaction,
             "context": json.dumps({"queue_item_id": str(queue_id), **(context or {})}),
+            "completes_autopost": completes_autopost,
+            "stale_seconds": AUTOPOST_STALE_SECONDS,
         }
         row = (await self._session.execute(_RECORD_PRESS, params)).one_or_none()
         if row is None:
@@ -176,6 +188,7 @@ class PressRepository:
         row = (await self._session.execute(_PRESS_STATE, {"queue_id": queue_id})).one()
         return PressState(
             queue_chat_id=row.queue_chat_id,
+            queue_status=row.queue_status,
             history_status=row.status,
             acted_by_name=row.acted_by_name,
             acted_by_telegram_id=row.acted_by_telegram_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -81,3 +81,56 @@ class QueueRepository:
             .order_by(PostingQueueItem.created_at)
         )
         return [(row[0], row[1]) for row in await self._session.execute(statement)]
+
+    async def claim_for_autopost(
+        self, queue_id: uuid.UUID, chat_id: int, stale_before: datetime
+    ) -> PostingQueueItem | None:
+        """Hold a sent item for an Auto Post; None if it is not ours to take.
+
+        A hold left by a process that died is taken over once stale; one whose
+        media is already published is always taken, to record it.
+        """
+        statement = (
+            update(PostingQueueItem)
+            .where(
+                PostingQueueItem.id == queue_id,
+                PostingQueueItem.chat_id == chat_id,
+                or_(
+                    PostingQueueItem.status == "sent",
+                    and_(
+                        PostingQueueItem.status == "publishing",
+                        or_(
+                            PostingQueueItem.claimed_at < stale_before,
+                            PostingQueueItem.instagram_media_id.is_not(None),
+                        ),
+                    ),
+                ),
+            )
+            .values(status="publishing", claimed_at=func.now())
+            .returning(PostingQueueItem)
+        )
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def set_instagram_ids(
+        self, queue_id: uuid.UUID, *, creation_id: str | None = None, media_id: str | None = None
+    ) -> None:
+        values: dict[str, str] = {}
+        if creation_id is not None:
+            values["instagram_creation_id"] = creation_id
+        if media_id is not None:
+            values["instagram_media_id"] = media_id
+        await self._session.execute(
+            update(PostingQueueItem).where(PostingQueueItem.id == queue_id).values(**values)
+        )
+
+    async def release_autopost(self, queue_id: uuid.UUID) -> None:
+        """Give the item back to the buttons, unless its media was already published."""
+        await self._session.execute(
+            update(PostingQueueItem)
+            .where(
+                PostingQueueItem.id == queue_id,
+                PostingQueueItem.status == "publishing",
+                PostingQueueItem.instagram_media_id.is_(None),
+            )
+            .values(status="sent", claimed_at=None)
+        )

@@ -43,6 +43,8 @@ check: install ## settings valid, database reachable, schema at head
 	$(BIN)/python -m bot check
 
 bench: install ## benchmarks against the embedded PostgreSQL; prints figures
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || \
+		(apt-get install -y -qq pgbouncer >/dev/null 2>&1 || echo "pgbouncer not installed: its figures are skipped")
 	$(BIN)/python -m benchmarks
 
 clean: ## remove the virtualenv and caches (keeps .data)

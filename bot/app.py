@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 import structlog
@@ -26,6 +27,7 @@ from bot.services.press import PressService
 from bot.services.scheduler import Clock, Scheduler, utc_now
 from bot.services.tasks import TaskTracker
 from bot.services.team import TeamService
+from bot.telegram_retry import TelegramRetryMiddleware
 
 logger = structlog.get_logger(__name__)
 
@@ -36,6 +38,7 @@ def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
         session = AiohttpSession()
         if settings.telegram_api_url:
             session.api = TelegramAPIServer.from_base(settings.telegram_api_url, is_local=True)
+    session.middleware(TelegramRetryMiddleware())
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -69,6 +72,7 @@ def build_services(
         data_dir=settings.data_dir,
         interval_seconds=settings.scheduler_interval_seconds,
         clock=clock,
+        stuck_after=timedelta(seconds=settings.send_stuck_after_seconds),
     )
     press = PressService(database.sessions)
     http = None

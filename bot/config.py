@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     scheduler_interval_seconds: float = Field(default=60.0, gt=0)
     heartbeat_max_age_seconds: float = Field(default=300.0, gt=0)
+    # A queue row still `sending` after this long was left by a crash.
+    send_stuck_after_seconds: float = Field(default=300.0, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
     @field_validator("admin_user_ids", "allowed_user_ids", mode="before")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import structlog
-from aiogram.exceptions import TelegramUnauthorizedError
+from aiogram import Bot
+from aiogram.exceptions import TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError
+from aiogram.types import User
 
 from bot.app import build_dispatcher, build_services, create_bot
 from bot.config import ConfigError, Settings
@@ -45,12 +48,34 @@ async def _stop(task: asyncio.Task[None], grace: float) -> None:
         await task
 
 
+async def _who_am_i(bot: Bot) -> User:
+    """getMe: a rejected token is a config error; an unreachable API is retried briefly."""
+    for delay in (1.0, 2.0, 4.0, 8.0, 0.0):
+        try:
+            return await bot.get_me()
+        except TelegramUnauthorizedError:
+            raise ConfigError("BOT_TOKEN: Telegram rejected the token (401 Unauthorized)") from None
+        except (TelegramNetworkError, TelegramServerError) as error:
+            if not delay:
+                raise TelegramUnreachableError(str(error)) from None
+            logger.warning("telegram.unreachable", retry_in=delay, error=str(error))
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class TelegramUnreachableError(Exception):
+    """The Bot API did not answer getMe at startup."""
+
+
 async def run(settings: Settings) -> int:
     try:
         return await _run(settings)
     except asyncio.CancelledError:
         logger.info("bot.stopped_during_startup")
         return 0
+    except TelegramUnreachableError as error:
+        logger.error("bot.telegram_unreachable", error=str(error))
+        return 1
 
 
 async def _run(settings: Settings) -> int:
@@ -63,16 +88,16 @@ async def _run(settings: Settings) -> int:
             bot = create_bot(settings)
         try:
             with _cancel_on_signals():
-                try:
-                    me = await bot.get_me()
-                except TelegramUnauthorizedError:
-                    raise ConfigError("BOT_TOKEN: Telegram rejected the token (401)") from None
+                me = await _who_am_i(bot)
                 services = build_services(settings, database, bot)
                 dispatcher = build_dispatcher(settings, database, services)
                 assert settings.telegram_chat_id is not None
                 await services.team.register_chat(settings.telegram_chat_id, None)
                 await register_commands(bot)
             logger.info("bot.started", username=me.username, chat_id=settings.telegram_chat_id)
+            # Startup objects (aiogram's models, SQLAlchemy's metadata) never die: keep
+            # them out of garbage collection so its pauses stay short.
+            gc.freeze()
             stop_scheduler = asyncio.Event()
             scheduling = asyncio.create_task(services.scheduler.run(stop_scheduler))
             try:

@@ -71,6 +71,18 @@ def _discard_only_the_broken_connection(context: ExceptionContext) -> None:
         context.invalidate_pool_on_disconnect = False
 
 
+def _terminate_at_once(dbapi_connection: Any, record: Any, exception: BaseException | None) -> None:
+    """Drop an invalidated connection's socket now.
+
+    SQLAlchemy first tries a graceful close that waits up to 2 s, which a
+    connection broken mid-operation always spends; the press would wait with it,
+    holding a pool slot.
+    """
+    driver: Any = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and not driver.is_closed():
+        driver.terminate()
+
+
 def create_engine(options: EngineOptions) -> AsyncEngine:
     """Create the process's engine; call `dispose()` on shutdown."""
     url = options.url
@@ -86,6 +98,7 @@ def create_engine(options: EngineOptions) -> AsyncEngine:
         connect_args=_connect_args(options),
     )
     event.listen(engine.sync_engine, "handle_error", _discard_only_the_broken_connection)
+    event.listen(engine.sync_engine, "invalidate", _terminate_at_once)
     return engine
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +42,9 @@ class PgProxy:
         self._server = await asyncio.start_unix_server(
             self._handle, path=str(self.listen_dir / SOCKET_NAME)
         )
+        # Reachable by a pooler running as another user (PgBouncer refuses root).
+        self.listen_dir.chmod(0o755)
+        (self.listen_dir / SOCKET_NAME).chmod(0o777)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -89,3 +93,44 @@ class PgProxy:
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
+
+
+class ThreadedPgProxy:
+    """The proxy on its own event loop in a thread, so it never stalls the measured loop."""
+
+    def __init__(self, upstream_socket_dir: Path, listen_dir: Path) -> None:
+        self.proxy = PgProxy(upstream_socket_dir, listen_dir)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def round_trips(self) -> int:
+        return self.proxy.round_trips
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.proxy.socket_dir
+
+    def url(self, database: str) -> str:
+        return self.proxy.url(database)
+
+    def start(self) -> None:
+        ready = threading.Event()
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            loop.run_until_complete(self.proxy.start())
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.proxy.close())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="pgproxy", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)

@@ -37,7 +37,7 @@ def eligible_query(chat_id: int, now: datetime | None = None) -> Select[MediaIte
         select(MediaItem)
         .where(
             MediaItem.chat_id == chat_id,
-            MediaItem.is_active.is_(True),
+            MediaItem.is_active,
             ~exists(queued),
             ~exists(locked_twin),
         )

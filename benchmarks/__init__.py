@@ -1,0 +1,1 @@
+"""`make bench`: figures printed, nothing asserted (see README "Benchmarks")."""

@@ -1,0 +1,39 @@
+"""Run every benchmark against a throwaway embedded PostgreSQL and print the figures."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+
+from benchmarks import chaos, library, presses
+from benchmarks.common import cluster
+from bot.config import LogFormat
+from bot.logging import configure_logging
+
+
+async def main(only: set[str]) -> None:
+    async with cluster() as pg:
+        print(f"machine: {os.cpu_count()} cores; PostgreSQL 18 (embedded, unix socket)\n")
+        if not only or "library" in only:
+            await library.selection(pg)
+            print()
+            await library.reindex(pg)
+            print()
+        if not only or "presses" in only:
+            await presses.run_all(pg)
+            print()
+        if not only or "chaos" in only:
+            await chaos.run(pg)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument(
+        "only", nargs="*", choices=["library", "presses", "chaos", []], help="run only these parts"
+    )
+    arguments = parser.parse_args()
+    configure_logging("ERROR", LogFormat.CONSOLE)
+    logging.getLogger().setLevel(logging.CRITICAL)
+    asyncio.run(main(set(arguments.only)))

@@ -1,0 +1,197 @@
+"""Presses through the real dispatcher path: throughput, database latency, round trips."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from benchmarks.common import Cluster, LoopMonitor, ms, percentile, timer
+from bot.app import build_dispatcher, build_services, create_bot
+from bot.config import Settings
+from bot.database import Database
+from bot.keyboards import QueueAction, QueueCallback
+from db.engine import EngineOptions, create_engine, create_session_factory
+from tests.pgbouncer import PgBouncer, pgbouncer_binary
+from tests.pgproxy import ThreadedPgProxy
+from tests.telegram_fake import RecordingSession, callback_update, queue_message, user
+
+CHAT = -100888
+TOKEN = "123456:" + "B" * 35
+
+
+@dataclass
+class PressRun:
+    presses: int
+    seconds: float
+    db_times: list[float]
+    round_trips: float
+    stall: LoopMonitor
+    failures: int
+
+
+async def seed_queue(sessions: Any, count: int) -> list[uuid.UUID]:
+    async with sessions() as session, session.begin():
+        await session.execute(
+            text("INSERT INTO chat_settings (telegram_chat_id) VALUES (:c) ON CONFLICT DO NOTHING"),
+            {"c": CHAT},
+        )
+        rows = await session.execute(
+            text(
+                "WITH media AS ("
+                " INSERT INTO media_items (chat_id, file_path, file_name, file_size, file_hash,"
+                " media_kind, mime_type)"
+                " SELECT :c, 'b/' || gen_random_uuid() || '.jpg', 'x.jpg', 1, md5(random()::text),"
+                " 'photo', 'image/jpeg' FROM generate_series(1, :n) RETURNING id)"
+                " INSERT INTO posting_queue (media_item_id, chat_id, status, telegram_message_id)"
+                " SELECT id, :c, 'sent', 1 FROM media RETURNING id"
+            ),
+            {"c": CHAT, "n": count},
+        )
+        return [row[0] for row in rows]
+
+
+def settings_for(data_dir: Path) -> Settings:
+    return Settings(
+        _env_file=None,
+        bot_token=TOKEN,
+        telegram_chat_id=CHAT,  # type: ignore[call-arg]
+        data_dir=data_dir,
+        media_dir=data_dir,
+    )
+
+
+async def press_run(
+    url: str, proxy: ThreadedPgProxy | None, concurrency: int, count: int, pgbouncer: bool = False
+) -> PressRun:
+    """Presses through `url`; round trips are counted when `url` goes through `proxy`."""
+    engine = create_engine(
+        EngineOptions(
+            url=url,
+            pool_size=10,
+            max_overflow=0,
+            pgbouncer=pgbouncer,
+            command_timeout_seconds=30,
+            connect_timeout_seconds=30,
+        )
+    )
+    sessions = create_session_factory(engine)
+    settings = settings_for(Path(tempfile.mkdtemp(prefix="sqpress")))
+    telegram = RecordingSession()
+    bot = create_bot(settings, session=telegram)
+    database = Database(engine=engine, sessions=sessions)
+    services = build_services(settings, database, bot)
+    dispatcher = build_dispatcher(settings, database, services)
+    db_times: list[float] = []
+    original = services.press.record
+
+    async def timed(press: Any) -> Any:
+        started = timer()
+        try:
+            return await original(press)
+        finally:
+            db_times.append(timer() - started)
+
+    services.press.record = timed  # type: ignore[method-assign]
+    try:
+        warm = await seed_queue(sessions, 2 * max(concurrency, 10))
+        queue_ids = await seed_queue(sessions, count)
+        users = [user(1000 + i, f"user{i}") for i in range(max(concurrency, 1))]
+
+        async def press(queue_id: uuid.UUID, who: Any) -> None:
+            data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
+            await dispatcher.feed_update(
+                bot, callback_update(data, queue_message(CHAT, 1, "📄 x.jpg"), who)
+            )
+
+        # Warm-up at full concurrency: opens the pool's connections before measuring.
+        await asyncio.gather(
+            *(press(queue_id, users[i % len(users)]) for i, queue_id in enumerate(warm))
+        )
+        db_times.clear()
+        work: asyncio.Queue[uuid.UUID] = asyncio.Queue()
+        for queue_id in queue_ids:
+            work.put_nowait(queue_id)
+
+        async def worker(who: Any) -> None:
+            while not work.empty():
+                await press(work.get_nowait(), who)
+
+        gc.freeze()  # as `python -m bot run` does after startup
+        monitor = LoopMonitor()
+        monitor.start()
+        trips_before = proxy.round_trips if proxy else 0
+        started = timer()
+        await asyncio.gather(*(worker(users[i]) for i in range(concurrency)))
+        seconds = timer() - started
+        trips = proxy.round_trips - trips_before if proxy else 0
+        await monitor.stop()
+        async with sessions() as session, session.begin():
+            recorded = (
+                await session.execute(
+                    text("SELECT count(*) FROM posting_history WHERE queue_item_id = ANY(:ids)"),
+                    {"ids": queue_ids},
+                )
+            ).scalar_one()
+        return PressRun(
+            presses=count,
+            seconds=seconds,
+            db_times=db_times,
+            round_trips=trips / count,
+            stall=monitor,
+            failures=count - recorded,
+        )
+    finally:
+        await services.tasks.drain(10)
+        await engine.dispose()
+
+
+def report(label: str, concurrency: int, run: PressRun, round_trips: float) -> None:
+    print(
+        f"  {label:<10} C={concurrency:<4} {run.presses / run.seconds:8.0f} presses/s  "
+        f"db p50 {ms(percentile(run.db_times, 0.5)):>9}  p99 {ms(percentile(run.db_times, 0.99)):>9}  "
+        f"{round_trips:.2f} round trips/press  {run.stall.summary()}"
+        + (f"  UNRECORDED {run.failures}" if run.failures else "")
+    )
+
+
+async def run_all(cluster: Cluster, count: int = 600) -> None:
+    print(
+        f"presses: {count} distinct items per run, dispatcher -> service -> PostgreSQL; "
+        "Telegram faked at the session"
+    )
+    # Round trips are counted in separate 100-press runs through a counting proxy
+    # (on its own thread); the timed runs connect without it.
+    proxy = ThreadedPgProxy(cluster.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqbp")))
+    proxy.start()
+    try:
+        name = await cluster.fresh_database()
+        for concurrency in (1, 10, 100):
+            counted = await press_run(proxy.url(name), proxy, concurrency, 100)
+            timed = await press_run(cluster.url_for(name), None, concurrency, count)
+            report("direct", concurrency, timed, counted.round_trips)
+        if pgbouncer_binary() is None:
+            print("  pgbouncer: not installed (apt-get install pgbouncer), skipped")
+            return
+        direct = PgBouncer(cluster.embedded.socket_dir, pool_size=10)
+        counting = PgBouncer(proxy.socket_dir, pool_size=10)
+        await asyncio.to_thread(direct.start)
+        await asyncio.to_thread(counting.start)
+        try:
+            for concurrency in (1, 10, 100):
+                counted = await press_run(
+                    counting.url(name), proxy, concurrency, 100, pgbouncer=True
+                )
+                timed = await press_run(direct.url(name), None, concurrency, count, pgbouncer=True)
+                report("pgbouncer", concurrency, timed, counted.round_trips)
+        finally:
+            await asyncio.to_thread(direct.stop)
+            await asyncio.to_thread(counting.stop)
+    finally:
+        proxy.stop()

@@ -1,0 +1,82 @@
+"""A request middleware on the bot's session: ride out 429s, 5xx and network blips."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from aiogram import Bot
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.exceptions import (
+    TelegramConflictError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import (
+    GetUpdates,
+    SendAnimation,
+    SendDocument,
+    SendPhoto,
+    SendVideo,
+    TelegramMethod,
+)
+from aiogram.methods.base import Response, TelegramType
+
+logger = structlog.get_logger(__name__)
+
+# Sending a queue item is retried by the scheduler, which counts each attempt on
+# the queue row; repeating it here would duplicate it behind the queue's back.
+NOT_REPEATED_HERE = (SendPhoto, SendVideo, SendAnimation, SendDocument)
+
+
+class TelegramRetryMiddleware(BaseRequestMiddleware):
+    def __init__(
+        self,
+        backoff_seconds: tuple[float, ...] = (0.3, 1.0, 3.0),
+        max_retry_after_seconds: float = 30.0,
+    ) -> None:
+        self._backoff = backoff_seconds
+        self._max_retry_after = max_retry_after_seconds
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        polling = isinstance(method, GetUpdates)
+        repeatable = not isinstance(method, NOT_REPEATED_HERE)
+        if polling:
+            # The poller has its own backoff; a conflict must be loud.
+            try:
+                return await make_request(bot, method)
+            except TelegramConflictError:
+                logger.critical(
+                    "telegram.conflict",
+                    hint="another process is polling this bot token; stop it",
+                )
+                raise
+        if not repeatable:
+            return await make_request(bot, method)
+        delays = iter(self._backoff)
+        while True:
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as error:
+                delay: Any = error.retry_after
+                if delay > self._max_retry_after or next(delays, None) is None:
+                    raise
+                logger.warning("telegram.retry_after", method=type(method).__name__, seconds=delay)
+            except (TelegramNetworkError, TelegramServerError) as error:
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                logger.warning(
+                    "telegram.retry", method=type(method).__name__, delay=delay, error=str(error)
+                )
+            await asyncio.sleep(float(delay))

@@ -1,0 +1,282 @@
+"""End to end: the real `python -m bot run` against a fake Bot API server and a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.fake_bot_api import FakeBotApi
+from tests.support import TEAM_CHAT, TEST_TOKEN, fetch_all, seed_chat, seed_media
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+ALICE = {"id": 7, "is_bot": False, "first_name": "Alice", "username": "alice"}
+
+
+class BotProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self._env = env
+        self.process: asyncio.subprocess.Process | None = None
+        self.lines: list[str] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            env=self._env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        async for line in self.process.stdout:
+            self.lines.append(line.decode(errors="replace").rstrip())
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    async def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    async def wait(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        if self._reader is not None:
+            await self._reader
+        return code
+
+    async def stop(self) -> int:
+        await self.signal(signal.SIGTERM)
+        return await self.wait()
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    server = FakeBotApi(token=TEST_TOKEN)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def bot_env(api: FakeBotApi, database_url: str, tmp_path: Path) -> dict[str, str]:
+    media = tmp_path / "media"
+    (media / "cat").mkdir(parents=True)
+    for index in range(3):
+        (media / "cat" / f"item{index}.jpg").write_bytes(JPEG)
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DB_", "LOG_"))},
+        "BOT_TOKEN": TEST_TOKEN,
+        "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
+        "TELEGRAM_API_URL": api.url,
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(tmp_path / "data"),
+        "MEDIA_DIR": str(media),
+        "SCHEDULER_INTERVAL_SECONDS": "0.3",
+        "LOG_FORMAT": "json",
+        "SHUTDOWN_GRACE_SECONDS": "10",
+    }
+
+
+@pytest.fixture
+async def library(session_factory: Any) -> list[Any]:
+    # A 24-hour window with 50 slots: a slot is owed as soon as the bot starts.
+    await seed_chat(session_factory, posting_hours_start=0, posting_hours_end=0, posts_per_day=50)
+    return await seed_media(session_factory, count=3)
+
+
+@pytest.fixture
+async def bot(bot_env: dict[str, str], request: pytest.FixtureRequest) -> AsyncIterator[BotProcess]:
+    process = BotProcess(bot_env)
+    yield process
+    if process.process is not None and process.process.returncode is None:
+        process.process.kill()
+        await process.wait()
+    print(process.log[-6000:])  # shown by pytest when the test failed
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        await asyncio.sleep(0.1)
+
+
+def press(api: FakeBotApi, message: dict[str, Any], data: str) -> int:
+    return api.push_update(
+        callback_query={
+            "id": f"cb{len(api.updates)}",
+            "from": ALICE,
+            "chat_instance": "ci",
+            "message": message,
+            "data": data,
+        }
+    )
+
+
+def posted_button(message: dict[str, Any]) -> str:
+    return message["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+
+
+async def test_item_arrives_and_posted_is_recorded(
+    api: FakeBotApi, bot: BotProcess, library: list[Any], session_factory: Any
+) -> None:
+    await bot.start()
+    [send] = await api.wait_for("sendPhoto")
+    assert send.uploaded
+    buttons = [b["text"] for row in send.params["reply_markup"]["inline_keyboard"] for b in row]
+    assert buttons == ["✅ Posted", "⏭️ Skip", "🚫 Reject"]
+    commands = api.of("setMyCommands")[0].params["commands"]
+    assert commands[0]["command"] == "start"
+    polls = api.of("getUpdates")
+    assert set(polls[0].params["allowed_updates"]) == {"message", "callback_query"}
+
+    press(api, send.result, posted_button(send.result))
+    [edit] = await api.wait_for("editMessageCaption")
+    assert edit.params["caption"].endswith("✅ Posted by Alice")
+    [answer] = api.of("answerCallbackQuery")
+    assert answer.params["text"] == "✅ Posted by Alice"
+    history = await fetch_all(session_factory, "SELECT status, acted_by_name FROM posting_history")
+    assert [tuple(r) for r in history] == [("posted", "Alice")]
+
+    assert await bot.stop() == 0
+    assert "Traceback" not in bot.log
+    assert TEST_TOKEN not in bot.log
+
+
+async def test_sigterm_mid_press_still_records_it(
+    api: FakeBotApi, bot: BotProcess, library: list[Any], session_factory: Any, database_url: str
+) -> None:
+    await bot.start()
+    [send] = await api.wait_for("sendPhoto")
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    blocker = await asyncpg.connect(dsn)
+    try:
+        # Hold the queue row so the press waits inside its transaction.
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("SELECT 1 FROM posting_queue FOR UPDATE")
+        press(api, send.result, posted_button(send.result))
+
+        async def press_is_waiting() -> bool:
+            waiting = await blocker.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'storyqueue'"
+                " AND wait_event_type = 'Lock'"
+            )
+            return bool(waiting)
+
+        await eventually(press_is_waiting)
+        await bot.signal(signal.SIGTERM)
+        await asyncio.sleep(1.0)
+        await transaction.commit()
+    finally:
+        await blocker.close()
+
+    assert await bot.wait() == 0
+    history = await fetch_all(session_factory, "SELECT status FROM posting_history")
+    assert [r.status for r in history] == ["posted"]
+    assert api.of("editMessageCaption")[-1].params["caption"].endswith("✅ Posted by Alice")
+
+
+async def test_429_and_502_are_survived(
+    api: FakeBotApi, bot: BotProcess, library: list[Any], session_factory: Any
+) -> None:
+    api.fail("getUpdates", 502, "Bad Gateway")
+    api.fail("answerCallbackQuery", 429, "Too Many Requests: retry after 1", retry_after=1)
+    api.fail("editMessageCaption", 502, "Bad Gateway")
+    await bot.start()
+    [send] = await api.wait_for("sendPhoto")
+    press(api, send.result, posted_button(send.result))
+
+    edits = await api.wait_for("editMessageCaption", count=2)
+    assert edits[-1].params["caption"].endswith("✅ Posted by Alice")
+    assert len(api.of("answerCallbackQuery")) == 2
+    history = await fetch_all(session_factory, "SELECT status FROM posting_history")
+    assert [r.status for r in history] == ["posted"]
+    assert await bot.stop() == 0
+
+
+async def test_sigkill_during_send_then_restart(
+    api: FakeBotApi, bot_env: dict[str, str], library: list[Any], session_factory: Any
+) -> None:
+    api.hanging.add("sendPhoto")
+    first = BotProcess({**bot_env, "SEND_STUCK_AFTER_SECONDS": "1"})
+    await first.start()
+    await api.wait_for("sendPhoto")
+    await first.signal(signal.SIGKILL)
+    await first.wait()
+    stuck = await fetch_all(session_factory, "SELECT status FROM posting_queue")
+    assert [r.status for r in stuck] == ["sending"]
+
+    api.hanging.clear()
+    second = BotProcess({**bot_env, "SEND_STUCK_AFTER_SECONDS": "1"})
+    await second.start()
+    try:
+
+        async def settled() -> bool:
+            rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
+            return bool(rows) and all(r.status == "sent" for r in rows)
+
+        await eventually(settled)
+        rows = await fetch_all(
+            session_factory, "SELECT media_item_id, send_attempts FROM posting_queue"
+        )
+        assert len(rows) == 1 and rows[0].send_attempts == 2
+        sends_of_item = [c for c in api.of("sendPhoto")]
+        assert len(sends_of_item) <= 2
+    finally:
+        assert await second.stop() == 0
+
+
+async def test_wrong_token_is_one_line_and_exit_2(api: FakeBotApi, bot_env: dict[str, str]) -> None:
+    process = BotProcess({**bot_env, "BOT_TOKEN": "999:" + "B" * 35})
+    await process.start()
+    assert await process.wait() == 2
+    lines = [line for line in process.lines if "BOT_TOKEN" in line]
+    assert len(lines) == 1 and "rejected" in lines[0]
+    assert "Traceback" not in process.log
+
+
+async def test_check_live_follows_the_heartbeat(
+    api: FakeBotApi, bot: BotProcess, bot_env: dict[str, str], library: list[Any]
+) -> None:
+    async def check(**extra: str) -> int:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "check",
+            "--live",
+            env={**bot_env, **extra},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        return await proc.wait()
+
+    assert await check() == 1  # never ticked
+    await bot.start()
+    await api.wait_for("sendPhoto")
+    assert await check() == 0
+    assert await bot.stop() == 0
+    await asyncio.sleep(1.2)
+    assert await check(HEARTBEAT_MAX_AGE_SECONDS="1") == 1

@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: install ## run the bot (embedded PostgreSQL unless DATABASE_URL is set)
-	$(BIN)/python -m bot run
+	@$(BIN)/python -m bot run
 
 test: install ## run the whole test suite
 	$(BIN)/python -m pytest
@@ -33,14 +33,14 @@ fmt: install ## format and autofix
 	$(BIN)/ruff check --fix .
 
 migrate: install ## bring the database schema to head
-	$(BIN)/python -m bot migrate
+	@$(BIN)/python -m bot migrate
 
 migration: install ## new Alembic revision: make migration m="what changed"
 	@test -n "$(m)" || (echo 'usage: make migration m="what changed"' && exit 2)
 	$(BIN)/alembic revision --autogenerate -m "$(m)"
 
 check: install ## settings valid, database reachable, schema at head
-	$(BIN)/python -m bot check
+	@$(BIN)/python -m bot check
 
 bench: install ## benchmarks against the embedded PostgreSQL; prints figures
 	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || \

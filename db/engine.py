@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -83,6 +84,18 @@ def _terminate_at_once(dbapi_connection: Any, record: Any, exception: BaseExcept
         driver.terminate()
 
 
+def _replace_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """At checkout, swap a pooled connection the server already closed for a new one.
+
+    After a restart or a terminated backend the driver knows the socket is gone
+    (no round trip to find out); SQLAlchemy then reconnects this pool entry
+    instead of handing out a dead connection.
+    """
+    driver: Any = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("connection was closed while idle in the pool")
+
+
 def create_engine(options: EngineOptions) -> AsyncEngine:
     """Create the process's engine; call `dispose()` on shutdown."""
     url = options.url
@@ -99,6 +112,7 @@ def create_engine(options: EngineOptions) -> AsyncEngine:
     )
     event.listen(engine.sync_engine, "handle_error", _discard_only_the_broken_connection)
     event.listen(engine.sync_engine, "invalidate", _terminate_at_once)
+    event.listen(engine.sync_engine, "checkout", _replace_if_closed)
     return engine
 
 

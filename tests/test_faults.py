@@ -266,3 +266,18 @@ async def test_200_presses_under_fire_leave_nothing_idle_in_transaction(
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
+
+
+async def test_a_pooled_connection_the_server_closed_is_replaced_at_checkout(
+    faulty: Any, admin: asyncpg.Connection
+) -> None:
+    _, sessions = faulty
+    async with sessions() as session:
+        old_pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    assert await _kill_app_backends(admin) >= 1
+    await asyncio.sleep(0.3)  # the driver reads the server's goodbye and marks it closed
+
+    # No retry wrapper here: the pool itself must not hand out the dead connection.
+    async with sessions() as session:
+        new_pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    assert new_pid != old_pid

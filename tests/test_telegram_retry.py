@@ -1,0 +1,82 @@
+"""The request middleware: what it repeats, what it never repeats, and a loud 409."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import structlog
+from aiogram.exceptions import (
+    TelegramConflictError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, GetUpdates, SendPhoto
+
+from bot.telegram_retry import TelegramRetryMiddleware
+
+FAST = TelegramRetryMiddleware(backoff_seconds=(0.0, 0.0, 0.0), max_retry_after_seconds=0.1)
+
+
+class Flaky:
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def __call__(self, bot: Any, method: Any) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "ok"
+
+
+EDIT = EditMessageCaption(chat_id=1, message_id=2, caption="x")
+
+
+async def test_server_errors_and_network_errors_are_retried() -> None:
+    flaky = Flaky(
+        TelegramServerError(method=EDIT, message="Bad Gateway"),
+        TelegramNetworkError(method=EDIT, message="reset"),
+    )
+    assert await FAST(flaky, None, EDIT) == "ok"  # type: ignore[arg-type]
+    assert flaky.calls == 3
+
+
+async def test_retry_after_is_honoured_within_a_bound() -> None:
+    answer = AnswerCallbackQuery(callback_query_id="1")
+    flaky = Flaky(TelegramRetryAfter(method=answer, message="Too Many Requests", retry_after=0))
+    assert await FAST(flaky, None, answer) == "ok"  # type: ignore[arg-type]
+    assert flaky.calls == 2
+    too_long = Flaky(TelegramRetryAfter(method=answer, message="Too Many Requests", retry_after=60))
+    with pytest.raises(TelegramRetryAfter):
+        await FAST(too_long, None, answer)  # type: ignore[arg-type]
+    assert too_long.calls == 1
+
+
+async def test_gives_up_after_the_backoff() -> None:
+    flaky = Flaky(*[TelegramServerError(method=EDIT, message="down") for _ in range(10)])
+    with pytest.raises(TelegramServerError):
+        await FAST(flaky, None, EDIT)  # type: ignore[arg-type]
+    assert flaky.calls == 4
+
+
+async def test_a_queue_item_send_is_never_repeated_here() -> None:
+    send = SendPhoto(chat_id=1, photo="file-id")
+    flaky = Flaky(TelegramNetworkError(method=send, message="timeout"))
+    with pytest.raises(TelegramNetworkError):
+        await FAST(flaky, None, send)  # type: ignore[arg-type]
+    assert flaky.calls == 1
+
+
+async def test_a_polling_conflict_is_loud() -> None:
+    poll = GetUpdates()
+    flaky = Flaky(
+        TelegramConflictError(method=poll, message="Conflict: terminated by other getUpdates")
+    )
+    with structlog.testing.capture_logs() as logs, pytest.raises(TelegramConflictError):
+        await FAST(flaky, None, poll)  # type: ignore[arg-type]
+    assert flaky.calls == 1
+    assert [(entry["event"], entry["log_level"]) for entry in logs] == [
+        ("telegram.conflict", "critical")
+    ]

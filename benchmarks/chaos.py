@@ -5,22 +5,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
-import tempfile
 import uuid
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiogram.methods import AnswerCallbackQuery
 
-from benchmarks.common import Cluster, LoopMonitor, ms, timer
-from benchmarks.presses import CHAT, seed_queue, settings_for
-from bot.app import build_dispatcher, build_services, create_bot
+from benchmarks.common import BenchApp, Cluster, LoopMonitor, ms, timer
+from benchmarks.presses import CHAT, TOKEN, seed_queue
 from bot.captions import PRESS_FAILED
-from bot.database import Database
 from bot.keyboards import QueueAction, QueueCallback
-from db.engine import EngineOptions, create_engine, create_session_factory
-from tests.telegram_fake import RecordingSession, callback_update, queue_message, user
+from db.engine import EngineOptions
+from tests.telegram_fake import callback_update, queue_message, user
 
 APP = "storyqueue-chaos"
 
@@ -28,22 +24,18 @@ APP = "storyqueue-chaos"
 async def run(cluster: Cluster, presses: int = 1000, seed: int = 11) -> None:
     rng = random.Random(seed)
     name = await cluster.fresh_database()
-    engine = create_engine(
+    app = BenchApp.build(
         EngineOptions(
             url=cluster.url_for(name),
             pool_size=10,
             max_overflow=0,
             application_name=APP,
             command_timeout_seconds=5,
-        )
+        ),
+        CHAT,
+        TOKEN,
     )
-    sessions = create_session_factory(engine)
-    settings = settings_for(Path(tempfile.mkdtemp(prefix="sqchaos")))
-    telegram = RecordingSession()
-    bot = create_bot(settings, session=telegram)
-    database = Database(engine=engine, sessions=sessions)
-    services = build_services(settings, database, bot)
-    dispatcher = build_dispatcher(settings, database, services)
+    sessions, telegram, bot, dispatcher = app.sessions, app.telegram, app.bot, app.dispatcher
     queue_ids = await seed_queue(sessions, presses)
     alice, bob = user(1, "Alice"), user(2, "Bob")
     sent_presses = 0
@@ -155,7 +147,7 @@ async def run(cluster: Cluster, presses: int = 1000, seed: int = 11) -> None:
         kills = await sniping
         seconds = timer() - started
         await monitor.stop()
-        await services.tasks.drain(10)
+        await app.services.tasks.drain(10)
 
     checker = await reconnect()
     try:
@@ -175,7 +167,7 @@ async def run(cluster: Cluster, presses: int = 1000, seed: int = 11) -> None:
         )
     finally:
         await checker.close()
-        await engine.dispose()
+        await app.close()
     answered = len(
         {call.callback_query_id for call in telegram.calls if isinstance(call, AnswerCallbackQuery)}
     )

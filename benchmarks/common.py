@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -123,3 +124,50 @@ def timer() -> float:
 
 def mean(values: list[float]) -> float:
     return statistics.fmean(values) if values else float("nan")
+
+
+@dataclass
+class BenchApp:
+    """The real dispatcher and services on `options`' engine; Telegram faked at the session."""
+
+    engine: Any
+    sessions: Any
+    telegram: Any
+    bot: Any
+    services: Any
+    dispatcher: Any
+
+    @classmethod
+    def build(cls, options: EngineOptions, chat_id: int, token: str) -> BenchApp:
+        from bot.app import build_dispatcher, build_services, create_bot
+        from bot.config import Settings
+        from bot.database import Database
+        from db.engine import create_session_factory
+        from tests.telegram_fake import RecordingSession
+
+        data_dir = Path(tempfile.mkdtemp(prefix="sqbench"))
+        settings = Settings(
+            _env_file=None,
+            bot_token=token,
+            telegram_chat_id=chat_id,  # type: ignore[call-arg]
+            data_dir=data_dir,
+            media_dir=data_dir,
+        )
+        engine = create_engine(options)
+        sessions = create_session_factory(engine)
+        telegram = RecordingSession()
+        bot = create_bot(settings, session=telegram)
+        database = Database(engine=engine, sessions=sessions)
+        services = build_services(settings, database, bot)
+        return cls(
+            engine=engine,
+            sessions=sessions,
+            telegram=telegram,
+            bot=bot,
+            services=services,
+            dispatcher=build_dispatcher(settings, database, services),
+        )
+
+    async def close(self) -> None:
+        await self.services.tasks.drain(10)
+        await self.engine.dispose()

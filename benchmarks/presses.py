@@ -12,15 +12,12 @@ from typing import Any
 
 from sqlalchemy import text
 
-from benchmarks.common import Cluster, LoopMonitor, ms, percentile, timer
-from bot.app import build_dispatcher, build_services, create_bot
-from bot.config import Settings
-from bot.database import Database
+from benchmarks.common import BenchApp, Cluster, LoopMonitor, ms, percentile, timer
 from bot.keyboards import QueueAction, QueueCallback
-from db.engine import EngineOptions, create_engine, create_session_factory
+from db.engine import EngineOptions
 from tests.pgbouncer import PgBouncer, pgbouncer_binary
 from tests.pgproxy import ThreadedPgProxy
-from tests.telegram_fake import RecordingSession, callback_update, queue_message, user
+from tests.telegram_fake import callback_update, queue_message, user
 
 CHAT = -100888
 TOKEN = "123456:" + "B" * 35
@@ -57,37 +54,20 @@ async def seed_queue(sessions: Any, count: int) -> list[uuid.UUID]:
         return [row[0] for row in rows]
 
 
-def settings_for(data_dir: Path) -> Settings:
-    return Settings(
-        _env_file=None,
-        bot_token=TOKEN,
-        telegram_chat_id=CHAT,  # type: ignore[call-arg]
-        data_dir=data_dir,
-        media_dir=data_dir,
-    )
-
-
 async def press_run(
     url: str, proxy: ThreadedPgProxy | None, concurrency: int, count: int, pgbouncer: bool = False
 ) -> PressRun:
     """Presses through `url`; round trips are counted when `url` goes through `proxy`."""
-    engine = create_engine(
-        EngineOptions(
-            url=url,
-            pool_size=10,
-            max_overflow=0,
-            pgbouncer=pgbouncer,
-            command_timeout_seconds=30,
-            connect_timeout_seconds=30,
-        )
+    options = EngineOptions(
+        url=url,
+        pool_size=10,
+        max_overflow=0,
+        pgbouncer=pgbouncer,
+        command_timeout_seconds=30,
+        connect_timeout_seconds=30,
     )
-    sessions = create_session_factory(engine)
-    settings = settings_for(Path(tempfile.mkdtemp(prefix="sqpress")))
-    telegram = RecordingSession()
-    bot = create_bot(settings, session=telegram)
-    database = Database(engine=engine, sessions=sessions)
-    services = build_services(settings, database, bot)
-    dispatcher = build_dispatcher(settings, database, services)
+    app = BenchApp.build(options, CHAT, TOKEN)
+    sessions, services, dispatcher, bot = app.sessions, app.services, app.dispatcher, app.bot
     db_times: list[float] = []
     original = services.press.record
 
@@ -148,8 +128,7 @@ async def press_run(
             failures=count - recorded,
         )
     finally:
-        await services.tasks.drain(10)
-        await engine.dispose()
+        await app.close()
 
 
 def report(label: str, concurrency: int, run: PressRun, round_trips: float) -> None:

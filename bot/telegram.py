@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import structlog
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
+
+from db.repositories import TelegramIdentity
 
 logger = structlog.get_logger(__name__)
 
@@ -49,3 +51,8 @@ async def edit_quietly(
         logger.warning("telegram.edit_failed", reason=str(error))
         return False
     return True
+
+
+def identity_of(user: User) -> TelegramIdentity:
+    """Who pressed or typed, as the service layer sees them."""
+    return TelegramIdentity(user.id, user.username, user.first_name, user.last_name)

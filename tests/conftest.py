@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -48,12 +49,8 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresHandl
 
 @pytest.fixture(scope="session")
 async def template_url(postgres: PostgresHandle) -> str:
-    admin = await asyncpg.connect(_dsn(postgres.admin_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
-    finally:
-        await admin.close()
+    await _admin_execute(postgres, f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+    await _admin_execute(postgres, f'CREATE DATABASE "{TEMPLATE_DB}"')
     url = postgres.url_for(TEMPLATE_DB)
     engine = create_engine(EngineOptions(url=url, pool_size=1, max_overflow=0))
     try:
@@ -63,38 +60,39 @@ async def template_url(postgres: PostgresHandle) -> str:
     return url
 
 
+async def _admin_execute(postgres: PostgresHandle, sql: str) -> None:
+    admin = await asyncpg.connect(_dsn(postgres.admin_url))
+    try:
+        await admin.execute(sql)
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def _scratch_database(
+    postgres: PostgresHandle, prefix: str, template: str | None
+) -> AsyncIterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    clone = f' TEMPLATE "{template}"' if template else ""
+    await _admin_execute(postgres, f'CREATE DATABASE "{name}"{clone}')
+    try:
+        yield postgres.url_for(name)
+    finally:
+        await _admin_execute(postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 async def database_url(postgres: PostgresHandle, template_url: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test alone."""
-    name = f"sq_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_dsn(postgres.admin_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
-    finally:
-        await admin.close()
-    yield postgres.url_for(name)
-    admin = await asyncpg.connect(_dsn(postgres.admin_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    """A fresh, migrated database for this test alone (a clone of the template)."""
+    async with _scratch_database(postgres, "sq_test", TEMPLATE_DB) as url:
+        yield url
 
 
 @pytest.fixture
 async def empty_database_url(postgres: PostgresHandle) -> AsyncIterator[str]:
     """An empty database, for migration tests."""
-    name = f"sq_empty_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_dsn(postgres.admin_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield postgres.url_for(name)
-    admin = await asyncpg.connect(_dsn(postgres.admin_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with _scratch_database(postgres, "sq_empty", None) as url:
+        yield url
 
 
 @pytest.fixture

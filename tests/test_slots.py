@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from bot.services.slots import next_slot, owed_slot, window_at, window_opening_on
+from bot.services.slots import PostingSchedule
 
 
 def utc(*args: int) -> datetime:
@@ -13,7 +12,8 @@ def utc(*args: int) -> datetime:
 
 
 def test_window_across_midnight() -> None:
-    window = window_opening_on(date(2026, 6, 1), 22, 2, 4, ZoneInfo("UTC"))
+    schedule = PostingSchedule(22, 2, 4, "UTC")
+    window = schedule.window_opening_on(date(2026, 6, 1))
     assert window.start == utc(2026, 6, 1, 22)
     assert window.end == utc(2026, 6, 2, 2)
     assert window.slots() == [
@@ -23,14 +23,13 @@ def test_window_across_midnight() -> None:
         utc(2026, 6, 2, 1),
     ]
     # At 01:30 the window that opened yesterday is the current one.
-    assert window_at(utc(2026, 6, 2, 1, 30), 22, 2, 4, "UTC") == window
-    assert window_at(utc(2026, 6, 2, 2, 0), 22, 2, 4, "UTC") is None
+    assert schedule.window_at(utc(2026, 6, 2, 1, 30)) == window
+    assert schedule.window_at(utc(2026, 6, 2, 2, 0)) is None
 
 
 def test_dst_spring_forward_day_has_a_shorter_window() -> None:
-    berlin = ZoneInfo("Europe/Berlin")
-    # 2026-03-29: clocks jump 02:00 -> 03:00. Window 00:00-06:00 local is 5 real hours.
-    window = window_opening_on(date(2026, 3, 29), 0, 6, 5, berlin)
+    # 2026-03-29: Berlin jumps 02:00 -> 03:00. Window 00:00-06:00 local is 5 real hours.
+    window = PostingSchedule(0, 6, 5, "Europe/Berlin").window_opening_on(date(2026, 3, 29))
     assert window.end - window.start == timedelta(hours=5)
     assert window.start == utc(2026, 3, 28, 23)
     assert window.end == utc(2026, 3, 29, 4)
@@ -38,32 +37,29 @@ def test_dst_spring_forward_day_has_a_shorter_window() -> None:
 
 
 def test_dst_fall_back_day_has_a_longer_window() -> None:
-    berlin = ZoneInfo("Europe/Berlin")
     # 2026-10-25: 03:00 -> 02:00. Window 00:00-06:00 local is 7 real hours.
-    window = window_opening_on(date(2026, 10, 25), 0, 6, 7, berlin)
+    window = PostingSchedule(0, 6, 7, "Europe/Berlin").window_opening_on(date(2026, 10, 25))
     assert window.end - window.start == timedelta(hours=7)
     assert len(set(window.slots())) == 7
 
 
 def test_a_start_hour_skipped_by_dst_still_opens() -> None:
-    ny = ZoneInfo("America/New_York")
     # 2026-03-08 02:00 does not exist in New York; the window opens at 03:00 EDT.
-    window = window_opening_on(date(2026, 3, 8), 2, 4, 1, ny)
+    window = PostingSchedule(2, 4, 1, "America/New_York").window_opening_on(date(2026, 3, 8))
     assert window.start == utc(2026, 3, 8, 7)
     assert window.end == utc(2026, 3, 8, 8)
 
 
 def test_one_post_a_day() -> None:
-    assert owed_slot(utc(2026, 6, 1, 8, 59), None, 9, 21, 1, "UTC") is None
-    assert owed_slot(utc(2026, 6, 1, 9, 0), None, 9, 21, 1, "UTC") == utc(2026, 6, 1, 9)
-    assert owed_slot(utc(2026, 6, 1, 20, 0), utc(2026, 6, 1, 9), 9, 21, 1, "UTC") is None
-    assert next_slot(utc(2026, 6, 1, 20, 0), utc(2026, 6, 1, 9), 9, 21, 1, "UTC") == utc(
-        2026, 6, 2, 9
-    )
+    schedule = PostingSchedule(9, 21, 1, "UTC")
+    assert schedule.owed_slot(utc(2026, 6, 1, 8, 59), None) is None
+    assert schedule.owed_slot(utc(2026, 6, 1, 9, 0), None) == utc(2026, 6, 1, 9)
+    assert schedule.owed_slot(utc(2026, 6, 1, 20, 0), utc(2026, 6, 1, 9)) is None
+    assert schedule.next_slot(utc(2026, 6, 1, 20, 0), utc(2026, 6, 1, 9)) == utc(2026, 6, 2, 9)
 
 
 def test_fifty_posts_a_day() -> None:
-    window = window_opening_on(date(2026, 6, 1), 0, 0, 50, ZoneInfo("UTC"))
+    window = PostingSchedule(0, 0, 50, "UTC").window_opening_on(date(2026, 6, 1))
     assert window.end - window.start == timedelta(hours=24)
     slots = window.slots()
     assert len(slots) == 50
@@ -72,11 +68,12 @@ def test_fifty_posts_a_day() -> None:
 
 def test_catch_up_after_downtime_is_one_slot_per_tick() -> None:
     # Hourly slots from 09:00; down from 09:30 to 12:10 with only 09:00 filled.
+    schedule = PostingSchedule(9, 21, 12, "UTC")
     last = utc(2026, 6, 1, 9)
     now = utc(2026, 6, 1, 12, 10)
     sent = []
     for _ in range(6):  # six ticks, a minute apart
-        slot = owed_slot(now, last, 9, 21, 12, "UTC")
+        slot = schedule.owed_slot(now, last)
         if slot is not None:
             sent.append(slot)
             last = slot
@@ -86,11 +83,17 @@ def test_catch_up_after_downtime_is_one_slot_per_tick() -> None:
 
 def test_slots_of_an_earlier_window_are_forgiven() -> None:
     # Last filled yesterday morning; today at 09:30 only today's 09:00 slot is owed.
-    assert owed_slot(utc(2026, 6, 2, 9, 30), utc(2026, 6, 1, 9), 9, 21, 12, "UTC") == utc(
-        2026, 6, 2, 9
-    )
-    assert owed_slot(utc(2026, 6, 2, 9, 31), utc(2026, 6, 2, 9), 9, 21, 12, "UTC") is None
+    schedule = PostingSchedule(9, 21, 12, "UTC")
+    assert schedule.owed_slot(utc(2026, 6, 2, 9, 30), utc(2026, 6, 1, 9)) == utc(2026, 6, 2, 9)
+    assert schedule.owed_slot(utc(2026, 6, 2, 9, 31), utc(2026, 6, 2, 9)) is None
 
 
 def test_a_chat_that_never_posted_starts_at_the_current_slot() -> None:
-    assert owed_slot(utc(2026, 6, 1, 12, 10), None, 9, 21, 12, "UTC") == utc(2026, 6, 1, 12)
+    schedule = PostingSchedule(9, 21, 12, "UTC")
+    assert schedule.owed_slot(utc(2026, 6, 1, 12, 10), None) == utc(2026, 6, 1, 12)
+
+
+def test_a_manual_send_fills_the_slot_that_has_begun() -> None:
+    schedule = PostingSchedule(9, 21, 12, "UTC")
+    assert schedule.slot_filled_by_manual_send(utc(2026, 6, 1, 12, 40)) == utc(2026, 6, 1, 12)
+    assert schedule.slot_filled_by_manual_send(utc(2026, 6, 1, 22, 0)) is None

@@ -20,6 +20,7 @@ from bot.services.admins import AdminDirectory
 from bot.services.scheduler import NothingToSend, Scheduler, utc_now
 from bot.services.tasks import TaskTracker
 from bot.services.team import SettingRejectedError, TeamService
+from bot.telegram import identity_of
 from db.repositories import TelegramIdentity
 
 logger = structlog.get_logger(__name__)
@@ -56,10 +57,9 @@ def bot_commands() -> list[BotCommand]:
     return [BotCommand(command=name, description=text) for name, text in COMMANDS]
 
 
-def identity_of(message: Message) -> TelegramIdentity:
-    user = message.from_user
-    assert user is not None
-    return TelegramIdentity(user.id, user.username, user.first_name, user.last_name)
+def sender_of(message: Message) -> TelegramIdentity:
+    assert message.from_user is not None  # CommandScopeMiddleware skips anonymous senders
+    return identity_of(message.from_user)
 
 
 def ago(moment: datetime | None, now: datetime) -> str:
@@ -118,7 +118,7 @@ async def _touch_quietly(team: TeamService, message: Message, name: str) -> None
     try:
         await team.touch(
             message.chat.id,
-            identity_of(message),
+            sender_of(message),
             "command",
             name,
             context={"text": (message.text or "")[:200]},
@@ -238,7 +238,7 @@ async def _require_admin(message: Message, admins: AdminDirectory) -> bool:
 async def pause(message: Message, team: TeamService, admins: AdminDirectory) -> None:
     if not await _require_admin(message, admins):
         return
-    changed = await team.set_paused(message.chat.id, identity_of(message), True)
+    changed = await team.set_paused(message.chat.id, sender_of(message), True)
     await message.answer(
         "⏸ Paused: no scheduled posts until /resume." if changed else "Already paused."
     )
@@ -247,7 +247,7 @@ async def pause(message: Message, team: TeamService, admins: AdminDirectory) -> 
 async def resume(message: Message, team: TeamService, admins: AdminDirectory) -> None:
     if not await _require_admin(message, admins):
         return
-    changed = await team.set_paused(message.chat.id, identity_of(message), False)
+    changed = await team.set_paused(message.chat.id, sender_of(message), False)
     await message.answer("▶️ Resumed." if changed else "Already running.")
 
 
@@ -263,7 +263,7 @@ async def settings_command(
             return
         try:
             chat = await team.change_setting(
-                message.chat.id, identity_of(message), "tz", arguments[1]
+                message.chat.id, sender_of(message), "tz", arguments[1]
             )
         except SettingRejectedError as rejected:
             await message.answer(escape(str(rejected)))

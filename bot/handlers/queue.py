@@ -23,9 +23,8 @@ from bot.middlewares import TeamChatMiddleware
 from bot.services.autopost import AutoPostResult, AutoPostService
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
 from bot.services.tasks import TaskTracker
-from bot.telegram import answer_quietly, edit_quietly
+from bot.telegram import answer_quietly, edit_quietly, identity_of
 from db.errors import DatabaseUnavailableError
-from db.repositories import TelegramIdentity
 
 logger = structlog.get_logger(__name__)
 
@@ -38,16 +37,6 @@ RECORDED_STATUS = {
     QueueAction.SKIP: "skipped",
     QueueAction.CONFIRM_REJECT: "rejected",
 }
-
-
-def identity_of(callback: CallbackQuery) -> TelegramIdentity:
-    user = callback.from_user
-    return TelegramIdentity(
-        telegram_user_id=user.id,
-        username=user.username,
-        first_name=user.first_name,
-        last_name=user.last_name,
-    )
 
 
 def final_line(outcome: PressOutcome) -> str:
@@ -96,7 +85,7 @@ async def record_press(
         queue_id=callback_data.queue_id,
         chat_id=message.chat.id,
         status=RECORDED_STATUS[callback_data.action],
-        presser=identity_of(callback),
+        presser=identity_of(callback.from_user),
         telegram_message_id=message.message_id,
     )
     # Tracked rather than awaited directly: when shutdown cancels this handler,
@@ -197,7 +186,7 @@ async def run_autopost(
         return
     await answer_quietly(callback, AUTOPOST_PROGRESS)
     await edit_quietly(message, with_status(original, AUTOPOST_PROGRESS), None)
-    result = await service.publish(claim, identity_of(callback), message.message_id)
+    result = await service.publish(claim, identity_of(callback.from_user), message.message_id)
     if result.result is AutoPostResult.RECORDED:
         assert result.press is not None
         await edit_quietly(message, with_status(original, final_line(result.press)), None)

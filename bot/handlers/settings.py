@@ -12,9 +12,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from bot.config import Settings
 from bot.services.admins import AdminDirectory
 from bot.services.team import SettingRejectedError, TeamService
-from bot.telegram import answer_quietly, edit_quietly
+from bot.telegram import answer_quietly, edit_quietly, identity_of
 from db.models import ChatSettings
-from db.repositories import TelegramIdentity
 
 logger = structlog.get_logger(__name__)
 
@@ -89,11 +88,12 @@ async def change(
         logger.warning("settings.not_admin", user_id=callback.from_user.id)
         await answer_quietly(callback, "⛔ Only admins can change settings.")
         return
-    user = callback.from_user
-    identity = TelegramIdentity(user.id, user.username, user.first_name, user.last_name)
     try:
         chat = await team.change_setting(
-            message.chat.id, identity, callback_data.field, callback_data.step
+            message.chat.id,
+            identity_of(callback.from_user),
+            callback_data.field,
+            callback_data.step,
         )
     except SettingRejectedError as rejected:
         await answer_quietly(callback, str(rejected))

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services import heartbeat
 from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
-from bot.services.slots import owed_slot, slot_filled_by_manual_send
+from bot.services.slots import PostingSchedule
 from db.models import MediaItem
 from db.repositories import (
     ChatSettingsRepository,
@@ -129,14 +129,7 @@ class Scheduler:
                 chat = await chats.get_for_update(chat_id, skip_locked=True)
                 if chat is None or chat.is_paused:
                     return None
-                slot = owed_slot(
-                    now,
-                    chat.last_post_sent_at,
-                    chat.posting_hours_start,
-                    chat.posting_hours_end,
-                    chat.posts_per_day,
-                    chat.timezone,
-                )
+                slot = PostingSchedule.of(chat).owed_slot(now, chat.last_post_sent_at)
                 if slot is None:
                     return None
                 media = await MediaRepository(session).next_eligible(chat_id, now)
@@ -172,13 +165,7 @@ class Scheduler:
                 if media is None or queue_id is None:
                     return await self._why_nothing(session, chat_id)
                 if chat is not None:
-                    slot = slot_filled_by_manual_send(
-                        now,
-                        chat.posting_hours_start,
-                        chat.posting_hours_end,
-                        chat.posts_per_day,
-                        chat.timezone,
-                    )
+                    slot = PostingSchedule.of(chat).slot_filled_by_manual_send(now)
                     if slot is not None and (
                         chat.last_post_sent_at is None or slot > chat.last_post_sent_at
                     ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 
@@ -25,102 +26,99 @@ class Window:
     def contains(self, moment: datetime) -> bool:
         return self.start <= moment < self.end
 
+    def begun(self, moment: datetime) -> list[datetime]:
+        return [slot for slot in self.slots() if slot <= moment]
+
+
+class ScheduleSettings(Protocol):
+    """The chat settings a schedule is made of (a ChatSettings row has them)."""
+
+    @property
+    def posting_hours_start(self) -> int: ...
+    @property
+    def posting_hours_end(self) -> int: ...
+    @property
+    def posts_per_day(self) -> int: ...
+    @property
+    def timezone(self) -> str: ...
+
 
 def _local(day: date, hour: int, zone: ZoneInfo) -> datetime:
     # A wall-clock hour skipped by a DST jump resolves forward (fold=0 then normalise).
-    naive = datetime.combine(day, time(hour))
-    aware = naive.replace(tzinfo=zone)
+    aware = datetime.combine(day, time(hour)).replace(tzinfo=zone)
     return aware.astimezone(UTC).astimezone(zone)
 
 
-def window_opening_on(
-    day: date, start_hour: int, end_hour: int, posts: int, zone: ZoneInfo
-) -> Window:
-    """The window that opens on local `day`; it ends the next day when end <= start."""
-    end_day = day if end_hour > start_hour else day + timedelta(days=1)
-    start = _local(day, start_hour, zone).astimezone(UTC)
-    end = _local(end_day, end_hour, zone).astimezone(UTC)
-    return Window(start=start, end=end, posts=posts)
+@dataclass(frozen=True, slots=True)
+class PostingSchedule:
+    """A daily window [start_hour, end_hour) in `timezone`, crossing midnight when end <= start."""
 
+    start_hour: int
+    end_hour: int
+    posts: int
+    timezone: str
 
-def window_at(
-    moment: datetime, start_hour: int, end_hour: int, posts: int, timezone: str
-) -> Window | None:
-    """The window containing `moment` (UTC), or None outside every window."""
-    zone = ZoneInfo(timezone)
-    local_day = moment.astimezone(zone).date()
-    for day in (local_day, local_day - timedelta(days=1)):
-        window = window_opening_on(day, start_hour, end_hour, posts, zone)
-        if window.contains(moment):
-            return window
-    return None
-
-
-def next_window(
-    moment: datetime, start_hour: int, end_hour: int, posts: int, timezone: str
-) -> Window:
-    """The first window that opens after `moment`."""
-    zone = ZoneInfo(timezone)
-    local_day = moment.astimezone(zone).date()
-    for offset in range(0, 3):
-        window = window_opening_on(
-            local_day + timedelta(days=offset), start_hour, end_hour, posts, zone
+    @classmethod
+    def of(cls, chat: ScheduleSettings) -> PostingSchedule:
+        return cls(
+            chat.posting_hours_start, chat.posting_hours_end, chat.posts_per_day, chat.timezone
         )
-        if window.start > moment:
-            return window
-    raise AssertionError("a window opens every day")
 
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
-def owed_slot(
-    now: datetime,
-    last_filled: datetime | None,
-    start_hour: int,
-    end_hour: int,
-    posts: int,
-    timezone: str,
-) -> datetime | None:
-    """The slot to fill now, or None.
+    def window_opening_on(self, day: date) -> Window:
+        end_day = day if self.end_hour > self.start_hour else day + timedelta(days=1)
+        start = _local(day, self.start_hour, self.zone).astimezone(UTC)
+        end = _local(end_day, self.end_hour, self.zone).astimezone(UTC)
+        return Window(start=start, end=end, posts=self.posts)
 
-    Slots of the current window that passed unfilled (downtime) are owed one at a
-    time, one per tick; slots of earlier windows are forgiven, so there is never
-    a burst. A chat that never posted starts at the current slot.
-    """
-    window = window_at(now, start_hour, end_hour, posts, timezone)
-    if window is None:
+    def window_at(self, moment: datetime) -> Window | None:
+        """The window containing `moment` (UTC), or None outside every window."""
+        local_day = moment.astimezone(self.zone).date()
+        for day in (local_day, local_day - timedelta(days=1)):
+            window = self.window_opening_on(day)
+            if window.contains(moment):
+                return window
         return None
-    begun = [slot for slot in window.slots() if slot <= now]
-    if last_filled is None:
-        # A chat that never posted starts with the current slot, not a backlog.
-        return begun[-1]
-    return next((slot for slot in begun if slot > last_filled), None)
 
+    def next_window(self, moment: datetime) -> Window:
+        """The first window that opens after `moment`."""
+        local_day = moment.astimezone(self.zone).date()
+        for offset in range(3):
+            window = self.window_opening_on(local_day + timedelta(days=offset))
+            if window.start > moment:
+                return window
+        raise AssertionError("a window opens every day")
 
-def next_slot(
-    now: datetime,
-    last_filled: datetime | None,
-    start_hour: int,
-    end_hour: int,
-    posts: int,
-    timezone: str,
-) -> datetime:
-    """When the scheduler will next send (for /status)."""
-    owed = owed_slot(now, last_filled, start_hour, end_hour, posts, timezone)
-    if owed is not None:
-        return now
-    window = window_at(now, start_hour, end_hour, posts, timezone)
-    if window is not None:
-        for slot in window.slots():
-            if slot > now:
-                return slot
-    return next_window(now, start_hour, end_hour, posts, timezone).start
+    def owed_slot(self, now: datetime, last_filled: datetime | None) -> datetime | None:
+        """The slot to fill now, or None.
 
+        Slots of the current window that passed unfilled (downtime) are owed one
+        at a time, one per tick; slots of earlier windows are forgiven, so there
+        is never a burst. A chat that never posted starts at the current slot.
+        """
+        window = self.window_at(now)
+        if window is None:
+            return None
+        begun = window.begun(now)
+        if last_filled is None:
+            return begun[-1]
+        return next((slot for slot in begun if slot > last_filled), None)
 
-def slot_filled_by_manual_send(
-    now: datetime, start_hour: int, end_hour: int, posts: int, timezone: str
-) -> datetime | None:
-    """A /next inside the window fills the latest slot that has begun."""
-    window = window_at(now, start_hour, end_hour, posts, timezone)
-    if window is None:
-        return None
-    begun = [slot for slot in window.slots() if slot <= now]
-    return begun[-1] if begun else None
+    def next_slot(self, now: datetime, last_filled: datetime | None) -> datetime:
+        """When the scheduler will next send (for /status)."""
+        if self.owed_slot(now, last_filled) is not None:
+            return now
+        window = self.window_at(now)
+        if window is not None:
+            upcoming = [slot for slot in window.slots() if slot > now]
+            if upcoming:
+                return upcoming[0]
+        return self.next_window(now).start
+
+    def slot_filled_by_manual_send(self, now: datetime) -> datetime | None:
+        """A /next inside the window fills the latest slot that has begun."""
+        window = self.window_at(now)
+        return window.begun(now)[-1] if window is not None else None

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import structlog
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.services.slots import next_slot
+from bot.services.slots import PostingSchedule
 from db.models import ChatSettings, MediaItem, PostingHistory, PostingQueueItem, User
 from db.repositories import (
     ChatSettingsRepository,
@@ -25,6 +26,7 @@ from db.repositories import (
 from db.retry import run_with_retry
 
 logger = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 class SettingRejectedError(Exception):
@@ -74,8 +76,10 @@ class TeamService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def _read(self, operation: str, work: Any) -> Any:
-        async def unit(session: AsyncSession) -> Any:
+    async def _run(self, operation: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """`work` in one transaction, through the retry wrapper."""
+
+        async def unit(session: AsyncSession) -> T:
             async with session.begin():
                 return await work(session)
 
@@ -103,20 +107,19 @@ class TeamService:
                 telegram_message_id=message_id,
             )
 
-        await self._read("team.touch", work)
+        await self._run("team.touch", work)
 
     async def register_chat(self, chat_id: int, title: str | None) -> None:
         async def work(session: AsyncSession) -> None:
             await ChatSettingsRepository(session).ensure(chat_id, title)
 
-        await self._read("team.register", work)
+        await self._run("team.register", work)
 
     async def chat(self, chat_id: int) -> ChatSettings:
         async def work(session: AsyncSession) -> ChatSettings:
             return await ChatSettingsRepository(session).ensure(chat_id)
 
-        result: ChatSettings = await self._read("team.chat", work)
-        return result
+        return await self._run("team.chat", work)
 
     async def status(self, chat_id: int, now: datetime) -> StatusView:
         async def work(session: AsyncSession) -> StatusView:
@@ -137,14 +140,7 @@ class TeamService:
                 last_file = item.file_name if item else None
             upcoming = None
             if not chat.is_paused:
-                upcoming = next_slot(
-                    now,
-                    chat.last_post_sent_at,
-                    chat.posting_hours_start,
-                    chat.posting_hours_end,
-                    chat.posts_per_day,
-                    chat.timezone,
-                )
+                upcoming = PostingSchedule.of(chat).next_slot(now, chat.last_post_sent_at)
             return StatusView(
                 chat=chat,
                 paused_by=paused_by,
@@ -156,22 +152,19 @@ class TeamService:
                 eligible=eligible,
             )
 
-        result: StatusView = await self._read("team.status", work)
-        return result
+        return await self._run("team.status", work)
 
     async def in_flight(self, chat_id: int) -> list[tuple[PostingQueueItem, MediaItem]]:
         async def work(session: AsyncSession) -> list[tuple[PostingQueueItem, MediaItem]]:
             return await QueueRepository(session).in_flight(chat_id)
 
-        result: list[tuple[PostingQueueItem, MediaItem]] = await self._read("team.queue", work)
-        return result
+        return await self._run("team.queue", work)
 
     async def history(self, chat_id: int, limit: int) -> list[tuple[PostingHistory, MediaItem]]:
         async def work(session: AsyncSession) -> list[tuple[PostingHistory, MediaItem]]:
             return await HistoryRepository(session).recent(chat_id, limit)
 
-        result: list[tuple[PostingHistory, MediaItem]] = await self._read("team.history", work)
-        return result
+        return await self._run("team.history", work)
 
     async def stats(self, chat_id: int, now: datetime) -> list[PersonStats]:
         async def work(session: AsyncSession) -> list[PersonStats]:
@@ -191,8 +184,7 @@ class TeamService:
                 for row in total
             ]
 
-        result: list[PersonStats] = await self._read("team.stats", work)
-        return result
+        return await self._run("team.stats", work)
 
     async def set_paused(self, chat_id: int, identity: TelegramIdentity, paused: bool) -> bool:
         """Pause or resume; False when it already was. Records who and when."""
@@ -220,8 +212,7 @@ class TeamService:
             )
             return True
 
-        result: bool = await self._read("team.pause", work)
-        return result
+        return await self._run("team.pause", work)
 
     async def change_setting(
         self, chat_id: int, identity: TelegramIdentity, field: str, value: Any
@@ -253,8 +244,7 @@ class TeamService:
             await session.refresh(chat)
             return chat
 
-        result: ChatSettings = await self._read("team.settings", work)
-        return result
+        return await self._run("team.settings", work)
 
 
 def _resolve(chat: ChatSettings, field: str, value: Any) -> tuple[str, Any]:

@@ -169,6 +169,12 @@ async def test_sigterm_mid_press_still_records_it(
 ) -> None:
     await bot.start()
     [send] = await api.wait_for("sendPhoto")
+
+    async def marked_sent() -> bool:
+        rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
+        return [r.status for r in rows] == ["sent"]
+
+    await eventually(marked_sent)  # the scheduler is done with the row
     dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     blocker = await asyncpg.connect(dsn)
     try:

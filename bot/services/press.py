@@ -138,10 +138,3 @@ class PressService:
             by=outcome.acted_by_name,
         )
         return outcome
-
-    async def state(self, queue_id: uuid.UUID) -> PressState:
-        async def read(session: AsyncSession) -> PressState:
-            async with session.begin():
-                return await PressRepository(session).state(queue_id)
-
-        return await run_with_retry(self._sessions, read, operation="press.state")

@@ -61,9 +61,6 @@ class QueueRepository:
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
 
-    async def get(self, queue_id: uuid.UUID) -> PostingQueueItem | None:
-        return await self._session.get(PostingQueueItem, queue_id)
-
     async def stuck_sending(self, older_than: datetime) -> list[PostingQueueItem]:
         """Rows a crashed process left in `sending`, locked so one process takes each."""
         statement = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,7 +56,3 @@ class UserRepository:
             .returning(User.id)
         )
         return (await self._session.execute(statement)).scalar_one()
-
-    async def by_telegram_id(self, telegram_user_id: int) -> User | None:
-        statement = select(User).where(User.telegram_user_id == telegram_user_id)
-        return (await self._session.execute(statement)).scalar_one_or_none()

@@ -16,7 +16,7 @@ from aiogram.enums import ParseMode
 
 from bot.config import Settings
 from bot.database import Database
-from bot.handlers import commands, fallback, queue
+from bot.handlers import commands, errors, fallback, queue
 from bot.handlers import settings as settings_handlers
 from bot.middlewares import LogContextMiddleware
 from bot.services.admins import AdminDirectory
@@ -122,5 +122,6 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
         commands.create_router(),
         settings_handlers.create_router(),
         fallback.create_router(),
+        errors.create_router(),
     )
     return dispatcher

@@ -20,13 +20,20 @@ def _harmless(error: TelegramBadRequest) -> bool:
 async def answer_quietly(
     callback: CallbackQuery, text: str | None = None, *, alert: bool = False
 ) -> None:
-    """Answer a callback query; a query that is too old is not an error."""
+    """Answer a callback query, best effort: the caption edit after it must still happen.
+
+    A query that is too old is not an error; any other failure (after the request
+    middleware's retries) is logged.
+    """
     try:
         await callback.answer(text, show_alert=alert)
     except TelegramBadRequest as error:
-        if not _harmless(error):
-            raise
-        logger.debug("telegram.answer_ignored", reason=error.message)
+        if _harmless(error):
+            logger.debug("telegram.answer_ignored", reason=error.message)
+        else:
+            logger.warning("telegram.answer_failed", reason=error.message)
+    except TelegramAPIError as error:
+        logger.warning("telegram.answer_failed", reason=str(error))
 
 
 async def edit_quietly(

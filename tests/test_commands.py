@@ -240,3 +240,15 @@ async def test_admin_lookup_failure_falls_back_to_configured_admins(
         TelegramNetworkError(method=GetChatAdministrators(chat_id=TEAM_CHAT), message="down"),
     )
     assert "Only admins" in await say(app, command, who=CHAT_ADMIN)
+
+
+async def test_a_dead_database_gets_a_clear_reply(
+    app: TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from db.errors import DatabaseUnavailableError
+
+    async def unreachable(*args: object, **kwargs: object) -> None:
+        raise DatabaseUnavailableError("team.status")
+
+    monkeypatch.setattr(app.services.team, "status", unreachable)
+    assert "database can't be reached" in await say(app, "/status")

@@ -225,3 +225,17 @@ async def test_message_not_modified_is_not_an_error(app: TestApp) -> None:
     app.telegram.fail_next(EditMessageCaption, not_modified())
     await app.feed(_press(queue_id, QueueAction.POSTED))
     assert len(await _history(app)) == 1
+
+
+async def test_a_failed_answer_does_not_stop_the_caption_edit(app: TestApp) -> None:
+    from aiogram.exceptions import TelegramNetworkError
+
+    _, queue_id = await _queued(app)
+    for _ in range(4):  # more than the request middleware retries
+        app.telegram.fail_next(
+            AnswerCallbackQuery,
+            TelegramNetworkError(method=AnswerCallbackQuery(callback_query_id="x"), message="down"),
+        )
+    await app.feed(_press(queue_id, QueueAction.POSTED))
+    assert len(await _history(app)) == 1
+    assert app.telegram.of(EditMessageCaption)[-1].caption.endswith("✅ Posted by Alice")

@@ -1,0 +1,33 @@
+"""What a user sees when the database stays unreachable through the retry."""
+
+from __future__ import annotations
+
+import structlog
+from aiogram import Router
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.types import ErrorEvent
+
+from bot.telegram import answer_quietly
+from db.errors import DatabaseUnavailableError
+
+logger = structlog.get_logger(__name__)
+
+UNAVAILABLE = "❌ The database can't be reached right now — please try again in a minute."
+
+
+async def database_unavailable(event: ErrorEvent) -> None:
+    logger.error("update.database_unavailable", error=str(event.exception))
+    update = event.update
+    if update.callback_query is not None:
+        await answer_quietly(update.callback_query, UNAVAILABLE)
+    elif update.message is not None:
+        try:
+            await update.message.answer(UNAVAILABLE)
+        except Exception:
+            logger.warning("update.reply_failed", exc_info=True)
+
+
+def create_router() -> Router:
+    router = Router(name=__name__)
+    router.errors.register(database_unavailable, ExceptionTypeFilter(DatabaseUnavailableError))
+    return router

@@ -323,3 +323,9 @@ async def test_next_explains_everything_queued(app: TestApp) -> None:
             {"m": media_id, "c": TEAM_CHAT},
         )
     assert "already in the queue" in await _next(app)
+
+
+async def test_next_says_why_the_send_failed(app: TestApp) -> None:
+    await seed_media(app.sessions)  # its file is missing on disk
+    reply = await _next(app)
+    assert "Couldn't send the next item" in reply and "media file not found" in reply

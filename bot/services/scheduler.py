@@ -145,7 +145,7 @@ class Scheduler:
         item = await run_with_retry(self._sessions, claim, operation="scheduler.claim")
         if item is None:
             return False
-        return await self.deliver(item)
+        return await self.deliver(item) is None
 
     async def send_now(self, chat_id: int) -> SendResult:
         """/next: the next eligible item now, ignoring the window and the pause."""
@@ -175,9 +175,8 @@ class Scheduler:
         claimed = await run_with_retry(self._sessions, claim, operation="scheduler.send_now")
         if isinstance(claimed, SendResult):
             return claimed
-        if await self.deliver(claimed):
-            return SendResult(sent=True)
-        return SendResult(sent=False, error="the send failed; see the log")
+        error = await self.deliver(claimed)
+        return SendResult(sent=error is None, error=error)
 
     @staticmethod
     async def _why_nothing(session: AsyncSession, chat_id: int) -> SendResult:
@@ -191,9 +190,10 @@ class Scheduler:
             reason = NothingToSend.ALL_LOCKED
         return SendResult(sent=False, reason=reason, queued=queued, locked=locked, total=total)
 
-    async def deliver(self, item: Notification) -> bool:
+    async def deliver(self, item: Notification) -> str | None:
         """Send a claimed item, retrying transient Telegram failures with backoff.
 
+        Returns None once sent, or why the item was given up.
         Each retry is counted on the queue row first, so a send that reached
         Telegram although we saw an error is a repeat the queue knows about.
         """
@@ -204,8 +204,7 @@ class Scheduler:
             except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter) as error:
                 delay = next(delays, None)
                 if delay is None:
-                    await self._give_up(item, f"Telegram kept failing: {error}")
-                    return False
+                    return await self._give_up(item, f"Telegram kept failing: {error}")
                 if isinstance(error, TelegramRetryAfter):
                     delay = max(delay, float(error.retry_after))
                 logger.warning(
@@ -214,11 +213,10 @@ class Scheduler:
                 await asyncio.sleep(delay)
                 await self._count_attempt(item.queue_id)
             except (MediaFileMissingError, TelegramAPIError, OSError) as error:
-                await self._give_up(item, str(error))
-                return False
+                return await self._give_up(item, str(error))
             else:
                 await self._record_sent(item, message.message_id, sent_file_id(message))
-                return True
+                return None
 
     async def _count_attempt(self, queue_id: uuid.UUID) -> None:
         async def bump(session: AsyncSession) -> None:
@@ -242,7 +240,7 @@ class Scheduler:
             uploaded=item.telegram_file_id is None,
         )
 
-    async def _give_up(self, item: Notification, error: str) -> None:
+    async def _give_up(self, item: Notification, error: str) -> str:
         """A `failed` history row and the item freed, in one transaction."""
 
         async def fail(session: AsyncSession) -> None:
@@ -260,6 +258,7 @@ class Scheduler:
 
         await run_with_retry(self._sessions, fail, operation="scheduler.give_up")
         logger.error("notify.failed", queue_id=str(item.queue_id), error=error)
+        return error
 
     async def recover_stuck(self) -> int:
         """Rows left in `sending` by a crash: one more send, or give up after a repeat."""

@@ -82,3 +82,19 @@ async def test_concurrent_migrations_run_once(empty_database_url: str) -> None:
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_migrating_leaves_logging_alone(empty_database_url: str) -> None:
+    import logging
+
+    ours = logging.getLogger("bot.services.press")
+    root_handlers = list(logging.getLogger().handlers)
+    root_level = logging.getLogger().level
+    engine = create_engine(EngineOptions(url=empty_database_url, pool_size=1, max_overflow=0))
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    assert logging.getLogger().handlers == root_handlers
+    assert logging.getLogger().level == root_level
+    assert not ours.disabled  # logging.config.fileConfig would have disabled it

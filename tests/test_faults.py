@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import await_
 
@@ -281,3 +282,31 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_at_checkout(
     async with sessions() as session:
         new_pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
     assert new_pid != old_pid
+
+
+async def test_a_disconnect_discards_only_the_broken_connection(
+    database_url: str, admin: asyncpg.Connection
+) -> None:
+    engine = _engine(database_url, pool_size=3)
+    try:
+        connections = [await engine.connect() for _ in range(3)]
+        pids = [
+            (await c.execute(text("SELECT pg_backend_pid()"))).scalar_one() for c in connections
+        ]
+        for connection in connections[1:]:
+            await connection.close()  # back to the pool, alive
+        await admin.execute("SELECT pg_terminate_backend($1)", pids[0])
+        with pytest.raises(DBAPIError):
+            await connections[0].execute(text("SELECT 1"))
+        await connections[0].close()
+
+        survivors = [await engine.connect() for _ in range(2)]
+        reused = {
+            (await c.execute(text("SELECT pg_backend_pid()"))).scalar_one() for c in survivors
+        }
+        for connection in survivors:
+            await connection.close()
+        # SQLAlchemy's default would have invalidated the whole pool: new backends here.
+        assert reused == set(pids[1:])
+    finally:
+        await engine.dispose()

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import resource
 
 from benchmarks import chaos, library, presses
 from benchmarks.common import cluster
@@ -20,12 +21,15 @@ async def main(only: set[str]) -> None:
             await library.selection(pg)
             print()
             await library.reindex(pg)
+            await asyncio.to_thread(library.hash_large_file)
             print()
         if not only or "presses" in only:
             await presses.run_all(pg)
             print()
         if not only or "chaos" in only:
             await chaos.run(pg)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"\npeak resident memory of the benchmark process: {peak:.0f} MB")
 
 
 if __name__ == "__main__":

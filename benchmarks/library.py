@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import tracemalloc
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
 from benchmarks.common import Cluster, mean, ms, percentile, timer
-from bot.services.library import LibraryIndexer
+from bot.services.library import LibraryIndexer, inspect_file, walk
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories import MediaRepository
 from db.repositories.media import eligible_query
@@ -128,4 +129,27 @@ async def reindex(cluster: Cluster, files: int = 10_000) -> None:
         print(f"  unchanged re-index {warm:.2f} s ({second.summary()})")
     finally:
         await engine.dispose()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def hash_large_file(size_mb: int = 500) -> None:
+    """A large video is hashed in 1 MB chunks: Python's peak allocation stays small."""
+    root = Path(tempfile.mkdtemp(prefix="sqbig"))
+    try:
+        path = root / "big.mp4"
+        with open(path, "wb") as handle:
+            handle.write(b"\x00\x00\x00\x18ftypmp42")
+            handle.truncate(size_mb * 1024 * 1024)
+        found = walk(root)[0]
+        tracemalloc.start()
+        started = timer()
+        inspect_file(root, found, local_api=True)
+        seconds = timer() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(
+            f"hashing a {size_mb} MB video: {seconds:.2f} s, peak Python allocation "
+            f"{peak / 1024 / 1024:.1f} MB"
+        )
+    finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -295,3 +295,21 @@ async def test_not_configured_says_so(app: TestApp) -> None:
         "🤖 Auto Post isn't configured for this chat."
     ]
     assert json.dumps(await _queue_status(app)) == '["sent"]'
+
+
+async def test_the_token_is_never_logged(
+    app: TestApp,
+    graph: respx.MockRouter,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    graph.post(f"/{IG_USER}/media").respond(
+        400, json={"error": {"code": 190, "message": f"Invalid OAuth access token {IG_TOKEN}"}}
+    )
+    queue_id = await _queued(app)
+    with caplog.at_level("DEBUG"):
+        await app.feed(_press(queue_id))
+    output = capsys.readouterr()
+    assert "Auto Post failed" in _captions(app)[-1]
+    assert IG_TOKEN not in output.out + output.err + caplog.text
+    assert all(IG_TOKEN not in caption for caption in _captions(app))

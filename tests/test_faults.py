@@ -12,12 +12,17 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiogram.methods import EditMessageCaption
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import await_
 
+from bot.app import build_dispatcher, build_services, create_bot
+from bot.config import Settings
+from bot.database import Database
+from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.errors import DatabaseUnavailableError
@@ -32,6 +37,7 @@ from tests.support import (
     seed_media,
     seed_queue_item,
 )
+from tests.telegram_fake import RecordingSession, callback_update, queue_message, user
 
 ALICE = TelegramIdentity(7, "alice", "Alice")
 APP_NAME = "storyqueue-faults"
@@ -86,6 +92,31 @@ async def _prepare(sessions: async_sessionmaker[AsyncSession], count: int = 1) -
     return queue_ids
 
 
+async def _press_through_the_bot(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    queue_id: uuid.UUID,
+) -> RecordingSession:
+    """✅ Posted through the real dispatcher; returns the Bot API calls it made."""
+    telegram = RecordingSession()
+    bot = create_bot(settings, session=telegram)
+    database = Database(engine=engine, sessions=sessions)
+    services = build_services(settings, database, bot)
+    dispatcher = build_dispatcher(settings, database, services)
+    data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
+    message = queue_message(
+        TEAM_CHAT, 500, "Hi\n\n📄 a.jpg", queue_keyboard(queue_id, instagram=False)
+    )
+    await dispatcher.feed_update(bot, callback_update(data, message, user(7, "Alice")))
+    await services.tasks.drain(5)
+    return telegram
+
+
+def _caption_after(telegram: RecordingSession) -> str:
+    return str(telegram.of(EditMessageCaption)[-1].caption)
+
+
 def _press(queue_id: uuid.UUID, status: str = "posted") -> Press:
     return Press(queue_id=queue_id, chat_id=TEAM_CHAT, status=status, presser=ALICE)
 
@@ -118,7 +149,7 @@ async def test_backend_killed_while_idle_in_the_pool(
 
 
 async def test_backend_killed_during_the_unit_of_work(
-    faulty: Any, admin: asyncpg.Connection
+    faulty: Any, admin: asyncpg.Connection, settings: Settings
 ) -> None:
     engine, sessions = faulty
     [queue_id] = await _prepare(sessions)
@@ -130,11 +161,11 @@ async def test_backend_killed_during_the_unit_of_work(
             pid = conn.connection.dbapi_connection.driver_connection.get_server_pid()
             killed.append(await_(admin.fetchval("SELECT pg_terminate_backend($1)", pid)))
 
-    outcome = await PressService(sessions).record(_press(queue_id))
+    telegram = await _press_through_the_bot(engine, sessions, settings, queue_id)
 
     assert killed == [True]
-    assert outcome.kind is OutcomeKind.RECORDED
     await _assert_recorded_once(sessions)
+    assert _caption_after(telegram) == "Hi\n\n📄 a.jpg\n\n✅ Posted by Alice"
 
 
 async def test_backend_killed_just_before_commit(faulty: Any, admin: asyncpg.Connection) -> None:
@@ -165,7 +196,9 @@ async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
     await proxy.close()
 
 
-async def test_commit_lands_but_its_answer_is_lost(database_url: str, proxy: PgProxy) -> None:
+async def test_commit_lands_but_its_answer_is_lost(
+    database_url: str, proxy: PgProxy, settings: Settings
+) -> None:
     """The ambiguous commit: the server committed, the client saw the connection die."""
     engine = _engine(proxy.url(make_url(database_url).database or ""))
     sessions = create_session_factory(engine)
@@ -173,11 +206,11 @@ async def test_commit_lands_but_its_answer_is_lost(database_url: str, proxy: PgP
         [queue_id] = await _prepare(sessions)
         proxy.cut_after_reply_to(lambda data: b"COMMIT" in data)
 
-        outcome = await PressService(sessions).record(_press(queue_id))
+        telegram = await _press_through_the_bot(engine, sessions, settings, queue_id)
 
         assert proxy.cuts == 1
-        assert outcome.kind is OutcomeKind.RECORDED
         await _assert_recorded_once(sessions)
+        assert _caption_after(telegram) == "Hi\n\n📄 a.jpg\n\n✅ Posted by Alice"
     finally:
         await engine.dispose()
 

@@ -188,3 +188,29 @@ async def test_unit_of_work_runs_at_most_twice(app: TestApp) -> None:
     with pytest.raises(DatabaseUnavailableError):
         await run_with_retry(app.sessions, always_refused, policy=FAST)
     assert attempts == 2
+
+
+async def test_retry_that_finds_the_row_gone_shows_who_acted(
+    app: TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue_id = await _queued(app)
+
+    async def bob_skips_meanwhile() -> None:
+        monkeypatch.undo()
+        await PressService(app.sessions, FAST).record(_press(queue_id, "skipped", BOB))
+
+    FlakyRecord(
+        monkeypatch, failures=1, error=lost_connection(), before_failing=bob_skips_meanwhile
+    )
+    data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
+    message = queue_message(
+        TEAM_CHAT, 500, "Hi\n\n📄 a.jpg", queue_keyboard(queue_id, instagram=False)
+    )
+
+    await app.feed(callback_update(data, message, user()))
+
+    assert [a.text for a in app.telegram.of(AnswerCallbackQuery)] == ["⏭️ Already skipped by Bob"]
+    [edit] = app.telegram.of(EditMessageCaption)
+    assert edit.caption == "Hi\n\n📄 a.jpg\n\n⏭️ Skipped by Bob"
+    assert edit.reply_markup is None
+    assert await _history_count(app) == 1

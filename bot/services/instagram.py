@@ -72,6 +72,7 @@ class InstagramClient:
         self._user_id = user_id
         # In a header, not the query string, so no URL that gets logged carries it.
         self._headers = {"Authorization": f"Bearer {access_token}"}
+        self._token = access_token
         self._publish_timeout = publish_timeout_seconds
         self._poll_interval = poll_interval_seconds
 
@@ -91,7 +92,9 @@ class InstagramClient:
         error = body.get("error") if isinstance(body, dict) else None
         if response.is_error or error:
             code = error.get("code") if isinstance(error, dict) else None
-            message = str(error.get("message", ""))[:200] if isinstance(error, dict) else ""
+            message = str(error.get("message", "")) if isinstance(error, dict) else ""
+            # Graph error messages can quote the token back; they are logged.
+            message = message.replace(self._token, "[REDACTED]")[:200]
             if code in RATE_LIMIT_CODES or response.status_code == 429:
                 raise InstagramError(InstagramFailure.RATE_LIMIT, message)
             if code == EXPIRED_TOKEN_CODE:

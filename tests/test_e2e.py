@@ -159,6 +159,19 @@ async def test_item_arrives_and_posted_is_recorded(
     history = await fetch_all(session_factory, "SELECT status, acted_by_name FROM posting_history")
     assert [tuple(r) for r in history] == [("posted", "Alice")]
 
+    api.push_update(
+        message={
+            "message_id": 900,
+            "date": int(time.time()),
+            "from": ALICE,
+            "text": "/status",
+            "chat": {"id": TEAM_CHAT, "type": "supergroup", "title": "team"},
+            "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+        }
+    )
+    [reply] = await api.wait_for("sendMessage")
+    assert "Running" in reply.params["text"] and "Last post: <code>item" in reply.params["text"]
+
     assert await bot.stop() == 0
     assert "Traceback" not in bot.log
     assert TEST_TOKEN not in bot.log

@@ -239,3 +239,35 @@ async def test_a_failed_answer_does_not_stop_the_caption_edit(app: TestApp) -> N
     await app.feed(_press(queue_id, QueueAction.POSTED))
     assert len(await _history(app)) == 1
     assert app.telegram.of(EditMessageCaption)[-1].caption.endswith("✅ Posted by Alice")
+
+
+async def test_two_processes_pressing_at_once_record_one_row(
+    app: TestApp, database_url: str
+) -> None:
+    """Two engines (two pools, as two bot processes would have) race on one item."""
+    from bot.services.press import OutcomeKind, Press, PressService
+    from db.engine import EngineOptions, create_engine, create_session_factory
+    from db.repositories import TelegramIdentity
+
+    _, queue_id = await _queued(app)
+    other = create_engine(EngineOptions(url=database_url, pool_size=1, max_overflow=0))
+    try:
+        services = [PressService(app.sessions), PressService(create_session_factory(other))]
+        people = [TelegramIdentity(7, "alice", "Alice"), TelegramIdentity(8, "bob", "Bob")]
+        outcomes = await asyncio.gather(
+            *(
+                service.record(
+                    Press(queue_id=queue_id, chat_id=TEAM_CHAT, status=status, presser=who)
+                )
+                for service, who, status in zip(
+                    services, people, ["posted", "skipped"], strict=True
+                )
+            )
+        )
+    finally:
+        await other.dispose()
+    assert sorted(o.kind for o in outcomes) == [OutcomeKind.ALREADY, OutcomeKind.RECORDED]
+    winner = next(o for o in outcomes if o.kind is OutcomeKind.RECORDED)
+    loser = next(o for o in outcomes if o.kind is OutcomeKind.ALREADY)
+    assert (loser.status, loser.acted_by_name) == (winner.status, winner.acted_by_name)
+    assert len(await _history(app)) == 1

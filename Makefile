@@ -37,6 +37,7 @@ migrate: install ## bring the database schema to head
 
 migration: install ## new Alembic revision: make migration m="what changed"
 	@test -n "$(m)" || (echo 'usage: make migration m="what changed"' && exit 2)
+	@$(BIN)/python -m bot migrate
 	$(BIN)/alembic revision --autogenerate -m "$(m)"
 
 check: install ## settings valid, database reachable, schema at head

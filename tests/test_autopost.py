@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,19 +37,19 @@ BOB = user(8, "Bob")
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        bot_token=TEST_TOKEN,
-        telegram_chat_id=TEAM_CHAT,
-        data_dir=tmp_path / "data",
-        media_dir=tmp_path / "media",
-        instagram_user_id=IG_USER,
-        instagram_access_token=IG_TOKEN,
-        media_public_base_url="https://cdn.test/media/",
-        instagram_graph_url=GRAPH,
-        instagram_publish_timeout_seconds=0.5,
-        instagram_poll_interval_seconds=0.01,
+def settings(settings: Settings) -> Settings:
+    """The suite's settings with Instagram configured."""
+    return Settings.model_validate(
+        {
+            **settings.model_dump(),
+            "bot_token": TEST_TOKEN,
+            "instagram_user_id": IG_USER,
+            "instagram_access_token": IG_TOKEN,
+            "media_public_base_url": "https://cdn.test/media/",
+            "instagram_graph_url": GRAPH,
+            "instagram_publish_timeout_seconds": 0.5,
+            "instagram_poll_interval_seconds": 0.01,
+        }
     )
 
 

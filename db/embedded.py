@@ -57,6 +57,23 @@ class EmbeddedPostgres:
         output: str = commands.pg_ctl(list(args), pgdata=self.data_dir, user=user)
         return output
 
+    def stop_server_only(self, mode: str = "immediate") -> None:
+        """Stop the postmaster but keep this handle (tests start it again with `start_again`)."""
+        self.pg_ctl("stop", "-w", "-m", mode)
+
+    def start_again(self) -> None:
+        """Start the postmaster with the options the wheel used: the same socket, no TCP."""
+        self.pg_ctl(
+            "start",
+            "-w",
+            "-o",
+            '-h ""',
+            "-o",
+            f"-k {self.socket_dir}",
+            "-l",
+            str(self.data_dir / "log"),
+        )
+
     def _forget_dead_handles(self) -> None:
         # The wheel counts the processes using the server and stops it with the
         # last one; a process that was SIGKILLed would keep it running forever.

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.errors import DatabaseUnavailableError, means_lost_connection
 
@@ -81,6 +81,19 @@ async def _attempt(
         await session.close()
 
 
+async def _wait_for_a_connection(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """Check a connection out and back in: it connects when the pool has none alive.
+
+    Without a re-read to do it, this is what lets the second attempt wait out a
+    restarting server instead of spending itself on a refused connect. A live
+    pooled connection costs no round trip.
+    """
+    engine = session_factory.kw.get("bind")
+    if isinstance(engine, AsyncEngine):
+        async with engine.connect():
+            pass
+
+
 async def run_with_retry(
     session_factory: async_sessionmaker[AsyncSession],
     unit_of_work: UnitOfWork[T],
@@ -118,6 +131,8 @@ async def run_with_retry(
             return await unit_of_work(session)
 
         try:
+            if recover is None:
+                await _wait_for_a_connection(session_factory)
             settled, result = await _attempt(session_factory, second_attempt, recover)
         except Exception as exc:
             if not is_connection_loss(exc):

@@ -15,7 +15,7 @@ import pytest
 from aiogram.methods import EditMessageCaption
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import await_
 
@@ -27,7 +27,7 @@ from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.errors import DatabaseUnavailableError
 from db.repositories import TelegramIdentity
-from db.retry import RetryPolicy
+from db.retry import RetryPolicy, run_with_retry
 from tests.pgproxy import PgProxy
 from tests.support import (
     TEAM_CHAT,
@@ -343,3 +343,42 @@ async def test_a_disconnect_discards_only_the_broken_connection(
         assert reused == set(pids[1:])
     finally:
         await engine.dispose()
+
+
+async def test_an_operation_without_a_reread_waits_out_a_restart(
+    faulty: Any, postgres: PostgresHandle
+) -> None:
+    """The scheduler's and the commands' units of work: their second attempt waits for the server."""
+    if postgres.embedded is None:
+        pytest.skip("needs the embedded server to stop and start it")
+    _, sessions = faulty
+    embedded = postgres.embedded
+    attempts = 0
+    restarting: list[asyncio.Task[None]] = []
+
+    async def back_in_a_moment() -> None:
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(embedded.start_again)
+
+    async def read(session: AsyncSession) -> int:
+        nonlocal attempts
+        attempts += 1
+        async with session.begin():
+            value = (await session.execute(text("SELECT 41 + 1"))).scalar_one()
+        if attempts == 1:
+            # The server goes away right after the first attempt reached it.
+            await asyncio.to_thread(embedded.stop_server_only)
+            restarting.append(asyncio.create_task(back_in_a_moment()))
+            raise OperationalError(
+                "SELECT", {}, ConnectionResetError("server closed the connection")
+            )
+        return int(value)
+
+    try:
+        result = await run_with_retry(
+            sessions, read, policy=RetryPolicy(reconnect_deadline_seconds=15)
+        )
+    finally:
+        await asyncio.gather(*restarting)
+    assert result == 42
+    assert attempts == 2

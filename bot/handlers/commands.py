@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from html import escape
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from aiogram import BaseMiddleware, Bot, Router
+from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import BotCommand, Message, TelegramObject
+from aiogram.types import BotCommand, Message
 
 from bot.config import Settings
 from bot.handlers.settings import render_settings, settings_keyboard
-from bot.middlewares import may_press
+from bot.middlewares import CommandScopeMiddleware, may_press
 from bot.services.admins import AdminDirectory
 from bot.services.scheduler import NothingToSend, Scheduler, utc_now
-from bot.services.tasks import TaskTracker
 from bot.services.team import SettingRejectedError, TeamService
 from bot.telegram import identity_of
 from db.repositories import TelegramIdentity
@@ -27,7 +24,6 @@ logger = structlog.get_logger(__name__)
 
 HISTORY_DEFAULT = 10
 HISTORY_MAX = 50
-PRIVATE_OK = {"start", "help"}
 
 COMMANDS: list[tuple[str, str]] = [
     ("start", "what this bot does"),
@@ -77,55 +73,6 @@ def ago(moment: datetime | None, now: datetime) -> str:
 
 def local(moment: datetime, timezone: str) -> str:
     return moment.astimezone(ZoneInfo(timezone)).strftime("%a %d %b %H:%M")
-
-
-def command_name(message: Message) -> str:
-    head = (message.text or "").split(maxsplit=1)[0] if message.text else ""
-    return head.lstrip("/").split("@", 1)[0].lower()
-
-
-Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
-
-
-class CommandScopeMiddleware(BaseMiddleware):
-    """Runs once a command handler matched: the chat must be served; the user is logged."""
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        assert isinstance(event, Message)
-        settings: Settings = data["settings"]
-        name = command_name(event)
-        if event.from_user is None:
-            return None
-        if event.chat.type == "private":
-            if name not in PRIVATE_OK:
-                await event.answer(
-                    "In a private chat I only answer /start and /help. "
-                    "The other commands work in the team chat."
-                )
-                return None
-        elif event.chat.id != settings.telegram_chat_id:
-            logger.warning("command.foreign_chat", chat_id=event.chat.id, command=name)
-            await event.answer("Sorry — I only work in my team's chat.")
-            return None
-        team: TeamService = data["team"]
-        tasks: TaskTracker = data["tasks"]
-        # Never delays or fails the command: its own short transaction, in the background.
-        tasks.spawn(_touch_quietly(team, event, name))
-        return await handler(event, data)
-
-
-async def _touch_quietly(team: TeamService, message: Message, name: str) -> None:
-    try:
-        await team.touch(
-            message.chat.id,
-            sender_of(message),
-            "command",
-            name,
-            context={"text": (message.text or "")[:200]},
-            message_id=message.message_id,
-        )
-    except Exception:
-        logger.exception("command.log_failed", command=name)
 
 
 async def start(message: Message, team: TeamService) -> None:
@@ -308,7 +255,7 @@ async def register_commands(bot: Bot) -> None:
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.middleware(CommandScopeMiddleware())
+    router.message.middleware(CommandScopeMiddleware(private_ok={"start", "help"}))
     router.message.register(start, Command("start"))
     router.message.register(help_, Command("help"))
     router.message.register(status, Command("status"))

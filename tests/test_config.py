@@ -93,3 +93,17 @@ def test_instagram_needs_all_three() -> None:
     assert not partial.instagram_configured
     full = partial.model_copy(update={"media_public_base_url": "https://cdn.example/media"})
     assert full.instagram_configured
+
+
+def test_empty_values_in_dotenv_count_as_unset(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("BOT_TOKEN=\nTELEGRAM_CHAT_ID=\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=tmp_path,
+        env=_clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "BOT_TOKEN and TELEGRAM_CHAT_ID must be set" in result.stderr

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class LogFormat(StrEnum):
@@ -89,10 +90,17 @@ class Settings(BaseSettings):
             return None
         for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://"):
             if value.startswith(prefix):
-                return "postgresql+asyncpg://" + value[len(prefix) :]
+                value = "postgresql+asyncpg://" + value[len(prefix) :]
         if not value.startswith("postgresql+asyncpg://"):
             raise ValueError("must be a postgresql:// URL")
-        return value
+        # Connection strings copied from Neon and others carry libpq's options,
+        # which asyncpg does not take: sslmode becomes ssl, channel_binding goes.
+        url = make_url(value)
+        query = dict(url.query)
+        if "sslmode" in query:
+            query["ssl"] = query.pop("sslmode")
+        query.pop("channel_binding", None)
+        return url.set(query=query).render_as_string(hide_password=False)
 
     @property
     def instagram_configured(self) -> bool:

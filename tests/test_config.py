@@ -82,6 +82,17 @@ def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.log_format is LogFormat.JSON
 
 
+def test_a_neon_connection_string_is_accepted_as_copied(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "DATABASE_URL",
+        "postgresql://alex:pw@ep-cool-1.eu-central-1.aws.neon.tech/neondb"
+        "?sslmode=require&channel_binding=require",
+    )
+    assert load_settings(_env_file=None).database_url == (
+        "postgresql+asyncpg://alex:pw@ep-cool-1.eu-central-1.aws.neon.tech/neondb?ssl=require"
+    )
+
+
 def test_require_for_run_names_what_is_missing() -> None:
     settings = Settings(_env_file=None, bot_token="1:x")  # type: ignore[call-arg]
     with pytest.raises(ConfigError, match="TELEGRAM_CHAT_ID"):

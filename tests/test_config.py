@@ -24,15 +24,19 @@ def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def test_run_without_token_names_it_and_exits_2(tmp_path: Path) -> None:
-    result = subprocess.run(
+def _run_bot(cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "bot", "run"],
-        cwd=tmp_path,
-        env=_clean_env(tmp_path),
+        cwd=cwd,
+        env=_clean_env(cwd),
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_run_without_token_names_it_and_exits_2(tmp_path: Path) -> None:
+    result = _run_bot(tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "BOT_TOKEN" in lines[0]
@@ -108,13 +112,6 @@ def test_instagram_needs_all_three() -> None:
 
 def test_empty_values_in_dotenv_count_as_unset(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("BOT_TOKEN=\nTELEGRAM_CHAT_ID=\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "run"],
-        cwd=tmp_path,
-        env=_clean_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _run_bot(tmp_path)
     assert result.returncode == 2
     assert "BOT_TOKEN and TELEGRAM_CHAT_ID must be set" in result.stderr

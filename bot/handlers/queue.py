@@ -90,8 +90,8 @@ async def record_press(
     )
     # Tracked rather than awaited directly: when shutdown cancels this handler,
     # the press still commits and its caption is still edited; shutdown waits.
-    await asyncio.shield(
-        tasks.spawn(record_and_report(callback, message, press, press_service, settings))
+    await tasks.run_to_completion(
+        record_and_report(callback, message, press, press_service, settings)
     )
 
 
@@ -162,8 +162,8 @@ async def autopost(
     if autopost_service is None:
         await answer_quietly(callback, AUTOPOST_NOT_CONFIGURED)
         return
-    await asyncio.shield(
-        tasks.spawn(run_autopost(callback, message, callback_data, autopost_service, settings))
+    await tasks.run_to_completion(
+        run_autopost(callback, message, callback_data, autopost_service, settings)
     )
 
 

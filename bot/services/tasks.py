@@ -24,6 +24,10 @@ class TaskTracker:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def run_to_completion(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Await `coroutine`; if the caller is cancelled, it still finishes (and is drained)."""
+        return await asyncio.shield(self.spawn(coroutine))
+
     @property
     def pending(self) -> int:
         return len(self._tasks)

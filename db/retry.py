@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -18,6 +18,28 @@ logger = structlog.get_logger(__name__)
 T = TypeVar("T")
 UnitOfWork = Callable[[AsyncSession], Awaitable[T]]
 Recovery = Callable[[AsyncSession], Awaitable[T | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotent:
+    """The unit may simply run again: a repeat after a landed COMMIT changes nothing.
+
+    `because` says why (it only reads, it sets values, its inserts conflict on a
+    key the first attempt wrote); it is there for the reader and the logs.
+    """
+
+    because: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reread(Generic[T]):
+    """Before any later attempt, `recover` reads what the earlier one left.
+
+    A value settles the unit (our COMMIT landed after all, or someone else
+    acted); None means nothing landed and the unit runs again.
+    """
+
+    recover: Recovery[T]
 
 
 def is_connection_loss(exc: BaseException) -> bool:
@@ -98,11 +120,14 @@ async def run_with_retry(
     session_factory: async_sessionmaker[AsyncSession],
     unit_of_work: UnitOfWork[T],
     *,
-    recover: Recovery[T] | None = None,
+    repeat: Idempotent | Reread[T],
+    operation: str,
     policy: RetryPolicy | None = None,
-    operation: str = "unit_of_work",
 ) -> T:
     """Run `unit_of_work` in its own session; after a lost connection, run it once more.
+
+    `repeat` is required: every unit says how it is safe to run twice, since a
+    lost connection can hide a COMMIT that landed.
 
     `unit_of_work` owns its transaction (it begins and commits). Before the second
     attempt `recover` re-reads the state in a fresh session: when it returns a
@@ -111,6 +136,9 @@ async def run_with_retry(
     backoff until the policy's deadline, because a restarting server refuses
     connections for a moment; the unit of work itself runs at most twice.
     """
+    if not isinstance(repeat, Idempotent | Reread):
+        raise TypeError(f"{operation}: say how the unit is safe to repeat (Idempotent or Reread)")
+    recover = repeat.recover if isinstance(repeat, Reread) else None
     policy = policy or RetryPolicy()
     try:
         return (await _attempt(session_factory, unit_of_work, None))[1]
@@ -149,3 +177,22 @@ async def run_with_retry(
         else:
             logger.info("db.retry_succeeded", operation=operation)
         return result
+
+
+async def in_transaction(
+    session_factory: async_sessionmaker[AsyncSession],
+    work: UnitOfWork[T],
+    *,
+    repeat: Idempotent | Reread[T],
+    operation: str,
+    policy: RetryPolicy | None = None,
+) -> T:
+    """`work` inside one transaction (BEGIN … COMMIT), through `run_with_retry`."""
+
+    async def unit(session: AsyncSession) -> T:
+        async with session.begin():
+            return await work(session)
+
+    return await run_with_retry(
+        session_factory, unit, repeat=repeat, operation=operation, policy=policy
+    )

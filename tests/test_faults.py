@@ -27,7 +27,7 @@ from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.errors import DatabaseUnavailableError
 from db.repositories import TelegramIdentity
-from db.retry import RetryPolicy, run_with_retry
+from db.retry import Idempotent, RetryPolicy, run_with_retry
 from tests.pgproxy import PgProxy
 from tests.support import (
     TEAM_CHAT,
@@ -376,7 +376,11 @@ async def test_an_operation_without_a_reread_waits_out_a_restart(
 
     try:
         result = await run_with_retry(
-            sessions, read, policy=RetryPolicy(reconnect_deadline_seconds=15)
+            sessions,
+            read,
+            repeat=Idempotent("it only reads"),
+            operation="test.read",
+            policy=RetryPolicy(reconnect_deadline_seconds=15),
         )
     finally:
         await asyncio.gather(*restarting)

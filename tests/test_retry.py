@@ -13,7 +13,7 @@ from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.press import OutcomeKind, Press, PressService
 from db.errors import DatabaseUnavailableError
 from db.repositories import PressRepository, TelegramIdentity
-from db.retry import RetryPolicy, run_with_retry
+from db.retry import Idempotent, RetryPolicy, run_with_retry
 from tests.support import TEAM_CHAT, TestApp, fetch_all, seed_media, seed_queue_item
 from tests.telegram_fake import callback_update, queue_message, user
 
@@ -99,7 +99,9 @@ async def test_a_constraint_violation_is_never_retried(app: TestApp) -> None:
         raise IntegrityError("INSERT", {}, Exception("duplicate key"))
 
     with pytest.raises(IntegrityError):
-        await run_with_retry(app.sessions, violate, policy=FAST)
+        await run_with_retry(
+            app.sessions, violate, repeat=Idempotent("a test"), operation="test", policy=FAST
+        )
     assert attempts == 1
 
 
@@ -186,7 +188,13 @@ async def test_unit_of_work_runs_at_most_twice(app: TestApp) -> None:
         raise ConnectionRefusedError("server restarting")
 
     with pytest.raises(DatabaseUnavailableError):
-        await run_with_retry(app.sessions, always_refused, policy=FAST)
+        await run_with_retry(
+            app.sessions,
+            always_refused,
+            repeat=Idempotent("a test"),
+            operation="test",
+            policy=FAST,
+        )
     assert attempts == 2
 
 
@@ -214,3 +222,11 @@ async def test_retry_that_finds_the_row_gone_shows_who_acted(
     assert edit.caption == "Hi\n\n📄 a.jpg\n\n⏭️ Skipped by Bob"
     assert edit.reply_markup is None
     assert await _history_count(app) == 1
+
+
+async def test_a_unit_that_does_not_say_how_it_repeats_is_refused(app: TestApp) -> None:
+    async def work(session: Any) -> None:
+        raise AssertionError("must not run")
+
+    with pytest.raises(TypeError, match="safe to repeat"):
+        await run_with_retry(app.sessions, work, repeat=None, operation="test")  # type: ignore[arg-type]

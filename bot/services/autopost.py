@@ -23,7 +23,7 @@ from db.repositories import (
     TelegramIdentity,
 )
 from db.repositories.press import AUTOPOST_STALE_SECONDS
-from db.retry import run_with_retry
+from db.retry import Idempotent, run_with_retry
 
 logger = structlog.get_logger(__name__)
 
@@ -102,7 +102,12 @@ class AutoPostService:
                     published_media_id=row.instagram_media_id,
                 )
 
-        return await run_with_retry(self._sessions, take, operation="autopost.claim")
+        return await run_with_retry(
+            self._sessions,
+            take,
+            repeat=Idempotent("TODO(#11): a repeat after a landed claim answers 'in progress'"),
+            operation="autopost.claim",
+        )
 
     async def publish(
         self,
@@ -162,7 +167,12 @@ class AutoPostService:
                 )
 
         try:
-            await run_with_retry(self._sessions, store, operation="autopost.remember")
+            await run_with_retry(
+                self._sessions,
+                store,
+                repeat=Idempotent("it sets the ids to the same values"),
+                operation="autopost.remember",
+            )
         except DatabaseUnavailableError:
             logger.error("autopost.remember_failed", queue_id=str(queue_id), media_id=media_id)
 
@@ -172,7 +182,12 @@ class AutoPostService:
                 await QueueRepository(session).release_autopost(queue_id)
 
         try:
-            await run_with_retry(self._sessions, release, operation="autopost.release")
+            await run_with_retry(
+                self._sessions,
+                release,
+                repeat=Idempotent("it only changes a row still on `publishing`"),
+                operation="autopost.release",
+            )
         except DatabaseUnavailableError:
             # The hold expires by itself (AUTOPOST_STALE_SECONDS).
             logger.error("autopost.release_failed", queue_id=str(queue_id))

@@ -10,7 +10,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories import PressRepository, PressState, TelegramIdentity
-from db.retry import RetryPolicy, run_with_retry
+from db.retry import Reread, RetryPolicy, run_with_retry
 
 logger = structlog.get_logger(__name__)
 
@@ -126,7 +126,7 @@ class PressService:
         outcome = await run_with_retry(
             self._sessions,
             unit_of_work,
-            recover=recover,
+            repeat=Reread(recover),
             policy=self._retry_policy,
             operation=f"press.{press.status}",
         )

@@ -31,7 +31,7 @@ from db.repositories import (
     MediaRepository,
     QueueRepository,
 )
-from db.retry import run_with_retry
+from db.retry import Idempotent, run_with_retry
 
 logger = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -116,7 +116,9 @@ class Scheduler:
             async with session.begin():
                 return await ChatSettingsRepository(session).active_chat_ids()
 
-        return await run_with_retry(self._sessions, read, operation="scheduler.chats")
+        return await run_with_retry(
+            self._sessions, read, repeat=Idempotent("it only reads"), operation="scheduler.chats"
+        )
 
     async def fill_owed_slot(self, chat_id: int) -> bool:
         """Claim and send one item if the chat owes a slot now; True when one was sent."""
@@ -142,7 +144,12 @@ class Scheduler:
                 await chats.update(chat_id, last_post_sent_at=slot)
                 return _notification(queue_id, media)
 
-        item = await run_with_retry(self._sessions, claim, operation="scheduler.claim")
+        item = await run_with_retry(
+            self._sessions,
+            claim,
+            repeat=Idempotent("TODO(#11): a landed claim is found only by the stuck-row sweep"),
+            operation="scheduler.claim",
+        )
         if item is None:
             return False
         return await self.deliver(item) is None
@@ -172,7 +179,12 @@ class Scheduler:
                         await chats.update(chat_id, last_post_sent_at=slot)
                 return _notification(queue_id, media)
 
-        claimed = await run_with_retry(self._sessions, claim, operation="scheduler.send_now")
+        claimed = await run_with_retry(
+            self._sessions,
+            claim,
+            repeat=Idempotent("TODO(#11): a landed claim is found only by the stuck-row sweep"),
+            operation="scheduler.send_now",
+        )
         if isinstance(claimed, SendResult):
             return claimed
         error = await self.deliver(claimed)
@@ -223,7 +235,12 @@ class Scheduler:
             async with session.begin():
                 await QueueRepository(session).reclaim(queue_id)
 
-        await run_with_retry(self._sessions, bump, operation="scheduler.count_attempt")
+        await run_with_retry(
+            self._sessions,
+            bump,
+            repeat=Idempotent("TODO(#11): a repeat counts the attempt twice"),
+            operation="scheduler.count_attempt",
+        )
 
     async def _record_sent(self, item: Notification, message_id: int, file_id: str | None) -> None:
         async def record(session: AsyncSession) -> None:
@@ -232,7 +249,12 @@ class Scheduler:
                 if file_id and file_id != item.telegram_file_id:
                     await MediaRepository(session).set_telegram_file_id(item.media_item_id, file_id)
 
-        await run_with_retry(self._sessions, record, operation="scheduler.record_sent")
+        await run_with_retry(
+            self._sessions,
+            record,
+            repeat=Idempotent("it sets the message id and status to the same values"),
+            operation="scheduler.record_sent",
+        )
         logger.info(
             "notify.sent",
             queue_id=str(item.queue_id),
@@ -256,7 +278,12 @@ class Scheduler:
                     error_message=error,
                 )
 
-        await run_with_retry(self._sessions, fail, operation="scheduler.give_up")
+        await run_with_retry(
+            self._sessions,
+            fail,
+            repeat=Idempotent("the history row is written only with the queue row it deletes"),
+            operation="scheduler.give_up",
+        )
         logger.error("notify.failed", queue_id=str(item.queue_id), error=error)
         return error
 
@@ -280,7 +307,12 @@ class Scheduler:
                         retry.append(item)
             return retry, abandon
 
-        retry, abandon = await run_with_retry(self._sessions, take, operation="scheduler.stuck")
+        retry, abandon = await run_with_retry(
+            self._sessions,
+            take,
+            repeat=Idempotent("TODO(#11): a repeat counts the attempt twice"),
+            operation="scheduler.stuck",
+        )
         for item in abandon:
             await self._give_up(item, "never confirmed as sent after a repeat")
         for item in retry:
@@ -293,7 +325,12 @@ class Scheduler:
             async with session.begin():
                 return await LockRepository(session).delete_expired(self._clock())
 
-        deleted = await run_with_retry(self._sessions, purge, operation="scheduler.locks")
+        deleted = await run_with_retry(
+            self._sessions,
+            purge,
+            repeat=Idempotent("deleting expired locks again deletes nothing"),
+            operation="scheduler.locks",
+        )
         if deleted:
             logger.info("locks.expired_deleted", count=deleted)
         return deleted

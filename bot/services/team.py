@@ -23,10 +23,11 @@ from db.repositories import (
     TelegramIdentity,
     UserRepository,
 )
-from db.retry import run_with_retry
+from db.retry import Idempotent, Reread, in_transaction
 
 logger = structlog.get_logger(__name__)
 T = TypeVar("T")
+READ_ONLY = Idempotent("it only reads, or upserts the chat's row with ON CONFLICT")
 
 
 class SettingRejectedError(Exception):
@@ -76,14 +77,14 @@ class TeamService:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def _run(self, operation: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def _run(
+        self,
+        operation: str,
+        work: Callable[[AsyncSession], Awaitable[T]],
+        repeat: Idempotent | Reread[T] = READ_ONLY,
+    ) -> T:
         """`work` in one transaction, through the retry wrapper."""
-
-        async def unit(session: AsyncSession) -> T:
-            async with session.begin():
-                return await work(session)
-
-        return await run_with_retry(self._sessions, unit, operation=operation)
+        return await in_transaction(self._sessions, work, repeat=repeat, operation=operation)
 
     async def touch(
         self,
@@ -107,7 +108,9 @@ class TeamService:
                 telegram_message_id=message_id,
             )
 
-        await self._run("team.touch", work)
+        await self._run(
+            "team.touch", work, Idempotent("TODO(#11): a repeat logs the interaction twice")
+        )
 
     async def register_chat(self, chat_id: int, title: str | None) -> None:
         async def work(session: AsyncSession) -> None:
@@ -212,7 +215,11 @@ class TeamService:
             )
             return True
 
-        return await self._run("team.pause", work)
+        return await self._run(
+            "team.pause",
+            work,
+            Idempotent("TODO(#11): a repeat after a landed COMMIT says 'already'"),
+        )
 
     async def change_setting(
         self, chat_id: int, identity: TelegramIdentity, field: str, value: Any
@@ -244,7 +251,9 @@ class TeamService:
             await session.refresh(chat)
             return chat
 
-        return await self._run("team.settings", work)
+        return await self._run(
+            "team.settings", work, Idempotent("TODO(#11): a repeated toggle or step applies twice")
+        )
 
 
 def _resolve(chat: ChatSettings, field: str, value: Any) -> tuple[str, Any]:

@@ -91,7 +91,17 @@ def build_services(
             poll_interval_seconds=settings.instagram_poll_interval_seconds,
         )
         autopost = AutoPostService(
-            database.sessions, press, instagram, settings.media_public_base_url, clock
+            database.sessions,
+            press,
+            instagram,
+            settings.media_public_base_url,
+            bot,
+            clock=clock,
+            # The holder renews its lease at each step; the longest step is the
+            # wait for the container plus a few HTTP timeouts.
+            lease_seconds=settings.instagram_publish_timeout_seconds + 90,
+            sweep_interval_seconds=settings.autopost_sweep_interval_seconds,
+            recheck_after_seconds=settings.instagram_poll_interval_seconds,
         )
     return Services(
         press=press,

@@ -100,6 +100,12 @@ async def _run(settings: Settings) -> int:
             gc.freeze()
             stop_scheduler = asyncio.Event()
             scheduling = asyncio.create_task(services.scheduler.run(stop_scheduler))
+            # Resolves Auto Posts a restart or an unknown outcome left `publishing`.
+            resolving = (
+                asyncio.create_task(services.autopost.run(stop_scheduler))
+                if services.autopost is not None
+                else None
+            )
             try:
                 await dispatcher.start_polling(
                     bot,
@@ -111,6 +117,8 @@ async def _run(settings: Settings) -> int:
                 stop_scheduler.set()
                 await services.tasks.drain(settings.shutdown_grace_seconds)
                 await _stop(scheduling, settings.shutdown_grace_seconds)
+                if resolving is not None:
+                    await _stop(resolving, settings.shutdown_grace_seconds)
                 await services.close()
         finally:
             await bot.session.close()

@@ -3,30 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from bot.app import build_services, create_bot
 from bot.config import Settings
+from bot.database import Database
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
-from db.repositories import PressRepository
+from bot.services.autopost import AutoPostClaim, AutoPostResult
+from db.engine import EngineOptions, create_engine, create_session_factory
+from db.repositories import PressRepository, TelegramIdentity
+from tests.fake_graph import GraphState, install_respx
+from tests.pgproxy import PgProxy
 from tests.support import (
     TEAM_CHAT,
     TEST_TOKEN,
+    PostgresHandle,
     TestApp,
     fetch_all,
     seed_chat,
     seed_media,
     seed_queue_item,
 )
-from tests.telegram_fake import callback_update, queue_message, user
+from tests.telegram_fake import RecordingSession, callback_update, queue_message, user
 
 GRAPH = "https://graph.test/v21.0"
 IG_USER = "1789"
@@ -160,17 +172,17 @@ async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.Mo
             lambda g: g.post(f"/{IG_USER}/media").respond(
                 400, json={"error": {"code": 4, "message": "limit"}}
             ),
-            "rate limit",
+            "rate limit was reached; try again later (error 4)",
         ),
         (
             lambda g: g.post(f"/{IG_USER}/media").respond(
                 400, json={"error": {"code": 190, "message": "expired"}}
             ),
-            "access token has expired",
+            "access token is invalid or expired; renew it (error 190)",
         ),
         (
             lambda g: g.post(f"/{IG_USER}/media").mock(side_effect=httpx.ConnectError("down")),
-            "could not be reached",
+            "could not be reached (ConnectError)",
         ),
         (
             lambda g: (
@@ -178,6 +190,15 @@ async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.Mo
                 g.get("/container-1").respond(json={"status_code": "ERROR"}),
             ),
             "could not process the media",
+        ),
+        (
+            lambda g: (
+                g.post(f"/{IG_USER}/media").respond(json={"id": "container-1"}),
+                g.get("/container-1").respond(
+                    json={"status_code": "ERROR", "status": "Error: 2207052"}
+                ),
+            ),
+            "could not download the media from its URL (error 2207052)",
         ),
         (
             lambda g: (
@@ -191,7 +212,7 @@ async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.Mo
                 g.post(f"/{IG_USER}/media").respond(json={"id": "container-1"}),
                 g.get("/container-1").respond(json={"status_code": "IN_PROGRESS"}),
             ),
-            "took too long",
+            "still processing the media (status IN_PROGRESS after 0.5 s)",
         ),
         (
             lambda g: (
@@ -199,7 +220,17 @@ async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.Mo
                 g.get("/container-1").respond(json={"status_code": "FINISHED"}),
                 g.post(f"/{IG_USER}/media_publish").respond(400, json={"error": {"code": 613}}),
             ),
-            "rate limit",
+            "rate limit was reached; try again later (error 613)",
+        ),
+        (
+            lambda g: (
+                g.post(f"/{IG_USER}/media").respond(json={"id": "container-1"}),
+                g.get("/container-1").respond(json={"status_code": "FINISHED"}),
+                g.post(f"/{IG_USER}/media_publish").respond(
+                    400, json={"error": {"code": 9007, "error_subcode": 2207027}}
+                ),
+            ),
+            "had not finished processing the media (error 9007/2207027)",
         ),
     ],
 )
@@ -271,19 +302,312 @@ async def test_published_but_not_recorded_never_publishes_twice(
 
     monkeypatch.setattr(PressRepository, "record", lost)
     await app.feed(_press(queue_id))
+    await app.services.tasks.drain(5)  # the follow-up resolve fails the same way
     assert await _history(app) == []
-    [row] = await fetch_all(app.sessions, "SELECT status, instagram_media_id FROM posting_queue")
-    assert (row.status, row.instagram_media_id) == ("publishing", "ig-media-9")
-    assert "not recorded yet" in _captions(app)[-1]
+    [row] = await fetch_all(
+        app.sessions, "SELECT status, instagram_media_id, claimed_at FROM posting_queue"
+    )
+    assert (row.status, row.instagram_media_id, row.claimed_at) == (
+        "publishing",
+        "ig-media-9",
+        None,
+    )
+    assert _captions(app)[-1].endswith("✅ Published to Instagram; recording it…")
 
     monkeypatch.undo()
-    await app.feed(_press(queue_id))
+    await app.feed(_press(queue_id))  # a re-press only resolves
+    await app.services.tasks.drain(5)
 
-    assert routes["publish"].call_count == 1
+    assert routes["publish"].call_count == 1 and routes["create"].call_count == 1
     assert [tuple(r) for r in await _history(app)] == [
         ("posted", "instagram_api", "ig-media-9", "Alice")
     ]
     assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+
+
+@pytest.fixture
+def ig(graph: respx.MockRouter) -> GraphState:
+    state = GraphState(IG_USER)
+    install_respx(graph, state)
+    return state
+
+
+async def _queue_row(app: TestApp) -> Any:
+    [row] = await fetch_all(
+        app.sessions,
+        "SELECT status, instagram_creation_id, instagram_publish_requested_at, claimed_at,"
+        " autopost_claim_token FROM posting_queue",
+    )
+    return row
+
+
+def _toasts(app: TestApp) -> list[str]:
+    return [a.text for a in app.telegram.of(AnswerCallbackQuery)]
+
+
+async def _eventually(check: Any, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+async def test_publish_times_out_after_publishing_one_story_however_often_pressed(
+    app: TestApp, ig: GraphState
+) -> None:
+    """The answer of media_publish is lost after Instagram published: never a second Story."""
+    ig.publish_faults = ["timeout_after"]
+    queue_id = await _queued(app)
+
+    await app.feed(_press(queue_id))
+    assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
+    assert "failed" not in _captions(app)[-1]
+    # Pressed again, by the presser and by others, before and while it is resolved.
+    for who in (ALICE, BOB, ALICE, BOB, ALICE):
+        await app.feed(_press(queue_id, who=who))
+    await app.services.tasks.drain(5)
+
+    assert ig.creates == 1
+    assert ig.publish_calls == ["container-1"]
+    assert len(ig.stories) == 1
+    assert [tuple(r) for r in await _history(app)] == [
+        ("posted", "instagram_api", "ig-media-1", "Alice")
+    ]
+    assert await _queue_status(app) == []
+    assert _captions(app)[-1] == f"{CAPTION}\n\n✅ Posted to Instagram by Alice"
+    assert app.telegram.of(EditMessageCaption)[-1].reply_markup is None
+    toasts = _toasts(app)
+    assert toasts[0] == "⏳ Publishing to Instagram…"
+    assert all(
+        t.startswith("🔎 Checking with Instagram") or t == "✅ Already posted by Alice"
+        for t in toasts[1:]
+    ), toasts
+    # Once resolved, a press says what happened.
+    await app.feed(_press(queue_id, who=BOB))
+    assert _toasts(app)[-1] == "✅ Already posted by Alice"
+    assert ig.publish_calls == ["container-1"]
+
+
+async def test_repress_while_unknown_creates_nothing(app: TestApp, ig: GraphState) -> None:
+    ig.publish_faults = ["timeout_after"]
+    queue_id = await _queued(app)
+
+    await app.feed(_press(queue_id))
+    ig.status_fails = 1000  # from now on Instagram cannot tell
+    for _ in range(3):
+        await app.feed(_press(queue_id, who=BOB))
+        assert _toasts(app)[-1].startswith("🔎 Checking with Instagram")
+    await app.services.tasks.drain(5)
+    # A manual press must wait too: the Story may be live.
+    await app.feed(_press(queue_id, QueueAction.POSTED, BOB))
+
+    assert ig.creates == 1 and ig.publish_calls == ["container-1"]
+    row = await _queue_row(app)
+    assert row.status == "publishing" and row.instagram_publish_requested_at is not None
+    assert await _history(app) == []
+    assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
+
+    ig.status_fails = 0
+    assert await app.services.autopost.sweep() == 1
+    assert ig.publish_calls == ["container-1"] and len(ig.stories) == 1
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+
+
+async def test_5xx_before_publishing_publishes_that_same_container(
+    app: TestApp, ig: GraphState
+) -> None:
+    ig.publish_faults = ["502_before"]
+    queue_id = await _queued(app)
+
+    await app.feed(_press(queue_id))
+    assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
+    await app.services.tasks.drain(5)
+
+    assert ig.creates == 1
+    assert ig.publish_calls == ["container-1", "container-1"]
+    assert len(ig.stories) == 1
+    assert [tuple(r) for r in await _history(app)] == [
+        ("posted", "instagram_api", "ig-media-1", "Alice")
+    ]
+    assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+
+
+async def test_container_error_after_unknown_gives_the_item_back(
+    app: TestApp, ig: GraphState
+) -> None:
+    ig.publish_faults = ["502_before"]
+    ig.status_after_publish["container-1"] = "ERROR"
+    ig.statuses["container-1"] = "Error: 2207052"
+    queue_id = await _queued(app)
+
+    await app.feed(_press(queue_id))
+    await app.services.tasks.drain(5)
+
+    assert await _queue_status(app) == ["sent"]
+    last = app.telegram.of(EditMessageCaption)[-1]
+    assert "could not download the media from its URL (error 2207052)" in last.caption
+    assert last.reply_markup == queue_keyboard(queue_id, instagram=True)
+    # Only now may a new container be made.
+    await app.feed(_press(queue_id))
+    assert ig.creates == 2 and ig.publish_calls == ["container-1", "container-2"]
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+
+
+async def test_restart_sweep_resolves_what_a_dead_process_left(
+    app: TestApp, ig: GraphState
+) -> None:
+    """Rows left `publishing` with expired leases: published, never published, unknown."""
+    published, unpublished, interrupted = [
+        await seed_queue_item(app.sessions, media_id, message_id=600 + n)
+        for n, media_id in enumerate(await seed_media(app.sessions, count=3, prefix="dead"))
+    ]
+    ig.create()  # container-1: published by the dead process
+    ig.publish("container-1")
+    ig.create()  # container-2: FINISHED, publish request sent but never arrived
+    async with app.sessions() as session, session.begin():
+        await session.execute(
+            text("INSERT INTO users (telegram_user_id, first_name) VALUES (7, 'Alice')")
+        )
+        for queue_id, container, marker in (
+            (published, "container-1", True),
+            (unpublished, "container-2", True),
+            (interrupted, None, False),
+        ):
+            await session.execute(
+                text(
+                    "UPDATE posting_queue SET status = 'publishing',"
+                    " claimed_at = now() - interval '1 hour', autopost_requested_by = 7,"
+                    " autopost_claim_token = gen_random_uuid(),"
+                    " instagram_creation_id = :container,"
+                    " instagram_publish_requested_at = CASE WHEN :marker THEN now() END"
+                    " WHERE id = :id"
+                ),
+                {"id": queue_id, "container": container, "marker": marker},
+            )
+
+    assert await app.services.autopost.sweep() == 3
+
+    history = await fetch_all(
+        app.sessions,
+        "SELECT queue_item_id, posting_method, instagram_media_id, acted_by_name"
+        " FROM posting_history ORDER BY instagram_media_id",
+    )
+    assert [tuple(r) for r in history] == [
+        (published, "instagram_api", "ig-media-1", "Alice"),
+        (unpublished, "instagram_api", "ig-media-2", "Alice"),
+    ]
+    assert ig.publish_calls == ["container-1", "container-2"]
+    [row] = await fetch_all(app.sessions, "SELECT id, status FROM posting_queue")
+    assert (row.id, row.status) == (interrupted, "sent")
+    edits = {e.message_id: e for e in app.telegram.of(EditMessageCaption)}
+    assert edits[600].caption.endswith("✅ Posted to Instagram by Alice")
+    assert edits[601].caption.endswith("✅ Posted to Instagram by Alice")
+    assert edits[602].caption.endswith("nothing was published.")
+    assert edits[602].reply_markup == queue_keyboard(interrupted, instagram=True)
+    assert await app.services.autopost.sweep() == 0
+
+
+async def test_shutdown_mid_publish_hands_the_item_over(app: TestApp, ig: GraphState) -> None:
+    ig.publish_faults = ["hang_after"]
+    gate = asyncio.Event()
+    queue_id = await _queued(app)
+    original = ig.publish
+
+    def slow_publish(container: str) -> Any:
+        result = original(container)
+        gate.set()
+        return result
+
+    ig.publish = slow_publish  # type: ignore[method-assign]
+    # The respx fake raises at once; make the publish itself hang instead.
+    hang = asyncio.Event()
+
+    async def hanging_publish(container: str) -> str:
+        slow_publish(container)
+        await hang.wait()
+        raise AssertionError("never answered")
+
+    app.services.autopost._instagram.publish = hanging_publish  # type: ignore[method-assign]
+    pressing = asyncio.create_task(app.feed(_press(queue_id)))
+    await asyncio.wait_for(gate.wait(), 5)
+    await app.services.tasks.drain(0)  # shutdown: grace over, the Auto Post is cancelled
+    with contextlib.suppress(asyncio.CancelledError):
+        await pressing
+
+    row = await _queue_row(app)
+    assert (row.status, row.claimed_at) == ("publishing", None)
+    assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
+    assert await app.services.autopost.sweep() == 1  # the next process's first sweep
+    assert len(ig.stories) == 1 and ig.publish_calls == ["container-1"]
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+
+
+async def test_auto_post_on_a_row_still_sending(app: TestApp, ig: GraphState) -> None:
+    queue_id = await _queued(app)
+    async with app.sessions() as session, session.begin():
+        await session.execute(text("UPDATE posting_queue SET status = 'sending'"))
+    await app.feed(_press(queue_id))
+    assert _toasts(app) == [
+        "⏳ This item is still being sent to the chat; press again in a moment."
+    ]
+    assert ig.creates == 0 and await _queue_status(app) == ["sending"]
+
+
+async def test_toasts_are_plain_text_captions_escaped(app: TestApp, ig: GraphState) -> None:
+    queue_id = await _queued(app)
+    await app.feed(_press(queue_id, who=user(9, "<Bob> & Co")))
+    assert _toasts(app)[-1] == "⏳ Publishing to Instagram…"
+    assert _captions(app)[-1].endswith("✅ Posted to Instagram by &lt;Bob&gt; &amp; Co")
+    await app.feed(_press(queue_id, QueueAction.POSTED, ALICE))
+    assert _toasts(app)[-1] == "✅ Already posted by <Bob> & Co"
+
+
+async def test_claim_commit_reply_lost_is_recognised_as_ours(
+    settings: Settings, database_url: str, proxy: PgProxy, ig: GraphState
+) -> None:
+    """The claim's COMMIT lands but its answer is cut: the re-read finds our token."""
+    engine = create_engine(
+        EngineOptions(url=proxy.url(make_url(database_url).database or ""), pool_size=2)
+    )
+    sessions = create_session_factory(engine)
+    telegram = RecordingSession()
+    bot = create_bot(settings, session=telegram)
+    services = build_services(settings, Database(engine=engine, sessions=sessions), bot)
+    try:
+        await seed_chat(sessions)
+        [media_id] = await seed_media(sessions)
+        queue_id = await seed_queue_item(sessions, media_id)
+        assert services.autopost is not None
+        proxy.cut_after_reply_to(lambda data: b"COMMIT" in data)
+
+        claim = await services.autopost.claim(
+            queue_id, TEAM_CHAT, TelegramIdentity(7, None, "Alice")
+        )
+
+        assert proxy.cuts == 1
+        assert isinstance(claim, AutoPostClaim)
+        row = (await fetch_all(sessions, "SELECT status, autopost_claim_token FROM posting_queue"))[
+            0
+        ]
+        assert (row.status, row.autopost_claim_token) == ("publishing", claim.token)
+        outcome = await services.autopost.publish(claim)
+        assert outcome.result is AutoPostResult.RECORDED
+        assert ig.publish_calls == ["container-1"]
+    finally:
+        await services.close()
+        await engine.dispose()
+
+
+@pytest.fixture
+async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
+    if postgres.embedded is None:
+        pytest.skip("the proxy fronts the embedded server's unix socket")
+    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqp")))
+    await proxy.start()
+    yield proxy
+    await proxy.close()
 
 
 async def test_not_configured_says_so(app: TestApp) -> None:

@@ -636,3 +636,31 @@ async def test_the_token_is_never_logged(
     assert "Auto Post failed" in _captions(app)[-1]
     assert IG_TOKEN not in output.out + output.err + caplog.text
     assert all(IG_TOKEN not in caption for caption in _captions(app))
+
+
+async def test_shutdown_before_the_publish_request_gives_the_item_back(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    polling = asyncio.Event()
+
+    async def never_ready(request: httpx.Request) -> httpx.Response:
+        polling.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    create = graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
+    graph.get("/container-1").mock(side_effect=never_ready)
+    publish = graph.post(f"/{IG_USER}/media_publish").respond(json={"id": "ig-media-9"})
+    queue_id = await _queued(app)
+
+    pressing = asyncio.create_task(app.feed(_press(queue_id)))
+    await asyncio.wait_for(polling.wait(), 5)
+    await app.services.tasks.drain(0)
+    with contextlib.suppress(asyncio.CancelledError):
+        await pressing
+
+    assert await _queue_status(app) == ["sent"]
+    last = app.telegram.of(EditMessageCaption)[-1]
+    assert last.caption.endswith("interrupted before publishing; nothing was published.")
+    assert last.reply_markup == queue_keyboard(queue_id, instagram=True)
+    assert create.call_count == 1 and publish.call_count == 0

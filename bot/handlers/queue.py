@@ -20,7 +20,6 @@ from bot.config import Settings
 from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
 from bot.middlewares import TeamChatMiddleware
 from bot.services.autopost import (
-    CHECKING_LINE,
     AutoPostRefusal,
     AutoPostResult,
     AutoPostService,
@@ -201,8 +200,8 @@ async def run_autopost(
         return
     if claim is AutoPostRefusal.CHECKING:
         # Nothing is created: the press only asks Instagram about the earlier publish.
+        # The caption is the resolver's to write (an edit here could land after its result).
         await answer_quietly(callback, AUTOPOST_CHECKING)
-        await edit_quietly(message, with_status(message.html_text, CHECKING_LINE), None)
         tasks.spawn(service.resolve_soon(callback_data.queue_id, immediately=True))
         return
     await answer_quietly(callback, AUTOPOST_PROGRESS)

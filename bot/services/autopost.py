@@ -61,6 +61,13 @@ DRY_RUN_LINE = "🧪 Dry run: Instagram accepted the story; nothing was publishe
 _STORY_MATCH_SLACK = timedelta(minutes=2)
 
 
+@dataclass(slots=True)
+class _Progress:
+    """How far a publish got; read when it is cancelled."""
+
+    publish_requested: bool = False
+
+
 class AutoPostRefusal(StrEnum):
     """Why a press of 🤖 did not start a publish (besides the press outcomes)."""
 
@@ -231,72 +238,83 @@ class AutoPostService:
     async def publish(self, claim: AutoPostClaim) -> AutoPostOutcome:
         """Create the container, wait for it, publish it once; say what happened in the caption.
 
-        Cancelled (shutdown), the item is given back or handed to the resolver,
-        never left held.
+        Cancelled (shutdown), the item is given back (no publish request left yet)
+        or handed to the resolver, never left held.
         """
         await self._show(claim.chat_id, claim.message_id, claim.body, PUBLISHING_LINE, None)
-        publish_requested = False
+        progress = _Progress()
         try:
-            try:
-                container = await self._instagram.create_story_container(
-                    claim.media_url, video=claim.video
-                )
-                if not await self._renew(claim, instagram_creation_id=container):
-                    return AutoPostOutcome(result=AutoPostResult.CHECKING)
-                await self._instagram.wait_until_ready(container)
-                if claim.dry_run:
-                    await self._give_back(claim.queue_id, claim.token)
-                    logger.info("autopost.dry_run", queue_id=str(claim.queue_id))
-                    await self._show_buttons(claim, DRY_RUN_LINE)
-                    return AutoPostOutcome(result=AutoPostResult.DRY_RUN)
-                # Durable before the request leaves: from here on a repeat is resolved, not redone.
-                if not await self._renew(claim, instagram_publish_requested_at=self._clock()):
-                    return AutoPostOutcome(result=AutoPostResult.CHECKING)
-                publish_requested = True
-                media_id = await self._instagram.publish(container)
-            except InstagramError as error:
-                if publish_requested and error.outcome_unknown:
-                    logger.warning(
-                        "autopost.outcome_unknown",
-                        queue_id=str(claim.queue_id),
-                        reference=error.reference,
-                    )
-                    await self._hand_over(claim.queue_id, claim.token)
-                    await self._show(claim.chat_id, claim.message_id, claim.body, CHECKING_LINE)
-                    return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
-                logger.warning(
-                    "autopost.failed",
-                    queue_id=str(claim.queue_id),
-                    failure=error.failure.value,
-                    reference=error.reference,
-                    detail=error.detail,
-                )
-                await self._give_back(claim.queue_id, claim.token)
-                await self._show_buttons(claim, failed_line(error))
-                return AutoPostOutcome(result=AutoPostResult.FAILED, error=error)
-            except DatabaseUnavailableError:
-                # A step could not be written. The resolver reads what did land:
-                # without the marker it gives the item back, with it it asks Instagram.
-                await self._hand_over(claim.queue_id, claim.token)
-                await self._show(claim.chat_id, claim.message_id, claim.body, CHECKING_LINE)
-                return AutoPostOutcome(result=AutoPostResult.CHECKING)
-            logger.info("autopost.published", queue_id=str(claim.queue_id), media_id=media_id)
-            return await self._record(
-                claim.queue_id,
-                claim.token,
-                claim.chat_id,
-                claim.message_id,
-                claim.body,
-                media_id,
-                claim.presser,
-            )
+            return await self._publish_steps(claim, progress)
         except asyncio.CancelledError:
-            # Shutdown: whoever runs next (this process's successor or another one)
-            # resolves the row; the message says so meanwhile.
-            logger.warning("autopost.handed_over_at_shutdown", queue_id=str(claim.queue_id))
-            await self._hand_over(claim.queue_id, claim.token)
-            await self._show(claim.chat_id, claim.message_id, claim.body, CHECKING_LINE)
+            if progress.publish_requested:
+                # Whoever runs next (this process's successor or another one) asks Instagram.
+                logger.warning("autopost.handed_over_at_shutdown", queue_id=str(claim.queue_id))
+                await self._checking(claim)
+            else:
+                logger.warning("autopost.given_back_at_shutdown", queue_id=str(claim.queue_id))
+                if await self._give_back(claim.queue_id, claim.token):
+                    await self._show_buttons(claim, interrupted_line())
             raise
+
+    async def _publish_steps(self, claim: AutoPostClaim, progress: _Progress) -> AutoPostOutcome:
+        try:
+            container = await self._instagram.create_story_container(
+                claim.media_url, video=claim.video
+            )
+            if not await self._renew(claim, instagram_creation_id=container):
+                return AutoPostOutcome(result=AutoPostResult.CHECKING)
+            await self._instagram.wait_until_ready(container)
+            if claim.dry_run:
+                logger.info("autopost.dry_run", queue_id=str(claim.queue_id))
+                if await self._give_back(claim.queue_id, claim.token):
+                    await self._show_buttons(claim, DRY_RUN_LINE)
+                return AutoPostOutcome(result=AutoPostResult.DRY_RUN)
+            # Durable before the request leaves: from here on a repeat is resolved, not redone.
+            if not await self._renew(claim, instagram_publish_requested_at=self._clock()):
+                return AutoPostOutcome(result=AutoPostResult.CHECKING)
+            progress.publish_requested = True
+            media_id = await self._instagram.publish(container)
+        except InstagramError as error:
+            if progress.publish_requested and error.outcome_unknown:
+                logger.warning(
+                    "autopost.outcome_unknown",
+                    queue_id=str(claim.queue_id),
+                    reference=error.reference,
+                )
+                await self._checking(claim)
+                return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
+            logger.warning(
+                "autopost.failed",
+                queue_id=str(claim.queue_id),
+                failure=error.failure.value,
+                reference=error.reference,
+                detail=error.detail,
+            )
+            if await self._give_back(claim.queue_id, claim.token):
+                await self._show_buttons(claim, failed_line(error))
+            else:
+                await self._checking(claim)
+            return AutoPostOutcome(result=AutoPostResult.FAILED, error=error)
+        except DatabaseUnavailableError:
+            # A step could not be written. The resolver reads what did land:
+            # without the marker it gives the item back, with it it asks Instagram.
+            await self._checking(claim)
+            return AutoPostOutcome(result=AutoPostResult.CHECKING)
+        logger.info("autopost.published", queue_id=str(claim.queue_id), media_id=media_id)
+        return await self._record(
+            claim.queue_id,
+            claim.token,
+            claim.chat_id,
+            claim.message_id,
+            claim.body,
+            media_id,
+            claim.presser,
+        )
+
+    async def _checking(self, claim: AutoPostClaim) -> None:
+        """Say so, then let go: the resolver's edits come after ours."""
+        await self._show(claim.chat_id, claim.message_id, claim.body, CHECKING_LINE)
+        await self._hand_over(claim.queue_id, claim.token)
 
     async def _record(
         self,
@@ -325,8 +343,8 @@ class AutoPostService:
             outcome = await self._press.record(press)
         except DatabaseUnavailableError:
             logger.error("autopost.unrecorded", queue_id=str(queue_id), media_id=media_id)
-            await self._hand_over(queue_id, token)
             await self._show(chat_id, message_id, body, RECORDING_LINE)
+            await self._hand_over(queue_id, token)
             return AutoPostOutcome(result=AutoPostResult.CHECKING, media_id=media_id)
         if outcome.kind in (OutcomeKind.RECORDED, OutcomeKind.ALREADY) and outcome.status:
             line = done_line(
@@ -388,10 +406,10 @@ class AutoPostService:
                 )
             if row.instagram_publish_requested_at is None or row.instagram_creation_id is None:
                 # No publish request ever left: nothing can have been published.
-                await self._give_back(queue_id, token)
-                await self._show(
-                    chat_id, message_id, held.body, interrupted_line(), self._buttons(queue_id)
-                )
+                if await self._give_back(queue_id, token):
+                    await self._show(
+                        chat_id, message_id, held.body, interrupted_line(), self._buttons(queue_id)
+                    )
                 logger.info("autopost.given_back", queue_id=str(queue_id))
                 return AutoPostOutcome(result=AutoPostResult.FAILED)
             return await self._settle_container(held, token)
@@ -450,7 +468,8 @@ class AutoPostService:
             failure=error.failure.value,
             reference=error.reference,
         )
-        await self._give_back(row.id, token)
+        if not await self._give_back(row.id, token):
+            return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
         await self._show(
             row.chat_id,
             row.telegram_message_id,
@@ -517,8 +536,8 @@ class AutoPostService:
             operation="autopost.step",
         )
         if not held:
+            # Taken over after our lease ran out: the new holder owns the caption now.
             logger.warning("autopost.hold_lost", queue_id=str(claim.queue_id))
-            await self._show(claim.chat_id, claim.message_id, claim.body, CHECKING_LINE)
         return held
 
     async def _renew_quietly(self, queue_id: uuid.UUID, token: uuid.UUID, **values: object) -> None:
@@ -536,16 +555,24 @@ class AutoPostService:
             # The container's status finds the media again: a lost id costs no Story.
             logger.error("autopost.remember_failed", queue_id=str(queue_id), **values)
 
-    async def _give_back(self, queue_id: uuid.UUID, token: uuid.UUID) -> None:
+    async def _give_back(self, queue_id: uuid.UUID, token: uuid.UUID) -> bool:
+        """The item back to `sent` (nothing was published); False if that could not be written."""
+
         async def release(session: AsyncSession) -> None:
             await QueueRepository(session).release_autopost(queue_id, token)
 
-        await in_transaction(
-            self._sessions,
-            release,
-            repeat=Idempotent("it only changes a row our token still holds"),
-            operation="autopost.release",
-        )
+        try:
+            await in_transaction(
+                self._sessions,
+                release,
+                repeat=Idempotent("it only changes a row our token still holds"),
+                operation="autopost.release",
+            )
+        except DatabaseUnavailableError:
+            # Still held: the lease runs out and the sweep settles the row.
+            logger.error("autopost.release_failed", queue_id=str(queue_id))
+            return False
+        return True
 
     async def _hand_over(self, queue_id: uuid.UUID, token: uuid.UUID) -> None:
         async def hand_over(session: AsyncSession) -> None:

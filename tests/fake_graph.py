@@ -38,6 +38,8 @@ class GraphState:
     # Status polls after publishing-fault answers can be forced, e.g. {"container-1": "ERROR"}.
     forced_status: dict[str, str] = field(default_factory=dict)
     status_after_publish: dict[str, str] = field(default_factory=dict)  # applied at a publish
+    # Answers read once each before the container's own status (a stale replica, say).
+    status_sequence: dict[str, list[str]] = field(default_factory=dict)
     status_fails: int = 0  # this many status reads fail with a 500 first
 
     def __post_init__(self) -> None:
@@ -56,7 +58,12 @@ class GraphState:
         if self.status_fails:
             self.status_fails -= 1
             return 500, {"error": {"code": 2, "message": "Service temporarily unavailable"}}
-        code = self.forced_status.get(container, self.containers[container])
+        queued = self.status_sequence.get(container)
+        code = (
+            queued.pop(0)
+            if queued
+            else self.forced_status.get(container, self.containers[container])
+        )
         body = {"status_code": code, "id": container}
         if container in self.statuses:
             body["status"] = self.statuses[container]

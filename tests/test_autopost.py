@@ -664,3 +664,40 @@ async def test_shutdown_before_the_publish_request_gives_the_item_back(
     assert last.caption.endswith("interrupted before publishing; nothing was published.")
     assert last.reply_markup == queue_keyboard(queue_id, instagram=True)
     assert create.call_count == 1 and publish.call_count == 0
+
+
+async def test_a_refused_republish_looks_again_before_saying_failed(
+    app: TestApp, ig: GraphState
+) -> None:
+    """Status said FINISHED, yet the first publish landed meanwhile: the refusal is not a failure."""
+    ig.publish_faults = ["timeout_after"]
+    queue_id = await _queued(app)
+    await app.feed(_press(queue_id))
+    ig.status_sequence["container-1"] = ["FINISHED"]  # one stale answer
+    await app.services.tasks.drain(5)
+
+    assert ig.publish_calls == ["container-1", "container-1"]
+    assert len(ig.stories) == 1
+    assert [tuple(r) for r in await _history(app)] == [
+        ("posted", "instagram_api", "ig-media-1", "Alice")
+    ]
+    assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+
+
+async def test_checking_names_what_instagram_answered(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
+    status = graph.get("/container-1")
+    status.respond(json={"status_code": "FINISHED"})
+    graph.post(f"/{IG_USER}/media_publish").mock(side_effect=httpx.ReadTimeout("lost"))
+    queue_id = await _queued(app)
+    await app.feed(_press(queue_id))
+    status.respond(400, json={"error": {"code": 190, "message": "Session has expired"}})
+    await app.services.tasks.drain(5)
+
+    assert await _queue_status(app) == ["publishing"]
+    assert _captions(app)[-1].endswith(
+        "🔎 Checking with Instagram… Instagram answered: the Instagram access token is"
+        " invalid or expired; renew it (error 190)."
+    )

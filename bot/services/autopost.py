@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.captions import done_line, notification_caption, with_status
 from bot.keyboards import queue_keyboard
-from bot.services.instagram import InstagramClient, InstagramError
+from bot.services.instagram import InstagramClient, InstagramError, InstagramFailure
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService, explain
 from bot.services.scheduler import Clock, utc_now
 from db.errors import DatabaseUnavailableError
@@ -431,6 +431,10 @@ class AutoPostService:
             logger.warning(
                 "autopost.still_unknown", queue_id=str(queue_id), reference=error.reference
             )
+            if not error.outcome_unknown and error.failure is not InstagramFailure.UNREACHABLE:
+                # Instagram answered but won't tell (e.g. error 190): say what blocks it.
+                line = f"{CHECKING_LINE} Instagram answered: {error.cause}."
+                await self._show(chat_id, message_id, held.body, line)
             await self._hand_over(queue_id, token)
             return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
         logger.info("autopost.container_status", queue_id=str(queue_id), status=status.code)
@@ -450,10 +454,19 @@ class AutoPostService:
         try:
             media_id = await self._instagram.publish(container)
         except InstagramError as error:
-            if error.outcome_unknown:
-                await self._hand_over(queue_id, token)
-                return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
-            return await self._fail(held, token, error)
+            if not error.outcome_unknown:
+                # Refused; but the first request may have landed meanwhile: look again.
+                with contextlib.suppress(InstagramError):
+                    again = await self._instagram.container_status(container)
+                    if again.code == "PUBLISHED":
+                        media_id = await self._find_story(row.instagram_publish_requested_at)
+                        return await self._record(
+                            queue_id, token, chat_id, message_id, held.body, media_id, held.presser
+                        )
+                    if again.code in ("FINISHED", "ERROR", "EXPIRED"):
+                        return await self._fail(held, token, error)
+            await self._hand_over(queue_id, token)
+            return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
         logger.info("autopost.published_on_resolve", queue_id=str(queue_id), media_id=media_id)
         return await self._record(
             queue_id, token, chat_id, message_id, held.body, media_id, held.presser

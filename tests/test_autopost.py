@@ -185,6 +185,17 @@ async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.Mo
             "could not be reached (ConnectError)",
         ),
         (
+            lambda g: g.post(f"/{IG_USER}/media").respond(
+                502, json={"error": {"code": 1, "message": "unknown"}}
+            ),
+            "had a server error (HTTP 502, error 1)",
+        ),
+        (
+            # An orphan container at worst: it is never published.
+            lambda g: g.post(f"/{IG_USER}/media").mock(side_effect=httpx.ReadTimeout("slow")),
+            "did not answer (ReadTimeout)",
+        ),
+        (
             lambda g: (
                 g.post(f"/{IG_USER}/media").respond(json={"id": "container-1"}),
                 g.get("/container-1").respond(json={"status_code": "ERROR"}),

@@ -35,7 +35,8 @@ class InstagramFailure(StrEnum):
     CONTAINER_EXPIRED = "container_expired"
     STILL_PROCESSING = "still_processing"
     UNREACHABLE = "unreachable"  # the request never left: nothing happened
-    NO_ANSWER = "no_answer"  # timeout, reset or 5xx after the request may have arrived
+    NO_ANSWER = "no_answer"  # a timeout or a reset after the request may have arrived
+    SERVER_ERROR = "server_error"  # a 5xx: the request may have been acted on
     API = "api"
 
 
@@ -49,6 +50,7 @@ CAUSES = {
     InstagramFailure.STILL_PROCESSING: "Instagram was still processing the media",
     InstagramFailure.UNREACHABLE: "Instagram could not be reached",
     InstagramFailure.NO_ANSWER: "Instagram did not answer",
+    InstagramFailure.SERVER_ERROR: "Instagram had a server error",
     InstagramFailure.API: "Instagram refused the request",
 }
 
@@ -72,9 +74,10 @@ class InstagramError(Exception):
     @property
     def reference(self) -> str:
         """Instagram's own error codes (e.g. "error 9007/2207027"), or what the transport said."""
-        if self.codes:
-            return "error " + "/".join(str(code) for code in self.codes)
-        return self.detail
+        codes = "error " + "/".join(str(code) for code in self.codes) if self.codes else ""
+        if self.failure is InstagramFailure.SERVER_ERROR:
+            return ", ".join(part for part in (self.detail, codes) if part)
+        return codes or self.detail
 
     @property
     def cause(self) -> str:
@@ -179,7 +182,7 @@ class InstagramClient:
             failure = _failure_for(set(codes), response.status_code)
             if failure is InstagramFailure.API and response.status_code >= 500:
                 raise InstagramError(
-                    InstagramFailure.NO_ANSWER,
+                    InstagramFailure.SERVER_ERROR,
                     f"HTTP {response.status_code}",
                     codes=codes,
                     outcome_unknown=True,

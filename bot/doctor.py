@@ -113,8 +113,8 @@ async def check(
         await _check_database(settings, report, live=True)
         report.add(_heartbeat(settings))
     else:
-        ready = _settings(settings, report)
-        if ready:
+        _settings(settings, report)
+        if settings.bot_token is not None:
             await _check_telegram(settings, report)
         sample = await _check_database(settings, report, live=False)
         await _check_instagram(settings, report, sample)
@@ -122,14 +122,13 @@ async def check(
     return EXIT_FAILED if report.failures else 0
 
 
-def _settings(settings: Settings, report: Report) -> bool:
+def _settings(settings: Settings, report: Report) -> None:
     try:
         settings.require_for_run()
     except ConfigError as error:
         report.add(failed("settings", str(error), "set them in the environment or in .env"))
-        return False
-    report.add(passed("settings", "valid"))
-    return True
+    else:
+        report.add(passed("settings", "valid"))
 
 
 # -- Telegram -------------------------------------------------------------------------
@@ -201,7 +200,7 @@ async def _webhook(bot: Bot, settings: Settings) -> Finding:
         "webhook",
         f"a webhook is set ({url}, {info.pending_update_count} update(s) waiting);"
         " `run` removes it at startup and keeps the waiting updates",
-        "nothing, unless another deployment still serves that webhook: stop it first",
+        "if another deployment still serves that webhook, stop it before `run`",
     )
 
 
@@ -333,10 +332,17 @@ async def _uses_tls(connection: Any) -> bool:
 
 
 async def _reachable(settings: Settings, database: Database) -> Finding:
-    async with asyncio.timeout(2 * NETWORK_TIMEOUT_SECONDS + 1):
-        async with database.engine.connect() as connection:
-            version = (await connection.execute(text("SHOW server_version"))).scalar_one()
-            tls = await _uses_tls(connection)
+    try:
+        async with asyncio.timeout(2 * NETWORK_TIMEOUT_SECONDS + 1):
+            async with database.engine.connect() as connection:
+                version = (await connection.execute(text("SHOW server_version"))).scalar_one()
+                tls = await _uses_tls(connection)
+    except Exception as error:  # every cause is reported, none raised
+        return failed(
+            "database",
+            f"unreachable ({_short(error)})",
+            "start PostgreSQL, or correct DATABASE_URL (host, port, user, password)",
+        )
     reachable = f"reachable, PostgreSQL {str(version).split()[0]}"
     if tls:
         return passed("database", f"{reachable}, TLS in use")
@@ -350,40 +356,45 @@ async def _reachable(settings: Settings, database: Database) -> Finding:
 
 
 async def _check_database(settings: Settings, report: Report, *, live: bool) -> str | None:
-    """Database lines, then media lines; returns one indexed file path, if any."""
-    if not live:
-        report.add(pooler_finding(settings))
-        report.add(_media_dir(settings))
-    sample: str | None = None
+    """Database, pooler, schema, media and library lines; returns one indexed file path."""
     try:
         async with open_database(_probe_settings(settings)) as database:
-            try:
-                report.add(await _reachable(settings, database))
-            except Exception as error:
-                report.add(
-                    failed(
-                        "database",
-                        f"unreachable ({_short(error)})",
-                        "start PostgreSQL, or correct DATABASE_URL (host, port, user, password)",
-                    )
-                )
-                return None
-            at_head = report.add(await _schema(database)).mark is Mark.PASS
-            if at_head and not live:
-                for chat_id in settings.chat_ids:
-                    finding, path = await _library(database, chat_id)
-                    report.add(finding)
-                    sample = sample or path
-    except Exception as error:
+            return await _database_lines(settings, database, report, live=live)
+    except Exception as error:  # e.g. the embedded server did not start
         report.add(
             failed("database", f"could not be opened ({_short(error)})", "see the error above")
         )
+    if not live:
+        report.add(pooler_finding(settings))
+        report.add(_media_dir(settings))
+    return None
+
+
+async def _database_lines(
+    settings: Settings, database: Database, report: Report, *, live: bool
+) -> str | None:
+    reachable = report.add(await _reachable(settings, database)).mark is not Mark.FAIL
+    if not live:
+        report.add(pooler_finding(settings))
+    at_head = reachable and report.add(await _schema(database)).mark is Mark.PASS
+    if live:
+        return None
+    report.add(_media_dir(settings))
+    sample: str | None = None
+    if at_head:
+        for chat_id in settings.chat_ids:
+            finding, path = await _library(database, chat_id)
+            report.add(finding)
+            sample = sample or path
     return sample
 
 
 async def _schema(database: Database) -> Finding:
-    async with asyncio.timeout(2 * NETWORK_TIMEOUT_SECONDS + 1):
-        current = await migrate.current_revision(database.engine)
+    try:
+        async with asyncio.timeout(2 * NETWORK_TIMEOUT_SECONDS + 1):
+            current = await migrate.current_revision(database.engine)
+    except Exception as error:  # reported as a line
+        return failed("schema", f"could not be read ({_short(error)})", "run check again")
     head = migrate.head_revision()
     if current != head:
         return failed(

@@ -126,10 +126,10 @@ async def test_all_green_without_instagram(healthy: Settings, indexed: list[Any]
         "telegram",
         "webhook",
         f"chat {TEAM_CHAT}",
-        "pooler",
-        "media",
         "database",
+        "pooler",
         "schema",
+        "media",
         f"library {TEAM_CHAT}",
         "instagram",
     ]
@@ -153,7 +153,14 @@ async def test_all_green_with_instagram(healthy: Settings, indexed: list[Any]) -
     assert IG_TOKEN not in "\n".join(lines)
 
 
-async def test_the_real_command_all_green_exits_0(healthy: Settings, indexed: list[Any]) -> None:
+@pytest.mark.parametrize(
+    ("extra", "code", "last"),
+    [({}, 0, "check passed"), ({"BOT_TOKEN": "999:" + "B" * 35}, 1, "check failed: 1 problem(s)")],
+    ids=["green", "rejected-token"],
+)
+async def test_the_real_command(
+    healthy: Settings, indexed: list[Any], extra: dict[str, str], code: int, last: str
+) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DB_", "LOG_", "INSTAGRAM"))},
         "BOT_TOKEN": TEST_TOKEN,
@@ -162,6 +169,7 @@ async def test_the_real_command_all_green_exits_0(healthy: Settings, indexed: li
         "DATABASE_URL": str(healthy.database_url),
         "DATA_DIR": str(healthy.data_dir),
         "MEDIA_DIR": str(healthy.media_dir),
+        **extra,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -174,9 +182,10 @@ async def test_the_real_command_all_green_exits_0(healthy: Settings, indexed: li
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     lines = out.decode().strip().splitlines()
-    assert process.returncode == 0, (out, err)
-    assert lines[-1] == "check passed"
-    assert sum(line.startswith("PASS ") for line in lines) == 10
+    assert process.returncode == code, (out, err)
+    assert lines[-1].startswith(last)
+    assert sum(line.startswith("PASS ") for line in lines) == (10 if code == 0 else 7)
+    assert "Traceback" not in err.decode()
 
 
 # -- Telegram -------------------------------------------------------------------------
@@ -217,6 +226,11 @@ async def test_missing_settings_are_named(healthy: Settings, indexed: list[Any])
     assert code == 1
     assert "BOT_TOKEN must be set" in line_of(lines, "settings")
     assert "telegram" not in subjects(lines)
+
+    code, lines = await run_check(changed(healthy, telegram_chat_id=None))
+    assert code == 1
+    assert "TELEGRAM_CHAT_ID must be set" in line_of(lines, "settings")
+    assert line_of(lines, "telegram").startswith("PASS ")  # the token is still checked
 
 
 async def test_telegram_unreachable(

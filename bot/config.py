@@ -110,6 +110,10 @@ class Settings(BaseSettings):
             self.instagram_user_id and self.instagram_access_token and self.media_public_base_url
         )
 
+    @property
+    def chat_ids(self) -> tuple[int, ...]:
+        return () if self.telegram_chat_id is None else (self.telegram_chat_id,)
+
     def require_for_run(self) -> None:
         """Raise ConfigError naming every setting the bot cannot run without."""
         missing = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +42,10 @@ class GraphState:
     # Answers read once each before the container's own status (a stale replica, say).
     status_sequence: dict[str, list[str]] = field(default_factory=dict)
     status_fails: int = 0  # this many status reads fail with a 500 first
+    status_fails_after_publish: int = 0  # moved to status_fails at a publish
+    # Run once, at the next media_publish before it answers: faults that begin then.
+    on_publish: list[Callable[[], None]] = field(default_factory=list)
+    status_error: tuple[int, dict[str, Any]] | None = None  # every status read answers this
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -55,6 +60,8 @@ class GraphState:
     def status(self, container: str) -> tuple[int, dict[str, Any]]:
         if container not in self.containers:
             return 400, {"error": {"code": 100, "message": "Unsupported get request"}}
+        if self.status_error is not None:
+            return self.status_error
         if self.status_fails:
             self.status_fails -= 1
             return 500, {"error": {"code": 2, "message": "Service temporarily unavailable"}}
@@ -75,6 +82,11 @@ class GraphState:
         fault = self.publish_faults.pop(0) if self.publish_faults else "ok"
         self.forced_status.update(self.status_after_publish)
         self.status_after_publish = {}
+        self.status_fails += self.status_fails_after_publish
+        self.status_fails_after_publish = 0
+        hooks, self.on_publish = self.on_publish, []
+        for hook in hooks:
+            hook()
         if fault == "502_before":
             return 502, {"error": {"code": 1, "message": "An unknown error occurred"}}, fault
         if self.containers.get(container) != "FINISHED":

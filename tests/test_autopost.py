@@ -402,10 +402,10 @@ async def test_publish_times_out_after_publishing_one_story_however_often_presse
 
 async def test_repress_while_unknown_creates_nothing(app: TestApp, ig: GraphState) -> None:
     ig.publish_faults = ["timeout_after"]
+    ig.status_fails_after_publish = 1000  # once published, Instagram cannot tell
     queue_id = await _queued(app)
 
     await app.feed(_press(queue_id))
-    ig.status_fails = 1000  # from now on Instagram cannot tell
     for _ in range(3):
         await app.feed(_press(queue_id, who=BOB))
         assert _toasts(app)[-1].startswith("🔎 Checking with Instagram")
@@ -682,9 +682,10 @@ async def test_a_refused_republish_looks_again_before_saying_failed(
 ) -> None:
     """Status said FINISHED, yet the first publish landed meanwhile: the refusal is not a failure."""
     ig.publish_faults = ["timeout_after"]
+    # Once the publish is in, one stale status answer.
+    ig.on_publish.append(lambda: ig.status_sequence.update({"container-1": ["FINISHED"]}))
     queue_id = await _queued(app)
     await app.feed(_press(queue_id))
-    ig.status_sequence["container-1"] = ["FINISHED"]  # one stale answer
     await app.services.tasks.drain(5)
 
     assert ig.publish_calls == ["container-1", "container-1"]
@@ -695,16 +696,15 @@ async def test_a_refused_republish_looks_again_before_saying_failed(
     assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
 
 
-async def test_checking_names_what_instagram_answered(
-    app: TestApp, graph: respx.MockRouter
-) -> None:
-    graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
-    status = graph.get("/container-1")
-    status.respond(json={"status_code": "FINISHED"})
-    graph.post(f"/{IG_USER}/media_publish").mock(side_effect=httpx.ReadTimeout("lost"))
+async def test_checking_names_what_instagram_answered(app: TestApp, ig: GraphState) -> None:
+    ig.publish_faults = ["timeout_after"]
+
+    def token_expires() -> None:
+        ig.status_error = (400, {"error": {"code": 190, "message": "Session has expired"}})
+
+    ig.on_publish.append(token_expires)
     queue_id = await _queued(app)
     await app.feed(_press(queue_id))
-    status.respond(400, json={"error": {"code": 190, "message": "Session has expired"}})
     await app.services.tasks.drain(5)
 
     assert await _queue_status(app) == ["publishing"]
@@ -712,3 +712,4 @@ async def test_checking_names_what_instagram_answered(
         "🔎 Checking with Instagram… Instagram answered: the Instagram access token is"
         " invalid or expired; renew it (error 190)."
     )
+    assert ig.publish_calls == ["container-1"]

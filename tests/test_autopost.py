@@ -713,3 +713,41 @@ async def test_checking_names_what_instagram_answered(app: TestApp, ig: GraphSta
         " invalid or expired; renew it (error 190)."
     )
     assert ig.publish_calls == ["container-1"]
+
+
+async def test_an_unexpected_error_gives_the_item_back(
+    app: TestApp, ig: GraphState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app.services.autopost._instagram, "wait_until_ready", broken)
+    queue_id = await _queued(app)
+    await app.feed(_press(queue_id))
+
+    assert await _queue_status(app) == ["sent"]
+    last = app.telegram.of(EditMessageCaption)[-1]
+    assert last.caption.endswith("unexpected error (logged). Nothing was published.")
+    assert last.reply_markup == queue_keyboard(queue_id, instagram=True)
+    assert ig.publish_calls == []
+
+
+async def test_a_publish_answer_without_a_media_id_is_checked(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
+    status = graph.get("/container-1").mock(
+        side_effect=[
+            httpx.Response(200, json={"status_code": "FINISHED"}),
+            httpx.Response(200, json={"status_code": "PUBLISHED"}),
+        ]
+    )
+    publish = graph.post(f"/{IG_USER}/media_publish").respond(json={"success": True})
+    graph.get(f"/{IG_USER}/stories").respond(json={"data": []})
+    queue_id = await _queued(app)
+
+    await app.feed(_press(queue_id))
+    await app.services.tasks.drain(5)
+
+    assert publish.call_count == 1 and status.call_count == 2
+    assert [tuple(r) for r in await _history(app)] == [("posted", "instagram_api", None, "Alice")]

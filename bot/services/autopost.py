@@ -56,6 +56,7 @@ logger = structlog.get_logger(__name__)
 CHECKING_LINE = "🔎 Checking with Instagram…"
 PUBLISHING_LINE = "⏳ Publishing to Instagram…"
 RECORDING_LINE = "✅ Published to Instagram; recording it…"
+UNEXPECTED_LINE = "⚠️ Auto Post failed on an unexpected error (logged). Nothing was published."
 DRY_RUN_LINE = "🧪 Dry run: Instagram accepted the story; nothing was published."
 # How far before the publish request a Story may be stamped and still be ours.
 _STORY_MATCH_SLACK = timedelta(minutes=2)
@@ -245,6 +246,15 @@ class AutoPostService:
         progress = _Progress()
         try:
             return await self._publish_steps(claim, progress)
+        except Exception:
+            # A bug or a surprise: never leave the message without buttons and the row held.
+            logger.exception("autopost.crashed", queue_id=str(claim.queue_id))
+            if progress.publish_requested:
+                await self._checking(claim)
+                return AutoPostOutcome(result=AutoPostResult.CHECKING)
+            if await self._give_back(claim.queue_id, claim.token):
+                await self._show_buttons(claim, UNEXPECTED_LINE)
+            return AutoPostOutcome(result=AutoPostResult.FAILED)
         except asyncio.CancelledError:
             if progress.publish_requested:
                 # Whoever runs next (this process's successor or another one) asks Instagram.
@@ -413,10 +423,8 @@ class AutoPostService:
                 logger.info("autopost.given_back", queue_id=str(queue_id))
                 return AutoPostOutcome(result=AutoPostResult.FAILED)
             return await self._settle_container(held, token)
-        except asyncio.CancelledError:
-            await self._hand_over(queue_id, token)
-            raise
-        except DatabaseUnavailableError:
+        except BaseException:
+            # Cancelled, the database gone, or a surprise: the next sweep tries again.
             await self._hand_over(queue_id, token)
             raise
 

@@ -195,6 +195,8 @@ class InstagramClient:
     async def create_story_container(self, media_url: str, *, video: bool) -> str:
         data = {"media_type": "STORIES", ("video_url" if video else "image_url"): media_url}
         body = await self._call("POST", f"{self._user_id}/media", data=data)
+        if not body.get("id"):
+            raise InstagramError(InstagramFailure.API, "no container id in the answer")
         return str(body["id"])
 
     async def container_status(self, container_id: str) -> ContainerStatus:
@@ -223,6 +225,11 @@ class InstagramClient:
         body = await self._call(
             "POST", f"{self._user_id}/media_publish", data={"creation_id": container_id}
         )
+        if not body.get("id"):
+            # Answered, but not with a media id: whether it published is for the status to say.
+            raise InstagramError(
+                InstagramFailure.API, "no media id in the answer", outcome_unknown=True
+            )
         return str(body["id"])
 
     async def live_stories(self) -> list[LiveStory]:

@@ -1,4 +1,4 @@
-"""/settings: one message with toggles and steppers; admins only, every change logged."""
+"""/settings: one message whose buttons each set a value; admins only, every change logged once."""
 
 from __future__ import annotations
 

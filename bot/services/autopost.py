@@ -267,6 +267,12 @@ class AutoPostService:
             raise
 
     async def _publish_steps(self, claim: AutoPostClaim, progress: _Progress) -> AutoPostOutcome:
+        """create -> wait until FINISHED -> (dry run stops here) -> marker -> publish -> record.
+
+        A check that may refuse before anything exists on Instagram (the daily
+        publishing quota, the token's age) belongs before the first step: raising
+        InstagramError there gives the item back with the cause in the caption.
+        """
         try:
             container = await self._instagram.create_story_container(
                 claim.media_url, video=claim.video

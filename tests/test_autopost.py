@@ -8,6 +8,7 @@ import json
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,11 @@ import httpx
 import pytest
 import respx
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from bot.app import build_services, create_bot
+from bot.app import build_app, build_services, create_bot
 from bot.config import Settings
 from bot.database import Database
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
@@ -751,3 +752,129 @@ async def test_a_publish_answer_without_a_media_id_is_checked(
 
     assert publish.call_count == 1 and status.call_count == 2
     assert [tuple(r) for r in await _history(app)] == [("posted", "instagram_api", None, "Alice")]
+
+
+def _updates_queue_with(*columns: str, without: tuple[str, ...] = ()) -> Any:
+    def matches(statement: str) -> bool:
+        return (
+            statement.startswith("UPDATE posting_queue SET")
+            and all(f"{column}=" in statement for column in columns)
+            and not any(f"{column}=" in statement for column in without)
+        )
+
+    return matches
+
+
+# Each Auto Post unit of work, known by a statement of its transaction.
+AUTOPOST_UNITS = {
+    "autopost.claim": _updates_queue_with("autopost_requested_by"),
+    "autopost.step (container)": _updates_queue_with(
+        "instagram_creation_id", without=("autopost_requested_by", "status")
+    ),
+    "autopost.step (marker)": _updates_queue_with(
+        "instagram_publish_requested_at", without=("status",)
+    ),
+    "autopost.hand_over": lambda statement: statement.startswith(
+        "UPDATE posting_queue SET claimed_at=$1"
+    ),
+    "autopost.lease": _updates_queue_with(
+        "autopost_claim_token", without=("autopost_requested_by", "status")
+    ),
+    "autopost.remember": _updates_queue_with("instagram_media_id"),
+    "press.posted (instagram_api)": lambda statement: "WITH claimed AS" in statement,
+}
+
+
+@asynccontextmanager
+async def _cutting_app(
+    settings: Settings, database_url: str, proxy: PgProxy, target: Any
+) -> AsyncIterator[tuple[Any, Any, RecordingSession, list[bool]]]:
+    """The app through the proxy; the COMMIT of the first transaction running a statement
+    `target` matches reaches the server, its answer is cut."""
+    engine = create_engine(
+        EngineOptions(url=proxy.url(make_url(database_url).database or ""), pool_size=3)
+    )
+    sessions = create_session_factory(engine)
+    telegram = RecordingSession()
+    built = build_app(settings, Database(engine=engine, sessions=sessions), session=telegram)
+    armed: list[bool] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def remember(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not armed and target(statement):
+            conn.info["cut_this_commit"] = True
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def cut(conn: Any) -> None:
+        if conn.info.pop("cut_this_commit", False) and not armed:
+            armed.append(True)
+            proxy.cut_after_reply_to(lambda data: b"COMMIT" in data)
+
+    try:
+        await seed_chat(sessions)
+        yield built, sessions, telegram, armed
+    finally:
+        await built.services.tasks.drain(5)
+        await built.services.close()
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("unit", list(AUTOPOST_UNITS))
+async def test_every_auto_post_commit_reply_lost_still_one_story(
+    settings: Settings, database_url: str, proxy: PgProxy, ig: GraphState, unit: str
+) -> None:
+    """Table-driven: the answer of one unit's COMMIT is cut (the server committed), the
+    publish times out after publishing, the item is pressed again: one Story, one history
+    row, the item done, the caption final."""
+    async with _cutting_app(settings, database_url, proxy, AUTOPOST_UNITS[unit]) as (
+        built,
+        sessions,
+        telegram,
+        armed,
+    ):
+        [media_id] = await seed_media(sessions)
+        queue_id = await seed_queue_item(sessions, media_id)
+        ig.publish_faults = ["timeout_after"]
+
+        await built.dispatcher.feed_update(built.bot, _press(queue_id))
+        await built.dispatcher.feed_update(built.bot, _press(queue_id, who=BOB))
+        await built.services.tasks.drain(10)
+        await built.services.autopost.sweep()  # whatever a cut left for the sweep
+
+        assert armed == [True] and proxy.cuts == 1
+        assert ig.creates == 1 and len(ig.stories) == 1
+        history = await fetch_all(
+            sessions, "SELECT status, posting_method, instagram_media_id FROM posting_history"
+        )
+        assert [tuple(r) for r in history] == [("posted", "instagram_api", "ig-media-1")]
+        assert await fetch_all(sessions, "SELECT 1 FROM posting_queue") == []
+        last = telegram.of(EditMessageCaption)[-1]
+        assert last.caption.endswith("✅ Posted to Instagram by Alice")
+
+
+async def test_release_commit_reply_lost_gives_the_item_back_once(
+    settings: Settings, database_url: str, proxy: PgProxy, ig: GraphState
+) -> None:
+    """The give-back after a refusal loses its COMMIT reply: buttons back, then one Story."""
+    released = _updates_queue_with("status", "instagram_publish_requested_at")
+    async with _cutting_app(settings, database_url, proxy, released) as (
+        built,
+        sessions,
+        telegram,
+        armed,
+    ):
+        [media_id] = await seed_media(sessions)
+        queue_id = await seed_queue_item(sessions, media_id)
+        ig.status_sequence["container-1"] = ["ERROR"]
+
+        await built.dispatcher.feed_update(built.bot, _press(queue_id))
+        assert armed == [True] and proxy.cuts == 1
+        [row] = await fetch_all(sessions, "SELECT status, autopost_claim_token FROM posting_queue")
+        assert (row.status, row.autopost_claim_token) == ("sent", None)
+        last = telegram.of(EditMessageCaption)[-1]
+        assert "Auto Post failed" in last.caption and last.reply_markup is not None
+
+        await built.dispatcher.feed_update(built.bot, _press(queue_id))
+        assert ig.creates == 2 and ig.publish_calls == ["container-2"]
+        history = await fetch_all(sessions, "SELECT posting_method FROM posting_history")
+        assert [r.posting_method for r in history] == ["instagram_api"]

@@ -18,6 +18,7 @@ from bot.app import build_dispatcher, build_services, create_bot
 from bot.config import ConfigError, Settings
 from bot.database import open_database
 from bot.handlers.commands import register_commands
+from bot.logging import SecretRedactor
 from db import migrate
 
 logger = structlog.get_logger(__name__)
@@ -67,9 +68,9 @@ class TelegramUnreachableError(Exception):
     """The Bot API did not answer getMe at startup."""
 
 
-async def run(settings: Settings) -> int:
+async def run(settings: Settings, redactor: SecretRedactor | None = None) -> int:
     try:
-        return await _run(settings)
+        return await _run(settings, redactor or SecretRedactor())
     except asyncio.CancelledError:
         logger.info("bot.stopped_during_startup")
         return 0
@@ -78,7 +79,7 @@ async def run(settings: Settings) -> int:
         return 1
 
 
-async def _run(settings: Settings) -> int:
+async def _run(settings: Settings, redactor: SecretRedactor) -> int:
     with _cancel_on_signals():
         database_cm = open_database(settings)
         database = await database_cm.__aenter__()
@@ -89,10 +90,11 @@ async def _run(settings: Settings) -> int:
         try:
             with _cancel_on_signals():
                 me = await _who_am_i(bot)
-                services = build_services(settings, database, bot)
+                services = build_services(settings, database, bot, on_secret=redactor.add)
                 dispatcher = build_dispatcher(settings, database, services)
                 assert settings.telegram_chat_id is not None
                 await services.team.register_chat(settings.telegram_chat_id, None)
+                await services.instagram_accounts.sync()
                 await register_commands(bot)
             logger.info("bot.started", username=me.username, chat_id=settings.telegram_chat_id)
             # Startup objects (aiogram's models, SQLAlchemy's metadata) never die: keep
@@ -100,6 +102,7 @@ async def _run(settings: Settings) -> int:
             gc.freeze()
             stop_scheduler = asyncio.Event()
             scheduling = asyncio.create_task(services.scheduler.run(stop_scheduler))
+            caring = asyncio.create_task(services.token_care.run(stop_scheduler))
             try:
                 await dispatcher.start_polling(
                     bot,
@@ -111,6 +114,7 @@ async def _run(settings: Settings) -> int:
                 stop_scheduler.set()
                 await services.tasks.drain(settings.shutdown_grace_seconds)
                 await _stop(scheduling, settings.shutdown_grace_seconds)
+                await _stop(caring, settings.shutdown_grace_seconds)
                 await services.close()
         finally:
             await bot.session.close()

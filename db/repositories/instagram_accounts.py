@@ -42,10 +42,6 @@ class InstagramAccountRepository:
         the same values.
         """
         table = InstagramAccount.__table__
-        new_token = (
-            table.c.configured_token_sha256
-            != insert(InstagramAccount).excluded["configured_token_sha256"]
-        )
         statement = insert(InstagramAccount).values(
             chat_id=chat_id,
             ig_user_id=ig_user_id,
@@ -57,6 +53,7 @@ class InstagramAccountRepository:
             expires_at_source="assumed",
         )
         excluded = statement.excluded
+        new_token = table.c.configured_token_sha256 != excluded.configured_token_sha256
 
         def fresh(column: str, value: object) -> object:
             return case((new_token, value), else_=table.c[column])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ import respx
 import structlog
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, SendMessage, SendPhoto
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bot.app import Services, build_dispatcher, build_services, create_bot
 from bot.config import ConfigError, InstagramFlavour, LogFormat, Settings
@@ -32,10 +34,12 @@ from bot.services.instagram_accounts import load_account_configs
 from bot.services.instagram_care import RefreshResult
 from bot.services.notifier import Notification, Notifier
 from db.engine import EngineOptions, create_engine, create_session_factory
+from tests.pgproxy import PgProxy
 from tests.support import (
     OTHER_CHAT,
     TEAM_CHAT,
     TEST_TOKEN,
+    PostgresHandle,
     fetch_all,
     seed_chat,
     seed_media,
@@ -644,3 +648,87 @@ async def test_a_chat_without_an_account_gets_no_robot_button(
             accounts.autopost_refusal(OTHER_CHAT) == "🤖 Auto Post isn't configured for this chat."
         )
         assert accounts.autopost_refusal(TEAM_CHAT) is None
+
+
+# --- lost answers from the database ----------------------------------------------------------
+
+
+@pytest.fixture
+async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
+    if postgres.embedded is None:
+        pytest.skip("the proxy fronts the embedded server's unix socket")
+    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqp")))
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+def nth_commit(n: int) -> Any:
+    seen = 0
+
+    def matches(data: bytes) -> bool:
+        nonlocal seen
+        if b"COMMIT" in data:
+            seen += 1
+        return seen == n and b"COMMIT" in data
+
+    return matches
+
+
+@pytest.mark.parametrize(("commit", "step"), [(1, "the lease"), (2, "the new token")])
+async def test_a_lost_commit_reply_neither_refreshes_twice_nor_loses_the_token(
+    settings: Settings,
+    database_url: str,
+    proxy: PgProxy,
+    graph: respx.MockRouter,
+    commit: int,
+    step: str,
+) -> None:
+    clock = Clock()
+    refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
+        json={"access_token": NEW_TOKEN, "expires_in": 5184000}
+    )
+    url = proxy.url(make_url(database_url).database or "")
+    async with process(ig_settings(settings), url, clock) as bot:
+        await seed_chat(bot.sessions)
+        await bot.services.instagram_accounts.sync()
+        clock.advance(days=2)
+        proxy.cut_after_reply_to(nth_commit(commit))
+
+        assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.REFRESHED, step
+
+        assert proxy.cuts == 1
+        assert refresh.call_count == 1
+        row = await account_row(bot.sessions)
+        assert row.access_token == NEW_TOKEN
+        assert row.refresh_claim_id is None
+
+
+async def test_a_lost_commit_reply_of_a_warning_mark_still_sends_it_once(
+    settings: Settings, database_url: str, proxy: PgProxy, graph: respx.MockRouter
+) -> None:
+    clock = Clock()
+    graph.get(f"{FB_GRAPH}/debug_token").respond(
+        json={"data": {"expires_at": int((T0 + timedelta(days=30)).timestamp())}}
+    )
+    url = proxy.url(make_url(database_url).database or "")
+    async with process(ig_settings(settings, FB_GRAPH), url, clock) as bot:
+        await seed_chat(bot.sessions)
+        await bot.services.instagram_accounts.sync()
+        await bot.services.token_care.tick()
+        clock.advance(days=24)
+        marked = False
+
+        def commit_after_the_mark(data: bytes) -> bool:
+            nonlocal marked
+            marked = marked or (b"UPDATE instagram_accounts SET warned_7d_at" in data)
+            return marked and b"COMMIT" in data
+
+        proxy.cut_after_reply_to(commit_after_the_mark)
+        await bot.services.token_care.tick()
+        await bot.services.token_care.tick()
+
+        assert proxy.cuts == 1
+        [warning] = bot.telegram.of(SendMessage)
+        assert "expires in about 6 days" in warning.text
+        assert (await account_row(bot.sessions)).warned_7d_at == clock.now

@@ -33,7 +33,7 @@ from bot.services.instagram import InstagramError
 from bot.services.instagram_accounts import ASSUMED_LIFETIME, RENEW_TOKEN, InstagramAccounts
 from db.models import InstagramAccount
 from db.repositories.instagram_accounts import ExpiryWarning, InstagramAccountRepository
-from db.retry import Idempotent, in_transaction
+from db.retry import Idempotent, Reread, in_transaction
 
 logger = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -230,8 +230,16 @@ class TokenCare:
                 chat_id, warning.kind, token=token, now=now
             )
 
-        # A repeat after a landed COMMIT finds the mark set and sends nothing: at most once.
-        if not await self._in_transaction("instagram.mark_warned", mark, "it sets a NULL column"):
+        async def ours(session: AsyncSession) -> bool | None:
+            # After a lost connection: did our mark land? Then we still send.
+            row = await InstagramAccountRepository(session).get(chat_id)
+            return True if row is not None and getattr(row, warning.kind.value) == now else None
+
+        # Only the process whose mark lands sends: at most once, and not lost to a lost reply.
+        marked = await in_transaction(
+            self._sessions, mark, repeat=Reread(ours), operation="instagram.mark_warned"
+        )
+        if not marked:
             return None
         try:
             await self._bot.send_message(chat_id, warning.text)

@@ -30,7 +30,10 @@ class InstagramFailure(StrEnum):
 
 CAUSES = {
     InstagramFailure.RATE_LIMIT: "Instagram's rate limit was reached; try again later",
-    InstagramFailure.TOKEN_EXPIRED: "the Instagram access token has expired; renew it",
+    InstagramFailure.TOKEN_EXPIRED: (
+        "the Instagram access token has expired or was revoked; an admin must put a new "
+        "long-lived token in the configuration and restart the bot"
+    ),
     InstagramFailure.CONTAINER_ERROR: "Instagram could not process the media",
     InstagramFailure.CONTAINER_EXPIRED: "Instagram's upload expired before publishing",
     InstagramFailure.TIMEOUT: "Instagram took too long to process the media",

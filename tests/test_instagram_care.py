@@ -732,3 +732,19 @@ async def test_a_lost_commit_reply_of_a_warning_mark_still_sends_it_once(
         [warning] = bot.telegram.of(SendMessage)
         assert "expires in about 6 days" in warning.text
         assert (await account_row(bot.sessions)).warned_7d_at == clock.now
+
+
+def test_a_broken_accounts_file_stops_the_process_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.__main__ import EXIT_CONFIG, main
+
+    broken = tmp_path / "instagram.toml"
+    broken.write_text(f'[[account]]\nchat_id = {TEAM_CHAT}\ninstagram_user_id = "1"\n')
+    monkeypatch.setenv("BOT_TOKEN", TEST_TOKEN)
+    monkeypatch.setenv("TELEGRAM_CHAT_ID", str(TEAM_CHAT))
+    monkeypatch.setenv("INSTAGRAM_ACCOUNTS_FILE", str(broken))
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["check"]) == EXIT_CONFIG
+    assert "give exactly one of token_env or token_file" in capsys.readouterr().err

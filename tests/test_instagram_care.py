@@ -748,3 +748,20 @@ def test_a_broken_accounts_file_stops_the_process_with_one_line(
 
     assert main(["check"]) == EXIT_CONFIG
     assert "give exactly one of token_env or token_file" in capsys.readouterr().err
+
+
+async def test_a_failing_statement_never_shows_the_token(session_factory: Any) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError) as failure:
+        async with session_factory() as session, session.begin():
+            # No such chat: the foreign key refuses the row that carries the token.
+            await session.execute(
+                text(
+                    "INSERT INTO instagram_accounts (chat_id, ig_user_id, access_token, flavour,"
+                    " configured_token_sha256, token_obtained_at)"
+                    " VALUES (1, '1', :token, 'facebook', 'x', now())"
+                ),
+                {"token": OLD_TOKEN},
+            )
+    assert OLD_TOKEN not in str(failure.value) and OLD_TOKEN not in repr(failure.value)

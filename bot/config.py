@@ -16,6 +16,13 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+class InstagramFlavour(StrEnum):
+    """Which login the access token comes from; it decides how the token is kept alive."""
+
+    INSTAGRAM = "instagram"  # Instagram API with Instagram Login: graph.instagram.com
+    FACEBOOK = "facebook"  # Instagram API with Facebook Login: graph.facebook.com
+
+
 class ConfigError(Exception):
     """A setting is missing or invalid; the message names it in one line."""
 
@@ -58,6 +65,11 @@ class Settings(BaseSettings):
     instagram_poll_interval_seconds: float = Field(default=2.0, gt=0)
     # How often rows whose Auto Post outcome is unknown are checked with Instagram.
     autopost_sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    # Unset: derived from INSTAGRAM_GRAPH_URL (graph.instagram.com means Instagram Login).
+    instagram_token_flavour: InstagramFlavour | None = None
+    # Several chats, several accounts: a TOML file mapping chat ids to accounts.
+    instagram_accounts_file: Path | None = None
+    instagram_care_interval_seconds: float = Field(default=3600.0, gt=0)
 
     log_format: LogFormat = LogFormat.CONSOLE
     log_level: str = "INFO"
@@ -105,14 +117,22 @@ class Settings(BaseSettings):
         return url.set(query=query).render_as_string(hide_password=False)
 
     @property
+    def chat_ids(self) -> tuple[int, ...]:
+        return () if self.telegram_chat_id is None else (self.telegram_chat_id,)
+
+    def instagram_flavour_for(self, graph_url: str) -> InstagramFlavour:
+        """The configured flavour, else the one the Graph API host implies."""
+        if self.instagram_token_flavour is not None:
+            return self.instagram_token_flavour
+        if "graph.instagram.com" in graph_url.lower():
+            return InstagramFlavour.INSTAGRAM
+        return InstagramFlavour.FACEBOOK
+
+    @property
     def instagram_configured(self) -> bool:
         return bool(
             self.instagram_user_id and self.instagram_access_token and self.media_public_base_url
         )
-
-    @property
-    def chat_ids(self) -> tuple[int, ...]:
-        return () if self.telegram_chat_id is None else (self.telegram_chat_id,)
 
     def require_for_run(self) -> None:
         """Raise ConfigError naming every setting the bot cannot run without."""

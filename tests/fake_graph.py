@@ -172,6 +172,10 @@ class FakeGraphServer:
                 await self._release.wait()
         elif request.method == "GET" and path == f"{user}/stories":
             code, body = self.state.live()
+        elif request.method == "GET" and path == f"{user}/content_publishing_limit":
+            code, body = 200, {"data": [{"quota_usage": 0, "config": {"quota_total": 50}}]}
+        elif request.method == "GET" and path == "debug_token":
+            code, body = 200, {"data": {"expires_at": 0}}  # a token that never expires
         elif request.method == "GET":
             code, body = self.state.status(path)
         else:

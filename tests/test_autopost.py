@@ -69,6 +69,10 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def graph() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=GRAPH, assert_all_called=False) as router:
+        # Every Auto Post reads the publishing quota first (issue 14).
+        router.get(f"/{IG_USER}/content_publishing_limit").respond(
+            json={"data": [{"quota_usage": 3, "config": {"quota_total": 50}}]}
+        )
         yield router
 
 
@@ -179,7 +183,8 @@ async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.Mo
             lambda g: g.post(f"/{IG_USER}/media").respond(
                 400, json={"error": {"code": 190, "message": "expired"}}
             ),
-            "access token is invalid or expired; renew it (error 190)",
+            "access token is invalid, expired or revoked; an admin must put a new long-lived"
+            " token in the configuration and restart the bot (error 190)",
         ),
         (
             lambda g: g.post(f"/{IG_USER}/media").mock(side_effect=httpx.ConnectError("down")),
@@ -540,7 +545,8 @@ async def test_shutdown_mid_publish_hands_the_item_over(app: TestApp, ig: GraphS
         await hang.wait()
         raise AssertionError("never answered")
 
-    app.services.autopost._instagram.publish = hanging_publish  # type: ignore[method-assign]
+    client = app.services.instagram_accounts.client_for(TEAM_CHAT)
+    client.publish = hanging_publish  # type: ignore[method-assign]
     pressing = asyncio.create_task(app.feed(_press(queue_id)))
     await asyncio.wait_for(gate.wait(), 5)
     await app.services.tasks.drain(0)  # shutdown: grace over, the Auto Post is cancelled
@@ -711,7 +717,8 @@ async def test_checking_names_what_instagram_answered(app: TestApp, ig: GraphSta
     assert await _queue_status(app) == ["publishing"]
     assert _captions(app)[-1].endswith(
         "🔎 Checking with Instagram… Instagram answered: the Instagram access token is"
-        " invalid or expired; renew it (error 190)."
+        " invalid, expired or revoked; an admin must put a new long-lived token in the"
+        " configuration and restart the bot (error 190)."
     )
     assert ig.publish_calls == ["container-1"]
 
@@ -722,7 +729,8 @@ async def test_an_unexpected_error_gives_the_item_back(
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(app.services.autopost._instagram, "wait_until_ready", broken)
+    client = app.services.instagram_accounts.client_for(TEAM_CHAT)
+    monkeypatch.setattr(client, "wait_until_ready", broken)
     queue_id = await _queued(app)
     await app.feed(_press(queue_id))
 

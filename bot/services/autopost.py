@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.captions import done_line, notification_caption, with_status
 from bot.keyboards import queue_keyboard
 from bot.services.instagram import InstagramClient, InstagramError, InstagramFailure
+from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService, explain
 from bot.services.scheduler import Clock, utc_now
 from db.errors import DatabaseUnavailableError
@@ -127,7 +128,7 @@ class AutoPostService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         press_service: PressService,
-        instagram: InstagramClient,
+        accounts: InstagramAccounts,
         media_public_base_url: str,
         bot: Bot,
         *,
@@ -138,7 +139,7 @@ class AutoPostService:
     ) -> None:
         self._sessions = sessions
         self._press = press_service
-        self._instagram = instagram
+        self._accounts = accounts
         self._base_url = media_public_base_url.rstrip("/")
         self._bot = bot
         self._clock = clock
@@ -274,12 +275,13 @@ class AutoPostService:
         InstagramError there gives the item back with the cause in the caption.
         """
         try:
-            container = await self._instagram.create_story_container(
-                claim.media_url, video=claim.video
-            )
+            instagram = self._client(claim.chat_id)
+            # The daily publishing quota (#14): at the limit nothing is created.
+            await self._accounts.check_quota(claim.chat_id)
+            container = await instagram.create_story_container(claim.media_url, video=claim.video)
             if not await self._renew(claim, instagram_creation_id=container):
                 return AutoPostOutcome(result=AutoPostResult.CHECKING)
-            await self._instagram.wait_until_ready(container)
+            await instagram.wait_until_ready(container)
             if claim.dry_run:
                 logger.info("autopost.dry_run", queue_id=str(claim.queue_id))
                 if await self._give_back(claim.queue_id, claim.token):
@@ -289,7 +291,7 @@ class AutoPostService:
             if not await self._renew(claim, instagram_publish_requested_at=self._clock()):
                 return AutoPostOutcome(result=AutoPostResult.CHECKING)
             progress.publish_requested = True
-            media_id = await self._instagram.publish(container)
+            media_id = await instagram.publish(container)
         except InstagramError as error:
             if progress.publish_requested and error.outcome_unknown:
                 logger.warning(
@@ -424,7 +426,11 @@ class AutoPostService:
                 # No publish request ever left: nothing can have been published.
                 if await self._give_back(queue_id, token):
                     await self._show(
-                        chat_id, message_id, held.body, interrupted_line(), self._buttons(queue_id)
+                        chat_id,
+                        message_id,
+                        held.body,
+                        interrupted_line(),
+                        self._buttons(queue_id, chat_id),
                     )
                 logger.info("autopost.given_back", queue_id=str(queue_id))
                 return AutoPostOutcome(result=AutoPostResult.FAILED)
@@ -440,7 +446,8 @@ class AutoPostService:
         assert row.instagram_creation_id is not None
         container = row.instagram_creation_id
         try:
-            status = await self._instagram.container_status(container)
+            instagram = self._client(row.chat_id)
+            status = await instagram.container_status(container)
         except InstagramError as error:
             logger.warning(
                 "autopost.still_unknown", queue_id=str(queue_id), reference=error.reference
@@ -453,7 +460,7 @@ class AutoPostService:
             return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
         logger.info("autopost.container_status", queue_id=str(queue_id), status=status.code)
         if status.code == "PUBLISHED":
-            media_id = await self._find_story(row.instagram_publish_requested_at)
+            media_id = await self._find_story(instagram, row.instagram_publish_requested_at)
             return await self._record(
                 queue_id, token, chat_id, message_id, held.body, media_id, held.presser
             )
@@ -466,14 +473,16 @@ class AutoPostService:
         # Never published: publish this same container (it publishes at most once).
         await self._renew_quietly(queue_id, token)
         try:
-            media_id = await self._instagram.publish(container)
+            media_id = await instagram.publish(container)
         except InstagramError as error:
             if not error.outcome_unknown:
                 # Refused; but the first request may have landed meanwhile: look again.
                 with contextlib.suppress(InstagramError):
-                    again = await self._instagram.container_status(container)
+                    again = await instagram.container_status(container)
                     if again.code == "PUBLISHED":
-                        media_id = await self._find_story(row.instagram_publish_requested_at)
+                        media_id = await self._find_story(
+                            instagram, row.instagram_publish_requested_at
+                        )
                         return await self._record(
                             queue_id, token, chat_id, message_id, held.body, media_id, held.presser
                         )
@@ -502,14 +511,23 @@ class AutoPostService:
             row.telegram_message_id,
             held.body,
             failed_line(error),
-            self._buttons(row.id),
+            self._buttons(row.id, row.chat_id),
         )
         return AutoPostOutcome(result=AutoPostResult.FAILED, error=error)
 
-    async def _find_story(self, requested_at: datetime | None) -> str | None:
+    def _client(self, chat_id: int) -> InstagramClient:
+        """The chat's own account (#13), with its current token."""
+        client = self._accounts.client_for(chat_id)
+        if client is None:
+            raise InstagramError(InstagramFailure.API, "no Instagram account for this chat")
+        return client
+
+    async def _find_story(
+        self, instagram: InstagramClient, requested_at: datetime | None
+    ) -> str | None:
         """The Story the publish made, when exactly one went live since it was requested."""
         try:
-            stories = await self._instagram.live_stories()
+            stories = await instagram.live_stories()
         except InstagramError as error:
             logger.warning("autopost.stories_unavailable", reference=error.reference)
             return None
@@ -618,13 +636,16 @@ class AutoPostService:
 
     # -- the message ----------------------------------------------------------------------
 
-    @staticmethod
-    def _buttons(queue_id: uuid.UUID) -> InlineKeyboardMarkup:
-        return queue_keyboard(queue_id, instagram=True)
+    def _buttons(self, queue_id: uuid.UUID, chat_id: int) -> InlineKeyboardMarkup:
+        return queue_keyboard(queue_id, instagram=self._accounts.autopost_available(chat_id))
 
     async def _show_buttons(self, claim: AutoPostClaim, line: str) -> None:
         await self._show(
-            claim.chat_id, claim.message_id, claim.body, line, self._buttons(claim.queue_id)
+            claim.chat_id,
+            claim.message_id,
+            claim.body,
+            line,
+            self._buttons(claim.queue_id, claim.chat_id),
         )
 
     async def _show(

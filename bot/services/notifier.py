@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def sent_file_id(message: Message) -> str | None:
 
 
 class Notifier:
-    def __init__(self, bot: Bot, media_dir: Path, *, instagram: bool) -> None:
+    def __init__(
+        self, bot: Bot, media_dir: Path, *, instagram: bool | Callable[[int], bool]
+    ) -> None:
         self._bot = bot
         self._media_dir = media_dir
         self._instagram = instagram
@@ -69,7 +72,9 @@ class Notifier:
 
     async def _send(self, item: Notification, source: str | InputFile) -> Message:
         caption = notification_caption(item.file_name, item.category, item.caption)
-        keyboard = queue_keyboard(item.queue_id, instagram=self._instagram)
+        # igcare: the 🤖 button only in chats with their own Instagram account.
+        instagram = self._instagram(item.chat_id) if callable(self._instagram) else self._instagram
+        keyboard = queue_keyboard(item.queue_id, instagram=instagram)
         if item.media_kind == "photo":
             return await self._bot.send_photo(
                 item.chat_id, source, caption=caption, reply_markup=keyboard

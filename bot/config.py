@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     )
 
     bot_token: SecretStr | None = None
-    telegram_chat_id: int | None = None
+    # One team chat, or several separated by commas: `-100123,-100456`.
+    telegram_chat_id: Annotated[tuple[int, ...], NoDecode] = ()
     telegram_api_url: str | None = None
     admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     # Empty means every member of the team chat may press the queue buttons.
@@ -60,6 +61,8 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.CONSOLE
     log_level: str = "INFO"
     scheduler_interval_seconds: float = Field(default=60.0, gt=0)
+    # Chats claimed and delivered at once in a tick; the rest wait their turn, not a tick.
+    scheduler_concurrency: int = Field(default=4, ge=1, le=64)
     heartbeat_max_age_seconds: float = Field(default=300.0, gt=0)
     # A queue row still `sending` after this long was left by a crash.
     send_stuck_after_seconds: float = Field(default=300.0, gt=0)
@@ -73,6 +76,21 @@ class Settings(BaseSettings):
             return frozenset(int(part) for part in parts if part)
         if isinstance(value, int):
             return frozenset({value})
+        return value
+
+    @field_validator("telegram_chat_id", mode="before")
+    @classmethod
+    def _split_chat_ids(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, int):
+            return (value,)
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.replace(";", ",").split(",")]
+            value = [int(part) for part in parts if part]
+        if isinstance(value, list | tuple | frozenset | set):
+            # Order kept, duplicates dropped: the first chat is the default for `index`.
+            return tuple(dict.fromkeys(int(item) for item in value))
         return value
 
     @field_validator("log_level")
@@ -103,6 +121,14 @@ class Settings(BaseSettings):
         return url.set(query=query).render_as_string(hide_password=False)
 
     @property
+    def chat_ids(self) -> tuple[int, ...]:
+        """Every team chat this process serves, in the order configured."""
+        return self.telegram_chat_id
+
+    def serves(self, chat_id: int) -> bool:
+        return chat_id in self.telegram_chat_id
+
+    @property
     def instagram_configured(self) -> bool:
         return bool(
             self.instagram_user_id and self.instagram_access_token and self.media_public_base_url
@@ -116,7 +142,7 @@ class Settings(BaseSettings):
                 ("BOT_TOKEN", self.bot_token),
                 ("TELEGRAM_CHAT_ID", self.telegram_chat_id),
             )
-            if value is None or (isinstance(value, SecretStr) and not value.get_secret_value())
+            if not value or (isinstance(value, SecretStr) and not value.get_secret_value())
         ]
         if missing:
             raise ConfigError(

@@ -91,10 +91,11 @@ async def _run(settings: Settings) -> int:
                 me = await _who_am_i(bot)
                 services = build_services(settings, database, bot)
                 dispatcher = build_dispatcher(settings, database, services)
-                assert settings.telegram_chat_id is not None
-                await services.team.register_chat(settings.telegram_chat_id, None)
+                # Every listed chat gets its row (default settings) before the first tick.
+                for chat_id in settings.chat_ids:
+                    await services.team.register_chat(chat_id, None)
                 await register_commands(bot)
-            logger.info("bot.started", username=me.username, chat_id=settings.telegram_chat_id)
+            logger.info("bot.started", username=me.username, chat_ids=list(settings.chat_ids))
             # Startup objects (aiogram's models, SQLAlchemy's metadata) never die: keep
             # them out of garbage collection so its pauses stay short.
             gc.freeze()

@@ -36,6 +36,9 @@ class FakeBotApi:
     updates: list[dict[str, Any]] = field(default_factory=list)
     faults: dict[str, list[Fault | None]] = field(default_factory=dict)
     hanging: set[str] = field(default_factory=set)
+    # Per chat: sends to these chats hang until removed, or are refused with 403.
+    hanging_chats: set[int] = field(default_factory=set)
+    forbidden_chats: set[int] = field(default_factory=set)
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -61,6 +64,7 @@ class FakeBotApi:
 
     async def stop(self) -> None:
         self.hanging.clear()
+        self.hanging_chats.clear()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -78,8 +82,13 @@ class FakeBotApi:
         self._new_update.set()
         return update_id
 
-    def of(self, method: str) -> list[Call]:
-        return [call for call in self.calls if call.method == method]
+    def of(self, method: str, chat_id: int | None = None) -> list[Call]:
+        return [
+            call
+            for call in self.calls
+            if call.method == method
+            and (chat_id is None or str(call.params.get("chat_id")) == str(chat_id))
+        ]
 
     async def wait_for(self, method: str, count: int = 1, timeout: float = 30.0) -> list[Call]:
         deadline = time.monotonic() + timeout
@@ -127,6 +136,17 @@ class FakeBotApi:
             fault = queued.pop(0)
             if fault is not None:
                 return web.json_response(fault.body, status=fault.status)
+        chat = params.get("chat_id")
+        if method.startswith("send") and chat is not None:
+            if int(chat) in self.forbidden_chats:
+                body = {
+                    "ok": False,
+                    "error_code": 403,
+                    "description": "Forbidden: bot was kicked from the supergroup chat",
+                }
+                return web.json_response(body, status=403)
+            while int(chat) in self.hanging_chats:
+                await asyncio.sleep(0.05)
         if method in self.hanging:
             while method in self.hanging:
                 await asyncio.sleep(0.05)

@@ -239,9 +239,10 @@ async def test_missing_media_file_is_a_failed_send(app: TestApp) -> None:
 
 
 @pytest.mark.parametrize(("attempts", "resent"), [(1, True), (2, False)])
-async def test_stuck_sending_is_resent_once_then_given_up(
+async def test_stuck_sending_is_resent_once_then_kept_unconfirmed(
     app: TestApp, attempts: int, resent: bool
 ) -> None:
+    """A crashed send may have arrived: after one repeat the row stays actionable, not failed."""
     await _window(app, last_post_sent_at=NOW)
     [media_id] = await _library(app)
     async with app.sessions() as session, session.begin():
@@ -255,12 +256,25 @@ async def test_stuck_sending_is_resent_once_then_given_up(
     await make_scheduler(app, Clock(NOW)).tick()
 
     assert len(app.telegram.of(SendPhoto)) == (1 if resent else 0)
-    queue = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
-    history = await fetch_all(app.sessions, "SELECT status FROM posting_history")
+    queue = await fetch_all(
+        app.sessions, "SELECT status, send_attempts, telegram_message_id FROM posting_queue"
+    )
+    assert await fetch_all(app.sessions, "SELECT status FROM posting_history") == []
+    [row] = queue
+    assert (row.status, row.send_attempts) == ("sent", 2)
     if resent:
-        assert [row.status for row in queue] == ["sent"] and history == []
+        assert row.telegram_message_id is not None
+        assert app.telegram.of(SendMessage) == []
     else:
-        assert queue == [] and [row.status for row in history] == ["failed"]
+        # The team gets the item's buttons in a notice, in case the media never arrived.
+        assert row.telegram_message_id is None
+        [notice] = app.telegram.of(SendMessage)
+        assert notice.chat_id == TEAM_CHAT and "didn't confirm" in notice.text
+        assert [b.text for row in notice.reply_markup.inline_keyboard for b in row] == [
+            "✅ Posted",
+            "⏭️ Skip",
+            "🚫 Reject",
+        ]
 
 
 async def test_expired_locks_are_deleted_permanent_stay(app: TestApp) -> None:

@@ -11,11 +11,11 @@ from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import BotCommand, Message
 
-from bot.config import Settings
 from bot.handlers.settings import render_settings, settings_keyboard
-from bot.middlewares import CommandScopeMiddleware, may_press
+from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK, InteractionLogMiddleware
 from bot.services.admins import AdminDirectory
-from bot.services.scheduler import NothingToSend, Scheduler, utc_now
+from bot.services.clock import Clock
+from bot.services.scheduler import NothingToSend, Scheduler
 from bot.services.team import SettingRejectedError, TeamService
 from bot.telegram import identity_of
 from db.repositories import TelegramIdentity
@@ -54,7 +54,7 @@ def bot_commands() -> list[BotCommand]:
 
 
 def sender_of(message: Message) -> TelegramIdentity:
-    assert message.from_user is not None  # CommandScopeMiddleware skips anonymous senders
+    assert message.from_user is not None  # the chat gate skips anonymous senders
     return identity_of(message.from_user)
 
 
@@ -85,8 +85,8 @@ async def help_(message: Message) -> None:
     await message.answer(HELP)
 
 
-async def status(message: Message, team: TeamService) -> None:
-    now = utc_now()
+async def status(message: Message, team: TeamService, clock: Clock) -> None:
+    now = clock()
     view = await team.status(message.chat.id, now)
     chat = view.chat
     lines = []
@@ -118,8 +118,8 @@ async def status(message: Message, team: TeamService) -> None:
     await message.answer("\n".join(lines))
 
 
-async def queue(message: Message, team: TeamService) -> None:
-    now = utc_now()
+async def queue(message: Message, team: TeamService, clock: Clock) -> None:
+    now = clock()
     rows = await team.in_flight(message.chat.id)
     if not rows:
         await message.answer("📭 Nothing is waiting for a press.")
@@ -134,7 +134,9 @@ async def queue(message: Message, team: TeamService) -> None:
     await message.answer("\n".join(lines))
 
 
-async def history(message: Message, command: CommandObject, team: TeamService) -> None:
+async def history(
+    message: Message, command: CommandObject, team: TeamService, clock: Clock
+) -> None:
     limit = HISTORY_DEFAULT
     if command.args:
         argument = command.args.strip()
@@ -146,7 +148,7 @@ async def history(message: Message, command: CommandObject, team: TeamService) -
     if not rows:
         await message.answer("No history yet.")
         return
-    now = utc_now()
+    now = clock()
     icons = {"posted": "✅", "skipped": "⏭️", "rejected": "🚫", "failed": "⚠️"}
     lines = [f"🧾 <b>Last {len(rows)}</b>"]
     for entry, media in rows:
@@ -159,8 +161,8 @@ async def history(message: Message, command: CommandObject, team: TeamService) -
     await message.answer("\n".join(lines))
 
 
-async def stats(message: Message, team: TeamService) -> None:
-    people = await team.stats(message.chat.id, utc_now())
+async def stats(message: Message, team: TeamService, clock: Clock) -> None:
+    people = await team.stats(message.chat.id, clock())
     if not people:
         await message.answer("No presses recorded yet.")
         return
@@ -221,11 +223,7 @@ async def settings_command(
     await message.answer(render_settings(chat), reply_markup=settings_keyboard(chat))
 
 
-async def next_item(message: Message, scheduler: Scheduler, settings: Settings) -> None:
-    assert message.from_user is not None
-    if not may_press(settings, message.from_user.id):
-        await message.answer("⛔ You're not allowed to act on the queue.")
-        return
+async def next_item(message: Message, scheduler: Scheduler) -> None:
     result = await scheduler.send_now(message.chat.id)
     if result.sent:
         return
@@ -255,12 +253,13 @@ async def register_commands(bot: Bot) -> None:
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.middleware(CommandScopeMiddleware(private_ok={"start", "help"}))
-    router.message.register(start, Command("start"))
-    router.message.register(help_, Command("help"))
+    # The chat gate (bot.middlewares) reads the flags; this logs what passed it.
+    router.message.middleware(InteractionLogMiddleware())
+    router.message.register(start, Command("start"), flags={PRIVATE_OK: True})
+    router.message.register(help_, Command("help"), flags={PRIVATE_OK: True})
     router.message.register(status, Command("status"))
     router.message.register(queue, Command("queue"))
-    router.message.register(next_item, Command("next"))
+    router.message.register(next_item, Command("next"), flags={ACTS_ON_QUEUE: True})
     router.message.register(history, Command("history"))
     router.message.register(stats, Command("stats"))
     router.message.register(pause, Command("pause"))

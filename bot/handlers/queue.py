@@ -19,7 +19,6 @@ from bot.captions import (
 )
 from bot.config import Settings
 from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
-from bot.middlewares import TeamChatMiddleware
 from bot.services.autopost import AutoPostResult, AutoPostService
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
 from bot.services.tasks import TaskTracker
@@ -80,7 +79,7 @@ async def record_press(
     settings: Settings,
 ) -> None:
     message = callback.message
-    assert isinstance(message, Message)  # TeamChatMiddleware let only these through
+    assert isinstance(message, Message)  # the chat gate let only these through
     press = Press(
         queue_id=callback_data.queue_id,
         chat_id=message.chat.id,
@@ -207,7 +206,6 @@ async def run_autopost(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.callback_query.outer_middleware(TeamChatMiddleware())
     router.callback_query.register(
         record_press, QueueCallback.filter(F.action.in_(set(RECORDED_STATUS)))
     )

@@ -31,6 +31,8 @@ class Notification:
     category: str | None
     caption: str | None
     telegram_file_id: str | None
+    # Which send attempt of the queue row this is (1 for a fresh claim).
+    attempt: int = 1
 
 
 class MediaFileMissingError(Exception):
@@ -66,6 +68,16 @@ class Notifier:
         if not path.is_file():
             raise MediaFileMissingError(f"media file not found: {item.file_path}")
         return await self._send(item, FSInputFile(path, filename=item.file_name))
+
+    async def send_unconfirmed_notice(self, item: Notification) -> Message:
+        """A text with the item's buttons: the team can act even if the media never arrived."""
+        text = (
+            "⚠️ Telegram didn't confirm that this item arrived. "
+            "If you see it above, its buttons work; these work too.\n\n"
+            + notification_caption(item.file_name, item.category, None)
+        )
+        keyboard = queue_keyboard(item.queue_id, instagram=self._instagram)
+        return await self._bot.send_message(item.chat_id, text, reply_markup=keyboard)
 
     async def _send(self, item: Notification, source: str | InputFile) -> Message:
         caption = notification_caption(item.file_name, item.category, item.caption)

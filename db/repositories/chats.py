@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import ChatSettings
+from db.models import ChatSettings, MediaItem
 
 
 class ChatSettingsRepository:
@@ -48,6 +48,16 @@ class ChatSettingsRepository:
 
     async def active_chat_ids(self) -> list[int]:
         statement = select(ChatSettings.telegram_chat_id).where(ChatSettings.is_paused.is_(False))
+        return list((await self._session.execute(statement)).scalars())
+
+    async def schedules_of_active(self) -> list[ChatSettings]:
+        """Every running chat with an active library, in one query: the tick finds who is due."""
+        has_media = (
+            select(MediaItem.id)
+            .where(MediaItem.chat_id == ChatSettings.telegram_chat_id, MediaItem.is_active)
+            .exists()
+        )
+        statement = select(ChatSettings).where(ChatSettings.is_paused.is_(False), has_media)
         return list((await self._session.execute(statement)).scalars())
 
     async def update(self, telegram_chat_id: int, **values: Any) -> None:

@@ -41,6 +41,9 @@ __all__ = ["Clock", "NothingToSend", "Scheduler", "SendResult", "utc_now"]
 
 logger = structlog.get_logger(__name__)
 
+# Due chats claimed per transaction: one COMMIT for many, short row locks.
+CLAIM_BATCH = 100
+
 
 class NothingToSend(StrEnum):
     EMPTY_LIBRARY = "empty_library"
@@ -167,10 +170,14 @@ class Scheduler:
             logger.warning("scheduler.resending_stuck", queue_id=str(item.queue_id))
             # Keyed by the row, not the chat: a taken row is always sent once more.
             self._spawn(item.queue_id, self._deliver(item))
-        for chat_id in await self.due_chats():
-            if self.chat_backoff.waiting(chat_id):
-                continue
-            self._spawn(chat_id, self.fill_owed_slot(chat_id))
+        due = [
+            chat_id
+            for chat_id in await self.due_chats()
+            if chat_id not in self._busy and not self.chat_backoff.waiting(chat_id)
+        ]
+        for start in range(0, len(due), CLAIM_BATCH):
+            for item in await self.claim_due(due[start : start + CLAIM_BATCH]):
+                self._spawn(item.chat_id, self._deliver(item))
         await self.delete_expired_locks()
 
     def _spawn(self, key: int | uuid.UUID, work: Coroutine[Any, Any, object]) -> None:
@@ -209,45 +216,66 @@ class Scheduler:
 
     async def fill_owed_slot(self, chat_id: int) -> bool:
         """Claim and send one item if the chat owes a slot now; True when one was sent."""
-        now = self._clock()
-        # Made here, so a retry can find the row a lost COMMIT reply hid.
-        queue_id = uuid.uuid4()
-
-        async def claim(session: AsyncSession) -> Notification | None:
-            chats = ChatSettingsRepository(session)
-            # SKIP LOCKED: another process handling this chat right now wins the slot.
-            chat = await chats.get_for_update(chat_id, skip_locked=True)
-            if chat is None or chat.is_paused:
-                return None
-            slot = PostingSchedule.of(chat).owed_slot(now, chat.last_post_sent_at)
-            if slot is None:
-                return None
-            media = await MediaRepository(session).next_eligible(chat_id, now)
-            if media is None:
-                if chat_id not in self._without_media:
-                    self._without_media.add(chat_id)
-                    logger.info("scheduler.nothing_eligible", chat_id=chat_id)
-                return None
-            self._without_media.discard(chat_id)
-            claimed = await QueueRepository(session).claim_for_sending(
-                media.id, chat_id, slot, queue_id
-            )
-            if claimed is None:
-                return None
-            # The slot is filled whatever happens to the send: never two items for one slot.
-            await chats.update(chat_id, last_post_sent_at=slot)
-            return notification(claimed, media)
-
-        reread: Reread[Notification | None] = Reread(self._claimed_by_us(queue_id))
-        item = await in_transaction(
-            self._sessions,
-            claim,
-            repeat=reread,
-            operation="scheduler.claim",
-        )
-        if item is None:
+        claimed = await self.claim_due([chat_id])
+        if not claimed:
             return False
-        return isinstance(await self._deliver(item), Delivered)
+        return isinstance(await self._deliver(claimed[0]), Delivered)
+
+    async def claim_due(self, chat_ids: list[int]) -> list[Notification]:
+        """Claim the owed slot of each chat, in one transaction (one COMMIT for them all).
+
+        Each chat row is locked and its slot computed again under the lock, so two
+        processes never fill one slot twice; a chat another process is claiming
+        right now (SKIP LOCKED) is left to it.
+        """
+        now = self._clock()
+        # Made here, so a retry can find the rows a lost COMMIT reply hid.
+        queue_ids = {chat_id: uuid.uuid4() for chat_id in chat_ids}
+
+        async def claim(session: AsyncSession) -> list[Notification]:
+            chats = ChatSettingsRepository(session)
+            media_repository = MediaRepository(session)
+            queue = QueueRepository(session)
+            claimed: list[Notification] = []
+            for chat in await chats.lock_many(chat_ids):
+                chat_id = chat.telegram_chat_id
+                slot = PostingSchedule.of(chat).owed_slot(now, chat.last_post_sent_at)
+                if chat.is_paused or slot is None:
+                    continue
+                media = await media_repository.next_eligible(chat_id, now)
+                if media is None:
+                    if chat_id not in self._without_media:
+                        self._without_media.add(chat_id)
+                        logger.info("scheduler.nothing_eligible", chat_id=chat_id)
+                    continue
+                self._without_media.discard(chat_id)
+                queue_id = await queue.claim_for_sending(
+                    media.id, chat_id, slot, queue_ids[chat_id]
+                )
+                if queue_id is None:
+                    continue
+                # The slot is filled whatever happens to the send: never two items for one slot.
+                await chats.update(chat_id, last_post_sent_at=slot)
+                claimed.append(notification(queue_id, media))
+            return claimed
+
+        async def landed(session: AsyncSession) -> list[Notification] | None:
+            """Rows with our own ids exist only if our COMMIT landed."""
+            rows = await QueueRepository(session).get_many(list(queue_ids.values()))
+            if not rows:
+                return None
+            media_repository = MediaRepository(session)
+            found = []
+            for row in rows:
+                media = await media_repository.get(row.media_item_id)
+                assert media is not None
+                found.append(notification(row.id, media, row.send_attempts))
+            logger.info("scheduler.claim_found_by_reread", count=len(found))
+            return found
+
+        return await in_transaction(
+            self._sessions, claim, repeat=Reread(landed), operation="scheduler.claim"
+        )
 
     def _claimed_by_us(
         self, queue_id: uuid.UUID

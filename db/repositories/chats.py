@@ -46,6 +46,16 @@ class ChatSettingsRepository:
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
 
+    async def lock_many(self, telegram_chat_ids: list[int]) -> list[ChatSettings]:
+        """Lock the chats' rows for a claim; a row another process holds is skipped."""
+        statement = (
+            select(ChatSettings)
+            .where(ChatSettings.telegram_chat_id.in_(telegram_chat_ids))
+            .order_by(ChatSettings.telegram_chat_id)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await self._session.execute(statement)).scalars())
+
     async def active_chat_ids(self) -> list[int]:
         statement = select(ChatSettings.telegram_chat_id).where(ChatSettings.is_paused.is_(False))
         return list((await self._session.execute(statement)).scalars())

@@ -49,6 +49,10 @@ class QueueRepository:
         statement = select(PostingQueueItem).where(PostingQueueItem.id == queue_id)
         return (await self._session.execute(statement)).scalar_one_or_none()
 
+    async def get_many(self, queue_ids: list[uuid.UUID]) -> list[PostingQueueItem]:
+        statement = select(PostingQueueItem).where(PostingQueueItem.id.in_(queue_ids))
+        return list((await self._session.execute(statement)).scalars())
+
     async def reclaim(self, queue_id: uuid.UUID, attempts: int) -> bool:
         """Count send attempt number `attempts` on a `sending` row and renew its claim.
 

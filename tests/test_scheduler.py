@@ -605,3 +605,30 @@ async def test_stuck_sweep_whose_commit_reply_is_lost_resends_once(
     assert len(app.telegram.of(SendPhoto)) == 1
     [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
     assert (row.status, row.send_attempts) == ("sent", 2)
+
+
+async def test_a_failed_notice_is_tried_again_by_the_sweep(app: TestApp) -> None:
+    """Never a row without buttons anywhere: until the notice is in, the row stays stuck."""
+    await _window(app)
+    await _library(app)
+    for _ in range(2):
+        app.telegram.fail_next(SendPhoto, _timeout())
+    app.telegram.fail_next(
+        SendMessage, TelegramBadRequest(method=SendMessage(chat_id=1, text="x"), message="down")
+    )
+    clock = Clock(NOW)
+    scheduler = make_scheduler(app, clock)
+    await scheduler.tick()
+    [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
+    assert (row.status, row.send_attempts) == ("sending", 2)
+
+    async with app.sessions() as session, session.begin():  # past SEND_STUCK_AFTER
+        await session.execute(
+            text("UPDATE posting_queue SET claimed_at = :t"), {"t": NOW - timedelta(hours=1)}
+        )
+    await scheduler.tick()
+    assert len(app.telegram.of(SendPhoto)) == 2  # no third copy of the media
+    assert len(app.telegram.of(SendMessage)) == 2  # the notice, tried again
+    [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
+    assert (row.status, row.send_attempts) == ("sent", 2)
+    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_history") == []

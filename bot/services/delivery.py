@@ -258,40 +258,49 @@ class Delivery:
     async def _unconfirmed(
         self, item: Notification, error: str, *, chat_unreachable: bool = False
     ) -> GaveUp:
-        """Nobody knows if it arrived: keep the row as `sent` and give the team buttons."""
+        """Nobody knows if it arrived: the team gets its buttons, the row stays actionable.
+
+        The row becomes `sent` (no message id) once the notice is in the chat; if the
+        notice fails too, the row stays `sending` and the stuck-row sweep tries the
+        notice again later, so the team is never left without buttons for it.
+        """
+        outcome = GaveUp(
+            f"Telegram didn't confirm the send; it may have arrived ({error})",
+            maybe_delivered=True,
+            chat_unreachable=chat_unreachable,
+        )
+        logger.warning(
+            "notify.unconfirmed", queue_id=str(item.queue_id), chat_id=item.chat_id, error=error
+        )
+        # A chat that refuses the bot can take no notice and press no button.
+        if not chat_unreachable and not await self._notice(item):
+            return outcome
 
         async def keep(session: AsyncSession) -> bool:
             return await QueueRepository(session).mark_unconfirmed(item.queue_id)
 
-        kept = await in_transaction(
+        await in_transaction(
             self._sessions,
             keep,
             repeat=Idempotent("it sets the status of a `sending` row to `sent`"),
             operation="scheduler.unconfirmed",
         )
-        logger.warning(
-            "notify.unconfirmed", queue_id=str(item.queue_id), chat_id=item.chat_id, error=error
-        )
-        if kept and not chat_unreachable:
-            await self._notice(item)
-        return GaveUp(
-            f"Telegram didn't confirm the send; it may have arrived ({error})",
-            maybe_delivered=True,
-            chat_unreachable=chat_unreachable,
-        )
+        return outcome
 
-    async def _notice(self, item: Notification) -> None:
+    async def _notice(self, item: Notification) -> bool:
         try:
             await self._notifier.send_unconfirmed_notice(item)
         except TelegramAPIError as error:
-            # The row stays `sent`: a press on the media message, if it came, still works.
             logger.warning("notify.notice_failed", queue_id=str(item.queue_id), error=str(error))
+            return False
+        return True
 
     async def take_stuck(self) -> StuckRows:
         """Rows left in `sending` by a crash: one more send each, or kept as unconfirmed.
 
         A crashed send may have arrived, so a row already sent twice is not
-        failed: it stays actionable as `sent` (and its chat gets the notice).
+        failed: the team gets a notice with its buttons and the row becomes `sent`.
+        Every row taken has its claim renewed in the same transaction.
         """
         older_than = self._clock() - self._stuck_after
         planned = StuckRows([], [])
@@ -304,34 +313,44 @@ class Delivery:
             for row in await queue.stuck_sending(older_than):
                 media = await media_repository.get(row.media_item_id)
                 assert media is not None  # the foreign key cascades
-                if row.send_attempts >= MAX_UNANSWERED_SENDS:
-                    await queue.mark_unconfirmed(row.id)
-                    planned.unconfirmed.append(notification(row.id, media, row.send_attempts))
+                # Read before the UPDATE below, which expires the loaded row.
+                row_id, attempts = row.id, row.send_attempts
+                if attempts >= MAX_UNANSWERED_SENDS:
+                    await queue.reclaim(row_id, attempts)
+                    planned.unconfirmed.append(notification(row_id, media, attempts))
                 else:
-                    attempt = row.send_attempts + 1
-                    await queue.reclaim(row.id, attempt)
-                    planned.resend.append(notification(row.id, media, attempt))
+                    await queue.reclaim(row_id, attempts + 1)
+                    planned.resend.append(notification(row_id, media, attempts + 1))
             return StuckRows(list(planned.resend), list(planned.unconfirmed))
 
         async def landed(session: AsyncSession) -> StuckRows | None:
-            """Did the sweep's COMMIT land? Then its rows carry exactly what it set."""
-            if not planned.resend and not planned.unconfirmed:
+            """Did the sweep's COMMIT land? Then its rows carry the claim and count it set."""
+            items = planned.resend + planned.unconfirmed
+            if not items:
                 return None
-            queue = QueueRepository(session)
-            for item in planned.resend:
-                row = await queue.get(item.queue_id)
-                if row is None or row.status != "sending" or row.send_attempts != item.attempt:
-                    return None
-            for item in planned.unconfirmed:
-                row = await queue.get(item.queue_id)
-                if row is None or row.status != "sent":
+            rows = {
+                row.id: row
+                for row in await QueueRepository(session).get_many(
+                    [item.queue_id for item in items]
+                )
+            }
+            for item in items:
+                row = rows.get(item.queue_id)
+                if (
+                    row is None
+                    or row.status != "sending"
+                    or row.send_attempts != item.attempt
+                    or row.claimed_at is None
+                    or row.claimed_at < older_than
+                ):
                     return None
             return StuckRows(list(planned.resend), list(planned.unconfirmed))
 
-        taken = await in_transaction(
+        return await in_transaction(
             self._sessions, take, repeat=Reread(landed), operation="scheduler.stuck"
         )
-        for item in taken.unconfirmed:
-            logger.warning("scheduler.stuck_unconfirmed", queue_id=str(item.queue_id))
-            await self._notice(item)
-        return taken
+
+    async def settle_unconfirmed(self, item: Notification) -> GaveUp:
+        """A stuck row already sent twice: the notice with its buttons, then `sent`."""
+        async with self._lease(item.queue_id):
+            return await self._unconfirmed(item, "never confirmed as sent after a repeat")

@@ -170,6 +170,8 @@ class Scheduler:
             logger.warning("scheduler.resending_stuck", queue_id=str(item.queue_id))
             # Keyed by the row, not the chat: a taken row is always sent once more.
             self._spawn(item.queue_id, self._deliver(item))
+        for item in stuck.unconfirmed:
+            self._spawn(item.queue_id, self.delivery.settle_unconfirmed(item))
         due = [
             chat_id
             for chat_id in await self.due_chats()

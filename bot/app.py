@@ -76,6 +76,7 @@ def build_services(
         clock=clock,
         stuck_after=timedelta(seconds=settings.send_stuck_after_seconds),
         concurrency=settings.scheduler_concurrency,
+        chat_ids=settings.chat_ids,
     )
     press = PressService(database.sessions)
     http = None

@@ -52,7 +52,11 @@ class Clock:
 
 
 def make_scheduler(
-    app: TestApp, clock: Clock, session: RecordingSession | None = None, sessions=None
+    app: TestApp,
+    clock: Clock,
+    session: RecordingSession | None = None,
+    sessions=None,
+    chat_ids: tuple[int, ...] | None = None,
 ) -> Scheduler:
     bot = create_bot(app.settings, session=session or app.telegram)
     notifier = Notifier(bot, app.settings.media_dir, instagram=False)
@@ -62,6 +66,7 @@ def make_scheduler(
         data_dir=app.settings.data_dir,
         clock=clock,
         send_backoff_seconds=(0.0, 0.0),
+        chat_ids=chat_ids,
     )
 
 
@@ -632,3 +637,16 @@ async def test_a_failed_notice_is_tried_again_by_the_sweep(app: TestApp) -> None
     [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
     assert (row.status, row.send_attempts) == ("sent", 2)
     assert await fetch_all(app.sessions, "SELECT 1 FROM posting_history") == []
+
+
+async def test_only_the_listed_chats_are_scheduled(app: TestApp) -> None:
+    """A chat dropped from TELEGRAM_CHAT_ID keeps its rows but gets no more posts."""
+    await _window(app)
+    await seed_chat(
+        app.sessions, OTHER_CHAT, posting_hours_start=9, posting_hours_end=21, posts_per_day=12
+    )
+    await _library(app)
+    await seed_media(app.sessions, OTHER_CHAT, prefix="other")
+    (app.settings.media_dir / "cat" / "other0.jpg").write_bytes(JPEG)
+    await make_scheduler(app, Clock(NOW), chat_ids=(TEAM_CHAT,)).tick()
+    assert [int(send.chat_id) for send in app.telegram.of(SendPhoto)] == [TEAM_CHAT]

@@ -117,8 +117,11 @@ class Scheduler:
         stuck_after: timedelta = timedelta(minutes=5),
         concurrency: int = 4,
         chat_backoff: ChatBackoff | None = None,
+        chat_ids: tuple[int, ...] | None = None,
     ) -> None:
         self._sessions = sessions
+        # The chats this process serves (TELEGRAM_CHAT_ID); None: every chat in the database.
+        self._chat_ids = chat_ids
         self._data_dir = data_dir
         self._interval = interval_seconds
         self._clock = clock
@@ -205,7 +208,7 @@ class Scheduler:
         now = self._clock()
 
         async def read(session: AsyncSession) -> list[int]:
-            chats = await ChatSettingsRepository(session).schedules_of_active()
+            chats = await ChatSettingsRepository(session).schedules_of_active(self._chat_ids)
             return [
                 chat.telegram_chat_id
                 for chat in chats

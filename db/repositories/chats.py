@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -60,14 +61,16 @@ class ChatSettingsRepository:
         statement = select(ChatSettings.telegram_chat_id).where(ChatSettings.is_paused.is_(False))
         return list((await self._session.execute(statement)).scalars())
 
-    async def schedules_of_active(self) -> list[ChatSettings]:
-        """Every running chat with an active library, in one query: the tick finds who is due."""
+    async def schedules_of_active(self, among: Sequence[int] | None = None) -> list[ChatSettings]:
+        """Every running chat with an active library (of `among`, when given), in one query."""
         has_media = (
             select(MediaItem.id)
             .where(MediaItem.chat_id == ChatSettings.telegram_chat_id, MediaItem.is_active)
             .exists()
         )
         statement = select(ChatSettings).where(ChatSettings.is_paused.is_(False), has_media)
+        if among is not None:
+            statement = statement.where(ChatSettings.telegram_chat_id.in_(list(among)))
         return list((await self._session.execute(statement)).scalars())
 
     async def update(self, telegram_chat_id: int, **values: Any) -> None:

@@ -40,7 +40,7 @@ migration: install ## new Alembic revision: make migration m="what changed"
 	@$(BIN)/python -m bot migrate
 	$(BIN)/alembic revision --autogenerate -m "$(m)"
 
-check: install ## settings valid, database reachable, schema at head
+check: install ## diagnose settings, Telegram, chats, database, media, Instagram
 	@$(BIN)/python -m bot check
 
 bench: install ## benchmarks against the embedded PostgreSQL; prints figures

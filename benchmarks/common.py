@@ -139,7 +139,7 @@ class BenchApp:
 
     @classmethod
     def build(cls, options: EngineOptions, chat_id: int, token: str) -> BenchApp:
-        from bot.app import build_dispatcher, build_services, create_bot
+        from bot.app import build_app
         from bot.config import Settings
         from bot.database import Database
         from db.engine import create_session_factory
@@ -156,16 +156,14 @@ class BenchApp:
         engine = create_engine(options)
         sessions = create_session_factory(engine)
         telegram = RecordingSession()
-        bot = create_bot(settings, session=telegram)
-        database = Database(engine=engine, sessions=sessions)
-        services = build_services(settings, database, bot)
+        built = build_app(settings, Database(engine=engine, sessions=sessions), session=telegram)
         return cls(
             engine=engine,
             sessions=sessions,
             telegram=telegram,
-            bot=bot,
-            services=services,
-            dispatcher=build_dispatcher(settings, database, services),
+            bot=built.bot,
+            services=built.services,
+            dispatcher=built.dispatcher,
         )
 
     async def close(self) -> None:

@@ -20,9 +20,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="run the bot: long polling and the scheduler (default)")
     commands.add_parser("migrate", help="bring the database schema to the latest revision")
-    check = commands.add_parser("check", help="settings valid, database reachable, schema at head")
+    check = commands.add_parser(
+        "check", help="diagnose settings, Telegram, chats, database, media and Instagram"
+    )
     check.add_argument(
-        "--live", action="store_true", help="also fail when the scheduler has not ticked recently"
+        "--live",
+        action="store_true",
+        help="liveness probe: settings, database, schema and a recent scheduler tick only",
     )
     index = commands.add_parser("index", help="index a media folder into the library")
     index.add_argument("directory", type=Path, nargs="?", help="media root (default MEDIA_DIR)")
@@ -84,30 +88,6 @@ async def _index(settings: Settings, directory: Path | None, chat_id: int | None
     return 0
 
 
-async def _check(settings: Settings, live: bool) -> int:
-    from bot.database import open_database
-    from db import migrate
-
-    async with open_database(settings) as database:
-        current = await migrate.current_revision(database.engine)
-    head = migrate.head_revision()
-    if current != head:
-        print(f"check failed: schema at {current}, head is {head}; run `python -m bot migrate`")
-        return EXIT_FAILED
-    if live:
-        from bot.services.heartbeat import heartbeat_age
-
-        age = heartbeat_age(settings.data_dir)
-        if age is None or age > settings.heartbeat_max_age_seconds:
-            print(
-                "check failed: scheduler heartbeat is "
-                + ("missing" if age is None else f"{age:.0f}s old")
-            )
-            return EXIT_FAILED
-    print("ok: settings valid, database reachable, schema at head")
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     command = arguments.command or "run"
@@ -134,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "migrate":
             return asyncio.run(_migrate(settings))
         if command == "check":
-            return asyncio.run(_check(settings, arguments.live))
+            from bot.doctor import check
+
+            return asyncio.run(check(settings, live=arguments.live))
         if command == "index":
             return asyncio.run(_index(settings, arguments.directory, arguments.chat))
     except ConfigError as error:

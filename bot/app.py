@@ -33,13 +33,23 @@ from bot.telegram_retry import TelegramRetryMiddleware
 logger = structlog.get_logger(__name__)
 
 
-def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
+def telegram_session(settings: Settings, *, timeout: float | None = None) -> AiohttpSession:
+    """An HTTP session to the Bot API (or the local server at TELEGRAM_API_URL)."""
+    session = AiohttpSession() if timeout is None else AiohttpSession(timeout=timeout)
+    if settings.telegram_api_url:
+        session.api = TelegramAPIServer.from_base(settings.telegram_api_url, is_local=True)
+    return session
+
+
+def create_bot(
+    settings: Settings, session: BaseSession | None = None, *, ride_out_errors: bool = True
+) -> Bot:
+    """The bot; `ride_out_errors` adds the retrying request middleware (off for `check`)."""
     assert settings.bot_token is not None
     if session is None:
-        session = AiohttpSession()
-        if settings.telegram_api_url:
-            session.api = TelegramAPIServer.from_base(settings.telegram_api_url, is_local=True)
-    session.middleware(TelegramRetryMiddleware())
+        session = telegram_session(settings)
+    if ride_out_errors:
+        session.middleware(TelegramRetryMiddleware())
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -135,3 +145,26 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
         errors.create_router(),
     )
     return dispatcher
+
+
+@dataclass(frozen=True)
+class App:
+    """The bot, its services and the dispatcher, wired together."""
+
+    bot: Bot
+    services: Services
+    dispatcher: Dispatcher
+
+
+def build_app(
+    settings: Settings,
+    database: Database,
+    *,
+    session: BaseSession | None = None,
+    clock: Clock = utc_now,
+) -> App:
+    """The one place the bot, services and dispatcher are built (runner, tests, benchmarks)."""
+    bot = create_bot(settings, session)
+    services = build_services(settings, database, bot, clock=clock)
+    dispatcher = build_dispatcher(settings, database, services)
+    return App(bot=bot, services=services, dispatcher=dispatcher)

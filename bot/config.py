@@ -123,10 +123,11 @@ class Settings(BaseSettings):
     @property
     def chat_ids(self) -> tuple[int, ...]:
         """Every team chat this process serves, in the order configured."""
-        return self.telegram_chat_id
+        # `or`: a copy made without validation (model_copy) may hold None.
+        return self.telegram_chat_id or ()
 
     def serves(self, chat_id: int) -> bool:
-        return chat_id in self.telegram_chat_id
+        return chat_id in self.chat_ids
 
     @property
     def instagram_configured(self) -> bool:

@@ -6,21 +6,22 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from typing import TypeVar
 
 import structlog
 from aiogram import Bot
 from aiogram.exceptions import TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError
-from aiogram.types import User
 
-from bot.app import build_dispatcher, build_services, create_bot
+from bot.app import App, build_app
 from bot.config import ConfigError, Settings
 from bot.database import open_database
 from bot.handlers.commands import register_commands
 from db import migrate
 
 logger = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 @contextmanager
@@ -48,23 +49,41 @@ async def _stop(task: asyncio.Task[None], grace: float) -> None:
         await task
 
 
-async def _who_am_i(bot: Bot) -> User:
-    """getMe: a rejected token is a config error; an unreachable API is retried briefly."""
+async def _at_startup(call: Callable[[], Awaitable[T]], what: str) -> T:
+    """A startup request: a rejected token is a config error; an unreachable API is retried."""
     for delay in (1.0, 2.0, 4.0, 8.0, 0.0):
         try:
-            return await bot.get_me()
+            return await call()
         except TelegramUnauthorizedError:
             raise ConfigError("BOT_TOKEN: Telegram rejected the token (401 Unauthorized)") from None
         except (TelegramNetworkError, TelegramServerError) as error:
             if not delay:
-                raise TelegramUnreachableError(str(error)) from None
-            logger.warning("telegram.unreachable", retry_in=delay, error=str(error))
+                raise TelegramUnreachableError(f"{what}: {error}") from None
+            logger.warning("telegram.unreachable", request=what, retry_in=delay, error=str(error))
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")
 
 
+async def _take_over_from_webhook(bot: Bot) -> None:
+    """Long polling cannot start while a webhook is set: remove it, keeping what waits.
+
+    deleteWebhook is idempotent (a second call answers "already deleted"), so a
+    lost answer is simply asked again; pending updates stay queued for getUpdates.
+    """
+    info = await _at_startup(bot.get_webhook_info, "getWebhookInfo")
+    if not info.url:
+        return
+    await _at_startup(lambda: bot.delete_webhook(drop_pending_updates=False), "deleteWebhook")
+    logger.warning(
+        "telegram.webhook_removed",
+        url=info.url,
+        pending_updates=info.pending_update_count,
+        hint="long polling took over; pending updates were kept",
+    )
+
+
 class TelegramUnreachableError(Exception):
-    """The Bot API did not answer getMe at startup."""
+    """The Bot API did not answer at startup."""
 
 
 async def run(settings: Settings) -> int:
@@ -78,44 +97,43 @@ async def run(settings: Settings) -> int:
         return 1
 
 
+async def _shut_down(
+    app: App, stop_scheduler: asyncio.Event, scheduling: asyncio.Task[None], grace: float
+) -> None:
+    """Stop the scheduler's next tick, let presses in flight finish, then the scheduler."""
+    stop_scheduler.set()
+    await app.services.tasks.drain(grace)
+    await _stop(scheduling, grace)
+
+
 async def _run(settings: Settings) -> int:
-    with _cancel_on_signals():
-        database_cm = open_database(settings)
-        database = await database_cm.__aenter__()
-    try:
+    # Unwinds in reverse: scheduler and presses, HTTP clients, the bot's session, the database.
+    async with AsyncExitStack() as stack:
         with _cancel_on_signals():
+            database = await stack.enter_async_context(open_database(settings))
             await migrate.upgrade(database.engine)
-            bot = create_bot(settings)
-        try:
-            with _cancel_on_signals():
-                me = await _who_am_i(bot)
-                services = build_services(settings, database, bot)
-                dispatcher = build_dispatcher(settings, database, services)
-                # Every listed chat gets its row (default settings) before the first tick.
-                for chat_id in settings.chat_ids:
-                    await services.team.register_chat(chat_id, None)
-                await register_commands(bot)
-            logger.info("bot.started", username=me.username, chat_ids=list(settings.chat_ids))
-            # Startup objects (aiogram's models, SQLAlchemy's metadata) never die: keep
-            # them out of garbage collection so its pauses stay short.
-            gc.freeze()
-            stop_scheduler = asyncio.Event()
-            scheduling = asyncio.create_task(services.scheduler.run(stop_scheduler))
-            try:
-                await dispatcher.start_polling(
-                    bot,
-                    allowed_updates=dispatcher.resolve_used_update_types(),
-                    handle_signals=True,
-                    close_bot_session=False,
-                )
-            finally:
-                stop_scheduler.set()
-                await services.tasks.drain(settings.shutdown_grace_seconds)
-                await _stop(scheduling, settings.shutdown_grace_seconds)
-                await services.close()
-        finally:
-            await bot.session.close()
-    finally:
-        await database_cm.__aexit__(None, None, None)
+            app = build_app(settings, database)
+            stack.push_async_callback(app.bot.session.close)
+            stack.push_async_callback(app.services.close)
+            me = await _at_startup(app.bot.get_me, "getMe")
+            await _take_over_from_webhook(app.bot)
+            for chat_id in settings.chat_ids:
+                await app.services.team.register_chat(chat_id, None)
+            await register_commands(app.bot)
+        logger.info("bot.started", username=me.username, chat_ids=list(settings.chat_ids))
+        # Startup objects (aiogram's models, SQLAlchemy's metadata) never die: keep
+        # them out of garbage collection so its pauses stay short.
+        gc.freeze()
+        stop_scheduler = asyncio.Event()
+        scheduling = asyncio.create_task(app.services.scheduler.run(stop_scheduler))
+        stack.push_async_callback(
+            _shut_down, app, stop_scheduler, scheduling, settings.shutdown_grace_seconds
+        )
+        await app.dispatcher.start_polling(
+            app.bot,
+            allowed_updates=app.dispatcher.resolve_used_update_types(),
+            handle_signals=True,
+            close_bot_session=False,
+        )
     logger.info("bot.stopped")
     return 0

@@ -55,11 +55,19 @@ class TelegramRetryMiddleware(BaseRequestMiddleware):
             # The poller has its own backoff; a conflict must be loud.
             try:
                 return await make_request(bot, method)
-            except TelegramConflictError:
-                logger.critical(
-                    "telegram.conflict",
-                    hint="another process is polling this bot token; stop it",
-                )
+            except TelegramConflictError as conflict:
+                if "webhook" in conflict.message:
+                    # Startup removed any webhook: someone set one since.
+                    logger.critical(
+                        "telegram.webhook_conflict",
+                        hint="a webhook was set on this bot token while running;"
+                        " another deployment uses it: stop it, then restart this bot",
+                    )
+                else:
+                    logger.critical(
+                        "telegram.conflict",
+                        hint="another process is polling this bot token; stop it",
+                    )
                 raise
         if not repeatable:
             return await make_request(bot, method)

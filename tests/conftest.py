@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.app import build_dispatcher, build_services, create_bot
+from bot.app import build_app
 from bot.config import Settings
 from bot.database import Database
 from db import migrate
@@ -140,17 +140,15 @@ async def app(
 ) -> AsyncIterator[TestApp]:
     """The real dispatcher, services and database; Telegram is the recording session."""
     database = Database(engine=engine, sessions=session_factory)
-    bot = create_bot(settings, session=telegram)
-    services = build_services(settings, database, bot)
-    dispatcher = build_dispatcher(settings, database, services)
+    built = build_app(settings, database, session=telegram)
     await seed_chat(session_factory)
     yield TestApp(
         settings=settings,
-        bot=bot,
-        dispatcher=dispatcher,
-        services=services,
+        bot=built.bot,
+        dispatcher=built.dispatcher,
+        services=built.services,
         sessions=session_factory,
         telegram=telegram,
     )
-    await services.tasks.drain(5)
-    await services.close()
+    await built.services.tasks.drain(5)
+    await built.services.close()

@@ -29,16 +29,74 @@ class Fault:
     body: dict[str, Any]
 
 
+BOT_USER = {"id": BOT_ID, "is_bot": True, "first_name": "storyqueue", "username": "storyqueue_bot"}
+WEBHOOK_CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active;"
+    " use deleteWebhook to delete the webhook first"
+)
+ADMINISTRATOR_RIGHTS = {
+    "can_be_edited": False,
+    "is_anonymous": False,
+    "can_manage_chat": True,
+    "can_delete_messages": True,
+    "can_manage_video_chats": True,
+    "can_restrict_members": True,
+    "can_promote_members": False,
+    "can_change_info": True,
+    "can_invite_users": True,
+    "can_post_stories": True,
+    "can_edit_stories": True,
+    "can_delete_stories": True,
+    "can_send_welcome_messages": False,
+    "can_pin_messages": True,
+}
+RESTRICTIONS_LIFTED = {
+    "is_member": True,
+    "can_send_messages": True,
+    "can_send_audios": True,
+    "can_send_documents": True,
+    "can_send_photos": True,
+    "can_send_videos": True,
+    "can_send_video_notes": True,
+    "can_send_voice_notes": True,
+    "can_send_polls": True,
+    "can_send_other_messages": True,
+    "can_add_web_page_previews": True,
+    "can_react_to_messages": True,
+    "can_edit_tag": False,
+    "can_change_info": False,
+    "can_invite_users": False,
+    "can_pin_messages": False,
+    "can_manage_topics": False,
+    "until_date": 0,
+}
+
+
 @dataclass
 class FakeBotApi:
+    """Models the parts of Telegram the bot meets, including webhooks and chat membership.
+
+    Like Telegram, getUpdates answers 409 while a webhook is set; deleteWebhook keeps
+    pending updates unless asked to drop them. Each chat is a supergroup where the
+    bot is an administrator unless `chats`/`members` say otherwise.
+    """
+
     token: str
     calls: list[Call] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     faults: dict[str, list[Fault | None]] = field(default_factory=dict)
+    # Faults returned after the method took effect: the answer is lost, not the action.
+    lost_answers: dict[str, list[Fault]] = field(default_factory=dict)
     hanging: set[str] = field(default_factory=set)
     # Per chat: sends to these chats hang until removed, or are refused with 403.
     hanging_chats: set[int] = field(default_factory=set)
     forbidden_chats: set[int] = field(default_factory=set)
+    webhook_url: str = ""
+    # chat id -> the bot's chat member object, when not a plain administrator.
+    members: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # chat id -> extra getChat fields (e.g. "type", "permissions").
+    chats: dict[int, dict[str, Any]] = field(default_factory=dict)
+    missing_chats: set[int] = field(default_factory=set)
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -75,6 +133,23 @@ class FakeBotApi:
         if parameters:
             body["parameters"] = parameters
         self.faults.setdefault(method, []).append(Fault(status, body))
+
+    def lose_answer(self, method: str, status: int = 502, description: str = "Bad Gateway") -> None:
+        """The next `method` takes effect, then its answer is an error."""
+        body = {"ok": False, "error_code": status, "description": description}
+        self.lost_answers.setdefault(method, []).append(Fault(status, body))
+
+    def set_webhook(self, url: str) -> None:
+        self.webhook_url = url
+
+    def restrict(self, chat_id: int, **rights: bool) -> None:
+        """The bot becomes a restricted member of `chat_id` with these rights switched."""
+        self.members[chat_id] = {
+            "status": "restricted",
+            "user": BOT_USER,
+            **RESTRICTIONS_LIFTED,
+            **rights,
+        }
 
     def push_update(self, **update: Any) -> int:
         update_id = next(self._update_ids)
@@ -153,8 +228,18 @@ class FakeBotApi:
             return web.json_response(
                 {"ok": False, "error_code": 500, "description": "gone"}, status=500
             )
+        if method == "getUpdates" and self.webhook_url:
+            body = {"ok": False, "error_code": 409, "description": WEBHOOK_CONFLICT}
+            return web.json_response(body, status=409)
+        if method in {"getChat", "getChatMember"} and int(params["chat_id"]) in self.missing_chats:
+            body = {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
+            return web.json_response(body, status=400)
         result = await self._result(method, params)
         call.result = result
+        lost = self.lost_answers.get(method)
+        if lost:
+            fault = lost.pop(0)
+            return web.json_response(fault.body, status=fault.status)
         return web.json_response({"ok": True, "result": result})
 
     def _message(self, params: dict[str, Any], **content: Any) -> dict[str, Any]:
@@ -171,11 +256,42 @@ class FakeBotApi:
 
     async def _result(self, method: str, params: dict[str, Any]) -> Any:
         if method == "getMe":
+            return dict(BOT_USER)
+        if method == "getWebhookInfo":
             return {
-                "id": BOT_ID,
-                "is_bot": True,
-                "first_name": "storyqueue",
-                "username": "storyqueue_bot",
+                "url": self.webhook_url,
+                "has_custom_certificate": False,
+                "pending_update_count": len(self.updates) if self.webhook_url else 0,
+            }
+        if method == "setWebhook":
+            self.webhook_url = str(params["url"])
+            return True
+        if method == "deleteWebhook":
+            if str(params.get("drop_pending_updates", "")).lower() == "true":
+                self.updates.clear()
+            self.webhook_url = ""
+            return True
+        if method == "getChatMember":
+            chat_id = int(params["chat_id"])
+            if chat_id in self.members:
+                return self.members[chat_id]
+            return {"status": "administrator", "user": BOT_USER, **ADMINISTRATOR_RIGHTS}
+        if method == "getChat":
+            chat_id = int(params["chat_id"])
+            return {
+                "id": chat_id,
+                "type": "supergroup",
+                "title": "team",
+                "accent_color_id": 0,
+                "max_reaction_count": 11,
+                "accepted_gift_types": {
+                    "unlimited_gifts": False,
+                    "limited_gifts": False,
+                    "unique_gifts": False,
+                    "premium_subscription": False,
+                    "gifts_from_channels": False,
+                },
+                **self.chats.get(chat_id, {}),
             }
         if method == "getUpdates":
             offset = int(params.get("offset") or 0)

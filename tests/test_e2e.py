@@ -302,6 +302,63 @@ async def test_check_live_follows_the_heartbeat(
     assert await check(HEARTBEAT_MAX_AGE_SECONDS="1") == 1
 
 
+def status_command(api: FakeBotApi) -> int:
+    return api.push_update(
+        message={
+            "message_id": 901,
+            "date": int(time.time()),
+            "from": ALICE,
+            "text": "/status",
+            "chat": {"id": TEAM_CHAT, "type": "supergroup", "title": "team"},
+            "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+        }
+    )
+
+
+async def test_a_webhook_is_taken_over_and_the_waiting_command_answered(
+    api: FakeBotApi, bot: BotProcess
+) -> None:
+    api.set_webhook("https://old.example/hook")
+    status_command(api)  # waits for whoever takes the updates
+    await bot.start()
+
+    [reply] = await api.wait_for("sendMessage")
+    assert "Running" in reply.params["text"]
+    assert api.webhook_url == ""
+    [delete] = api.of("deleteWebhook")
+    assert str(delete.params.get("drop_pending_updates", "false")).lower() == "false"
+    first_poll = api.calls.index(api.of("getUpdates")[0])
+    assert api.calls.index(delete) < first_poll
+    removed = [line for line in bot.lines if "telegram.webhook_removed" in line]
+    assert len(removed) == 1 and "https://old.example/hook" in removed[0]
+    assert "telegram.conflict" not in bot.log and "webhook_conflict" not in bot.log
+    assert await bot.stop() == 0
+
+
+async def test_a_lost_answer_to_delete_webhook_is_asked_again(
+    api: FakeBotApi, bot: BotProcess
+) -> None:
+    api.set_webhook("https://old.example/hook")
+    api.lose_answer("deleteWebhook")
+    status_command(api)
+    await bot.start()
+
+    [reply] = await api.wait_for("sendMessage")
+    assert "Running" in reply.params["text"]
+    assert len(api.of("deleteWebhook")) == 2 and api.webhook_url == ""
+    assert await bot.stop() == 0
+
+
+async def test_a_second_poller_stays_loud_and_distinct(api: FakeBotApi, bot: BotProcess) -> None:
+    api.fail("getUpdates", 409, "Conflict: terminated by other getUpdates request")
+    await bot.start()
+    await api.wait_for("getUpdates", count=2)
+    assert await bot.stop() == 0
+    conflicts = [line for line in bot.lines if "telegram.conflict" in line]
+    assert len(conflicts) == 1 and "another process is polling" in conflicts[0]
+    assert "webhook_removed" not in bot.log and not api.of("deleteWebhook")
+
+
 # -- several team chats in one process ------------------------------------------------
 
 THIRD_CHAT = -1003000

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import await_
 
-from bot.app import build_dispatcher, build_services, create_bot
+from bot.app import build_app
 from bot.config import Settings
 from bot.database import Database
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
@@ -100,16 +100,13 @@ async def _press_through_the_bot(
 ) -> RecordingSession:
     """✅ Posted through the real dispatcher; returns the Bot API calls it made."""
     telegram = RecordingSession()
-    bot = create_bot(settings, session=telegram)
-    database = Database(engine=engine, sessions=sessions)
-    services = build_services(settings, database, bot)
-    dispatcher = build_dispatcher(settings, database, services)
+    built = build_app(settings, Database(engine=engine, sessions=sessions), session=telegram)
     data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
     message = queue_message(
         TEAM_CHAT, 500, "Hi\n\n📄 a.jpg", queue_keyboard(queue_id, instagram=False)
     )
-    await dispatcher.feed_update(bot, callback_update(data, message, user(7, "Alice")))
-    await services.tasks.drain(5)
+    await built.dispatcher.feed_update(built.bot, callback_update(data, message, user(7, "Alice")))
+    await built.services.tasks.drain(5)
     return telegram
 
 

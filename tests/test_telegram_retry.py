@@ -80,3 +80,19 @@ async def test_a_polling_conflict_is_loud() -> None:
     assert [(entry["event"], entry["log_level"]) for entry in logs] == [
         ("telegram.conflict", "critical")
     ]
+
+
+async def test_a_webhook_set_while_running_is_told_apart_from_a_second_poller() -> None:
+    poll = GetUpdates()
+    flaky = Flaky(
+        TelegramConflictError(
+            method=poll,
+            message="Conflict: can't use getUpdates method while webhook is active;"
+            " use deleteWebhook to delete the webhook first",
+        )
+    )
+    with structlog.testing.capture_logs() as logs, pytest.raises(TelegramConflictError):
+        await FAST(flaky, None, poll)  # type: ignore[arg-type]
+    assert [(entry["event"], entry["log_level"]) for entry in logs] == [
+        ("telegram.webhook_conflict", "critical")
+    ]

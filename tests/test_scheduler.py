@@ -650,3 +650,25 @@ async def test_only_the_listed_chats_are_scheduled(app: TestApp) -> None:
     (app.settings.media_dir / "cat" / "other0.jpg").write_bytes(JPEG)
     await make_scheduler(app, Clock(NOW), chat_ids=(TEAM_CHAT,)).tick()
     assert [int(send.chat_id) for send in app.telegram.of(SendPhoto)] == [TEAM_CHAT]
+
+
+async def test_an_item_pressed_while_its_send_is_retried_is_not_sent_again(
+    app: TestApp,
+) -> None:
+    """The timed-out send did arrive and someone pressed it: no second copy."""
+    await _window(app)
+    await _library(app)
+
+    class PressedDuringTimeout(RecordingSession):
+        async def make_request(self, bot: Any, method: Any, timeout: int | None = None) -> Any:
+            if isinstance(method, SendPhoto) and not self.of(SendPhoto):
+                self.calls.append(method)
+                async with app.sessions() as session, session.begin():
+                    await session.execute(text("DELETE FROM posting_queue"))  # the press
+                raise _timeout()
+            return await super().make_request(bot, method, timeout)
+
+    telegram = PressedDuringTimeout()
+    await make_scheduler(app, Clock(NOW), telegram).tick()
+    assert len(telegram.of(SendPhoto)) == 1
+    assert telegram.of(SendMessage) == []

@@ -161,7 +161,10 @@ class Delivery:
                 maybe_delivered=maybe_delivered,
             )
             await asyncio.sleep(delay)
-            await self._count_attempt(item.queue_id, attempt)
+            if not await self._count_attempt(item.queue_id, attempt):
+                # Pressed, or held by an Auto Post, from a message that did arrive.
+                logger.info("notify.settled_meanwhile", queue_id=str(item.queue_id))
+                return GaveUp("someone already acted on it", maybe_delivered=True)
 
     @contextlib.asynccontextmanager
     async def _lease(self, queue_id: uuid.UUID) -> AsyncIterator[None]:
@@ -189,11 +192,13 @@ class Delivery:
             except Exception:
                 logger.warning("delivery.renew_failed", queue_id=str(queue_id), exc_info=True)
 
-    async def _count_attempt(self, queue_id: uuid.UUID, attempt: int) -> None:
+    async def _count_attempt(self, queue_id: uuid.UUID, attempt: int) -> bool:
+        """Count the next attempt; False when the row is no longer ours to send."""
+
         async def count(session: AsyncSession) -> bool:
             return await QueueRepository(session).reclaim(queue_id, attempt)
 
-        await in_transaction(
+        return await in_transaction(
             self._sessions,
             count,
             repeat=Idempotent("it sets the attempt number (GREATEST), never increments"),

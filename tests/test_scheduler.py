@@ -475,7 +475,8 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
     await _library(app)
     await seed_media(app.sessions, OTHER_CHAT, prefix="other")
     (app.settings.media_dir / "cat" / "other0.jpg").write_bytes(JPEG)
-    telegram = FloodWaitIn(TEAM_CHAT, retry_after=2)
+    # The flooded chat is claimed first; with one delivery slot the other must not wait for it.
+    telegram = FloodWaitIn(OTHER_CHAT, retry_after=2)
     bot = create_bot(app.settings, session=telegram)
     scheduler = Scheduler(
         app.sessions,
@@ -484,6 +485,7 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
         clock=Clock(NOW),
         send_backoff_seconds=(0.0, 0.0),
         stuck_after=timedelta(seconds=0.6),
+        concurrency=1,
     )
     # Another process whose stuck-row sweep runs while the first waits out the flood.
     other = Scheduler(
@@ -504,7 +506,7 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
         taken += stuck.resend + stuck.unconfirmed
     await ticking
 
-    flooded, other_chat = telegram.sent_at[TEAM_CHAT], telegram.sent_at[OTHER_CHAT]
+    flooded, other_chat = telegram.sent_at[OTHER_CHAT], telegram.sent_at[TEAM_CHAT]
     assert len(flooded) == 2 and flooded[1] - flooded[0] >= 2.0
     assert other_chat[0] < flooded[0] + 1.0  # the other chat did not wait for the flood
     assert taken == []  # the claim was renewed while waiting: nobody resent it

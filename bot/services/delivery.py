@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -108,16 +108,21 @@ class Delivery:
         # Renewed well before another process's sweep would call the row stuck.
         self._lease_renewal = max(stuck_after.total_seconds() / 3, 0.05)
 
-    async def deliver(self, item: Notification) -> DeliveryResult:
+    async def deliver(
+        self, item: Notification, *, wait: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> DeliveryResult:
         """Send a claimed item, retrying what Telegram refused or never answered.
 
         While it runs (waits for Telegram, a flood-wait, a backoff) the row's claim
         is renewed, so no other process's stuck-row sweep sends it meanwhile.
+        `wait` sleeps between attempts (the scheduler's gives up its slot meanwhile).
         """
         async with self._lease(item.queue_id):
-            return await self._deliver(item)
+            return await self._deliver(item, wait)
 
-    async def _deliver(self, item: Notification) -> DeliveryResult:
+    async def _deliver(
+        self, item: Notification, wait: Callable[[float], Awaitable[None]]
+    ) -> DeliveryResult:
         delays = iter(self._backoff)
         attempt = item.attempt
         # Earlier attempts of a row taken from a crashed process count as unanswered.
@@ -160,7 +165,7 @@ class Delivery:
                 delay=delay,
                 maybe_delivered=maybe_delivered,
             )
-            await asyncio.sleep(delay)
+            await wait(delay)
             if not await self._count_attempt(item.queue_id, attempt):
                 # Pressed, or held by an Auto Post, from a message that did arrive.
                 logger.info("notify.settled_meanwhile", queue_id=str(item.queue_id))

@@ -172,7 +172,7 @@ class Scheduler:
         for item in stuck.resend:
             logger.warning("scheduler.resending_stuck", queue_id=str(item.queue_id))
             # Keyed by the row, not the chat: a taken row is always sent once more.
-            self._spawn(item.queue_id, self._deliver(item))
+            self._spawn(item.queue_id, self._deliver(item, in_slot=True))
         for item in stuck.unconfirmed:
             self._spawn(item.queue_id, self.delivery.settle_unconfirmed(item))
         due = [
@@ -182,7 +182,7 @@ class Scheduler:
         ]
         for start in range(0, len(due), CLAIM_BATCH):
             for item in await self.claim_due(due[start : start + CLAIM_BATCH]):
-                self._spawn(item.chat_id, self._deliver(item))
+                self._spawn(item.chat_id, self._deliver(item, in_slot=True))
         await self.delete_expired_locks()
 
     def _spawn(self, key: int | uuid.UUID, work: Coroutine[Any, Any, object]) -> None:
@@ -202,6 +202,15 @@ class Scheduler:
                 self._busy.pop(key, None)
 
         self._busy[key] = asyncio.create_task(bounded())
+
+    async def _wait_outside_slot(self, seconds: float) -> None:
+        """A backoff or flood-wait holds no delivery slot: the other chats' sends go on."""
+        self._slots.release()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            # Shielded: a cancelled wait still ends up holding the slot its caller releases.
+            await asyncio.shield(self._slots.acquire())
 
     async def due_chats(self) -> list[int]:
         """The running chats that owe a slot now, found with one query."""
@@ -298,8 +307,9 @@ class Scheduler:
 
         return recover
 
-    async def _deliver(self, item: Notification) -> DeliveryResult:
-        result = await self.delivery.deliver(item)
+    async def _deliver(self, item: Notification, *, in_slot: bool = False) -> DeliveryResult:
+        wait = self._wait_outside_slot if in_slot else asyncio.sleep
+        result = await self.delivery.deliver(item, wait=wait)
         if isinstance(result, GaveUp) and result.chat_unreachable:
             self.chat_backoff.failed(item.chat_id, result.reason)
         elif isinstance(result, Delivered):

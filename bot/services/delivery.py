@@ -178,8 +178,8 @@ class Delivery:
             yield
         finally:
             renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            # gather: the renewer's cancellation is its result, ours still propagates.
+            await asyncio.gather(renewing, return_exceptions=True)
 
     async def _keep_claimed(self, queue_id: uuid.UUID) -> None:
         async def renew(session: AsyncSession) -> bool:

@@ -95,13 +95,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         if command == "run":
             settings.require_for_run()
+        from bot.services.instagram_accounts import load_account_configs
+
+        accounts = load_account_configs(settings) if command in ("run", "check") else []
     except ConfigError as error:
         print(f"storyqueue: config error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     secrets = [
         s.get_secret_value() for s in (settings.bot_token, settings.instagram_access_token) if s
     ]
-    configure_logging(settings.log_level, settings.log_format, secrets)
+    secrets += [account.token for account in accounts]
+    # Tokens stored or refreshed later reach the same redactor (bot.app's on_secret).
+    redactor = configure_logging(settings.log_level, settings.log_format, secrets)
 
     from db.embedded import exit_on_signals
 
@@ -109,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "run":
             from bot.runner import run
 
-            return asyncio.run(run(settings))
+            return asyncio.run(run(settings, redactor))
         exit_on_signals()
         if command == "migrate":
             return asyncio.run(_migrate(settings))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,13 +17,15 @@ from aiogram.enums import ParseMode
 
 from bot.config import Settings
 from bot.database import Database
-from bot.handlers import commands, errors, fallback, queue
+from bot.handlers import commands, errors, fallback, instagram, queue
 from bot.handlers import settings as settings_handlers
 from bot.middlewares import ChatGateMiddleware, LogContextMiddleware
 from bot.services.admins import AdminDirectory
 from bot.services.autopost import AutoPostService
 from bot.services.clock import Clock, utc_now
-from bot.services.instagram import InstagramClient, create_http_client
+from bot.services.instagram import create_http_client
+from bot.services.instagram_accounts import InstagramAccounts, load_account_configs
+from bot.services.instagram_care import TokenCare
 from bot.services.notifier import Notifier
 from bot.services.press import PressService
 from bot.services.scheduler import Scheduler
@@ -64,6 +67,8 @@ class Services:
     scheduler: Scheduler
     team: TeamService
     admins: AdminDirectory
+    instagram_accounts: InstagramAccounts
+    token_care: TokenCare
     autopost: AutoPostService | None = None
     http: httpx.AsyncClient | None = None
     clock: Clock = utc_now
@@ -75,9 +80,27 @@ class Services:
 
 
 def build_services(
-    settings: Settings, database: Database, bot: Bot, *, clock: Clock = utc_now
+    settings: Settings,
+    database: Database,
+    bot: Bot,
+    *,
+    clock: Clock = utc_now,
+    on_secret: Callable[[str], None] = lambda secret: None,
 ) -> Services:
-    notifier = Notifier(bot, settings.media_dir, instagram=settings.instagram_configured)
+    """`on_secret` learns every Instagram token in use, refreshed ones included (log redaction)."""
+    configs = load_account_configs(settings)
+    http = create_http_client() if configs else None
+    accounts = InstagramAccounts(
+        database.sessions,
+        http,
+        configs,
+        media_public_base_url=settings.media_public_base_url,
+        clock=clock,
+        publish_timeout_seconds=settings.instagram_publish_timeout_seconds,
+        poll_interval_seconds=settings.instagram_poll_interval_seconds,
+        on_token=on_secret,
+    )
+    notifier = Notifier(bot, settings.media_dir, instagram=accounts.autopost_available)
     scheduler = Scheduler(
         database.sessions,
         notifier,
@@ -89,23 +112,10 @@ def build_services(
         chat_ids=settings.chat_ids,
     )
     press = PressService(database.sessions)
-    http = None
     autopost = None
-    if settings.instagram_configured:
-        assert settings.instagram_user_id
-        assert settings.instagram_access_token
-        assert settings.media_public_base_url
-        http = create_http_client()
-        instagram = InstagramClient(
-            http,
-            graph_url=settings.instagram_graph_url,
-            user_id=settings.instagram_user_id,
-            access_token=settings.instagram_access_token.get_secret_value(),
-            publish_timeout_seconds=settings.instagram_publish_timeout_seconds,
-            poll_interval_seconds=settings.instagram_poll_interval_seconds,
-        )
+    if configs and settings.media_public_base_url:
         autopost = AutoPostService(
-            database.sessions, press, instagram, settings.media_public_base_url, clock
+            database.sessions, press, accounts, settings.media_public_base_url, clock
         )
     return Services(
         press=press,
@@ -113,6 +123,14 @@ def build_services(
         scheduler=scheduler,
         team=TeamService(database.sessions),
         admins=AdminDirectory(bot, settings.admin_user_ids),
+        instagram_accounts=accounts,
+        token_care=TokenCare(
+            database.sessions,
+            accounts,
+            bot,
+            clock=clock,
+            interval_seconds=settings.instagram_care_interval_seconds,
+        ),
         autopost=autopost,
         http=http,
         clock=clock,
@@ -131,6 +149,7 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
         admins=services.admins,
         autopost_service=services.autopost,
         clock=services.clock,
+        instagram_accounts=services.instagram_accounts,
     )
     dispatcher.update.outer_middleware(LogContextMiddleware())
     # One gate for every router, run once a handler matched (see ChatGateMiddleware).
@@ -140,6 +159,7 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
     dispatcher.include_routers(
         queue.create_router(),
         commands.create_router(),
+        instagram.create_router(),
         settings_handlers.create_router(),
         fallback.create_router(),
         errors.create_router(),
@@ -162,9 +182,10 @@ def build_app(
     *,
     session: BaseSession | None = None,
     clock: Clock = utc_now,
+    on_secret: Callable[[str], None] = lambda secret: None,
 ) -> App:
     """The one place the bot, services and dispatcher are built (runner, tests, benchmarks)."""
     bot = create_bot(settings, session)
-    services = build_services(settings, database, bot, clock=clock)
+    services = build_services(settings, database, bot, clock=clock, on_secret=on_secret)
     dispatcher = build_dispatcher(settings, database, services)
     return App(bot=bot, services=services, dispatcher=dispatcher)

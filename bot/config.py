@@ -16,6 +16,13 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+class InstagramFlavour(StrEnum):
+    """Which login the access token comes from; it decides how the token is kept alive."""
+
+    INSTAGRAM = "instagram"  # Instagram API with Instagram Login: graph.instagram.com
+    FACEBOOK = "facebook"  # Instagram API with Facebook Login: graph.facebook.com
+
+
 class ConfigError(Exception):
     """A setting is missing or invalid; the message names it in one line."""
 
@@ -57,6 +64,11 @@ class Settings(BaseSettings):
     instagram_graph_url: str = "https://graph.facebook.com/v21.0"
     instagram_publish_timeout_seconds: float = Field(default=60.0, gt=0)
     instagram_poll_interval_seconds: float = Field(default=2.0, gt=0)
+    # Unset: derived from INSTAGRAM_GRAPH_URL (graph.instagram.com means Instagram Login).
+    instagram_token_flavour: InstagramFlavour | None = None
+    # Several chats, several accounts: a TOML file mapping chat ids to accounts.
+    instagram_accounts_file: Path | None = None
+    instagram_care_interval_seconds: float = Field(default=3600.0, gt=0)
 
     log_format: LogFormat = LogFormat.CONSOLE
     log_level: str = "INFO"
@@ -128,6 +140,14 @@ class Settings(BaseSettings):
 
     def serves(self, chat_id: int) -> bool:
         return chat_id in self.chat_ids
+
+    def instagram_flavour_for(self, graph_url: str) -> InstagramFlavour:
+        """The configured flavour, else the one the Graph API host implies."""
+        if self.instagram_token_flavour is not None:
+            return self.instagram_token_flavour
+        if "graph.instagram.com" in graph_url.lower():
+            return InstagramFlavour.INSTAGRAM
+        return InstagramFlavour.FACEBOOK
 
     @property
     def instagram_configured(self) -> bool:

@@ -15,6 +15,8 @@ from bot.config import LogFormat
 # Telegram bot tokens look like 123456789:AA...; they can leak through URLs in
 # aiohttp or aiogram messages, so every rendered value is scrubbed.
 _TOKEN_PATTERN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
+# Instagram (IGAA…, IGQV…) and Facebook (EAA…) access tokens, refreshed ones included.
+_GRAPH_TOKEN_PATTERN = re.compile(r"\b(?:IG[A-Z]{2}|EAA)[A-Za-z0-9_-]{40,}")
 _REDACTED = "[REDACTED]"
 
 
@@ -24,9 +26,15 @@ class SecretRedactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = [secret for secret in secrets if secret]
 
+    def add(self, secret: str) -> None:
+        """Redact a secret learned after startup (a refreshed access token)."""
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
+
     def _scrub(self, value: str) -> str:
         for secret in self._secrets:
             value = value.replace(secret, _REDACTED)
+        value = _GRAPH_TOKEN_PATTERN.sub(_REDACTED, value)
         return _TOKEN_PATTERN.sub(_REDACTED, value)
 
     def __call__(
@@ -42,8 +50,11 @@ class SecretRedactor:
 
 def configure_logging(
     level: str = "INFO", log_format: LogFormat = LogFormat.CONSOLE, secrets: Iterable[str] = ()
-) -> None:
-    """Route structlog and stdlib logging through one redacting renderer on stderr."""
+) -> SecretRedactor:
+    """Route structlog and stdlib logging through one redacting renderer on stderr.
+
+    The redactor is returned so secrets learned later (refreshed tokens) join it.
+    """
     redactor = SecretRedactor(secrets)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -89,3 +100,4 @@ def configure_logging(
     # httpx logs every request URL at INFO; keep it quiet.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, root.level))
+    return redactor

@@ -18,6 +18,7 @@ from bot.app import App, build_app
 from bot.config import ConfigError, Settings
 from bot.database import open_database
 from bot.handlers.commands import register_commands
+from bot.logging import SecretRedactor
 from db import migrate
 
 logger = structlog.get_logger(__name__)
@@ -86,9 +87,9 @@ class TelegramUnreachableError(Exception):
     """The Bot API did not answer at startup."""
 
 
-async def run(settings: Settings) -> int:
+async def run(settings: Settings, redactor: SecretRedactor | None = None) -> int:
     try:
-        return await _run(settings)
+        return await _run(settings, redactor or SecretRedactor())
     except asyncio.CancelledError:
         logger.info("bot.stopped_during_startup")
         return 0
@@ -98,36 +99,43 @@ async def run(settings: Settings) -> int:
 
 
 async def _shut_down(
-    app: App, stop_scheduler: asyncio.Event, scheduling: asyncio.Task[None], grace: float
+    app: App, stop_background: asyncio.Event, background: list[asyncio.Task[None]], grace: float
 ) -> None:
-    """Stop the scheduler's next tick, let presses in flight finish, then the scheduler."""
-    stop_scheduler.set()
+    """Stop the next ticks, let presses in flight finish, then the background loops."""
+    stop_background.set()
     await app.services.tasks.drain(grace)
-    await _stop(scheduling, grace)
+    for task in background:
+        await _stop(task, grace)
 
 
-async def _run(settings: Settings) -> int:
-    # Unwinds in reverse: scheduler and presses, HTTP clients, the bot's session, the database.
+async def _run(settings: Settings, redactor: SecretRedactor) -> int:
+    # Unwinds in reverse: background loops and presses, HTTP clients, the bot's session,
+    # the database.
     async with AsyncExitStack() as stack:
         with _cancel_on_signals():
             database = await stack.enter_async_context(open_database(settings))
             await migrate.upgrade(database.engine)
-            app = build_app(settings, database)
+            app = build_app(settings, database, on_secret=redactor.add)
             stack.push_async_callback(app.bot.session.close)
             stack.push_async_callback(app.services.close)
             me = await _at_startup(app.bot.get_me, "getMe")
             await _take_over_from_webhook(app.bot)
             for chat_id in settings.chat_ids:
                 await app.services.team.register_chat(chat_id, None)
+            # After every chat is registered: an account refers to its chat's row.
+            await app.services.instagram_accounts.sync()
             await register_commands(app.bot)
         logger.info("bot.started", username=me.username, chat_ids=list(settings.chat_ids))
         # Startup objects (aiogram's models, SQLAlchemy's metadata) never die: keep
         # them out of garbage collection so its pauses stay short.
         gc.freeze()
-        stop_scheduler = asyncio.Event()
-        scheduling = asyncio.create_task(app.services.scheduler.run(stop_scheduler))
+        stop_background = asyncio.Event()
+        background = [
+            asyncio.create_task(app.services.scheduler.run(stop_background)),
+            asyncio.create_task(app.services.token_care.run(stop_background)),
+        ]
         stack.push_async_callback(
-            _shut_down, app, stop_scheduler, scheduling, settings.shutdown_grace_seconds
+            _shut_down, app, stop_background, background, settings.shutdown_grace_seconds
         )
         await app.dispatcher.start_polling(
             app.bot,

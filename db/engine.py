@@ -109,6 +109,8 @@ def create_engine(options: EngineOptions) -> AsyncEngine:
         pool_pre_ping=options.pool_pre_ping,
         pool_timeout=options.connect_timeout_seconds,
         connect_args=_connect_args(options),
+        # Bound values (Instagram tokens among them) stay out of error messages and logs.
+        hide_parameters=True,
     )
     event.listen(engine.sync_engine, "handle_error", _discard_only_the_broken_connection)
     event.listen(engine.sync_engine, "invalidate", _terminate_at_once)

@@ -1,4 +1,4 @@
-"""ORM models for the seven tables of design §2; the migrations must match them."""
+"""ORM models for the tables of design §2 (and issue 14's accounts); the migrations match them."""
 
 from __future__ import annotations
 
@@ -254,3 +254,41 @@ class UserInteraction(Base):
     context: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _now()
+
+
+INSTAGRAM_FLAVOURS = ("instagram", "facebook")
+EXPIRY_SOURCES = ("assumed", "debug_token", "refresh")
+
+
+class InstagramAccount(Base):
+    """One chat's Instagram account and its CURRENT token (refreshed in place)."""
+
+    __tablename__ = "instagram_accounts"
+    __table_args__ = (
+        CheckConstraint(_one_of("flavour", INSTAGRAM_FLAVOURS), name="flavour"),
+        CheckConstraint(_one_of("expires_at_source", EXPIRY_SOURCES), name="expires_at_source"),
+    )
+
+    chat_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("chat_settings.telegram_chat_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    ig_user_id: Mapped[str] = mapped_column(Text)
+    access_token: Mapped[str] = mapped_column(Text)
+    flavour: Mapped[str] = mapped_column(String(16))
+    # sha256 of the token the operator configured: a new one replaces the stored
+    # token, the same old one never overwrites a refreshed token.
+    configured_token_sha256: Mapped[str] = mapped_column(String(64))
+    token_obtained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at_source: Mapped[str] = mapped_column(String(16), server_default="assumed")
+    # A process refreshing the token holds this lease; a lapsed lease is free again.
+    refresh_claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refresh_claim_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    last_refresh_error: Mapped[str | None] = mapped_column(Text)
+    warned_7d_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    warned_1d_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    warned_expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()

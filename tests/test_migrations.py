@@ -21,6 +21,7 @@ TABLES = {
     "posting_history",
     "media_locks",
     "user_interactions",
+    "instagram_accounts",
 }
 
 

@@ -9,12 +9,15 @@ from zoneinfo import ZoneInfo
 import structlog
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import BotCommand, Message
+from aiogram.types import BotCommand, BufferedInputFile, Message
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.handlers.settings import render_settings, settings_keyboard
 from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK, InteractionLogMiddleware
 from bot.services.admins import AdminDirectory
+from bot.services.chart import activity_chart
 from bot.services.clock import Clock
+from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.scheduler import NothingToSend, Scheduler
 from bot.services.team import SettingRejectedError, TeamService
 from bot.telegram import identity_of
@@ -32,7 +35,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("queue", "items waiting for a button press"),
     ("next", "send the next item now"),
     ("history", "the last actions: /history [n]"),
-    ("stats", "who posted, skipped, rejected"),
+    ("stats", "who posted, skipped, rejected, with a chart"),
+    ("live", "Stories live on Instagram now"),
     ("pause", "admins: stop scheduled posts"),
     ("resume", "admins: resume scheduled posts"),
     ("settings", "admins: posts per day, window, timezone, dry run"),
@@ -85,7 +89,9 @@ async def help_(message: Message) -> None:
     await message.answer(HELP)
 
 
-async def status(message: Message, team: TeamService, clock: Clock) -> None:
+async def status(
+    message: Message, team: TeamService, instagram_accounts: InstagramAccounts, clock: Clock
+) -> None:
     now = clock()
     view = await team.status(message.chat.id, now)
     chat = view.chat
@@ -115,6 +121,7 @@ async def status(message: Message, team: TeamService, clock: Clock) -> None:
         lines.append(
             f"📆 The eligible pool lasts about {days:.0f} days at {chat.posts_per_day} a day"
         )
+    lines.extend(await instagram_accounts.status_lines(message.chat.id))
     await message.answer("\n".join(lines))
 
 
@@ -161,8 +168,14 @@ async def history(
     await message.answer("\n".join(lines))
 
 
-async def stats(message: Message, team: TeamService, clock: Clock) -> None:
-    people = await team.stats(message.chat.id, clock())
+async def stats(
+    message: Message,
+    team: TeamService,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+) -> None:
+    now = clock()
+    people = await team.stats(message.chat.id, now)
     if not people:
         await message.answer("No presses recorded yet.")
         return
@@ -173,6 +186,23 @@ async def stats(message: Message, team: TeamService, clock: Clock) -> None:
             f"30d {'/'.join(map(str, person.month))} · all {'/'.join(map(str, person.total))}"
         )
     await message.answer("\n".join(lines))
+    await send_chart(message, sessions, now)
+
+
+async def send_chart(
+    message: Message, sessions: async_sessionmaker[AsyncSession], now: datetime
+) -> None:
+    """The picture after the text; a chart that fails to render leaves the text alone."""
+    try:
+        png = await activity_chart(sessions, message.chat.id, now)
+    except Exception:
+        logger.exception("stats.chart_failed")
+        return
+    if png is not None:
+        await message.answer_photo(
+            BufferedInputFile(png, filename="stats.png"),
+            caption="📈 Presses per day, last 4 weeks, by person",
+        )
 
 
 async def _require_admin(message: Message, admins: AdminDirectory) -> bool:

@@ -17,9 +17,9 @@ from bot.captions import (
     done_line,
     with_status,
 )
-from bot.config import Settings
 from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
 from bot.services.autopost import AutoPostResult, AutoPostService
+from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
 from bot.services.tasks import TaskTracker
 from bot.telegram import answer_quietly, edit_quietly, identity_of
@@ -76,7 +76,7 @@ async def record_press(
     callback_data: QueueCallback,
     press_service: PressService,
     tasks: TaskTracker,
-    settings: Settings,
+    instagram_accounts: InstagramAccounts,
 ) -> None:
     message = callback.message
     assert isinstance(message, Message)  # the chat gate let only these through
@@ -90,7 +90,7 @@ async def record_press(
     # Tracked rather than awaited directly: when shutdown cancels this handler,
     # the press still commits and its caption is still edited; shutdown waits.
     await tasks.run_to_completion(
-        record_and_report(callback, message, press, press_service, settings)
+        record_and_report(callback, message, press, press_service, instagram_accounts)
     )
 
 
@@ -99,7 +99,7 @@ async def record_and_report(
     message: Message,
     press: Press,
     press_service: PressService,
-    settings: Settings,
+    instagram_accounts: InstagramAccounts,
 ) -> None:
     recording = asyncio.ensure_future(press_service.record(press))
     done, _ = await asyncio.wait({recording}, timeout=ACK_AFTER_SECONDS)
@@ -111,7 +111,9 @@ async def record_and_report(
     except DatabaseUnavailableError:
         if not answered:
             await answer_quietly(callback, PRESS_FAILED)
-        keyboard = queue_keyboard(press.queue_id, instagram=settings.instagram_configured)
+        keyboard = queue_keyboard(
+            press.queue_id, instagram=instagram_accounts.autopost_available(press.chat_id)
+        )
         await edit_quietly(message, with_status(message.html_text, PRESS_FAILED), keyboard)
         return
     except Exception:
@@ -133,7 +135,7 @@ async def ask_to_confirm_reject(callback: CallbackQuery, callback_data: QueueCal
 
 
 async def cancel_reject(
-    callback: CallbackQuery, callback_data: QueueCallback, settings: Settings
+    callback: CallbackQuery, callback_data: QueueCallback, instagram_accounts: InstagramAccounts
 ) -> None:
     message = callback.message
     assert isinstance(message, Message)
@@ -141,7 +143,10 @@ async def cancel_reject(
     await edit_quietly(
         message,
         body_of(message.html_text),
-        queue_keyboard(callback_data.queue_id, instagram=settings.instagram_configured),
+        queue_keyboard(
+            callback_data.queue_id,
+            instagram=instagram_accounts.autopost_available(message.chat.id),
+        ),
     )
 
 
@@ -154,15 +159,20 @@ async def autopost(
     callback_data: QueueCallback,
     autopost_service: AutoPostService | None,
     tasks: TaskTracker,
-    settings: Settings,
+    instagram_accounts: InstagramAccounts,
 ) -> None:
     message = callback.message
     assert isinstance(message, Message)
     if autopost_service is None:
         await answer_quietly(callback, AUTOPOST_NOT_CONFIGURED)
         return
+    # igcare: no account for this chat, or its token expired: say so and what to do.
+    refusal = instagram_accounts.autopost_refusal(message.chat.id)
+    if refusal is not None:
+        await answer_quietly(callback, refusal, alert=True)
+        return
     await tasks.run_to_completion(
-        run_autopost(callback, message, callback_data, autopost_service, settings)
+        run_autopost(callback, message, callback_data, autopost_service, instagram_accounts)
     )
 
 
@@ -171,9 +181,11 @@ async def run_autopost(
     message: Message,
     callback_data: QueueCallback,
     service: AutoPostService,
-    settings: Settings,
+    instagram_accounts: InstagramAccounts,
 ) -> None:
-    keyboard = queue_keyboard(callback_data.queue_id, instagram=settings.instagram_configured)
+    keyboard = queue_keyboard(
+        callback_data.queue_id, instagram=instagram_accounts.autopost_available(message.chat.id)
+    )
     original = message.html_text
     try:
         claim = await service.claim(callback_data.queue_id, message.chat.id)

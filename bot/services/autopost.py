@@ -12,7 +12,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock, utc_now
-from bot.services.instagram import InstagramClient, InstagramError
+from bot.services.instagram import InstagramError, InstagramFailure
+from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.press import Press, PressOutcome, PressService, explain
 from db.errors import DatabaseUnavailableError
 from db.repositories import (
@@ -58,13 +59,13 @@ class AutoPostService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         press_service: PressService,
-        instagram: InstagramClient,
+        accounts: InstagramAccounts,
         media_public_base_url: str,
         clock: Clock = utc_now,
     ) -> None:
         self._sessions = sessions
         self._press = press_service
-        self._instagram = instagram
+        self._accounts = accounts
         self._base_url = media_public_base_url.rstrip("/")
         self._clock = clock
 
@@ -118,16 +119,21 @@ class AutoPostService:
         media_id = claim.published_media_id
         if media_id is None:
             try:
-                container = await self._instagram.create_story_container(
+                # igcare: the chat's own account, and the daily quota before any container.
+                instagram = self._accounts.client_for(claim.chat_id)
+                if instagram is None:
+                    raise InstagramError(InstagramFailure.API, "no account for this chat")
+                await self._accounts.check_quota(claim.chat_id)
+                container = await instagram.create_story_container(
                     claim.media_url, video=claim.video
                 )
                 await self._remember(claim.queue_id, creation_id=container)
-                await self._instagram.wait_until_ready(container)
+                await instagram.wait_until_ready(container)
                 if claim.dry_run:
                     await self._release(claim.queue_id)
                     logger.info("autopost.dry_run", queue_id=str(claim.queue_id))
                     return AutoPostOutcome(result=AutoPostResult.DRY_RUN)
-                media_id = await self._instagram.publish(container)
+                media_id = await instagram.publish(container)
             except InstagramError as error:
                 logger.warning(
                     "autopost.failed",

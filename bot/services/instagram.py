@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -23,16 +25,21 @@ class InstagramFailure(StrEnum):
     TIMEOUT = "timeout"
     NETWORK = "network"
     API = "api"
+    QUOTA_REACHED = "quota_reached"
 
 
 CAUSES = {
     InstagramFailure.RATE_LIMIT: "Instagram's rate limit was reached; try again later",
-    InstagramFailure.TOKEN_EXPIRED: "the Instagram access token has expired; renew it",
+    InstagramFailure.TOKEN_EXPIRED: (
+        "the Instagram access token has expired or was revoked; an admin must put a new "
+        "long-lived token in the configuration and restart the bot"
+    ),
     InstagramFailure.CONTAINER_ERROR: "Instagram could not process the media",
     InstagramFailure.CONTAINER_EXPIRED: "Instagram's upload expired before publishing",
     InstagramFailure.TIMEOUT: "Instagram took too long to process the media",
     InstagramFailure.NETWORK: "Instagram could not be reached",
     InstagramFailure.API: "Instagram refused the request",
+    InstagramFailure.QUOTA_REACHED: "the daily Instagram publishing limit is reached",
 }
 
 
@@ -71,8 +78,9 @@ class InstagramClient:
         self._base = graph_url.rstrip("/")
         self._user_id = user_id
         # In a header, not the query string, so no URL that gets logged carries it.
-        self._headers = {"Authorization": f"Bearer {access_token}"}
-        self._token = access_token
+        self._headers: dict[str, str] = {}
+        self._token = ""
+        self.set_access_token(access_token)
         self._publish_timeout = publish_timeout_seconds
         self._poll_interval = poll_interval_seconds
 
@@ -131,3 +139,103 @@ class InstagramClient:
             "POST", f"{self._user_id}/media_publish", data={"creation_id": container_id}
         )
         return str(body["id"])
+
+    # Account care (issue 14): quota, token lifetime, live Stories.
+
+    @property
+    def user_id(self) -> str:
+        return self._user_id
+
+    @property
+    def access_token(self) -> str:
+        return self._token
+
+    def set_access_token(self, token: str) -> None:
+        """Use a refreshed (or newly configured) token from the next request on."""
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._token = token
+
+    async def publishing_limit(self) -> PublishingQuota:
+        body = await self._call(
+            "GET",
+            f"{self._user_id}/content_publishing_limit",
+            params={"fields": "quota_usage,config"},
+        )
+        entries = body.get("data") or [{}]
+        entry = entries[0] if isinstance(entries[0], dict) else {}
+        config = entry.get("config") or {}
+        return PublishingQuota(
+            used=int(entry.get("quota_usage") or 0),
+            total=int(config.get("quota_total") or DEFAULT_QUOTA_TOTAL),
+            window_seconds=int(config.get("quota_duration") or 86400),
+        )
+
+    async def refresh_access_token(self) -> tuple[str, int | None]:
+        """Instagram Login only: a new long-lived token and its lifetime in seconds."""
+        body = await self._call(
+            "GET", "refresh_access_token", params={"grant_type": "ig_refresh_token"}
+        )
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise InstagramError(InstagramFailure.API, "no token in the refresh answer")
+        expires_in = body.get("expires_in")
+        return token, int(expires_in) if isinstance(expires_in, int | float) else None
+
+    async def token_expiry(self) -> datetime | None:
+        """Facebook Login only: when the token expires (None: never), by /debug_token."""
+        body = await self._call("GET", "debug_token", params={"input_token": self._token})
+        data = body.get("data") or {}
+        expires = data.get("expires_at") if isinstance(data, dict) else None
+        if not isinstance(expires, int) or expires <= 0:
+            return None
+        return datetime.fromtimestamp(expires, UTC)
+
+    async def live_stories(self) -> list[LiveStory]:
+        """The Stories live on the account now (Instagram keeps them 24 hours)."""
+        body = await self._call(
+            "GET", f"{self._user_id}/stories", params={"fields": "id,timestamp,media_type"}
+        )
+        stories = []
+        for entry in body.get("data") or []:
+            if not isinstance(entry, dict) or "id" not in entry:
+                continue
+            posted = _parse_timestamp(entry.get("timestamp"))
+            stories.append(
+                LiveStory(
+                    media_id=str(entry["id"]),
+                    posted_at=posted,
+                    media_type=str(entry.get("media_type") or ""),
+                )
+            )
+        return stories
+
+
+DEFAULT_QUOTA_TOTAL = 50
+
+
+@dataclass(frozen=True, slots=True)
+class PublishingQuota:
+    used: int
+    total: int
+    window_seconds: int
+
+    @property
+    def reached(self) -> bool:
+        return self.used >= self.total
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStory:
+    media_id: str
+    posted_at: datetime | None
+    media_type: str
+
+
+def _parse_timestamp(value: object) -> datetime | None:
+    """Graph timestamps look like 2024-05-01T12:00:00+0000."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC)
+    except ValueError:
+        return None

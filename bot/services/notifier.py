@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,9 @@ def sent_file_id(message: Message) -> str | None:
 
 
 class Notifier:
-    def __init__(self, bot: Bot, media_dir: Path, *, instagram: bool) -> None:
+    def __init__(
+        self, bot: Bot, media_dir: Path, *, instagram: bool | Callable[[int], bool]
+    ) -> None:
         self._bot = bot
         self._media_dir = media_dir
         self._instagram = instagram
@@ -69,6 +72,10 @@ class Notifier:
             raise MediaFileMissingError(f"media file not found: {item.file_path}")
         return await self._send(item, FSInputFile(path, filename=item.file_name))
 
+    def _has_instagram(self, chat_id: int) -> bool:
+        # igcare: the 🤖 button only in chats with their own Instagram account.
+        return self._instagram(chat_id) if callable(self._instagram) else self._instagram
+
     async def send_unconfirmed_notice(self, item: Notification) -> Message:
         """A text with the item's buttons: the team can act even if the media never arrived."""
         text = (
@@ -76,12 +83,12 @@ class Notifier:
             "If you see it above, its buttons work; these work too.\n\n"
             + notification_caption(item.file_name, item.category, None)
         )
-        keyboard = queue_keyboard(item.queue_id, instagram=self._instagram)
+        keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))
         return await self._bot.send_message(item.chat_id, text, reply_markup=keyboard)
 
     async def _send(self, item: Notification, source: str | InputFile) -> Message:
         caption = notification_caption(item.file_name, item.category, item.caption)
-        keyboard = queue_keyboard(item.queue_id, instagram=self._instagram)
+        keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))
         if item.media_kind == "photo":
             return await self._bot.send_photo(
                 item.chat_id, source, caption=caption, reply_markup=keyboard

@@ -1,0 +1,262 @@
+"""Keeping each chat's Instagram token alive: refresh it, or warn the admins in time.
+
+Instagram-Login tokens are refreshed once they are more than a day old. Two
+processes never refresh one token at once: a lease (a conditional UPDATE) picks
+one, and the new token replaces only the one it was refreshed from. A refresh
+whose answer is lost leaves the old token stored; it stays valid until it
+expires, so the next attempt simply refreshes it again.
+
+Tokens that cannot be refreshed, and ones whose refresh keeps failing, get a
+warning in the chat 7 days and 1 day before expiry and once when expired; each
+is recorded before it is sent, so a restart or a second process never repeats it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from html import escape
+from typing import TypeVar
+
+import structlog
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import InstagramFlavour
+from bot.services.instagram import InstagramError
+from bot.services.instagram_accounts import ASSUMED_LIFETIME, RENEW_TOKEN, InstagramAccounts
+from db.models import InstagramAccount
+from db.repositories.instagram_accounts import ExpiryWarning, InstagramAccountRepository
+from db.retry import Idempotent, Reread, in_transaction
+
+logger = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+REFRESH_AFTER = timedelta(days=1)
+REFRESH_LEASE = timedelta(minutes=5)
+RETRY_FAILED_REFRESH_AFTER = timedelta(hours=1)
+
+
+class RefreshResult(StrEnum):
+    REFRESHED = "refreshed"
+    NOT_DUE = "not_due"  # too young, another process holds the lease, or not refreshable
+    FAILED = "failed"
+    SUPERSEDED = "superseded"  # another process stored a newer token meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryNotice:
+    kind: ExpiryWarning
+    text: str
+
+
+class TokenCare:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        accounts: InstagramAccounts,
+        bot: Bot,
+        *,
+        clock: Callable[[], datetime],
+        interval_seconds: float = 3600.0,
+    ) -> None:
+        self._sessions = sessions
+        self._accounts = accounts
+        self._bot = bot
+        self._clock = clock
+        self._interval = interval_seconds
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick until `stop` is set; a failing tick is logged and the loop goes on."""
+        while not stop.is_set():
+            try:
+                await self.tick()
+            except Exception:
+                logger.exception("instagram.care_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._interval)
+
+    async def tick(self) -> None:
+        for row in await self._accounts.reload():
+            try:
+                if row.flavour == InstagramFlavour.INSTAGRAM:
+                    await self.refresh(row.chat_id)
+                elif row.expires_at_source == "assumed":
+                    await self.learn_expiry(row.chat_id, row.access_token)
+                await self.warn_if_due(row.chat_id)
+            except Exception:
+                # One chat's trouble never keeps the others' tokens from care.
+                logger.exception("instagram.care_chat_failed", chat_id=row.chat_id)
+
+    async def _in_transaction(
+        self, operation: str, work: Callable[[AsyncSession], Awaitable[T]], why: str
+    ) -> T:
+        return await in_transaction(
+            self._sessions, work, repeat=Idempotent(why), operation=operation
+        )
+
+    async def refresh(self, chat_id: int) -> RefreshResult:
+        now = self._clock()
+        claim_id = uuid.uuid4()
+
+        async def claim(session: AsyncSession) -> InstagramAccount | None:
+            return await InstagramAccountRepository(session).claim_refresh(
+                chat_id,
+                claim_id,
+                obtained_before=now - REFRESH_AFTER,
+                now=now,
+                lease_until=now + REFRESH_LEASE,
+            )
+
+        row = await self._in_transaction(
+            "instagram.claim_refresh", claim, "our claim id matches the lease a landed attempt took"
+        )
+        if row is None:
+            return RefreshResult.NOT_DUE
+        old_token = row.access_token
+        client = self._accounts.client_for(chat_id)
+        assert client is not None
+        client.set_access_token(old_token)
+        try:
+            new_token, expires_in = await client.refresh_access_token()
+        except InstagramError as error:
+            cause = error.cause
+            logger.warning(
+                "instagram.refresh_failed",
+                chat_id=chat_id,
+                failure=error.failure.value,
+                detail=error.detail,
+            )
+
+            async def failed(session: AsyncSession) -> None:
+                await InstagramAccountRepository(session).refresh_failed(
+                    chat_id,
+                    claim_id,
+                    error=cause,
+                    retry_after=now + RETRY_FAILED_REFRESH_AFTER,
+                )
+
+            await self._in_transaction("instagram.refresh_failed", failed, "it sets values")
+            await self._accounts.reload()
+            return RefreshResult.FAILED
+        # Learned before anything can log it.
+        self._accounts.use_token(chat_id, new_token)
+        lifetime = timedelta(seconds=expires_in) if expires_in else ASSUMED_LIFETIME
+
+        async def store(session: AsyncSession) -> str | None:
+            return await InstagramAccountRepository(session).store_refreshed(
+                chat_id,
+                old_token=old_token,
+                new_token=new_token,
+                obtained_at=now,
+                expires_at=now + lifetime,
+            )
+
+        current = await self._in_transaction(
+            "instagram.store_token", store, "it swaps only over the old token, then reads"
+        )
+        await self._accounts.reload()
+        if current != new_token:
+            logger.warning("instagram.refresh_superseded", chat_id=chat_id)
+            return RefreshResult.SUPERSEDED
+        logger.info("instagram.token_refreshed", chat_id=chat_id, days=lifetime.days)
+        return RefreshResult.REFRESHED
+
+    async def learn_expiry(self, chat_id: int, token: str) -> None:
+        """Facebook Login: ask /debug_token when the token expires."""
+        client = self._accounts.client_for(chat_id)
+        assert client is not None
+        try:
+            expires_at = await client.token_expiry()
+        except InstagramError as error:
+            logger.warning(
+                "instagram.debug_token_failed", chat_id=chat_id, failure=error.failure.value
+            )
+            return
+
+        async def store(session: AsyncSession) -> None:
+            await InstagramAccountRepository(session).set_expiry(
+                chat_id, token=token, expires_at=expires_at, source="debug_token"
+            )
+
+        await self._in_transaction("instagram.set_expiry", store, "it sets values")
+        await self._accounts.reload()
+
+    def due_warning(self, chat_id: int, now: datetime) -> ExpiryNotice | None:
+        health = self._accounts.health(chat_id)
+        if health is None or health.expires_at is None:
+            return None
+        left = health.expires_at - now
+        if left > timedelta(days=7):
+            return None
+        why = ""
+        if health.flavour is InstagramFlavour.INSTAGRAM:
+            why = " Refreshing it automatically failed" + (
+                f": {escape(health.last_refresh_error)}." if health.last_refresh_error else "."
+            )
+        renew = f"To keep 🤖 Auto Post working, {RENEW_TOKEN}."
+        when = health.expires_at.strftime("%d %b %Y %H:%M UTC")
+        if left <= timedelta(0):
+            return ExpiryNotice(
+                ExpiryWarning.EXPIRED,
+                f"⛔ <b>Admins:</b> the Instagram token expired on {when}; 🤖 Auto Post "
+                f"stops working until it is renewed.{why} {renew}",
+            )
+        kind = ExpiryWarning.ONE_DAY if left <= timedelta(days=1) else ExpiryWarning.SEVEN_DAYS
+        days = "1 day" if kind is ExpiryWarning.ONE_DAY else f"{max(1, left.days)} days"
+        return ExpiryNotice(
+            kind,
+            f"⚠️ <b>Admins:</b> the Instagram token expires in about {days} ({when}).{why} {renew}",
+        )
+
+    async def warn_if_due(self, chat_id: int) -> ExpiryWarning | None:
+        """Send the due warning once: it is recorded first, and only one process records it."""
+        now = self._clock()
+        warning = self.due_warning(chat_id, now)
+        if warning is None:
+            return None
+        client = self._accounts.client_for(chat_id)
+        assert client is not None
+        token = client.access_token
+
+        async def mark(session: AsyncSession) -> bool:
+            return await InstagramAccountRepository(session).mark_warned(
+                chat_id, warning.kind, token=token, now=now
+            )
+
+        async def ours(session: AsyncSession) -> bool | None:
+            # After a lost connection: did our mark land? Then we still send.
+            row = await InstagramAccountRepository(session).get(chat_id)
+            return True if row is not None and getattr(row, warning.kind.value) == now else None
+
+        # Only the process whose mark lands sends: at most once, and not lost to a lost reply.
+        marked = await in_transaction(
+            self._sessions, mark, repeat=Reread(ours), operation="instagram.mark_warned"
+        )
+        if not marked:
+            return None
+        try:
+            await self._bot.send_message(chat_id, warning.text)
+        except (TelegramBadRequest, TelegramForbiddenError) as error:
+            # Telegram certainly refused it: unmark, so a later tick tries again.
+            logger.warning("instagram.warning_refused", chat_id=chat_id, error=error.message)
+
+            async def unmark(session: AsyncSession) -> None:
+                await InstagramAccountRepository(session).unmark_warned(
+                    chat_id, warning.kind, at=now
+                )
+
+            await self._in_transaction("instagram.unmark_warned", unmark, "it sets values")
+            return None
+        except TelegramAPIError as error:
+            # It may have arrived; a duplicate warning is worse than none.
+            logger.warning("instagram.warning_unknown", chat_id=chat_id, error=str(error))
+            return None
+        logger.info("instagram.expiry_warned", chat_id=chat_id, warning=warning.kind.value)
+        return warning.kind

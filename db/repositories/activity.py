@@ -1,0 +1,87 @@
+"""Read models over posting_history for /stats' chart, /live and the publishing quota."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import MediaItem, PostingHistory
+
+
+@dataclass(frozen=True, slots=True)
+class DailyCount:
+    day: date
+    person: str
+    status: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedStory:
+    media_id: str
+    file_name: str
+    acted_by_name: str | None
+    acted_at: datetime
+
+
+class ActivityRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def daily_counts(self, chat_id: int, since: datetime, timezone: str) -> list[DailyCount]:
+        """Presses per local day, person and status (posted, skipped, rejected)."""
+        day = func.date(func.timezone(timezone, PostingHistory.acted_at))
+        person = func.max(PostingHistory.acted_by_name)
+        statement = (
+            select(day, person, PostingHistory.status, func.count())
+            .where(
+                PostingHistory.chat_id == chat_id,
+                PostingHistory.acted_at >= since,
+                PostingHistory.acted_by_user_id.is_not(None),
+                PostingHistory.status.in_(("posted", "skipped", "rejected")),
+            )
+            .group_by(day, PostingHistory.acted_by_user_id, PostingHistory.status)
+            .order_by(day)
+        )
+        return [
+            DailyCount(day=row[0], person=row[1] or "someone", status=row[2], count=row[3])
+            for row in await self._session.execute(statement)
+        ]
+
+    async def published_by_media_ids(
+        self, chat_id: int, media_ids: list[str]
+    ) -> dict[str, PublishedStory]:
+        """Our history entries for these Instagram media ids, by id."""
+        if not media_ids:
+            return {}
+        statement = (
+            select(PostingHistory, MediaItem.file_name)
+            .join(MediaItem, MediaItem.id == PostingHistory.media_item_id)
+            .where(
+                PostingHistory.chat_id == chat_id,
+                PostingHistory.instagram_media_id.in_(media_ids),
+            )
+        )
+        found: dict[str, PublishedStory] = {}
+        for entry, file_name in await self._session.execute(statement):
+            assert entry.instagram_media_id is not None
+            found[entry.instagram_media_id] = PublishedStory(
+                media_id=entry.instagram_media_id,
+                file_name=file_name,
+                acted_by_name=entry.acted_by_name,
+                acted_at=entry.acted_at,
+            )
+        return found
+
+    async def oldest_api_post_since(self, chat_id: int, since: datetime) -> datetime | None:
+        """When the oldest Story we published through the API within the window went up."""
+        statement = select(func.min(PostingHistory.acted_at)).where(
+            PostingHistory.chat_id == chat_id,
+            PostingHistory.posting_method == "instagram_api",
+            PostingHistory.status == "posted",
+            PostingHistory.acted_at >= since,
+        )
+        return (await self._session.execute(statement)).scalar_one_or_none()

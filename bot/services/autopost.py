@@ -11,10 +11,10 @@ from urllib.parse import quote
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.clock import Clock, utc_now
 from bot.services.instagram import InstagramError, InstagramFailure
 from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.press import Press, PressOutcome, PressService, explain
-from bot.services.scheduler import Clock, utc_now
 from db.errors import DatabaseUnavailableError
 from db.repositories import (
     ChatSettingsRepository,

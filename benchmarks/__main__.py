@@ -8,7 +8,7 @@ import logging
 import os
 import resource
 
-from benchmarks import chaos, library, presses
+from benchmarks import chaos, library, presses, tick
 from benchmarks.common import cluster
 from bot.config import LogFormat
 from bot.logging import configure_logging
@@ -26,6 +26,9 @@ async def main(only: set[str]) -> None:
         if not only or "presses" in only:
             await presses.run_all(pg)
             print()
+        if not only or "tick" in only:
+            await tick.run(pg)
+            print()
         if not only or "chaos" in only:
             await chaos.run(pg)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -35,7 +38,10 @@ async def main(only: set[str]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument(
-        "only", nargs="*", choices=["library", "presses", "chaos", []], help="run only these parts"
+        "only",
+        nargs="*",
+        choices=["library", "presses", "tick", "chaos", []],
+        help="run only these parts",
     )
     arguments = parser.parse_args()
     configure_logging("ERROR", LogFormat.CONSOLE)

@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     index = commands.add_parser("index", help="index a media folder into the library")
     index.add_argument("directory", type=Path, nargs="?", help="media root (default MEDIA_DIR)")
-    index.add_argument("--chat", type=int, help="chat id (default TELEGRAM_CHAT_ID)")
+    index.add_argument(
+        "--chat", type=int, help="the chat whose library this is (required with several chats)"
+    )
     return parser
 
 
@@ -46,14 +48,30 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
+def _index_chat(settings: Settings, chat_id: int | None) -> int:
+    """The chat whose library `index` builds: --chat, or the only configured chat."""
+    chats = settings.chat_ids
+    if chat_id is not None:
+        if chats and chat_id not in chats:
+            listed = ", ".join(str(chat) for chat in chats)
+            raise ConfigError(f"--chat {chat_id} is not in TELEGRAM_CHAT_ID ({listed})")
+        return chat_id
+    if not chats:
+        raise ConfigError("TELEGRAM_CHAT_ID must be set, or pass --chat")
+    if len(chats) > 1:
+        raise ConfigError(
+            f"TELEGRAM_CHAT_ID lists {len(chats)} chats: pass --chat ID to say whose library "
+            "this folder is"
+        )
+    return chats[0]
+
+
 async def _index(settings: Settings, directory: Path | None, chat_id: int | None) -> int:
     from bot.database import open_database
     from bot.services.library import LibraryIndexer, Progress
     from db import migrate
 
-    chat = chat_id if chat_id is not None else settings.telegram_chat_id
-    if chat is None:
-        raise ConfigError("TELEGRAM_CHAT_ID must be set, or pass --chat")
+    chat = _index_chat(settings, chat_id)
     root = directory or settings.media_dir
     if not root.is_dir():
         print(f"index failed: {root} is not a folder", file=sys.stderr)

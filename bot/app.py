@@ -19,15 +19,16 @@ from bot.config import Settings
 from bot.database import Database
 from bot.handlers import commands, errors, fallback, instagram, queue
 from bot.handlers import settings as settings_handlers
-from bot.middlewares import LogContextMiddleware
+from bot.middlewares import ChatGateMiddleware, LogContextMiddleware
 from bot.services.admins import AdminDirectory
 from bot.services.autopost import AutoPostService
+from bot.services.clock import Clock, utc_now
 from bot.services.instagram import create_http_client
 from bot.services.instagram_accounts import InstagramAccounts, load_account_configs
 from bot.services.instagram_care import TokenCare
 from bot.services.notifier import Notifier
 from bot.services.press import PressService
-from bot.services.scheduler import Clock, Scheduler, utc_now
+from bot.services.scheduler import Scheduler
 from bot.services.tasks import TaskTracker
 from bot.services.team import TeamService
 from bot.telegram_retry import TelegramRetryMiddleware
@@ -70,6 +71,7 @@ class Services:
     token_care: TokenCare
     autopost: AutoPostService | None = None
     http: httpx.AsyncClient | None = None
+    clock: Clock = utc_now
 
     async def close(self) -> None:
         """Close the outbound HTTP client (the bot's session is the runner's)."""
@@ -106,6 +108,8 @@ def build_services(
         interval_seconds=settings.scheduler_interval_seconds,
         clock=clock,
         stuck_after=timedelta(seconds=settings.send_stuck_after_seconds),
+        concurrency=settings.scheduler_concurrency,
+        chat_ids=settings.chat_ids,
     )
     press = PressService(database.sessions)
     autopost = None
@@ -139,6 +143,7 @@ def build_services(
         ),
         autopost=autopost,
         http=http,
+        clock=clock,
     )
 
 
@@ -153,9 +158,14 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
         team=services.team,
         admins=services.admins,
         autopost_service=services.autopost,
+        clock=services.clock,
         instagram_accounts=services.instagram_accounts,
     )
     dispatcher.update.outer_middleware(LogContextMiddleware())
+    # One gate for every router, run once a handler matched (see ChatGateMiddleware).
+    gate = ChatGateMiddleware()
+    dispatcher.message.middleware(gate)
+    dispatcher.callback_query.middleware(gate)
     dispatcher.include_routers(
         queue.create_router(),
         commands.create_router(),

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     )
 
     bot_token: SecretStr | None = None
-    telegram_chat_id: int | None = None
+    # One team chat, or several separated by commas: `-100123,-100456`.
+    telegram_chat_id: Annotated[tuple[int, ...], NoDecode] = ()
     telegram_api_url: str | None = None
     admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     # Empty means every member of the team chat may press the queue buttons.
@@ -74,6 +75,8 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.CONSOLE
     log_level: str = "INFO"
     scheduler_interval_seconds: float = Field(default=60.0, gt=0)
+    # Chats claimed and delivered at once in a tick; the rest wait their turn, not a tick.
+    scheduler_concurrency: int = Field(default=4, ge=1, le=64)
     heartbeat_max_age_seconds: float = Field(default=300.0, gt=0)
     # A queue row still `sending` after this long was left by a crash.
     send_stuck_after_seconds: float = Field(default=300.0, gt=0)
@@ -87,6 +90,21 @@ class Settings(BaseSettings):
             return frozenset(int(part) for part in parts if part)
         if isinstance(value, int):
             return frozenset({value})
+        return value
+
+    @field_validator("telegram_chat_id", mode="before")
+    @classmethod
+    def _split_chat_ids(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, int):
+            return (value,)
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.replace(";", ",").split(",")]
+            value = [int(part) for part in parts if part]
+        if isinstance(value, list | tuple | frozenset | set):
+            # Order kept, duplicates dropped: the first chat is the default for `index`.
+            return tuple(dict.fromkeys(int(item) for item in value))
         return value
 
     @field_validator("log_level")
@@ -118,7 +136,12 @@ class Settings(BaseSettings):
 
     @property
     def chat_ids(self) -> tuple[int, ...]:
-        return () if self.telegram_chat_id is None else (self.telegram_chat_id,)
+        """Every team chat this process serves, in the order configured."""
+        # `or`: a copy made without validation (model_copy) may hold None.
+        return self.telegram_chat_id or ()
+
+    def serves(self, chat_id: int) -> bool:
+        return chat_id in self.chat_ids
 
     def instagram_flavour_for(self, graph_url: str) -> InstagramFlavour:
         """The configured flavour, else the one the Graph API host implies."""
@@ -142,7 +165,7 @@ class Settings(BaseSettings):
                 ("BOT_TOKEN", self.bot_token),
                 ("TELEGRAM_CHAT_ID", self.telegram_chat_id),
             )
-            if value is None or (isinstance(value, SecretStr) and not value.get_secret_value())
+            if not value or (isinstance(value, SecretStr) and not value.get_secret_value())
         ]
         if missing:
             raise ConfigError(

@@ -7,6 +7,7 @@ from typing import Any
 
 import structlog
 from aiogram import BaseMiddleware
+from aiogram.dispatcher.flags import get_flag
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update
 
 from bot.config import Settings
@@ -41,24 +42,66 @@ def may_press(settings: Settings, user_id: int) -> bool:
     return user_id in settings.allowed_user_ids or user_id in settings.admin_user_ids
 
 
-class TeamChatMiddleware(BaseMiddleware):
-    """Queue buttons work only on the bot's own messages in the team chat, for allowed users."""
+# Handler flags the gate reads (`router.message.register(..., flags={PRIVATE_OK: True})`).
+PRIVATE_OK = "private_ok"  # a command that also answers in a private chat
+ACTS_ON_QUEUE = "acts_on_queue"  # a command only ALLOWED_USER_IDS (and admins) may use
+ADMIN_ONLY = "admin_only"  # a button whose handler checks for an admin itself
+
+
+class ChatGateMiddleware(BaseMiddleware):
+    """The one team-chat gate, for every router: runs once a handler matched.
+
+    Commands and buttons work only in a chat listed in TELEGRAM_CHAT_ID (a few
+    commands also in private); buttons only on the bot's own reachable messages;
+    queue actions only for allowed users. Everything refused is answered and logged.
+    """
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        assert isinstance(event, CallbackQuery)
         settings: Settings = data["settings"]
+        if isinstance(event, CallbackQuery):
+            return await self._button(handler, event, data, settings)
+        if isinstance(event, Message):
+            return await self._command(handler, event, data, settings)
+        return await handler(event, data)
+
+    async def _button(
+        self, handler: Handler, event: CallbackQuery, data: dict[str, Any], settings: Settings
+    ) -> Any:
         message = event.message
         if not isinstance(message, Message):
             logger.warning("callback.inaccessible_message")
             await answer_quietly(event, "⚠️ This message is too old to act on.")
             return None
-        if message.chat.id != settings.telegram_chat_id:
+        if not settings.serves(message.chat.id):
             logger.warning("callback.foreign_chat", chat_id=message.chat.id)
             await answer_quietly(event, "⚠️ This bot doesn't serve this chat.")
             return None
-        if not may_press(settings, event.from_user.id):
+        if not get_flag(data, ADMIN_ONLY) and not may_press(settings, event.from_user.id):
             logger.warning("callback.not_allowed", user_id=event.from_user.id)
             await answer_quietly(event, "⛔ You're not allowed to act on the queue.")
+            return None
+        return await handler(event, data)
+
+    async def _command(
+        self, handler: Handler, event: Message, data: dict[str, Any], settings: Settings
+    ) -> Any:
+        if event.from_user is None:
+            return None
+        name = command_name(event)
+        if event.chat.type == "private":
+            if not get_flag(data, PRIVATE_OK):
+                await event.answer(
+                    "In a private chat I only answer /start and /help. "
+                    "The other commands work in the team chat."
+                )
+                return None
+        elif not settings.serves(event.chat.id):
+            logger.warning("command.foreign_chat", chat_id=event.chat.id, command=name)
+            await event.answer("Sorry — I only work in my team's chat.")
+            return None
+        if get_flag(data, ACTS_ON_QUEUE) and not may_press(settings, event.from_user.id):
+            logger.warning("command.not_allowed", user_id=event.from_user.id, command=name)
+            await event.answer("⛔ You're not allowed to act on the queue.")
             return None
         return await handler(event, data)
 
@@ -68,36 +111,14 @@ def command_name(message: Message) -> str:
     return head.lstrip("/").split("@", 1)[0].lower()
 
 
-class CommandScopeMiddleware(BaseMiddleware):
-    """Runs once a command handler matched: the chat must be served; the user is logged."""
-
-    def __init__(self, private_ok: set[str]) -> None:
-        self._private_ok = frozenset(private_ok)
+class InteractionLogMiddleware(BaseMiddleware):
+    """Logs each command that passed the gate, in the background: never delays or fails it."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        assert isinstance(event, Message)
-        settings: Settings = data["settings"]
-        name = command_name(event)
-        if event.from_user is None:
-            return None
-        if event.chat.type == "private":
-            if name not in self._private_ok:
-                allowed = " and ".join(
-                    f"/{command}" for command in sorted(self._private_ok, reverse=True)
-                )
-                await event.answer(
-                    f"In a private chat I only answer {allowed}. "
-                    "The other commands work in the team chat."
-                )
-                return None
-        elif event.chat.id != settings.telegram_chat_id:
-            logger.warning("command.foreign_chat", chat_id=event.chat.id, command=name)
-            await event.answer("Sorry — I only work in my team's chat.")
-            return None
-        team: TeamService = data["team"]
-        tasks: TaskTracker = data["tasks"]
-        # Never delays or fails the command: its own short transaction, in the background.
-        tasks.spawn(_touch_quietly(team, event, name))
+        if isinstance(event, Message) and event.from_user is not None:
+            team: TeamService = data["team"]
+            tasks: TaskTracker = data["tasks"]
+            tasks.spawn(_touch_quietly(team, event, command_name(event)))
         return await handler(event, data)
 
 

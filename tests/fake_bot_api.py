@@ -88,6 +88,9 @@ class FakeBotApi:
     # Faults returned after the method took effect: the answer is lost, not the action.
     lost_answers: dict[str, list[Fault]] = field(default_factory=dict)
     hanging: set[str] = field(default_factory=set)
+    # Per chat: sends to these chats hang until removed, or are refused with 403.
+    hanging_chats: set[int] = field(default_factory=set)
+    forbidden_chats: set[int] = field(default_factory=set)
     webhook_url: str = ""
     # chat id -> the bot's chat member object, when not a plain administrator.
     members: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -119,6 +122,7 @@ class FakeBotApi:
 
     async def stop(self) -> None:
         self.hanging.clear()
+        self.hanging_chats.clear()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -153,8 +157,13 @@ class FakeBotApi:
         self._new_update.set()
         return update_id
 
-    def of(self, method: str) -> list[Call]:
-        return [call for call in self.calls if call.method == method]
+    def of(self, method: str, chat_id: int | None = None) -> list[Call]:
+        return [
+            call
+            for call in self.calls
+            if call.method == method
+            and (chat_id is None or str(call.params.get("chat_id")) == str(chat_id))
+        ]
 
     async def wait_for(self, method: str, count: int = 1, timeout: float = 30.0) -> list[Call]:
         deadline = time.monotonic() + timeout
@@ -202,6 +211,17 @@ class FakeBotApi:
             fault = queued.pop(0)
             if fault is not None:
                 return web.json_response(fault.body, status=fault.status)
+        chat = params.get("chat_id")
+        if method.startswith("send") and chat is not None:
+            if int(chat) in self.forbidden_chats:
+                body = {
+                    "ok": False,
+                    "error_code": 403,
+                    "description": "Forbidden: bot was kicked from the supergroup chat",
+                }
+                return web.json_response(body, status=403)
+            while int(chat) in self.hanging_chats:
+                await asyncio.sleep(0.05)
         if method in self.hanging:
             while method in self.hanging:
                 await asyncio.sleep(0.05)

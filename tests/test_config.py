@@ -115,3 +115,27 @@ def test_empty_values_in_dotenv_count_as_unset(tmp_path: Path) -> None:
     result = _run_bot(tmp_path)
     assert result.returncode == 2
     assert "BOT_TOKEN and TELEGRAM_CHAT_ID must be set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("-1001", (-1001,)), ("-1001, -1002,-1003", (-1001, -1002, -1003)), ("-1001,-1001", (-1001,))],
+)
+def test_chat_ids_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: tuple[int, ...]
+) -> None:
+    monkeypatch.setenv("TELEGRAM_CHAT_ID", value)
+    settings = load_settings(_env_file=None)
+    assert settings.chat_ids == expected
+    assert settings.serves(expected[0]) and not settings.serves(-9)
+
+
+def test_a_single_chat_id_in_code_still_works() -> None:
+    settings = Settings(_env_file=None, telegram_chat_id=-1001)  # type: ignore[call-arg]
+    assert settings.chat_ids == (-1001,)
+
+
+def test_a_chat_id_that_is_not_a_number_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_CHAT_ID", "-1001,team")
+    with pytest.raises(ConfigError, match="TELEGRAM_CHAT_ID"):
+        load_settings(_env_file=None)

@@ -13,10 +13,11 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tests.fake_bot_api import FakeBotApi
-from tests.support import TEAM_CHAT, TEST_TOKEN, fetch_all, seed_chat, seed_media
+from tests.support import OTHER_CHAT, TEAM_CHAT, TEST_TOKEN, fetch_all, seed_chat, seed_media
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 ALICE = {"id": 7, "is_bot": False, "first_name": "Alice", "username": "alice"}
@@ -356,3 +357,160 @@ async def test_a_second_poller_stays_loud_and_distinct(api: FakeBotApi, bot: Bot
     conflicts = [line for line in bot.lines if "telegram.conflict" in line]
     assert len(conflicts) == 1 and "another process is polling" in conflicts[0]
     assert "webhook_removed" not in bot.log and not api.of("deleteWebhook")
+
+
+# -- several team chats in one process ------------------------------------------------
+
+THIRD_CHAT = -1003000
+
+
+def command(chat_id: int, text: str, sender: dict[str, Any] = ALICE) -> dict[str, Any]:
+    return {
+        "message_id": 900,
+        "date": int(time.time()),
+        "from": sender,
+        "text": text,
+        "chat": {"id": chat_id, "type": "supergroup", "title": "team"},
+        "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+    }
+
+
+async def _two_libraries(session_factory: Any, media_dir: Path) -> None:
+    """Chat A's files are a*.jpg, chat B's b*.jpg; both windows owe a slot at once."""
+    for chat, prefix in ((TEAM_CHAT, "a"), (OTHER_CHAT, "b")):
+        await seed_chat(
+            session_factory, chat, posting_hours_start=0, posting_hours_end=0, posts_per_day=50
+        )
+        await seed_media(session_factory, chat, count=3, prefix=prefix)
+        for index in range(3):
+            (media_dir / "cat" / f"{prefix}{index}.jpg").write_bytes(JPEG)
+
+
+def _sent_file(call: Any) -> str:
+    """The file name in a sent caption (the fake returns the HTML it was sent)."""
+    meta = str(call.params["caption"]).split("📄", 1)[1]
+    return meta.split("<code>", 1)[1].split("</code>", 1)[0]
+
+
+async def _owe_a_slot_again(session_factory: Any) -> None:
+    """As if the next slot had come: every chat owes one again."""
+    async with session_factory() as session, session.begin():
+        await session.execute(text("UPDATE chat_settings SET last_post_sent_at = NULL"))
+
+
+async def test_two_chats_each_get_their_own_media_and_act_per_chat(
+    api: FakeBotApi, bot_env: dict[str, str], session_factory: Any
+) -> None:
+    await _two_libraries(session_factory, Path(bot_env["MEDIA_DIR"]))
+    process = BotProcess(
+        {
+            **bot_env,
+            "TELEGRAM_CHAT_ID": f"{TEAM_CHAT}, {OTHER_CHAT},{THIRD_CHAT}",
+            "ADMIN_USER_IDS": str(ALICE["id"]),
+        }
+    )
+    await process.start()
+    try:
+        await api.wait_for("sendPhoto", count=2)
+        [to_a] = api.of("sendPhoto", TEAM_CHAT)
+        [to_b] = api.of("sendPhoto", OTHER_CHAT)
+        assert _sent_file(to_a).startswith("a") and _sent_file(to_b).startswith("b")
+        # A listed chat nobody set up is registered with the default settings.
+        [third] = await fetch_all(
+            session_factory,
+            "SELECT posts_per_day, is_paused FROM chat_settings WHERE telegram_chat_id = :c",
+            c=THIRD_CHAT,
+        )
+        assert (third.posts_per_day, third.is_paused) == (3, False)
+
+        # B's button replayed on A's message: refused, nothing recorded.
+        press(api, to_a.result, posted_button(to_b.result))
+        [refused] = await api.wait_for("answerCallbackQuery")
+        assert refused.params["text"] == "⚠️ That item isn't in this chat's queue."
+        assert await fetch_all(session_factory, "SELECT 1 FROM posting_history") == []
+
+        press(api, to_b.result, posted_button(to_b.result))
+        await api.wait_for("editMessageCaption")
+        history = await fetch_all(session_factory, "SELECT chat_id, status FROM posting_history")
+        assert [tuple(row) for row in history] == [(OTHER_CHAT, "posted")]
+
+        # /status answers per chat: B has a last post, A has none.
+        api.push_update(message=command(TEAM_CHAT, "/status"))
+        api.push_update(message=command(OTHER_CHAT, "/status"))
+        await api.wait_for("sendMessage", count=2)
+        status_a = api.of("sendMessage", TEAM_CHAT)[-1].params["text"]
+        status_b = api.of("sendMessage", OTHER_CHAT)[-1].params["text"]
+        assert "Last post: none yet" in status_a
+        assert "Last post: <code>b" in status_b
+
+        # A chat not listed is refused, with a log line.
+        api.push_update(message=command(-1009999, "/status"))
+        await api.wait_for("sendMessage", count=3)
+        assert "only work in my team's chat" in api.of("sendMessage", -1009999)[0].params["text"]
+
+        # /pause in A leaves B sending.
+        api.push_update(message=command(TEAM_CHAT, "/pause"))
+
+        async def paused() -> bool:
+            rows = await fetch_all(
+                session_factory,
+                "SELECT telegram_chat_id FROM chat_settings WHERE is_paused",
+            )
+            return [row.telegram_chat_id for row in rows] == [TEAM_CHAT]
+
+        await eventually(paused)
+        await _owe_a_slot_again(session_factory)
+        await api.wait_for("sendPhoto", count=3)
+        await asyncio.sleep(1.0)  # a few more ticks: A stays quiet
+        assert len(api.of("sendPhoto", TEAM_CHAT)) == 1
+        assert [_sent_file(c)[0] for c in api.of("sendPhoto", OTHER_CHAT)] == ["b", "b"]
+        assert await process.stop() == 0
+    finally:
+        if process.process is not None and process.process.returncode is None:
+            process.process.kill()
+            await process.wait()
+        print(process.log[-6000:])
+    assert '"command.foreign_chat"' in process.log and "-1009999" in process.log
+    assert "Traceback" not in process.log
+
+
+async def test_a_slow_chat_and_a_chat_that_removed_the_bot_never_hold_up_another(
+    api: FakeBotApi, bot_env: dict[str, str], session_factory: Any
+) -> None:
+    await _two_libraries(session_factory, Path(bot_env["MEDIA_DIR"]))
+    await seed_chat(
+        session_factory, THIRD_CHAT, posting_hours_start=0, posting_hours_end=0, posts_per_day=50
+    )
+    await seed_media(session_factory, THIRD_CHAT, count=4, prefix="c")
+    for index in range(4):
+        (Path(bot_env["MEDIA_DIR"]) / "cat" / f"c{index}.jpg").write_bytes(JPEG)
+    api.hanging_chats.add(TEAM_CHAT)  # A: its upload never finishes
+    api.forbidden_chats.add(OTHER_CHAT)  # B: the bot was removed (403)
+    process = BotProcess({**bot_env, "TELEGRAM_CHAT_ID": f"{TEAM_CHAT},{OTHER_CHAT},{THIRD_CHAT}"})
+    await process.start()
+    try:
+        await api.wait_for("sendPhoto", count=3)  # one to each chat
+        for _ in range(3):
+            sent_to_c = len(api.of("sendPhoto", THIRD_CHAT))
+            await _owe_a_slot_again(session_factory)
+
+            async def c_got_another(before: int = sent_to_c) -> bool:
+                return len(api.of("sendPhoto", THIRD_CHAT)) > before
+
+            await eventually(c_got_another)
+        assert len(api.of("sendPhoto", THIRD_CHAT)) == 4
+        assert len(api.of("sendPhoto", TEAM_CHAT)) == 1  # still hanging on the first
+        api.hanging_chats.clear()
+        assert await process.stop() == 0
+    finally:
+        if process.process is not None and process.process.returncode is None:
+            process.process.kill()
+            await process.wait()
+        print(process.log[-6000:])
+    # B is reported once, however many ticks it was due.
+    assert process.log.count('"scheduler.chat_unreachable"') == 1
+    failed = await fetch_all(
+        session_factory, "SELECT chat_id, status FROM posting_history WHERE status = 'failed'"
+    )
+    assert {row.chat_id for row in failed} == {OTHER_CHAT}
+    assert "Traceback" not in process.log

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.services.library import LibraryIndexer
-from tests.support import TEAM_CHAT, TestApp, fetch_all
+from tests.support import OTHER_CHAT, TEAM_CHAT, TestApp, fetch_all
 
 JPEG = b"\xff\xd8\xff\xe0"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -150,3 +150,45 @@ def test_index_command_prints_a_summary(library: Path, database_url: str, tmp_pa
         .splitlines()[-1]
         .startswith("indexed 4 / updated 0 / deactivated 0 / skipped 0")
     )
+
+
+def _index(library: Path, env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "index", str(library), *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_with_several_chats_index_needs_the_chat_flag(
+    library: Path, database_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TELEGRAM_CHAT_ID": f"{TEAM_CHAT},{OTHER_CHAT}",
+        "DATA_DIR": str(tmp_path / "data"),
+    }
+    refused = _index(library, env)
+    assert refused.returncode == 2 and "--chat" in refused.stderr
+
+    unknown = _index(library, env, "--chat", "-42")
+    assert unknown.returncode == 2 and "TELEGRAM_CHAT_ID" in unknown.stderr
+
+    indexed = _index(library, env, "--chat", str(OTHER_CHAT))
+    assert indexed.returncode == 0, indexed.stderr
+    assert indexed.stdout.strip().splitlines()[-1].startswith("indexed 4 /")
+
+
+async def test_each_chat_has_its_own_library(app: TestApp, library: Path) -> None:
+    """The same folder indexed for two chats: two libraries, nothing shared."""
+    indexer = LibraryIndexer(app.sessions)
+    await indexer.index(library, TEAM_CHAT)
+    other = await indexer.index(library, OTHER_CHAT)
+    assert other.indexed == 4  # nothing of the first chat's rows was reused
+    rows = await fetch_all(
+        app.sessions, "SELECT chat_id, count(*) AS n FROM media_items GROUP BY chat_id ORDER BY 1"
+    )
+    assert [tuple(row) for row in rows] == [(OTHER_CHAT, 4), (TEAM_CHAT, 4)]

@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from aiogram.exceptions import TelegramNetworkError, TelegramServerError
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.methods import SendMessage, SendPhoto, SendVideo
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bot.app import create_bot
 from bot.services.notifier import Notifier
 from bot.services.scheduler import Scheduler
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories.media import eligible_query
-from tests.support import OTHER_CHAT, TEAM_CHAT, TestApp, fetch_all, seed_chat, seed_media
+from tests.pgproxy import PgProxy
+from tests.support import (
+    OTHER_CHAT,
+    TEAM_CHAT,
+    PostgresHandle,
+    TestApp,
+    fetch_all,
+    seed_chat,
+    seed_media,
+)
 from tests.telegram_fake import RecordingSession, command_update, user
 
 NOW = datetime(2026, 6, 1, 10, 5, tzinfo=UTC)
@@ -33,7 +52,11 @@ class Clock:
 
 
 def make_scheduler(
-    app: TestApp, clock: Clock, session: RecordingSession | None = None, sessions=None
+    app: TestApp,
+    clock: Clock,
+    session: RecordingSession | None = None,
+    sessions=None,
+    chat_ids: tuple[int, ...] | None = None,
 ) -> Scheduler:
     bot = create_bot(app.settings, session=session or app.telegram)
     notifier = Notifier(bot, app.settings.media_dir, instagram=False)
@@ -43,6 +66,7 @@ def make_scheduler(
         data_dir=app.settings.data_dir,
         clock=clock,
         send_backoff_seconds=(0.0, 0.0),
+        chat_ids=chat_ids,
     )
 
 
@@ -239,9 +263,10 @@ async def test_missing_media_file_is_a_failed_send(app: TestApp) -> None:
 
 
 @pytest.mark.parametrize(("attempts", "resent"), [(1, True), (2, False)])
-async def test_stuck_sending_is_resent_once_then_given_up(
+async def test_stuck_sending_is_resent_once_then_kept_unconfirmed(
     app: TestApp, attempts: int, resent: bool
 ) -> None:
+    """A crashed send may have arrived: after one repeat the row stays actionable, not failed."""
     await _window(app, last_post_sent_at=NOW)
     [media_id] = await _library(app)
     async with app.sessions() as session, session.begin():
@@ -255,12 +280,25 @@ async def test_stuck_sending_is_resent_once_then_given_up(
     await make_scheduler(app, Clock(NOW)).tick()
 
     assert len(app.telegram.of(SendPhoto)) == (1 if resent else 0)
-    queue = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
-    history = await fetch_all(app.sessions, "SELECT status FROM posting_history")
+    queue = await fetch_all(
+        app.sessions, "SELECT status, send_attempts, telegram_message_id FROM posting_queue"
+    )
+    assert await fetch_all(app.sessions, "SELECT status FROM posting_history") == []
+    [row] = queue
+    assert (row.status, row.send_attempts) == ("sent", 2)
     if resent:
-        assert [row.status for row in queue] == ["sent"] and history == []
+        assert row.telegram_message_id is not None
+        assert app.telegram.of(SendMessage) == []
     else:
-        assert queue == [] and [row.status for row in history] == ["failed"]
+        # The team gets the item's buttons in a notice, in case the media never arrived.
+        assert row.telegram_message_id is None
+        [notice] = app.telegram.of(SendMessage)
+        assert notice.chat_id == TEAM_CHAT and "didn't confirm" in notice.text
+        assert [b.text for row in notice.reply_markup.inline_keyboard for b in row] == [
+            "✅ Posted",
+            "⏭️ Skip",
+            "🚫 Reject",
+        ]
 
 
 async def test_expired_locks_are_deleted_permanent_stay(app: TestApp) -> None:
@@ -329,3 +367,310 @@ async def test_next_says_why_the_send_failed(app: TestApp) -> None:
     await seed_media(app.sessions)  # its file is missing on disk
     reply = await _next(app)
     assert "Couldn't send the next item" in reply and "media file not found" in reply
+
+
+# -- unknown outcomes, flood-waits, and lost COMMIT replies -----------------------------
+
+
+def _timeout() -> TelegramNetworkError:
+    return TelegramNetworkError(method=SendPhoto(chat_id=1, photo="x"), message="Request timeout")
+
+
+async def test_a_send_that_timed_out_is_resent_once_and_both_messages_work(app: TestApp) -> None:
+    """The first sendPhoto may have arrived: the row is kept and the repeat is counted."""
+    await _window(app)
+    await _library(app)
+    app.telegram.fail_next(SendPhoto, _timeout())
+    await make_scheduler(app, Clock(NOW)).tick()
+
+    assert len(app.telegram.of(SendPhoto)) == 2
+    [row] = await fetch_all(app.sessions, "SELECT id, status, send_attempts FROM posting_queue")
+    assert (row.status, row.send_attempts) == ("sent", 2)
+    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_history") == []
+    # Both messages carry the same buttons: a press on either one records the item.
+    first, second = (
+        send.reply_markup.inline_keyboard[0][0].callback_data for send in app.telegram.of(SendPhoto)
+    )
+    assert first == second and str(row.id.hex) in first
+
+
+async def test_two_timeouts_keep_the_row_unconfirmed_never_failed(app: TestApp) -> None:
+    await _window(app)
+    await _library(app)
+    for _ in range(2):
+        app.telegram.fail_next(SendPhoto, _timeout())
+    await make_scheduler(app, Clock(NOW)).tick()
+
+    assert len(app.telegram.of(SendPhoto)) == 2  # never a third copy
+    [row] = await fetch_all(
+        app.sessions, "SELECT status, send_attempts, telegram_message_id FROM posting_queue"
+    )
+    assert (row.status, row.send_attempts, row.telegram_message_id) == ("sent", 2, None)
+    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_history") == []
+    [notice] = app.telegram.of(SendMessage)
+    assert "didn't confirm" in notice.text and notice.reply_markup is not None
+
+
+async def test_a_timeout_then_a_refusal_is_not_recorded_as_failed(app: TestApp) -> None:
+    await _window(app)
+    await _library(app)
+    app.telegram.fail_next(SendPhoto, _timeout())
+    app.telegram.fail_next(
+        SendPhoto,
+        TelegramBadRequest(method=SendPhoto(chat_id=1, photo="x"), message="wrong file"),
+    )
+    await make_scheduler(app, Clock(NOW)).tick()
+    [row] = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
+    assert row.status == "sent"
+    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_history") == []
+
+
+async def test_a_chat_that_removed_the_bot_is_failed_once_and_backed_off(app: TestApp) -> None:
+    await _window(app)
+    await _library(app, count=3)
+    app.telegram.fail_next(
+        SendPhoto,
+        TelegramForbiddenError(
+            method=SendPhoto(chat_id=1, photo="x"), message="Forbidden: bot was kicked"
+        ),
+    )
+    clock = Clock(NOW)
+    scheduler = make_scheduler(app, clock)
+    await scheduler.tick()
+    clock.now += timedelta(hours=1)  # the next slot: the chat is still backed off
+    await scheduler.tick()
+
+    assert len(app.telegram.of(SendPhoto)) == 1
+    [failed] = await fetch_all(app.sessions, "SELECT status, error_message FROM posting_history")
+    assert failed.status == "failed" and "kicked" in failed.error_message
+    assert scheduler.chat_backoff.waiting(TEAM_CHAT)
+
+
+class FloodWaitIn(RecordingSession):
+    """Telegram's flood control answers the first send to one chat with retry_after."""
+
+    def __init__(self, chat_id: int, retry_after: int) -> None:
+        super().__init__()
+        self.flooded_chat = chat_id
+        self.retry_after = retry_after
+        self.sent_at: dict[int, list[float]] = {}
+
+    async def make_request(self, bot: Any, method: Any, timeout: int | None = None) -> Any:
+        if isinstance(method, SendPhoto):
+            chat = int(method.chat_id)
+            self.sent_at.setdefault(chat, []).append(asyncio.get_running_loop().time())
+            if chat == self.flooded_chat and len(self.sent_at[chat]) == 1:
+                self.calls.append(method)
+                raise TelegramRetryAfter(method=method, message="Too Many Requests", retry_after=2)
+        return await super().make_request(bot, method, timeout)
+
+
+async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
+    app: TestApp, database_url: str
+) -> None:
+    await _window(app)
+    await seed_chat(
+        app.sessions, OTHER_CHAT, posting_hours_start=9, posting_hours_end=21, posts_per_day=12
+    )
+    await _library(app)
+    await seed_media(app.sessions, OTHER_CHAT, prefix="other")
+    (app.settings.media_dir / "cat" / "other0.jpg").write_bytes(JPEG)
+    # The flooded chat is claimed first; with one delivery slot the other must not wait for it.
+    telegram = FloodWaitIn(OTHER_CHAT, retry_after=2)
+    bot = create_bot(app.settings, session=telegram)
+    scheduler = Scheduler(
+        app.sessions,
+        Notifier(bot, app.settings.media_dir, instagram=False),
+        data_dir=app.settings.data_dir,
+        clock=Clock(NOW),
+        send_backoff_seconds=(0.0, 0.0),
+        stuck_after=timedelta(seconds=0.6),
+        concurrency=1,
+    )
+    # Another process whose stuck-row sweep runs while the first waits out the flood.
+    other = Scheduler(
+        app.sessions,
+        Notifier(
+            create_bot(app.settings, session=RecordingSession()),
+            app.settings.media_dir,
+            instagram=False,
+        ),
+        data_dir=app.settings.data_dir,
+        stuck_after=timedelta(seconds=0.6),
+    )
+    ticking = asyncio.create_task(scheduler.tick())
+    taken = []
+    for _ in range(12):
+        await asyncio.sleep(0.15)
+        stuck = await other.delivery.take_stuck()
+        taken += stuck.resend + stuck.unconfirmed
+    await ticking
+
+    flooded, other_chat = telegram.sent_at[OTHER_CHAT], telegram.sent_at[TEAM_CHAT]
+    assert len(flooded) == 2 and flooded[1] - flooded[0] >= 2.0
+    assert other_chat[0] < flooded[0] + 1.0  # the other chat did not wait for the flood
+    assert taken == []  # the claim was renewed while waiting: nobody resent it
+    rows = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
+    assert [row.status for row in rows] == ["sent", "sent"]
+
+
+@pytest.fixture
+async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
+    if postgres.embedded is None:
+        pytest.skip("the proxy fronts the embedded server's unix socket")
+    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqp")))
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+@pytest.fixture
+async def proxied(database_url: str, proxy: PgProxy) -> AsyncIterator[Any]:
+    engine = create_engine(
+        EngineOptions(
+            url=proxy.url(make_url(database_url).database or ""),
+            pool_size=3,
+            max_overflow=0,
+            command_timeout_seconds=5,
+        )
+    )
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+def _commit_after(marker: bytes) -> Callable[[bytes], bool]:
+    """Matches the first COMMIT sent after a statement containing `marker`."""
+    seen = False
+
+    def predicate(data: bytes) -> bool:
+        nonlocal seen
+        seen = seen or marker in data
+        return seen and b"COMMIT" in data and marker not in data
+
+    return predicate
+
+
+async def test_claim_whose_commit_reply_is_lost_is_found_and_sent(
+    app: TestApp, proxy: PgProxy, proxied: Any
+) -> None:
+    await _window(app)
+    await _library(app)
+    proxy.cut_after_reply_to(_commit_after(b"INSERT INTO posting_queue"))
+    await make_scheduler(app, Clock(NOW), sessions=proxied).tick()
+
+    assert proxy.cuts == 1
+    assert len(app.telegram.of(SendPhoto)) == 1
+    [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
+    assert (row.status, row.send_attempts) == ("sent", 1)
+
+
+async def test_next_whose_commit_reply_is_lost_is_found_and_sent(
+    app: TestApp, proxy: PgProxy, proxied: Any
+) -> None:
+    await _library(app)
+    proxy.cut_after_reply_to(_commit_after(b"INSERT INTO posting_queue"))
+    result = await make_scheduler(app, Clock(NOW), sessions=proxied).send_now(TEAM_CHAT)
+
+    assert proxy.cuts == 1
+    assert result.sent and len(app.telegram.of(SendPhoto)) == 1
+    [row] = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
+    assert row.status == "sent"
+
+
+async def test_counted_attempt_whose_commit_reply_is_lost_counts_once(
+    app: TestApp, proxy: PgProxy, proxied: Any
+) -> None:
+    await _window(app)
+    await _library(app)
+    app.telegram.fail_next(SendPhoto, _timeout())
+    proxy.cut_after_reply_to(_commit_after(b"greatest("))
+    await make_scheduler(app, Clock(NOW), sessions=proxied).tick()
+
+    assert proxy.cuts == 1
+    assert len(app.telegram.of(SendPhoto)) == 2
+    [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
+    assert (row.status, row.send_attempts) == ("sent", 2)
+
+
+async def test_stuck_sweep_whose_commit_reply_is_lost_resends_once(
+    app: TestApp, proxy: PgProxy, proxied: Any
+) -> None:
+    await _window(app, last_post_sent_at=NOW)
+    [media_id] = await _library(app)
+    async with app.sessions() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO posting_queue (media_item_id, chat_id, status, claimed_at,"
+                " send_attempts) VALUES (:m, :c, 'sending', :t, 1)"
+            ),
+            {"m": media_id, "c": TEAM_CHAT, "t": NOW - timedelta(hours=1)},
+        )
+    proxy.cut_after_reply_to(_commit_after(b"posting_queue.claimed_at <"))
+    await make_scheduler(app, Clock(NOW), sessions=proxied).tick()
+
+    assert proxy.cuts == 1
+    assert len(app.telegram.of(SendPhoto)) == 1
+    [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
+    assert (row.status, row.send_attempts) == ("sent", 2)
+
+
+async def test_a_failed_notice_is_tried_again_by_the_sweep(app: TestApp) -> None:
+    """Never a row without buttons anywhere: until the notice is in, the row stays stuck."""
+    await _window(app)
+    await _library(app)
+    for _ in range(2):
+        app.telegram.fail_next(SendPhoto, _timeout())
+    app.telegram.fail_next(
+        SendMessage, TelegramBadRequest(method=SendMessage(chat_id=1, text="x"), message="down")
+    )
+    clock = Clock(NOW)
+    scheduler = make_scheduler(app, clock)
+    await scheduler.tick()
+    [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
+    assert (row.status, row.send_attempts) == ("sending", 2)
+
+    async with app.sessions() as session, session.begin():  # past SEND_STUCK_AFTER
+        await session.execute(
+            text("UPDATE posting_queue SET claimed_at = :t"), {"t": NOW - timedelta(hours=1)}
+        )
+    await scheduler.tick()
+    assert len(app.telegram.of(SendPhoto)) == 2  # no third copy of the media
+    assert len(app.telegram.of(SendMessage)) == 2  # the notice, tried again
+    [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
+    assert (row.status, row.send_attempts) == ("sent", 2)
+    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_history") == []
+
+
+async def test_only_the_listed_chats_are_scheduled(app: TestApp) -> None:
+    """A chat dropped from TELEGRAM_CHAT_ID keeps its rows but gets no more posts."""
+    await _window(app)
+    await seed_chat(
+        app.sessions, OTHER_CHAT, posting_hours_start=9, posting_hours_end=21, posts_per_day=12
+    )
+    await _library(app)
+    await seed_media(app.sessions, OTHER_CHAT, prefix="other")
+    (app.settings.media_dir / "cat" / "other0.jpg").write_bytes(JPEG)
+    await make_scheduler(app, Clock(NOW), chat_ids=(TEAM_CHAT,)).tick()
+    assert [int(send.chat_id) for send in app.telegram.of(SendPhoto)] == [TEAM_CHAT]
+
+
+async def test_an_item_pressed_while_its_send_is_retried_is_not_sent_again(
+    app: TestApp,
+) -> None:
+    """The timed-out send did arrive and someone pressed it: no second copy."""
+    await _window(app)
+    await _library(app)
+
+    class PressedDuringTimeout(RecordingSession):
+        async def make_request(self, bot: Any, method: Any, timeout: int | None = None) -> Any:
+            if isinstance(method, SendPhoto) and not self.of(SendPhoto):
+                self.calls.append(method)
+                async with app.sessions() as session, session.begin():
+                    await session.execute(text("DELETE FROM posting_queue"))  # the press
+                raise _timeout()
+            return await super().make_request(bot, method, timeout)
+
+    telegram = PressedDuringTimeout()
+    await make_scheduler(app, Clock(NOW), telegram).tick()
+    assert len(telegram.of(SendPhoto)) == 1
+    assert telegram.of(SendMessage) == []

@@ -13,13 +13,13 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import BotCommand, BufferedInputFile, Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.config import Settings
 from bot.handlers.settings import render_settings, settings_keyboard
-from bot.middlewares import CommandScopeMiddleware, may_press
+from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK, InteractionLogMiddleware
 from bot.services.admins import AdminDirectory
 from bot.services.chart import activity_chart
+from bot.services.clock import Clock
 from bot.services.instagram_accounts import InstagramAccounts
-from bot.services.scheduler import NothingToSend, Scheduler, utc_now
+from bot.services.scheduler import NothingToSend, Scheduler
 from bot.services.team import SettingRejectedError, TeamService
 from bot.telegram import identity_of
 from db.repositories import TelegramIdentity
@@ -61,7 +61,7 @@ def bot_commands() -> list[BotCommand]:
 
 
 def sender_of(message: Message) -> TelegramIdentity:
-    assert message.from_user is not None  # CommandScopeMiddleware skips anonymous senders
+    assert message.from_user is not None  # the chat gate skips anonymous senders
     return identity_of(message.from_user)
 
 
@@ -93,9 +93,9 @@ async def help_(message: Message) -> None:
 
 
 async def status(
-    message: Message, team: TeamService, instagram_accounts: InstagramAccounts
+    message: Message, team: TeamService, instagram_accounts: InstagramAccounts, clock: Clock
 ) -> None:
-    now = utc_now()
+    now = clock()
     view = await team.status(message.chat.id, now)
     chat = view.chat
     lines = []
@@ -160,8 +160,8 @@ def file_label(file_name: str) -> str:
     return f"<code>{escape(file_name)}</code>"
 
 
-async def queue(message: Message, team: TeamService) -> None:
-    now = utc_now()
+async def queue(message: Message, team: TeamService, clock: Clock) -> None:
+    now = clock()
     rows = await team.in_flight(message.chat.id)
     if not rows:
         await message.answer("📭 Nothing is waiting for a press.")
@@ -180,7 +180,9 @@ async def queue(message: Message, team: TeamService) -> None:
     await message.answer(fit_message(f"📬 <b>{len(rows)} in flight</b>", lines))
 
 
-async def history(message: Message, command: CommandObject, team: TeamService) -> None:
+async def history(
+    message: Message, command: CommandObject, team: TeamService, clock: Clock
+) -> None:
     limit = HISTORY_DEFAULT
     if command.args:
         argument = command.args.strip()
@@ -193,7 +195,7 @@ async def history(message: Message, command: CommandObject, team: TeamService) -
     if not rows:
         await message.answer("No history yet.")
         return
-    now = utc_now()
+    now = clock()
     icons = {"posted": "✅", "skipped": "⏭️", "rejected": "🚫", "failed": "⚠️"}
     lines = []
     for entry, media in rows:
@@ -207,9 +209,12 @@ async def history(message: Message, command: CommandObject, team: TeamService) -
 
 
 async def stats(
-    message: Message, team: TeamService, sessions: async_sessionmaker[AsyncSession]
+    message: Message,
+    team: TeamService,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
 ) -> None:
-    now = utc_now()
+    now = clock()
     people = await team.stats(message.chat.id, now)
     if not people:
         await message.answer("No presses recorded yet.")
@@ -288,11 +293,7 @@ async def settings_command(
     await message.answer(render_settings(chat), reply_markup=settings_keyboard(chat))
 
 
-async def next_item(message: Message, scheduler: Scheduler, settings: Settings) -> None:
-    assert message.from_user is not None
-    if not may_press(settings, message.from_user.id):
-        await message.answer("⛔ You're not allowed to act on the queue.")
-        return
+async def next_item(message: Message, scheduler: Scheduler) -> None:
     result = await scheduler.send_now(message.chat.id)
     if result.sent:
         return
@@ -322,12 +323,13 @@ async def register_commands(bot: Bot) -> None:
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.middleware(CommandScopeMiddleware(private_ok={"start", "help"}))
-    router.message.register(start, Command("start"))
-    router.message.register(help_, Command("help"))
+    # The chat gate (bot.middlewares) reads the flags; this logs what passed it.
+    router.message.middleware(InteractionLogMiddleware())
+    router.message.register(start, Command("start"), flags={PRIVATE_OK: True})
+    router.message.register(help_, Command("help"), flags={PRIVATE_OK: True})
     router.message.register(status, Command("status"))
     router.message.register(queue, Command("queue"))
-    router.message.register(next_item, Command("next"))
+    router.message.register(next_item, Command("next"), flags={ACTS_ON_QUEUE: True})
     router.message.register(history, Command("history"))
     router.message.register(stats, Command("stats"))
     router.message.register(pause, Command("pause"))

@@ -11,10 +11,10 @@ from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.handlers.commands import ago, local
-from bot.middlewares import CommandScopeMiddleware
+from bot.middlewares import InteractionLogMiddleware
+from bot.services.clock import Clock
 from bot.services.instagram import InstagramError
 from bot.services.instagram_accounts import HOW_TO_CONFIGURE, InstagramAccounts, live_view
-from bot.services.scheduler import utc_now
 
 logger = structlog.get_logger(__name__)
 
@@ -23,6 +23,7 @@ async def live(
     message: Message,
     instagram_accounts: InstagramAccounts,
     sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
 ) -> None:
     client = instagram_accounts.client_for(message.chat.id)
     if client is None:
@@ -37,7 +38,7 @@ async def live(
     if not view.entries:
         await message.answer("📭 No Stories are live on Instagram right now.")
         return
-    now = utc_now()
+    now = clock()
     lines = [f"📡 <b>{len(view.entries)} live on Instagram</b> (Stories last 24 h)"]
     for entry in view.entries:
         posted = entry.story.posted_at
@@ -53,6 +54,7 @@ async def live(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.message.middleware(CommandScopeMiddleware(private_ok={"start", "help"}))
+    # The chat gate (bot.middlewares) guards every router; this logs what passed it.
+    router.message.middleware(InteractionLogMiddleware())
     router.message.register(live, Command("live"))
     return router

@@ -17,7 +17,6 @@ from bot.captions import (
     with_status,
 )
 from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
-from bot.middlewares import TeamChatMiddleware
 from bot.services.autopost import (
     AutoPostRefusal,
     AutoPostResult,
@@ -83,7 +82,7 @@ async def record_press(
     instagram_accounts: InstagramAccounts,
 ) -> None:
     message = callback.message
-    assert isinstance(message, Message)  # TeamChatMiddleware let only these through
+    assert isinstance(message, Message)  # the chat gate let only these through
     press = Press(
         queue_id=callback_data.queue_id,
         chat_id=message.chat.id,
@@ -223,7 +222,6 @@ async def run_autopost(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.callback_query.outer_middleware(TeamChatMiddleware())
     router.callback_query.register(
         record_press, QueueCallback.filter(F.action.in_(set(RECORDED_STATUS)))
     )

@@ -10,6 +10,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.config import Settings
+from bot.middlewares import ADMIN_ONLY
 from bot.services.admins import AdminDirectory
 from bot.services.team import SettingRejectedError, TeamService
 from bot.telegram import answer_quietly, edit_quietly, identity_of
@@ -88,9 +89,7 @@ async def change(
     settings: Settings,
 ) -> None:
     message = callback.message
-    if not isinstance(message, Message) or message.chat.id != settings.telegram_chat_id:
-        await answer_quietly(callback, "⚠️ This button is no longer valid.")
-        return
+    assert isinstance(message, Message)  # the chat gate let only these through
     if callback_data.field == "noop":
         await answer_quietly(callback)
         return
@@ -118,5 +117,5 @@ async def change(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.callback_query.register(change, SettingsCallback.filter())
+    router.callback_query.register(change, SettingsCallback.filter(), flags={ADMIN_ONLY: True})
     return router

@@ -36,10 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.captions import done_line, notification_caption, with_status
 from bot.keyboards import queue_keyboard
+from bot.services.clock import Clock, utc_now
 from bot.services.instagram import InstagramClient, InstagramError, InstagramFailure
 from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService, explain
-from bot.services.scheduler import Clock, utc_now
 from db.errors import DatabaseUnavailableError
 from db.models import PostingQueueItem, User
 from db.repositories import (

@@ -32,6 +32,8 @@ class Notification:
     category: str | None
     caption: str | None
     telegram_file_id: str | None
+    # Which send attempt of the queue row this is (1 for a fresh claim).
+    attempt: int = 1
 
 
 class MediaFileMissingError(Exception):
@@ -70,11 +72,23 @@ class Notifier:
             raise MediaFileMissingError(f"media file not found: {item.file_path}")
         return await self._send(item, FSInputFile(path, filename=item.file_name))
 
+    def _has_instagram(self, chat_id: int) -> bool:
+        # igcare: the 🤖 button only in chats with their own Instagram account.
+        return self._instagram(chat_id) if callable(self._instagram) else self._instagram
+
+    async def send_unconfirmed_notice(self, item: Notification) -> Message:
+        """A text with the item's buttons: the team can act even if the media never arrived."""
+        text = (
+            "⚠️ Telegram didn't confirm that this item arrived. "
+            "If you see it above, its buttons work; these work too.\n\n"
+            + notification_caption(item.file_name, item.category, None)
+        )
+        keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))
+        return await self._bot.send_message(item.chat_id, text, reply_markup=keyboard)
+
     async def _send(self, item: Notification, source: str | InputFile) -> Message:
         caption = notification_caption(item.file_name, item.category, item.caption)
-        # igcare: the 🤖 button only in chats with their own Instagram account.
-        instagram = self._instagram(item.chat_id) if callable(self._instagram) else self._instagram
-        keyboard = queue_keyboard(item.queue_id, instagram=instagram)
+        keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))
         if item.media_kind == "photo":
             return await self._bot.send_photo(
                 item.chat_id, source, caption=caption, reply_markup=keyboard

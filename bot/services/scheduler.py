@@ -1,44 +1,48 @@
-"""The scheduler loop: fill each chat's slots, deliver, recover what a crash left behind."""
+"""The scheduler loop: find every due chat, claim its slot, hand the item to delivery.
+
+One tick serves every chat. The chats due are found with one query; each due
+chat's claim and delivery run as their own task, a few at a time, so a slow chat
+(a hanging upload, a flood-wait) or a failing one never holds up the others. A
+chat that refuses the bot (removed, banned) is reported once and backed off.
+Delivery and stuck-row recovery live in bot.services.delivery.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import structlog
-from aiogram.exceptions import (
-    TelegramAPIError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services import heartbeat
-from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
+from bot.services.clock import Clock, utc_now
+from bot.services.delivery import Delivered, Delivery, DeliveryResult, GaveUp, notification
+from bot.services.notifier import Notification, Notifier
 from bot.services.slots import PostingSchedule
-from db.models import MediaItem
 from db.repositories import (
     ChatSettingsRepository,
-    HistoryRepository,
     LockRepository,
     MediaRepository,
     QueueRepository,
 )
-from db.retry import Idempotent, run_with_retry
+from db.retry import Idempotent, Reread, in_transaction
+
+# Re-exported: the clock moved to bot.services.clock.
+__all__ = ["Clock", "NothingToSend", "Scheduler", "SendResult", "utc_now"]
 
 logger = structlog.get_logger(__name__)
-Clock = Callable[[], datetime]
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+# Due chats claimed per transaction: one COMMIT for many, short row locks.
+CLAIM_BATCH = 100
 
 
 class NothingToSend(StrEnum):
@@ -57,19 +61,47 @@ class SendResult:
     error: str | None = None
 
 
-def _notification(queue_id: uuid.UUID, media: MediaItem) -> Notification:
-    return Notification(
-        queue_id=queue_id,
-        chat_id=media.chat_id,
-        media_item_id=media.id,
-        file_path=media.file_path,
-        file_name=media.file_name,
-        media_kind=media.media_kind,
-        mime_type=media.mime_type,
-        category=media.category,
-        caption=media.caption,
-        telegram_file_id=media.telegram_file_id,
-    )
+@dataclass
+class _Trouble:
+    """A chat that refuses the bot: skipped until `retry_at` (monotonic seconds)."""
+
+    failures: int
+    retry_at: float
+
+
+class ChatBackoff:
+    """Per-chat backoff for chats that refuse the bot; each chat is reported once."""
+
+    def __init__(
+        self,
+        first_seconds: float = 60.0,
+        longest_seconds: float = 3600.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._first = first_seconds
+        self._longest = longest_seconds
+        self._monotonic = monotonic
+        self._troubles: dict[int, _Trouble] = {}
+
+    def waiting(self, chat_id: int) -> bool:
+        trouble = self._troubles.get(chat_id)
+        return trouble is not None and self._monotonic() < trouble.retry_at
+
+    def failed(self, chat_id: int, reason: str) -> None:
+        trouble = self._troubles.get(chat_id)
+        failures = 1 if trouble is None else trouble.failures + 1
+        delay = min(self._first * 2 ** (failures - 1), self._longest)
+        self._troubles[chat_id] = _Trouble(failures, self._monotonic() + delay)
+        if trouble is None:
+            logger.error(
+                "scheduler.chat_unreachable", chat_id=chat_id, reason=reason, retry_in=delay
+            )
+        else:
+            logger.debug("scheduler.chat_still_unreachable", chat_id=chat_id, retry_in=delay)
+
+    def succeeded(self, chat_id: int) -> None:
+        if self._troubles.pop(chat_id, None) is not None:
+            logger.info("scheduler.chat_recovered", chat_id=chat_id)
 
 
 class Scheduler:
@@ -83,112 +115,245 @@ class Scheduler:
         clock: Clock = utc_now,
         send_backoff_seconds: tuple[float, ...] = (1.0, 5.0),
         stuck_after: timedelta = timedelta(minutes=5),
+        concurrency: int = 4,
+        chat_backoff: ChatBackoff | None = None,
+        chat_ids: tuple[int, ...] | None = None,
     ) -> None:
         self._sessions = sessions
-        self._notifier = notifier
+        # The chats this process serves (TELEGRAM_CHAT_ID); None: every chat in the database.
+        self._chat_ids = chat_ids
         self._data_dir = data_dir
         self._interval = interval_seconds
         self._clock = clock
-        self._send_backoff = send_backoff_seconds
-        self._stuck_after = stuck_after
+        self.delivery = Delivery(
+            sessions,
+            notifier,
+            clock=clock,
+            backoff_seconds=send_backoff_seconds,
+            stuck_after=stuck_after,
+        )
+        self._slots = asyncio.Semaphore(concurrency)
+        self.chat_backoff = chat_backoff or ChatBackoff(first_seconds=max(interval_seconds, 1.0))
+        # chat id -> its claim-and-deliver task (a chat with one running is not claimed
+        # again), or queue id -> the resend of a stuck row.
+        self._busy: dict[int | uuid.UUID, asyncio.Task[None]] = {}
+        self._without_media: set[int] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until `stop` is set; a failing tick is logged and the loop goes on."""
         logger.info("scheduler.started", interval=self._interval)
-        while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception:
-                logger.exception("scheduler.tick_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._interval)
+        try:
+            while not stop.is_set():
+                try:
+                    await self._start_tick()
+                except Exception:
+                    logger.exception("scheduler.tick_failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self._interval)
+            await self.drain()
+        finally:
+            for task in self._busy.values():
+                task.cancel()
         logger.info("scheduler.stopped")
 
     async def tick(self) -> None:
+        """One whole tick: every due chat claimed and its delivery finished."""
+        await self._start_tick()
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Wait for the deliveries in flight."""
+        while self._busy:
+            await asyncio.gather(*self._busy.values(), return_exceptions=True)
+
+    async def _start_tick(self) -> None:
         await asyncio.to_thread(heartbeat.beat, self._data_dir)
-        await self.recover_stuck()
-        for chat_id in await self._active_chats():
-            await self.fill_owed_slot(chat_id)
+        stuck = await self.delivery.take_stuck()
+        for item in stuck.resend:
+            logger.warning("scheduler.resending_stuck", queue_id=str(item.queue_id))
+            # Keyed by the row, not the chat: a taken row is always sent once more.
+            self._spawn(item.queue_id, self._deliver(item, in_slot=True))
+        for item in stuck.unconfirmed:
+            self._spawn(item.queue_id, self.delivery.settle_unconfirmed(item))
+        due = [
+            chat_id
+            for chat_id in await self.due_chats()
+            if chat_id not in self._busy and not self.chat_backoff.waiting(chat_id)
+        ]
+        for start in range(0, len(due), CLAIM_BATCH):
+            for item in await self.claim_due(due[start : start + CLAIM_BATCH]):
+                self._spawn(item.chat_id, self._deliver(item, in_slot=True))
         await self.delete_expired_locks()
 
-    async def _active_chats(self) -> list[int]:
-        async def read(session: AsyncSession) -> list[int]:
-            async with session.begin():
-                return await ChatSettingsRepository(session).active_chat_ids()
+    def _spawn(self, key: int | uuid.UUID, work: Coroutine[Any, Any, object]) -> None:
+        if key in self._busy:
+            # Still at it since an earlier tick (a slow upload, a flood-wait).
+            logger.debug("scheduler.still_busy", key=str(key))
+            work.close()
+            return
 
-        return await run_with_retry(
+        async def bounded() -> None:
+            try:
+                async with self._slots:
+                    await work
+            except Exception:
+                logger.exception("scheduler.chat_failed", key=str(key))
+            finally:
+                self._busy.pop(key, None)
+
+        self._busy[key] = asyncio.create_task(bounded())
+
+    async def _wait_outside_slot(self, seconds: float) -> None:
+        """A backoff or flood-wait holds no delivery slot: the other chats' sends go on."""
+        self._slots.release()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            # Shielded: a cancelled wait still ends up holding the slot its caller releases.
+            await asyncio.shield(self._slots.acquire())
+
+    async def due_chats(self) -> list[int]:
+        """The running chats that owe a slot now, found with one query."""
+        now = self._clock()
+
+        async def read(session: AsyncSession) -> list[int]:
+            chats = await ChatSettingsRepository(session).schedules_of_active(self._chat_ids)
+            return [
+                chat.telegram_chat_id
+                for chat in chats
+                if PostingSchedule.of(chat).owed_slot(now, chat.last_post_sent_at) is not None
+            ]
+
+        return await in_transaction(
             self._sessions, read, repeat=Idempotent("it only reads"), operation="scheduler.chats"
         )
 
     async def fill_owed_slot(self, chat_id: int) -> bool:
         """Claim and send one item if the chat owes a slot now; True when one was sent."""
-        now = self._clock()
-
-        async def claim(session: AsyncSession) -> Notification | None:
-            async with session.begin():
-                chats = ChatSettingsRepository(session)
-                # SKIP LOCKED: another process handling this chat right now wins the slot.
-                chat = await chats.get_for_update(chat_id, skip_locked=True)
-                if chat is None or chat.is_paused:
-                    return None
-                slot = PostingSchedule.of(chat).owed_slot(now, chat.last_post_sent_at)
-                if slot is None:
-                    return None
-                media = await MediaRepository(session).next_eligible(chat_id, now)
-                if media is None:
-                    logger.info("scheduler.nothing_eligible", chat_id=chat_id)
-                    return None
-                queue_id = await QueueRepository(session).claim_for_sending(media.id, chat_id, slot)
-                if queue_id is None:
-                    return None
-                await chats.update(chat_id, last_post_sent_at=slot)
-                return _notification(queue_id, media)
-
-        item = await run_with_retry(
-            self._sessions,
-            claim,
-            repeat=Idempotent("TODO(#11): a landed claim is found only by the stuck-row sweep"),
-            operation="scheduler.claim",
-        )
-        if item is None:
+        claimed = await self.claim_due([chat_id])
+        if not claimed:
             return False
-        return await self.deliver(item) is None
+        return isinstance(await self._deliver(claimed[0]), Delivered)
+
+    async def claim_due(self, chat_ids: list[int]) -> list[Notification]:
+        """Claim the owed slot of each chat, in one transaction (one COMMIT for them all).
+
+        Each chat row is locked and its slot computed again under the lock, so two
+        processes never fill one slot twice; a chat another process is claiming
+        right now (SKIP LOCKED) is left to it.
+        """
+        now = self._clock()
+        # Made here, so a retry can find the rows a lost COMMIT reply hid.
+        queue_ids = {chat_id: uuid.uuid4() for chat_id in chat_ids}
+
+        async def claim(session: AsyncSession) -> list[Notification]:
+            chats = ChatSettingsRepository(session)
+            media_repository = MediaRepository(session)
+            queue = QueueRepository(session)
+            claimed: list[Notification] = []
+            for chat in await chats.lock_many(chat_ids):
+                chat_id = chat.telegram_chat_id
+                slot = PostingSchedule.of(chat).owed_slot(now, chat.last_post_sent_at)
+                if chat.is_paused or slot is None:
+                    continue
+                media = await media_repository.next_eligible(chat_id, now)
+                if media is None:
+                    if chat_id not in self._without_media:
+                        self._without_media.add(chat_id)
+                        logger.info("scheduler.nothing_eligible", chat_id=chat_id)
+                    continue
+                self._without_media.discard(chat_id)
+                queue_id = await queue.claim_for_sending(
+                    media.id, chat_id, slot, queue_ids[chat_id]
+                )
+                if queue_id is None:
+                    continue
+                # The slot is filled whatever happens to the send: never two items for one slot.
+                await chats.update(chat_id, last_post_sent_at=slot)
+                claimed.append(notification(queue_id, media))
+            return claimed
+
+        async def landed(session: AsyncSession) -> list[Notification] | None:
+            """Rows with our own ids exist only if our COMMIT landed."""
+            rows = await QueueRepository(session).get_many(list(queue_ids.values()))
+            if not rows:
+                return None
+            media_repository = MediaRepository(session)
+            found = []
+            for row in rows:
+                media = await media_repository.get(row.media_item_id)
+                assert media is not None
+                found.append(notification(row.id, media, row.send_attempts))
+            logger.info("scheduler.claim_found_by_reread", count=len(found))
+            return found
+
+        return await in_transaction(
+            self._sessions, claim, repeat=Reread(landed), operation="scheduler.claim"
+        )
+
+    def _claimed_by_us(
+        self, queue_id: uuid.UUID
+    ) -> Callable[[AsyncSession], Awaitable[Notification | None]]:
+        """The re-read of a claim: the row with our own id exists only if our COMMIT landed."""
+
+        async def recover(session: AsyncSession) -> Notification | None:
+            row = await QueueRepository(session).get(queue_id)
+            if row is None or row.status != "sending":
+                return None
+            media = await MediaRepository(session).get(row.media_item_id)
+            assert media is not None
+            logger.info("scheduler.claim_found_by_reread", queue_id=str(queue_id))
+            return notification(row.id, media, row.send_attempts)
+
+        return recover
+
+    async def _deliver(self, item: Notification, *, in_slot: bool = False) -> DeliveryResult:
+        wait = self._wait_outside_slot if in_slot else asyncio.sleep
+        result = await self.delivery.deliver(item, wait=wait)
+        if isinstance(result, GaveUp) and result.chat_unreachable:
+            self.chat_backoff.failed(item.chat_id, result.reason)
+        elif isinstance(result, Delivered):
+            self.chat_backoff.succeeded(item.chat_id)
+        return result
 
     async def send_now(self, chat_id: int) -> SendResult:
         """/next: the next eligible item now, ignoring the window and the pause."""
         now = self._clock()
+        queue_id = uuid.uuid4()
 
         async def claim(session: AsyncSession) -> Notification | SendResult:
-            async with session.begin():
-                media_repository = MediaRepository(session)
-                chats = ChatSettingsRepository(session)
-                chat = await chats.get_for_update(chat_id, skip_locked=False)
-                media = await media_repository.next_eligible(chat_id, now)
-                queue_id = None
-                if media is not None:
-                    queue_id = await QueueRepository(session).claim_for_sending(
-                        media.id, chat_id, now
-                    )
-                if media is None or queue_id is None:
-                    return await self._why_nothing(session, chat_id)
-                if chat is not None:
-                    slot = PostingSchedule.of(chat).slot_filled_by_manual_send(now)
-                    if slot is not None and (
-                        chat.last_post_sent_at is None or slot > chat.last_post_sent_at
-                    ):
-                        await chats.update(chat_id, last_post_sent_at=slot)
-                return _notification(queue_id, media)
+            media_repository = MediaRepository(session)
+            chats = ChatSettingsRepository(session)
+            chat = await chats.get_for_update(chat_id, skip_locked=False)
+            media = await media_repository.next_eligible(chat_id, now)
+            claimed = None
+            if media is not None:
+                claimed = await QueueRepository(session).claim_for_sending(
+                    media.id, chat_id, now, queue_id
+                )
+            if media is None or claimed is None:
+                return await self._why_nothing(session, chat_id)
+            if chat is not None:
+                slot = PostingSchedule.of(chat).slot_filled_by_manual_send(now)
+                if slot is not None and (
+                    chat.last_post_sent_at is None or slot > chat.last_post_sent_at
+                ):
+                    await chats.update(chat_id, last_post_sent_at=slot)
+            return notification(claimed, media)
 
-        claimed = await run_with_retry(
+        reread: Reread[Notification | SendResult] = Reread(self._claimed_by_us(queue_id))
+        claimed = await in_transaction(
             self._sessions,
             claim,
-            repeat=Idempotent("TODO(#11): a landed claim is found only by the stuck-row sweep"),
+            repeat=reread,
             operation="scheduler.send_now",
         )
         if isinstance(claimed, SendResult):
             return claimed
-        error = await self.deliver(claimed)
-        return SendResult(sent=error is None, error=error)
+        result = await self._deliver(claimed)
+        if isinstance(result, Delivered):
+            return SendResult(sent=True)
+        return SendResult(sent=False, error=result.reason)
 
     @staticmethod
     async def _why_nothing(session: AsyncSession, chat_id: int) -> SendResult:
@@ -202,130 +367,11 @@ class Scheduler:
             reason = NothingToSend.ALL_LOCKED
         return SendResult(sent=False, reason=reason, queued=queued, locked=locked, total=total)
 
-    async def deliver(self, item: Notification) -> str | None:
-        """Send a claimed item, retrying transient Telegram failures with backoff.
-
-        Returns None once sent, or why the item was given up.
-        Each retry is counted on the queue row first, so a send that reached
-        Telegram although we saw an error is a repeat the queue knows about.
-        """
-        delays = iter(self._send_backoff)
-        while True:
-            try:
-                message = await self._notifier.send(item)
-            except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter) as error:
-                delay = next(delays, None)
-                if delay is None:
-                    return await self._give_up(item, f"Telegram kept failing: {error}")
-                if isinstance(error, TelegramRetryAfter):
-                    delay = max(delay, float(error.retry_after))
-                logger.warning(
-                    "notify.retry", queue_id=str(item.queue_id), delay=delay, error=str(error)
-                )
-                await asyncio.sleep(delay)
-                await self._count_attempt(item.queue_id)
-            except (MediaFileMissingError, TelegramAPIError, OSError) as error:
-                return await self._give_up(item, str(error))
-            else:
-                await self._record_sent(item, message.message_id, sent_file_id(message))
-                return None
-
-    async def _count_attempt(self, queue_id: uuid.UUID) -> None:
-        async def bump(session: AsyncSession) -> None:
-            async with session.begin():
-                await QueueRepository(session).reclaim(queue_id)
-
-        await run_with_retry(
-            self._sessions,
-            bump,
-            repeat=Idempotent("TODO(#11): a repeat counts the attempt twice"),
-            operation="scheduler.count_attempt",
-        )
-
-    async def _record_sent(self, item: Notification, message_id: int, file_id: str | None) -> None:
-        async def record(session: AsyncSession) -> None:
-            async with session.begin():
-                await QueueRepository(session).mark_sent(item.queue_id, message_id)
-                if file_id and file_id != item.telegram_file_id:
-                    await MediaRepository(session).set_telegram_file_id(item.media_item_id, file_id)
-
-        await run_with_retry(
-            self._sessions,
-            record,
-            repeat=Idempotent("it sets the message id and status to the same values"),
-            operation="scheduler.record_sent",
-        )
-        logger.info(
-            "notify.sent",
-            queue_id=str(item.queue_id),
-            message_id=message_id,
-            uploaded=item.telegram_file_id is None,
-        )
-
-    async def _give_up(self, item: Notification, error: str) -> str:
-        """A `failed` history row and the item freed, in one transaction."""
-
-        async def fail(session: AsyncSession) -> None:
-            async with session.begin():
-                released = await QueueRepository(session).release(item.queue_id)
-                if released is None:
-                    return
-                await HistoryRepository(session).record_failed_send(
-                    media_item_id=item.media_item_id,
-                    chat_id=item.chat_id,
-                    queue_created_at=released.created_at,
-                    scheduled_for=released.scheduled_for,
-                    error_message=error,
-                )
-
-        await run_with_retry(
-            self._sessions,
-            fail,
-            repeat=Idempotent("the history row is written only with the queue row it deletes"),
-            operation="scheduler.give_up",
-        )
-        logger.error("notify.failed", queue_id=str(item.queue_id), error=error)
-        return error
-
-    async def recover_stuck(self) -> int:
-        """Rows left in `sending` by a crash: one more send, or give up after a repeat."""
-        older_than = self._clock() - self._stuck_after
-
-        async def take(session: AsyncSession) -> tuple[list[Notification], list[Notification]]:
-            retry: list[Notification] = []
-            abandon: list[Notification] = []
-            async with session.begin():
-                queue = QueueRepository(session)
-                for row in await queue.stuck_sending(older_than):
-                    media = await MediaRepository(session).get(row.media_item_id)
-                    assert media is not None
-                    item = _notification(row.id, media)
-                    if row.send_attempts >= 2:
-                        abandon.append(item)
-                    else:
-                        await queue.reclaim(row.id)
-                        retry.append(item)
-            return retry, abandon
-
-        retry, abandon = await run_with_retry(
-            self._sessions,
-            take,
-            repeat=Idempotent("TODO(#11): a repeat counts the attempt twice"),
-            operation="scheduler.stuck",
-        )
-        for item in abandon:
-            await self._give_up(item, "never confirmed as sent after a repeat")
-        for item in retry:
-            logger.warning("scheduler.resending_stuck", queue_id=str(item.queue_id))
-            await self.deliver(item)
-        return len(retry) + len(abandon)
-
     async def delete_expired_locks(self) -> int:
         async def purge(session: AsyncSession) -> int:
-            async with session.begin():
-                return await LockRepository(session).delete_expired(self._clock())
+            return await LockRepository(session).delete_expired(self._clock())
 
-        deleted = await run_with_retry(
+        deleted = await in_transaction(
             self._sessions,
             purge,
             repeat=Idempotent("deleting expired locks again deletes nothing"),

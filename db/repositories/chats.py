@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import ChatSettings
+from db.models import ChatSettings, MediaItem
 
 
 class ChatSettingsRepository:
@@ -46,8 +47,30 @@ class ChatSettingsRepository:
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
 
+    async def lock_many(self, telegram_chat_ids: list[int]) -> list[ChatSettings]:
+        """Lock the chats' rows for a claim; a row another process holds is skipped."""
+        statement = (
+            select(ChatSettings)
+            .where(ChatSettings.telegram_chat_id.in_(telegram_chat_ids))
+            .order_by(ChatSettings.telegram_chat_id)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await self._session.execute(statement)).scalars())
+
     async def active_chat_ids(self) -> list[int]:
         statement = select(ChatSettings.telegram_chat_id).where(ChatSettings.is_paused.is_(False))
+        return list((await self._session.execute(statement)).scalars())
+
+    async def schedules_of_active(self, among: Sequence[int] | None = None) -> list[ChatSettings]:
+        """Every running chat with an active library (of `among`, when given), in one query."""
+        has_media = (
+            select(MediaItem.id)
+            .where(MediaItem.chat_id == ChatSettings.telegram_chat_id, MediaItem.is_active)
+            .exists()
+        )
+        statement = select(ChatSettings).where(ChatSettings.is_paused.is_(False), has_media)
+        if among is not None:
+            statement = statement.where(ChatSettings.telegram_chat_id.in_(list(among)))
         return list((await self._session.execute(statement)).scalars())
 
     async def update(self, telegram_chat_id: int, **values: Any) -> None:

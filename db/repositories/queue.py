@@ -18,46 +18,89 @@ class QueueRepository:
         self._session = session
 
     async def claim_for_sending(
-        self, media_item_id: uuid.UUID, chat_id: int, scheduled_for: datetime
+        self,
+        media_item_id: uuid.UUID,
+        chat_id: int,
+        scheduled_for: datetime,
+        queue_id: uuid.UUID | None = None,
     ) -> uuid.UUID | None:
-        """Put the item in flight as `sending`; None if it is already queued."""
+        """Put the item in flight as `sending`; None if it is already queued.
+
+        A caller-made `queue_id` lets a retry find the row its first attempt wrote.
+        """
+        values: dict[str, object] = {
+            "media_item_id": media_item_id,
+            "chat_id": chat_id,
+            "status": "sending",
+            "scheduled_for": scheduled_for,
+            "claimed_at": func.now(),
+            "send_attempts": 1,
+        }
+        if queue_id is not None:
+            values["id"] = queue_id
         statement = (
             insert(PostingQueueItem)
-            .values(
-                media_item_id=media_item_id,
-                chat_id=chat_id,
-                status="sending",
-                scheduled_for=scheduled_for,
-                claimed_at=func.now(),
-                send_attempts=1,
-            )
+            .values(**values)
             .on_conflict_do_nothing(index_elements=[PostingQueueItem.media_item_id])
             .returning(PostingQueueItem.id)
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
 
-    async def reclaim(self, queue_id: uuid.UUID) -> bool:
-        """Take a stuck `sending` row for one more send attempt."""
+    async def get(self, queue_id: uuid.UUID) -> PostingQueueItem | None:
+        statement = select(PostingQueueItem).where(PostingQueueItem.id == queue_id)
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def get_many(self, queue_ids: list[uuid.UUID]) -> list[PostingQueueItem]:
+        statement = select(PostingQueueItem).where(PostingQueueItem.id.in_(queue_ids))
+        return list((await self._session.execute(statement)).scalars())
+
+    async def reclaim(self, queue_id: uuid.UUID, attempts: int) -> bool:
+        """Count send attempt number `attempts` on a `sending` row and renew its claim.
+
+        It sets the count (never below what is there), so a repeat counts nothing twice.
+        """
         result = await self._session.execute(
             update(PostingQueueItem)
             .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
-            .values(claimed_at=func.now(), send_attempts=PostingQueueItem.send_attempts + 1)
+            .values(
+                claimed_at=func.now(),
+                send_attempts=func.greatest(PostingQueueItem.send_attempts, attempts),
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def renew_claim(self, queue_id: uuid.UUID) -> bool:
+        """The sender is still at it: keeps the stuck-row sweep of other processes away."""
+        result = await self._session.execute(
+            update(PostingQueueItem)
+            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
+            .values(claimed_at=func.now())
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def mark_sent(self, queue_id: uuid.UUID, telegram_message_id: int) -> bool:
+        """`sending` -> `sent`; a row already pressed or held by an Auto Post is left alone."""
         result = await self._session.execute(
             update(PostingQueueItem)
-            .where(PostingQueueItem.id == queue_id)
+            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
             .values(status="sent", telegram_message_id=telegram_message_id, sent_at=func.now())
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def mark_unconfirmed(self, queue_id: uuid.UUID) -> bool:
+        """A send whose outcome is unknown: the row stays actionable as `sent`, no message id."""
+        result = await self._session.execute(
+            update(PostingQueueItem)
+            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
+            .values(status="sent", claimed_at=None, sent_at=func.now())
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def release(self, queue_id: uuid.UUID) -> PostingQueueItem | None:
-        """Remove the row (a failed send frees its item); return what was removed."""
+        """Remove a `sending` row (a failed send frees its item); return what was removed."""
         statement = (
             delete(PostingQueueItem)
-            .where(PostingQueueItem.id == queue_id)
+            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
             .returning(PostingQueueItem)
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
@@ -122,9 +165,6 @@ class QueueRepository:
             .returning(PostingQueueItem)
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
-
-    async def get(self, queue_id: uuid.UUID) -> PostingQueueItem | None:
-        return await self._session.get(PostingQueueItem, queue_id, populate_existing=True)
 
     async def renew_autopost(self, queue_id: uuid.UUID, token: uuid.UUID, **values: Any) -> bool:
         """Extend the hold `token` has (setting `values` with it); False if it is lost."""

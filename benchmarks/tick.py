@@ -1,0 +1,180 @@
+"""One scheduler tick over 1,000 chats and 100,000 media items: database time and wall time.
+
+The tick's own work (one query finds the due chats, one transaction per 100 due
+chats claims their slots) is measured apart from the deliveries, each of which
+records its sent message in a transaction of its own (one COMMIT per send; on
+Telegram's side a bot sends at most ~30 messages a second anyway).
+
+Telegram is the recording fake, so what is measured is the scheduler and the
+database. Database time is the server's own (pg_stat_database.active_time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy import event, text
+
+from benchmarks.common import Cluster, ms, timer
+from db.engine import EngineOptions, create_engine, create_session_factory
+
+CHATS = 1_000
+ITEMS_PER_CHAT = 100
+TOKEN = "123456:" + "A" * 35
+# 09:00-21:00 UTC, 12 posts a day: a slot every hour; NOW is just past the 10:00 slot.
+NOW = datetime(2026, 6, 1, 10, 5, tzinfo=UTC)
+SLOT = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+
+SEED_CHATS = """
+INSERT INTO chat_settings (telegram_chat_id, posting_hours_start, posting_hours_end, posts_per_day,
+                           last_post_sent_at)
+SELECT -1000000 - n, 9, 21, 12, CAST(:last AS timestamptz) FROM generate_series(1, :chats) AS n
+"""
+SEED_MEDIA = """
+INSERT INTO media_items (chat_id, file_path, file_name, file_size, file_hash, media_kind,
+                         mime_type, telegram_file_id)
+SELECT -1000000 - c, 'cat/item' || n || '.jpg', 'item' || n || '.jpg', 1000,
+       md5(c::text || '/' || n::text) || md5(n::text), 'photo', 'image/jpeg', 'photo-' || c || '-' || n
+FROM generate_series(1, :chats) AS c, generate_series(1, :items) AS n
+"""
+
+
+class DatabaseTime:
+    """The server's own time spent running this database's statements (COMMITs included).
+
+    pg_stat_database.active_time, read after the pool is closed: a backend
+    reports its counters when it exits. The client's view (round trips, waiting
+    for the event loop) is the wall time beside it.
+    """
+
+    def __init__(self, cluster: Cluster, database: str, engine: Any) -> None:
+        self._dsn = cluster.dsn(database)
+        self._database = database
+        self._engine = engine
+        self._before = 0.0
+        self.statements = 0
+        sync = engine.sync_engine
+        event.listen(sync, "after_cursor_execute", self._count)
+
+    def _count(self, *args: Any) -> None:
+        self.statements += 1
+
+    async def _active_ms(self) -> float:
+        await self._engine.dispose()  # the backends exit and report their counters
+        await asyncio.sleep(0.5)
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            await connection.execute("SELECT pg_stat_clear_snapshot()")
+            value = await connection.fetchval(
+                "SELECT active_time FROM pg_stat_database WHERE datname = $1", self._database
+            )
+        finally:
+            await connection.close()
+        return float(value or 0.0)
+
+    async def start(self) -> None:
+        self._before = await self._active_ms()
+        self.statements = 0
+
+    async def seconds(self) -> float:
+        return (await self._active_ms() - self._before) / 1000
+
+
+async def run(cluster: Cluster) -> None:
+    from bot.app import create_bot
+    from bot.config import Settings
+    from bot.services.notifier import Notifier
+    from bot.services.scheduler import CLAIM_BATCH, Scheduler
+    from tests.telegram_fake import RecordingSession
+
+    name = await cluster.fresh_database()
+    engine = create_engine(
+        EngineOptions(
+            url=cluster.url_for(name), pool_size=5, max_overflow=0, command_timeout_seconds=300
+        )
+    )
+    sessions = create_session_factory(engine)
+    try:
+        started = timer()
+        async with sessions() as session, session.begin():
+            await session.execute(text(SEED_CHATS), {"chats": CHATS, "last": SLOT})
+            await session.execute(text(SEED_MEDIA), {"chats": CHATS, "items": ITEMS_PER_CHAT})
+        async with engine.connect() as connection:
+            await connection.execute(text("ANALYZE"))
+            await connection.commit()
+        print(
+            f"tick: {CHATS} chats x {ITEMS_PER_CHAT} items = {CHATS * ITEMS_PER_CHAT:,} media,"
+            f" seeded in {timer() - started:.1f} s"
+        )
+        data_dir = Path(tempfile.mkdtemp(prefix="sqbench"))
+        settings = Settings(_env_file=None, bot_token=TOKEN, data_dir=data_dir, media_dir=data_dir)  # type: ignore[call-arg]
+        telegram = RecordingSession()
+        notifier = Notifier(create_bot(settings, session=telegram), data_dir, instagram=False)
+        clock = {"now": NOW}
+        scheduler = Scheduler(
+            sessions,
+            notifier,
+            data_dir=data_dir,
+            clock=lambda: clock["now"],
+            stuck_after=timedelta(minutes=5),
+        )
+        measured = DatabaseTime(cluster, name, engine)
+
+        async def owe(due: int) -> None:
+            async with sessions() as session, session.begin():
+                await session.execute(
+                    text(
+                        "UPDATE chat_settings SET last_post_sent_at = NULL"
+                        " WHERE telegram_chat_id IN (SELECT telegram_chat_id FROM chat_settings"
+                        " ORDER BY telegram_chat_id LIMIT :due)"
+                    ),
+                    {"due": due},
+                )
+
+        async def claims_only(label: str, due: int) -> None:
+            """The tick's own work (find the due chats, claim their slots), no sends."""
+            await owe(due)
+            await measured.start()
+            started = timer()
+            chats = await scheduler.due_chats()
+            claimed = 0
+            for start in range(0, len(chats), CLAIM_BATCH):
+                claimed += len(await scheduler.claim_due(chats[start : start + CLAIM_BATCH]))
+            wall = timer() - started
+            database = await measured.seconds()
+            print(
+                f"  {label:<34} {claimed:>5} claimed database {ms(database):>11}"
+                f" ({measured.statements} statements)   wall {ms(wall)}"
+            )
+            async with sessions() as session, session.begin():
+                await session.execute(text("DELETE FROM posting_queue WHERE status = 'sending'"))
+
+        async def tick(label: str, due: int) -> None:
+            if due:
+                await owe(due)
+            sent_before = len(telegram.calls)
+            await measured.start()
+            started = timer()
+            await scheduler.tick()
+            wall = timer() - started
+            database = await measured.seconds()
+            sent = len(telegram.calls) - sent_before
+            print(
+                f"  {label:<34} {sent:>5} sent   database {ms(database):>11}"
+                f" ({measured.statements} statements)   wall {ms(wall)}"
+            )
+
+        await tick("idle tick (no chat due)", 0)
+        await tick("typical tick (10 chats due)", 10)
+        clock["now"] += timedelta(hours=1)
+        await claims_only("claims only, every chat due (1,000)", CHATS)
+        await tick("every chat due at once (1,000)", CHATS)
+        clock["now"] += timedelta(minutes=1)
+        await tick("the tick after (nothing due)", 0)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,366 @@
+"""Delivering a claimed item to its chat, and recovering the rows a crash left in `sending`.
+
+A send has three outcomes, not two. Telegram said yes (Delivered), Telegram said
+no (a known failure: the item is freed and a `failed` history row written), or
+nobody knows (a timeout or reset after the request left): the message may be in
+the chat with its buttons, so the row is never deleted nor recorded as failed.
+It is resent at most once, with the attempt counted on the row; a press on
+either message settles it. If that does not settle it, the row is kept as `sent`
+without a message id and the team gets a short notice carrying the same buttons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.services.clock import Clock, utc_now
+from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
+from db.models import MediaItem
+from db.repositories import HistoryRepository, MediaRepository, QueueRepository
+from db.retry import Idempotent, Reread, in_transaction
+
+logger = structlog.get_logger(__name__)
+
+# A send that may have arrived is repeated at most once: two messages at worst.
+MAX_UNANSWERED_SENDS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class GaveUp:
+    reason: str
+    # An attempt may have reached the chat: the row was kept, no `failed` history.
+    maybe_delivered: bool = False
+    # The chat itself refuses the bot (removed, banned, gone): back off the chat.
+    chat_unreachable: bool = False
+
+
+DeliveryResult = Delivered | GaveUp
+
+
+def notification(queue_id: uuid.UUID, media: MediaItem, attempt: int = 1) -> Notification:
+    return Notification(
+        queue_id=queue_id,
+        chat_id=media.chat_id,
+        media_item_id=media.id,
+        file_path=media.file_path,
+        file_name=media.file_name,
+        media_kind=media.media_kind,
+        mime_type=media.mime_type,
+        category=media.category,
+        caption=media.caption,
+        telegram_file_id=media.telegram_file_id,
+        attempt=attempt,
+    )
+
+
+def _chat_refuses(error: TelegramAPIError) -> bool:
+    if isinstance(error, TelegramForbiddenError | TelegramMigrateToChat | TelegramNotFound):
+        return True
+    return isinstance(error, TelegramBadRequest) and "chat not found" in error.message.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class StuckRows:
+    """What the stuck-row sweep took: rows to send once more, rows whose send stays unknown."""
+
+    resend: list[Notification]
+    unconfirmed: list[Notification]
+
+
+class Delivery:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        notifier: Notifier,
+        *,
+        clock: Clock = utc_now,
+        backoff_seconds: tuple[float, ...] = (1.0, 5.0),
+        stuck_after: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self._sessions = sessions
+        self._notifier = notifier
+        self._clock = clock
+        self._backoff = backoff_seconds
+        self._stuck_after = stuck_after
+        # Renewed well before another process's sweep would call the row stuck.
+        self._lease_renewal = max(stuck_after.total_seconds() / 3, 0.05)
+
+    async def deliver(
+        self, item: Notification, *, wait: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> DeliveryResult:
+        """Send a claimed item, retrying what Telegram refused or never answered.
+
+        While it runs (waits for Telegram, a flood-wait, a backoff) the row's claim
+        is renewed, so no other process's stuck-row sweep sends it meanwhile.
+        `wait` sleeps between attempts (the scheduler's gives up its slot meanwhile).
+        """
+        async with self._lease(item.queue_id):
+            return await self._deliver(item, wait)
+
+    async def _deliver(
+        self, item: Notification, wait: Callable[[float], Awaitable[None]]
+    ) -> DeliveryResult:
+        delays = iter(self._backoff)
+        attempt = item.attempt
+        # Earlier attempts of a row taken from a crashed process count as unanswered.
+        unanswered = attempt - 1
+        maybe_delivered = unanswered > 0
+        while True:
+            try:
+                message = await self._notifier.send(item)
+            except TelegramNetworkError as error:
+                # The request may have reached Telegram: it may be in the chat.
+                maybe_delivered = True
+                unanswered += 1
+                delay = next(delays, None)
+                if unanswered >= MAX_UNANSWERED_SENDS or delay is None:
+                    return await self._unconfirmed(item, f"Telegram did not answer: {error}")
+            except (TelegramServerError, TelegramRetryAfter) as error:
+                delay = next(delays, None)
+                if delay is None:
+                    return await self._failed(
+                        item, f"Telegram kept failing: {error}", maybe_delivered
+                    )
+                if isinstance(error, TelegramRetryAfter):
+                    # Only this chat's delivery waits; the tick goes on for the others.
+                    delay = max(delay, float(error.retry_after))
+            except TelegramAPIError as error:
+                return await self._failed(
+                    item, str(error), maybe_delivered, chat_unreachable=_chat_refuses(error)
+                )
+            except (MediaFileMissingError, OSError) as error:
+                return await self._failed(item, str(error), maybe_delivered)
+            else:
+                await self._record_sent(item, message.message_id, sent_file_id(message))
+                return Delivered(message.message_id)
+            attempt += 1
+            logger.warning(
+                "notify.retry",
+                queue_id=str(item.queue_id),
+                chat_id=item.chat_id,
+                attempt=attempt,
+                delay=delay,
+                maybe_delivered=maybe_delivered,
+            )
+            await wait(delay)
+            if not await self._count_attempt(item.queue_id, attempt):
+                # Pressed, or held by an Auto Post, from a message that did arrive.
+                logger.info("notify.settled_meanwhile", queue_id=str(item.queue_id))
+                return GaveUp("someone already acted on it", maybe_delivered=True)
+
+    @contextlib.asynccontextmanager
+    async def _lease(self, queue_id: uuid.UUID) -> AsyncIterator[None]:
+        renewing = asyncio.create_task(self._keep_claimed(queue_id))
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            # gather: the renewer's cancellation is its result, ours still propagates.
+            await asyncio.gather(renewing, return_exceptions=True)
+
+    async def _keep_claimed(self, queue_id: uuid.UUID) -> None:
+        async def renew(session: AsyncSession) -> bool:
+            return await QueueRepository(session).renew_claim(queue_id)
+
+        while True:
+            await asyncio.sleep(self._lease_renewal)
+            try:
+                await in_transaction(
+                    self._sessions,
+                    renew,
+                    repeat=Idempotent("it sets claimed_at to the server's now"),
+                    operation="delivery.renew_claim",
+                )
+            except Exception:
+                logger.warning("delivery.renew_failed", queue_id=str(queue_id), exc_info=True)
+
+    async def _count_attempt(self, queue_id: uuid.UUID, attempt: int) -> bool:
+        """Count the next attempt; False when the row is no longer ours to send."""
+
+        async def count(session: AsyncSession) -> bool:
+            return await QueueRepository(session).reclaim(queue_id, attempt)
+
+        return await in_transaction(
+            self._sessions,
+            count,
+            repeat=Idempotent("it sets the attempt number (GREATEST), never increments"),
+            operation="scheduler.count_attempt",
+        )
+
+    async def _record_sent(self, item: Notification, message_id: int, file_id: str | None) -> None:
+        async def record(session: AsyncSession) -> None:
+            await QueueRepository(session).mark_sent(item.queue_id, message_id)
+            if file_id and file_id != item.telegram_file_id:
+                await MediaRepository(session).set_telegram_file_id(item.media_item_id, file_id)
+
+        await in_transaction(
+            self._sessions,
+            record,
+            repeat=Idempotent("it sets the message id and status to the same values"),
+            operation="scheduler.record_sent",
+        )
+        logger.info(
+            "notify.sent",
+            queue_id=str(item.queue_id),
+            chat_id=item.chat_id,
+            message_id=message_id,
+            uploaded=item.telegram_file_id is None,
+        )
+
+    async def _failed(
+        self,
+        item: Notification,
+        error: str,
+        maybe_delivered: bool,
+        *,
+        chat_unreachable: bool = False,
+    ) -> GaveUp:
+        if maybe_delivered:
+            # An earlier attempt may be in the chat with its buttons: keep the row.
+            return await self._unconfirmed(item, error, chat_unreachable=chat_unreachable)
+
+        async def fail(session: AsyncSession) -> None:
+            released = await QueueRepository(session).release(item.queue_id)
+            if released is None:
+                return
+            await HistoryRepository(session).record_failed_send(
+                media_item_id=item.media_item_id,
+                chat_id=item.chat_id,
+                queue_created_at=released.created_at,
+                scheduled_for=released.scheduled_for,
+                error_message=error,
+            )
+
+        await in_transaction(
+            self._sessions,
+            fail,
+            repeat=Idempotent("the history row is written only with the queue row it deletes"),
+            operation="scheduler.give_up",
+        )
+        logger.error(
+            "notify.failed", queue_id=str(item.queue_id), chat_id=item.chat_id, error=error
+        )
+        return GaveUp(error, chat_unreachable=chat_unreachable)
+
+    async def _unconfirmed(
+        self, item: Notification, error: str, *, chat_unreachable: bool = False
+    ) -> GaveUp:
+        """Nobody knows if it arrived: the team gets its buttons, the row stays actionable.
+
+        The row becomes `sent` (no message id) once the notice is in the chat; if the
+        notice fails too, the row stays `sending` and the stuck-row sweep tries the
+        notice again later, so the team is never left without buttons for it.
+        """
+        outcome = GaveUp(
+            f"Telegram didn't confirm the send; it may have arrived ({error})",
+            maybe_delivered=True,
+            chat_unreachable=chat_unreachable,
+        )
+        logger.warning(
+            "notify.unconfirmed", queue_id=str(item.queue_id), chat_id=item.chat_id, error=error
+        )
+        # A chat that refuses the bot can take no notice and press no button.
+        if not chat_unreachable and not await self._notice(item):
+            return outcome
+
+        async def keep(session: AsyncSession) -> bool:
+            return await QueueRepository(session).mark_unconfirmed(item.queue_id)
+
+        await in_transaction(
+            self._sessions,
+            keep,
+            repeat=Idempotent("it sets the status of a `sending` row to `sent`"),
+            operation="scheduler.unconfirmed",
+        )
+        return outcome
+
+    async def _notice(self, item: Notification) -> bool:
+        try:
+            await self._notifier.send_unconfirmed_notice(item)
+        except TelegramAPIError as error:
+            logger.warning("notify.notice_failed", queue_id=str(item.queue_id), error=str(error))
+            return False
+        return True
+
+    async def take_stuck(self) -> StuckRows:
+        """Rows left in `sending` by a crash: one more send each, or kept as unconfirmed.
+
+        A crashed send may have arrived, so a row already sent twice is not
+        failed: the team gets a notice with its buttons and the row becomes `sent`.
+        Every row taken has its claim renewed in the same transaction.
+        """
+        older_than = self._clock() - self._stuck_after
+        planned = StuckRows([], [])
+
+        async def take(session: AsyncSession) -> StuckRows:
+            planned.resend.clear()
+            planned.unconfirmed.clear()
+            queue = QueueRepository(session)
+            media_repository = MediaRepository(session)
+            for row in await queue.stuck_sending(older_than):
+                media = await media_repository.get(row.media_item_id)
+                assert media is not None  # the foreign key cascades
+                # Read before the UPDATE below, which expires the loaded row.
+                row_id, attempts = row.id, row.send_attempts
+                if attempts >= MAX_UNANSWERED_SENDS:
+                    await queue.reclaim(row_id, attempts)
+                    planned.unconfirmed.append(notification(row_id, media, attempts))
+                else:
+                    await queue.reclaim(row_id, attempts + 1)
+                    planned.resend.append(notification(row_id, media, attempts + 1))
+            return StuckRows(list(planned.resend), list(planned.unconfirmed))
+
+        async def landed(session: AsyncSession) -> StuckRows | None:
+            """Did the sweep's COMMIT land? Then its rows carry the claim and count it set."""
+            items = planned.resend + planned.unconfirmed
+            if not items:
+                return None
+            rows = {
+                row.id: row
+                for row in await QueueRepository(session).get_many(
+                    [item.queue_id for item in items]
+                )
+            }
+            for item in items:
+                row = rows.get(item.queue_id)
+                if (
+                    row is None
+                    or row.status != "sending"
+                    or row.send_attempts != item.attempt
+                    or row.claimed_at is None
+                    or row.claimed_at < older_than
+                ):
+                    return None
+            return StuckRows(list(planned.resend), list(planned.unconfirmed))
+
+        return await in_transaction(
+            self._sessions, take, repeat=Reread(landed), operation="scheduler.stuck"
+        )
+
+    async def settle_unconfirmed(self, item: Notification) -> GaveUp:
+        """A stuck row already sent twice: the notice with its buttons, then `sent`."""
+        async with self._lease(item.queue_id):
+            return await self._unconfirmed(item, "never confirmed as sent after a repeat")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,13 +12,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
-from db.errors import means_lost_connection
+from db.errors import is_connection_loss
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,12 @@ class EngineOptions:
     command_timeout_seconds: float = 10.0
     application_name: str = "storyqueue"
     pgbouncer: bool = False
+
+
+# Execution option set on every connection: True behind a transaction-mode pooler.
+TRANSACTION_POOLER = "storyqueue_transaction_pooler"
+# How long the server keeps a session idle in a transaction (client vanished).
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
 
 
 def _unique_statement_name() -> str:
@@ -52,21 +61,17 @@ def _connect_args(options: EngineOptions) -> dict[str, Any]:
     else:
         args["server_settings"] = {
             "application_name": options.application_name,
-            # A safety net: the server ends any session we leave idle in a transaction.
-            "idle_in_transaction_session_timeout": "60000",
+            # A safety net: the server ends any session left idle in a transaction
+            # (its client vanished) within seconds, releasing its row locks. Behind
+            # a pooler the same default comes from migration 0003 (per role and database).
+            "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_TIMEOUT_MS),
         }
     return args
 
 
 def _discard_only_the_broken_connection(context: ExceptionContext) -> None:
     """Treat timeouts as lost connections, and never invalidate the whole pool."""
-    original = context.original_exception
-    if (
-        isinstance(original, TimeoutError | ConnectionError)
-        or means_lost_connection(original)
-        # asyncpg's protocol is left mid-operation when the server vanished under it.
-        or type(original).__name__ == "InternalClientError"
-    ):
+    if is_connection_loss(context.original_exception):
         context.is_disconnect = True
     if context.is_disconnect:
         context.invalidate_pool_on_disconnect = False
@@ -109,6 +114,7 @@ def create_engine(options: EngineOptions) -> AsyncEngine:
         pool_pre_ping=options.pool_pre_ping,
         pool_timeout=options.connect_timeout_seconds,
         connect_args=_connect_args(options),
+        execution_options={TRANSACTION_POOLER: options.pgbouncer},
     )
     event.listen(engine.sync_engine, "handle_error", _discard_only_the_broken_connection)
     event.listen(engine.sync_engine, "invalidate", _terminate_at_once)
@@ -119,3 +125,35 @@ def create_engine(options: EngineOptions) -> AsyncEngine:
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """The one session factory; sessions never expire objects on commit."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def behind_transaction_pooler(session: AsyncSession) -> bool:
+    """True when the session's engine talks to a transaction-mode pooler (DB_PGBOUNCER).
+
+    There a statement prepared in one round trip may be executed on another
+    server connection in the next, unless both share one transaction.
+    """
+    bind = session.bind
+    engine = bind.engine if isinstance(bind, AsyncConnection) else bind
+    return engine is not None and bool(engine.get_execution_options().get(TRANSACTION_POOLER))
+
+
+@asynccontextmanager
+async def command_timeout(
+    connection: AsyncConnection, seconds: float | None
+) -> AsyncIterator[AsyncConnection]:
+    """Every command on `connection` inside the block gives up after `seconds` (None: never).
+
+    The driver's command timeout is per connection; a press wants a shorter one
+    (a silent socket is given up on quickly) and a migration waiting on another
+    process's lock wants none. asyncpg reads it from the connection's
+    configuration on every command, so it is swapped for the block.
+    """
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    config = driver._config
+    driver._config = config._replace(command_timeout=seconds)
+    try:
+        yield connection
+    finally:
+        driver._config = config

@@ -168,22 +168,34 @@ async def test_backend_killed_during_the_unit_of_work(
     assert _caption_after(telegram) == "Hi\n\n📄 a.jpg\n\n✅ Posted by Alice"
 
 
-async def test_backend_killed_just_before_commit(faulty: Any, admin: asyncpg.Connection) -> None:
+async def test_backend_killed_before_the_lost_race_state_read(
+    faulty: Any, admin: asyncpg.Connection
+) -> None:
+    """The press runs without a COMMIT; its other statement, the state read, meets the fault."""
     engine, sessions = faulty
     [queue_id] = await _prepare(sessions)
+    service = PressService(sessions)
+    bob = TelegramIdentity(8, "bob", "Bob")
+    first = await service.record(Press(queue_id, TEAM_CHAT, "skipped", bob))
+    assert first.kind is OutcomeKind.RECORDED
     killed = []
 
-    @event.listens_for(engine.sync_engine, "commit")
-    def kill_before_commit(conn: Any) -> None:
-        if not killed:
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def kill_before_state_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM (SELECT 1) AS one" in statement and not killed:
             pid = conn.connection.dbapi_connection.driver_connection.get_server_pid()
             killed.append(await_(admin.fetchval("SELECT pg_terminate_backend($1)", pid)))
 
-    outcome = await PressService(sessions).record(_press(queue_id))
+    outcome = await service.record(_press(queue_id))
 
     assert killed == [True]
-    assert outcome.kind is OutcomeKind.RECORDED
-    await _assert_recorded_once(sessions)
+    assert (outcome.kind, outcome.status, outcome.acted_by_name) == (
+        OutcomeKind.ALREADY,
+        "skipped",
+        "Bob",
+    )
+    history = await fetch_all(sessions, "SELECT status FROM posting_history")
+    assert [row.status for row in history] == ["skipped"]
 
 
 @pytest.fixture
@@ -196,15 +208,16 @@ async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
     await proxy.close()
 
 
-async def test_commit_lands_but_its_answer_is_lost(
+async def test_the_press_lands_but_its_answer_is_lost(
     database_url: str, proxy: PgProxy, settings: Settings
 ) -> None:
-    """The ambiguous commit: the server committed, the client saw the connection die."""
+    """The ambiguous outcome: the server ran (and committed) the press, the client saw the connection die."""
     engine = _engine(proxy.url(make_url(database_url).database or ""))
     sessions = create_session_factory(engine)
     try:
         [queue_id] = await _prepare(sessions)
-        proxy.cut_after_reply_to(lambda data: b"COMMIT" in data)
+        # The press's parameters travel in its Bind message (autocommit: no COMMIT).
+        proxy.cut_after_reply_to(lambda data: b"press:posted" in data)
 
         telegram = await _press_through_the_bot(engine, sessions, settings, queue_id)
 
@@ -215,22 +228,41 @@ async def test_commit_lands_but_its_answer_is_lost(
         await engine.dispose()
 
 
-async def test_a_press_costs_three_round_trips(database_url: str, proxy: PgProxy) -> None:
-    """BEGIN, the one statement (user upsert and interaction log included), COMMIT."""
+async def test_a_press_costs_one_round_trip(database_url: str, proxy: PgProxy) -> None:
+    """The one statement (user upsert and interaction log included), in autocommit."""
     engine = _engine(proxy.url(make_url(database_url).database or ""), pool_size=1)
     sessions = create_session_factory(engine)
     try:
         warm_up, measured = await _prepare(sessions, count=2)
         service = PressService(sessions)
         await service.record(_press(warm_up))  # connects and prepares the statement once
+        await service.record(_press(warm_up))  # and the lost race's state read
         before = proxy.round_trips
 
         outcome = await service.record(_press(measured, "skipped"))
 
         assert outcome.kind is OutcomeKind.RECORDED
-        assert proxy.round_trips - before == 3
+        assert proxy.round_trips - before == 1
+        await _assert_recorded_once_each(sessions, 2)
+
+        # A press that lost the race costs one more: the state read.
+        before = proxy.round_trips
+        again = await service.record(_press(measured, "posted"))
+        assert again.kind is OutcomeKind.ALREADY
+        assert proxy.round_trips - before == 2
     finally:
         await engine.dispose()
+
+
+async def _assert_recorded_once_each(
+    sessions: async_sessionmaker[AsyncSession], items: int
+) -> None:
+    counts = await fetch_all(
+        sessions,
+        "SELECT count(*) AS rows, count(DISTINCT queue_item_id) AS items FROM posting_history",
+    )
+    assert (counts[0].rows, counts[0].items) == (items, items)
+    assert await fetch_all(sessions, "SELECT 1 FROM posting_queue") == []
 
 
 async def test_server_restart(faulty: Any, postgres: PostgresHandle) -> None:

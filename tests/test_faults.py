@@ -29,6 +29,13 @@ from db.errors import DatabaseUnavailableError
 from db.repositories import TelegramIdentity
 from db.retry import Idempotent, RetryPolicy, run_with_retry
 from tests.pgproxy import PgProxy
+from tests.silent import (
+    RECORDED_WITHIN_SECONDS,
+    apply_session_defaults,
+    presses_on_silent_sockets,
+    queued,
+    vanish_holding_the_row,
+)
 from tests.support import (
     TEAM_CHAT,
     PostgresHandle,
@@ -418,3 +425,48 @@ async def test_an_operation_without_a_reread_waits_out_a_restart(
         await asyncio.gather(*restarting)
     assert result == 42
     assert attempts == 2
+
+
+@pytest.mark.parametrize("delivered", [True, False], ids=["answer-lost", "statement-lost"])
+async def test_presses_on_silent_sockets_are_recorded_by_their_retry(
+    database_url: str, proxy: PgProxy, delivered: bool
+) -> None:
+    """Half-open sockets: each press is recorded within seconds, and nobody presses again."""
+    engine = _engine(proxy.url(make_url(database_url).database or ""), pool_size=6)
+    sessions = create_session_factory(engine)
+    try:
+        queue_ids = await queued(sessions, 6)
+
+        run = await presses_on_silent_sockets(sessions, proxy, queue_ids, delivered=delivered)
+
+        assert run.silenced == 6
+        assert run.recorded == 6
+        assert run.needed_a_repeat == 0
+        assert run.longest_seconds < RECORDED_WITHIN_SECONDS
+        await _assert_recorded_once_each(sessions, 6)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_vanished_transaction_holds_the_item_for_seconds_only(
+    database_url: str, proxy: PgProxy
+) -> None:
+    """Its client went silent inside a transaction holding the queue row's lock."""
+    name = make_url(database_url).database or ""
+    engine = _engine(proxy.url(name), pool_size=2)
+    sessions = create_session_factory(engine)
+    try:
+        await apply_session_defaults(engine)  # the role's server-side defaults (migration 0003)
+        [queue_id] = await queued(sessions, 1)
+        await vanish_holding_the_row(
+            f"postgresql://postgres@/{name}?host={proxy.socket_dir}", proxy, queue_id
+        )
+
+        started = asyncio.get_running_loop().time()
+        outcome = await PressService(sessions).record(_press(queue_id))
+
+        assert outcome.kind is OutcomeKind.RECORDED
+        assert asyncio.get_running_loop().time() - started < RECORDED_WITHIN_SECONDS
+        await _assert_recorded_once(sessions)
+    finally:
+        await engine.dispose()

@@ -125,6 +125,7 @@ class PressService:
         else:
             async with session.begin(), self._repository(session) as repository:
                 yield repository
+                await session.commit()  # under the press timeout too
 
     async def record(self, press: Press) -> PressOutcome:
         """Claim the item and write every effect in one statement; survive lost connections.
@@ -136,7 +137,11 @@ class PressService:
         execute must share one transaction, hence one server connection.
         """
 
+        attempts = 0
+
         async def unit_of_work(session: AsyncSession) -> PressOutcome:
+            nonlocal attempts
+            attempts += 1
             async with self._in_press(session) as repository:
                 record = await repository.record(
                     queue_id=press.queue_id,
@@ -161,7 +166,10 @@ class PressService:
             # (so a new snapshot) sees what the winner committed.
             async with self._in_press(session) as repository:
                 state = await repository.state(press.queue_id)
-            return explain(state, press, after_lost_connection=False) or PressOutcome(
+            # On a later attempt the winner may be an earlier attempt of this very
+            # press: its statement, orphaned on a silent socket, ran after our re-read.
+            later = attempts > 1
+            return explain(state, press, after_lost_connection=later) or PressOutcome(
                 kind=OutcomeKind.GONE
             )
 

@@ -168,6 +168,12 @@ class BenchApp:
             dispatcher=build_dispatcher(settings, database, services),
         )
 
+    @staticmethod
+    def plain_bot(token: str) -> Any:
+        from aiogram import Bot
+
+        return Bot(token)
+
     async def close(self) -> None:
         await self.services.tasks.drain(10)
         await self.engine.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -37,14 +36,19 @@ class EngineOptions:
     pgbouncer: bool = False
 
 
-# Execution option set on every connection: True behind a transaction-mode pooler.
-TRANSACTION_POOLER = "storyqueue_transaction_pooler"
 # How long the server keeps a session idle in a transaction (client vanished).
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
 
 
-def _unique_statement_name() -> str:
-    return f"__sq_{uuid.uuid4().hex}__"
+def _unnamed_statement() -> str:
+    """The unnamed prepared statement: replaced by the next prepare, never closed.
+
+    Uniquely named ones cost a Close round trip each after use (the driver
+    closes them when garbage-collected). And with no statement cache the driver
+    sends the unnamed statement's Parse again with its Bind, so an execute runs
+    on whichever server connection the pooler picks, even outside a transaction.
+    """
+    return ""
 
 
 def _connect_args(options: EngineOptions) -> dict[str, Any]:
@@ -54,9 +58,9 @@ def _connect_args(options: EngineOptions) -> dict[str, Any]:
     }
     if options.pgbouncer:
         # A transaction-mode pooler hands each transaction to any server
-        # connection, so named prepared statements must never be reused.
+        # connection, so a prepared statement must never be reused.
         args["statement_cache_size"] = 0
-        args["prepared_statement_name_func"] = _unique_statement_name
+        args["prepared_statement_name_func"] = _unnamed_statement
         args["server_settings"] = {"application_name": options.application_name}
     else:
         args["server_settings"] = {
@@ -114,7 +118,6 @@ def create_engine(options: EngineOptions) -> AsyncEngine:
         pool_pre_ping=options.pool_pre_ping,
         pool_timeout=options.connect_timeout_seconds,
         connect_args=_connect_args(options),
-        execution_options={TRANSACTION_POOLER: options.pgbouncer},
     )
     event.listen(engine.sync_engine, "handle_error", _discard_only_the_broken_connection)
     event.listen(engine.sync_engine, "invalidate", _terminate_at_once)
@@ -125,17 +128,6 @@ def create_engine(options: EngineOptions) -> AsyncEngine:
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """The one session factory; sessions never expire objects on commit."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-def behind_transaction_pooler(session: AsyncSession) -> bool:
-    """True when the session's engine talks to a transaction-mode pooler (DB_PGBOUNCER).
-
-    There a statement prepared in one round trip may be executed on another
-    server connection in the next, unless both share one transaction.
-    """
-    bind = session.bind
-    engine = bind.engine if isinstance(bind, AsyncConnection) else bind
-    return engine is not None and bool(engine.get_execution_options().get(TRANSACTION_POOLER))
 
 
 @asynccontextmanager

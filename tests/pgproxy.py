@@ -39,7 +39,9 @@ class PgProxy:
         self._silence_delivers = True
         self._silent_fraction = 0.0
         self._silent_match: Callable[[bytes], bool] = lambda data: True
-        self._silent_at_random_delivers = True
+        self._silent_at_random_delivers: bool | None = True
+        self._cut_fraction = 0.0
+        self._cut_match: Callable[[bytes], bool] = lambda data: True
         self._rng = random.Random(12)
         self.silenced = 0
         self._server: asyncio.AbstractServer | None = None
@@ -55,6 +57,24 @@ class PgProxy:
     def cut_after_reply_to(self, predicate: Callable[[bytes], bool] | None) -> None:
         """The next client message matching `predicate` reaches the server; its reply does not."""
         self._cut_after_reply = predicate
+
+    def cut_at_random(
+        self, fraction: float, match: Callable[[bytes], bool] = lambda data: True
+    ) -> None:
+        """Each client message matching `match` has its reply cut with this probability."""
+        self._cut_fraction = fraction
+        self._cut_match = match
+
+    def _cuts(self, data: bytes) -> bool:
+        predicate = self._cut_after_reply
+        if predicate is not None and predicate(data):
+            self._cut_after_reply = None
+            return True
+        return (
+            self._cut_fraction > 0
+            and self._cut_match(data)
+            and self._rng.random() < self._cut_fraction
+        )
 
     def go_silent_on(
         self, predicate: Callable[[bytes], bool] | None, *, delivered: bool = True
@@ -72,9 +92,12 @@ class PgProxy:
         fraction: float,
         match: Callable[[bytes], bool] = lambda data: True,
         *,
-        delivered: bool = True,
+        delivered: bool | None = True,
     ) -> None:
-        """Each client message matching `match` silences its connection with this probability."""
+        """Each client message matching `match` silences its connection with this probability.
+
+        `delivered` None: a coin decides, per message, whether it reaches the server.
+        """
         self._silent_fraction = fraction
         self._silent_match = match
         self._silent_at_random_delivers = delivered
@@ -90,7 +113,8 @@ class PgProxy:
             and self._silent_match(data)
             and self._rng.random() < self._silent_fraction
         ):
-            return True, self._silent_at_random_delivers
+            delivered = self._silent_at_random_delivers
+            return True, self._rng.random() < 0.5 if delivered is None else delivered
         return False, True
 
     async def start(self) -> None:
@@ -124,9 +148,7 @@ class PgProxy:
                 if not state["awaiting_reply"]:
                     self.round_trips += 1
                     state["awaiting_reply"] = True
-                predicate = self._cut_after_reply
-                if predicate is not None and predicate(data):
-                    self._cut_after_reply = None
+                if self._cuts(data):
                     state["cut"] = True
                 silence, deliver = self._silences(data)
                 if silence:

@@ -470,3 +470,27 @@ async def test_a_vanished_transaction_holds_the_item_for_seconds_only(
         await _assert_recorded_once(sessions)
     finally:
         await engine.dispose()
+
+
+async def test_an_exhausted_pool_tells_the_user_to_press_again(
+    database_url: str, settings: Settings
+) -> None:
+    """Every connection is busy past the checkout timeout: the same clear answer as a dead database."""
+    engine = create_engine(
+        EngineOptions(url=database_url, pool_size=1, max_overflow=0, connect_timeout_seconds=0.3)
+    )
+    sessions = create_session_factory(engine)
+    try:
+        [queue_id] = await _prepare(sessions)
+        async with engine.connect() as busy:
+            await busy.execute(text("SELECT 1"))  # holds the pool's only connection
+
+            telegram = await _press_through_the_bot(engine, sessions, settings, queue_id)
+
+        assert _caption_after(telegram) == (
+            "Hi\n\n📄 a.jpg\n\n❌ Couldn't record that — please press again"
+        )
+        assert await fetch_all(sessions, "SELECT 1 FROM posting_history") == []
+        assert len(await fetch_all(sessions, "SELECT 1 FROM posting_queue")) == 1
+    finally:
+        await engine.dispose()

@@ -148,11 +148,7 @@ async def roomy_bouncer(postgres: PostgresHandle) -> AsyncIterator[PgBouncer]:
 
 @pytest.fixture
 async def proxied_bouncer(roomy_bouncer: PgBouncer) -> AsyncIterator[PgProxy]:
-    """The client's socket to the pooler can go silent: a proxy between them.
-
-    A silent client pins its server connection (in a transaction) until the
-    server ends it, so the pool has room for the retries beside them.
-    """
+    """The client's socket to the pooler can go silent, and is counted: a proxy between them."""
     bouncer = roomy_bouncer
     proxy = PgProxy(
         Path("/nonexistent"),
@@ -225,5 +221,26 @@ async def test_a_vanished_transaction_behind_the_pooler_holds_the_item_for_secon
         assert asyncio.get_running_loop().time() - started < RECORDED_WITHIN_SECONDS
         [count] = await fetch_all(sessions, "SELECT count(*) AS n FROM posting_history")
         assert count.n == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_press_costs_two_round_trips_through_the_pooler(
+    database_url: str, proxied_bouncer: PgProxy
+) -> None:
+    """No statement cache: prepare, then an execute that carries its own Parse (autocommit)."""
+    engine = await _pooled_engine_with_session_defaults(database_url, proxied_bouncer)
+    sessions = create_session_factory(engine)
+    try:
+        warm_up, measured = await queued(sessions, 2)
+        service = PressService(sessions)
+        alice = TelegramIdentity(7, "alice", "Alice")
+        await service.record(Press(warm_up, TEAM_CHAT, "posted", alice))  # connects
+        before = proxied_bouncer.round_trips
+
+        outcome = await service.record(Press(measured, TEAM_CHAT, "skipped", alice))
+
+        assert outcome.kind is OutcomeKind.RECORDED
+        assert proxied_bouncer.round_trips - before == 2
     finally:
         await engine.dispose()

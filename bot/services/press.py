@@ -11,7 +11,7 @@ from enum import StrEnum
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.engine import behind_transaction_pooler, command_timeout
+from db.engine import command_timeout
 from db.repositories import PressRepository, PressState, TelegramIdentity
 from db.retry import Reread, RetryPolicy, run_with_retry
 
@@ -102,30 +102,19 @@ class PressService:
     async def _repository(self, session: AsyncSession) -> AsyncIterator[PressRepository]:
         """The press repository on this session's connection, with the press timeout.
 
-        With autocommit each statement runs alone (no BEGIN/COMMIT round trips).
+        In autocommit each statement runs alone: no BEGIN/COMMIT round trips.
         The option applies when the session first takes its connection; inside
         the retry wrapper's transaction (the re-read) the connection keeps the
         default, costing BEGIN and COMMIT on that rare path only.
         """
-        if not behind_transaction_pooler(session) and not session.in_transaction():
+        if session.in_transaction():
+            connection = await session.connection()
+        else:
             connection = await session.connection(
                 execution_options={"isolation_level": "AUTOCOMMIT"}
             )
-        else:
-            connection = await session.connection()
         async with command_timeout(connection, self._timeout):
             yield PressRepository(session)
-
-    @asynccontextmanager
-    async def _in_press(self, session: AsyncSession) -> AsyncIterator[PressRepository]:
-        """One press statement: alone in autocommit, or in its own transaction."""
-        if not behind_transaction_pooler(session):
-            async with self._repository(session) as repository:
-                yield repository
-        else:
-            async with session.begin(), self._repository(session) as repository:
-                yield repository
-                await session.commit()  # under the press timeout too
 
     async def record(self, press: Press) -> PressOutcome:
         """Claim the item and write every effect in one statement; survive lost connections.
@@ -133,8 +122,9 @@ class PressService:
         The statement is atomic by itself, so it runs in autocommit: one round
         trip with the statement cache warm. A lost answer to it is the same
         ambiguous outcome as a lost COMMIT reply, settled by the re-read.
-        Behind a transaction-mode pooler (no statement cache) the prepare and the
-        execute must share one transaction, hence one server connection.
+        Behind a transaction-mode pooler (no statement cache) it is two: the
+        prepare, then an execute that carries its own Parse (the driver does so
+        for the unnamed statement), so any server connection can run it.
         """
 
         attempts = 0
@@ -142,7 +132,7 @@ class PressService:
         async def unit_of_work(session: AsyncSession) -> PressOutcome:
             nonlocal attempts
             attempts += 1
-            async with self._in_press(session) as repository:
+            async with self._repository(session) as repository:
                 record = await repository.record(
                     queue_id=press.queue_id,
                     chat_id=press.chat_id,
@@ -164,7 +154,7 @@ class PressService:
                 )
             # Lost the race, or the item is not this chat's: a new statement
             # (so a new snapshot) sees what the winner committed.
-            async with self._in_press(session) as repository:
+            async with self._repository(session) as repository:
                 state = await repository.state(press.queue_id)
             # On a later attempt the winner may be an earlier attempt of this very
             # press: its statement, orphaned on a silent socket, ran after our re-read.

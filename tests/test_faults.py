@@ -494,3 +494,31 @@ async def test_an_exhausted_pool_tells_the_user_to_press_again(
         assert len(await fetch_all(sessions, "SELECT 1 FROM posting_queue")) == 1
     finally:
         await engine.dispose()
+
+
+async def test_the_reread_after_a_lost_answer_runs_without_begin_or_commit(
+    database_url: str, proxy: PgProxy
+) -> None:
+    """The retry's re-read runs alone too: no COMMIT whose answer could be lost or hang."""
+    engine = _engine(proxy.url(make_url(database_url).database or ""), pool_size=1)
+    sessions = create_session_factory(engine)
+    try:
+        [queue_id] = await _prepare(sessions)
+        sent: list[bytes] = []
+
+        def spy(data: bytes) -> bool:
+            sent.append(data)
+            return False
+
+        proxy.cut_at_random(1e-12, spy)  # sees every message, cuts none
+        proxy.cut_after_reply_to(lambda data: b"press:posted" in data)
+
+        outcome = await PressService(sessions).record(_press(queue_id))
+
+        assert outcome.kind is OutcomeKind.RECORDED
+        assert proxy.cuts == 1
+        assert any(b"FROM (SELECT 1) AS one" in data for data in sent)  # the re-read ran
+        assert not any(b"BEGIN" in data or b"COMMIT" in data for data in sent)
+        await _assert_recorded_once(sessions)
+    finally:
+        await engine.dispose()

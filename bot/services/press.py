@@ -99,20 +99,23 @@ class PressService:
         self._timeout = statement_timeout_seconds
 
     @asynccontextmanager
-    async def _repository(self, session: AsyncSession) -> AsyncIterator[PressRepository]:
+    async def _repository(
+        self, session: AsyncSession, *, first_use: bool = True
+    ) -> AsyncIterator[PressRepository]:
         """The press repository on this session's connection, with the press timeout.
 
-        In autocommit each statement runs alone: no BEGIN/COMMIT round trips.
-        The option applies when the session first takes its connection; inside
-        the retry wrapper's transaction (the re-read) the connection keeps the
-        default, costing BEGIN and COMMIT on that rare path only.
+        In autocommit each statement runs alone: no BEGIN/COMMIT round trips
+        (and no COMMIT whose answer could be lost). The option is set when the
+        session first takes its connection, also inside the retry wrapper's
+        `session.begin()` around the re-read, where BEGIN and COMMIT then cost
+        nothing.
         """
-        if session.in_transaction():
-            connection = await session.connection()
-        else:
+        if first_use:
             connection = await session.connection(
                 execution_options={"isolation_level": "AUTOCOMMIT"}
             )
+        else:
+            connection = await session.connection()
         async with command_timeout(connection, self._timeout):
             yield PressRepository(session)
 
@@ -154,7 +157,7 @@ class PressService:
                 )
             # Lost the race, or the item is not this chat's: a new statement
             # (so a new snapshot) sees what the winner committed.
-            async with self._repository(session) as repository:
+            async with self._repository(session, first_use=False) as repository:
                 state = await repository.state(press.queue_id)
             # On a later attempt the winner may be an earlier attempt of this very
             # press: its statement, orphaned on a silent socket, ran after our re-read.

@@ -51,9 +51,9 @@ class RetryPolicy:
     reconnect_deadline_seconds: float = 4.0
     # Attempts that reached the unit of work (the first included); reconnect
     # waits before a later attempt reaches the server do not count.
-    max_attempts: int = 5
+    max_attempts: int = 8
     # Starts at zero: the next pooled connection may simply be a live one.
-    backoff_seconds: tuple[float, ...] = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)
+    backoff_seconds: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 async def _discard(session: AsyncSession) -> None:

@@ -164,19 +164,24 @@ async def run_all(cluster: Cluster, count: int = 600) -> None:
             print("  pgbouncer: not installed (apt-get install pgbouncer), skipped")
             return
         direct = PgBouncer(cluster.embedded.socket_dir, pool_size=10)
-        counting = PgBouncer(proxy.socket_dir, pool_size=10)
         await asyncio.to_thread(direct.start)
-        await asyncio.to_thread(counting.start)
+        # Counted between the bot and the pooler: the round trips the bot waits for.
+        counting = ThreadedPgProxy(
+            cluster.embedded.socket_dir,
+            Path(tempfile.mkdtemp(prefix="sqbb")),
+            upstream_tcp=("127.0.0.1", direct.port),
+        )
+        counting.start()
         try:
             for concurrency in (1, 10, 100):
                 counted = await press_run(
-                    counting.url(name), proxy, concurrency, 100, pgbouncer=True
+                    counting.url(name), counting, concurrency, 100, pgbouncer=True
                 )
                 timed = await press_run(direct.url(name), None, concurrency, count, pgbouncer=True)
                 report("pgbouncer", concurrency, timed, counted.round_trips)
         finally:
+            counting.stop()
             await asyncio.to_thread(direct.stop)
-            await asyncio.to_thread(counting.stop)
     finally:
         proxy.stop()
 

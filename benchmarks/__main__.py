@@ -43,7 +43,16 @@ if __name__ == "__main__":
         choices=["library", "presses", "tick", "chaos", []],
         help="run only these parts",
     )
+    parser.add_argument(
+        "--loop", choices=["asyncio", "uvloop"], default="asyncio", help="the event loop to measure"
+    )
     arguments = parser.parse_args()
     configure_logging("ERROR", LogFormat.CONSOLE)
     logging.getLogger().setLevel(logging.CRITICAL)
-    asyncio.run(main(set(arguments.only)))
+    if arguments.loop == "uvloop":
+        import uvloop  # measured only; see README "uvloop and orjson"
+
+        print("event loop: uvloop")
+        uvloop.run(main(set(arguments.only)))
+    else:
+        asyncio.run(main(set(arguments.only)))

@@ -166,6 +166,12 @@ class BenchApp:
             dispatcher=built.dispatcher,
         )
 
+    @staticmethod
+    def plain_bot(token: str) -> Any:
+        from aiogram import Bot
+
+        return Bot(token)
+
     async def close(self) -> None:
         await self.services.tasks.drain(10)
         await self.engine.dispose()

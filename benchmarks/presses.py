@@ -14,7 +14,10 @@ from sqlalchemy import text
 
 from benchmarks.common import BenchApp, Cluster, LoopMonitor, ms, percentile, timer
 from bot.keyboards import QueueAction, QueueCallback
-from db.engine import EngineOptions
+from bot.services.press import Press, PressService
+from db.engine import EngineOptions, create_engine, create_session_factory
+from db.errors import DatabaseUnavailableError
+from db.repositories import TelegramIdentity
 from tests.pgbouncer import PgBouncer, pgbouncer_binary
 from tests.pgproxy import ThreadedPgProxy
 from tests.telegram_fake import callback_update, queue_message, user
@@ -155,22 +158,132 @@ async def run_all(cluster: Cluster, count: int = 600) -> None:
             counted = await press_run(proxy.url(name), proxy, concurrency, 100)
             timed = await press_run(cluster.url_for(name), None, concurrency, count)
             report("direct", concurrency, timed, counted.round_trips)
+        await half_open_run(cluster, name)
+        json_for_aiogram()
         if pgbouncer_binary() is None:
             print("  pgbouncer: not installed (apt-get install pgbouncer), skipped")
             return
         direct = PgBouncer(cluster.embedded.socket_dir, pool_size=10)
-        counting = PgBouncer(proxy.socket_dir, pool_size=10)
         await asyncio.to_thread(direct.start)
-        await asyncio.to_thread(counting.start)
+        # Counted between the bot and the pooler: the round trips the bot waits for.
+        counting = ThreadedPgProxy(
+            cluster.embedded.socket_dir,
+            Path(tempfile.mkdtemp(prefix="sqbb")),
+            upstream_tcp=("127.0.0.1", direct.port),
+        )
+        counting.start()
         try:
             for concurrency in (1, 10, 100):
                 counted = await press_run(
-                    counting.url(name), proxy, concurrency, 100, pgbouncer=True
+                    counting.url(name), counting, concurrency, 100, pgbouncer=True
                 )
                 timed = await press_run(direct.url(name), None, concurrency, count, pgbouncer=True)
                 report("pgbouncer", concurrency, timed, counted.round_trips)
         finally:
+            counting.stop()
             await asyncio.to_thread(direct.stop)
-            await asyncio.to_thread(counting.stop)
     finally:
         proxy.stop()
+
+
+async def half_open_run(
+    cluster: Cluster, name: str, presses: int = 200, concurrency: int = 10, fraction: float = 0.08
+) -> None:
+    """Presses whose sockets go silent (half-open) at random: how long until each is recorded."""
+    proxy = ThreadedPgProxy(cluster.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqbh")))
+    proxy.start()
+    engine = create_engine(
+        EngineOptions(url=proxy.url(name), pool_size=concurrency, max_overflow=0)
+    )
+    sessions = create_session_factory(engine)
+    try:
+        queue_ids = await seed_queue(sessions, presses)
+        service = PressService(sessions)
+        # A coin decides whether the silenced statement reached the server first.
+        proxy.proxy.go_silent_at_random(fraction, lambda data: b"press:" in data, delivered=None)
+        durations: list[float] = []
+        repeats = 0
+        work: asyncio.Queue[uuid.UUID] = asyncio.Queue()
+        for queue_id in queue_ids:
+            work.put_nowait(queue_id)
+
+        async def worker(index: int) -> None:
+            nonlocal repeats
+            presser = TelegramIdentity(2000 + index, None, f"user{index}")
+            while not work.empty():
+                queue_id = work.get_nowait()
+                started = timer()
+                while True:
+                    try:
+                        await service.record(Press(queue_id, CHAT, "posted", presser))
+                        break
+                    except DatabaseUnavailableError:
+                        repeats += 1  # "press again"; the user does
+                durations.append(timer() - started)
+
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        proxy.proxy.go_silent_at_random(0.0)
+        async with sessions() as session, session.begin():
+            rows, items = (
+                await session.execute(
+                    text(
+                        "SELECT count(*), count(DISTINCT queue_item_id) FROM posting_history"
+                        " WHERE queue_item_id = ANY(:ids)"
+                    ),
+                    {"ids": queue_ids},
+                )
+            ).one()
+        print(
+            f"  half-open: {presses} presses at C={concurrency}, {proxy.proxy.silenced} sockets"
+            f" went silent ({fraction:.0%} of press statements); longest press-to-record"
+            f" {ms(max(durations))}, p50 {ms(percentile(durations, 0.5))}; presses needing a"
+            f" repeat {repeats}; recorded {items}/{presses}, duplicate rows {rows - items}"
+        )
+    finally:
+        await engine.dispose()
+        proxy.stop()
+
+
+def json_for_aiogram(iterations: int = 20000) -> None:
+    """The JSON aiogram's HTTP session does per press: an Update in, two requests out."""
+    import json
+    import timeit
+
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
+
+    from bot.keyboards import queue_keyboard
+
+    update = callback_update(
+        QueueCallback(action=QueueAction.POSTED, queue_id=uuid.uuid4()).pack(),
+        queue_message(CHAT, 1, "📄 x.jpg", queue_keyboard(uuid.uuid4(), instagram=True)),
+        user(1, "Alice"),
+    )
+    body = json.dumps({"ok": True, "result": [update.model_dump(mode="json", exclude_none=True)]})
+    edit = EditMessageCaption(
+        chat_id=CHAT,
+        message_id=1,
+        caption="Hi\n\n📄 x.jpg\n\n✅ Posted by Alice",
+        reply_markup=queue_keyboard(uuid.uuid4(), instagram=True),
+    )
+    answer = AnswerCallbackQuery(callback_query_id="1", text="✅ Posted by Alice")
+    candidates: list[tuple[str, Any, Any]] = [("json", json.loads, json.dumps)]
+    try:
+        import orjson
+
+        candidates.append(("orjson", orjson.loads, lambda value, **_: orjson.dumps(value).decode()))
+    except ImportError:
+        print("  aiogram JSON: orjson not installed, only the standard library measured")
+    bot = BenchApp.plain_bot(TOKEN)
+    for label, loads, dumps in candidates:
+        session = AiohttpSession(json_loads=loads, json_dumps=dumps)
+
+        def one_press(session: AiohttpSession = session, loads: Any = loads) -> None:
+            loads(body)
+            session.build_form_data(bot, edit)
+            session.build_form_data(bot, answer)
+
+        seconds = min(timeit.repeat(one_press, number=iterations, repeat=3)) / iterations
+        print(
+            f"  aiogram JSON with {label:<6}: {seconds * 1e6:6.1f} µs per press (1 update, 2 requests)"
+        )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,13 +11,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
-from db.errors import means_lost_connection
+from db.errors import is_connection_loss
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +36,19 @@ class EngineOptions:
     pgbouncer: bool = False
 
 
-def _unique_statement_name() -> str:
-    return f"__sq_{uuid.uuid4().hex}__"
+# How long the server keeps a session idle in a transaction (client vanished).
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
+
+
+def _unnamed_statement() -> str:
+    """The unnamed prepared statement: replaced by the next prepare, never closed.
+
+    Uniquely named ones cost a Close round trip each after use (the driver
+    closes them when garbage-collected). And with no statement cache the driver
+    sends the unnamed statement's Parse again with its Bind, so an execute runs
+    on whichever server connection the pooler picks, even outside a transaction.
+    """
+    return ""
 
 
 def _connect_args(options: EngineOptions) -> dict[str, Any]:
@@ -45,28 +58,24 @@ def _connect_args(options: EngineOptions) -> dict[str, Any]:
     }
     if options.pgbouncer:
         # A transaction-mode pooler hands each transaction to any server
-        # connection, so named prepared statements must never be reused.
+        # connection, so a prepared statement must never be reused.
         args["statement_cache_size"] = 0
-        args["prepared_statement_name_func"] = _unique_statement_name
+        args["prepared_statement_name_func"] = _unnamed_statement
         args["server_settings"] = {"application_name": options.application_name}
     else:
         args["server_settings"] = {
             "application_name": options.application_name,
-            # A safety net: the server ends any session we leave idle in a transaction.
-            "idle_in_transaction_session_timeout": "60000",
+            # A safety net: the server ends any session left idle in a transaction
+            # (its client vanished) within seconds, releasing its row locks. Behind
+            # a pooler the same default comes from migration 0003 (per role and database).
+            "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_TIMEOUT_MS),
         }
     return args
 
 
 def _discard_only_the_broken_connection(context: ExceptionContext) -> None:
     """Treat timeouts as lost connections, and never invalidate the whole pool."""
-    original = context.original_exception
-    if (
-        isinstance(original, TimeoutError | ConnectionError)
-        or means_lost_connection(original)
-        # asyncpg's protocol is left mid-operation when the server vanished under it.
-        or type(original).__name__ == "InternalClientError"
-    ):
+    if is_connection_loss(context.original_exception):
         context.is_disconnect = True
     if context.is_disconnect:
         context.invalidate_pool_on_disconnect = False
@@ -121,3 +130,24 @@ def create_engine(options: EngineOptions) -> AsyncEngine:
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """The one session factory; sessions never expire objects on commit."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def command_timeout(
+    connection: AsyncConnection, seconds: float | None
+) -> AsyncIterator[AsyncConnection]:
+    """Every command on `connection` inside the block gives up after `seconds` (None: never).
+
+    The driver's command timeout is per connection; a press wants a shorter one
+    (a silent socket is given up on quickly) and a migration waiting on another
+    process's lock wants none. asyncpg reads it from the connection's
+    configuration on every command, so it is swapped for the block.
+    """
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    config = driver._config
+    driver._config = config._replace(command_timeout=seconds)
+    try:
+        yield connection
+    finally:
+        driver._config = config

@@ -14,6 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.engine import command_timeout
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # pg_advisory_lock key shared by every storyqueue process ("sq-migr" in ASCII).
 MIGRATION_LOCK_KEY = 0x73712D6D69677200
@@ -48,18 +50,23 @@ def _run_command(connection: Connection, action: str, revision: str) -> None:
 
 
 async def _locked(connection: AsyncConnection, action: str, revision: str) -> None:
-    # A session-level advisory lock: a second process waits here, then finds the
-    # schema at head and does nothing.
-    await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-    await connection.commit()
-    try:
-        await connection.run_sync(_run_command, action, revision)
-        await connection.commit()
-    finally:
+    """The whole migration in one transaction, under a transaction-scoped advisory lock.
+
+    A second process waits on the lock (with no command timeout: a long migration
+    is not a dead server), then finds the schema at `revision` and does nothing.
+    Being one transaction, it also holds behind a transaction-mode pooler, where
+    a session-level lock could be taken and released on different server
+    connections; and a migration that fails leaves nothing half-done.
+    """
+    async with command_timeout(connection, None), connection.begin():
+        # The server-side defaults from migration 0003 are for the bot's short
+        # statements, not for a schema change or for waiting on one.
+        await connection.execute(text("SET LOCAL statement_timeout = 0"))
+        await connection.execute(text("SET LOCAL lock_timeout = 0"))
         await connection.execute(
-            text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
         )
-        await connection.commit()
+        await connection.run_sync(_run_command, action, revision)
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:

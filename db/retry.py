@@ -1,4 +1,4 @@
-"""The async retry wrapper: one more attempt after a lost connection, never after a bug."""
+"""The async retry wrapper: later attempts after a lost connection, within a deadline."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import structlog
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from db.errors import DatabaseUnavailableError, means_lost_connection
+from db.errors import DatabaseUnavailableError, is_connection_loss
 
 logger = structlog.get_logger(__name__)
 
@@ -42,32 +42,18 @@ class Reread(Generic[T]):
     recover: Recovery[T]
 
 
-def is_connection_loss(exc: BaseException) -> bool:
-    """True when `exc` means the connection (not the statement) failed."""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    if means_lost_connection(exc):
-        return True
-    if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated)
-    # Raised while connecting (refused, reset, DNS) and by the connect and
-    # command timeouts, which stand for a connection that went silent.
-    if isinstance(exc, OSError | TimeoutError):
-        return True
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, asyncpg.exceptions.ConnectionDoesNotExistError | asyncpg.InterfaceError)
-
-
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How long the second attempt may wait for the server to take connections again."""
+    """How long, and how many times, later attempts may try after a lost connection."""
 
+    # No attempt starts later than this after the first one failed, so the user
+    # hears back within a few seconds (plus at most one attempt's own timeout).
     reconnect_deadline_seconds: float = 4.0
+    # Attempts that reached the unit of work (the first included); reconnect
+    # waits before a later attempt reaches the server do not count.
+    max_attempts: int = 8
     # Starts at zero: the next pooled connection may simply be a live one.
-    backoff_seconds: tuple[float, ...] = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0)
+    backoff_seconds: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 async def _discard(session: AsyncSession) -> None:
@@ -124,17 +110,20 @@ async def run_with_retry(
     operation: str,
     policy: RetryPolicy | None = None,
 ) -> T:
-    """Run `unit_of_work` in its own session; after a lost connection, run it once more.
+    """Run `unit_of_work` in its own session; after a lost connection, run it again.
 
     `repeat` is required: every unit says how it is safe to run twice, since a
     lost connection can hide a COMMIT that landed.
 
-    `unit_of_work` owns its transaction (it begins and commits). Before the second
-    attempt `recover` re-reads the state in a fresh session: when it returns a
-    value (our first commit landed after all, or someone else acted) that value is
-    the result and the unit of work is not repeated. Reconnecting is retried with
-    backoff until the policy's deadline, because a restarting server refuses
-    connections for a moment; the unit of work itself runs at most twice.
+    `unit_of_work` owns its transaction (it begins and commits, or runs one
+    statement in autocommit). Every later attempt of a `Reread` unit starts with
+    `recover` in a fresh session: when it returns a value (an earlier attempt's
+    commit landed after all, or someone else acted) that value is the result and
+    the unit of work is not repeated. Later attempts continue, with backoff,
+    until the policy's deadline or attempt count; a restarting server refuses
+    connections for a moment. Then `DatabaseUnavailableError`. Pool exhaustion
+    surfaces as `DatabaseUnavailableError` at once: the checkout already waited
+    its timeout, and another wait would only keep the user longer.
     """
     if not isinstance(repeat, Idempotent | Reread):
         raise TypeError(f"{operation}: say how the unit is safe to repeat (Idempotent or Reread)")
@@ -142,6 +131,9 @@ async def run_with_retry(
     policy = policy or RetryPolicy()
     try:
         return (await _attempt(session_factory, unit_of_work, None))[1]
+    except PoolTimeoutError as exc:
+        logger.error("db.pool_exhausted", operation=operation, error=repr(exc))
+        raise DatabaseUnavailableError(operation) from exc
     except Exception as exc:
         if not is_connection_loss(exc):
             raise
@@ -150,10 +142,11 @@ async def run_with_retry(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + policy.reconnect_deadline_seconds
     backoff = iter(policy.backoff_seconds)
+    attempts = 1
     while True:
         ran_unit_of_work = False
 
-        async def second_attempt(session: AsyncSession) -> T:
+        async def later_attempt(session: AsyncSession) -> T:
             nonlocal ran_unit_of_work
             ran_unit_of_work = True
             return await unit_of_work(session)
@@ -161,21 +154,29 @@ async def run_with_retry(
         try:
             if recover is None:
                 await _wait_for_a_connection(session_factory)
-            settled, result = await _attempt(session_factory, second_attempt, recover)
+            settled, result = await _attempt(session_factory, later_attempt, recover)
+        except PoolTimeoutError as exc:
+            logger.error("db.pool_exhausted", operation=operation, error=repr(exc))
+            raise DatabaseUnavailableError(operation) from exc
         except Exception as exc:
             if not is_connection_loss(exc):
                 raise
+            attempts += ran_unit_of_work
             delay = next(backoff, policy.backoff_seconds[-1])
-            if ran_unit_of_work or loop.time() + delay > deadline:
-                logger.error("db.retry_failed", operation=operation, error=repr(exc), attempt=2)
+            if attempts >= policy.max_attempts or loop.time() + delay > deadline:
+                logger.error(
+                    "db.retry_failed", operation=operation, error=repr(exc), attempt=attempts
+                )
                 raise DatabaseUnavailableError(operation) from exc
-            logger.info("db.reconnect_wait", operation=operation, error=repr(exc), delay=delay)
+            logger.info(
+                "db.retry_wait", operation=operation, error=repr(exc), delay=delay, attempt=attempts
+            )
             await asyncio.sleep(delay)
             continue
         if settled:
-            logger.info("db.retry_settled_by_reread", operation=operation)
+            logger.info("db.retry_settled_by_reread", operation=operation, attempt=attempts + 1)
         else:
-            logger.info("db.retry_succeeded", operation=operation)
+            logger.info("db.retry_succeeded", operation=operation, attempt=attempts + 1)
         return result
 
 

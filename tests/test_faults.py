@@ -29,6 +29,13 @@ from db.errors import DatabaseUnavailableError
 from db.repositories import TelegramIdentity
 from db.retry import Idempotent, RetryPolicy, run_with_retry
 from tests.pgproxy import PgProxy
+from tests.silent import (
+    RECORDED_WITHIN_SECONDS,
+    apply_session_defaults,
+    presses_on_silent_sockets,
+    queued,
+    vanish_holding_the_row,
+)
 from tests.support import (
     TEAM_CHAT,
     PostgresHandle,
@@ -165,22 +172,34 @@ async def test_backend_killed_during_the_unit_of_work(
     assert _caption_after(telegram) == "Hi\n\n📄 a.jpg\n\n✅ Posted by Alice"
 
 
-async def test_backend_killed_just_before_commit(faulty: Any, admin: asyncpg.Connection) -> None:
+async def test_backend_killed_before_the_lost_race_state_read(
+    faulty: Any, admin: asyncpg.Connection
+) -> None:
+    """The press runs without a COMMIT; its other statement, the state read, meets the fault."""
     engine, sessions = faulty
     [queue_id] = await _prepare(sessions)
+    service = PressService(sessions)
+    bob = TelegramIdentity(8, "bob", "Bob")
+    first = await service.record(Press(queue_id, TEAM_CHAT, "skipped", bob))
+    assert first.kind is OutcomeKind.RECORDED
     killed = []
 
-    @event.listens_for(engine.sync_engine, "commit")
-    def kill_before_commit(conn: Any) -> None:
-        if not killed:
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def kill_before_state_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM (SELECT 1) AS one" in statement and not killed:
             pid = conn.connection.dbapi_connection.driver_connection.get_server_pid()
             killed.append(await_(admin.fetchval("SELECT pg_terminate_backend($1)", pid)))
 
-    outcome = await PressService(sessions).record(_press(queue_id))
+    outcome = await service.record(_press(queue_id))
 
     assert killed == [True]
-    assert outcome.kind is OutcomeKind.RECORDED
-    await _assert_recorded_once(sessions)
+    assert (outcome.kind, outcome.status, outcome.acted_by_name) == (
+        OutcomeKind.ALREADY,
+        "skipped",
+        "Bob",
+    )
+    history = await fetch_all(sessions, "SELECT status FROM posting_history")
+    assert [row.status for row in history] == ["skipped"]
 
 
 @pytest.fixture
@@ -193,15 +212,16 @@ async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
     await proxy.close()
 
 
-async def test_commit_lands_but_its_answer_is_lost(
+async def test_the_press_lands_but_its_answer_is_lost(
     database_url: str, proxy: PgProxy, settings: Settings
 ) -> None:
-    """The ambiguous commit: the server committed, the client saw the connection die."""
+    """The ambiguous outcome: the server ran (and committed) the press, the client saw the connection die."""
     engine = _engine(proxy.url(make_url(database_url).database or ""))
     sessions = create_session_factory(engine)
     try:
         [queue_id] = await _prepare(sessions)
-        proxy.cut_after_reply_to(lambda data: b"COMMIT" in data)
+        # The press's parameters travel in its Bind message (autocommit: no COMMIT).
+        proxy.cut_after_reply_to(lambda data: b"press:posted" in data)
 
         telegram = await _press_through_the_bot(engine, sessions, settings, queue_id)
 
@@ -212,22 +232,41 @@ async def test_commit_lands_but_its_answer_is_lost(
         await engine.dispose()
 
 
-async def test_a_press_costs_three_round_trips(database_url: str, proxy: PgProxy) -> None:
-    """BEGIN, the one statement (user upsert and interaction log included), COMMIT."""
+async def test_a_press_costs_one_round_trip(database_url: str, proxy: PgProxy) -> None:
+    """The one statement (user upsert and interaction log included), in autocommit."""
     engine = _engine(proxy.url(make_url(database_url).database or ""), pool_size=1)
     sessions = create_session_factory(engine)
     try:
         warm_up, measured = await _prepare(sessions, count=2)
         service = PressService(sessions)
         await service.record(_press(warm_up))  # connects and prepares the statement once
+        await service.record(_press(warm_up))  # and the lost race's state read
         before = proxy.round_trips
 
         outcome = await service.record(_press(measured, "skipped"))
 
         assert outcome.kind is OutcomeKind.RECORDED
-        assert proxy.round_trips - before == 3
+        assert proxy.round_trips - before == 1
+        await _assert_recorded_once_each(sessions, 2)
+
+        # A press that lost the race costs one more: the state read.
+        before = proxy.round_trips
+        again = await service.record(_press(measured, "posted"))
+        assert again.kind is OutcomeKind.ALREADY
+        assert proxy.round_trips - before == 2
     finally:
         await engine.dispose()
+
+
+async def _assert_recorded_once_each(
+    sessions: async_sessionmaker[AsyncSession], items: int
+) -> None:
+    counts = await fetch_all(
+        sessions,
+        "SELECT count(*) AS rows, count(DISTINCT queue_item_id) AS items FROM posting_history",
+    )
+    assert (counts[0].rows, counts[0].items) == (items, items)
+    assert await fetch_all(sessions, "SELECT 1 FROM posting_queue") == []
 
 
 async def test_server_restart(faulty: Any, postgres: PostgresHandle) -> None:
@@ -383,3 +422,100 @@ async def test_an_operation_without_a_reread_waits_out_a_restart(
         await asyncio.gather(*restarting)
     assert result == 42
     assert attempts == 2
+
+
+@pytest.mark.parametrize("delivered", [True, False], ids=["answer-lost", "statement-lost"])
+async def test_presses_on_silent_sockets_are_recorded_by_their_retry(
+    database_url: str, proxy: PgProxy, delivered: bool
+) -> None:
+    """Half-open sockets: each press is recorded within seconds, and nobody presses again."""
+    engine = _engine(proxy.url(make_url(database_url).database or ""), pool_size=6)
+    sessions = create_session_factory(engine)
+    try:
+        queue_ids = await queued(sessions, 6)
+
+        run = await presses_on_silent_sockets(sessions, proxy, queue_ids, delivered=delivered)
+
+        assert run.silenced == 6
+        assert run.recorded == 6
+        assert run.needed_a_repeat == 0
+        assert run.longest_seconds < RECORDED_WITHIN_SECONDS
+        await _assert_recorded_once_each(sessions, 6)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_vanished_transaction_holds_the_item_for_seconds_only(
+    database_url: str, proxy: PgProxy
+) -> None:
+    """Its client went silent inside a transaction holding the queue row's lock."""
+    name = make_url(database_url).database or ""
+    engine = _engine(proxy.url(name), pool_size=2)
+    sessions = create_session_factory(engine)
+    try:
+        await apply_session_defaults(engine)  # the role's server-side defaults (migration 0003)
+        [queue_id] = await queued(sessions, 1)
+        await vanish_holding_the_row(
+            f"postgresql://postgres@/{name}?host={proxy.socket_dir}", proxy, queue_id
+        )
+
+        started = asyncio.get_running_loop().time()
+        outcome = await PressService(sessions).record(_press(queue_id))
+
+        assert outcome.kind is OutcomeKind.RECORDED
+        assert asyncio.get_running_loop().time() - started < RECORDED_WITHIN_SECONDS
+        await _assert_recorded_once(sessions)
+    finally:
+        await engine.dispose()
+
+
+async def test_an_exhausted_pool_tells_the_user_to_press_again(
+    database_url: str, settings: Settings
+) -> None:
+    """Every connection is busy past the checkout timeout: the same clear answer as a dead database."""
+    engine = create_engine(
+        EngineOptions(url=database_url, pool_size=1, max_overflow=0, connect_timeout_seconds=0.3)
+    )
+    sessions = create_session_factory(engine)
+    try:
+        [queue_id] = await _prepare(sessions)
+        async with engine.connect() as busy:
+            await busy.execute(text("SELECT 1"))  # holds the pool's only connection
+
+            telegram = await _press_through_the_bot(engine, sessions, settings, queue_id)
+
+        assert _caption_after(telegram) == (
+            "Hi\n\n📄 a.jpg\n\n❌ Couldn't record that — please press again"
+        )
+        assert await fetch_all(sessions, "SELECT 1 FROM posting_history") == []
+        assert len(await fetch_all(sessions, "SELECT 1 FROM posting_queue")) == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_the_reread_after_a_lost_answer_runs_without_begin_or_commit(
+    database_url: str, proxy: PgProxy
+) -> None:
+    """The retry's re-read runs alone too: no COMMIT whose answer could be lost or hang."""
+    engine = _engine(proxy.url(make_url(database_url).database or ""), pool_size=1)
+    sessions = create_session_factory(engine)
+    try:
+        [queue_id] = await _prepare(sessions)
+        sent: list[bytes] = []
+
+        def spy(data: bytes) -> bool:
+            sent.append(data)
+            return False
+
+        proxy.cut_at_random(1e-12, spy)  # sees every message, cuts none
+        proxy.cut_after_reply_to(lambda data: b"press:posted" in data)
+
+        outcome = await PressService(sessions).record(_press(queue_id))
+
+        assert outcome.kind is OutcomeKind.RECORDED
+        assert proxy.cuts == 1
+        assert any(b"FROM (SELECT 1) AS one" in data for data in sent)  # the re-read ran
+        assert not any(b"BEGIN" in data or b"COMMIT" in data for data in sent)
+        await _assert_recorded_once(sessions)
+    finally:
+        await engine.dispose()

@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.press import OutcomeKind, Press, PressService
 from db.errors import DatabaseUnavailableError
 from db.repositories import PressRepository, TelegramIdentity
-from db.retry import Idempotent, RetryPolicy, run_with_retry
+from db.retry import Idempotent, Reread, RetryPolicy, run_with_retry
 from tests.support import TEAM_CHAT, TestApp, fetch_all, seed_media, seed_queue_item
 from tests.telegram_fake import callback_update, queue_message, user
 
@@ -109,14 +110,14 @@ async def test_two_lost_connections_propagate_and_keep_the_buttons(
     app: TestApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queue_id = await _queued(app)
-    flaky = FlakyRecord(monkeypatch, failures=2, error=lost_connection())
+    flaky = FlakyRecord(monkeypatch, failures=99, error=lost_connection())
     data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
     keyboard = queue_keyboard(queue_id, instagram=False)
     message = queue_message(TEAM_CHAT, 500, "Hi\n\n📄 a.jpg", keyboard)
 
     await app.feed(callback_update(data, message, user()))
 
-    assert flaky.attempts == 2
+    assert flaky.attempts == RetryPolicy().max_attempts
     assert await _history_count(app) == 0
     assert len(await fetch_all(app.sessions, "SELECT 1 FROM posting_queue")) == 1
     [edit] = app.telegram.of(EditMessageCaption)
@@ -179,7 +180,7 @@ async def test_confirmed_reject_retries_the_same_way(
     )
 
 
-async def test_unit_of_work_runs_at_most_twice(app: TestApp) -> None:
+async def test_unit_of_work_runs_at_most_max_attempts(app: TestApp) -> None:
     attempts = 0
 
     async def always_refused(session: Any) -> str:
@@ -195,7 +196,59 @@ async def test_unit_of_work_runs_at_most_twice(app: TestApp) -> None:
             operation="test",
             policy=FAST,
         )
-    assert attempts == 2
+    assert attempts == FAST.max_attempts
+
+
+async def test_the_deadline_bounds_the_attempts(app: TestApp) -> None:
+    attempts = 0
+
+    async def always_refused(session: Any) -> str:
+        nonlocal attempts
+        attempts += 1
+        raise ConnectionRefusedError("server restarting")
+
+    policy = RetryPolicy(reconnect_deadline_seconds=0.3, max_attempts=100, backoff_seconds=(0.1,))
+    with pytest.raises(DatabaseUnavailableError):
+        await run_with_retry(
+            app.sessions, always_refused, repeat=Idempotent("a test"), operation="t", policy=policy
+        )
+    assert 2 <= attempts <= 4
+
+
+async def test_every_later_attempt_of_a_reread_unit_starts_with_the_reread(app: TestApp) -> None:
+    steps: list[str] = []
+
+    async def unit(session: Any) -> str:
+        steps.append("unit")
+        if steps.count("unit") <= 3:
+            raise lost_connection()
+        return "done"
+
+    async def recover(session: Any) -> str | None:
+        steps.append("reread")
+        return None
+
+    result = await run_with_retry(
+        app.sessions, unit, repeat=Reread(recover), operation="test", policy=FAST
+    )
+
+    assert result == "done"
+    assert steps == ["unit", "reread", "unit", "reread", "unit", "reread", "unit"]
+
+
+async def test_pool_exhaustion_is_database_unavailable_and_not_retried(app: TestApp) -> None:
+    attempts = 0
+
+    async def checkout_timed_out(session: Any) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise PoolTimeoutError("QueuePool limit of size 5 overflow 5 reached")
+
+    with pytest.raises(DatabaseUnavailableError):
+        await run_with_retry(
+            app.sessions, checkout_timed_out, repeat=Idempotent("a test"), operation="t"
+        )
+    assert attempts == 1
 
 
 async def test_retry_that_finds_the_row_gone_shows_who_acted(

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.engine import command_timeout
 from db.repositories import PressRepository, PressState, TelegramIdentity
 from db.retry import Reread, RetryPolicy, run_with_retry
 
 logger = structlog.get_logger(__name__)
+
+# How long one press statement may go unanswered before its socket counts as
+# silent and the retry takes over (re-read first). A press runs in about 1 ms
+# alone and well under 100 ms at C=100 (p99; see README), so this is never a
+# loaded server mistaken for a dead one.
+PRESS_STATEMENT_TIMEOUT_SECONDS = 1.5
 
 
 class OutcomeKind(StrEnum):
@@ -82,16 +91,51 @@ class PressService:
         self,
         session_factory: async_sessionmaker[AsyncSession],
         retry_policy: RetryPolicy | None = None,
+        *,
+        statement_timeout_seconds: float = PRESS_STATEMENT_TIMEOUT_SECONDS,
     ) -> None:
         self._sessions = session_factory
         self._retry_policy = retry_policy
+        self._timeout = statement_timeout_seconds
+
+    @asynccontextmanager
+    async def _repository(
+        self, session: AsyncSession, *, first_use: bool = True
+    ) -> AsyncIterator[PressRepository]:
+        """The press repository on this session's connection, with the press timeout.
+
+        In autocommit each statement runs alone: no BEGIN/COMMIT round trips
+        (and no COMMIT whose answer could be lost). The option is set when the
+        session first takes its connection, also inside the retry wrapper's
+        `session.begin()` around the re-read, where BEGIN and COMMIT then cost
+        nothing.
+        """
+        if first_use:
+            connection = await session.connection(
+                execution_options={"isolation_level": "AUTOCOMMIT"}
+            )
+        else:
+            connection = await session.connection()
+        async with command_timeout(connection, self._timeout):
+            yield PressRepository(session)
 
     async def record(self, press: Press) -> PressOutcome:
-        """Claim the item and write every effect in one transaction; survive one lost connection."""
+        """Claim the item and write every effect in one statement; survive lost connections.
+
+        The statement is atomic by itself, so it runs in autocommit: one round
+        trip with the statement cache warm. A lost answer to it is the same
+        ambiguous outcome as a lost COMMIT reply, settled by the re-read.
+        Behind a transaction-mode pooler (no statement cache) it is two: the
+        prepare, then an execute that carries its own Parse (the driver does so
+        for the unnamed statement), so any server connection can run it.
+        """
+
+        attempts = 0
 
         async def unit_of_work(session: AsyncSession) -> PressOutcome:
-            repository = PressRepository(session)
-            async with session.begin():
+            nonlocal attempts
+            attempts += 1
+            async with self._repository(session) as repository:
                 record = await repository.record(
                     queue_id=press.queue_id,
                     chat_id=press.chat_id,
@@ -113,14 +157,18 @@ class PressService:
                 )
             # Lost the race, or the item is not this chat's: a new statement
             # (so a new snapshot) sees what the winner committed.
-            async with session.begin():
+            async with self._repository(session, first_use=False) as repository:
                 state = await repository.state(press.queue_id)
-            return explain(state, press, after_lost_connection=False) or PressOutcome(
+            # On a later attempt the winner may be an earlier attempt of this very
+            # press: its statement, orphaned on a silent socket, ran after our re-read.
+            later = attempts > 1
+            return explain(state, press, after_lost_connection=later) or PressOutcome(
                 kind=OutcomeKind.GONE
             )
 
         async def recover(session: AsyncSession) -> PressOutcome | None:
-            state = await PressRepository(session).state(press.queue_id)
+            async with self._repository(session) as repository:
+                state = await repository.state(press.queue_id)
             return explain(state, press, after_lost_connection=True)
 
         outcome = await run_with_retry(

@@ -1,7 +1,7 @@
 """The press: the whole unit of work of a queue button in one SQL statement.
 
 A press touches six tables. Doing it as one statement of data-modifying CTEs
-keeps the press at three round trips (BEGIN, this statement, COMMIT) while the
+keeps the press at one round trip (autocommit, statement cache warm) while the
 database still decides who wins: the DELETE of the queue row serialises two
 presses on one item, in one process or many.
 """

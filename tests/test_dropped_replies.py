@@ -1,0 +1,284 @@
+"""Every unit of work survives the loss of its last reply (COMMIT's, or an autocommit statement's).
+
+Table-driven: each case seeds rows, runs one unit through the real services on
+an engine behind the proxy, which lets the matching message reach the server
+and drops the server's answer, then checks the rows. The unit's retry must
+settle it (re-read or idempotent repeat) so that the rows say it happened
+exactly once. To cover a new unit, add a `DroppedReply` to CASES.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.app import Services, build_services, create_bot
+from bot.config import Settings
+from bot.database import Database
+from bot.services import scheduler as scheduler_module
+from bot.services.press import OutcomeKind, Press
+from db.engine import EngineOptions, create_engine, create_session_factory
+from db.repositories import TelegramIdentity
+from db.repositories.media import MediaRepository
+from tests.pgproxy import PgProxy
+from tests.support import (
+    TEAM_CHAT,
+    PostgresHandle,
+    fetch_all,
+    seed_chat,
+    seed_media,
+    seed_queue_item,
+)
+from tests.telegram_fake import RecordingSession
+
+ALICE = TelegramIdentity(7, "alice", "Alice")
+OTHER_CHAT = -1002002
+
+
+def commit(data: bytes) -> bool:
+    return b"COMMIT" in data
+
+
+def press_statement(status: str) -> Callable[[bytes], bool]:
+    # The press runs in autocommit: its parameters travel in its Bind message.
+    marker = f"press:{status}".encode()
+    return lambda data: marker in data
+
+
+@dataclass
+class Run:
+    """What a case works with: the proxied services and sessions, and what it seeded."""
+
+    services: Services
+    sessions: async_sessionmaker[AsyncSession]
+    seeded: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DroppedReply:
+    name: str
+    act: Callable[[Run], Awaitable[Any]]
+    check: Callable[[Run, Any], Awaitable[None]]
+    arrange: Callable[[Run], Awaitable[None]] | None = None
+    drop: Callable[[bytes], bool] = commit
+
+
+async def _queued(run: Run) -> None:
+    [media_id] = await seed_media(run.sessions)
+    run.seeded["media_id"] = media_id
+    run.seeded["queue_id"] = await seed_queue_item(run.sessions, media_id)
+
+
+async def _sending(run: Run) -> None:
+    await _queued(run)
+    async with run.sessions() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE posting_queue SET status = 'sending', telegram_message_id = NULL,"
+                " send_attempts = 1 WHERE id = :id"
+            ),
+            {"id": run.seeded["queue_id"]},
+        )
+        media = await MediaRepository(session).get(run.seeded["media_id"])
+        assert media is not None
+        run.seeded["item"] = scheduler_module._notification(run.seeded["queue_id"], media)
+
+
+def _press_case(status: str, lock_reason: str) -> DroppedReply:
+    async def act(run: Run) -> Any:
+        return await run.services.press.record(
+            Press(run.seeded["queue_id"], TEAM_CHAT, status, ALICE)
+        )
+
+    async def check(run: Run, outcome: Any) -> None:
+        assert (outcome.kind, outcome.status) == (OutcomeKind.RECORDED, status)
+        history = await fetch_all(run.sessions, "SELECT status FROM posting_history")
+        assert [row.status for row in history] == [status]
+        locks = await fetch_all(run.sessions, "SELECT reason FROM media_locks")
+        assert [lock.reason for lock in locks] == [lock_reason]
+        [presser] = await fetch_all(run.sessions, "SELECT total_posts FROM users")
+        assert presser.total_posts == (1 if status == "posted" else 0)
+        assert await fetch_all(run.sessions, "SELECT 1 FROM posting_queue") == []
+        interactions = await fetch_all(run.sessions, "SELECT name FROM user_interactions")
+        assert [row.name for row in interactions] == [f"press:{status}"]
+
+    return DroppedReply(
+        f"press.{status}", act, check, arrange=_queued, drop=press_statement(status)
+    )
+
+
+async def _chats_unchanged(run: Run) -> None:
+    chats = await fetch_all(run.sessions, "SELECT telegram_chat_id FROM chat_settings")
+    assert [chat.telegram_chat_id for chat in chats] == [TEAM_CHAT]
+
+
+async def _register_chat(run: Run) -> Any:
+    return await run.services.team.register_chat(OTHER_CHAT, "Second team")
+
+
+async def _registered_once(run: Run, result: Any) -> None:
+    rows = await fetch_all(
+        run.sessions,
+        "SELECT title FROM chat_settings WHERE telegram_chat_id = :chat",
+        chat=OTHER_CHAT,
+    )
+    assert [row.title for row in rows] == ["Second team"]
+
+
+async def _status(run: Run) -> Any:
+    return await run.services.team.status(TEAM_CHAT, datetime.now(UTC))
+
+
+async def _chat(run: Run) -> Any:
+    return await run.services.team.chat(TEAM_CHAT)
+
+
+async def _chat_read(run: Run, chat: Any) -> None:
+    assert chat.telegram_chat_id == TEAM_CHAT
+    await _chats_unchanged(run)
+
+
+async def _in_flight(run: Run) -> Any:
+    return await run.services.team.in_flight(TEAM_CHAT)
+
+
+async def _one_in_flight(run: Run, rows: Any) -> None:
+    assert [queue.id for queue, _ in rows] == [run.seeded["queue_id"]]
+    assert len(await fetch_all(run.sessions, "SELECT 1 FROM posting_queue")) == 1
+
+
+async def _history(run: Run) -> Any:
+    return await run.services.team.history(TEAM_CHAT, 10)
+
+
+async def _stats(run: Run) -> Any:
+    return await run.services.team.stats(TEAM_CHAT, datetime.now(UTC))
+
+
+async def _read_nothing_written(run: Run, result: Any) -> None:
+    assert result is not None
+    await _chats_unchanged(run)
+    assert await fetch_all(run.sessions, "SELECT 1 FROM posting_history") == []
+
+
+async def _record_sent(run: Run) -> Any:
+    return await run.services.scheduler._record_sent(run.seeded["item"], 777, "file-777")
+
+
+async def _recorded_as_sent(run: Run, result: Any) -> None:
+    [row] = await fetch_all(
+        run.sessions, "SELECT status, telegram_message_id, send_attempts FROM posting_queue"
+    )
+    assert (row.status, row.telegram_message_id, row.send_attempts) == ("sent", 777, 1)
+    [media] = await fetch_all(run.sessions, "SELECT telegram_file_id FROM media_items")
+    assert media.telegram_file_id == "file-777"
+
+
+async def _give_up(run: Run) -> Any:
+    return await run.services.scheduler._give_up(run.seeded["item"], "Telegram said no")
+
+
+async def _failed_once(run: Run, result: Any) -> None:
+    history = await fetch_all(run.sessions, "SELECT status, error_message FROM posting_history")
+    assert [(row.status, row.error_message) for row in history] == [("failed", "Telegram said no")]
+    assert await fetch_all(run.sessions, "SELECT 1 FROM posting_queue") == []
+
+
+async def _two_locks(run: Run) -> None:
+    media_ids = await seed_media(run.sessions, count=2)
+    now = datetime.now(UTC)
+    async with run.sessions() as session, session.begin():
+        for media_id, until in zip(
+            media_ids, (now - timedelta(days=1), now + timedelta(days=1)), strict=True
+        ):
+            await session.execute(
+                text(
+                    "INSERT INTO media_locks (media_item_id, reason, locked_until)"
+                    " VALUES (:media, 'skip', :until)"
+                ),
+                {"media": media_id, "until": until},
+            )
+    run.seeded["live"] = media_ids[1]
+
+
+async def _purge_locks(run: Run) -> Any:
+    return await run.services.scheduler.delete_expired_locks()
+
+
+async def _only_the_live_lock_left(run: Run, result: Any) -> None:
+    locks = await fetch_all(run.sessions, "SELECT media_item_id FROM media_locks")
+    assert [lock.media_item_id for lock in locks] == [run.seeded["live"]]
+
+
+CASES: list[DroppedReply] = [
+    _press_case("posted", "recent_post"),
+    _press_case("skipped", "skip"),
+    _press_case("rejected", "rejected"),
+    DroppedReply("team.register_chat", _register_chat, _registered_once),
+    DroppedReply("team.status", _status, _read_nothing_written),
+    DroppedReply("team.chat", _chat, _chat_read),
+    DroppedReply("team.in_flight", _in_flight, _one_in_flight, arrange=_queued),
+    DroppedReply("team.history", _history, _read_nothing_written),
+    DroppedReply("team.stats", _stats, _read_nothing_written),
+    DroppedReply("scheduler.record_sent", _record_sent, _recorded_as_sent, arrange=_sending),
+    DroppedReply("scheduler.give_up", _give_up, _failed_once, arrange=_sending),
+    DroppedReply("scheduler.locks", _purge_locks, _only_the_live_lock_left, arrange=_two_locks),
+]
+
+
+@pytest.fixture
+async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
+    if postgres.embedded is None:
+        pytest.skip("the proxy fronts the embedded server's unix socket")
+    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqd")))
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+async def test_a_unit_whose_last_reply_is_lost_happens_once(
+    case: DroppedReply, database_url: str, proxy: PgProxy, settings: Settings
+) -> None:
+    engine = create_engine(
+        EngineOptions(
+            url=proxy.url(make_url(database_url).database or ""),
+            pool_size=2,
+            max_overflow=0,
+            command_timeout_seconds=5,
+        )
+    )
+    sessions = create_session_factory(engine)
+    services = build_services(
+        settings,
+        Database(engine=engine, sessions=sessions),
+        create_bot(settings, session=RecordingSession()),
+    )
+    try:
+        await seed_chat(sessions)
+        run = Run(services=services, sessions=sessions)
+        if case.arrange is not None:
+            await case.arrange(run)
+        proxy.cut_after_reply_to(case.drop)
+
+        result = await case.act(run)
+
+        assert proxy.cuts == 1, "the reply was not dropped: the case's `drop` matched nothing"
+        await case.check(run, result)
+    finally:
+        await services.close()
+        await engine.dispose()
+
+
+def test_every_case_has_a_unique_name() -> None:
+    names = [case.name for case in CASES]
+    assert len(names) == len(set(names))

@@ -789,8 +789,9 @@ AUTOPOST_UNITS = {
         "autopost_claim_token", without=("autopost_requested_by", "status")
     ),
     "autopost.remember": _updates_queue_with("instagram_media_id"),
-    "press.posted (instagram_api)": lambda statement: "WITH claimed AS" in statement,
 }
+# The press runs in autocommit (no COMMIT): its statement's own reply is the one cut.
+AUTOCOMMIT_UNITS = {"press.posted (instagram_api)": b"WITH claimed"}
 
 
 @asynccontextmanager
@@ -827,14 +828,15 @@ async def _cutting_app(
         await engine.dispose()
 
 
-@pytest.mark.parametrize("unit", list(AUTOPOST_UNITS))
+@pytest.mark.parametrize("unit", [*AUTOPOST_UNITS, *AUTOCOMMIT_UNITS])
 async def test_every_auto_post_commit_reply_lost_still_one_story(
     settings: Settings, database_url: str, proxy: PgProxy, ig: GraphState, unit: str
 ) -> None:
-    """Table-driven: the answer of one unit's COMMIT is cut (the server committed), the
-    publish times out after publishing, the item is pressed again: one Story, one history
-    row, the item done, the caption final."""
-    async with _cutting_app(settings, database_url, proxy, AUTOPOST_UNITS[unit]) as (
+    """Table-driven: the last reply of one unit is cut (its COMMIT's, or the autocommit
+    statement's: the server acted), the publish times out after publishing, the item is
+    pressed again: one Story, one history row, the item done, the caption final."""
+    target = AUTOPOST_UNITS.get(unit, lambda statement: False)
+    async with _cutting_app(settings, database_url, proxy, target) as (
         built,
         sessions,
         telegram,
@@ -843,6 +845,10 @@ async def test_every_auto_post_commit_reply_lost_still_one_story(
         [media_id] = await seed_media(sessions)
         queue_id = await seed_queue_item(sessions, media_id)
         ig.publish_faults = ["timeout_after"]
+        if unit in AUTOCOMMIT_UNITS:
+            marker = AUTOCOMMIT_UNITS[unit]
+            armed.append(True)
+            proxy.cut_after_reply_to(lambda data: marker in data)
 
         await built.dispatcher.feed_update(built.bot, _press(queue_id))
         await built.dispatcher.feed_update(built.bot, _press(queue_id, who=BOB))

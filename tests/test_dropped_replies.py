@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.app import Services, build_services, create_bot
 from bot.config import Settings
 from bot.database import Database
-from bot.services import delivery as delivery_module
+from bot.services.delivery import notification
 from bot.services.press import OutcomeKind, Press
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories import TelegramIdentity
@@ -90,7 +90,7 @@ async def _sending(run: Run) -> None:
         )
         media = await MediaRepository(session).get(run.seeded["media_id"])
         assert media is not None
-        run.seeded["item"] = delivery_module.notification(run.seeded["queue_id"], media)
+        run.seeded["item"] = notification(run.seeded["queue_id"], media)
 
 
 def _press_case(status: str, lock_reason: str) -> DroppedReply:
@@ -185,7 +185,7 @@ async def _recorded_as_sent(run: Run, result: Any) -> None:
 
 async def _give_up(run: Run) -> Any:
     return await run.services.scheduler.delivery._failed(
-        run.seeded["item"], "Telegram said no", False
+        run.seeded["item"], "Telegram said no", maybe_delivered=False
     )
 
 

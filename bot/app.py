@@ -115,7 +115,17 @@ def build_services(
     autopost = None
     if configs and settings.media_public_base_url:
         autopost = AutoPostService(
-            database.sessions, press, accounts, settings.media_public_base_url, clock
+            database.sessions,
+            press,
+            accounts,
+            settings.media_public_base_url,
+            bot,
+            clock=clock,
+            # The holder renews its lease at each step; the longest step is the
+            # wait for the container plus a few HTTP timeouts.
+            lease_seconds=settings.instagram_publish_timeout_seconds + 90,
+            sweep_interval_seconds=settings.autopost_sweep_interval_seconds,
+            recheck_after_seconds=settings.instagram_poll_interval_seconds,
         )
     return Services(
         press=press,

@@ -1,4 +1,8 @@
-"""Caption texts (HTML parse mode); every name and file name is escaped."""
+"""Caption texts (HTML parse mode) and toasts (plain text).
+
+Status lines are plain text: a toast (answerCallbackQuery) shows them as they
+are, and `with_status` escapes them when it appends them to an HTML caption.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +31,12 @@ def notification_caption(file_name: str, category: str | None, caption: str | No
 def done_line(status: str, name: str, *, instagram: bool = False) -> str:
     emoji, verb = STATUS_VERBS[status]
     where = " to Instagram" if instagram else ""
-    return f"{emoji} {verb}{where} by {escape(name)}"
+    return f"{emoji} {verb}{where} by {name}"
 
 
 def already_line(status: str, name: str | None) -> str:
     emoji, verb = STATUS_VERBS.get(status, ("ℹ️", status))
-    return f"{emoji} Already {verb.lower()} by {escape(name or 'someone')}"
+    return f"{emoji} Already {verb.lower()} by {name or 'someone'}"
 
 
 def body_of(html: str) -> str:
@@ -44,4 +48,5 @@ def body_of(html: str) -> str:
 
 
 def with_status(html: str, line: str) -> str:
-    return f"{body_of(html)}\n\n{line}"
+    """The notification (HTML) with one plain-text status line appended, escaped."""
+    return f"{body_of(html)}\n\n{escape(line, quote=False)}"

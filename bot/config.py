@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     instagram_graph_url: str = "https://graph.facebook.com/v21.0"
     instagram_publish_timeout_seconds: float = Field(default=60.0, gt=0)
     instagram_poll_interval_seconds: float = Field(default=2.0, gt=0)
+    # How often rows whose Auto Post outcome is unknown are checked with Instagram.
+    autopost_sweep_interval_seconds: float = Field(default=15.0, gt=0)
     # Unset: derived from INSTAGRAM_GRAPH_URL (graph.instagram.com means Instagram Login).
     instagram_token_flavour: InstagramFlavour | None = None
     # Several chats, several accounts: a TOML file mapping chat ids to accounts.

@@ -47,6 +47,14 @@ class SecretRedactor:
                 event_dict[key] = self._scrub(repr(value))
         return event_dict
 
+    def scrub_rendered(self, logger: Any, method_name: str, rendered: Any) -> Any:
+        """After the renderer: tracebacks are formatted by then, so a secret in one is caught."""
+        if isinstance(rendered, str):
+            return self._scrub(rendered)
+        if isinstance(rendered, bytes):
+            return self._scrub(rendered.decode("utf-8", "replace")).encode()
+        return rendered
+
 
 def configure_logging(
     level: str = "INFO", log_format: LogFormat = LogFormat.CONSOLE, secrets: Iterable[str] = ()
@@ -70,10 +78,12 @@ def configure_logging(
             structlog.processors.format_exc_info,
             redactor,
             renderer,
+            redactor.scrub_rendered,
         ]
     else:
+        # The console renderer formats the traceback itself: scrub what it rendered.
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-        final = [redactor, renderer]
+        final = [redactor, renderer, redactor.scrub_rendered]
 
     structlog.configure(
         processors=[

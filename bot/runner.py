@@ -134,6 +134,10 @@ async def _run(settings: Settings, redactor: SecretRedactor) -> int:
             asyncio.create_task(app.services.scheduler.run(stop_background)),
             asyncio.create_task(app.services.token_care.run(stop_background)),
         ]
+        if app.services.autopost is not None:
+            # Resolves Auto Posts a restart or an unknown outcome left `publishing`;
+            # one still running after the grace is handed over (AutoPostService.publish).
+            background.append(asyncio.create_task(app.services.autopost.run(stop_background)))
         stack.push_async_callback(
             _shut_down, app, stop_background, background, settings.shutdown_grace_seconds
         )

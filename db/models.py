@@ -169,6 +169,11 @@ class PostingQueueItem(Base):
     # Auto Post: kept on the row so a retry never publishes the same item twice.
     instagram_creation_id: Mapped[str | None] = mapped_column(Text)
     instagram_media_id: Mapped[str | None] = mapped_column(Text)
+    # Written with the Auto Post claim, so a retried claim recognises itself.
+    autopost_claim_token: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    autopost_requested_by: Mapped[int | None] = mapped_column(BigInteger)  # Telegram user id
+    # Set before media_publish is sent: from then on the outcome may be unknown.
+    instagram_publish_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now()
 
 

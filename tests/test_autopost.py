@@ -3,30 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from bot.app import build_app, build_services, create_bot
 from bot.config import Settings
+from bot.database import Database
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
-from db.repositories import PressRepository
+from bot.services.autopost import AutoPostClaim, AutoPostResult
+from db.engine import EngineOptions, create_engine, create_session_factory
+from db.repositories import PressRepository, TelegramIdentity
+from tests.fake_graph import GraphState, install_respx
+from tests.pgproxy import PgProxy
 from tests.support import (
     TEAM_CHAT,
     TEST_TOKEN,
+    PostgresHandle,
     TestApp,
     fetch_all,
     seed_chat,
     seed_media,
     seed_queue_item,
 )
-from tests.telegram_fake import callback_update, queue_message, user
+from tests.telegram_fake import RecordingSession, callback_update, queue_message, user
 
 GRAPH = "https://graph.test/v21.0"
 IG_USER = "1789"
@@ -164,17 +177,29 @@ async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.Mo
             lambda g: g.post(f"/{IG_USER}/media").respond(
                 400, json={"error": {"code": 4, "message": "limit"}}
             ),
-            "rate limit",
+            "rate limit was reached; try again later (error 4)",
         ),
         (
             lambda g: g.post(f"/{IG_USER}/media").respond(
                 400, json={"error": {"code": 190, "message": "expired"}}
             ),
-            "access token has expired",
+            "access token is invalid, expired or revoked; an admin must put a new long-lived"
+            " token in the configuration and restart the bot (error 190)",
         ),
         (
             lambda g: g.post(f"/{IG_USER}/media").mock(side_effect=httpx.ConnectError("down")),
-            "could not be reached",
+            "could not be reached (ConnectError)",
+        ),
+        (
+            lambda g: g.post(f"/{IG_USER}/media").respond(
+                502, json={"error": {"code": 1, "message": "unknown"}}
+            ),
+            "had a server error (HTTP 502, error 1)",
+        ),
+        (
+            # An orphan container at worst: it is never published.
+            lambda g: g.post(f"/{IG_USER}/media").mock(side_effect=httpx.ReadTimeout("slow")),
+            "did not answer (ReadTimeout)",
         ),
         (
             lambda g: (
@@ -182,6 +207,15 @@ async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.Mo
                 g.get("/container-1").respond(json={"status_code": "ERROR"}),
             ),
             "could not process the media",
+        ),
+        (
+            lambda g: (
+                g.post(f"/{IG_USER}/media").respond(json={"id": "container-1"}),
+                g.get("/container-1").respond(
+                    json={"status_code": "ERROR", "status": "Error: 2207052"}
+                ),
+            ),
+            "could not download the media from its URL (error 2207052)",
         ),
         (
             lambda g: (
@@ -195,7 +229,7 @@ async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.Mo
                 g.post(f"/{IG_USER}/media").respond(json={"id": "container-1"}),
                 g.get("/container-1").respond(json={"status_code": "IN_PROGRESS"}),
             ),
-            "took too long",
+            "still processing the media (status IN_PROGRESS after 0.5 s)",
         ),
         (
             lambda g: (
@@ -203,7 +237,17 @@ async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.Mo
                 g.get("/container-1").respond(json={"status_code": "FINISHED"}),
                 g.post(f"/{IG_USER}/media_publish").respond(400, json={"error": {"code": 613}}),
             ),
-            "rate limit",
+            "rate limit was reached; try again later (error 613)",
+        ),
+        (
+            lambda g: (
+                g.post(f"/{IG_USER}/media").respond(json={"id": "container-1"}),
+                g.get("/container-1").respond(json={"status_code": "FINISHED"}),
+                g.post(f"/{IG_USER}/media_publish").respond(
+                    400, json={"error": {"code": 9007, "error_subcode": 2207027}}
+                ),
+            ),
+            "had not finished processing the media (error 9007/2207027)",
         ),
     ],
 )
@@ -275,19 +319,313 @@ async def test_published_but_not_recorded_never_publishes_twice(
 
     monkeypatch.setattr(PressRepository, "record", lost)
     await app.feed(_press(queue_id))
+    await app.services.tasks.drain(5)  # the follow-up resolve fails the same way
     assert await _history(app) == []
-    [row] = await fetch_all(app.sessions, "SELECT status, instagram_media_id FROM posting_queue")
-    assert (row.status, row.instagram_media_id) == ("publishing", "ig-media-9")
-    assert "not recorded yet" in _captions(app)[-1]
+    [row] = await fetch_all(
+        app.sessions, "SELECT status, instagram_media_id, claimed_at FROM posting_queue"
+    )
+    assert (row.status, row.instagram_media_id, row.claimed_at) == (
+        "publishing",
+        "ig-media-9",
+        None,
+    )
+    assert _captions(app)[-1].endswith("✅ Published to Instagram; recording it…")
 
     monkeypatch.undo()
-    await app.feed(_press(queue_id))
+    await app.feed(_press(queue_id))  # a re-press only resolves
+    await app.services.tasks.drain(5)
 
-    assert routes["publish"].call_count == 1
+    assert routes["publish"].call_count == 1 and routes["create"].call_count == 1
     assert [tuple(r) for r in await _history(app)] == [
         ("posted", "instagram_api", "ig-media-9", "Alice")
     ]
     assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+
+
+@pytest.fixture
+def ig(graph: respx.MockRouter) -> GraphState:
+    state = GraphState(IG_USER)
+    install_respx(graph, state)
+    return state
+
+
+async def _queue_row(app: TestApp) -> Any:
+    [row] = await fetch_all(
+        app.sessions,
+        "SELECT status, instagram_creation_id, instagram_publish_requested_at, claimed_at,"
+        " autopost_claim_token FROM posting_queue",
+    )
+    return row
+
+
+def _toasts(app: TestApp) -> list[str]:
+    return [a.text for a in app.telegram.of(AnswerCallbackQuery)]
+
+
+async def _eventually(check: Any, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+async def test_publish_times_out_after_publishing_one_story_however_often_pressed(
+    app: TestApp, ig: GraphState
+) -> None:
+    """The answer of media_publish is lost after Instagram published: never a second Story."""
+    ig.publish_faults = ["timeout_after"]
+    queue_id = await _queued(app)
+
+    await app.feed(_press(queue_id))
+    assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
+    assert "failed" not in _captions(app)[-1]
+    # Pressed again, by the presser and by others, before and while it is resolved.
+    for who in (ALICE, BOB, ALICE, BOB, ALICE):
+        await app.feed(_press(queue_id, who=who))
+    await app.services.tasks.drain(5)
+
+    assert ig.creates == 1
+    assert ig.publish_calls == ["container-1"]
+    assert len(ig.stories) == 1
+    assert [tuple(r) for r in await _history(app)] == [
+        ("posted", "instagram_api", "ig-media-1", "Alice")
+    ]
+    assert await _queue_status(app) == []
+    assert _captions(app)[-1] == f"{CAPTION}\n\n✅ Posted to Instagram by Alice"
+    assert app.telegram.of(EditMessageCaption)[-1].reply_markup is None
+    toasts = _toasts(app)
+    assert toasts[0] == "⏳ Publishing to Instagram…"
+    assert all(
+        t.startswith("🔎 Checking with Instagram") or t == "✅ Already posted by Alice"
+        for t in toasts[1:]
+    ), toasts
+    # Once resolved, a press says what happened.
+    await app.feed(_press(queue_id, who=BOB))
+    assert _toasts(app)[-1] == "✅ Already posted by Alice"
+    assert ig.publish_calls == ["container-1"]
+
+
+async def test_repress_while_unknown_creates_nothing(app: TestApp, ig: GraphState) -> None:
+    ig.publish_faults = ["timeout_after"]
+    ig.status_fails_after_publish = 1000  # once published, Instagram cannot tell
+    queue_id = await _queued(app)
+
+    await app.feed(_press(queue_id))
+    for _ in range(3):
+        await app.feed(_press(queue_id, who=BOB))
+        assert _toasts(app)[-1].startswith("🔎 Checking with Instagram")
+    await app.services.tasks.drain(5)
+    # A manual press must wait too: the Story may be live.
+    await app.feed(_press(queue_id, QueueAction.POSTED, BOB))
+
+    assert ig.creates == 1 and ig.publish_calls == ["container-1"]
+    row = await _queue_row(app)
+    assert row.status == "publishing" and row.instagram_publish_requested_at is not None
+    assert await _history(app) == []
+    assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
+
+    ig.status_fails = 0
+    assert await app.services.autopost.sweep() == 1
+    assert ig.publish_calls == ["container-1"] and len(ig.stories) == 1
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+
+
+async def test_5xx_before_publishing_publishes_that_same_container(
+    app: TestApp, ig: GraphState
+) -> None:
+    ig.publish_faults = ["502_before"]
+    queue_id = await _queued(app)
+
+    await app.feed(_press(queue_id))
+    assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
+    await app.services.tasks.drain(5)
+
+    assert ig.creates == 1
+    assert ig.publish_calls == ["container-1", "container-1"]
+    assert len(ig.stories) == 1
+    assert [tuple(r) for r in await _history(app)] == [
+        ("posted", "instagram_api", "ig-media-1", "Alice")
+    ]
+    assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+
+
+async def test_container_error_after_unknown_gives_the_item_back(
+    app: TestApp, ig: GraphState
+) -> None:
+    ig.publish_faults = ["502_before"]
+    ig.status_after_publish["container-1"] = "ERROR"
+    ig.statuses["container-1"] = "Error: 2207052"
+    queue_id = await _queued(app)
+
+    await app.feed(_press(queue_id))
+    await app.services.tasks.drain(5)
+
+    assert await _queue_status(app) == ["sent"]
+    last = app.telegram.of(EditMessageCaption)[-1]
+    assert "could not download the media from its URL (error 2207052)" in last.caption
+    assert last.reply_markup == queue_keyboard(queue_id, instagram=True)
+    # Only now may a new container be made.
+    await app.feed(_press(queue_id))
+    assert ig.creates == 2 and ig.publish_calls == ["container-1", "container-2"]
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+
+
+async def test_restart_sweep_resolves_what_a_dead_process_left(
+    app: TestApp, ig: GraphState
+) -> None:
+    """Rows left `publishing` with expired leases: published, never published, unknown."""
+    published, unpublished, interrupted = [
+        await seed_queue_item(app.sessions, media_id, message_id=600 + n)
+        for n, media_id in enumerate(await seed_media(app.sessions, count=3, prefix="dead"))
+    ]
+    ig.create()  # container-1: published by the dead process
+    ig.publish("container-1")
+    ig.create()  # container-2: FINISHED, publish request sent but never arrived
+    async with app.sessions() as session, session.begin():
+        await session.execute(
+            text("INSERT INTO users (telegram_user_id, first_name) VALUES (7, 'Alice')")
+        )
+        for queue_id, container, marker in (
+            (published, "container-1", True),
+            (unpublished, "container-2", True),
+            (interrupted, None, False),
+        ):
+            await session.execute(
+                text(
+                    "UPDATE posting_queue SET status = 'publishing',"
+                    " claimed_at = now() - interval '1 hour', autopost_requested_by = 7,"
+                    " autopost_claim_token = gen_random_uuid(),"
+                    " instagram_creation_id = :container,"
+                    " instagram_publish_requested_at = CASE WHEN :marker THEN now() END"
+                    " WHERE id = :id"
+                ),
+                {"id": queue_id, "container": container, "marker": marker},
+            )
+
+    assert await app.services.autopost.sweep() == 3
+
+    history = await fetch_all(
+        app.sessions,
+        "SELECT queue_item_id, posting_method, instagram_media_id, acted_by_name"
+        " FROM posting_history ORDER BY instagram_media_id",
+    )
+    assert [tuple(r) for r in history] == [
+        (published, "instagram_api", "ig-media-1", "Alice"),
+        (unpublished, "instagram_api", "ig-media-2", "Alice"),
+    ]
+    assert ig.publish_calls == ["container-1", "container-2"]
+    [row] = await fetch_all(app.sessions, "SELECT id, status FROM posting_queue")
+    assert (row.id, row.status) == (interrupted, "sent")
+    edits = {e.message_id: e for e in app.telegram.of(EditMessageCaption)}
+    assert edits[600].caption.endswith("✅ Posted to Instagram by Alice")
+    assert edits[601].caption.endswith("✅ Posted to Instagram by Alice")
+    assert edits[602].caption.endswith("nothing was published.")
+    assert edits[602].reply_markup == queue_keyboard(interrupted, instagram=True)
+    assert await app.services.autopost.sweep() == 0
+
+
+async def test_shutdown_mid_publish_hands_the_item_over(app: TestApp, ig: GraphState) -> None:
+    ig.publish_faults = ["hang_after"]
+    gate = asyncio.Event()
+    queue_id = await _queued(app)
+    original = ig.publish
+
+    def slow_publish(container: str) -> Any:
+        result = original(container)
+        gate.set()
+        return result
+
+    ig.publish = slow_publish  # type: ignore[method-assign]
+    # The respx fake raises at once; make the publish itself hang instead.
+    hang = asyncio.Event()
+
+    async def hanging_publish(container: str) -> str:
+        slow_publish(container)
+        await hang.wait()
+        raise AssertionError("never answered")
+
+    client = app.services.instagram_accounts.client_for(TEAM_CHAT)
+    client.publish = hanging_publish  # type: ignore[method-assign]
+    pressing = asyncio.create_task(app.feed(_press(queue_id)))
+    await asyncio.wait_for(gate.wait(), 5)
+    await app.services.tasks.drain(0)  # shutdown: grace over, the Auto Post is cancelled
+    with contextlib.suppress(asyncio.CancelledError):
+        await pressing
+
+    row = await _queue_row(app)
+    assert (row.status, row.claimed_at) == ("publishing", None)
+    assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
+    assert await app.services.autopost.sweep() == 1  # the next process's first sweep
+    assert len(ig.stories) == 1 and ig.publish_calls == ["container-1"]
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+
+
+async def test_auto_post_on_a_row_still_sending(app: TestApp, ig: GraphState) -> None:
+    queue_id = await _queued(app)
+    async with app.sessions() as session, session.begin():
+        await session.execute(text("UPDATE posting_queue SET status = 'sending'"))
+    await app.feed(_press(queue_id))
+    assert _toasts(app) == [
+        "⏳ This item is still being sent to the chat; press again in a moment."
+    ]
+    assert ig.creates == 0 and await _queue_status(app) == ["sending"]
+
+
+async def test_toasts_are_plain_text_captions_escaped(app: TestApp, ig: GraphState) -> None:
+    queue_id = await _queued(app)
+    await app.feed(_press(queue_id, who=user(9, "<Bob> & Co")))
+    assert _toasts(app)[-1] == "⏳ Publishing to Instagram…"
+    assert _captions(app)[-1].endswith("✅ Posted to Instagram by &lt;Bob&gt; &amp; Co")
+    await app.feed(_press(queue_id, QueueAction.POSTED, ALICE))
+    assert _toasts(app)[-1] == "✅ Already posted by <Bob> & Co"
+
+
+async def test_claim_commit_reply_lost_is_recognised_as_ours(
+    settings: Settings, database_url: str, proxy: PgProxy, ig: GraphState
+) -> None:
+    """The claim's COMMIT lands but its answer is cut: the re-read finds our token."""
+    engine = create_engine(
+        EngineOptions(url=proxy.url(make_url(database_url).database or ""), pool_size=2)
+    )
+    sessions = create_session_factory(engine)
+    telegram = RecordingSession()
+    bot = create_bot(settings, session=telegram)
+    services = build_services(settings, Database(engine=engine, sessions=sessions), bot)
+    try:
+        await seed_chat(sessions)
+        [media_id] = await seed_media(sessions)
+        queue_id = await seed_queue_item(sessions, media_id)
+        assert services.autopost is not None
+        proxy.cut_after_reply_to(lambda data: b"COMMIT" in data)
+
+        claim = await services.autopost.claim(
+            queue_id, TEAM_CHAT, TelegramIdentity(7, None, "Alice")
+        )
+
+        assert proxy.cuts == 1
+        assert isinstance(claim, AutoPostClaim)
+        row = (await fetch_all(sessions, "SELECT status, autopost_claim_token FROM posting_queue"))[
+            0
+        ]
+        assert (row.status, row.autopost_claim_token) == ("publishing", claim.token)
+        outcome = await services.autopost.publish(claim)
+        assert outcome.result is AutoPostResult.RECORDED
+        assert ig.publish_calls == ["container-1"]
+    finally:
+        await services.close()
+        await engine.dispose()
+
+
+@pytest.fixture
+async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
+    if postgres.embedded is None:
+        pytest.skip("the proxy fronts the embedded server's unix socket")
+    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqp")))
+    await proxy.start()
+    yield proxy
+    await proxy.close()
 
 
 async def test_not_configured_says_so(app: TestApp) -> None:
@@ -316,3 +654,241 @@ async def test_the_token_is_never_logged(
     assert "Auto Post failed" in _captions(app)[-1]
     assert IG_TOKEN not in output.out + output.err + caplog.text
     assert all(IG_TOKEN not in caption for caption in _captions(app))
+
+
+async def test_shutdown_before_the_publish_request_gives_the_item_back(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    polling = asyncio.Event()
+
+    async def never_ready(request: httpx.Request) -> httpx.Response:
+        polling.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    create = graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
+    graph.get("/container-1").mock(side_effect=never_ready)
+    publish = graph.post(f"/{IG_USER}/media_publish").respond(json={"id": "ig-media-9"})
+    queue_id = await _queued(app)
+
+    pressing = asyncio.create_task(app.feed(_press(queue_id)))
+    await asyncio.wait_for(polling.wait(), 5)
+    await app.services.tasks.drain(0)
+    with contextlib.suppress(asyncio.CancelledError):
+        await pressing
+
+    assert await _queue_status(app) == ["sent"]
+    last = app.telegram.of(EditMessageCaption)[-1]
+    assert last.caption.endswith("interrupted before publishing; nothing was published.")
+    assert last.reply_markup == queue_keyboard(queue_id, instagram=True)
+    assert create.call_count == 1 and publish.call_count == 0
+
+
+async def test_a_refused_republish_looks_again_before_saying_failed(
+    app: TestApp, ig: GraphState
+) -> None:
+    """Status said FINISHED, yet the first publish landed meanwhile: the refusal is not a failure."""
+    ig.publish_faults = ["timeout_after"]
+    # Once the publish is in, one stale status answer.
+    ig.on_publish.append(lambda: ig.status_sequence.update({"container-1": ["FINISHED"]}))
+    queue_id = await _queued(app)
+    await app.feed(_press(queue_id))
+    await app.services.tasks.drain(5)
+
+    assert ig.publish_calls == ["container-1", "container-1"]
+    assert len(ig.stories) == 1
+    assert [tuple(r) for r in await _history(app)] == [
+        ("posted", "instagram_api", "ig-media-1", "Alice")
+    ]
+    assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+
+
+async def test_checking_names_what_instagram_answered(app: TestApp, ig: GraphState) -> None:
+    ig.publish_faults = ["timeout_after"]
+
+    def token_expires() -> None:
+        ig.status_error = (400, {"error": {"code": 190, "message": "Session has expired"}})
+
+    ig.on_publish.append(token_expires)
+    queue_id = await _queued(app)
+    await app.feed(_press(queue_id))
+    await app.services.tasks.drain(5)
+
+    assert await _queue_status(app) == ["publishing"]
+    assert _captions(app)[-1].endswith(
+        "🔎 Checking with Instagram… Instagram answered: the Instagram access token is"
+        " invalid, expired or revoked; an admin must put a new long-lived token in the"
+        " configuration and restart the bot (error 190)."
+    )
+    assert ig.publish_calls == ["container-1"]
+
+
+async def test_an_unexpected_error_gives_the_item_back(
+    app: TestApp, ig: GraphState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug")
+
+    client = app.services.instagram_accounts.client_for(TEAM_CHAT)
+    monkeypatch.setattr(client, "wait_until_ready", broken)
+    queue_id = await _queued(app)
+    await app.feed(_press(queue_id))
+
+    assert await _queue_status(app) == ["sent"]
+    last = app.telegram.of(EditMessageCaption)[-1]
+    assert last.caption.endswith("unexpected error (logged). Nothing was published.")
+    assert last.reply_markup == queue_keyboard(queue_id, instagram=True)
+    assert ig.publish_calls == []
+
+
+async def test_a_publish_answer_without_a_media_id_is_checked(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
+    status = graph.get("/container-1").mock(
+        side_effect=[
+            httpx.Response(200, json={"status_code": "FINISHED"}),
+            httpx.Response(200, json={"status_code": "PUBLISHED"}),
+        ]
+    )
+    publish = graph.post(f"/{IG_USER}/media_publish").respond(json={"success": True})
+    graph.get(f"/{IG_USER}/stories").respond(json={"data": []})
+    queue_id = await _queued(app)
+
+    await app.feed(_press(queue_id))
+    await app.services.tasks.drain(5)
+
+    assert publish.call_count == 1 and status.call_count == 2
+    assert [tuple(r) for r in await _history(app)] == [("posted", "instagram_api", None, "Alice")]
+
+
+def _updates_queue_with(*columns: str, without: tuple[str, ...] = ()) -> Any:
+    def matches(statement: str) -> bool:
+        return (
+            statement.startswith("UPDATE posting_queue SET")
+            and all(f"{column}=" in statement for column in columns)
+            and not any(f"{column}=" in statement for column in without)
+        )
+
+    return matches
+
+
+# Each Auto Post unit of work, known by a statement of its transaction.
+AUTOPOST_UNITS = {
+    "autopost.claim": _updates_queue_with("autopost_requested_by"),
+    "autopost.step (container)": _updates_queue_with(
+        "instagram_creation_id", without=("autopost_requested_by", "status")
+    ),
+    "autopost.step (marker)": _updates_queue_with(
+        "instagram_publish_requested_at", without=("status",)
+    ),
+    "autopost.hand_over": lambda statement: statement.startswith(
+        "UPDATE posting_queue SET claimed_at=$1"
+    ),
+    "autopost.lease": _updates_queue_with(
+        "autopost_claim_token", without=("autopost_requested_by", "status")
+    ),
+    "autopost.remember": _updates_queue_with("instagram_media_id"),
+}
+# The press runs in autocommit (no COMMIT): its statement's own reply is the one cut.
+AUTOCOMMIT_UNITS = {"press.posted (instagram_api)": b"WITH claimed"}
+
+
+@asynccontextmanager
+async def _cutting_app(
+    settings: Settings, database_url: str, proxy: PgProxy, target: Any
+) -> AsyncIterator[tuple[Any, Any, RecordingSession, list[bool]]]:
+    """The app through the proxy; the COMMIT of the first transaction running a statement
+    `target` matches reaches the server, its answer is cut."""
+    engine = create_engine(
+        EngineOptions(url=proxy.url(make_url(database_url).database or ""), pool_size=3)
+    )
+    sessions = create_session_factory(engine)
+    telegram = RecordingSession()
+    built = build_app(settings, Database(engine=engine, sessions=sessions), session=telegram)
+    armed: list[bool] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def remember(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not armed and target(statement):
+            conn.info["cut_this_commit"] = True
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def cut(conn: Any) -> None:
+        if conn.info.pop("cut_this_commit", False) and not armed:
+            armed.append(True)
+            proxy.cut_after_reply_to(lambda data: b"COMMIT" in data)
+
+    try:
+        await seed_chat(sessions)
+        yield built, sessions, telegram, armed
+    finally:
+        await built.services.tasks.drain(5)
+        await built.services.close()
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("unit", [*AUTOPOST_UNITS, *AUTOCOMMIT_UNITS])
+async def test_every_auto_post_commit_reply_lost_still_one_story(
+    settings: Settings, database_url: str, proxy: PgProxy, ig: GraphState, unit: str
+) -> None:
+    """Table-driven: the last reply of one unit is cut (its COMMIT's, or the autocommit
+    statement's: the server acted), the publish times out after publishing, the item is
+    pressed again: one Story, one history row, the item done, the caption final."""
+    target = AUTOPOST_UNITS.get(unit, lambda statement: False)
+    async with _cutting_app(settings, database_url, proxy, target) as (
+        built,
+        sessions,
+        telegram,
+        armed,
+    ):
+        [media_id] = await seed_media(sessions)
+        queue_id = await seed_queue_item(sessions, media_id)
+        ig.publish_faults = ["timeout_after"]
+        if unit in AUTOCOMMIT_UNITS:
+            marker = AUTOCOMMIT_UNITS[unit]
+            armed.append(True)
+            proxy.cut_after_reply_to(lambda data: marker in data)
+
+        await built.dispatcher.feed_update(built.bot, _press(queue_id))
+        await built.dispatcher.feed_update(built.bot, _press(queue_id, who=BOB))
+        await built.services.tasks.drain(10)
+        await built.services.autopost.sweep()  # whatever a cut left for the sweep
+
+        assert armed == [True] and proxy.cuts == 1
+        assert ig.creates == 1 and len(ig.stories) == 1
+        history = await fetch_all(
+            sessions, "SELECT status, posting_method, instagram_media_id FROM posting_history"
+        )
+        assert [tuple(r) for r in history] == [("posted", "instagram_api", "ig-media-1")]
+        assert await fetch_all(sessions, "SELECT 1 FROM posting_queue") == []
+        last = telegram.of(EditMessageCaption)[-1]
+        assert last.caption.endswith("✅ Posted to Instagram by Alice")
+
+
+async def test_release_commit_reply_lost_gives_the_item_back_once(
+    settings: Settings, database_url: str, proxy: PgProxy, ig: GraphState
+) -> None:
+    """The give-back after a refusal loses its COMMIT reply: buttons back, then one Story."""
+    released = _updates_queue_with("status", "instagram_publish_requested_at")
+    async with _cutting_app(settings, database_url, proxy, released) as (
+        built,
+        sessions,
+        telegram,
+        armed,
+    ):
+        [media_id] = await seed_media(sessions)
+        queue_id = await seed_queue_item(sessions, media_id)
+        ig.status_sequence["container-1"] = ["ERROR"]
+
+        await built.dispatcher.feed_update(built.bot, _press(queue_id))
+        assert armed == [True] and proxy.cuts == 1
+        [row] = await fetch_all(sessions, "SELECT status, autopost_claim_token FROM posting_queue")
+        assert (row.status, row.autopost_claim_token) == ("sent", None)
+        last = telegram.of(EditMessageCaption)[-1]
+        assert "Auto Post failed" in last.caption and last.reply_markup is not None
+
+        await built.dispatcher.feed_update(built.bot, _press(queue_id))
+        assert ig.creates == 2 and ig.publish_calls == ["container-2"]
+        history = await fetch_all(sessions, "SELECT posting_method FROM posting_history")
+        assert [r.posting_method for r in history] == ["instagram_api"]

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import re
+import tempfile
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from html import unescape
+from pathlib import Path
+from typing import Any
 
 import pytest
-from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage, SetMyCommands
+from aiogram.exceptions import ClientDecodeError
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    EditMessageText,
+    GetChatAdministrators,
+    SendMessage,
+    SetMyCommands,
+)
+from aiogram.types import ChatMemberOwner
+from pydantic import ValidationError
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bot.handlers.commands import register_commands
 from bot.handlers.settings import SettingsCallback
+from bot.services.team import TeamService
+from db.engine import EngineOptions, create_engine, create_session_factory
+from db.repositories import TelegramIdentity
+from tests.pgproxy import PgProxy
 from tests.support import (
     OTHER_CHAT,
     TEAM_CHAT,
+    PostgresHandle,
     TestApp,
     fetch_all,
     seed_chat,
@@ -125,6 +146,42 @@ async def test_history_default_n_and_bad_input(app: TestApp) -> None:
     assert (await say(app, "/history 2")).count("\n") == 2
     assert "Usage: /history [n]" in await say(app, "/history 99999")
     assert "Usage: /history [n]" in await say(app, "/history abc")
+    assert "Usage: /history [n]" in await say(app, "/history ²")
+    assert "Usage: /history [n]" in await say(app, "/history ٣")
+
+
+def _visible_length(html: str) -> int:
+    """What Telegram counts: the text without tags and entities, in UTF-16 units."""
+    plain = unescape(re.sub(r"<[^>]+>", "", html))
+    return len(plain.encode("utf-16-le")) // 2
+
+
+async def test_long_queue_and_history_fit_in_one_message(app: TestApp) -> None:
+    long_name = "🎬" + "very-long-file-name-" * 12 + ".jpg"
+    ids = await seed_media(app.sessions, count=50, prefix=long_name)
+    for index, media_id in enumerate(ids):
+        await seed_queue_item(app.sessions, media_id, message_id=1000 + index)
+    reply = await say(app, "/queue")
+    assert reply.startswith("📬 <b>50 in flight</b>")
+    assert len(reply.encode("utf-16-le")) // 2 <= 4096
+    shown = reply.count("waiting for a press")
+    assert 0 < shown < 50
+    assert reply.endswith(f"… and {50 - shown} more not shown")
+
+    async with app.sessions() as session, session.begin():
+        await session.execute(text("DELETE FROM posting_queue"))
+        await session.execute(
+            text(
+                "INSERT INTO posting_history (media_item_id, chat_id, status, success,"
+                " acted_by_name) SELECT id, chat_id, 'posted', true, 'Bob & <Co>'"
+                " FROM media_items"
+            )
+        )
+    reply = await say(app, "/history 50")
+    assert _visible_length(reply) <= 4096 and len(reply.encode("utf-16-le")) // 2 <= 4096
+    shown = reply.count("posted by Bob &amp; &lt;Co&gt;")
+    assert 0 < shown < 50
+    assert reply.endswith(f"… and {50 - shown} more not shown")
 
 
 async def test_stats(app: TestApp) -> None:
@@ -166,11 +223,23 @@ async def test_pause_and_resume_are_for_admins(app: TestApp) -> None:
     assert (chat.is_paused, chat.paused_by_user_id) == (False, None)
 
 
-async def _settings_press(app: TestApp, field: str, step: int = 0, who=ADMIN) -> str | None:
-    data = SettingsCallback(field=field, step=step).pack()
+async def _settings_press(app: TestApp, field: str, value: int = 0, who=ADMIN) -> str | None:
+    data = SettingsCallback(field=field, value=value).pack()
     message = text_message(TEAM_CHAT, 900, "⚙️ Settings")
     await app.feed(callback_update(data, message, who))
     return app.telegram.of(AnswerCallbackQuery)[-1].text
+
+
+def _button_data(keyboard: Any, row: int, column: int) -> str:
+    return str(keyboard.inline_keyboard[row][column].callback_data)
+
+
+async def _changes(app: TestApp) -> list[Any]:
+    rows = await fetch_all(
+        app.sessions,
+        "SELECT context FROM user_interactions WHERE name = 'settings.change' ORDER BY created_at",
+    )
+    return [row.context for row in rows]
 
 
 async def test_settings_round_trip(app: TestApp) -> None:
@@ -178,15 +247,21 @@ async def test_settings_round_trip(app: TestApp) -> None:
     assert "Posts per day: 3" in reply
     keyboard = app.telegram.of(SendMessage)[-1].reply_markup
     assert [b.text for b in keyboard.inline_keyboard[1]] == ["➖", "3 a day", "➕"]
+    # Each button carries the value it sets.
+    assert _button_data(keyboard, 0, 0) == "set:pause:1"
+    assert _button_data(keyboard, 0, 1) == "set:dry:1"
+    assert _button_data(keyboard, 1, 2) == "set:ppd:4"
+    assert _button_data(keyboard, 2, 0) == "set:start:8"
 
-    assert await _settings_press(app, "ppd", 1) == "Saved"
+    assert await _settings_press(app, "ppd", 4) == "Saved"
     edit = app.telegram.of(EditMessageText)[-1]
     assert "Posts per day: 4" in edit.text
     assert [b.text for b in edit.reply_markup.inline_keyboard[1]] == ["➖", "4 a day", "➕"]
-    assert await _settings_press(app, "dry") == "Saved"
-    assert await _settings_press(app, "start", -1) == "Saved"
-    assert await _settings_press(app, "end", 1) == "Saved"
-    assert await _settings_press(app, "pause") == "Saved"
+    assert _button_data(edit.reply_markup, 1, 2) == "set:ppd:5"
+    assert await _settings_press(app, "dry", 1) == "Saved"
+    assert await _settings_press(app, "start", 8) == "Saved"
+    assert await _settings_press(app, "end", 22) == "Saved"
+    assert await _settings_press(app, "pause", 1) == "Saved"
 
     [chat] = await fetch_all(
         app.sessions,
@@ -194,22 +269,48 @@ async def test_settings_round_trip(app: TestApp) -> None:
         " posting_hours_end, is_paused FROM chat_settings",
     )
     assert tuple(chat) == (4, True, 8, 22, True)
-    changes = await fetch_all(
-        app.sessions,
-        "SELECT context FROM user_interactions WHERE name = 'settings.change' ORDER BY created_at",
-    )
-    assert next(c.context for c in changes) == {"field": "posts_per_day", "old": 3, "new": 4}
+    changes = await _changes(app)
+    assert changes[0] == {"field": "posts_per_day", "old": 3, "new": 4}
     assert len(changes) == 5
+
+
+async def test_double_tap_and_stale_buttons_set_once(app: TestApp) -> None:
+    """ "Dry run: off" tapped twice leaves it on; a stale "➕" sets its own number."""
+    assert await _settings_press(app, "dry", 1) == "Saved"
+    assert await _settings_press(app, "dry", 1) == "Already set"
+    assert await _settings_press(app, "ppd", 4) == "Saved"
+    assert await _settings_press(app, "ppd", 4) == "Already set"  # the same ➕, again
+    assert await _settings_press(app, "start", 0) == "Saved"
+    assert await _settings_press(app, "start", 23) == "Saved"  # ➖ at midnight wraps
+    [chat] = await fetch_all(
+        app.sessions, "SELECT dry_run, posts_per_day, posting_hours_start FROM chat_settings"
+    )
+    assert tuple(chat) == (True, 4, 23)
+    assert [c["field"] for c in await _changes(app)] == [
+        "dry_run",
+        "posts_per_day",
+        "posting_hours_start",
+        "posting_hours_start",
+    ]
 
 
 async def test_settings_limits_and_permissions(app: TestApp) -> None:
     await seed_chat(app.sessions, posts_per_day=50)
-    assert "between 1 and 50" in await _settings_press(app, "ppd", 1)
-    assert "Only admins" in await _settings_press(app, "ppd", -1, who=MEMBER)
+    assert "between 1 and 50" in await _settings_press(app, "ppd", 51)
+    assert "between 1 and 50" in await _settings_press(app, "ppd", 0)
+    assert "out of date" in await _settings_press(app, "dry", 2)
+    assert "Only admins" in await _settings_press(app, "ppd", 49, who=MEMBER)
     assert "out of date" in await _settings_press(app, "colour", 1)
     [chat] = await fetch_all(app.sessions, "SELECT posts_per_day FROM chat_settings")
     assert chat.posts_per_day == 50
     assert "Only admins" in await say(app, "/settings", who=MEMBER)
+
+
+async def test_a_retired_toggle_button_changes_nothing(app: TestApp) -> None:
+    """Messages from before buttons carried values ("s:dry:0" meant toggle) are refused."""
+    await app.feed(callback_update("s:dry:0", text_message(TEAM_CHAT, 900, "⚙️"), ADMIN))
+    assert app.telegram.of(AnswerCallbackQuery)[-1].text == "⚠️ This button is no longer valid."
+    assert await _changes(app) == []
 
 
 async def test_settings_timezone(app: TestApp) -> None:
@@ -242,6 +343,30 @@ async def test_admin_lookup_failure_falls_back_to_configured_admins(
     assert "Only admins" in await say(app, command, who=CHAT_ADMIN)
 
 
+def _undecodable() -> Exception:
+    try:
+        ChatMemberOwner.model_validate({"status": "creator"})
+    except ValidationError as error:
+        return error
+    raise AssertionError("validated")
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        lambda: ClientDecodeError("Failed to deserialize object", ValueError("x"), {}),
+        _undecodable,
+    ],
+    ids=["client_decode_error", "validation_error"],
+)
+async def test_an_undecodable_admin_list_still_gets_an_answer(app: TestApp, failure: Any) -> None:
+    """An older local Bot API server answers getChatAdministrators with a body aiogram refuses."""
+    app.telegram.fail_next(GetChatAdministrators, failure())
+    assert "Only admins" in await say(app, "/pause", who=CHAT_ADMIN)
+    app.telegram.fail_next(GetChatAdministrators, failure())
+    assert "Paused" in await say(app, "/pause", who=ADMIN)  # configured admins still count
+
+
 async def test_a_dead_database_gets_a_clear_reply(
     app: TestApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -252,3 +377,76 @@ async def test_a_dead_database_gets_a_clear_reply(
 
     monkeypatch.setattr(app.services.team, "status", unreachable)
     assert "database can't be reached" in await say(app, "/status")
+
+
+@pytest.fixture
+async def proxied_team(
+    postgres: PostgresHandle, database_url: str
+) -> AsyncIterator[tuple[TeamService, PgProxy, Any]]:
+    """A TeamService whose connections go through the proxy that can cut a COMMIT's reply."""
+    if postgres.embedded is None:
+        pytest.skip("the proxy fronts the embedded server's unix socket")
+    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqp")))
+    await proxy.start()
+    engine = create_engine(
+        EngineOptions(url=proxy.url(make_url(database_url).database or ""), pool_size=2)
+    )
+    sessions = create_session_factory(engine)
+    await seed_chat(sessions)
+    try:
+        yield TeamService(sessions), proxy, sessions
+    finally:
+        await engine.dispose()
+        await proxy.close()
+
+
+def _cut_next_commit(proxy: PgProxy) -> None:
+    proxy.cut_after_reply_to(lambda data: b"COMMIT" in data)
+
+
+async def test_lost_commit_reply_of_pause_still_says_paused(proxied_team: Any) -> None:
+    team, proxy, sessions = proxied_team
+    ada = TelegramIdentity(ADMIN.id, "ada", "Ada")
+    _cut_next_commit(proxy)
+    assert await team.set_paused(TEAM_CHAT, ada, True) is True  # "Paused", not "Already paused"
+    assert proxy.cuts == 1
+    assert await team.set_paused(TEAM_CHAT, ada, True) is False  # a real second /pause
+    logged = await fetch_all(
+        sessions, "SELECT context FROM user_interactions WHERE name = 'settings.change'"
+    )
+    assert [row.context for row in logged] == [{"field": "is_paused", "old": False, "new": True}]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "column", "expected"),
+    [
+        ("dry", 1, "dry_run", True),
+        ("ppd", 4, "posts_per_day", 4),
+        ("tz", "Asia/Tokyo", "timezone", "Asia/Tokyo"),
+    ],
+)
+async def test_lost_commit_reply_of_a_setting_changes_and_logs_once(
+    proxied_team: Any, field: str, value: Any, column: str, expected: Any
+) -> None:
+    team, proxy, sessions = proxied_team
+    _cut_next_commit(proxy)
+    chat, changed = await team.change_setting(
+        TEAM_CHAT, TelegramIdentity(ADMIN.id, "ada", "Ada"), field, value
+    )
+    assert proxy.cuts == 1
+    assert changed is True and getattr(chat, column) == expected
+    [row] = await fetch_all(sessions, f"SELECT {column} AS value FROM chat_settings")
+    assert row.value == expected
+    logged = await fetch_all(
+        sessions, "SELECT context FROM user_interactions WHERE name = 'settings.change'"
+    )
+    assert [r.context["new"] for r in logged] == [expected]
+
+
+async def test_lost_commit_reply_of_touch_logs_once(proxied_team: Any) -> None:
+    team, proxy, sessions = proxied_team
+    _cut_next_commit(proxy)
+    await team.touch(TEAM_CHAT, TelegramIdentity(7, "alice", "Alice"), "command", "status")
+    assert proxy.cuts == 1
+    logged = await fetch_all(sessions, "SELECT name FROM user_interactions")
+    assert [row.name for row in logged] == ["status"]

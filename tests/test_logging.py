@@ -40,3 +40,20 @@ def test_token_shaped_strings_are_scrubbed_even_when_unknown(
     configure_logging("INFO", LogFormat.CONSOLE)
     logging.getLogger("aiohttp").error("GET /bot%s/getUpdates", TOKEN)
     assert TOKEN not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("log_format", [LogFormat.CONSOLE, LogFormat.JSON])
+def test_a_token_inside_a_traceback_is_redacted(
+    capsys: pytest.CaptureFixture[str], log_format: LogFormat
+) -> None:
+    """The console renderer formats the traceback itself, after the per-field redactor."""
+    secret = "EAAGsecret-instagram-token"
+    configure_logging("INFO", log_format, secrets=[secret])
+    try:
+        raise RuntimeError(f"request failed: access_token={secret} bot{TOKEN}")
+    except RuntimeError:
+        structlog.get_logger("ours").exception("call.failed")
+        logging.getLogger("aiohttp.client").exception("stdlib call failed")
+    err = capsys.readouterr().err
+    assert "RuntimeError" in err and "[REDACTED]" in err
+    assert secret not in err and TOKEN not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
@@ -27,6 +28,8 @@ logger = structlog.get_logger(__name__)
 
 HISTORY_DEFAULT = 10
 HISTORY_MAX = 50
+MESSAGE_LIMIT = 4096  # Telegram's limit for a message's text
+FILE_NAME_MAX = 120  # characters of a file name shown in a list
 
 COMMANDS: list[tuple[str, str]] = [
     ("start", "what this bot does"),
@@ -125,20 +128,56 @@ async def status(
     await message.answer("\n".join(lines))
 
 
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def fit_message(header: str, lines: list[str]) -> str:
+    """Header and as many lines as fit in one message, then how many were left out.
+
+    Measured on the HTML in UTF-16 units, which is never shorter than the text
+    Telegram counts against its limit.
+    """
+    kept = [header]
+    used = _utf16_length(header)
+    for shown, line in enumerate(lines):
+        left = len(lines) - shown
+        # Room for this line and, should more follow, the "left out" note.
+        note = f"\n… and {left - 1} more not shown" if left > 1 else ""
+        if used + 1 + _utf16_length(line) + _utf16_length(note) > MESSAGE_LIMIT:
+            kept.append(f"… and {left} more not shown")
+            break
+        kept.append(line)
+        used += 1 + _utf16_length(line)
+    return "\n".join(kept)
+
+
+def file_label(file_name: str) -> str:
+    """A file name for a list line: escaped, long ones shortened in the middle."""
+    if len(file_name) > FILE_NAME_MAX:
+        half = (FILE_NAME_MAX - 1) // 2
+        file_name = f"{file_name[:half]}…{file_name[-half:]}"
+    return f"<code>{escape(file_name)}</code>"
+
+
 async def queue(message: Message, team: TeamService, clock: Clock) -> None:
     now = clock()
     rows = await team.in_flight(message.chat.id)
     if not rows:
         await message.answer("📭 Nothing is waiting for a press.")
         return
-    lines = [f"📬 <b>{len(rows)} in flight</b>"]
-    for position, (item, media) in enumerate(rows, 1):
-        state = {"sent": "waiting for a press", "sending": "being sent", "pending": "queued"}
-        lines.append(
-            f"{position}. <code>{escape(media.file_name)}</code> — "
-            f"{state.get(item.status, item.status)}, {ago(item.created_at, now)}"
-        )
-    await message.answer("\n".join(lines))
+    state = {
+        "sent": "waiting for a press",
+        "sending": "being sent",
+        "pending": "queued",
+        "publishing": "being posted to Instagram",
+    }
+    lines = [
+        f"{position}. {file_label(media.file_name)} — "
+        f"{state.get(item.status, item.status)}, {ago(item.created_at, now)}"
+        for position, (item, media) in enumerate(rows, 1)
+    ]
+    await message.answer(fit_message(f"📬 <b>{len(rows)} in flight</b>", lines))
 
 
 async def history(
@@ -147,7 +186,8 @@ async def history(
     limit = HISTORY_DEFAULT
     if command.args:
         argument = command.args.strip()
-        if not argument.isdigit() or not 1 <= int(argument) <= HISTORY_MAX:
+        # Only ASCII digits: str.isdigit() also accepts "²", which int() refuses.
+        if not re.fullmatch(r"[0-9]{1,3}", argument) or not 1 <= int(argument) <= HISTORY_MAX:
             await message.answer(f"Usage: /history [n] with n from 1 to {HISTORY_MAX}.")
             return
         limit = int(argument)
@@ -157,15 +197,15 @@ async def history(
         return
     now = clock()
     icons = {"posted": "✅", "skipped": "⏭️", "rejected": "🚫", "failed": "⚠️"}
-    lines = [f"🧾 <b>Last {len(rows)}</b>"]
+    lines = []
     for entry, media in rows:
         who = escape(entry.acted_by_name or "the bot")
         what = entry.status + (" via Instagram" if entry.posting_method == "instagram_api" else "")
         lines.append(
-            f"{icons.get(entry.status, '•')} <code>{escape(media.file_name)}</code> — "
+            f"{icons.get(entry.status, '•')} {file_label(media.file_name)} — "
             f"{what} by {who}, {ago(entry.acted_at, now)}"
         )
-    await message.answer("\n".join(lines))
+    await message.answer(fit_message(f"🧾 <b>Last {len(rows)}</b>", lines))
 
 
 async def stats(
@@ -241,7 +281,7 @@ async def settings_command(
             await message.answer("Usage: /settings, or /settings tz Europe/Berlin")
             return
         try:
-            chat = await team.change_setting(
+            chat, _ = await team.change_setting(
                 message.chat.id, sender_of(message), "tz", arguments[1]
             )
         except SettingRejectedError as rejected:

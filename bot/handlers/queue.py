@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from html import escape
 
 import structlog
 from aiogram import F, Router
@@ -18,7 +17,11 @@ from bot.captions import (
     with_status,
 )
 from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
-from bot.services.autopost import AutoPostResult, AutoPostService
+from bot.services.autopost import (
+    AutoPostRefusal,
+    AutoPostResult,
+    AutoPostService,
+)
 from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
 from bot.services.tasks import TaskTracker
@@ -152,6 +155,11 @@ async def cancel_reject(
 
 AUTOPOST_PROGRESS = "⏳ Publishing to Instagram…"
 AUTOPOST_NOT_CONFIGURED = "🤖 Auto Post isn't configured for this chat."
+AUTOPOST_CHECKING = (
+    "🔎 Checking with Instagram… An earlier Auto Post of this item may have gone live; "
+    "nothing new is created until Instagram says."
+)
+AUTOPOST_SENDING = "⏳ This item is still being sent to the chat; press again in a moment."
 
 
 async def autopost(
@@ -172,7 +180,7 @@ async def autopost(
         await answer_quietly(callback, refusal, alert=True)
         return
     await tasks.run_to_completion(
-        run_autopost(callback, message, callback_data, autopost_service, instagram_accounts)
+        run_autopost(callback, message, callback_data, autopost_service, tasks)
     )
 
 
@@ -181,39 +189,35 @@ async def run_autopost(
     message: Message,
     callback_data: QueueCallback,
     service: AutoPostService,
-    instagram_accounts: InstagramAccounts,
+    tasks: TaskTracker,
 ) -> None:
-    keyboard = queue_keyboard(
-        callback_data.queue_id, instagram=instagram_accounts.autopost_available(message.chat.id)
-    )
-    original = message.html_text
+    """Claim, then publish; the service writes every caption from here on (also at shutdown)."""
     try:
-        claim = await service.claim(callback_data.queue_id, message.chat.id)
+        claim = await service.claim(
+            callback_data.queue_id,
+            message.chat.id,
+            identity_of(callback.from_user),
+            body=body_of(message.html_text),
+        )
     except DatabaseUnavailableError:
         await answer_quietly(callback, PRESS_FAILED)
         return
     if isinstance(claim, PressOutcome):
         await show_outcome(callback, message, claim, answered=False)
         return
+    if claim is AutoPostRefusal.SENDING:
+        await answer_quietly(callback, AUTOPOST_SENDING)
+        return
+    if claim is AutoPostRefusal.CHECKING:
+        # Nothing is created: the press only asks Instagram about the earlier publish.
+        # The caption is the resolver's to write (an edit here could land after its result).
+        await answer_quietly(callback, AUTOPOST_CHECKING)
+        tasks.spawn(service.resolve_soon(callback_data.queue_id, immediately=True))
+        return
     await answer_quietly(callback, AUTOPOST_PROGRESS)
-    await edit_quietly(message, with_status(original, AUTOPOST_PROGRESS), None)
-    result = await service.publish(claim, identity_of(callback.from_user), message.message_id)
-    if result.result is AutoPostResult.RECORDED:
-        assert result.press is not None
-        await edit_quietly(message, with_status(original, final_line(result.press)), None)
-    elif result.result is AutoPostResult.DRY_RUN:
-        line = "🧪 Dry run: Instagram accepted the story; nothing was published."
-        await edit_quietly(message, with_status(original, line), keyboard)
-    elif result.result is AutoPostResult.FAILED:
-        assert result.error is not None
-        line = f"⚠️ Auto Post failed: {escape(result.error.cause)}."
-        await edit_quietly(message, with_status(original, line), keyboard)
-    else:
-        line = (
-            "⚠️ Published to Instagram but not recorded yet — press 🤖 Auto Post again "
-            "to record it (it won't publish twice)."
-        )
-        await edit_quietly(message, with_status(original, line), keyboard)
+    result = await service.publish(claim)
+    if result.result is AutoPostResult.CHECKING:
+        tasks.spawn(service.resolve_soon(callback_data.queue_id))
 
 
 def create_router() -> Router:

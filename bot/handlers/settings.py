@@ -1,4 +1,4 @@
-"""/settings: one message with toggles and steppers; admins only, every change logged."""
+"""/settings: one message whose buttons each set a value; admins only, every change logged once."""
 
 from __future__ import annotations
 
@@ -19,11 +19,16 @@ from db.models import ChatSettings
 logger = structlog.get_logger(__name__)
 
 
-class SettingsCallback(CallbackData, prefix="s"):
-    """`s:<field>:<step>`; field is pause, dry, ppd, start, end or a label (noop)."""
+class SettingsCallback(CallbackData, prefix="set"):
+    """`set:<field>:<value>`: the button SETS field to value (never a toggle or a step).
+
+    field is pause or dry (value 1 = on, 0 = off), ppd, start or end (the number),
+    or noop (a label). A double tap, a stale message or a retried commit then
+    leave the setting as the button says, changed once.
+    """
 
     field: str
-    step: int = 0
+    value: int = 0
 
 
 def render_settings(chat: ChatSettings) -> str:
@@ -39,34 +44,39 @@ def render_settings(chat: ChatSettings) -> str:
     )
 
 
-def _button(text: str, field: str, step: int = 0) -> InlineKeyboardButton:
+def _button(text: str, field: str, value: int = 0) -> InlineKeyboardButton:
     return InlineKeyboardButton(
-        text=text, callback_data=SettingsCallback(field=field, step=step).pack()
+        text=text, callback_data=SettingsCallback(field=field, value=value).pack()
     )
+
+
+def _hour_row(field: str, label: str, hour: int) -> list[InlineKeyboardButton]:
+    # Hours wrap around midnight.
+    return [
+        _button("➖", field, (hour - 1) % 24),
+        _button(f"{label} {hour:02d}:00", "noop"),
+        _button("➕", field, (hour + 1) % 24),
+    ]
 
 
 def settings_keyboard(chat: ChatSettings) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                _button("▶️ Resume" if chat.is_paused else "⏸ Pause", "pause"),
-                _button(f"🧪 Dry run: {'on' if chat.dry_run else 'off'}", "dry"),
+                _button("▶️ Resume", "pause", 0)
+                if chat.is_paused
+                else _button("⏸ Pause", "pause", 1),
+                _button(
+                    f"🧪 Dry run: {'on' if chat.dry_run else 'off'}", "dry", int(not chat.dry_run)
+                ),
             ],
             [
-                _button("➖", "ppd", -1),
+                _button("➖", "ppd", chat.posts_per_day - 1),
                 _button(f"{chat.posts_per_day} a day", "noop"),
-                _button("➕", "ppd", 1),
+                _button("➕", "ppd", chat.posts_per_day + 1),
             ],
-            [
-                _button("➖", "start", -1),
-                _button(f"from {chat.posting_hours_start:02d}:00", "noop"),
-                _button("➕", "start", 1),
-            ],
-            [
-                _button("➖", "end", -1),
-                _button(f"until {chat.posting_hours_end:02d}:00", "noop"),
-                _button("➕", "end", 1),
-            ],
+            _hour_row("start", "from", chat.posting_hours_start),
+            _hour_row("end", "until", chat.posting_hours_end),
         ]
     )
 
@@ -88,11 +98,11 @@ async def change(
         await answer_quietly(callback, "⛔ Only admins can change settings.")
         return
     try:
-        chat = await team.change_setting(
+        chat, changed = await team.change_setting(
             message.chat.id,
             identity_of(callback.from_user),
             callback_data.field,
-            callback_data.step,
+            callback_data.value,
         )
     except SettingRejectedError as rejected:
         await answer_quietly(callback, str(rejected))
@@ -100,7 +110,8 @@ async def change(
         current = await team.chat(message.chat.id)
         await edit_quietly(message, render_settings(current), settings_keyboard(current))
         return
-    await answer_quietly(callback, "Saved")
+    # Unchanged: a double tap, or a stale message showing what is already set.
+    await answer_quietly(callback, "Saved" if changed else "Already set")
     await edit_quietly(message, render_settings(chat), settings_keyboard(chat))
 
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import structlog
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import AiogramError
+from pydantic import ValidationError
 
 logger = structlog.get_logger(__name__)
 
@@ -39,9 +40,15 @@ class AdminDirectory:
             return cached[1]
         try:
             members = await self._bot.get_chat_administrators(chat_id)
-        except TelegramAPIError as error:
-            # Without Telegram's answer only the configured admins count.
-            logger.warning("admins.lookup_failed", chat_id=chat_id, error=str(error))
+        except (AiogramError, ValidationError) as error:
+            # An API error, or a body this aiogram cannot decode (ClientDecodeError, a
+            # ValidationError): without Telegram's answer only the configured admins count.
+            logger.warning(
+                "admins.lookup_failed",
+                chat_id=chat_id,
+                error_type=type(error).__name__,
+                error=str(error)[:300],
+            )
             return cached[1] if cached is not None else frozenset()
         admins = frozenset(member.user.id for member in members)
         self._cache[chat_id] = (now, admins)

@@ -1,7 +1,26 @@
-"""🤖 Auto Post: claim the item, publish the Story, record it like a press (design §6)."""
+"""🤖 Auto Post: claim the item, publish the Story, record it like a press (design §6).
+
+A Story cannot be deleted through the API, so a publish whose outcome is unknown
+is never repeated blindly. The state lives on the queue row, where a restart, a
+second process and a re-press all see it:
+
+- `status = 'publishing'` with `autopost_claim_token`: someone holds the item;
+  `claimed_at` is the holder's lease (renewed at each step; NULL = handed over).
+- `instagram_creation_id`: the container made for this attempt.
+- `instagram_publish_requested_at`: set (durably) before media_publish is sent.
+  From then on only the container's `status_code` decides what happens next:
+  PUBLISHED -> record it; FINISHED -> publish that same container (it publishes
+  at most once); ERROR / EXPIRED -> give the item back, a new container may be made.
+- `instagram_media_id`: published; recording it in the history is all that is left.
+
+Rows nobody holds are resolved by `resolve` (the sweep, a re-press, the holder
+itself after an unknown outcome).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -9,41 +28,73 @@ from enum import StrEnum
 from urllib.parse import quote
 
 import structlog
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.types import InlineKeyboardMarkup
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.captions import done_line, notification_caption, with_status
+from bot.keyboards import queue_keyboard
 from bot.services.clock import Clock, utc_now
-from bot.services.instagram import InstagramError, InstagramFailure
+from bot.services.instagram import InstagramClient, InstagramError, InstagramFailure
 from bot.services.instagram_accounts import InstagramAccounts
-from bot.services.press import Press, PressOutcome, PressService, explain
+from bot.services.press import OutcomeKind, Press, PressOutcome, PressService, explain
 from db.errors import DatabaseUnavailableError
+from db.models import PostingQueueItem, User
 from db.repositories import (
     ChatSettingsRepository,
     MediaRepository,
     PressRepository,
     QueueRepository,
     TelegramIdentity,
+    UserRepository,
 )
-from db.repositories.press import AUTOPOST_STALE_SECONDS
-from db.retry import Idempotent, run_with_retry
+from db.retry import Idempotent, Reread, in_transaction
 
 logger = structlog.get_logger(__name__)
+
+CHECKING_LINE = "🔎 Checking with Instagram…"
+PUBLISHING_LINE = "⏳ Publishing to Instagram…"
+RECORDING_LINE = "✅ Published to Instagram; recording it…"
+UNEXPECTED_LINE = "⚠️ Auto Post failed on an unexpected error (logged). Nothing was published."
+DRY_RUN_LINE = "🧪 Dry run: Instagram accepted the story; nothing was published."
+# How far before the publish request a Story may be stamped and still be ours.
+_STORY_MATCH_SLACK = timedelta(minutes=2)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How far a publish got; read when it is cancelled."""
+
+    publish_requested: bool = False
+
+
+class AutoPostRefusal(StrEnum):
+    """Why a press of 🤖 did not start a publish (besides the press outcomes)."""
+
+    CHECKING = "checking"  # an earlier publish's outcome is being checked with Instagram
+    SENDING = "sending"  # the item is still being sent to the chat
 
 
 @dataclass(frozen=True, slots=True)
 class AutoPostClaim:
     queue_id: uuid.UUID
     chat_id: int
+    token: uuid.UUID
+    presser: TelegramIdentity
+    message_id: int | None
+    body: str  # the notification caption (HTML) the status lines are appended to
     media_url: str
     video: bool
     dry_run: bool
-    published_media_id: str | None  # published by an earlier attempt, not yet recorded
 
 
 class AutoPostResult(StrEnum):
     RECORDED = "recorded"
     DRY_RUN = "dry_run"
-    FAILED = "failed"
-    UNRECORDED = "unrecorded"  # published, but the database write failed
+    FAILED = "failed"  # nothing was published; the item has its buttons back
+    CHECKING = "checking"  # the outcome is unknown (or not yet recorded): being resolved
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +105,24 @@ class AutoPostOutcome:
     media_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A `publishing` row as the resolver took it, with what its captions need."""
+
+    row: PostingQueueItem
+    body: str
+    presser: TelegramIdentity
+
+
+def failed_line(error: InstagramError) -> str:
+    """Plain text: the caption escapes it, a toast shows it as is."""
+    return f"⚠️ Auto Post failed: {error.cause}. Nothing was published."
+
+
+def interrupted_line() -> str:
+    return "⚠️ Auto Post was interrupted before publishing; nothing was published."
+
+
 class AutoPostService:
     def __init__(
         self,
@@ -61,97 +130,229 @@ class AutoPostService:
         press_service: PressService,
         accounts: InstagramAccounts,
         media_public_base_url: str,
+        bot: Bot,
+        *,
         clock: Clock = utc_now,
+        lease_seconds: float = 150.0,
+        sweep_interval_seconds: float = 15.0,
+        recheck_after_seconds: float = 2.0,
     ) -> None:
         self._sessions = sessions
         self._press = press_service
         self._accounts = accounts
         self._base_url = media_public_base_url.rstrip("/")
+        self._bot = bot
         self._clock = clock
+        self._lease = timedelta(seconds=lease_seconds)
+        self._sweep_interval = sweep_interval_seconds
+        self._recheck_after = recheck_after_seconds
 
-    async def claim(self, queue_id: uuid.UUID, chat_id: int) -> AutoPostClaim | PressOutcome:
+    # -- the press of 🤖 -------------------------------------------------------------
+
+    async def claim(
+        self,
+        queue_id: uuid.UUID,
+        chat_id: int,
+        presser: TelegramIdentity,
+        *,
+        body: str | None = None,
+    ) -> AutoPostClaim | AutoPostRefusal | PressOutcome:
         """Hold the item so a concurrent ✅ or ⏭️ cannot also win; or say why not."""
-        stale_before: datetime = self._clock() - timedelta(seconds=AUTOPOST_STALE_SECONDS)
+        token = uuid.uuid4()
+        lease_before = self._clock() - self._lease
 
-        async def take(session: AsyncSession) -> AutoPostClaim | PressOutcome:
-            async with session.begin():
-                row = await QueueRepository(session).claim_for_autopost(
-                    queue_id, chat_id, stale_before
-                )
-                if row is None:
-                    state = await PressRepository(session).state(queue_id)
-                    probe = Press(
-                        queue_id=queue_id,
-                        chat_id=chat_id,
-                        status="posted",
-                        presser=TelegramIdentity(0),
-                        posting_method="instagram_api",
-                    )
-                    outcome = explain(state, probe, after_lost_connection=False)
-                    assert outcome is not None
-                    return outcome
-                media = await MediaRepository(session).get(row.media_item_id)
-                chat = await ChatSettingsRepository(session).get(chat_id)
-                assert media is not None
-                assert chat is not None
-                return AutoPostClaim(
-                    queue_id=queue_id,
-                    chat_id=chat_id,
-                    media_url=f"{self._base_url}/{quote(media.file_path)}",
-                    video=media.media_kind == "video",
-                    dry_run=chat.dry_run,
-                    published_media_id=row.instagram_media_id,
-                )
+        async def take(session: AsyncSession) -> AutoPostClaim | AutoPostRefusal | PressOutcome:
+            # Kept so whoever finishes this Auto Post (maybe after a restart) names the presser.
+            await UserRepository(session).upsert(presser)
+            row = await QueueRepository(session).claim_for_autopost(
+                queue_id,
+                chat_id,
+                token=token,
+                requested_by=presser.telegram_user_id,
+                lease_before=lease_before,
+            )
+            if row is None:
+                return await self._why_not(session, queue_id, chat_id)
+            return await self._claim_of(session, row, token, presser, body)
 
-        return await run_with_retry(
-            self._sessions,
-            take,
-            repeat=Idempotent("TODO(#11): a repeat after a landed claim answers 'in progress'"),
-            operation="autopost.claim",
+        async def recover(session: AsyncSession) -> AutoPostClaim | None:
+            # The claim's COMMIT may have landed unheard: the token says it is ours.
+            row = await QueueRepository(session).get(queue_id)
+            if row is None or row.status != "publishing" or row.autopost_claim_token != token:
+                return None
+            return await self._claim_of(session, row, token, presser, body)
+
+        return await in_transaction(
+            self._sessions, take, repeat=Reread(recover), operation="autopost.claim"
         )
 
-    async def publish(
+    async def _claim_of(
         self,
-        claim: AutoPostClaim,
+        session: AsyncSession,
+        row: PostingQueueItem,
+        token: uuid.UUID,
         presser: TelegramIdentity,
-        telegram_message_id: int | None = None,
-    ) -> AutoPostOutcome:
-        media_id = claim.published_media_id
-        if media_id is None:
-            try:
-                # igcare: the chat's own account, and the daily quota before any container.
-                instagram = self._accounts.client_for(claim.chat_id)
-                if instagram is None:
-                    raise InstagramError(InstagramFailure.API, "no account for this chat")
-                await self._accounts.check_quota(claim.chat_id)
-                container = await instagram.create_story_container(
-                    claim.media_url, video=claim.video
-                )
-                await self._remember(claim.queue_id, creation_id=container)
-                await instagram.wait_until_ready(container)
-                if claim.dry_run:
-                    await self._release(claim.queue_id)
-                    logger.info("autopost.dry_run", queue_id=str(claim.queue_id))
-                    return AutoPostOutcome(result=AutoPostResult.DRY_RUN)
-                media_id = await instagram.publish(container)
-            except InstagramError as error:
+        body: str | None,
+    ) -> AutoPostClaim:
+        media = await MediaRepository(session).get(row.media_item_id)
+        chat = await ChatSettingsRepository(session).get(row.chat_id)
+        if media is None or chat is None:  # both are foreign keys of the row
+            raise LookupError(f"queue row {row.id} without its media or chat")
+        return AutoPostClaim(
+            queue_id=row.id,
+            chat_id=row.chat_id,
+            token=token,
+            presser=presser,
+            message_id=row.telegram_message_id,
+            body=body or notification_caption(media.file_name, media.category, media.caption),
+            media_url=f"{self._base_url}/{quote(media.file_path)}",
+            video=media.media_kind == "video",
+            dry_run=chat.dry_run,
+        )
+
+    async def _why_not(
+        self, session: AsyncSession, queue_id: uuid.UUID, chat_id: int
+    ) -> AutoPostRefusal | PressOutcome:
+        row = await QueueRepository(session).get(queue_id)
+        if row is not None and row.chat_id == chat_id:
+            if row.status in ("sending", "pending"):
+                return AutoPostRefusal.SENDING
+            if row.status == "publishing" and (
+                row.instagram_publish_requested_at is not None
+                or row.instagram_media_id is not None
+                or row.claimed_at is None
+            ):
+                return AutoPostRefusal.CHECKING
+            return PressOutcome(kind=OutcomeKind.BUSY)
+        # Gone (someone acted: a later statement sees their history row) or another chat's.
+        state = await PressRepository(session).state(queue_id)
+        probe = Press(
+            queue_id=queue_id,
+            chat_id=chat_id,
+            status="posted",
+            presser=TelegramIdentity(0),
+            posting_method="instagram_api",
+        )
+        return explain(state, probe, after_lost_connection=False) or PressOutcome(
+            kind=OutcomeKind.GONE
+        )
+
+    async def publish(self, claim: AutoPostClaim) -> AutoPostOutcome:
+        """Create the container, wait for it, publish it once; say what happened in the caption.
+
+        Cancelled (shutdown), the item is given back (no publish request left yet)
+        or handed to the resolver, never left held.
+        """
+        await self._show(claim.chat_id, claim.message_id, claim.body, PUBLISHING_LINE, None)
+        progress = _Progress()
+        try:
+            return await self._publish_steps(claim, progress)
+        except Exception:
+            # A bug or a surprise: never leave the message without buttons and the row held.
+            logger.exception("autopost.crashed", queue_id=str(claim.queue_id))
+            if progress.publish_requested:
+                await self._checking(claim)
+                return AutoPostOutcome(result=AutoPostResult.CHECKING)
+            if await self._give_back(claim.queue_id, claim.token):
+                await self._show_buttons(claim, UNEXPECTED_LINE)
+            return AutoPostOutcome(result=AutoPostResult.FAILED)
+        except asyncio.CancelledError:
+            if progress.publish_requested:
+                # Whoever runs next (this process's successor or another one) asks Instagram.
+                logger.warning("autopost.handed_over_at_shutdown", queue_id=str(claim.queue_id))
+                await self._checking(claim)
+            else:
+                logger.warning("autopost.given_back_at_shutdown", queue_id=str(claim.queue_id))
+                if await self._give_back(claim.queue_id, claim.token):
+                    await self._show_buttons(claim, interrupted_line())
+            raise
+
+    async def _publish_steps(self, claim: AutoPostClaim, progress: _Progress) -> AutoPostOutcome:
+        """create -> wait until FINISHED -> (dry run stops here) -> marker -> publish -> record.
+
+        A check that may refuse before anything exists on Instagram (the daily
+        publishing quota, the token's age) belongs before the first step: raising
+        InstagramError there gives the item back with the cause in the caption.
+        """
+        try:
+            instagram = self._client(claim.chat_id)
+            # The daily publishing quota (#14): at the limit nothing is created.
+            await self._accounts.check_quota(claim.chat_id)
+            container = await instagram.create_story_container(claim.media_url, video=claim.video)
+            if not await self._renew(claim, instagram_creation_id=container):
+                return AutoPostOutcome(result=AutoPostResult.CHECKING)
+            await instagram.wait_until_ready(container)
+            if claim.dry_run:
+                logger.info("autopost.dry_run", queue_id=str(claim.queue_id))
+                if await self._give_back(claim.queue_id, claim.token):
+                    await self._show_buttons(claim, DRY_RUN_LINE)
+                return AutoPostOutcome(result=AutoPostResult.DRY_RUN)
+            # Durable before the request leaves: from here on a repeat is resolved, not redone.
+            if not await self._renew(claim, instagram_publish_requested_at=self._clock()):
+                return AutoPostOutcome(result=AutoPostResult.CHECKING)
+            progress.publish_requested = True
+            media_id = await instagram.publish(container)
+        except InstagramError as error:
+            if progress.publish_requested and error.outcome_unknown:
                 logger.warning(
-                    "autopost.failed",
+                    "autopost.outcome_unknown",
                     queue_id=str(claim.queue_id),
-                    failure=error.failure.value,
-                    detail=error.detail,
+                    reference=error.reference,
                 )
-                await self._release(claim.queue_id)
-                return AutoPostOutcome(result=AutoPostResult.FAILED, error=error)
-            logger.info("autopost.published", queue_id=str(claim.queue_id), media_id=media_id)
-            # Kept on the row first: whatever fails next, no retry publishes again.
-            await self._remember(claim.queue_id, media_id=media_id)
+                await self._checking(claim)
+                return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
+            logger.warning(
+                "autopost.failed",
+                queue_id=str(claim.queue_id),
+                failure=error.failure.value,
+                reference=error.reference,
+                detail=error.detail,
+            )
+            if await self._give_back(claim.queue_id, claim.token):
+                await self._show_buttons(claim, failed_line(error))
+            else:
+                await self._checking(claim)
+            return AutoPostOutcome(result=AutoPostResult.FAILED, error=error)
+        except DatabaseUnavailableError:
+            # A step could not be written. The resolver reads what did land:
+            # without the marker it gives the item back, with it it asks Instagram.
+            await self._checking(claim)
+            return AutoPostOutcome(result=AutoPostResult.CHECKING)
+        logger.info("autopost.published", queue_id=str(claim.queue_id), media_id=media_id)
+        return await self._record(
+            claim.queue_id,
+            claim.token,
+            claim.chat_id,
+            claim.message_id,
+            claim.body,
+            media_id,
+            claim.presser,
+        )
+
+    async def _checking(self, claim: AutoPostClaim) -> None:
+        """Say so, then let go: the resolver's edits come after ours."""
+        await self._show(claim.chat_id, claim.message_id, claim.body, CHECKING_LINE)
+        await self._hand_over(claim.queue_id, claim.token)
+
+    async def _record(
+        self,
+        queue_id: uuid.UUID,
+        token: uuid.UUID,
+        chat_id: int,
+        message_id: int | None,
+        body: str,
+        media_id: str | None,
+        presser: TelegramIdentity,
+    ) -> AutoPostOutcome:
+        """Keep the media id on the row, then record the press; the resolver finishes a failure."""
+        if media_id is not None:
+            await self._renew_quietly(queue_id, token, instagram_media_id=media_id)
         press = Press(
-            queue_id=claim.queue_id,
-            chat_id=claim.chat_id,
+            queue_id=queue_id,
+            chat_id=chat_id,
             status="posted",
             presser=presser,
-            telegram_message_id=telegram_message_id,
+            telegram_message_id=message_id,
             posting_method="instagram_api",
             instagram_media_id=media_id,
             completes_autopost=True,
@@ -159,41 +360,325 @@ class AutoPostService:
         try:
             outcome = await self._press.record(press)
         except DatabaseUnavailableError:
-            logger.error("autopost.unrecorded", queue_id=str(claim.queue_id), media_id=media_id)
-            return AutoPostOutcome(result=AutoPostResult.UNRECORDED, media_id=media_id)
+            logger.error("autopost.unrecorded", queue_id=str(queue_id), media_id=media_id)
+            await self._show(chat_id, message_id, body, RECORDING_LINE)
+            await self._hand_over(queue_id, token)
+            return AutoPostOutcome(result=AutoPostResult.CHECKING, media_id=media_id)
+        if outcome.kind in (OutcomeKind.RECORDED, OutcomeKind.ALREADY) and outcome.status:
+            line = done_line(
+                outcome.status,
+                outcome.acted_by_name or "someone",
+                instagram=outcome.posting_method == "instagram_api",
+            )
+            await self._show(chat_id, message_id, body, line)
         return AutoPostOutcome(result=AutoPostResult.RECORDED, press=outcome, media_id=media_id)
 
-    async def _remember(
-        self, queue_id: uuid.UUID, *, creation_id: str | None = None, media_id: str | None = None
-    ) -> None:
-        async def store(session: AsyncSession) -> None:
-            async with session.begin():
-                await QueueRepository(session).set_instagram_ids(
-                    queue_id, creation_id=creation_id, media_id=media_id
+    # -- resolving rows nobody holds ------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sweep at once (rows a restart left) and then every interval until `stop`."""
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("autopost.sweep_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._sweep_interval)
+
+    async def sweep(self) -> int:
+        """Resolve every `publishing` row nobody holds; how many were looked at."""
+        lease_before = self._clock() - self._lease
+
+        async def read(session: AsyncSession) -> list[uuid.UUID]:
+            return await QueueRepository(session).autoposts_to_resolve(lease_before)
+
+        queue_ids = await in_transaction(
+            self._sessions, read, repeat=Idempotent("it only reads"), operation="autopost.sweep"
+        )
+        for queue_id in queue_ids:
+            await self.resolve(queue_id)
+        return len(queue_ids)
+
+    async def resolve_soon(self, queue_id: uuid.UUID, *, immediately: bool = False) -> None:
+        """Resolve after a short wait (Instagram may still be finishing the request)."""
+        if not immediately:
+            await asyncio.sleep(self._recheck_after)
+        try:
+            await self.resolve(queue_id)
+        except DatabaseUnavailableError:
+            logger.warning("autopost.resolve_deferred", queue_id=str(queue_id))
+
+    async def resolve(self, queue_id: uuid.UUID) -> AutoPostOutcome | None:
+        """Settle one `publishing` row nobody holds; None when someone else holds it."""
+        token = uuid.uuid4()
+        held = await self._take_lease(queue_id, token)
+        if held is None:
+            return None
+        row = held.row
+        chat_id, message_id = row.chat_id, row.telegram_message_id
+        try:
+            if row.instagram_media_id is not None:
+                media_id = row.instagram_media_id
+                return await self._record(
+                    queue_id, token, chat_id, message_id, held.body, media_id, held.presser
                 )
+            if row.instagram_publish_requested_at is None or row.instagram_creation_id is None:
+                # No publish request ever left: nothing can have been published.
+                if await self._give_back(queue_id, token):
+                    await self._show(
+                        chat_id,
+                        message_id,
+                        held.body,
+                        interrupted_line(),
+                        self._buttons(queue_id, chat_id),
+                    )
+                logger.info("autopost.given_back", queue_id=str(queue_id))
+                return AutoPostOutcome(result=AutoPostResult.FAILED)
+            return await self._settle_container(held, token)
+        except BaseException:
+            # Cancelled, the database gone, or a surprise: the next sweep tries again.
+            await self._hand_over(queue_id, token)
+            raise
+
+    async def _settle_container(self, held: _Held, token: uuid.UUID) -> AutoPostOutcome:
+        row = held.row
+        queue_id, chat_id, message_id = row.id, row.chat_id, row.telegram_message_id
+        assert row.instagram_creation_id is not None
+        container = row.instagram_creation_id
+        try:
+            instagram = self._client(row.chat_id)
+            status = await instagram.container_status(container)
+        except InstagramError as error:
+            logger.warning(
+                "autopost.still_unknown", queue_id=str(queue_id), reference=error.reference
+            )
+            if not error.outcome_unknown and error.failure is not InstagramFailure.UNREACHABLE:
+                # Instagram answered but won't tell (e.g. error 190): say what blocks it.
+                line = f"{CHECKING_LINE} Instagram answered: {error.cause}."
+                await self._show(chat_id, message_id, held.body, line)
+            await self._hand_over(queue_id, token)
+            return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
+        logger.info("autopost.container_status", queue_id=str(queue_id), status=status.code)
+        if status.code == "PUBLISHED":
+            media_id = await self._find_story(instagram, row.instagram_publish_requested_at)
+            return await self._record(
+                queue_id, token, chat_id, message_id, held.body, media_id, held.presser
+            )
+        if status.code in ("ERROR", "EXPIRED"):
+            return await self._fail(held, token, status.error())
+        if status.code != "FINISHED":
+            # IN_PROGRESS (or something new): ask again on the next sweep.
+            await self._hand_over(queue_id, token)
+            return AutoPostOutcome(result=AutoPostResult.CHECKING)
+        # Never published: publish this same container (it publishes at most once).
+        await self._renew_quietly(queue_id, token)
+        try:
+            media_id = await instagram.publish(container)
+        except InstagramError as error:
+            if not error.outcome_unknown:
+                # Refused; but the first request may have landed meanwhile: look again.
+                with contextlib.suppress(InstagramError):
+                    again = await instagram.container_status(container)
+                    if again.code == "PUBLISHED":
+                        media_id = await self._find_story(
+                            instagram, row.instagram_publish_requested_at
+                        )
+                        return await self._record(
+                            queue_id, token, chat_id, message_id, held.body, media_id, held.presser
+                        )
+                    if again.code in ("FINISHED", "ERROR", "EXPIRED"):
+                        return await self._fail(held, token, error)
+            await self._hand_over(queue_id, token)
+            return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
+        logger.info("autopost.published_on_resolve", queue_id=str(queue_id), media_id=media_id)
+        return await self._record(
+            queue_id, token, chat_id, message_id, held.body, media_id, held.presser
+        )
+
+    async def _fail(self, held: _Held, token: uuid.UUID, error: InstagramError) -> AutoPostOutcome:
+        """Nothing was published: the item gets its buttons back and the caption says why."""
+        row = held.row
+        logger.warning(
+            "autopost.failed",
+            queue_id=str(row.id),
+            failure=error.failure.value,
+            reference=error.reference,
+        )
+        if not await self._give_back(row.id, token):
+            return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
+        await self._show(
+            row.chat_id,
+            row.telegram_message_id,
+            held.body,
+            failed_line(error),
+            self._buttons(row.id, row.chat_id),
+        )
+        return AutoPostOutcome(result=AutoPostResult.FAILED, error=error)
+
+    def _client(self, chat_id: int) -> InstagramClient:
+        """The chat's own account (#13), with its current token."""
+        client = self._accounts.client_for(chat_id)
+        if client is None:
+            raise InstagramError(InstagramFailure.API, "no Instagram account for this chat")
+        return client
+
+    async def _find_story(
+        self, instagram: InstagramClient, requested_at: datetime | None
+    ) -> str | None:
+        """The Story the publish made, when exactly one went live since it was requested."""
+        try:
+            stories = await instagram.live_stories()
+        except InstagramError as error:
+            logger.warning("autopost.stories_unavailable", reference=error.reference)
+            return None
+        if requested_at is None:
+            return None
+        since = requested_at - _STORY_MATCH_SLACK
+        candidates = [s for s in stories if s.posted_at is not None and s.posted_at >= since]
+        return candidates[0].media_id if len(candidates) == 1 else None
+
+    async def _take_lease(self, queue_id: uuid.UUID, token: uuid.UUID) -> _Held | None:
+        lease_before = self._clock() - self._lease
+
+        async def take(session: AsyncSession) -> _Held | None:
+            row = await QueueRepository(session).take_autopost_lease(queue_id, token, lease_before)
+            return None if row is None else await self._held(session, row)
+
+        async def recover(session: AsyncSession) -> _Held | None:
+            row = await QueueRepository(session).get(queue_id)
+            if row is None or row.autopost_claim_token != token:
+                return None
+            return await self._held(session, row)
+
+        return await in_transaction(
+            self._sessions, take, repeat=Reread(recover), operation="autopost.lease"
+        )
+
+    async def _held(self, session: AsyncSession, row: PostingQueueItem) -> _Held:
+        media = await MediaRepository(session).get(row.media_item_id)
+        body = notification_caption(
+            media.file_name if media else "?",
+            media.category if media else None,
+            media.caption if media else None,
+        )
+        presser = await _identity(session, row.autopost_requested_by)
+        return _Held(row=row, body=body, presser=presser)
+
+    # -- small writes -----------------------------------------------------------------
+
+    async def _renew(self, claim: AutoPostClaim, **values: object) -> bool:
+        """Extend our hold with the step's values; False (and say so) if we lost it."""
+
+        async def renew(session: AsyncSession) -> bool:
+            return await QueueRepository(session).renew_autopost(
+                claim.queue_id, claim.token, **values
+            )
+
+        held = await in_transaction(
+            self._sessions,
+            renew,
+            repeat=Idempotent("it sets the same values under the same token"),
+            operation="autopost.step",
+        )
+        if not held:
+            # Taken over after our lease ran out: the new holder owns the caption now.
+            logger.warning("autopost.hold_lost", queue_id=str(claim.queue_id))
+        return held
+
+    async def _renew_quietly(self, queue_id: uuid.UUID, token: uuid.UUID, **values: object) -> None:
+        async def renew(session: AsyncSession) -> None:
+            await QueueRepository(session).renew_autopost(queue_id, token, **values)
 
         try:
-            await run_with_retry(
+            await in_transaction(
                 self._sessions,
-                store,
-                repeat=Idempotent("it sets the ids to the same values"),
+                renew,
+                repeat=Idempotent("it sets the same values under the same token"),
                 operation="autopost.remember",
             )
         except DatabaseUnavailableError:
-            logger.error("autopost.remember_failed", queue_id=str(queue_id), media_id=media_id)
+            # The container's status finds the media again: a lost id costs no Story.
+            logger.error("autopost.remember_failed", queue_id=str(queue_id), **values)
 
-    async def _release(self, queue_id: uuid.UUID) -> None:
+    async def _give_back(self, queue_id: uuid.UUID, token: uuid.UUID) -> bool:
+        """The item back to `sent` (nothing was published); False if that could not be written."""
+
         async def release(session: AsyncSession) -> None:
-            async with session.begin():
-                await QueueRepository(session).release_autopost(queue_id)
+            await QueueRepository(session).release_autopost(queue_id, token)
 
         try:
-            await run_with_retry(
+            await in_transaction(
                 self._sessions,
                 release,
-                repeat=Idempotent("it only changes a row still on `publishing`"),
+                repeat=Idempotent("it only changes a row our token still holds"),
                 operation="autopost.release",
             )
         except DatabaseUnavailableError:
-            # The hold expires by itself (AUTOPOST_STALE_SECONDS).
+            # Still held: the lease runs out and the sweep settles the row.
             logger.error("autopost.release_failed", queue_id=str(queue_id))
+            return False
+        return True
+
+    async def _hand_over(self, queue_id: uuid.UUID, token: uuid.UUID) -> None:
+        async def hand_over(session: AsyncSession) -> None:
+            await QueueRepository(session).hand_over_autopost(queue_id, token)
+
+        try:
+            await in_transaction(
+                self._sessions,
+                hand_over,
+                repeat=Idempotent("it clears the lease of a row our token holds"),
+                operation="autopost.hand_over",
+            )
+        except DatabaseUnavailableError:
+            # The lease runs out by itself; the sweep then resolves the row.
+            logger.error("autopost.hand_over_failed", queue_id=str(queue_id))
+
+    # -- the message ----------------------------------------------------------------------
+
+    def _buttons(self, queue_id: uuid.UUID, chat_id: int) -> InlineKeyboardMarkup:
+        return queue_keyboard(queue_id, instagram=self._accounts.autopost_available(chat_id))
+
+    async def _show_buttons(self, claim: AutoPostClaim, line: str) -> None:
+        await self._show(
+            claim.chat_id,
+            claim.message_id,
+            claim.body,
+            line,
+            self._buttons(claim.queue_id, claim.chat_id),
+        )
+
+    async def _show(
+        self,
+        chat_id: int,
+        message_id: int | None,
+        body: str,
+        line: str,
+        buttons: InlineKeyboardMarkup | None = None,
+    ) -> None:
+        """Best effort: the state is on the row; a failed edit is repaired by the next one."""
+        if message_id is None:
+            return
+        try:
+            await self._bot.edit_message_caption(
+                chat_id=chat_id,
+                message_id=message_id,
+                caption=with_status(body, line),
+                reply_markup=buttons,
+            )
+        except TelegramBadRequest as error:
+            if "not modified" not in error.message.lower():
+                logger.warning("autopost.edit_failed", reason=error.message)
+        except TelegramAPIError as error:
+            logger.warning("autopost.edit_failed", reason=str(error))
+
+
+async def _identity(session: AsyncSession, telegram_user_id: int | None) -> TelegramIdentity:
+    if telegram_user_id is None:
+        return TelegramIdentity(0)
+    user = (
+        await session.execute(select(User).where(User.telegram_user_id == telegram_user_id))
+    ).scalar_one_or_none()
+    if user is None:
+        return TelegramIdentity(telegram_user_id)
+    return TelegramIdentity(user.telegram_user_id, user.username, user.first_name, user.last_name)

@@ -1,8 +1,14 @@
-"""Instagram Graph API client for Story publishing (design §6)."""
+"""Instagram Graph API client for Story publishing (design §6).
+
+Each method is one Graph call (or one poll loop of them), so quota checks and
+token care can be composed around them. Every failure says whether the request
+may have reached Instagram: only then is its outcome unknown.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -15,44 +21,106 @@ logger = structlog.get_logger(__name__)
 
 RATE_LIMIT_CODES = {4, 17, 32, 613}
 EXPIRED_TOKEN_CODE = 190
+NOT_READY_CODES = {9007, 2207027}
+DOWNLOAD_FAILED_CODES = {2207052}
+_GRAPH_CODE = re.compile(r"\b(\d{4,7})\b")
 
 
 class InstagramFailure(StrEnum):
     RATE_LIMIT = "rate_limit"
     TOKEN_EXPIRED = "token_expired"
+    NOT_READY = "not_ready"
+    DOWNLOAD_FAILED = "download_failed"
     CONTAINER_ERROR = "container_error"
     CONTAINER_EXPIRED = "container_expired"
-    TIMEOUT = "timeout"
-    NETWORK = "network"
+    STILL_PROCESSING = "still_processing"
+    UNREACHABLE = "unreachable"  # the request never left: nothing happened
+    NO_ANSWER = "no_answer"  # a timeout or a reset after the request may have arrived
+    SERVER_ERROR = "server_error"  # a 5xx: the request may have been acted on
     API = "api"
-    QUOTA_REACHED = "quota_reached"
+    QUOTA_REACHED = "quota_reached"  # checked before any container is made
 
 
 CAUSES = {
     InstagramFailure.RATE_LIMIT: "Instagram's rate limit was reached; try again later",
     InstagramFailure.TOKEN_EXPIRED: (
-        "the Instagram access token has expired or was revoked; an admin must put a new "
+        "the Instagram access token is invalid, expired or revoked; an admin must put a new "
         "long-lived token in the configuration and restart the bot"
     ),
+    InstagramFailure.NOT_READY: "Instagram had not finished processing the media",
+    InstagramFailure.DOWNLOAD_FAILED: "Instagram could not download the media from its URL",
     InstagramFailure.CONTAINER_ERROR: "Instagram could not process the media",
     InstagramFailure.CONTAINER_EXPIRED: "Instagram's upload expired before publishing",
-    InstagramFailure.TIMEOUT: "Instagram took too long to process the media",
-    InstagramFailure.NETWORK: "Instagram could not be reached",
+    InstagramFailure.STILL_PROCESSING: "Instagram was still processing the media",
+    InstagramFailure.UNREACHABLE: "Instagram could not be reached",
+    InstagramFailure.NO_ANSWER: "Instagram did not answer",
+    InstagramFailure.SERVER_ERROR: "Instagram had a server error",
     InstagramFailure.API: "Instagram refused the request",
     InstagramFailure.QUOTA_REACHED: "the daily Instagram publishing limit is reached",
 }
 
 
 class InstagramError(Exception):
-    def __init__(self, failure: InstagramFailure, detail: str = "") -> None:
+    def __init__(
+        self,
+        failure: InstagramFailure,
+        detail: str = "",
+        *,
+        codes: tuple[int, ...] = (),
+        outcome_unknown: bool = False,
+    ) -> None:
         super().__init__(f"{failure.value}: {detail}" if detail else failure.value)
         self.failure = failure
         self.detail = detail
+        self.codes = codes
+        # True when the request may have reached Instagram and taken effect.
+        self.outcome_unknown = outcome_unknown
+
+    @property
+    def reference(self) -> str:
+        """Instagram's own error codes (e.g. "error 9007/2207027"), or what the transport said."""
+        codes = "error " + "/".join(str(code) for code in self.codes) if self.codes else ""
+        if self.failure is InstagramFailure.SERVER_ERROR:
+            return ", ".join(part for part in (self.detail, codes) if part)
+        return codes or self.detail
 
     @property
     def cause(self) -> str:
-        """A user-facing sentence naming the cause; never holds the token."""
-        return CAUSES[self.failure]
+        """A plain-text sentence naming the cause and Instagram's code; never holds the token."""
+        reference = self.reference
+        return f"{CAUSES[self.failure]} ({reference})" if reference else CAUSES[self.failure]
+
+
+def _failure_for(codes: set[int], status_code: int) -> InstagramFailure:
+    if codes & RATE_LIMIT_CODES or status_code == 429:
+        return InstagramFailure.RATE_LIMIT
+    if EXPIRED_TOKEN_CODE in codes:
+        return InstagramFailure.TOKEN_EXPIRED
+    if codes & DOWNLOAD_FAILED_CODES:
+        return InstagramFailure.DOWNLOAD_FAILED
+    if codes & NOT_READY_CODES:
+        return InstagramFailure.NOT_READY
+    return InstagramFailure.API
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStatus:
+    """A container's `status_code` (IN_PROGRESS, FINISHED, PUBLISHED, ERROR, EXPIRED)."""
+
+    code: str
+    detail: str = ""
+
+    def error(self) -> InstagramError:
+        """The failure an ERROR or EXPIRED container stands for, with Instagram's code."""
+        if self.code == "EXPIRED":
+            return InstagramError(InstagramFailure.CONTAINER_EXPIRED, "status EXPIRED")
+        codes = tuple(int(code) for code in _GRAPH_CODE.findall(self.detail))
+        failure = (
+            InstagramFailure.DOWNLOAD_FAILED
+            if set(codes) & DOWNLOAD_FAILED_CODES
+            else InstagramFailure.CONTAINER_ERROR
+        )
+        return InstagramError(failure, f"status {self.code}", codes=codes)
 
 
 def create_http_client(timeout_seconds: float = 20.0) -> httpx.AsyncClient:
@@ -89,55 +157,79 @@ class InstagramClient:
             response = await self._http.request(
                 method, f"{self._base}/{path}", headers=self._headers, **kwargs
             )
-        except httpx.TimeoutException as timeout:
-            raise InstagramError(InstagramFailure.TIMEOUT, type(timeout).__name__) from None
-        except httpx.HTTPError as failure:
-            raise InstagramError(InstagramFailure.NETWORK, type(failure).__name__) from None
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as unsent:
+            # Never connected (or never got a connection): the request did not leave.
+            raise InstagramError(InstagramFailure.UNREACHABLE, type(unsent).__name__) from None
+        except httpx.HTTPError as unanswered:
+            # Sent, then a timeout or a reset: Instagram may have acted on it.
+            raise InstagramError(
+                InstagramFailure.NO_ANSWER, type(unanswered).__name__, outcome_unknown=True
+            ) from None
         try:
             body: dict[str, Any] = response.json()
         except ValueError:
             body = {}
         error = body.get("error") if isinstance(body, dict) else None
         if response.is_error or error:
-            code = error.get("code") if isinstance(error, dict) else None
-            message = str(error.get("message", "")) if isinstance(error, dict) else ""
+            details = error if isinstance(error, dict) else {}
+            codes = tuple(
+                int(value)
+                for value in (details.get("code"), details.get("error_subcode"))
+                if isinstance(value, int) or (isinstance(value, str) and value.isdecimal())
+            )
             # Graph error messages can quote the token back; they are logged.
-            message = message.replace(self._token, "[REDACTED]")[:200]
-            if code in RATE_LIMIT_CODES or response.status_code == 429:
-                raise InstagramError(InstagramFailure.RATE_LIMIT, message)
-            if code == EXPIRED_TOKEN_CODE:
-                raise InstagramError(InstagramFailure.TOKEN_EXPIRED, message)
-            if response.status_code >= 500:
-                raise InstagramError(InstagramFailure.NETWORK, f"HTTP {response.status_code}")
-            raise InstagramError(InstagramFailure.API, message or f"HTTP {response.status_code}")
+            message = str(details.get("message", "")).replace(self._token, "[REDACTED]")[:200]
+            failure = _failure_for(set(codes), response.status_code)
+            if failure is InstagramFailure.API and response.status_code >= 500:
+                raise InstagramError(
+                    InstagramFailure.SERVER_ERROR,
+                    f"HTTP {response.status_code}",
+                    codes=codes,
+                    outcome_unknown=True,
+                )
+            raise InstagramError(
+                failure, message or f"HTTP {response.status_code}", codes=codes or ()
+            )
         return body
 
     async def create_story_container(self, media_url: str, *, video: bool) -> str:
         data = {"media_type": "STORIES", ("video_url" if video else "image_url"): media_url}
         body = await self._call("POST", f"{self._user_id}/media", data=data)
+        if not body.get("id"):
+            raise InstagramError(InstagramFailure.API, "no container id in the answer")
         return str(body["id"])
+
+    async def container_status(self, container_id: str) -> ContainerStatus:
+        body = await self._call("GET", container_id, params={"fields": "status_code,status"})
+        return ContainerStatus(str(body.get("status_code", "")), str(body.get("status", "")))
 
     async def wait_until_ready(self, container_id: str) -> None:
         """Poll the container until FINISHED, within the publish timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._publish_timeout
         while True:
-            body = await self._call("GET", container_id, params={"fields": "status_code"})
-            status = body.get("status_code")
-            if status == "FINISHED":
+            status = await self.container_status(container_id)
+            if status.code == "FINISHED":
                 return
-            if status == "ERROR":
-                raise InstagramError(InstagramFailure.CONTAINER_ERROR, str(body.get("status", "")))
-            if status == "EXPIRED":
-                raise InstagramError(InstagramFailure.CONTAINER_EXPIRED)
+            if status.code in ("ERROR", "EXPIRED"):
+                raise status.error()
             if loop.time() + self._poll_interval > deadline:
-                raise InstagramError(InstagramFailure.TIMEOUT, f"last status {status}")
+                raise InstagramError(
+                    InstagramFailure.STILL_PROCESSING,
+                    f"status {status.code or 'unknown'} after {self._publish_timeout:g} s",
+                )
             await asyncio.sleep(self._poll_interval)
 
     async def publish(self, container_id: str) -> str:
+        """media_publish: a container publishes at most once, so a repeat cannot double it."""
         body = await self._call(
             "POST", f"{self._user_id}/media_publish", data={"creation_id": container_id}
         )
+        if not body.get("id"):
+            # Answered, but not with a media id: whether it published is for the status to say.
+            raise InstagramError(
+                InstagramFailure.API, "no media id in the answer", outcome_unknown=True
+            )
         return str(body["id"])
 
     # Account care (issue 14): quota, token lifetime, live Stories.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -54,13 +55,13 @@ class PersonStats:
     total: tuple[int, int, int]
 
 
-# field -> (column, lowest, highest)
-STEPPERS: dict[str, tuple[str, int, int]] = {
+# A button carries the value it sets. field -> (column, lowest, highest)
+NUMBERS: dict[str, tuple[str, int, int]] = {
     "ppd": ("posts_per_day", 1, 50),
     "start": ("posting_hours_start", 0, 23),
     "end": ("posting_hours_end", 0, 23),
 }
-TOGGLES = {"pause": "is_paused", "dry": "dry_run"}
+SWITCHES = {"pause": "is_paused", "dry": "dry_run"}  # value 1 = on, 0 = off
 
 
 def valid_timezone(name: str) -> bool:
@@ -97,6 +98,8 @@ class TeamService:
     ) -> None:
         """Upsert the user and log the interaction, in a short transaction of their own."""
 
+        interaction_id = uuid.uuid4()
+
         async def work(session: AsyncSession) -> None:
             user_id = await UserRepository(session).upsert(identity)
             await InteractionRepository(session).log(
@@ -106,10 +109,13 @@ class TeamService:
                 user_id=user_id,
                 context=context,
                 telegram_message_id=message_id,
+                interaction_id=interaction_id,
             )
 
         await self._run(
-            "team.touch", work, Idempotent("TODO(#11): a repeat logs the interaction twice")
+            "team.touch",
+            work,
+            Idempotent("the log row's id is made here: a repeat conflicts on it and adds none"),
         )
 
     async def register_chat(self, chat_id: int, title: str | None) -> None:
@@ -191,48 +197,37 @@ class TeamService:
 
     async def set_paused(self, chat_id: int, identity: TelegramIdentity, paused: bool) -> bool:
         """Pause or resume; False when it already was. Records who and when."""
-
-        async def work(session: AsyncSession) -> bool:
-            chats = ChatSettingsRepository(session)
-            chat = await chats.get_for_update(chat_id, skip_locked=False)
-            if chat is None:
-                chat = await chats.ensure(chat_id)
-            if chat.is_paused == paused:
-                return False
-            user_id = await UserRepository(session).upsert(identity)
-            if paused:
-                await chats.update(
-                    chat_id, is_paused=True, paused_at=func.now(), paused_by_user_id=user_id
-                )
-            else:
-                await chats.update(chat_id, is_paused=False, paused_at=None, paused_by_user_id=None)
-            await InteractionRepository(session).log(
-                kind="command",
-                name="settings.change",
-                chat_id=chat_id,
-                user_id=user_id,
-                context={"field": "is_paused", "old": not paused, "new": paused},
-            )
-            return True
-
-        return await self._run(
-            "team.pause",
-            work,
-            Idempotent("TODO(#11): a repeat after a landed COMMIT says 'already'"),
-        )
+        _, changed = await self._set(chat_id, identity, "is_paused", paused, "team.pause")
+        return changed
 
     async def change_setting(
         self, chat_id: int, identity: TelegramIdentity, field: str, value: Any
-    ) -> ChatSettings:
-        """Apply one settings change (a toggle, a step of ±1, or a timezone) and log it."""
+    ) -> tuple[ChatSettings, bool]:
+        """Set one setting to `value` (a button's target or a timezone); False: it already was."""
+        column, new = _resolve(field, value)
+        return await self._set(chat_id, identity, column, new, "team.settings")
 
-        async def work(session: AsyncSession) -> ChatSettings:
+    async def _set(
+        self,
+        chat_id: int,
+        identity: TelegramIdentity,
+        column: str,
+        new: Any,
+        operation: str,
+    ) -> tuple[ChatSettings, bool]:
+        """SET the column (never toggle or step) and log the change once, under our own id."""
+        change_id = uuid.uuid4()
+
+        async def work(session: AsyncSession) -> tuple[ChatSettings, bool]:
             chats = ChatSettingsRepository(session)
             chat = await chats.get_for_update(chat_id, skip_locked=False)
             if chat is None:
-                chat = await chats.ensure(chat_id)
-            column, new = _resolve(chat, field, value)
+                await chats.ensure(chat_id)
+                chat = await chats.get_for_update(chat_id, skip_locked=False)
+                assert chat is not None
             old = getattr(chat, column)
+            if old == new:
+                return chat, False
             user_id = await UserRepository(session).upsert(identity)
             changes: dict[str, Any] = {column: new}
             if column == "is_paused":
@@ -247,39 +242,42 @@ class TeamService:
                 chat_id=chat_id,
                 user_id=user_id,
                 context={"field": column, "old": old, "new": new},
+                interaction_id=change_id,
             )
             await session.refresh(chat)
-            return chat
+            return chat, True
 
-        return await self._run(
-            "team.settings", work, Idempotent("TODO(#11): a repeated toggle or step applies twice")
-        )
+        async def recover(session: AsyncSession) -> tuple[ChatSettings, bool] | None:
+            # Our change logged under change_id means its COMMIT landed unheard.
+            if not await InteractionRepository(session).exists(change_id):
+                return None
+            chat = await ChatSettingsRepository(session).get(chat_id)
+            return None if chat is None else (chat, True)
+
+        return await self._run(operation, work, Reread(recover))
 
 
-def _resolve(chat: ChatSettings, field: str, value: Any) -> tuple[str, Any]:
+def _resolve(field: str, value: Any) -> tuple[str, Any]:
+    """The column a button or command sets, and the value, checked against its range."""
     if field == "tz":
         if not isinstance(value, str) or not valid_timezone(value):
             raise SettingRejectedError(
                 f"Unknown timezone “{value}”. Use an IANA name such as Europe/Berlin."
             )
         return "timezone", value
-    if field in TOGGLES:
-        column = TOGGLES[field]
-        return column, not getattr(chat, column)
-    if field in STEPPERS:
-        column, lowest, highest = STEPPERS[field]
-        if value not in (-1, 1):
+    if field in SWITCHES:
+        if value not in (0, 1):
             raise SettingRejectedError("That button is out of date.")
-        current = getattr(chat, column)
-        if column == "posts_per_day":
-            new = current + value
-            if not lowest <= new <= highest:
+        return SWITCHES[field], bool(value)
+    if field in NUMBERS:
+        column, lowest, highest = NUMBERS[field]
+        if not isinstance(value, int) or not lowest <= value <= highest:
+            if column == "posts_per_day":
                 raise SettingRejectedError(
                     f"Posts per day must stay between {lowest} and {highest}."
                 )
-        else:
-            new = (current + value) % 24  # hours wrap around midnight
-        return column, new
+            raise SettingRejectedError("That button is out of date.")
+        return column, value
     raise SettingRejectedError("That button is out of date.")
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import exists, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import UserInteraction
@@ -24,14 +25,24 @@ class InteractionRepository:
         user_id: uuid.UUID | None = None,
         context: dict[str, Any] | None = None,
         telegram_message_id: int | None = None,
+        interaction_id: uuid.UUID | None = None,
     ) -> None:
-        await self._session.execute(
-            insert(UserInteraction).values(
-                kind=kind,
-                name=name,
-                chat_id=chat_id,
-                user_id=user_id,
-                context=context,
-                telegram_message_id=telegram_message_id,
-            )
+        """Insert one log row; with `interaction_id` (made by the caller) a repeat inserts none."""
+        statement = insert(UserInteraction).values(
+            kind=kind,
+            name=name,
+            chat_id=chat_id,
+            user_id=user_id,
+            context=context,
+            telegram_message_id=telegram_message_id,
         )
+        if interaction_id is not None:
+            statement = statement.values(id=interaction_id).on_conflict_do_nothing(
+                index_elements=[UserInteraction.id]
+            )
+        await self._session.execute(statement)
+
+    async def exists(self, interaction_id: uuid.UUID) -> bool:
+        """Whether the row a unit of work logged under `interaction_id` is there (it committed)."""
+        statement = select(exists().where(UserInteraction.id == interaction_id))
+        return bool((await self._session.execute(statement)).scalar())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -123,12 +124,18 @@ class QueueRepository:
         return [(row[0], row[1]) for row in await self._session.execute(statement)]
 
     async def claim_for_autopost(
-        self, queue_id: uuid.UUID, chat_id: int, stale_before: datetime
+        self,
+        queue_id: uuid.UUID,
+        chat_id: int,
+        *,
+        token: uuid.UUID,
+        requested_by: int,
+        lease_before: datetime,
     ) -> PostingQueueItem | None:
-        """Hold a sent item for an Auto Post; None if it is not ours to take.
+        """Hold a sent item for an Auto Post under `token`; None if it is not ours to take.
 
-        A hold left by a process that died is taken over once stale; one whose
-        media is already published is always taken, to record it.
+        A hold whose lease ran out is taken over only when no publish request can
+        have left for it (no marker, no media id): those are the resolver's.
         """
         statement = (
             update(PostingQueueItem)
@@ -139,38 +146,99 @@ class QueueRepository:
                     PostingQueueItem.status == "sent",
                     and_(
                         PostingQueueItem.status == "publishing",
+                        PostingQueueItem.instagram_publish_requested_at.is_(None),
+                        PostingQueueItem.instagram_media_id.is_(None),
                         or_(
-                            PostingQueueItem.claimed_at < stale_before,
-                            PostingQueueItem.instagram_media_id.is_not(None),
+                            PostingQueueItem.claimed_at.is_(None),
+                            PostingQueueItem.claimed_at < lease_before,
                         ),
                     ),
                 ),
             )
-            .values(status="publishing", claimed_at=func.now())
+            .values(
+                status="publishing",
+                claimed_at=func.now(),
+                autopost_claim_token=token,
+                autopost_requested_by=requested_by,
+                instagram_creation_id=None,
+            )
             .returning(PostingQueueItem)
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
 
-    async def set_instagram_ids(
-        self, queue_id: uuid.UUID, *, creation_id: str | None = None, media_id: str | None = None
-    ) -> None:
-        values: dict[str, str] = {}
-        if creation_id is not None:
-            values["instagram_creation_id"] = creation_id
-        if media_id is not None:
-            values["instagram_media_id"] = media_id
-        await self._session.execute(
-            update(PostingQueueItem).where(PostingQueueItem.id == queue_id).values(**values)
-        )
-
-    async def release_autopost(self, queue_id: uuid.UUID) -> None:
-        """Give the item back to the buttons, unless its media was already published."""
-        await self._session.execute(
+    async def renew_autopost(self, queue_id: uuid.UUID, token: uuid.UUID, **values: Any) -> bool:
+        """Extend the hold `token` has (setting `values` with it); False if it is lost."""
+        result = await self._session.execute(
             update(PostingQueueItem)
             .where(
                 PostingQueueItem.id == queue_id,
                 PostingQueueItem.status == "publishing",
+                PostingQueueItem.autopost_claim_token == token,
+            )
+            .values(claimed_at=func.now(), **values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def hand_over_autopost(self, queue_id: uuid.UUID, token: uuid.UUID) -> bool:
+        """Give up the hold but keep the row `publishing`: any process's resolver takes it now."""
+        result = await self._session.execute(
+            update(PostingQueueItem)
+            .where(
+                PostingQueueItem.id == queue_id,
+                PostingQueueItem.status == "publishing",
+                PostingQueueItem.autopost_claim_token == token,
+            )
+            .values(claimed_at=None)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release_autopost(self, queue_id: uuid.UUID, token: uuid.UUID) -> bool:
+        """Give the item back to the buttons; only while nothing is known to be published."""
+        result = await self._session.execute(
+            update(PostingQueueItem)
+            .where(
+                PostingQueueItem.id == queue_id,
+                PostingQueueItem.status == "publishing",
+                PostingQueueItem.autopost_claim_token == token,
                 PostingQueueItem.instagram_media_id.is_(None),
             )
-            .values(status="sent", claimed_at=None)
+            .values(
+                status="sent",
+                claimed_at=None,
+                autopost_claim_token=None,
+                autopost_requested_by=None,
+                instagram_creation_id=None,
+                instagram_publish_requested_at=None,
+            )
         )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def take_autopost_lease(
+        self, queue_id: uuid.UUID, token: uuid.UUID, lease_before: datetime
+    ) -> PostingQueueItem | None:
+        """Take a `publishing` row nobody holds (handed over, or its holder went silent)."""
+        statement = (
+            update(PostingQueueItem)
+            .where(
+                PostingQueueItem.id == queue_id,
+                PostingQueueItem.status == "publishing",
+                or_(
+                    PostingQueueItem.claimed_at.is_(None),
+                    PostingQueueItem.claimed_at < lease_before,
+                ),
+            )
+            .values(claimed_at=func.now(), autopost_claim_token=token)
+            .returning(PostingQueueItem)
+        )
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def autoposts_to_resolve(self, lease_before: datetime) -> list[uuid.UUID]:
+        """`publishing` rows nobody holds: their outcome is unknown or their holder died."""
+        statement = select(PostingQueueItem.id).where(
+            PostingQueueItem.status == "publishing",
+            or_(
+                PostingQueueItem.claimed_at.is_(None),
+                PostingQueueItem.claimed_at < lease_before,
+            ),
+        )
+        return list((await self._session.execute(statement)).scalars())

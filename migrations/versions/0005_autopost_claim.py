@@ -1,7 +1,7 @@
 """Auto Post: a claim token, who pressed, and the "publish requested" marker on the queue row.
 
-Revision ID: 0004
-Revises: 0005 (written against 0002; follows main's chain 0002 -> 0003 -> 0005)
+Revision ID: 0005
+Revises: 0004
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0004"
-down_revision: str | None = "0005"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,6 @@
 """Per-chat Instagram accounts with the current (refreshed) access token.
 
-Revision ID: 0005
+Revision ID: 0004
 Revises: 0003
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0005"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,4 +1,4 @@
-"""A press through the real dispatcher, service and database (design §3)."""
+"""A press through the real dispatcher, service and database (docs/architecture.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Caption texts (HTML parse mode) and toasts (plain text).
+"""Caption building (HTML parse mode); the other texts are `bot.texts`'s.
 
 Status lines are plain text: a toast (answerCallbackQuery) shows them as they
 are, and `with_status` escapes them when it appends them to an HTML caption.
@@ -15,8 +15,6 @@ STATUS_VERBS = {
 }
 # The notification's last paragraph starts with this; anything after it is a status.
 META_PREFIX = "📄"
-PRESS_FAILED = "❌ Couldn't record that — please press again"
-REJECT_PROMPT = "🚫 Reject this item for good? It will never be sent again."
 
 
 def notification_caption(file_name: str, category: str | None, caption: str | None) -> str:

@@ -10,11 +10,10 @@ from aiogram.filters import Command
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.handlers.commands import ago, local
-from bot.middlewares import InteractionLogMiddleware
 from bot.services.clock import Clock
 from bot.services.instagram import InstagramError
 from bot.services.instagram_accounts import HOW_TO_CONFIGURE, InstagramAccounts, live_view
+from bot.texts import ago, local
 
 logger = structlog.get_logger(__name__)
 
@@ -54,7 +53,5 @@ async def live(
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    # The chat gate (bot.middlewares) guards every router; this logs what passed it.
-    router.message.middleware(InteractionLogMiddleware())
     router.message.register(live, Command("live"))
     return router

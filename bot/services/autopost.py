@@ -39,6 +39,7 @@ from bot.keyboards import queue_keyboard
 from bot.services.clock import Clock, utc_now
 from bot.services.instagram import InstagramClient, InstagramError, InstagramFailure
 from bot.services.instagram_accounts import InstagramAccounts
+from bot.services.periodic import every
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService, explain
 from db.errors import DatabaseUnavailableError
 from db.models import PostingQueueItem, User
@@ -377,13 +378,9 @@ class AutoPostService:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep at once (rows a restart left) and then every interval until `stop`."""
-        while not stop.is_set():
-            try:
-                await self.sweep()
-            except Exception:
-                logger.exception("autopost.sweep_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._sweep_interval)
+        await every(
+            self._sweep_interval, stop, self.sweep, log=logger, failed="autopost.sweep_failed"
+        )
 
     async def sweep(self) -> int:
         """Resolve every `publishing` row nobody holds; how many were looked at."""

@@ -87,6 +87,8 @@ class ChatGateMiddleware(BaseMiddleware):
             logger.warning("callback.not_allowed", user_id=event.from_user.id)
             await answer_quietly(event, NOT_ALLOWED)
             return None
+        # What the gate checked, handed on typed: handlers take `button_message: Message`.
+        data["button_message"] = message
         return await handler(event, data)
 
     async def _command(

@@ -64,25 +64,24 @@ async def settings_command(
 
 async def change(
     callback: CallbackQuery,
+    button_message: Message,
     callback_data: SettingsCallback,
     team: TeamService,
     admin: TelegramIdentity,
 ) -> None:
-    message = callback.message
-    assert isinstance(message, Message)  # the chat gate let only these through
     try:
         chat, changed = await team.change_setting(
-            message.chat.id, admin, callback_data.field, callback_data.value
+            button_message.chat.id, admin, callback_data.field, callback_data.value
         )
     except SettingRejectedError as rejected:
         await answer_quietly(callback, str(rejected))
         # A stale message: show the current values again.
-        current = await team.chat(message.chat.id)
-        await edit_quietly(message, render_settings(current), settings_keyboard(current))
+        current = await team.chat(button_message.chat.id)
+        await edit_quietly(button_message, render_settings(current), settings_keyboard(current))
         return
     # Unchanged: a double tap, or a stale message showing what is already set.
     await answer_quietly(callback, SETTING_SAVED if changed else SETTING_ALREADY_SET)
-    await edit_quietly(message, render_settings(chat), settings_keyboard(chat))
+    await edit_quietly(button_message, render_settings(chat), settings_keyboard(chat))
 
 
 async def label(callback: CallbackQuery) -> None:

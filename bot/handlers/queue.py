@@ -8,7 +8,7 @@ import structlog
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
-from bot.captions import already_line, body_of, done_line, with_status
+from bot.captions import already_line, body_of, final_line, with_status
 from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
 from bot.middlewares import ACTS_ON_QUEUE
 from bot.services.autopost import (
@@ -49,16 +49,6 @@ RECORDED_STATUS = {
 }
 
 
-def final_line(outcome: PressOutcome) -> str:
-    """The caption line for an item someone has acted on."""
-    assert outcome.status is not None
-    return done_line(
-        outcome.status,
-        outcome.acted_by_name or "someone",
-        instagram=outcome.posting_method == "instagram_api",
-    )
-
-
 async def show_outcome(
     callback: CallbackQuery, message: Message, outcome: PressOutcome, *, answered: bool
 ) -> None:
@@ -84,24 +74,23 @@ async def show_outcome(
 
 async def record_press(
     callback: CallbackQuery,
+    button_message: Message,
     callback_data: QueueCallback,
     press_service: PressService,
     tasks: TaskTracker,
     instagram_accounts: InstagramAccounts,
 ) -> None:
-    message = callback.message
-    assert isinstance(message, Message)  # the chat gate let only these through
     press = Press(
         queue_id=callback_data.queue_id,
-        chat_id=message.chat.id,
+        chat_id=button_message.chat.id,
         status=RECORDED_STATUS[callback_data.action],
         presser=identity_of(callback.from_user),
-        telegram_message_id=message.message_id,
+        telegram_message_id=button_message.message_id,
     )
     # Tracked rather than awaited directly: when shutdown cancels this handler,
     # the press still commits and its caption is still edited; shutdown waits.
     await tasks.run_to_completion(
-        record_and_report(callback, message, press, press_service, instagram_accounts)
+        record_and_report(callback, button_message, press, press_service, instagram_accounts)
     )
 
 
@@ -134,52 +123,52 @@ async def record_and_report(
     await show_outcome(callback, message, outcome, answered=answered)
 
 
-async def ask_to_confirm_reject(callback: CallbackQuery, callback_data: QueueCallback) -> None:
-    message = callback.message
-    assert isinstance(message, Message)
+async def ask_to_confirm_reject(
+    callback: CallbackQuery, button_message: Message, callback_data: QueueCallback
+) -> None:
     await answer_quietly(callback)
     await edit_quietly(
-        message,
-        with_status(message.html_text, REJECT_PROMPT),
+        button_message,
+        with_status(button_message.html_text, REJECT_PROMPT),
         confirm_reject_keyboard(callback_data.queue_id),
     )
 
 
 async def cancel_reject(
-    callback: CallbackQuery, callback_data: QueueCallback, instagram_accounts: InstagramAccounts
+    callback: CallbackQuery,
+    button_message: Message,
+    callback_data: QueueCallback,
+    instagram_accounts: InstagramAccounts,
 ) -> None:
-    message = callback.message
-    assert isinstance(message, Message)
     await answer_quietly(callback, REJECT_CANCELLED)
     await edit_quietly(
-        message,
-        body_of(message.html_text),
+        button_message,
+        body_of(button_message.html_text),
         queue_keyboard(
             callback_data.queue_id,
-            instagram=instagram_accounts.autopost_available(message.chat.id),
+            instagram=instagram_accounts.autopost_available(button_message.chat.id),
         ),
     )
 
 
 async def autopost(
     callback: CallbackQuery,
+    button_message: Message,
     callback_data: QueueCallback,
     autopost_service: AutoPostService | None,
     tasks: TaskTracker,
     instagram_accounts: InstagramAccounts,
 ) -> None:
-    message = callback.message
-    assert isinstance(message, Message)
     if autopost_service is None:
         await answer_quietly(callback, AUTOPOST_NOT_CONFIGURED)
         return
     # igcare: no account for this chat, or its token expired: say so and what to do.
-    refusal = instagram_accounts.autopost_refusal(message.chat.id)
+    refusal = instagram_accounts.autopost_refusal(button_message.chat.id)
     if refusal is not None:
         await answer_quietly(callback, refusal, alert=True)
         return
     await tasks.run_to_completion(
-        run_autopost(callback, message, callback_data, autopost_service, tasks)
+        run_autopost(callback, button_message, callback_data, autopost_service, tasks)
     )
 
 

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from html import escape
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from bot.services.scheduler import NothingToSend
 from db.models import ChatSettings
+
+if TYPE_CHECKING:
+    from bot.services.instagram_accounts import LiveView
+    from bot.services.scheduler import SendResult
+    from bot.services.team import PersonStats, StatusView
+    from db.models import MediaItem, PostingHistory, PostingQueueItem
 
 MESSAGE_LIMIT = 4096  # Telegram's limit for a message's text
 FILE_NAME_MAX = 120  # characters of a file name shown in a list
@@ -139,3 +147,133 @@ def render_settings(chat: ChatSettings) -> str:
         f"({escape(chat.timezone)})\n\n"
         "Timezone: <code>/settings tz Europe/Berlin</code>"
     )
+
+
+# -- command replies (bot.handlers.commands, bot.handlers.admin, bot.handlers.instagram) --
+
+PAUSED = "⏸ Paused: no scheduled posts until /resume."
+ALREADY_PAUSED = "Already paused."
+RESUMED = "▶️ Resumed."
+ALREADY_RUNNING = "Already running."
+SETTINGS_USAGE = "Usage: /settings, or /settings tz Europe/Berlin"
+NOTHING_IN_FLIGHT = "📭 Nothing is waiting for a press."
+NO_HISTORY = "No history yet."
+NO_PRESSES = "No presses recorded yet."
+CHART_CAPTION = "📈 Presses per day, last 4 weeks, by person"
+NO_LIVE_STORIES = "📭 No Stories are live on Instagram right now."
+
+QUEUE_STATES = {
+    "sent": "waiting for a press",
+    "sending": "being sent",
+    "pending": "queued",
+    "publishing": "being posted to Instagram",
+}
+HISTORY_ICONS = {"posted": "✅", "skipped": "⏭️", "rejected": "🚫", "failed": "⚠️"}
+
+
+def timezone_set(timezone: str) -> str:
+    return f"🌍 Timezone set to {escape(timezone)}."
+
+
+def history_usage(most: int) -> str:
+    return f"Usage: /history [n] with n from 1 to {most}."
+
+
+def status_text(view: StatusView, now: datetime, instagram: list[str]) -> str:
+    """/status: running or paused, the queue, the next slot, the last post, the library."""
+    chat = view.chat
+    lines = []
+    if chat.is_paused:
+        who = escape(view.paused_by or "someone")
+        since = local(chat.paused_at, chat.timezone) if chat.paused_at else "?"
+        lines.append(f"⏸ <b>Paused</b> by {who} since {since}")
+    else:
+        lines.append("▶️ <b>Running</b>" + (" (dry run)" if chat.dry_run else ""))
+    lines.append(f"📬 In flight: {view.in_flight}")
+    if view.next_slot is not None:
+        lines.append(
+            f"⏰ Next slot: {local(view.next_slot, chat.timezone)} ({escape(chat.timezone)})"
+        )
+    if view.last_post is not None:
+        last = view.last_post
+        lines.append(
+            f"🕘 Last post: <code>{escape(view.last_post_file or '?')}</code> by "
+            f"{escape(last.acted_by_name or 'someone')}, {ago(last.acted_at, now)}"
+        )
+    else:
+        lines.append("🕘 Last post: none yet")
+    lines.append(f"🗂 Library: {view.library} items, {view.eligible} eligible now")
+    if chat.posts_per_day:
+        days = view.eligible / chat.posts_per_day
+        lines.append(
+            f"📆 The eligible pool lasts about {days:.0f} days at {chat.posts_per_day} a day"
+        )
+    lines.extend(instagram)
+    return "\n".join(lines)
+
+
+def queue_text(rows: list[tuple[PostingQueueItem, MediaItem]], now: datetime) -> str:
+    lines = [
+        f"{position}. {file_label(media.file_name)} — "
+        f"{QUEUE_STATES.get(item.status, item.status)}, {ago(item.created_at, now)}"
+        for position, (item, media) in enumerate(rows, 1)
+    ]
+    return fit_message(f"📬 <b>{len(rows)} in flight</b>", lines)
+
+
+def history_text(rows: list[tuple[PostingHistory, MediaItem]], now: datetime) -> str:
+    lines = []
+    for entry, media in rows:
+        who = escape(entry.acted_by_name or "the bot")
+        what = entry.status + (" via Instagram" if entry.posting_method == "instagram_api" else "")
+        lines.append(
+            f"{HISTORY_ICONS.get(entry.status, '•')} {file_label(media.file_name)} — "
+            f"{what} by {who}, {ago(entry.acted_at, now)}"
+        )
+    return fit_message(f"🧾 <b>Last {len(rows)}</b>", lines)
+
+
+def stats_text(people: list[PersonStats]) -> str:
+    lines = ["📊 <b>posted / skipped / rejected</b>"]
+    for person in people:
+        lines.append(
+            f"{escape(person.name)}: 7d {'/'.join(map(str, person.week))} · "
+            f"30d {'/'.join(map(str, person.month))} · all {'/'.join(map(str, person.total))}"
+        )
+    return "\n".join(lines)
+
+
+def nothing_sent_text(result: SendResult) -> str:
+    """/next when nothing went out: why."""
+    if result.error:
+        return f"⚠️ Couldn't send the next item: {escape(result.error)}"
+    if result.reason is NothingToSend.EMPTY_LIBRARY:
+        return (
+            "📭 Nothing to send: the library is empty. "
+            "Index media with <code>python -m bot index DIR</code>."
+        )
+    if result.reason is NothingToSend.ALL_QUEUED:
+        return (
+            f"📬 Nothing to send: every unlocked item is already in the queue "
+            f"({result.queued} in flight)."
+        )
+    return (
+        f"🔒 Nothing to send: all {result.total} items are locked "
+        f"(recently posted, skipped or rejected) or in the queue "
+        f"({result.locked} locked, {result.queued} in flight)."
+    )
+
+
+def live_text(view: LiveView, now: datetime) -> str:
+    """/live: each Story live now, and whether (and by whom) it came from the queue."""
+    lines = [f"📡 <b>{len(view.entries)} live on Instagram</b> (Stories last 24 h)"]
+    for entry in view.entries:
+        posted = entry.story.posted_at
+        when = f"{local(posted, view.timezone)} ({ago(posted, now)})" if posted else "time unknown"
+        if entry.ours is None:
+            what = "not from this queue"
+        else:
+            who = escape(entry.ours.acted_by_name or "someone")
+            what = f"<code>{escape(entry.ours.file_name)}</code>, 🤖 by {who}"
+        lines.append(f"• {when} — {what}")
+    return "\n".join(lines)

@@ -20,9 +20,15 @@ from bot.telegram import answer_quietly, edit_quietly
 from bot.texts import (
     ADMINS_ONLY_COMMAND,
     ADMINS_ONLY_SETTINGS,
+    ALREADY_PAUSED,
+    ALREADY_RUNNING,
+    PAUSED,
+    RESUMED,
     SETTING_ALREADY_SET,
     SETTING_SAVED,
+    SETTINGS_USAGE,
     render_settings,
+    timezone_set,
 )
 from db.repositories import TelegramIdentity
 
@@ -33,14 +39,12 @@ ADMIN_COMMANDS = ("pause", "resume", "settings")
 
 async def pause(message: Message, team: TeamService, admin: TelegramIdentity) -> None:
     changed = await team.set_paused(message.chat.id, admin, True)
-    await message.answer(
-        "⏸ Paused: no scheduled posts until /resume." if changed else "Already paused."
-    )
+    await message.answer(PAUSED if changed else ALREADY_PAUSED)
 
 
 async def resume(message: Message, team: TeamService, admin: TelegramIdentity) -> None:
     changed = await team.set_paused(message.chat.id, admin, False)
-    await message.answer("▶️ Resumed." if changed else "Already running.")
+    await message.answer(RESUMED if changed else ALREADY_RUNNING)
 
 
 async def settings_command(
@@ -49,14 +53,14 @@ async def settings_command(
     arguments = (command.args or "").split()
     if arguments:
         if len(arguments) != 2 or arguments[0].lower() not in {"tz", "timezone"}:
-            await message.answer("Usage: /settings, or /settings tz Europe/Berlin")
+            await message.answer(SETTINGS_USAGE)
             return
         try:
             chat, _ = await team.change_setting(message.chat.id, admin, "tz", arguments[1])
         except SettingRejectedError as rejected:
             await message.answer(escape(str(rejected)))
             return
-        await message.answer(f"🌍 Timezone set to {escape(chat.timezone)}.")
+        await message.answer(timezone_set(chat.timezone))
         return
     chat = await team.chat(message.chat.id)
     await message.answer(render_settings(chat), reply_markup=settings_keyboard(chat))

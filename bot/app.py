@@ -17,9 +17,8 @@ from aiogram.enums import ParseMode
 
 from bot.config import Settings
 from bot.database import Database
-from bot.handlers import commands, errors, fallback, instagram, queue
-from bot.handlers import settings as settings_handlers
-from bot.middlewares import ChatGateMiddleware, LogContextMiddleware
+from bot.handlers import admin, commands, errors, fallback, instagram, queue
+from bot.middlewares import ChatGateMiddleware, InteractionLogMiddleware, LogContextMiddleware
 from bot.services.admins import AdminDirectory
 from bot.services.autopost import AutoPostService
 from bot.services.clock import Clock, utc_now
@@ -162,15 +161,18 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
         instagram_accounts=services.instagram_accounts,
     )
     dispatcher.update.outer_middleware(LogContextMiddleware())
-    # One gate for every router, run once a handler matched (see ChatGateMiddleware).
+    # One gate for every router, run once a handler matched (see ChatGateMiddleware);
+    # then each command that passed it is logged. Admin-ness is the admin router's
+    # IsAdmin filter (bot.filters).
     gate = ChatGateMiddleware()
     dispatcher.message.middleware(gate)
     dispatcher.callback_query.middleware(gate)
+    dispatcher.message.middleware(InteractionLogMiddleware())
     dispatcher.include_routers(
         queue.create_router(),
         commands.create_router(),
         instagram.create_router(),
-        settings_handlers.create_router(),
+        admin.create_router(),
         fallback.create_router(),
         errors.create_router(),
     )

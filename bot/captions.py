@@ -1,4 +1,4 @@
-"""Caption texts (HTML parse mode) and toasts (plain text).
+"""Caption building (HTML parse mode); the other texts are `bot.texts`'s.
 
 Status lines are plain text: a toast (answerCallbackQuery) shows them as they
 are, and `with_status` escapes them when it appends them to an HTML caption.
@@ -7,6 +7,10 @@ are, and `with_status` escapes them when it appends them to an HTML caption.
 from __future__ import annotations
 
 from html import escape
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.services.press import PressOutcome
 
 STATUS_VERBS = {
     "posted": ("✅", "Posted"),
@@ -15,8 +19,6 @@ STATUS_VERBS = {
 }
 # The notification's last paragraph starts with this; anything after it is a status.
 META_PREFIX = "📄"
-PRESS_FAILED = "❌ Couldn't record that — please press again"
-REJECT_PROMPT = "🚫 Reject this item for good? It will never be sent again."
 
 
 def notification_caption(file_name: str, category: str | None, caption: str | None) -> str:
@@ -32,6 +34,16 @@ def done_line(status: str, name: str, *, instagram: bool = False) -> str:
     emoji, verb = STATUS_VERBS[status]
     where = " to Instagram" if instagram else ""
     return f"{emoji} {verb}{where} by {name}"
+
+
+def final_line(outcome: PressOutcome) -> str:
+    """The caption line for an item someone has acted on (a press or an Auto Post)."""
+    assert outcome.status is not None
+    return done_line(
+        outcome.status,
+        outcome.acted_by_name or "someone",
+        instagram=outcome.posting_method == "instagram_api",
+    )
 
 
 def already_line(status: str, name: str | None) -> str:

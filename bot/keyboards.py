@@ -1,4 +1,4 @@
-"""Callback data factories and inline keyboards."""
+"""Every inline keyboard and its callback data: the queue buttons and the /settings buttons."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from db.models import ChatSettings
 
 
 class QueueAction(StrEnum):
@@ -51,5 +53,57 @@ def confirm_reject_keyboard(queue_id: uuid.UUID) -> InlineKeyboardMarkup:
                 _button("✅ Yes, reject", QueueAction.CONFIRM_REJECT, queue_id),
                 _button("❌ Cancel", QueueAction.CANCEL_REJECT, queue_id),
             ]
+        ]
+    )
+
+
+class SettingsCallback(CallbackData, prefix="set"):
+    """`set:<field>:<value>`: the button SETS field to value (never a toggle or a step).
+
+    field is pause or dry (value 1 = on, 0 = off), ppd, start or end (the number),
+    or noop (a label). A double tap, a stale message or a retried commit then
+    leave the setting as the button says, changed once.
+    """
+
+    field: str
+    value: int = 0
+
+
+SETTINGS_LABEL = "noop"  # the field of a button that only shows a value
+
+
+def _setting_button(text: str, field: str, value: int = 0) -> InlineKeyboardButton:
+    return InlineKeyboardButton(
+        text=text, callback_data=SettingsCallback(field=field, value=value).pack()
+    )
+
+
+def _hour_row(field: str, label: str, hour: int) -> list[InlineKeyboardButton]:
+    # Hours wrap around midnight.
+    return [
+        _setting_button("➖", field, (hour - 1) % 24),
+        _setting_button(f"{label} {hour:02d}:00", SETTINGS_LABEL),
+        _setting_button("➕", field, (hour + 1) % 24),
+    ]
+
+
+def settings_keyboard(chat: ChatSettings) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _setting_button("▶️ Resume", "pause", 0)
+                if chat.is_paused
+                else _setting_button("⏸ Pause", "pause", 1),
+                _setting_button(
+                    f"🧪 Dry run: {'on' if chat.dry_run else 'off'}", "dry", int(not chat.dry_run)
+                ),
+            ],
+            [
+                _setting_button("➖", "ppd", chat.posts_per_day - 1),
+                _setting_button(f"{chat.posts_per_day} a day", SETTINGS_LABEL),
+                _setting_button("➕", "ppd", chat.posts_per_day + 1),
+            ],
+            _hour_row("start", "from", chat.posting_hours_start),
+            _hour_row("end", "until", chat.posting_hours_end),
         ]
     )

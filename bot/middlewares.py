@@ -14,6 +14,13 @@ from bot.config import Settings
 from bot.services.tasks import TaskTracker
 from bot.services.team import TeamService
 from bot.telegram import answer_quietly, identity_of
+from bot.texts import (
+    FOREIGN_CHAT_BUTTON,
+    FOREIGN_CHAT_REFUSED,
+    MESSAGE_TOO_OLD,
+    NOT_ALLOWED,
+    PRIVATE_CHAT_REFUSED,
+)
 
 logger = structlog.get_logger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -44,8 +51,7 @@ def may_press(settings: Settings, user_id: int) -> bool:
 
 # Handler flags the gate reads (`router.message.register(..., flags={PRIVATE_OK: True})`).
 PRIVATE_OK = "private_ok"  # a command that also answers in a private chat
-ACTS_ON_QUEUE = "acts_on_queue"  # a command only ALLOWED_USER_IDS (and admins) may use
-ADMIN_ONLY = "admin_only"  # a button whose handler checks for an admin itself
+ACTS_ON_QUEUE = "acts_on_queue"  # a command or button only ALLOWED_USER_IDS (and admins) may use
 
 
 class ChatGateMiddleware(BaseMiddleware):
@@ -54,6 +60,7 @@ class ChatGateMiddleware(BaseMiddleware):
     Commands and buttons work only in a chat listed in TELEGRAM_CHAT_ID (a few
     commands also in private); buttons only on the bot's own reachable messages;
     queue actions only for allowed users. Everything refused is answered and logged.
+    Who is an admin is not the gate's question: that is `bot.filters.IsAdmin`'s.
     """
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
@@ -70,16 +77,18 @@ class ChatGateMiddleware(BaseMiddleware):
         message = event.message
         if not isinstance(message, Message):
             logger.warning("callback.inaccessible_message")
-            await answer_quietly(event, "⚠️ This message is too old to act on.")
+            await answer_quietly(event, MESSAGE_TOO_OLD)
             return None
         if not settings.serves(message.chat.id):
             logger.warning("callback.foreign_chat", chat_id=message.chat.id)
-            await answer_quietly(event, "⚠️ This bot doesn't serve this chat.")
+            await answer_quietly(event, FOREIGN_CHAT_BUTTON)
             return None
-        if not get_flag(data, ADMIN_ONLY) and not may_press(settings, event.from_user.id):
+        if get_flag(data, ACTS_ON_QUEUE) and not may_press(settings, event.from_user.id):
             logger.warning("callback.not_allowed", user_id=event.from_user.id)
-            await answer_quietly(event, "⛔ You're not allowed to act on the queue.")
+            await answer_quietly(event, NOT_ALLOWED)
             return None
+        # What the gate checked, handed on typed: handlers take `button_message: Message`.
+        data["button_message"] = message
         return await handler(event, data)
 
     async def _command(
@@ -90,18 +99,15 @@ class ChatGateMiddleware(BaseMiddleware):
         name = command_name(event)
         if event.chat.type == "private":
             if not get_flag(data, PRIVATE_OK):
-                await event.answer(
-                    "In a private chat I only answer /start and /help. "
-                    "The other commands work in the team chat."
-                )
+                await event.answer(PRIVATE_CHAT_REFUSED)
                 return None
         elif not settings.serves(event.chat.id):
             logger.warning("command.foreign_chat", chat_id=event.chat.id, command=name)
-            await event.answer("Sorry — I only work in my team's chat.")
+            await event.answer(FOREIGN_CHAT_REFUSED)
             return None
         if get_flag(data, ACTS_ON_QUEUE) and not may_press(settings, event.from_user.id):
             logger.warning("command.not_allowed", user_id=event.from_user.id, command=name)
-            await event.answer("⛔ You're not allowed to act on the queue.")
+            await event.answer(NOT_ALLOWED)
             return None
         return await handler(event, data)
 
@@ -112,7 +118,10 @@ def command_name(message: Message) -> str:
 
 
 class InteractionLogMiddleware(BaseMiddleware):
-    """Logs each command that passed the gate, in the background: never delays or fails it."""
+    """Logs each command that passed the gate, in the background: never delays or fails it.
+
+    Registered once, on the dispatcher after the gate, so it covers every router.
+    """
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if isinstance(event, Message) and event.from_user is not None:

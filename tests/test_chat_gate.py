@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from aiogram.methods import AnswerCallbackQuery, SendMessage, SendPhoto
+from aiogram.methods import AnswerCallbackQuery, GetChatAdministrators, SendMessage, SendPhoto
 
-from bot.handlers.settings import SettingsCallback
+from bot.keyboards import SettingsCallback
 from tests.support import (
     ADA,
     ALICE,
@@ -92,3 +92,31 @@ async def test_queue_actions_need_an_allowed_user_settings_an_admin(app: TestApp
     message = text_message(OTHER_CHAT, 10, "⚙️ Settings")
     await app.feed(callback_update(SettingsCallback(field="noop").pack(), message, MEMBER))
     assert _toasts(app) == [None]
+
+
+async def test_admin_commands_elsewhere_get_the_gate_s_answer_and_no_admin_lookup(
+    app: TestApp,
+) -> None:
+    """IsAdmin never asks Telegram about a chat the bot does not serve."""
+    assert "only work in my team's chat" in await _say(app, "/pause", STRANGER_CHAT, ADMIN)
+    before = len(app.telegram.of(SendMessage))
+    await app.feed(command_update("/settings", MEMBER.id, MEMBER, "private"))
+    [reply] = app.telegram.of(SendMessage)[before:]
+    assert "private chat" in str(reply.text)
+    message = text_message(STRANGER_CHAT, 10, "⚙️ Settings")
+    await app.feed(callback_update(SettingsCallback(field="ppd", value=3).pack(), message, ADMIN))
+    assert _toasts(app) == ["⚠️ This bot doesn't serve this chat."]
+    assert app.telegram.of(GetChatAdministrators) == []
+    assert await fetch_all(app.sessions, "SELECT 1 FROM chat_settings WHERE is_paused") == []
+
+
+async def test_a_refused_admin_command_is_answered_and_logged(app: TestApp) -> None:
+    assert "Only admins" in await _say(app, "/resume", TEAM_CHAT, MEMBER)
+    logged = await fetch_all(app.sessions, "SELECT name FROM user_interactions")
+    assert [row.name for row in logged] == ["resume"]
+
+
+async def test_other_commands_cost_no_admin_lookup(app: TestApp) -> None:
+    assert "Running" in await _say(app, "/status", TEAM_CHAT)
+    await app.feed(command_update("just chatting", TEAM_CHAT, MEMBER))
+    assert app.telegram.of(GetChatAdministrators) == []

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.handlers.commands import register_commands
-from bot.handlers.settings import SettingsCallback
+from bot.keyboards import SettingsCallback
 from bot.services.team import TeamService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from tests.pgproxy import PgProxy

@@ -8,21 +8,20 @@ from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent
 
 from bot.telegram import answer_quietly
+from bot.texts import DATABASE_UNAVAILABLE
 from db.errors import DatabaseUnavailableError
 
 logger = structlog.get_logger(__name__)
-
-UNAVAILABLE = "❌ The database can't be reached right now — please try again in a minute."
 
 
 async def database_unavailable(event: ErrorEvent) -> None:
     logger.error("update.database_unavailable", error=str(event.exception))
     update = event.update
     if update.callback_query is not None:
-        await answer_quietly(update.callback_query, UNAVAILABLE)
+        await answer_quietly(update.callback_query, DATABASE_UNAVAILABLE)
     elif update.message is not None:
         try:
-            await update.message.answer(UNAVAILABLE)
+            await update.message.answer(DATABASE_UNAVAILABLE)
         except Exception:
             logger.warning("update.reply_failed", exc_info=True)
 

@@ -10,11 +10,10 @@ from aiogram.filters import Command
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.handlers.commands import ago, local
-from bot.middlewares import InteractionLogMiddleware
 from bot.services.clock import Clock
 from bot.services.instagram import InstagramError
 from bot.services.instagram_accounts import HOW_TO_CONFIGURE, InstagramAccounts, live_view
+from bot.texts import NO_LIVE_STORIES, live_text
 
 logger = structlog.get_logger(__name__)
 
@@ -36,25 +35,12 @@ async def live(
         await message.answer(f"⚠️ Couldn't read the live Stories: {escape(error.cause)}.")
         return
     if not view.entries:
-        await message.answer("📭 No Stories are live on Instagram right now.")
+        await message.answer(NO_LIVE_STORIES)
         return
-    now = clock()
-    lines = [f"📡 <b>{len(view.entries)} live on Instagram</b> (Stories last 24 h)"]
-    for entry in view.entries:
-        posted = entry.story.posted_at
-        when = f"{local(posted, view.timezone)} ({ago(posted, now)})" if posted else "time unknown"
-        if entry.ours is None:
-            what = "not from this queue"
-        else:
-            who = escape(entry.ours.acted_by_name or "someone")
-            what = f"<code>{escape(entry.ours.file_name)}</code>, 🤖 by {who}"
-        lines.append(f"• {when} — {what}")
-    await message.answer("\n".join(lines))
+    await message.answer(live_text(view, clock()))
 
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    # The chat gate (bot.middlewares) guards every router; this logs what passed it.
-    router.message.middleware(InteractionLogMiddleware())
     router.message.register(live, Command("live"))
     return router

@@ -8,15 +8,9 @@ import structlog
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
-from bot.captions import (
-    PRESS_FAILED,
-    REJECT_PROMPT,
-    already_line,
-    body_of,
-    done_line,
-    with_status,
-)
+from bot.captions import already_line, body_of, final_line, with_status
 from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
+from bot.middlewares import ACTS_ON_QUEUE
 from bot.services.autopost import (
     AutoPostRefusal,
     AutoPostResult,
@@ -26,6 +20,20 @@ from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
 from bot.services.tasks import TaskTracker
 from bot.telegram import answer_quietly, edit_quietly, identity_of
+from bot.texts import (
+    AUTOPOST_BUSY,
+    AUTOPOST_CHECKING,
+    AUTOPOST_NOT_CONFIGURED,
+    AUTOPOST_PROGRESS,
+    AUTOPOST_SENDING,
+    PRESS_CRASHED,
+    PRESS_FAILED,
+    RECORDING,
+    REJECT_CANCELLED,
+    REJECT_PROMPT,
+    UNKNOWN_ITEM,
+    WRONG_CHAT_ITEM,
+)
 from db.errors import DatabaseUnavailableError
 
 logger = structlog.get_logger(__name__)
@@ -41,16 +49,6 @@ RECORDED_STATUS = {
 }
 
 
-def final_line(outcome: PressOutcome) -> str:
-    """The caption line for an item someone has acted on."""
-    assert outcome.status is not None
-    return done_line(
-        outcome.status,
-        outcome.acted_by_name or "someone",
-        instagram=outcome.posting_method == "instagram_api",
-    )
-
-
 async def show_outcome(
     callback: CallbackQuery, message: Message, outcome: PressOutcome, *, answered: bool
 ) -> None:
@@ -60,13 +58,13 @@ async def show_outcome(
     elif outcome.kind is OutcomeKind.ALREADY:
         toast = already_line(outcome.status or "", outcome.acted_by_name)
     elif outcome.kind is OutcomeKind.BUSY:
-        toast = "🤖 An Auto Post of this item is in progress."
+        toast = AUTOPOST_BUSY
     elif outcome.kind is OutcomeKind.WRONG_CHAT:
         logger.warning("press.wrong_chat", chat_id=message.chat.id)
-        toast = "⚠️ That item isn't in this chat's queue."
+        toast = WRONG_CHAT_ITEM
     else:
         logger.warning("press.unknown_item", chat_id=message.chat.id)
-        toast = "⚠️ That item is no longer in the queue."
+        toast = UNKNOWN_ITEM
     if not answered:
         await answer_quietly(callback, toast)
     if outcome.kind in (OutcomeKind.RECORDED, OutcomeKind.ALREADY):
@@ -76,24 +74,23 @@ async def show_outcome(
 
 async def record_press(
     callback: CallbackQuery,
+    button_message: Message,
     callback_data: QueueCallback,
     press_service: PressService,
     tasks: TaskTracker,
     instagram_accounts: InstagramAccounts,
 ) -> None:
-    message = callback.message
-    assert isinstance(message, Message)  # the chat gate let only these through
     press = Press(
         queue_id=callback_data.queue_id,
-        chat_id=message.chat.id,
+        chat_id=button_message.chat.id,
         status=RECORDED_STATUS[callback_data.action],
         presser=identity_of(callback.from_user),
-        telegram_message_id=message.message_id,
+        telegram_message_id=button_message.message_id,
     )
     # Tracked rather than awaited directly: when shutdown cancels this handler,
     # the press still commits and its caption is still edited; shutdown waits.
     await tasks.run_to_completion(
-        record_and_report(callback, message, press, press_service, instagram_accounts)
+        record_and_report(callback, button_message, press, press_service, instagram_accounts)
     )
 
 
@@ -108,7 +105,7 @@ async def record_and_report(
     done, _ = await asyncio.wait({recording}, timeout=ACK_AFTER_SECONDS)
     answered = not done
     if answered:
-        await answer_quietly(callback, "⏳ Recording…")
+        await answer_quietly(callback, RECORDING)
     try:
         outcome = await recording
     except DatabaseUnavailableError:
@@ -121,66 +118,57 @@ async def record_and_report(
         return
     except Exception:
         if not answered:
-            await answer_quietly(callback, "❌ Something went wrong — please press again")
+            await answer_quietly(callback, PRESS_CRASHED)
         raise
     await show_outcome(callback, message, outcome, answered=answered)
 
 
-async def ask_to_confirm_reject(callback: CallbackQuery, callback_data: QueueCallback) -> None:
-    message = callback.message
-    assert isinstance(message, Message)
+async def ask_to_confirm_reject(
+    callback: CallbackQuery, button_message: Message, callback_data: QueueCallback
+) -> None:
     await answer_quietly(callback)
     await edit_quietly(
-        message,
-        with_status(message.html_text, REJECT_PROMPT),
+        button_message,
+        with_status(button_message.html_text, REJECT_PROMPT),
         confirm_reject_keyboard(callback_data.queue_id),
     )
 
 
 async def cancel_reject(
-    callback: CallbackQuery, callback_data: QueueCallback, instagram_accounts: InstagramAccounts
+    callback: CallbackQuery,
+    button_message: Message,
+    callback_data: QueueCallback,
+    instagram_accounts: InstagramAccounts,
 ) -> None:
-    message = callback.message
-    assert isinstance(message, Message)
-    await answer_quietly(callback, "Kept in the queue")
+    await answer_quietly(callback, REJECT_CANCELLED)
     await edit_quietly(
-        message,
-        body_of(message.html_text),
+        button_message,
+        body_of(button_message.html_text),
         queue_keyboard(
             callback_data.queue_id,
-            instagram=instagram_accounts.autopost_available(message.chat.id),
+            instagram=instagram_accounts.autopost_available(button_message.chat.id),
         ),
     )
 
 
-AUTOPOST_PROGRESS = "⏳ Publishing to Instagram…"
-AUTOPOST_NOT_CONFIGURED = "🤖 Auto Post isn't configured for this chat."
-AUTOPOST_CHECKING = (
-    "🔎 Checking with Instagram… An earlier Auto Post of this item may have gone live; "
-    "nothing new is created until Instagram says."
-)
-AUTOPOST_SENDING = "⏳ This item is still being sent to the chat; press again in a moment."
-
-
 async def autopost(
     callback: CallbackQuery,
+    button_message: Message,
     callback_data: QueueCallback,
     autopost_service: AutoPostService | None,
     tasks: TaskTracker,
     instagram_accounts: InstagramAccounts,
 ) -> None:
-    message = callback.message
-    assert isinstance(message, Message)
     if autopost_service is None:
         await answer_quietly(callback, AUTOPOST_NOT_CONFIGURED)
         return
     # igcare: no account for this chat, or its token expired: say so and what to do.
-    refusal = instagram_accounts.autopost_refusal(message.chat.id)
+    refusal = instagram_accounts.autopost_refusal(button_message.chat.id)
     if refusal is not None:
         await answer_quietly(callback, refusal, alert=True)
         return
     await tasks.run_to_completion(
-        run_autopost(callback, message, callback_data, autopost_service, tasks)
+        run_autopost(callback, button_message, callback_data, autopost_service, tasks)
     )
 
 
@@ -222,14 +210,20 @@ async def run_autopost(
 
 def create_router() -> Router:
     router = Router(name=__name__)
+    # Every queue button is for ALLOWED_USER_IDS (and admins): the chat gate reads the flag.
+    on_queue = {ACTS_ON_QUEUE: True}
     router.callback_query.register(
-        record_press, QueueCallback.filter(F.action.in_(set(RECORDED_STATUS)))
+        record_press, QueueCallback.filter(F.action.in_(set(RECORDED_STATUS))), flags=on_queue
     )
     router.callback_query.register(
-        ask_to_confirm_reject, QueueCallback.filter(F.action == QueueAction.REJECT)
+        ask_to_confirm_reject, QueueCallback.filter(F.action == QueueAction.REJECT), flags=on_queue
     )
     router.callback_query.register(
-        cancel_reject, QueueCallback.filter(F.action == QueueAction.CANCEL_REJECT)
+        cancel_reject,
+        QueueCallback.filter(F.action == QueueAction.CANCEL_REJECT),
+        flags=on_queue,
     )
-    router.callback_query.register(autopost, QueueCallback.filter(F.action == QueueAction.AUTOPOST))
+    router.callback_query.register(
+        autopost, QueueCallback.filter(F.action == QueueAction.AUTOPOST), flags=on_queue
+    )
     return router

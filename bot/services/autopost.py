@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -34,11 +35,12 @@ from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.captions import done_line, notification_caption, with_status
+from bot.captions import final_line, notification_caption, with_status
 from bot.keyboards import queue_keyboard
 from bot.services.clock import Clock, utc_now
 from bot.services.instagram import InstagramClient, InstagramError, InstagramFailure
 from bot.services.instagram_accounts import InstagramAccounts
+from bot.services.periodic import every
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService, explain
 from db.errors import DatabaseUnavailableError
 from db.models import PostingQueueItem, User
@@ -365,25 +367,16 @@ class AutoPostService:
             await self._hand_over(queue_id, token)
             return AutoPostOutcome(result=AutoPostResult.CHECKING, media_id=media_id)
         if outcome.kind in (OutcomeKind.RECORDED, OutcomeKind.ALREADY) and outcome.status:
-            line = done_line(
-                outcome.status,
-                outcome.acted_by_name or "someone",
-                instagram=outcome.posting_method == "instagram_api",
-            )
-            await self._show(chat_id, message_id, body, line)
+            await self._show(chat_id, message_id, body, final_line(outcome))
         return AutoPostOutcome(result=AutoPostResult.RECORDED, press=outcome, media_id=media_id)
 
     # -- resolving rows nobody holds ------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep at once (rows a restart left) and then every interval until `stop`."""
-        while not stop.is_set():
-            try:
-                await self.sweep()
-            except Exception:
-                logger.exception("autopost.sweep_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._sweep_interval)
+        await every(
+            self._sweep_interval, stop, self.sweep, log=logger, failed="autopost.sweep_failed"
+        )
 
     async def sweep(self) -> int:
         """Resolve every `publishing` row nobody holds; how many were looked at."""
@@ -586,53 +579,54 @@ class AutoPostService:
         return held
 
     async def _renew_quietly(self, queue_id: uuid.UUID, token: uuid.UUID, **values: object) -> None:
-        async def renew(session: AsyncSession) -> None:
-            await QueueRepository(session).renew_autopost(queue_id, token, **values)
-
-        try:
-            await in_transaction(
-                self._sessions,
-                renew,
-                repeat=Idempotent("it sets the same values under the same token"),
-                operation="autopost.remember",
-            )
-        except DatabaseUnavailableError:
-            # The container's status finds the media again: a lost id costs no Story.
-            logger.error("autopost.remember_failed", queue_id=str(queue_id), **values)
+        # Unwritten, the container's status finds the media again: a lost id costs no Story.
+        await self._write_held(
+            "autopost.remember",
+            lambda queue: queue.renew_autopost(queue_id, token, **values),
+            why="it sets the same values under the same token",
+            queue_id=queue_id,
+            **values,
+        )
 
     async def _give_back(self, queue_id: uuid.UUID, token: uuid.UUID) -> bool:
         """The item back to `sent` (nothing was published); False if that could not be written."""
-
-        async def release(session: AsyncSession) -> None:
-            await QueueRepository(session).release_autopost(queue_id, token)
-
-        try:
-            await in_transaction(
-                self._sessions,
-                release,
-                repeat=Idempotent("it only changes a row our token still holds"),
-                operation="autopost.release",
-            )
-        except DatabaseUnavailableError:
-            # Still held: the lease runs out and the sweep settles the row.
-            logger.error("autopost.release_failed", queue_id=str(queue_id))
-            return False
-        return True
+        # Unwritten, it stays held: the lease runs out and the sweep settles the row.
+        return await self._write_held(
+            "autopost.release",
+            lambda queue: queue.release_autopost(queue_id, token),
+            why="it only changes a row our token still holds",
+            queue_id=queue_id,
+        )
 
     async def _hand_over(self, queue_id: uuid.UUID, token: uuid.UUID) -> None:
-        async def hand_over(session: AsyncSession) -> None:
-            await QueueRepository(session).hand_over_autopost(queue_id, token)
+        # Unwritten, the lease runs out by itself; the sweep then resolves the row.
+        await self._write_held(
+            "autopost.hand_over",
+            lambda queue: queue.hand_over_autopost(queue_id, token),
+            why="it clears the lease of a row our token holds",
+            queue_id=queue_id,
+        )
+
+    async def _write_held(
+        self,
+        operation: str,
+        write: Callable[[QueueRepository], Awaitable[object]],
+        *,
+        why: str,
+        queue_id: uuid.UUID,
+        **log_values: object,
+    ) -> bool:
+        """One write to a row our token holds; False (logged) when the database stayed away."""
+
+        async def work(session: AsyncSession) -> None:
+            await write(QueueRepository(session))
 
         try:
-            await in_transaction(
-                self._sessions,
-                hand_over,
-                repeat=Idempotent("it clears the lease of a row our token holds"),
-                operation="autopost.hand_over",
-            )
+            await in_transaction(self._sessions, work, repeat=Idempotent(why), operation=operation)
         except DatabaseUnavailableError:
-            # The lease runs out by itself; the sweep then resolves the row.
-            logger.error("autopost.hand_over_failed", queue_id=str(queue_id))
+            logger.error(f"{operation}_failed", queue_id=str(queue_id), **log_values)
+            return False
+        return True
 
     # -- the message ----------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ is recorded before it is sent, so a restart or a second process never repeats it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import InstagramFlavour
 from bot.services.instagram import InstagramError
 from bot.services.instagram_accounts import ASSUMED_LIFETIME, RENEW_TOKEN, InstagramAccounts
+from bot.services.periodic import every
 from db.models import InstagramAccount
 from db.repositories.instagram_accounts import ExpiryWarning, InstagramAccountRepository
 from db.retry import Idempotent, Reread, in_transaction
@@ -74,13 +74,7 @@ class TokenCare:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until `stop` is set; a failing tick is logged and the loop goes on."""
-        while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception:
-                logger.exception("instagram.care_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._interval)
+        await every(self._interval, stop, self.tick, log=logger, failed="instagram.care_failed")
 
     async def tick(self) -> None:
         for row in await self._accounts.reload():

@@ -10,7 +10,6 @@ Delivery and stuck-row recovery live in bot.services.delivery.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -27,6 +26,7 @@ from bot.services import heartbeat
 from bot.services.clock import Clock, utc_now
 from bot.services.delivery import Delivered, Delivery, DeliveryResult, GaveUp, notification
 from bot.services.notifier import Notification, Notifier
+from bot.services.periodic import every
 from bot.services.slots import PostingSchedule
 from db.repositories import (
     ChatSettingsRepository,
@@ -143,13 +143,9 @@ class Scheduler:
         """Tick until `stop` is set; a failing tick is logged and the loop goes on."""
         logger.info("scheduler.started", interval=self._interval)
         try:
-            while not stop.is_set():
-                try:
-                    await self._start_tick()
-                except Exception:
-                    logger.exception("scheduler.tick_failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self._interval)
+            await every(
+                self._interval, stop, self._start_tick, log=logger, failed="scheduler.tick_failed"
+            )
             await self.drain()
         finally:
             for task in self._busy.values():

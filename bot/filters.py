@@ -1,0 +1,37 @@
+"""Access filters, declared where routes are declared (`router.message.filter(IsAdmin())`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram.filters import Filter
+from aiogram.types import CallbackQuery, Message
+
+from bot.config import Settings
+from bot.services.admins import AdminDirectory
+from bot.telegram import identity_of
+
+
+class IsAdmin(Filter):
+    """An admin of a chat this bot serves; hands the handler `admin`, their identity.
+
+    A chat the bot does not serve is never asked about (no getChatAdministrators
+    for a stranger's chat): the update falls through to a refusal, and the chat
+    gate answers it.
+    """
+
+    async def __call__(
+        self, event: Message | CallbackQuery, admins: AdminDirectory, settings: Settings
+    ) -> bool | dict[str, Any]:
+        user = event.from_user
+        if isinstance(event, CallbackQuery):
+            if event.message is None:
+                return False
+            chat_id = event.message.chat.id
+        else:
+            chat_id = event.chat.id
+        if user is None or not settings.serves(chat_id):
+            return False
+        if not await admins.is_admin(chat_id, user.id):
+            return False
+        return {"admin": identity_of(user)}

@@ -1,0 +1,131 @@
+"""The admin router: /pause, /resume, /settings and the settings buttons, behind one IsAdmin.
+
+Every settings button SETS a value (see `bot.keyboards.SettingsCallback`) and every
+change is logged once. A non-admin reaches the refusals below and is told so.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+import structlog
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message
+
+from bot.filters import IsAdmin
+from bot.keyboards import SETTINGS_LABEL, SettingsCallback, settings_keyboard
+from bot.services.team import SettingRejectedError, TeamService
+from bot.telegram import answer_quietly, edit_quietly
+from bot.texts import (
+    ADMINS_ONLY_COMMAND,
+    ADMINS_ONLY_SETTINGS,
+    ALREADY_PAUSED,
+    ALREADY_RUNNING,
+    PAUSED,
+    RESUMED,
+    SETTING_ALREADY_SET,
+    SETTING_SAVED,
+    SETTINGS_USAGE,
+    render_settings,
+    timezone_set,
+)
+from db.repositories import TelegramIdentity
+
+logger = structlog.get_logger(__name__)
+
+ADMIN_COMMANDS = ("pause", "resume", "settings")
+
+
+async def pause(message: Message, team: TeamService, admin: TelegramIdentity) -> None:
+    changed = await team.set_paused(message.chat.id, admin, True)
+    await message.answer(PAUSED if changed else ALREADY_PAUSED)
+
+
+async def resume(message: Message, team: TeamService, admin: TelegramIdentity) -> None:
+    changed = await team.set_paused(message.chat.id, admin, False)
+    await message.answer(RESUMED if changed else ALREADY_RUNNING)
+
+
+async def settings_command(
+    message: Message, command: CommandObject, team: TeamService, admin: TelegramIdentity
+) -> None:
+    arguments = (command.args or "").split()
+    if arguments:
+        if len(arguments) != 2 or arguments[0].lower() not in {"tz", "timezone"}:
+            await message.answer(SETTINGS_USAGE)
+            return
+        try:
+            chat, _ = await team.change_setting(message.chat.id, admin, "tz", arguments[1])
+        except SettingRejectedError as rejected:
+            await message.answer(escape(str(rejected)))
+            return
+        await message.answer(timezone_set(chat.timezone))
+        return
+    chat = await team.chat(message.chat.id)
+    await message.answer(render_settings(chat), reply_markup=settings_keyboard(chat))
+
+
+async def change(
+    callback: CallbackQuery,
+    button_message: Message,
+    callback_data: SettingsCallback,
+    team: TeamService,
+    admin: TelegramIdentity,
+) -> None:
+    try:
+        chat, changed = await team.change_setting(
+            button_message.chat.id, admin, callback_data.field, callback_data.value
+        )
+    except SettingRejectedError as rejected:
+        await answer_quietly(callback, str(rejected))
+        # A stale message: show the current values again.
+        current = await team.chat(button_message.chat.id)
+        await edit_quietly(button_message, render_settings(current), settings_keyboard(current))
+        return
+    # Unchanged: a double tap, or a stale message showing what is already set.
+    await answer_quietly(callback, SETTING_SAVED if changed else SETTING_ALREADY_SET)
+    await edit_quietly(button_message, render_settings(chat), settings_keyboard(chat))
+
+
+async def label(callback: CallbackQuery) -> None:
+    """A button that only shows a value: an empty answer, whoever pressed it."""
+    await answer_quietly(callback)
+
+
+async def refuse_command(message: Message) -> None:
+    assert message.from_user is not None  # the chat gate skips anonymous senders
+    logger.warning("command.not_admin", user_id=message.from_user.id)
+    await message.answer(ADMINS_ONLY_COMMAND)
+
+
+async def refuse_button(callback: CallbackQuery) -> None:
+    logger.warning("settings.not_admin", user_id=callback.from_user.id)
+    await answer_quietly(callback, ADMINS_ONLY_SETTINGS)
+
+
+def create_router() -> Router:
+    """Admin commands and buttons, then IsAdmin, then the refusal for everyone else.
+
+    The router's own filters pick the admin updates before IsAdmin runs, so an
+    ordinary chat message never costs an admin lookup.
+    """
+    router = Router(name=__name__)
+    router.message.filter(Command(*ADMIN_COMMANDS))
+    router.callback_query.filter(SettingsCallback.filter())
+    router.callback_query.register(label, SettingsCallback.filter(F.field == SETTINGS_LABEL))
+
+    admins_only = Router(name=f"{__name__}.admins_only")
+    admins_only.message.filter(IsAdmin())
+    admins_only.callback_query.filter(IsAdmin())
+    admins_only.message.register(pause, Command("pause"))
+    admins_only.message.register(resume, Command("resume"))
+    admins_only.message.register(settings_command, Command("settings"))
+    admins_only.callback_query.register(change, SettingsCallback.filter())
+
+    refusals = Router(name=f"{__name__}.refusals")
+    refusals.message.register(refuse_command)
+    refusals.callback_query.register(refuse_button)
+
+    router.include_routers(admins_only, refusals)
+    return router

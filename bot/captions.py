@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from html import escape
 
-STATUS_VERBS = {
-    "posted": ("✅", "Posted"),
-    "skipped": ("⏭️", "Skipped"),
-    "rejected": ("🚫", "Rejected"),
+from db.vocabulary import HistoryStatus
+
+STATUS_VERBS: dict[str, tuple[str, str]] = {
+    HistoryStatus.POSTED: ("✅", "Posted"),
+    HistoryStatus.SKIPPED: ("⏭️", "Skipped"),
+    HistoryStatus.REJECTED: ("🚫", "Rejected"),
 }
 # The notification's last paragraph starts with this; anything after it is a status.
 META_PREFIX = "📄"

@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.services.tasks import TaskTracker
 from bot.services.team import TeamService
 from bot.telegram import answer_quietly, identity_of
+from db.vocabulary import InteractionKind
 
 logger = structlog.get_logger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -128,7 +129,7 @@ async def _touch_quietly(team: TeamService, message: Message, name: str) -> None
         await team.touch(
             message.chat.id,
             identity_of(message.from_user),
-            "command",
+            InteractionKind.COMMAND,
             name,
             context={"text": (message.text or "")[:200]},
             message_id=message.message_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +24,18 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from db.vocabulary import (
+    ExpirySource,
+    HistoryStatus,
+    InstagramFlavour,
+    InteractionKind,
+    LockReason,
+    MediaKind,
+    PostingMethod,
+    QueueStatus,
+    UserRole,
+)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -31,17 +44,11 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-QUEUE_STATUSES = ("pending", "sending", "sent", "publishing")
-HISTORY_STATUSES = ("posted", "skipped", "rejected", "failed")
-POSTING_METHODS = ("telegram_manual", "instagram_api")
-LOCK_REASONS = ("recent_post", "skip", "rejected", "manual")
-MEDIA_KINDS = ("photo", "video")
-USER_ROLES = ("admin", "member")
-INTERACTION_KINDS = ("command", "callback", "bot_response")
 
-
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+def _one_of(column: str, vocabulary: type[StrEnum]) -> CheckConstraint:
+    """The CHECK that keeps `column` within the enum's values (named after the column)."""
+    allowed = ", ".join(f"'{member.value}'" for member in vocabulary)
+    return CheckConstraint(f"{column} IN ({allowed})", name=column)
 
 
 def _uuid_pk() -> Mapped[uuid.UUID]:
@@ -61,7 +68,7 @@ class Base(DeclarativeBase):
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint(_one_of("role", USER_ROLES), name="role"),
+        _one_of("role", UserRole),
         CheckConstraint("total_posts >= 0", name="total_posts"),
     )
 
@@ -70,7 +77,7 @@ class User(Base):
     username: Mapped[str | None] = mapped_column(String(64))
     first_name: Mapped[str | None] = mapped_column(String(128))
     last_name: Mapped[str | None] = mapped_column(String(128))
-    role: Mapped[str] = mapped_column(String(16), server_default="member")
+    role: Mapped[str] = mapped_column(String(16), server_default=UserRole.MEMBER.value)
     total_posts: Mapped[int] = mapped_column(Integer, server_default="0")
     first_seen_at: Mapped[datetime] = _now()
     last_seen_at: Mapped[datetime] = _now()
@@ -109,7 +116,7 @@ class ChatSettings(Base):
 class MediaItem(Base):
     __tablename__ = "media_items"
     __table_args__ = (
-        CheckConstraint(_one_of("media_kind", MEDIA_KINDS), name="media_kind"),
+        _one_of("media_kind", MediaKind),
         CheckConstraint("file_size >= 0", name="file_size"),
         CheckConstraint("times_posted >= 0", name="times_posted"),
         Index("uq_media_items_chat_id_file_path", "chat_id", "file_path", unique=True),
@@ -149,7 +156,7 @@ class MediaItem(Base):
 class PostingQueueItem(Base):
     __tablename__ = "posting_queue"
     __table_args__ = (
-        CheckConstraint(_one_of("status", QUEUE_STATUSES), name="status"),
+        _one_of("status", QueueStatus),
         Index("ix_posting_queue_chat_id_status", "chat_id", "status"),
     )
 
@@ -160,7 +167,7 @@ class PostingQueueItem(Base):
     chat_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("chat_settings.telegram_chat_id", ondelete="CASCADE")
     )
-    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    status: Mapped[str] = mapped_column(String(16), server_default=QueueStatus.PENDING.value)
     scheduled_for: Mapped[datetime] = _now()
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -180,9 +187,11 @@ class PostingQueueItem(Base):
 class PostingHistory(Base):
     __tablename__ = "posting_history"
     __table_args__ = (
-        CheckConstraint(_one_of("status", HISTORY_STATUSES), name="status"),
-        CheckConstraint(_one_of("posting_method", POSTING_METHODS), name="posting_method"),
-        CheckConstraint("success = (status <> 'failed')", name="success_matches_status"),
+        _one_of("status", HistoryStatus),
+        _one_of("posting_method", PostingMethod),
+        CheckConstraint(
+            f"success = (status <> '{HistoryStatus.FAILED.value}')", name="success_matches_status"
+        ),
         Index(
             "uq_posting_history_queue_item_id",
             "queue_item_id",
@@ -205,7 +214,9 @@ class PostingHistory(Base):
     )
     status: Mapped[str] = mapped_column(String(16))
     success: Mapped[bool] = mapped_column(Boolean)
-    posting_method: Mapped[str] = mapped_column(String(32), server_default="telegram_manual")
+    posting_method: Mapped[str] = mapped_column(
+        String(32), server_default=PostingMethod.TELEGRAM_MANUAL.value
+    )
     acted_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
     )
@@ -220,7 +231,7 @@ class PostingHistory(Base):
 class MediaLock(Base):
     __tablename__ = "media_locks"
     __table_args__ = (
-        CheckConstraint(_one_of("reason", LOCK_REASONS), name="reason"),
+        _one_of("reason", LockReason),
         Index(
             "uq_media_locks_permanent",
             "media_item_id",
@@ -245,7 +256,7 @@ class MediaLock(Base):
 class UserInteraction(Base):
     __tablename__ = "user_interactions"
     __table_args__ = (
-        CheckConstraint(_one_of("kind", INTERACTION_KINDS), name="kind"),
+        _one_of("kind", InteractionKind),
         Index("ix_user_interactions_chat_id_created_at", "chat_id", "created_at"),
     )
 
@@ -261,17 +272,13 @@ class UserInteraction(Base):
     created_at: Mapped[datetime] = _now()
 
 
-INSTAGRAM_FLAVOURS = ("instagram", "facebook")
-EXPIRY_SOURCES = ("assumed", "debug_token", "refresh")
-
-
 class InstagramAccount(Base):
     """One chat's Instagram account and its CURRENT token (refreshed in place)."""
 
     __tablename__ = "instagram_accounts"
     __table_args__ = (
-        CheckConstraint(_one_of("flavour", INSTAGRAM_FLAVOURS), name="flavour"),
-        CheckConstraint(_one_of("expires_at_source", EXPIRY_SOURCES), name="expires_at_source"),
+        _one_of("flavour", InstagramFlavour),
+        _one_of("expires_at_source", ExpirySource),
     )
 
     chat_id: Mapped[int] = mapped_column(
@@ -287,7 +294,9 @@ class InstagramAccount(Base):
     configured_token_sha256: Mapped[str] = mapped_column(String(64))
     token_obtained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    expires_at_source: Mapped[str] = mapped_column(String(16), server_default="assumed")
+    expires_at_source: Mapped[str] = mapped_column(
+        String(16), server_default=ExpirySource.ASSUMED.value
+    )
     # A process refreshing the token holds this lease; a lapsed lease is free again.
     refresh_claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     refresh_claim_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))

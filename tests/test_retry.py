@@ -15,6 +15,7 @@ from bot.services.press import OutcomeKind, Press, PressService
 from db.errors import DatabaseUnavailableError
 from db.repositories import PressRepository, TelegramIdentity
 from db.retry import Idempotent, Reread, RetryPolicy, run_with_retry
+from db.vocabulary import Verdict
 from tests.support import TEAM_CHAT, TestApp, fetch_all, seed_media, seed_queue_item
 from tests.telegram_fake import callback_update, queue_message, user
 
@@ -60,7 +61,9 @@ async def _queued(app: TestApp) -> uuid.UUID:
     return await seed_queue_item(app.sessions, media_id)
 
 
-def _press(queue_id: uuid.UUID, status: str = "posted", who: TelegramIdentity = ALICE) -> Press:
+def _press(
+    queue_id: uuid.UUID, status: Verdict = Verdict.POSTED, who: TelegramIdentity = ALICE
+) -> Press:
     return Press(queue_id=queue_id, chat_id=TEAM_CHAT, status=status, presser=who)
 
 
@@ -144,7 +147,9 @@ async def test_retry_finds_someone_else_acted(
 
     async def bob_skips_meanwhile() -> None:
         monkeypatch.undo()
-        assert (await service.record(_press(queue_id, "skipped", BOB))).kind is OutcomeKind.RECORDED
+        assert (
+            await service.record(_press(queue_id, Verdict.SKIPPED, BOB))
+        ).kind is OutcomeKind.RECORDED
 
     flaky = FlakyRecord(
         monkeypatch, failures=1, error=lost_connection(), before_failing=bob_skips_meanwhile
@@ -258,7 +263,7 @@ async def test_retry_that_finds_the_row_gone_shows_who_acted(
 
     async def bob_skips_meanwhile() -> None:
         monkeypatch.undo()
-        await PressService(app.sessions, FAST).record(_press(queue_id, "skipped", BOB))
+        await PressService(app.sessions, FAST).record(_press(queue_id, Verdict.SKIPPED, BOB))
 
     FlakyRecord(
         monkeypatch, failures=1, error=lost_connection(), before_failing=bob_skips_meanwhile

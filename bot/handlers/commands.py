@@ -23,6 +23,7 @@ from bot.services.scheduler import NothingToSend, Scheduler
 from bot.services.team import SettingRejectedError, TeamService
 from bot.telegram import identity_of
 from db.repositories import TelegramIdentity
+from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus
 
 logger = structlog.get_logger(__name__)
 
@@ -166,11 +167,11 @@ async def queue(message: Message, team: TeamService, clock: Clock) -> None:
     if not rows:
         await message.answer("📭 Nothing is waiting for a press.")
         return
-    state = {
-        "sent": "waiting for a press",
-        "sending": "being sent",
-        "pending": "queued",
-        "publishing": "being posted to Instagram",
+    state: dict[str, str] = {
+        QueueStatus.SENT: "waiting for a press",
+        QueueStatus.SENDING: "being sent",
+        QueueStatus.PENDING: "queued",
+        QueueStatus.PUBLISHING: "being posted to Instagram",
     }
     lines = [
         f"{position}. {file_label(media.file_name)} — "
@@ -196,11 +197,18 @@ async def history(
         await message.answer("No history yet.")
         return
     now = clock()
-    icons = {"posted": "✅", "skipped": "⏭️", "rejected": "🚫", "failed": "⚠️"}
+    icons: dict[str, str] = {
+        HistoryStatus.POSTED: "✅",
+        HistoryStatus.SKIPPED: "⏭️",
+        HistoryStatus.REJECTED: "🚫",
+        HistoryStatus.FAILED: "⚠️",
+    }
     lines = []
     for entry, media in rows:
         who = escape(entry.acted_by_name or "the bot")
-        what = entry.status + (" via Instagram" if entry.posting_method == "instagram_api" else "")
+        what = entry.status + (
+            " via Instagram" if entry.posting_method == PostingMethod.INSTAGRAM_API else ""
+        )
         lines.append(
             f"{icons.get(entry.status, '•')} {file_label(media.file_name)} — "
             f"{what} by {who}, {ago(entry.acted_at, now)}"

@@ -27,6 +27,7 @@ from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
 from bot.services.tasks import TaskTracker
 from bot.telegram import answer_quietly, edit_quietly, identity_of
 from db.errors import DatabaseUnavailableError
+from db.vocabulary import PostingMethod, Verdict
 
 logger = structlog.get_logger(__name__)
 
@@ -35,9 +36,9 @@ logger = structlog.get_logger(__name__)
 ACK_AFTER_SECONDS = 0.8
 
 RECORDED_STATUS = {
-    QueueAction.POSTED: "posted",
-    QueueAction.SKIP: "skipped",
-    QueueAction.CONFIRM_REJECT: "rejected",
+    QueueAction.POSTED: Verdict.POSTED,
+    QueueAction.SKIP: Verdict.SKIPPED,
+    QueueAction.CONFIRM_REJECT: Verdict.REJECTED,
 }
 
 
@@ -47,7 +48,7 @@ def final_line(outcome: PressOutcome) -> str:
     return done_line(
         outcome.status,
         outcome.acted_by_name or "someone",
-        instagram=outcome.posting_method == "instagram_api",
+        instagram=outcome.posting_method == PostingMethod.INSTAGRAM_API,
     )
 
 

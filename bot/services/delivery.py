@@ -36,6 +36,7 @@ from bot.services.notifier import MediaFileMissingError, Notification, Notifier,
 from db.models import MediaItem
 from db.repositories import HistoryRepository, MediaRepository, QueueRepository
 from db.retry import Idempotent, Reread, in_transaction
+from db.vocabulary import QueueStatus
 
 logger = structlog.get_logger(__name__)
 
@@ -348,7 +349,7 @@ class Delivery:
                 row = rows.get(item.queue_id)
                 if (
                     row is None
-                    or row.status != "sending"
+                    or row.status != QueueStatus.SENDING
                     or row.send_attempts != item.attempt
                     or row.claimed_at is None
                     or row.claimed_at < older_than

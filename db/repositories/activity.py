@@ -9,13 +9,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import MediaItem, PostingHistory
+from db.vocabulary import HistoryStatus, PostingMethod, Verdict
 
 
 @dataclass(frozen=True, slots=True)
 class DailyCount:
     day: date
     person: str
-    status: str
+    status: HistoryStatus
     count: int
 
 
@@ -41,13 +42,15 @@ class ActivityRepository:
                 PostingHistory.chat_id == chat_id,
                 PostingHistory.acted_at >= since,
                 PostingHistory.acted_by_user_id.is_not(None),
-                PostingHistory.status.in_(("posted", "skipped", "rejected")),
+                PostingHistory.status.in_(list(Verdict)),
             )
             .group_by(day, PostingHistory.acted_by_user_id, PostingHistory.status)
             .order_by(day)
         )
         return [
-            DailyCount(day=row[0], person=row[1] or "someone", status=row[2], count=row[3])
+            DailyCount(
+                day=row[0], person=row[1] or "someone", status=HistoryStatus(row[2]), count=row[3]
+            )
             for row in await self._session.execute(statement)
         ]
 
@@ -80,8 +83,8 @@ class ActivityRepository:
         """When the oldest Story we published through the API within the window went up."""
         statement = select(func.min(PostingHistory.acted_at)).where(
             PostingHistory.chat_id == chat_id,
-            PostingHistory.posting_method == "instagram_api",
-            PostingHistory.status == "posted",
+            PostingHistory.posting_method == PostingMethod.INSTAGRAM_API,
+            PostingHistory.status == HistoryStatus.POSTED,
             PostingHistory.acted_at >= since,
         )
         return (await self._session.execute(statement)).scalar_one_or_none()

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import InstagramAccount
+from db.vocabulary import ExpirySource, InstagramFlavour
 
 
 class ExpiryWarning(StrEnum):
@@ -32,7 +33,7 @@ class InstagramAccountRepository:
         ig_user_id: str,
         token: str,
         fingerprint: str,
-        flavour: str,
+        flavour: InstagramFlavour,
         now: datetime,
         assumed_expiry: datetime,
     ) -> None:
@@ -50,7 +51,7 @@ class InstagramAccountRepository:
             configured_token_sha256=fingerprint,
             token_obtained_at=now,
             expires_at=assumed_expiry,
-            expires_at_source="assumed",
+            expires_at_source=ExpirySource.ASSUMED,
         )
         excluded = statement.excluded
         new_token = table.c.configured_token_sha256 != excluded.configured_token_sha256
@@ -103,7 +104,7 @@ class InstagramAccountRepository:
             update(InstagramAccount)
             .where(
                 InstagramAccount.chat_id == chat_id,
-                InstagramAccount.flavour == "instagram",
+                InstagramAccount.flavour == InstagramFlavour.INSTAGRAM,
                 or_(
                     InstagramAccount.refresh_claim_id == claim_id,
                     and_(
@@ -138,7 +139,7 @@ class InstagramAccountRepository:
                 access_token=new_token,
                 token_obtained_at=obtained_at,
                 expires_at=expires_at,
-                expires_at_source="refresh",
+                expires_at_source=ExpirySource.REFRESH,
                 refresh_claimed_until=None,
                 refresh_claim_id=None,
                 last_refresh_error=None,
@@ -164,7 +165,7 @@ class InstagramAccountRepository:
         )
 
     async def set_expiry(
-        self, chat_id: int, *, token: str, expires_at: datetime | None, source: str
+        self, chat_id: int, *, token: str, expires_at: datetime | None, source: ExpirySource
     ) -> None:
         await self._session.execute(
             update(InstagramAccount)

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import UserInteraction
+from db.vocabulary import InteractionKind
 
 
 class InteractionRepository:
@@ -19,7 +20,7 @@ class InteractionRepository:
     async def log(
         self,
         *,
-        kind: str,
+        kind: InteractionKind,
         name: str,
         chat_id: int | None,
         user_id: uuid.UUID | None = None,

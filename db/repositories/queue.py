@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import MediaItem, PostingQueueItem
+from db.vocabulary import QueueStatus
 
 
 class QueueRepository:
@@ -31,7 +32,7 @@ class QueueRepository:
         values: dict[str, object] = {
             "media_item_id": media_item_id,
             "chat_id": chat_id,
-            "status": "sending",
+            "status": QueueStatus.SENDING,
             "scheduled_for": scheduled_for,
             "claimed_at": func.now(),
             "send_attempts": 1,
@@ -61,7 +62,7 @@ class QueueRepository:
         """
         result = await self._session.execute(
             update(PostingQueueItem)
-            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
+            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == QueueStatus.SENDING)
             .values(
                 claimed_at=func.now(),
                 send_attempts=func.greatest(PostingQueueItem.send_attempts, attempts),
@@ -73,7 +74,7 @@ class QueueRepository:
         """The sender is still at it: keeps the stuck-row sweep of other processes away."""
         result = await self._session.execute(
             update(PostingQueueItem)
-            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
+            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == QueueStatus.SENDING)
             .values(claimed_at=func.now())
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -82,8 +83,10 @@ class QueueRepository:
         """`sending` -> `sent`; a row already pressed or held by an Auto Post is left alone."""
         result = await self._session.execute(
             update(PostingQueueItem)
-            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
-            .values(status="sent", telegram_message_id=telegram_message_id, sent_at=func.now())
+            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == QueueStatus.SENDING)
+            .values(
+                status=QueueStatus.SENT, telegram_message_id=telegram_message_id, sent_at=func.now()
+            )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -91,8 +94,8 @@ class QueueRepository:
         """A send whose outcome is unknown: the row stays actionable as `sent`, no message id."""
         result = await self._session.execute(
             update(PostingQueueItem)
-            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
-            .values(status="sent", claimed_at=None, sent_at=func.now())
+            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == QueueStatus.SENDING)
+            .values(status=QueueStatus.SENT, claimed_at=None, sent_at=func.now())
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -100,7 +103,7 @@ class QueueRepository:
         """Remove a `sending` row (a failed send frees its item); return what was removed."""
         statement = (
             delete(PostingQueueItem)
-            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
+            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == QueueStatus.SENDING)
             .returning(PostingQueueItem)
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
@@ -109,7 +112,10 @@ class QueueRepository:
         """Rows a crashed process left in `sending`, locked so one process takes each."""
         statement = (
             select(PostingQueueItem)
-            .where(PostingQueueItem.status == "sending", PostingQueueItem.claimed_at < older_than)
+            .where(
+                PostingQueueItem.status == QueueStatus.SENDING,
+                PostingQueueItem.claimed_at < older_than,
+            )
             .with_for_update(skip_locked=True)
         )
         return list((await self._session.execute(statement)).scalars())
@@ -143,9 +149,9 @@ class QueueRepository:
                 PostingQueueItem.id == queue_id,
                 PostingQueueItem.chat_id == chat_id,
                 or_(
-                    PostingQueueItem.status == "sent",
+                    PostingQueueItem.status == QueueStatus.SENT,
                     and_(
-                        PostingQueueItem.status == "publishing",
+                        PostingQueueItem.status == QueueStatus.PUBLISHING,
                         PostingQueueItem.instagram_publish_requested_at.is_(None),
                         PostingQueueItem.instagram_media_id.is_(None),
                         or_(
@@ -156,7 +162,7 @@ class QueueRepository:
                 ),
             )
             .values(
-                status="publishing",
+                status=QueueStatus.PUBLISHING,
                 claimed_at=func.now(),
                 autopost_claim_token=token,
                 autopost_requested_by=requested_by,
@@ -172,7 +178,7 @@ class QueueRepository:
             update(PostingQueueItem)
             .where(
                 PostingQueueItem.id == queue_id,
-                PostingQueueItem.status == "publishing",
+                PostingQueueItem.status == QueueStatus.PUBLISHING,
                 PostingQueueItem.autopost_claim_token == token,
             )
             .values(claimed_at=func.now(), **values)
@@ -185,7 +191,7 @@ class QueueRepository:
             update(PostingQueueItem)
             .where(
                 PostingQueueItem.id == queue_id,
-                PostingQueueItem.status == "publishing",
+                PostingQueueItem.status == QueueStatus.PUBLISHING,
                 PostingQueueItem.autopost_claim_token == token,
             )
             .values(claimed_at=None)
@@ -198,12 +204,12 @@ class QueueRepository:
             update(PostingQueueItem)
             .where(
                 PostingQueueItem.id == queue_id,
-                PostingQueueItem.status == "publishing",
+                PostingQueueItem.status == QueueStatus.PUBLISHING,
                 PostingQueueItem.autopost_claim_token == token,
                 PostingQueueItem.instagram_media_id.is_(None),
             )
             .values(
-                status="sent",
+                status=QueueStatus.SENT,
                 claimed_at=None,
                 autopost_claim_token=None,
                 autopost_requested_by=None,
@@ -221,7 +227,7 @@ class QueueRepository:
             update(PostingQueueItem)
             .where(
                 PostingQueueItem.id == queue_id,
-                PostingQueueItem.status == "publishing",
+                PostingQueueItem.status == QueueStatus.PUBLISHING,
                 or_(
                     PostingQueueItem.claimed_at.is_(None),
                     PostingQueueItem.claimed_at < lease_before,
@@ -235,7 +241,7 @@ class QueueRepository:
     async def autoposts_to_resolve(self, lease_before: datetime) -> list[uuid.UUID]:
         """`publishing` rows nobody holds: their outcome is unknown or their holder died."""
         statement = select(PostingQueueItem.id).where(
-            PostingQueueItem.status == "publishing",
+            PostingQueueItem.status == QueueStatus.PUBLISHING,
             or_(
                 PostingQueueItem.claimed_at.is_(None),
                 PostingQueueItem.claimed_at < lease_before,

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import MediaItem, PostingHistory
+from db.repositories.base import Repository
 from db.vocabulary import HistoryStatus, PostingMethod, Verdict
 
 
@@ -28,10 +28,7 @@ class PublishedStory:
     acted_at: datetime
 
 
-class ActivityRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class ActivityRepository(Repository):
     async def daily_counts(self, chat_id: int, since: datetime, timezone: str) -> list[DailyCount]:
         """Presses per local day, person and status (posted, skipped, rejected)."""
         day = func.date(func.timezone(timezone, PostingHistory.acted_at))

@@ -6,16 +6,13 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, case, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import MediaItem, PostingHistory
+from db.repositories.base import Repository
 from db.vocabulary import HistoryStatus
 
 
-class HistoryRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class HistoryRepository(Repository):
     async def record_failed_send(
         self,
         *,

@@ -8,9 +8,9 @@ from enum import StrEnum
 
 from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import InstagramAccount
+from db.repositories.base import Repository, lapsed
 from db.vocabulary import ExpirySource, InstagramFlavour
 
 
@@ -22,10 +22,16 @@ class ExpiryWarning(StrEnum):
     EXPIRED = "warned_expired_at"
 
 
-class InstagramAccountRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+# What a new token starts without: no lease on its refresh, no error, no warning sent.
+_NEW_TOKEN_CLEARS = (
+    "refresh_claimed_until",
+    "refresh_claim_id",
+    "last_refresh_error",
+    *(warning.value for warning in ExpiryWarning),
+)
 
+
+class InstagramAccountRepository(Repository):
     async def sync_configured(
         self,
         *,
@@ -68,12 +74,7 @@ class InstagramAccountRepository:
                 "token_obtained_at": fresh("token_obtained_at", excluded.token_obtained_at),
                 "expires_at": fresh("expires_at", excluded.expires_at),
                 "expires_at_source": fresh("expires_at_source", excluded.expires_at_source),
-                "last_refresh_error": fresh("last_refresh_error", None),
-                "refresh_claimed_until": fresh("refresh_claimed_until", None),
-                "refresh_claim_id": fresh("refresh_claim_id", None),
-                "warned_7d_at": fresh("warned_7d_at", None),
-                "warned_1d_at": fresh("warned_1d_at", None),
-                "warned_expired_at": fresh("warned_expired_at", None),
+                **{column: fresh(column, None) for column in _NEW_TOKEN_CLEARS},
                 "configured_token_sha256": excluded.configured_token_sha256,
                 "updated_at": now,
             },
@@ -109,10 +110,7 @@ class InstagramAccountRepository:
                     InstagramAccount.refresh_claim_id == claim_id,
                     and_(
                         InstagramAccount.token_obtained_at < obtained_before,
-                        or_(
-                            InstagramAccount.refresh_claimed_until.is_(None),
-                            InstagramAccount.refresh_claimed_until < now,
-                        ),
+                        lapsed(InstagramAccount.refresh_claimed_until, now),
                     ),
                 ),
             )
@@ -140,13 +138,8 @@ class InstagramAccountRepository:
                 token_obtained_at=obtained_at,
                 expires_at=expires_at,
                 expires_at_source=ExpirySource.REFRESH,
-                refresh_claimed_until=None,
-                refresh_claim_id=None,
-                last_refresh_error=None,
-                warned_7d_at=None,
-                warned_1d_at=None,
-                warned_expired_at=None,
                 updated_at=obtained_at,
+                **dict.fromkeys(_NEW_TOKEN_CLEARS),
             )
         )
         statement = select(InstagramAccount.access_token).where(InstagramAccount.chat_id == chat_id)
@@ -182,16 +175,17 @@ class InstagramAccountRepository:
         order = list(ExpiryWarning)
         for milder in order[: order.index(warning)]:
             values[milder.value] = now
-        result = await self._session.execute(
-            update(InstagramAccount)
-            .where(
-                InstagramAccount.chat_id == chat_id,
-                InstagramAccount.access_token == token,
-                column.is_(None),
+        return bool(
+            await self._rows_changed(
+                update(InstagramAccount)
+                .where(
+                    InstagramAccount.chat_id == chat_id,
+                    InstagramAccount.access_token == token,
+                    column.is_(None),
+                )
+                .values(**values)
             )
-            .values(**values)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def unmark_warned(self, chat_id: int, warning: ExpiryWarning, *, at: datetime) -> None:
         """Undo a mark whose message Telegram certainly refused, so a later tick retries."""

@@ -16,8 +16,8 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.repositories.base import Repository
 from db.repositories.users import TelegramIdentity
 from db.vocabulary import HistoryStatus, InteractionKind, PostingMethod, QueueStatus, Verdict
 
@@ -169,10 +169,7 @@ def _maybe(vocabulary: type[Word], value: str | None) -> Word | None:
     return None if value is None else vocabulary(value)
 
 
-class PressRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class PressRepository(Repository):
     async def record(
         self,
         *,

@@ -57,6 +57,26 @@ def _uuid_pk() -> Mapped[uuid.UUID]:
     )
 
 
+def _person() -> Mapped[uuid.UUID | None]:
+    """Who did it; kept (as NULL) when the user row goes."""
+    return mapped_column(UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"))
+
+
+def _chat(ondelete: str, **kwargs: Any) -> Mapped[int]:
+    """The team chat a row belongs to."""
+    return mapped_column(
+        BigInteger,
+        ForeignKey("chat_settings.telegram_chat_id", ondelete=ondelete),
+        **kwargs,
+    )
+
+
+def _media(ondelete: str, **kwargs: Any) -> Mapped[uuid.UUID]:
+    return mapped_column(
+        UUID(as_uuid=True), ForeignKey("media_items.id", ondelete=ondelete), **kwargs
+    )
+
+
 def _now() -> Any:
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
@@ -98,9 +118,7 @@ class ChatSettings(Base):
     title: Mapped[str | None] = mapped_column(Text)
     is_paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    paused_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    paused_by_user_id: Mapped[uuid.UUID | None] = _person()
     dry_run: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     posts_per_day: Mapped[int] = mapped_column(Integer, server_default="3")
     posting_hours_start: Mapped[int] = mapped_column(Integer, server_default="9")
@@ -133,9 +151,7 @@ class MediaItem(Base):
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    chat_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("chat_settings.telegram_chat_id", ondelete="RESTRICT")
-    )
+    chat_id: Mapped[int] = _chat("RESTRICT")
     file_path: Mapped[str] = mapped_column(Text)
     file_name: Mapped[str] = mapped_column(Text)
     file_size: Mapped[int] = mapped_column(BigInteger)
@@ -161,12 +177,8 @@ class PostingQueueItem(Base):
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    media_item_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("media_items.id", ondelete="CASCADE"), unique=True
-    )
-    chat_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("chat_settings.telegram_chat_id", ondelete="CASCADE")
-    )
+    media_item_id: Mapped[uuid.UUID] = _media("CASCADE", unique=True)
+    chat_id: Mapped[int] = _chat("CASCADE")
     status: Mapped[str] = mapped_column(String(16), server_default=QueueStatus.PENDING.value)
     scheduled_for: Mapped[datetime] = _now()
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -206,20 +218,14 @@ class PostingHistory(Base):
     id: Mapped[uuid.UUID] = _uuid_pk()
     # No foreign key: the queue row is deleted when the press is recorded.
     queue_item_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    media_item_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("media_items.id", ondelete="RESTRICT")
-    )
-    chat_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("chat_settings.telegram_chat_id", ondelete="RESTRICT")
-    )
+    media_item_id: Mapped[uuid.UUID] = _media("RESTRICT")
+    chat_id: Mapped[int] = _chat("RESTRICT")
     status: Mapped[str] = mapped_column(String(16))
     success: Mapped[bool] = mapped_column(Boolean)
     posting_method: Mapped[str] = mapped_column(
         String(32), server_default=PostingMethod.TELEGRAM_MANUAL.value
     )
-    acted_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    acted_by_user_id: Mapped[uuid.UUID | None] = _person()
     acted_by_name: Mapped[str | None] = mapped_column(Text)
     queue_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -242,14 +248,10 @@ class MediaLock(Base):
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    media_item_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("media_items.id", ondelete="CASCADE")
-    )
+    media_item_id: Mapped[uuid.UUID] = _media("CASCADE")
     reason: Mapped[str] = mapped_column(String(16))
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    created_by_user_id: Mapped[uuid.UUID | None] = _person()
     created_at: Mapped[datetime] = _now()
 
 
@@ -261,9 +263,7 @@ class UserInteraction(Base):
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    user_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    user_id: Mapped[uuid.UUID | None] = _person()
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(Text)
@@ -281,11 +281,7 @@ class InstagramAccount(Base):
         _one_of("expires_at_source", ExpirySource),
     )
 
-    chat_id: Mapped[int] = mapped_column(
-        BigInteger,
-        ForeignKey("chat_settings.telegram_chat_id", ondelete="CASCADE"),
-        primary_key=True,
-    )
+    chat_id: Mapped[int] = _chat("CASCADE", primary_key=True)
     ig_user_id: Mapped[str] = mapped_column(Text)
     access_token: Mapped[str] = mapped_column(Text)
     flavour: Mapped[str] = mapped_column(String(16))

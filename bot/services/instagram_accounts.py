@@ -157,7 +157,7 @@ class AccountHealth:
 
     flavour: InstagramFlavour
     expires_at: datetime | None
-    expires_at_source: str
+    expires_at_source: ExpirySource
     last_refresh_error: str | None
 
     def days_left(self, now: datetime) -> float | None:
@@ -312,7 +312,7 @@ class InstagramAccounts:
         self._health[row.chat_id] = AccountHealth(
             flavour=InstagramFlavour(row.flavour),
             expires_at=row.expires_at,
-            expires_at_source=row.expires_at_source,
+            expires_at_source=ExpirySource(row.expires_at_source),
             last_refresh_error=row.last_refresh_error,
         )
 

@@ -28,7 +28,7 @@ class Notification:
     media_item_id: uuid.UUID
     file_path: str
     file_name: str
-    media_kind: str
+    media_kind: MediaKind
     mime_type: str
     category: str | None
     caption: str | None

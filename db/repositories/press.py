@@ -26,7 +26,7 @@ Word = TypeVar("Word", bound=StrEnum)
 # An Auto Post claim older than this was abandoned (the process died mid-publish).
 AUTOPOST_STALE_SECONDS = 600
 
-# Tests and logs recognise the statement by this leading comment.
+# Tests (and the server's logs, pg_stat_statements) know each statement by its leading comment.
 PRESS_STATEMENT_NAME = "storyqueue:press"
 PRESS_STATE_STATEMENT_NAME = "storyqueue:press_state"
 
@@ -95,7 +95,7 @@ counted AS (
     FROM history h, params
     WHERE m.id = h.media_item_id AND params.posted
 ),
-ttl_lock AS (
+lock AS (
     -- Posted and skipped items rest for the chat's TTL; a rejection locks for good.
     INSERT INTO media_locks (media_item_id, reason, locked_until, created_by_user_id)
     SELECT h.media_item_id, params.lock_reason,

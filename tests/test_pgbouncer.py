@@ -27,6 +27,7 @@ from tests.silent import (
     vanish_holding_the_row,
 )
 from tests.support import (
+    ALICE,
     TEAM_CHAT,
     PostgresHandle,
     fetch_all,
@@ -215,7 +216,7 @@ async def test_a_vanished_transaction_behind_the_pooler_holds_the_item_for_secon
 
         started = asyncio.get_running_loop().time()
         outcome = await PressService(sessions).record(
-            Press(queue_id, TEAM_CHAT, Verdict.POSTED, TelegramIdentity(7, "alice", "Alice"))
+            Press(queue_id, TEAM_CHAT, Verdict.POSTED, ALICE.identity)
         )
 
         assert outcome.kind is OutcomeKind.RECORDED
@@ -235,7 +236,7 @@ async def test_a_press_costs_two_round_trips_through_the_pooler(
     try:
         warm_up, measured = await queued(sessions, 2)
         service = PressService(sessions)
-        alice = TelegramIdentity(7, "alice", "Alice")
+        alice = ALICE.identity
         await service.record(Press(warm_up, TEAM_CHAT, Verdict.POSTED, alice))  # connects
         before = proxied_bouncer.round_trips
 

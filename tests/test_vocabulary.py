@@ -9,10 +9,8 @@ from bot.handlers.queue import RECORDED_STATUS
 from bot.keyboards import QueueAction, queue_keyboard
 from db.models import Base
 from db.vocabulary import HistoryStatus, LockReason, QueueStatus, Verdict
-from tests.support import TEAM_CHAT, TestApp, fetch_all, seed_media, seed_queue_item
-from tests.telegram_fake import callback_update, queue_message, user
-
-ALICE = user(7, "Alice", username="alice")
+from tests.support import ALICE, TEAM_CHAT, TestApp, fetch_all, seed_media, seed_queue_item
+from tests.telegram_fake import callback_update, queue_message
 
 
 @pytest.mark.parametrize(
@@ -69,7 +67,7 @@ async def test_buttons_already_in_chats_still_record(
     queue_id = await seed_queue_item(app.sessions, media_id)
     message = queue_message(TEAM_CHAT, 500, "Hi", queue_keyboard(queue_id, instagram=False))
 
-    await app.feed(callback_update(data.format(queue_id.hex), message, ALICE))
+    await app.feed(callback_update(data.format(queue_id.hex), message, ALICE.user))
 
     [history] = await fetch_all(app.sessions, "SELECT status FROM posting_history")
     [lock] = await fetch_all(app.sessions, "SELECT reason FROM media_locks")

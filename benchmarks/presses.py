@@ -18,6 +18,7 @@ from bot.services.press import Press, PressService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.errors import DatabaseUnavailableError
 from db.repositories import TelegramIdentity
+from db.vocabulary import Verdict
 from tests.pgbouncer import PgBouncer, pgbouncer_binary
 from tests.pgproxy import ThreadedPgProxy
 from tests.telegram_fake import callback_update, queue_message, user
@@ -215,7 +216,7 @@ async def half_open_run(
                 started = timer()
                 while True:
                     try:
-                        await service.record(Press(queue_id, CHAT, "posted", presser))
+                        await service.record(Press(queue_id, CHAT, Verdict.POSTED, presser))
                         break
                     except DatabaseUnavailableError:
                         repeats += 1  # "press again"; the user does

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bot.services.press import PressOutcome
 
-STATUS_VERBS = {
-    "posted": ("✅", "Posted"),
-    "skipped": ("⏭️", "Skipped"),
-    "rejected": ("🚫", "Rejected"),
+from db.vocabulary import HistoryStatus, PostingMethod
+
+STATUS_VERBS: dict[str, tuple[str, str]] = {
+    HistoryStatus.POSTED: ("✅", "Posted"),
+    HistoryStatus.SKIPPED: ("⏭️", "Skipped"),
+    HistoryStatus.REJECTED: ("🚫", "Rejected"),
 }
 # The notification's last paragraph starts with this; anything after it is a status.
 META_PREFIX = "📄"
@@ -42,7 +44,7 @@ def final_line(outcome: PressOutcome) -> str:
     return done_line(
         outcome.status,
         outcome.acted_by_name or "someone",
-        instagram=outcome.posting_method == "instagram_api",
+        instagram=outcome.posting_method == PostingMethod.INSTAGRAM_API,
     )
 
 

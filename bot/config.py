@@ -10,17 +10,12 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from db.vocabulary import InstagramFlavour
+
 
 class LogFormat(StrEnum):
     CONSOLE = "console"
     JSON = "json"
-
-
-class InstagramFlavour(StrEnum):
-    """Which login the access token comes from; it decides how the token is kept alive."""
-
-    INSTAGRAM = "instagram"  # Instagram API with Instagram Login: graph.instagram.com
-    FACEBOOK = "facebook"  # Instagram API with Facebook Login: graph.facebook.com
 
 
 class ConfigError(Exception):

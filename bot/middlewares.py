@@ -21,6 +21,7 @@ from bot.texts import (
     NOT_ALLOWED,
     PRIVATE_CHAT_REFUSED,
 )
+from db.vocabulary import InteractionKind
 
 logger = structlog.get_logger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -137,7 +138,7 @@ async def _touch_quietly(team: TeamService, message: Message, name: str) -> None
         await team.touch(
             message.chat.id,
             identity_of(message.from_user),
-            "command",
+            InteractionKind.COMMAND,
             name,
             context={"text": (message.text or "")[:200]},
             message_id=message.message_id,

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from bot.services.scheduler import NothingToSend
 from db.models import ChatSettings
+from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus
 
 if TYPE_CHECKING:
     from bot.services.instagram_accounts import LiveView
@@ -162,13 +163,18 @@ NO_PRESSES = "No presses recorded yet."
 CHART_CAPTION = "📈 Presses per day, last 4 weeks, by person"
 NO_LIVE_STORIES = "📭 No Stories are live on Instagram right now."
 
-QUEUE_STATES = {
-    "sent": "waiting for a press",
-    "sending": "being sent",
-    "pending": "queued",
-    "publishing": "being posted to Instagram",
+QUEUE_STATES: dict[str, str] = {
+    QueueStatus.SENT: "waiting for a press",
+    QueueStatus.SENDING: "being sent",
+    QueueStatus.PENDING: "queued",
+    QueueStatus.PUBLISHING: "being posted to Instagram",
 }
-HISTORY_ICONS = {"posted": "✅", "skipped": "⏭️", "rejected": "🚫", "failed": "⚠️"}
+HISTORY_ICONS: dict[str, str] = {
+    HistoryStatus.POSTED: "✅",
+    HistoryStatus.SKIPPED: "⏭️",
+    HistoryStatus.REJECTED: "🚫",
+    HistoryStatus.FAILED: "⚠️",
+}
 
 
 def timezone_set(timezone: str) -> str:
@@ -225,7 +231,8 @@ def history_text(rows: list[tuple[PostingHistory, MediaItem]], now: datetime) ->
     lines = []
     for entry, media in rows:
         who = escape(entry.acted_by_name or "the bot")
-        what = entry.status + (" via Instagram" if entry.posting_method == "instagram_api" else "")
+        via = " via Instagram" if entry.posting_method == PostingMethod.INSTAGRAM_API else ""
+        what = entry.status + via
         lines.append(
             f"{HISTORY_ICONS.get(entry.status, '•')} {file_label(media.file_name)} — "
             f"{what} by {who}, {ago(entry.acted_at, now)}"

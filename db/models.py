@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +24,18 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from db.vocabulary import (
+    ExpirySource,
+    HistoryStatus,
+    InstagramFlavour,
+    InteractionKind,
+    LockReason,
+    MediaKind,
+    PostingMethod,
+    QueueStatus,
+    UserRole,
+)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -31,22 +44,36 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-QUEUE_STATUSES = ("pending", "sending", "sent", "publishing")
-HISTORY_STATUSES = ("posted", "skipped", "rejected", "failed")
-POSTING_METHODS = ("telegram_manual", "instagram_api")
-LOCK_REASONS = ("recent_post", "skip", "rejected", "manual")
-MEDIA_KINDS = ("photo", "video")
-USER_ROLES = ("admin", "member")
-INTERACTION_KINDS = ("command", "callback", "bot_response")
 
-
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+def _one_of(column: str, vocabulary: type[StrEnum]) -> CheckConstraint:
+    """The CHECK that keeps `column` within the enum's values (named after the column)."""
+    allowed = ", ".join(f"'{member.value}'" for member in vocabulary)
+    return CheckConstraint(f"{column} IN ({allowed})", name=column)
 
 
 def _uuid_pk() -> Mapped[uuid.UUID]:
     return mapped_column(
         UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+
+
+def _person() -> Mapped[uuid.UUID | None]:
+    """Who did it; kept (as NULL) when the user row goes."""
+    return mapped_column(UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"))
+
+
+def _chat(ondelete: str, **kwargs: Any) -> Mapped[int]:
+    """The team chat a row belongs to."""
+    return mapped_column(
+        BigInteger,
+        ForeignKey("chat_settings.telegram_chat_id", ondelete=ondelete),
+        **kwargs,
+    )
+
+
+def _media(ondelete: str, **kwargs: Any) -> Mapped[uuid.UUID]:
+    return mapped_column(
+        UUID(as_uuid=True), ForeignKey("media_items.id", ondelete=ondelete), **kwargs
     )
 
 
@@ -61,7 +88,7 @@ class Base(DeclarativeBase):
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint(_one_of("role", USER_ROLES), name="role"),
+        _one_of("role", UserRole),
         CheckConstraint("total_posts >= 0", name="total_posts"),
     )
 
@@ -70,7 +97,7 @@ class User(Base):
     username: Mapped[str | None] = mapped_column(String(64))
     first_name: Mapped[str | None] = mapped_column(String(128))
     last_name: Mapped[str | None] = mapped_column(String(128))
-    role: Mapped[str] = mapped_column(String(16), server_default="member")
+    role: Mapped[str] = mapped_column(String(16), server_default=UserRole.MEMBER.value)
     total_posts: Mapped[int] = mapped_column(Integer, server_default="0")
     first_seen_at: Mapped[datetime] = _now()
     last_seen_at: Mapped[datetime] = _now()
@@ -91,9 +118,7 @@ class ChatSettings(Base):
     title: Mapped[str | None] = mapped_column(Text)
     is_paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    paused_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    paused_by_user_id: Mapped[uuid.UUID | None] = _person()
     dry_run: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     posts_per_day: Mapped[int] = mapped_column(Integer, server_default="3")
     posting_hours_start: Mapped[int] = mapped_column(Integer, server_default="9")
@@ -109,7 +134,7 @@ class ChatSettings(Base):
 class MediaItem(Base):
     __tablename__ = "media_items"
     __table_args__ = (
-        CheckConstraint(_one_of("media_kind", MEDIA_KINDS), name="media_kind"),
+        _one_of("media_kind", MediaKind),
         CheckConstraint("file_size >= 0", name="file_size"),
         CheckConstraint("times_posted >= 0", name="times_posted"),
         Index("uq_media_items_chat_id_file_path", "chat_id", "file_path", unique=True),
@@ -126,9 +151,7 @@ class MediaItem(Base):
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    chat_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("chat_settings.telegram_chat_id", ondelete="RESTRICT")
-    )
+    chat_id: Mapped[int] = _chat("RESTRICT")
     file_path: Mapped[str] = mapped_column(Text)
     file_name: Mapped[str] = mapped_column(Text)
     file_size: Mapped[int] = mapped_column(BigInteger)
@@ -149,18 +172,14 @@ class MediaItem(Base):
 class PostingQueueItem(Base):
     __tablename__ = "posting_queue"
     __table_args__ = (
-        CheckConstraint(_one_of("status", QUEUE_STATUSES), name="status"),
+        _one_of("status", QueueStatus),
         Index("ix_posting_queue_chat_id_status", "chat_id", "status"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    media_item_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("media_items.id", ondelete="CASCADE"), unique=True
-    )
-    chat_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("chat_settings.telegram_chat_id", ondelete="CASCADE")
-    )
-    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    media_item_id: Mapped[uuid.UUID] = _media("CASCADE", unique=True)
+    chat_id: Mapped[int] = _chat("CASCADE")
+    status: Mapped[str] = mapped_column(String(16), server_default=QueueStatus.PENDING.value)
     scheduled_for: Mapped[datetime] = _now()
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -180,9 +199,11 @@ class PostingQueueItem(Base):
 class PostingHistory(Base):
     __tablename__ = "posting_history"
     __table_args__ = (
-        CheckConstraint(_one_of("status", HISTORY_STATUSES), name="status"),
-        CheckConstraint(_one_of("posting_method", POSTING_METHODS), name="posting_method"),
-        CheckConstraint("success = (status <> 'failed')", name="success_matches_status"),
+        _one_of("status", HistoryStatus),
+        _one_of("posting_method", PostingMethod),
+        CheckConstraint(
+            f"success = (status <> '{HistoryStatus.FAILED.value}')", name="success_matches_status"
+        ),
         Index(
             "uq_posting_history_queue_item_id",
             "queue_item_id",
@@ -197,18 +218,14 @@ class PostingHistory(Base):
     id: Mapped[uuid.UUID] = _uuid_pk()
     # No foreign key: the queue row is deleted when the press is recorded.
     queue_item_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    media_item_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("media_items.id", ondelete="RESTRICT")
-    )
-    chat_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("chat_settings.telegram_chat_id", ondelete="RESTRICT")
-    )
+    media_item_id: Mapped[uuid.UUID] = _media("RESTRICT")
+    chat_id: Mapped[int] = _chat("RESTRICT")
     status: Mapped[str] = mapped_column(String(16))
     success: Mapped[bool] = mapped_column(Boolean)
-    posting_method: Mapped[str] = mapped_column(String(32), server_default="telegram_manual")
-    acted_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    posting_method: Mapped[str] = mapped_column(
+        String(32), server_default=PostingMethod.TELEGRAM_MANUAL.value
     )
+    acted_by_user_id: Mapped[uuid.UUID | None] = _person()
     acted_by_name: Mapped[str | None] = mapped_column(Text)
     queue_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -220,7 +237,7 @@ class PostingHistory(Base):
 class MediaLock(Base):
     __tablename__ = "media_locks"
     __table_args__ = (
-        CheckConstraint(_one_of("reason", LOCK_REASONS), name="reason"),
+        _one_of("reason", LockReason),
         Index(
             "uq_media_locks_permanent",
             "media_item_id",
@@ -231,28 +248,22 @@ class MediaLock(Base):
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    media_item_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("media_items.id", ondelete="CASCADE")
-    )
+    media_item_id: Mapped[uuid.UUID] = _media("CASCADE")
     reason: Mapped[str] = mapped_column(String(16))
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    created_by_user_id: Mapped[uuid.UUID | None] = _person()
     created_at: Mapped[datetime] = _now()
 
 
 class UserInteraction(Base):
     __tablename__ = "user_interactions"
     __table_args__ = (
-        CheckConstraint(_one_of("kind", INTERACTION_KINDS), name="kind"),
+        _one_of("kind", InteractionKind),
         Index("ix_user_interactions_chat_id_created_at", "chat_id", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    user_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    user_id: Mapped[uuid.UUID | None] = _person()
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(Text)
@@ -261,24 +272,16 @@ class UserInteraction(Base):
     created_at: Mapped[datetime] = _now()
 
 
-INSTAGRAM_FLAVOURS = ("instagram", "facebook")
-EXPIRY_SOURCES = ("assumed", "debug_token", "refresh")
-
-
 class InstagramAccount(Base):
     """One chat's Instagram account and its CURRENT token (refreshed in place)."""
 
     __tablename__ = "instagram_accounts"
     __table_args__ = (
-        CheckConstraint(_one_of("flavour", INSTAGRAM_FLAVOURS), name="flavour"),
-        CheckConstraint(_one_of("expires_at_source", EXPIRY_SOURCES), name="expires_at_source"),
+        _one_of("flavour", InstagramFlavour),
+        _one_of("expires_at_source", ExpirySource),
     )
 
-    chat_id: Mapped[int] = mapped_column(
-        BigInteger,
-        ForeignKey("chat_settings.telegram_chat_id", ondelete="CASCADE"),
-        primary_key=True,
-    )
+    chat_id: Mapped[int] = _chat("CASCADE", primary_key=True)
     ig_user_id: Mapped[str] = mapped_column(Text)
     access_token: Mapped[str] = mapped_column(Text)
     flavour: Mapped[str] = mapped_column(String(16))
@@ -287,7 +290,9 @@ class InstagramAccount(Base):
     configured_token_sha256: Mapped[str] = mapped_column(String(64))
     token_obtained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    expires_at_source: Mapped[str] = mapped_column(String(16), server_default="assumed")
+    expires_at_source: Mapped[str] = mapped_column(
+        String(16), server_default=ExpirySource.ASSUMED.value
+    )
     # A process refreshing the token holds this lease; a lapsed lease is free again.
     refresh_claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     refresh_claim_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))

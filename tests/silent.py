@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.services.press import OutcomeKind, Press, PressService
 from db import migrate
 from db.errors import DatabaseUnavailableError
+from db.vocabulary import Verdict
 from tests.pgproxy import PgProxy
 from tests.support import ALICE, TEAM_CHAT, fetch_all, seed_chat, seed_media, seed_queue_item
 
@@ -74,7 +75,7 @@ async def presses_on_silent_sockets(
         started = time.monotonic()
         for tries in range(1, 4):
             try:
-                outcome = await service.record(Press(queue_id, TEAM_CHAT, "posted", presser))
+                outcome = await service.record(Press(queue_id, TEAM_CHAT, Verdict.POSTED, presser))
             except DatabaseUnavailableError:
                 continue  # "press again": the user does
             return outcome.kind is OutcomeKind.RECORDED, time.monotonic() - started, tries

@@ -26,6 +26,7 @@ from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.autopost import AutoPostClaim, AutoPostResult
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories import PressRepository
+from db.repositories.press import PRESS_STATEMENT_NAME
 from tests.fake_graph import GraphState, install_respx
 from tests.pgproxy import PgProxy
 from tests.support import (
@@ -319,7 +320,7 @@ async def test_published_but_not_recorded_never_publishes_twice(
     queue_id = await _queued(app)
 
     async def lost(*args: Any, **kwargs: Any) -> Any:
-        raise OperationalError("WITH claimed", {}, ConnectionResetError("reset"))
+        raise OperationalError(PRESS_STATEMENT_NAME, {}, ConnectionResetError("reset"))
 
     monkeypatch.setattr(PressRepository, "record", lost)
     await app.feed(_press_update(queue_id))
@@ -783,7 +784,7 @@ AUTOPOST_UNITS = {
     "autopost.remember": _updates_queue_with("instagram_media_id"),
 }
 # The press runs in autocommit (no COMMIT): its statement's own reply is the one cut.
-AUTOCOMMIT_UNITS = {"press.posted (instagram_api)": b"WITH claimed"}
+AUTOCOMMIT_UNITS = {"press.posted (instagram_api)": PRESS_STATEMENT_NAME.encode()}
 
 
 @asynccontextmanager

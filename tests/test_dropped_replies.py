@@ -26,6 +26,7 @@ from bot.services.delivery import notification
 from bot.services.press import OutcomeKind, Press
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories.media import MediaRepository
+from db.vocabulary import Verdict
 from tests.pgproxy import PgProxy
 from tests.support import (
     ALICE,
@@ -92,7 +93,7 @@ async def _sending(run: Run) -> None:
 def _press_case(status: str, lock_reason: str) -> DroppedReply:
     async def act(run: Run) -> Any:
         return await run.services.press.record(
-            Press(run.seeded["queue_id"], TEAM_CHAT, status, ALICE.identity)
+            Press(run.seeded["queue_id"], TEAM_CHAT, Verdict(status), ALICE.identity)
         )
 
     async def check(run: Run, outcome: Any) -> None:

@@ -24,7 +24,9 @@ from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.errors import DatabaseUnavailableError
+from db.repositories.press import PRESS_STATE_STATEMENT_NAME, PRESS_STATEMENT_NAME
 from db.retry import Idempotent, RetryPolicy, run_with_retry
+from db.vocabulary import Verdict
 from tests.pgproxy import PgProxy
 from tests.silent import (
     RECORDED_WITHIN_SECONDS,
@@ -119,7 +121,7 @@ def _caption_after(telegram: RecordingSession) -> str:
     return str(telegram.of(EditMessageCaption)[-1].caption)
 
 
-def _make_press(queue_id: uuid.UUID, status: str = "posted") -> Press:
+def _make_press(queue_id: uuid.UUID, status: Verdict = Verdict.POSTED) -> Press:
     return Press(queue_id=queue_id, chat_id=TEAM_CHAT, status=status, presser=ALICE.identity)
 
 
@@ -159,7 +161,7 @@ async def test_backend_killed_during_the_unit_of_work(
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def kill_own_backend(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "WITH claimed" in statement and not killed:
+        if PRESS_STATEMENT_NAME in statement and not killed:
             pid = conn.connection.dbapi_connection.driver_connection.get_server_pid()
             killed.append(await_(admin.fetchval("SELECT pg_terminate_backend($1)", pid)))
 
@@ -178,13 +180,13 @@ async def test_backend_killed_before_the_lost_race_state_read(
     [queue_id] = await _prepare(sessions)
     service = PressService(sessions)
     bob = BOB.identity
-    first = await service.record(Press(queue_id, TEAM_CHAT, "skipped", bob))
+    first = await service.record(Press(queue_id, TEAM_CHAT, Verdict.SKIPPED, bob))
     assert first.kind is OutcomeKind.RECORDED
     killed = []
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def kill_before_state_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "FROM (SELECT 1) AS one" in statement and not killed:
+        if PRESS_STATE_STATEMENT_NAME in statement and not killed:
             pid = conn.connection.dbapi_connection.driver_connection.get_server_pid()
             killed.append(await_(admin.fetchval("SELECT pg_terminate_backend($1)", pid)))
 
@@ -231,7 +233,7 @@ async def test_a_press_costs_one_round_trip(database_url: str, proxy: PgProxy) -
         await service.record(_make_press(warm_up))  # and the lost race's state read
         before = proxy.round_trips
 
-        outcome = await service.record(_make_press(measured, "skipped"))
+        outcome = await service.record(_make_press(measured, Verdict.SKIPPED))
 
         assert outcome.kind is OutcomeKind.RECORDED
         assert proxy.round_trips - before == 1
@@ -239,7 +241,7 @@ async def test_a_press_costs_one_round_trip(database_url: str, proxy: PgProxy) -
 
         # A press that lost the race costs one more: the state read.
         before = proxy.round_trips
-        again = await service.record(_make_press(measured, "posted"))
+        again = await service.record(_make_press(measured, Verdict.POSTED))
         assert again.kind is OutcomeKind.ALREADY
         assert proxy.round_trips - before == 2
     finally:
@@ -292,7 +294,7 @@ async def test_200_presses_under_fire_leave_nothing_idle_in_transaction(
             for tries in range(1, 20):
                 try:
                     return await service.record(
-                        _make_press(queue_id, rng.choice(["posted", "skipped"]))
+                        _make_press(queue_id, rng.choice([Verdict.POSTED, Verdict.SKIPPED]))
                     ), tries
                 except DatabaseUnavailableError:
                     continue  # the user is told to press again, and does
@@ -502,7 +504,7 @@ async def test_the_reread_after_a_lost_answer_runs_without_begin_or_commit(
 
         assert outcome.kind is OutcomeKind.RECORDED
         assert proxy.cuts == 1
-        assert any(b"FROM (SELECT 1) AS one" in data for data in sent)  # the re-read ran
+        assert any(PRESS_STATE_STATEMENT_NAME.encode() in data for data in sent)  # the re-read ran
         assert not any(b"BEGIN" in data or b"COMMIT" in data for data in sent)
         await _assert_recorded_once(sessions)
     finally:

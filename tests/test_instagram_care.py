@@ -34,6 +34,7 @@ from bot.services.instagram_accounts import load_account_configs
 from bot.services.instagram_care import RefreshResult
 from bot.services.notifier import Notification, Notifier
 from db.engine import EngineOptions, create_engine, create_session_factory
+from db.vocabulary import MediaKind
 from tests.pgproxy import PgProxy
 from tests.support import (
     ALICE,
@@ -633,7 +634,7 @@ async def test_a_chat_without_an_account_gets_no_robot_button(
                 media_item_id=uuid.uuid4(),
                 file_path="a.jpg",
                 file_name="a.jpg",
-                media_kind="photo",
+                media_kind=MediaKind.PHOTO,
                 mime_type="image/jpeg",
                 category=None,
                 caption=None,

@@ -16,6 +16,7 @@ from bot.services.press import OutcomeKind, Press, PressService
 from db import migrate
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories import TelegramIdentity
+from db.vocabulary import Verdict
 from tests.pgbouncer import PgBouncer, pgbouncer_binary
 from tests.pgproxy import PgProxy
 from tests.silent import (
@@ -75,7 +76,7 @@ async def test_presses_through_a_transaction_pooler(
                 Press(
                     queue_id=queue_id,
                     chat_id=TEAM_CHAT,
-                    status="posted",
+                    status=Verdict.POSTED,
                     presser=TelegramIdentity(user_id, None, f"u{user_id}"),
                 )
             )
@@ -215,7 +216,7 @@ async def test_a_vanished_transaction_behind_the_pooler_holds_the_item_for_secon
 
         started = asyncio.get_running_loop().time()
         outcome = await PressService(sessions).record(
-            Press(queue_id, TEAM_CHAT, "posted", ALICE.identity)
+            Press(queue_id, TEAM_CHAT, Verdict.POSTED, ALICE.identity)
         )
 
         assert outcome.kind is OutcomeKind.RECORDED
@@ -236,10 +237,10 @@ async def test_a_press_costs_two_round_trips_through_the_pooler(
         warm_up, measured = await queued(sessions, 2)
         service = PressService(sessions)
         alice = ALICE.identity
-        await service.record(Press(warm_up, TEAM_CHAT, "posted", alice))  # connects
+        await service.record(Press(warm_up, TEAM_CHAT, Verdict.POSTED, alice))  # connects
         before = proxied_bouncer.round_trips
 
-        outcome = await service.record(Press(measured, TEAM_CHAT, "skipped", alice))
+        outcome = await service.record(Press(measured, TEAM_CHAT, Verdict.SKIPPED, alice))
 
         assert outcome.kind is OutcomeKind.RECORDED
         assert proxied_bouncer.round_trips - before == 2

@@ -11,6 +11,7 @@ from aiogram.types import Update
 
 from bot.captions import notification_caption
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
+from db.vocabulary import Verdict
 from tests.support import (
     ALICE,
     BOB,
@@ -262,7 +263,7 @@ async def test_two_processes_pressing_at_once_record_one_row(
                     Press(queue_id=queue_id, chat_id=TEAM_CHAT, status=status, presser=who)
                 )
                 for service, who, status in zip(
-                    services, people, ["posted", "skipped"], strict=True
+                    services, people, [Verdict.POSTED, Verdict.SKIPPED], strict=True
                 )
             )
         )

@@ -15,6 +15,7 @@ from bot.services.press import OutcomeKind, Press, PressService
 from db.errors import DatabaseUnavailableError
 from db.repositories import PressRepository
 from db.retry import Idempotent, Reread, RetryPolicy, run_with_retry
+from db.vocabulary import Verdict
 from tests.support import (
     ALICE,
     BOB,
@@ -67,7 +68,9 @@ async def _queued(app: TestApp) -> uuid.UUID:
     return await seed_queue_item(app.sessions, media_id)
 
 
-def _make_press(queue_id: uuid.UUID, status: str = "posted", who: Person = ALICE) -> Press:
+def _make_press(
+    queue_id: uuid.UUID, status: Verdict = Verdict.POSTED, who: Person = ALICE
+) -> Press:
     return Press(queue_id=queue_id, chat_id=TEAM_CHAT, status=status, presser=who.identity)
 
 
@@ -152,7 +155,7 @@ async def test_retry_finds_someone_else_acted(
     async def bob_skips_meanwhile() -> None:
         monkeypatch.undo()
         assert (
-            await service.record(_make_press(queue_id, "skipped", BOB))
+            await service.record(_make_press(queue_id, Verdict.SKIPPED, BOB))
         ).kind is OutcomeKind.RECORDED
 
     flaky = FlakyRecord(
@@ -267,7 +270,7 @@ async def test_retry_that_finds_the_row_gone_shows_who_acted(
 
     async def bob_skips_meanwhile() -> None:
         monkeypatch.undo()
-        await PressService(app.sessions, FAST).record(_make_press(queue_id, "skipped", BOB))
+        await PressService(app.sessions, FAST).record(_make_press(queue_id, Verdict.SKIPPED, BOB))
 
     FlakyRecord(
         monkeypatch, failures=1, error=lost_connection(), before_failing=bob_skips_meanwhile

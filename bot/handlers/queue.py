@@ -35,6 +35,7 @@ from bot.texts import (
     WRONG_CHAT_ITEM,
 )
 from db.errors import DatabaseUnavailableError
+from db.vocabulary import Verdict
 
 logger = structlog.get_logger(__name__)
 
@@ -43,9 +44,9 @@ logger = structlog.get_logger(__name__)
 ACK_AFTER_SECONDS = 0.8
 
 RECORDED_STATUS = {
-    QueueAction.POSTED: "posted",
-    QueueAction.SKIP: "skipped",
-    QueueAction.CONFIRM_REJECT: "rejected",
+    QueueAction.POSTED: Verdict.POSTED,
+    QueueAction.SKIP: Verdict.SKIPPED,
+    QueueAction.CONFIRM_REJECT: Verdict.REJECTED,
 }
 
 

@@ -53,6 +53,7 @@ from db.repositories import (
     UserRepository,
 )
 from db.retry import Idempotent, Reread, in_transaction
+from db.vocabulary import MediaKind, PostingMethod, QueueStatus, Verdict
 
 logger = structlog.get_logger(__name__)
 
@@ -180,7 +181,11 @@ class AutoPostService:
         async def recover(session: AsyncSession) -> AutoPostClaim | None:
             # The claim's COMMIT may have landed unheard: the token says it is ours.
             row = await QueueRepository(session).get(queue_id)
-            if row is None or row.status != "publishing" or row.autopost_claim_token != token:
+            if (
+                row is None
+                or row.status != QueueStatus.PUBLISHING
+                or row.autopost_claim_token != token
+            ):
                 return None
             return await self._claim_of(session, row, token, presser, body)
 
@@ -208,7 +213,7 @@ class AutoPostService:
             message_id=row.telegram_message_id,
             body=body or notification_caption(media.file_name, media.category, media.caption),
             media_url=f"{self._base_url}/{quote(media.file_path)}",
-            video=media.media_kind == "video",
+            video=media.media_kind == MediaKind.VIDEO,
             dry_run=chat.dry_run,
         )
 
@@ -217,9 +222,9 @@ class AutoPostService:
     ) -> AutoPostRefusal | PressOutcome:
         row = await QueueRepository(session).get(queue_id)
         if row is not None and row.chat_id == chat_id:
-            if row.status in ("sending", "pending"):
+            if row.status in (QueueStatus.SENDING, QueueStatus.PENDING):
                 return AutoPostRefusal.SENDING
-            if row.status == "publishing" and (
+            if row.status == QueueStatus.PUBLISHING and (
                 row.instagram_publish_requested_at is not None
                 or row.instagram_media_id is not None
                 or row.claimed_at is None
@@ -231,9 +236,9 @@ class AutoPostService:
         probe = Press(
             queue_id=queue_id,
             chat_id=chat_id,
-            status="posted",
+            status=Verdict.POSTED,
             presser=TelegramIdentity(0),
-            posting_method="instagram_api",
+            posting_method=PostingMethod.INSTAGRAM_API,
         )
         return explain(state, probe, after_lost_connection=False) or PressOutcome(
             kind=OutcomeKind.GONE
@@ -352,10 +357,10 @@ class AutoPostService:
         press = Press(
             queue_id=queue_id,
             chat_id=chat_id,
-            status="posted",
+            status=Verdict.POSTED,
             presser=presser,
             telegram_message_id=message_id,
-            posting_method="instagram_api",
+            posting_method=PostingMethod.INSTAGRAM_API,
             instagram_media_id=media_id,
             completes_autopost=True,
         )

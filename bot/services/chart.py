@@ -14,9 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.repositories import ChatSettingsRepository
 from db.repositories.activity import ActivityRepository, DailyCount
 from db.retry import Idempotent, in_transaction
+from db.vocabulary import HistoryStatus
 
 CHART_DAYS = 28
-STATUS_TITLES = {"posted": "Posted", "skipped": "Skipped", "rejected": "Rejected"}
+STATUS_TITLES = {
+    HistoryStatus.POSTED: "Posted",
+    HistoryStatus.SKIPPED: "Skipped",
+    HistoryStatus.REJECTED: "Rejected",
+}
 
 
 def render_activity_png(counts: Sequence[DailyCount], last_day: date) -> bytes:

@@ -36,6 +36,7 @@ from bot.services.notifier import MediaFileMissingError, Notification, Notifier,
 from db.models import MediaItem
 from db.repositories import HistoryRepository, MediaRepository, QueueRepository
 from db.retry import Idempotent, Reread, in_transaction
+from db.vocabulary import MediaKind, QueueStatus
 
 logger = structlog.get_logger(__name__)
 
@@ -67,7 +68,7 @@ def notification(queue_id: uuid.UUID, media: MediaItem, attempt: int = 1) -> Not
         media_item_id=media.id,
         file_path=media.file_path,
         file_name=media.file_name,
-        media_kind=media.media_kind,
+        media_kind=MediaKind(media.media_kind),
         mime_type=media.mime_type,
         category=media.category,
         caption=media.caption,
@@ -348,7 +349,7 @@ class Delivery:
                 row = rows.get(item.queue_id)
                 if (
                     row is None
-                    or row.status != "sending"
+                    or row.status != QueueStatus.SENDING
                     or row.send_attempts != item.attempt
                     or row.claimed_at is None
                     or row.claimed_at < older_than

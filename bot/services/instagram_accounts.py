@@ -24,7 +24,7 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.config import ConfigError, InstagramFlavour, Settings
+from bot.config import ConfigError, Settings
 from bot.services.instagram import (
     InstagramClient,
     InstagramError,
@@ -37,6 +37,7 @@ from db.repositories import ChatSettingsRepository
 from db.repositories.activity import ActivityRepository, PublishedStory
 from db.repositories.instagram_accounts import InstagramAccountRepository
 from db.retry import Idempotent, in_transaction
+from db.vocabulary import ExpirySource, InstagramFlavour
 
 logger = structlog.get_logger(__name__)
 
@@ -156,7 +157,7 @@ class AccountHealth:
 
     flavour: InstagramFlavour
     expires_at: datetime | None
-    expires_at_source: str
+    expires_at_source: ExpirySource
     last_refresh_error: str | None
 
     def days_left(self, now: datetime) -> float | None:
@@ -277,7 +278,7 @@ class InstagramAccounts:
                     ig_user_id=config.ig_user_id,
                     token=config.token,
                     fingerprint=config.fingerprint,
-                    flavour=config.flavour.value,
+                    flavour=config.flavour,
                     now=now,
                     assumed_expiry=now + ASSUMED_LIFETIME,
                 )
@@ -311,7 +312,7 @@ class InstagramAccounts:
         self._health[row.chat_id] = AccountHealth(
             flavour=InstagramFlavour(row.flavour),
             expires_at=row.expires_at,
-            expires_at_source=row.expires_at_source,
+            expires_at_source=ExpirySource(row.expires_at_source),
             last_refresh_error=row.last_refresh_error,
         )
 
@@ -414,7 +415,9 @@ def token_line(health: AccountHealth | None, now: datetime) -> str:
         text = "🔑 Token: <b>expired</b> — renew it (see the README)"
     else:
         assumed = (
-            " (assumed: 60 days from first use)" if health.expires_at_source == "assumed" else ""
+            " (assumed: 60 days from first use)"
+            if health.expires_at_source == ExpirySource.ASSUMED
+            else ""
         )
         left = "less than a day" if days < 1 else f"{days:.0f} days"
         text = f"🔑 Token: {left} left{assumed}"

@@ -27,13 +27,13 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.config import InstagramFlavour
 from bot.services.instagram import InstagramError
 from bot.services.instagram_accounts import ASSUMED_LIFETIME, RENEW_TOKEN, InstagramAccounts
 from bot.services.periodic import every
 from db.models import InstagramAccount
 from db.repositories.instagram_accounts import ExpiryWarning, InstagramAccountRepository
 from db.retry import Idempotent, Reread, in_transaction
+from db.vocabulary import ExpirySource, InstagramFlavour
 
 logger = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -81,7 +81,7 @@ class TokenCare:
             try:
                 if row.flavour == InstagramFlavour.INSTAGRAM:
                     await self.refresh(row.chat_id)
-                elif row.expires_at_source == "assumed":
+                elif row.expires_at_source == ExpirySource.ASSUMED:
                     await self.learn_expiry(row.chat_id, row.access_token)
                 await self.warn_if_due(row.chat_id)
             except Exception:
@@ -176,7 +176,7 @@ class TokenCare:
 
         async def store(session: AsyncSession) -> None:
             await InstagramAccountRepository(session).set_expiry(
-                chat_id, token=token, expires_at=expires_at, source="debug_token"
+                chat_id, token=token, expires_at=expires_at, source=ExpirySource.DEBUG_TOKEN
             )
 
         await self._in_transaction("instagram.set_expiry", store, "it sets values")

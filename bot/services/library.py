@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.repositories import ChatSettingsRepository, MediaRepository
+from db.vocabulary import MediaKind
 
 logger = structlog.get_logger(__name__)
 
@@ -23,17 +24,17 @@ MB = 1024 * 1024
 HASH_CHUNK = 1 * MB
 BATCH = 500
 
-KINDS: dict[str, tuple[str, str]] = {
-    ".jpg": ("photo", "image/jpeg"),
-    ".jpeg": ("photo", "image/jpeg"),
-    ".png": ("photo", "image/png"),
-    ".webp": ("photo", "image/webp"),
-    ".gif": ("video", "image/gif"),
-    ".mp4": ("video", "video/mp4"),
-    ".mov": ("video", "video/quicktime"),
+KINDS: dict[str, tuple[MediaKind, str]] = {
+    ".jpg": (MediaKind.PHOTO, "image/jpeg"),
+    ".jpeg": (MediaKind.PHOTO, "image/jpeg"),
+    ".png": (MediaKind.PHOTO, "image/png"),
+    ".webp": (MediaKind.PHOTO, "image/webp"),
+    ".gif": (MediaKind.VIDEO, "image/gif"),
+    ".mp4": (MediaKind.VIDEO, "video/mp4"),
+    ".mov": (MediaKind.VIDEO, "video/quicktime"),
 }
 # The public Bot API's upload limits; a local Bot API server takes up to 2000 MB.
-PUBLIC_LIMITS = {"photo": 10 * MB, "video": 50 * MB}
+PUBLIC_LIMITS = {MediaKind.PHOTO: 10 * MB, MediaKind.VIDEO: 50 * MB}
 LOCAL_LIMIT = 2000 * MB
 
 

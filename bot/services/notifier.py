@@ -14,6 +14,7 @@ from aiogram.types import FSInputFile, InputFile, Message
 
 from bot.captions import notification_caption
 from bot.keyboards import queue_keyboard
+from db.vocabulary import MediaKind
 
 logger = structlog.get_logger(__name__)
 
@@ -27,7 +28,7 @@ class Notification:
     media_item_id: uuid.UUID
     file_path: str
     file_name: str
-    media_kind: str
+    media_kind: MediaKind
     mime_type: str
     category: str | None
     caption: str | None
@@ -89,7 +90,7 @@ class Notifier:
     async def _send(self, item: Notification, source: str | InputFile) -> Message:
         caption = notification_caption(item.file_name, item.category, item.caption)
         keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))
-        if item.media_kind == "photo":
+        if item.media_kind == MediaKind.PHOTO:
             return await self._bot.send_photo(
                 item.chat_id, source, caption=caption, reply_markup=keyboard
             )

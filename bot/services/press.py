@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.engine import command_timeout
 from db.repositories import PressRepository, PressState, TelegramIdentity
 from db.retry import Reread, RetryPolicy, run_with_retry
+from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus, Verdict
 
 logger = structlog.get_logger(__name__)
 
@@ -35,9 +36,9 @@ class OutcomeKind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class PressOutcome:
     kind: OutcomeKind
-    status: str | None = None
+    status: HistoryStatus | None = None
     acted_by_name: str | None = None
-    posting_method: str | None = None
+    posting_method: PostingMethod | None = None
     instagram_media_id: str | None = None
 
 
@@ -47,10 +48,10 @@ class Press:
 
     queue_id: uuid.UUID
     chat_id: int
-    status: str  # posted / skipped / rejected
+    status: Verdict
     presser: TelegramIdentity
     telegram_message_id: int | None = None
-    posting_method: str = "telegram_manual"
+    posting_method: PostingMethod = PostingMethod.TELEGRAM_MANUAL
     instagram_media_id: str | None = None
     completes_autopost: bool = False
 
@@ -65,7 +66,7 @@ def explain(state: PressState, press: Press, *, after_lost_connection: bool) -> 
         ours = (
             after_lost_connection
             and state.acted_by_telegram_id == press.presser.telegram_user_id
-            and state.history_status == press.status
+            and state.history_status == press.status.history_status
             and state.posting_method == press.posting_method
         )
         return PressOutcome(
@@ -79,7 +80,7 @@ def explain(state: PressState, press: Press, *, after_lost_connection: bool) -> 
         return PressOutcome(kind=OutcomeKind.GONE)
     if state.queue_chat_id != press.chat_id:
         return PressOutcome(kind=OutcomeKind.WRONG_CHAT)
-    if state.queue_status == "publishing" and not press.completes_autopost:
+    if state.queue_status == QueueStatus.PUBLISHING and not press.completes_autopost:
         if after_lost_connection:
             return None  # run it; the claim itself decides whether the hold has expired
         return PressOutcome(kind=OutcomeKind.BUSY)
@@ -150,7 +151,7 @@ class PressService:
             if record is not None:
                 return PressOutcome(
                     kind=OutcomeKind.RECORDED,
-                    status=press.status,
+                    status=press.status.history_status,
                     acted_by_name=press.presser.display_name,
                     posting_method=press.posting_method,
                     instagram_media_id=press.instagram_media_id,

@@ -35,6 +35,7 @@ from db.repositories import (
     QueueRepository,
 )
 from db.retry import Idempotent, Reread, in_transaction
+from db.vocabulary import QueueStatus
 
 # Re-exported: the clock moved to bot.services.clock.
 __all__ = ["Clock", "NothingToSend", "Scheduler", "SendResult", "utc_now"]
@@ -294,7 +295,7 @@ class Scheduler:
 
         async def recover(session: AsyncSession) -> Notification | None:
             row = await QueueRepository(session).get(queue_id)
-            if row is None or row.status != "sending":
+            if row is None or row.status != QueueStatus.SENDING:
                 return None
             media = await MediaRepository(session).get(row.media_item_id)
             assert media is not None

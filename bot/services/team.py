@@ -25,6 +25,7 @@ from db.repositories import (
     UserRepository,
 )
 from db.retry import Idempotent, Reread, in_transaction
+from db.vocabulary import InteractionKind
 
 logger = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -91,7 +92,7 @@ class TeamService:
         self,
         chat_id: int | None,
         identity: TelegramIdentity,
-        kind: str,
+        kind: InteractionKind,
         name: str,
         context: dict[str, Any] | None = None,
         message_id: int | None = None,
@@ -237,7 +238,7 @@ class TeamService:
                 )
             await chats.update(chat_id, **changes)
             await InteractionRepository(session).log(
-                kind="command",
+                kind=InteractionKind.COMMAND,
                 name="settings.change",
                 chat_id=chat_id,
                 user_id=user_id,

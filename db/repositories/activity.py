@@ -6,16 +6,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import MediaItem, PostingHistory
+from db.repositories.base import Repository
+from db.vocabulary import HistoryStatus, PostingMethod, Verdict
 
 
 @dataclass(frozen=True, slots=True)
 class DailyCount:
     day: date
     person: str
-    status: str
+    status: HistoryStatus
     count: int
 
 
@@ -27,10 +28,7 @@ class PublishedStory:
     acted_at: datetime
 
 
-class ActivityRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class ActivityRepository(Repository):
     async def daily_counts(self, chat_id: int, since: datetime, timezone: str) -> list[DailyCount]:
         """Presses per local day, person and status (posted, skipped, rejected)."""
         day = func.date(func.timezone(timezone, PostingHistory.acted_at))
@@ -41,13 +39,15 @@ class ActivityRepository:
                 PostingHistory.chat_id == chat_id,
                 PostingHistory.acted_at >= since,
                 PostingHistory.acted_by_user_id.is_not(None),
-                PostingHistory.status.in_(("posted", "skipped", "rejected")),
+                PostingHistory.status.in_(list(Verdict)),
             )
             .group_by(day, PostingHistory.acted_by_user_id, PostingHistory.status)
             .order_by(day)
         )
         return [
-            DailyCount(day=row[0], person=row[1] or "someone", status=row[2], count=row[3])
+            DailyCount(
+                day=row[0], person=row[1] or "someone", status=HistoryStatus(row[2]), count=row[3]
+            )
             for row in await self._session.execute(statement)
         ]
 
@@ -80,8 +80,8 @@ class ActivityRepository:
         """When the oldest Story we published through the API within the window went up."""
         statement = select(func.min(PostingHistory.acted_at)).where(
             PostingHistory.chat_id == chat_id,
-            PostingHistory.posting_method == "instagram_api",
-            PostingHistory.status == "posted",
+            PostingHistory.posting_method == PostingMethod.INSTAGRAM_API,
+            PostingHistory.status == HistoryStatus.POSTED,
             PostingHistory.acted_at >= since,
         )
         return (await self._session.execute(statement)).scalar_one_or_none()

@@ -7,15 +7,12 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ChatSettings, MediaItem
+from db.repositories.base import Repository
 
 
-class ChatSettingsRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class ChatSettingsRepository(Repository):
     async def ensure(self, telegram_chat_id: int, title: str | None = None) -> ChatSettings:
         """Create the chat's row if it is missing and return it (title refreshed when given)."""
         statement = insert(ChatSettings).values(telegram_chat_id=telegram_chat_id, title=title)

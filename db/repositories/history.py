@@ -6,15 +6,13 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, case, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import MediaItem, PostingHistory
+from db.repositories.base import Repository
+from db.vocabulary import HistoryStatus
 
 
-class HistoryRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class HistoryRepository(Repository):
     async def record_failed_send(
         self,
         *,
@@ -29,7 +27,7 @@ class HistoryRepository:
             insert(PostingHistory).values(
                 media_item_id=media_item_id,
                 chat_id=chat_id,
-                status="failed",
+                status=HistoryStatus.FAILED,
                 success=False,
                 queue_created_at=queue_created_at,
                 scheduled_for=scheduled_for,
@@ -50,7 +48,7 @@ class HistoryRepository:
     async def last_posted(self, chat_id: int) -> PostingHistory | None:
         statement = (
             select(PostingHistory)
-            .where(PostingHistory.chat_id == chat_id, PostingHistory.status == "posted")
+            .where(PostingHistory.chat_id == chat_id, PostingHistory.status == HistoryStatus.POSTED)
             .order_by(PostingHistory.acted_at.desc())
             .limit(1)
         )
@@ -67,18 +65,18 @@ class HistoryRepository:
         if since is not None:
             conditions.append(PostingHistory.acted_at >= since)
 
-        def count(status: str) -> ColumnElement[int]:
+        def count(status: HistoryStatus) -> ColumnElement[int]:
             return func.count(case((PostingHistory.status == status, 1)))
 
         statement = (
             select(
                 func.max(PostingHistory.acted_by_name),
-                count("posted"),
-                count("skipped"),
-                count("rejected"),
+                count(HistoryStatus.POSTED),
+                count(HistoryStatus.SKIPPED),
+                count(HistoryStatus.REJECTED),
             )
             .where(*conditions)
             .group_by(PostingHistory.acted_by_user_id)
-            .order_by(count("posted").desc())
+            .order_by(count(HistoryStatus.POSTED).desc())
         )
         return [(row[0], row[1], row[2], row[3]) for row in await self._session.execute(statement)]

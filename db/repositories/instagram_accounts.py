@@ -8,9 +8,10 @@ from enum import StrEnum
 
 from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import InstagramAccount
+from db.repositories.base import Repository, lapsed
+from db.vocabulary import ExpirySource, InstagramFlavour
 
 
 class ExpiryWarning(StrEnum):
@@ -21,10 +22,16 @@ class ExpiryWarning(StrEnum):
     EXPIRED = "warned_expired_at"
 
 
-class InstagramAccountRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+# What a new token starts without: no lease on its refresh, no error, no warning sent.
+_NEW_TOKEN_CLEARS = (
+    "refresh_claimed_until",
+    "refresh_claim_id",
+    "last_refresh_error",
+    *(warning.value for warning in ExpiryWarning),
+)
 
+
+class InstagramAccountRepository(Repository):
     async def sync_configured(
         self,
         *,
@@ -32,7 +39,7 @@ class InstagramAccountRepository:
         ig_user_id: str,
         token: str,
         fingerprint: str,
-        flavour: str,
+        flavour: InstagramFlavour,
         now: datetime,
         assumed_expiry: datetime,
     ) -> None:
@@ -50,7 +57,7 @@ class InstagramAccountRepository:
             configured_token_sha256=fingerprint,
             token_obtained_at=now,
             expires_at=assumed_expiry,
-            expires_at_source="assumed",
+            expires_at_source=ExpirySource.ASSUMED,
         )
         excluded = statement.excluded
         new_token = table.c.configured_token_sha256 != excluded.configured_token_sha256
@@ -67,12 +74,7 @@ class InstagramAccountRepository:
                 "token_obtained_at": fresh("token_obtained_at", excluded.token_obtained_at),
                 "expires_at": fresh("expires_at", excluded.expires_at),
                 "expires_at_source": fresh("expires_at_source", excluded.expires_at_source),
-                "last_refresh_error": fresh("last_refresh_error", None),
-                "refresh_claimed_until": fresh("refresh_claimed_until", None),
-                "refresh_claim_id": fresh("refresh_claim_id", None),
-                "warned_7d_at": fresh("warned_7d_at", None),
-                "warned_1d_at": fresh("warned_1d_at", None),
-                "warned_expired_at": fresh("warned_expired_at", None),
+                **{column: fresh(column, None) for column in _NEW_TOKEN_CLEARS},
                 "configured_token_sha256": excluded.configured_token_sha256,
                 "updated_at": now,
             },
@@ -103,15 +105,12 @@ class InstagramAccountRepository:
             update(InstagramAccount)
             .where(
                 InstagramAccount.chat_id == chat_id,
-                InstagramAccount.flavour == "instagram",
+                InstagramAccount.flavour == InstagramFlavour.INSTAGRAM,
                 or_(
                     InstagramAccount.refresh_claim_id == claim_id,
                     and_(
                         InstagramAccount.token_obtained_at < obtained_before,
-                        or_(
-                            InstagramAccount.refresh_claimed_until.is_(None),
-                            InstagramAccount.refresh_claimed_until < now,
-                        ),
+                        lapsed(InstagramAccount.refresh_claimed_until, now),
                     ),
                 ),
             )
@@ -138,14 +137,9 @@ class InstagramAccountRepository:
                 access_token=new_token,
                 token_obtained_at=obtained_at,
                 expires_at=expires_at,
-                expires_at_source="refresh",
-                refresh_claimed_until=None,
-                refresh_claim_id=None,
-                last_refresh_error=None,
-                warned_7d_at=None,
-                warned_1d_at=None,
-                warned_expired_at=None,
+                expires_at_source=ExpirySource.REFRESH,
                 updated_at=obtained_at,
+                **dict.fromkeys(_NEW_TOKEN_CLEARS),
             )
         )
         statement = select(InstagramAccount.access_token).where(InstagramAccount.chat_id == chat_id)
@@ -164,7 +158,7 @@ class InstagramAccountRepository:
         )
 
     async def set_expiry(
-        self, chat_id: int, *, token: str, expires_at: datetime | None, source: str
+        self, chat_id: int, *, token: str, expires_at: datetime | None, source: ExpirySource
     ) -> None:
         await self._session.execute(
             update(InstagramAccount)
@@ -181,16 +175,17 @@ class InstagramAccountRepository:
         order = list(ExpiryWarning)
         for milder in order[: order.index(warning)]:
             values[milder.value] = now
-        result = await self._session.execute(
-            update(InstagramAccount)
-            .where(
-                InstagramAccount.chat_id == chat_id,
-                InstagramAccount.access_token == token,
-                column.is_(None),
+        return bool(
+            await self._rows_changed(
+                update(InstagramAccount)
+                .where(
+                    InstagramAccount.chat_id == chat_id,
+                    InstagramAccount.access_token == token,
+                    column.is_(None),
+                )
+                .values(**values)
             )
-            .values(**values)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def unmark_warned(self, chat_id: int, warning: ExpiryWarning, *, at: datetime) -> None:
         """Undo a mark whose message Telegram certainly refused, so a later tick retries."""

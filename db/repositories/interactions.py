@@ -7,19 +7,17 @@ from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import UserInteraction
+from db.repositories.base import Repository
+from db.vocabulary import InteractionKind
 
 
-class InteractionRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class InteractionRepository(Repository):
     async def log(
         self,
         *,
-        kind: str,
+        kind: InteractionKind,
         name: str,
         chat_id: int | None,
         user_id: uuid.UUID | None = None,

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import Select, case, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from db.models import MediaItem, MediaLock, PostingQueueItem
+from db.repositories.base import Repository
 
 
 def _active_lock(now: datetime | None) -> Any:
@@ -49,10 +49,7 @@ def eligible_query(chat_id: int, now: datetime | None = None) -> Select[MediaIte
     )
 
 
-class MediaRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class MediaRepository(Repository):
     async def get(self, media_id: uuid.UUID) -> MediaItem | None:
         return await self._session.get(MediaItem, media_id)
 
@@ -140,11 +137,10 @@ class MediaRepository:
     async def deactivate(self, chat_id: int, paths: Sequence[str]) -> int:
         if not paths:
             return 0
-        result = await self._session.execute(
+        return await self._rows_changed(
             update(MediaItem)
             .where(
                 MediaItem.chat_id == chat_id, MediaItem.file_path.in_(paths), MediaItem.is_active
             )
             .values(is_active=False, updated_at=func.now())
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]

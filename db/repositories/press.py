@@ -12,36 +12,65 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.repositories.base import Repository
 from db.repositories.users import TelegramIdentity
+from db.vocabulary import HistoryStatus, InteractionKind, PostingMethod, QueueStatus, Verdict
+
+Word = TypeVar("Word", bound=StrEnum)
 
 # An Auto Post claim older than this was abandoned (the process died mid-publish).
 AUTOPOST_STALE_SECONDS = 600
 
+# Tests (and the server's logs, pg_stat_statements) know each statement by its leading comment.
+PRESS_STATEMENT_NAME = "storyqueue:press"
+PRESS_STATE_STATEMENT_NAME = "storyqueue:press_state"
+
 _RECORD_PRESS = text(
-    """
-WITH claimed AS (
-    DELETE FROM posting_queue
-    WHERE id = CAST(:queue_id AS uuid) AND chat_id = CAST(:chat_id AS bigint)
-      AND CASE WHEN CAST(:completes_autopost AS boolean) THEN status = 'publishing'
+    f"""-- {PRESS_STATEMENT_NAME}
+WITH params AS (
+    SELECT given.*,
+           given.status = '{Verdict.POSTED.value}' AS posted,
+           given.status = '{Verdict.REJECTED.value}' AS rejected
+    FROM (
+        SELECT CAST(:queue_id AS uuid) AS queue_id,
+               CAST(:chat_id AS bigint) AS chat_id,
+               CAST(:status AS varchar) AS status,
+               CAST(:lock_reason AS varchar) AS lock_reason,
+               CAST(:posting_method AS varchar) AS posting_method,
+               CAST(:instagram_media_id AS text) AS instagram_media_id,
+               CAST(:telegram_user_id AS bigint) AS telegram_user_id,
+               CAST(:username AS varchar) AS username,
+               CAST(:first_name AS varchar) AS first_name,
+               CAST(:last_name AS varchar) AS last_name,
+               CAST(:acted_by_name AS text) AS acted_by_name,
+               CAST(:telegram_message_id AS bigint) AS telegram_message_id,
+               CAST(:interaction AS text) AS interaction,
+               CAST(:context AS jsonb) AS context,
+               CAST(:completes_autopost AS boolean) AS completes_autopost,
+               make_interval(secs => CAST(:stale_seconds AS int)) AS stale_after
+    ) AS given
+),
+claimed AS (
+    DELETE FROM posting_queue q
+    USING params
+    WHERE q.id = params.queue_id AND q.chat_id = params.chat_id
+      AND CASE WHEN params.completes_autopost THEN q.status = '{QueueStatus.PUBLISHING.value}'
                -- An Auto Post in progress holds the item; an abandoned one does not.
-               ELSE status <> 'publishing'
-                    OR claimed_at < now() - make_interval(secs => CAST(:stale_seconds AS int))
+               ELSE q.status <> '{QueueStatus.PUBLISHING.value}'
+                    OR q.claimed_at < now() - params.stale_after
           END
-    RETURNING id, media_item_id, chat_id, created_at, scheduled_for
+    RETURNING q.id, q.media_item_id, q.chat_id, q.created_at, q.scheduled_for
 ),
 presser AS (
     INSERT INTO users AS u (telegram_user_id, username, first_name, last_name, total_posts)
-    VALUES (
-        CAST(:telegram_user_id AS bigint), CAST(:username AS varchar),
-        CAST(:first_name AS varchar), CAST(:last_name AS varchar),
-        CASE WHEN CAST(:status AS varchar) = 'posted'
-             THEN (SELECT count(*) FROM claimed)::int ELSE 0 END
-    )
+    SELECT params.telegram_user_id, params.username, params.first_name, params.last_name,
+           CASE WHEN params.posted THEN (SELECT count(*) FROM claimed)::int ELSE 0 END
+    FROM params
     ON CONFLICT (telegram_user_id) DO UPDATE
         SET username = EXCLUDED.username,
             first_name = EXCLUDED.first_name,
@@ -55,65 +84,60 @@ history AS (
         queue_item_id, media_item_id, chat_id, status, success, posting_method,
         acted_by_user_id, acted_by_name, queue_created_at, scheduled_for, instagram_media_id
     )
-    SELECT c.id, c.media_item_id, c.chat_id, CAST(:status AS varchar), true,
-           CAST(:posting_method AS varchar), p.id, CAST(:acted_by_name AS text),
-           c.created_at, c.scheduled_for, CAST(:instagram_media_id AS text)
-    FROM claimed c CROSS JOIN presser p
+    SELECT c.id, c.media_item_id, c.chat_id, params.status, true, params.posting_method,
+           p.id, params.acted_by_name, c.created_at, c.scheduled_for, params.instagram_media_id
+    FROM claimed c CROSS JOIN presser p CROSS JOIN params
     RETURNING id, media_item_id, acted_at
 ),
 counted AS (
     UPDATE media_items m
     SET times_posted = m.times_posted + 1, last_posted_at = h.acted_at, updated_at = now()
-    FROM history h
-    WHERE m.id = h.media_item_id AND CAST(:status AS varchar) = 'posted'
+    FROM history h, params
+    WHERE m.id = h.media_item_id AND params.posted
 ),
-ttl_lock AS (
+lock AS (
+    -- Posted and skipped items rest for the chat's TTL; a rejection locks for good.
     INSERT INTO media_locks (media_item_id, reason, locked_until, created_by_user_id)
-    SELECT h.media_item_id,
-           CASE WHEN CAST(:status AS varchar) = 'posted' THEN 'recent_post' ELSE 'skip' END,
-           h.acted_at + make_interval(days => CASE WHEN CAST(:status AS varchar) = 'posted'
-                                                   THEN s.repost_ttl_days
-                                                   ELSE s.skip_ttl_days END),
+    SELECT h.media_item_id, params.lock_reason,
+           CASE WHEN params.rejected THEN NULL
+                ELSE h.acted_at + make_interval(days => CASE WHEN params.posted
+                                                             THEN s.repost_ttl_days
+                                                             ELSE s.skip_ttl_days END)
+           END,
            p.id
     FROM history h
     CROSS JOIN presser p
-    JOIN chat_settings s ON s.telegram_chat_id = CAST(:chat_id AS bigint)
-    WHERE CAST(:status AS varchar) IN ('posted', 'skipped')
+    CROSS JOIN params
+    JOIN chat_settings s ON s.telegram_chat_id = params.chat_id
+    ON CONFLICT (media_item_id) WHERE locked_until IS NULL DO NOTHING
 ),
 replaced_ttl_locks AS (
     DELETE FROM media_locks l
-    USING history h
-    WHERE CAST(:status AS varchar) = 'rejected'
+    USING history h, params
+    WHERE params.rejected
       AND l.media_item_id = h.media_item_id
       AND l.locked_until IS NOT NULL
 ),
-permanent_lock AS (
-    INSERT INTO media_locks (media_item_id, reason, locked_until, created_by_user_id)
-    SELECT h.media_item_id, 'rejected', NULL, p.id
-    FROM history h CROSS JOIN presser p
-    WHERE CAST(:status AS varchar) = 'rejected'
-    ON CONFLICT (media_item_id) WHERE locked_until IS NULL DO NOTHING
-),
 logged AS (
     INSERT INTO user_interactions (user_id, chat_id, kind, name, context, telegram_message_id)
-    SELECT p.id, CAST(:chat_id AS bigint), 'callback', CAST(:interaction AS text),
-           CAST(:context AS jsonb)
-               || jsonb_build_object('recorded', EXISTS (SELECT 1 FROM history)),
-           CAST(:telegram_message_id AS bigint)
-    FROM presser p
+    SELECT p.id, params.chat_id, '{InteractionKind.CALLBACK.value}', params.interaction,
+           params.context || jsonb_build_object('recorded', EXISTS (SELECT 1 FROM history)),
+           params.telegram_message_id
+    FROM presser p CROSS JOIN params
 )
 SELECT h.id AS history_id, h.media_item_id, h.acted_at FROM history h
 """
 )
 
 _PRESS_STATE = text(
-    """
+    f"""-- {PRESS_STATE_STATEMENT_NAME}
+WITH params AS (SELECT CAST(:queue_id AS uuid) AS queue_id)
 SELECT q.chat_id AS queue_chat_id, q.status AS queue_status,
        h.status, h.acted_by_name, h.posting_method, h.instagram_media_id, h.acted_at,
        u.telegram_user_id AS acted_by_telegram_id
-FROM (SELECT 1) AS one
-LEFT JOIN posting_queue q ON q.id = CAST(:queue_id AS uuid)
-LEFT JOIN posting_history h ON h.queue_item_id = CAST(:queue_id AS uuid)
+FROM params
+LEFT JOIN posting_queue q ON q.id = params.queue_id
+LEFT JOIN posting_history h ON h.queue_item_id = params.queue_id
 LEFT JOIN users u ON u.id = h.acted_by_user_id
 """
 )
@@ -133,26 +157,27 @@ class PressState:
     """What the database says about a queue item now."""
 
     queue_chat_id: int | None
-    queue_status: str | None
-    history_status: str | None
+    queue_status: QueueStatus | None
+    history_status: HistoryStatus | None
     acted_by_name: str | None
     acted_by_telegram_id: int | None
-    posting_method: str | None
+    posting_method: PostingMethod | None
     instagram_media_id: str | None
 
 
-class PressRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+def _maybe(vocabulary: type[Word], value: str | None) -> Word | None:
+    return None if value is None else vocabulary(value)
 
+
+class PressRepository(Repository):
     async def record(
         self,
         *,
         queue_id: uuid.UUID,
         chat_id: int,
-        status: str,
+        status: Verdict,
         presser: TelegramIdentity,
-        posting_method: str = "telegram_manual",
+        posting_method: PostingMethod = PostingMethod.TELEGRAM_MANUAL,
         instagram_media_id: str | None = None,
         telegram_message_id: int | None = None,
         interaction: str,
@@ -163,7 +188,8 @@ class PressRepository:
         params = {
             "queue_id": queue_id,
             "chat_id": chat_id,
-            "status": status,
+            "status": status.history_status,
+            "lock_reason": status.lock_reason,
             "telegram_user_id": presser.telegram_user_id,
             "username": presser.username,
             "first_name": presser.first_name,
@@ -188,10 +214,10 @@ class PressRepository:
         row = (await self._session.execute(_PRESS_STATE, {"queue_id": queue_id})).one()
         return PressState(
             queue_chat_id=row.queue_chat_id,
-            queue_status=row.queue_status,
-            history_status=row.status,
+            queue_status=_maybe(QueueStatus, row.queue_status),
+            history_status=_maybe(HistoryStatus, row.status),
             acted_by_name=row.acted_by_name,
             acted_by_telegram_id=row.acted_by_telegram_id,
-            posting_method=row.posting_method,
+            posting_method=_maybe(PostingMethod, row.posting_method),
             instagram_media_id=row.instagram_media_id,
         )

@@ -6,16 +6,33 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import MediaItem, PostingQueueItem
+from db.repositories.base import Repository, lapsed
+from db.vocabulary import QueueStatus
+
+_SENDING = PostingQueueItem.status == QueueStatus.SENDING
+_PUBLISHING = PostingQueueItem.status == QueueStatus.PUBLISHING
 
 
-class QueueRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+def _held_by(token: uuid.UUID) -> ColumnElement[bool]:
+    """An Auto Post hold that `token` still has."""
+    return and_(_PUBLISHING, PostingQueueItem.autopost_claim_token == token)
+
+
+class QueueRepository(Repository):
+    async def _set(
+        self, queue_id: uuid.UUID, condition: ColumnElement[bool], **values: Any
+    ) -> bool:
+        """Set `values` on the row while `condition` holds; False when it no longer does."""
+        statement = (
+            update(PostingQueueItem)
+            .where(PostingQueueItem.id == queue_id, condition)
+            .values(**values)
+        )
+        return bool(await self._rows_changed(statement))
 
     async def claim_for_sending(
         self,
@@ -31,7 +48,7 @@ class QueueRepository:
         values: dict[str, object] = {
             "media_item_id": media_item_id,
             "chat_id": chat_id,
-            "status": "sending",
+            "status": QueueStatus.SENDING,
             "scheduled_for": scheduled_for,
             "claimed_at": func.now(),
             "send_attempts": 1,
@@ -59,48 +76,38 @@ class QueueRepository:
 
         It sets the count (never below what is there), so a repeat counts nothing twice.
         """
-        result = await self._session.execute(
-            update(PostingQueueItem)
-            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
-            .values(
-                claimed_at=func.now(),
-                send_attempts=func.greatest(PostingQueueItem.send_attempts, attempts),
-            )
+        return await self._set(
+            queue_id,
+            _SENDING,
+            claimed_at=func.now(),
+            send_attempts=func.greatest(PostingQueueItem.send_attempts, attempts),
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def renew_claim(self, queue_id: uuid.UUID) -> bool:
         """The sender is still at it: keeps the stuck-row sweep of other processes away."""
-        result = await self._session.execute(
-            update(PostingQueueItem)
-            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
-            .values(claimed_at=func.now())
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await self._set(queue_id, _SENDING, claimed_at=func.now())
 
     async def mark_sent(self, queue_id: uuid.UUID, telegram_message_id: int) -> bool:
         """`sending` -> `sent`; a row already pressed or held by an Auto Post is left alone."""
-        result = await self._session.execute(
-            update(PostingQueueItem)
-            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
-            .values(status="sent", telegram_message_id=telegram_message_id, sent_at=func.now())
+        return await self._set(
+            queue_id,
+            _SENDING,
+            status=QueueStatus.SENT,
+            telegram_message_id=telegram_message_id,
+            sent_at=func.now(),
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def mark_unconfirmed(self, queue_id: uuid.UUID) -> bool:
         """A send whose outcome is unknown: the row stays actionable as `sent`, no message id."""
-        result = await self._session.execute(
-            update(PostingQueueItem)
-            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
-            .values(status="sent", claimed_at=None, sent_at=func.now())
+        return await self._set(
+            queue_id, _SENDING, status=QueueStatus.SENT, claimed_at=None, sent_at=func.now()
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def release(self, queue_id: uuid.UUID) -> PostingQueueItem | None:
         """Remove a `sending` row (a failed send frees its item); return what was removed."""
         statement = (
             delete(PostingQueueItem)
-            .where(PostingQueueItem.id == queue_id, PostingQueueItem.status == "sending")
+            .where(PostingQueueItem.id == queue_id, _SENDING)
             .returning(PostingQueueItem)
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
@@ -109,7 +116,7 @@ class QueueRepository:
         """Rows a crashed process left in `sending`, locked so one process takes each."""
         statement = (
             select(PostingQueueItem)
-            .where(PostingQueueItem.status == "sending", PostingQueueItem.claimed_at < older_than)
+            .where(_SENDING, PostingQueueItem.claimed_at < older_than)
             .with_for_update(skip_locked=True)
         )
         return list((await self._session.execute(statement)).scalars())
@@ -143,20 +150,17 @@ class QueueRepository:
                 PostingQueueItem.id == queue_id,
                 PostingQueueItem.chat_id == chat_id,
                 or_(
-                    PostingQueueItem.status == "sent",
+                    PostingQueueItem.status == QueueStatus.SENT,
                     and_(
-                        PostingQueueItem.status == "publishing",
+                        _PUBLISHING,
                         PostingQueueItem.instagram_publish_requested_at.is_(None),
                         PostingQueueItem.instagram_media_id.is_(None),
-                        or_(
-                            PostingQueueItem.claimed_at.is_(None),
-                            PostingQueueItem.claimed_at < lease_before,
-                        ),
+                        lapsed(PostingQueueItem.claimed_at, lease_before),
                     ),
                 ),
             )
             .values(
-                status="publishing",
+                status=QueueStatus.PUBLISHING,
                 claimed_at=func.now(),
                 autopost_claim_token=token,
                 autopost_requested_by=requested_by,
@@ -168,50 +172,24 @@ class QueueRepository:
 
     async def renew_autopost(self, queue_id: uuid.UUID, token: uuid.UUID, **values: Any) -> bool:
         """Extend the hold `token` has (setting `values` with it); False if it is lost."""
-        result = await self._session.execute(
-            update(PostingQueueItem)
-            .where(
-                PostingQueueItem.id == queue_id,
-                PostingQueueItem.status == "publishing",
-                PostingQueueItem.autopost_claim_token == token,
-            )
-            .values(claimed_at=func.now(), **values)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await self._set(queue_id, _held_by(token), claimed_at=func.now(), **values)
 
     async def hand_over_autopost(self, queue_id: uuid.UUID, token: uuid.UUID) -> bool:
         """Give up the hold but keep the row `publishing`: any process's resolver takes it now."""
-        result = await self._session.execute(
-            update(PostingQueueItem)
-            .where(
-                PostingQueueItem.id == queue_id,
-                PostingQueueItem.status == "publishing",
-                PostingQueueItem.autopost_claim_token == token,
-            )
-            .values(claimed_at=None)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await self._set(queue_id, _held_by(token), claimed_at=None)
 
     async def release_autopost(self, queue_id: uuid.UUID, token: uuid.UUID) -> bool:
         """Give the item back to the buttons; only while nothing is known to be published."""
-        result = await self._session.execute(
-            update(PostingQueueItem)
-            .where(
-                PostingQueueItem.id == queue_id,
-                PostingQueueItem.status == "publishing",
-                PostingQueueItem.autopost_claim_token == token,
-                PostingQueueItem.instagram_media_id.is_(None),
-            )
-            .values(
-                status="sent",
-                claimed_at=None,
-                autopost_claim_token=None,
-                autopost_requested_by=None,
-                instagram_creation_id=None,
-                instagram_publish_requested_at=None,
-            )
+        return await self._set(
+            queue_id,
+            and_(_held_by(token), PostingQueueItem.instagram_media_id.is_(None)),
+            status=QueueStatus.SENT,
+            claimed_at=None,
+            autopost_claim_token=None,
+            autopost_requested_by=None,
+            instagram_creation_id=None,
+            instagram_publish_requested_at=None,
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def take_autopost_lease(
         self, queue_id: uuid.UUID, token: uuid.UUID, lease_before: datetime
@@ -221,11 +199,8 @@ class QueueRepository:
             update(PostingQueueItem)
             .where(
                 PostingQueueItem.id == queue_id,
-                PostingQueueItem.status == "publishing",
-                or_(
-                    PostingQueueItem.claimed_at.is_(None),
-                    PostingQueueItem.claimed_at < lease_before,
-                ),
+                _PUBLISHING,
+                lapsed(PostingQueueItem.claimed_at, lease_before),
             )
             .values(claimed_at=func.now(), autopost_claim_token=token)
             .returning(PostingQueueItem)
@@ -235,10 +210,6 @@ class QueueRepository:
     async def autoposts_to_resolve(self, lease_before: datetime) -> list[uuid.UUID]:
         """`publishing` rows nobody holds: their outcome is unknown or their holder died."""
         statement = select(PostingQueueItem.id).where(
-            PostingQueueItem.status == "publishing",
-            or_(
-                PostingQueueItem.claimed_at.is_(None),
-                PostingQueueItem.claimed_at < lease_before,
-            ),
+            _PUBLISHING, lapsed(PostingQueueItem.claimed_at, lease_before)
         )
         return list((await self._session.execute(statement)).scalars())

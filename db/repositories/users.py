@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import User
+from db.repositories.base import Repository
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +31,7 @@ class TelegramIdentity:
         return f"user {self.telegram_user_id}"
 
 
-class UserRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
+class UserRepository(Repository):
     async def upsert(self, identity: TelegramIdentity) -> uuid.UUID:
         statement = (
             insert(User)

@@ -1,0 +1,104 @@
+"""The domain's words, named once: the values the database stores and its CHECK constraints allow.
+
+Each enum is a `StrEnum`, so a member is the very string the column holds and
+can go straight into a statement's parameters.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class QueueStatus(StrEnum):
+    """Where an item in flight is (posting_queue.status)."""
+
+    PENDING = "pending"
+    SENDING = "sending"  # claimed; the message is on its way to the chat
+    SENT = "sent"  # in the chat with its buttons, waiting for a press
+    PUBLISHING = "publishing"  # held by an Auto Post
+
+
+class HistoryStatus(StrEnum):
+    """How an item left the queue (posting_history.status)."""
+
+    POSTED = "posted"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+    FAILED = "failed"  # the send failed; the only unsuccessful status
+
+
+class LockReason(StrEnum):
+    """Why an item may not be sent for a while, or ever (media_locks.reason)."""
+
+    RECENT_POST = "recent_post"
+    SKIP = "skip"
+    REJECTED = "rejected"
+    MANUAL = "manual"
+
+
+class Verdict(StrEnum):
+    """What a queue press decides; its value is the history status it records.
+
+    The buttons spell these differently on the wire (`skip`; see
+    bot/keyboards.py), and each verdict locks the item for its own reason:
+    both mappings live here and nowhere else.
+    """
+
+    POSTED = "posted"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+
+    @property
+    def history_status(self) -> HistoryStatus:
+        return HistoryStatus(self.value)
+
+    @property
+    def lock_reason(self) -> LockReason:
+        return _LOCK_REASONS[self]
+
+
+_LOCK_REASONS = {
+    Verdict.POSTED: LockReason.RECENT_POST,
+    Verdict.SKIPPED: LockReason.SKIP,
+    Verdict.REJECTED: LockReason.REJECTED,
+}
+
+
+class PostingMethod(StrEnum):
+    """Who put the Story up (posting_history.posting_method)."""
+
+    TELEGRAM_MANUAL = "telegram_manual"  # a person, after the ✅ Posted button
+    INSTAGRAM_API = "instagram_api"  # the bot, through 🤖 Auto Post
+
+
+class MediaKind(StrEnum):
+    PHOTO = "photo"
+    VIDEO = "video"
+
+
+class UserRole(StrEnum):
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class InteractionKind(StrEnum):
+    """What a user_interactions row logs."""
+
+    COMMAND = "command"
+    CALLBACK = "callback"
+    BOT_RESPONSE = "bot_response"
+
+
+class InstagramFlavour(StrEnum):
+    """Which login the access token comes from; it decides how the token is kept alive."""
+
+    INSTAGRAM = "instagram"  # Instagram API with Instagram Login: graph.instagram.com
+    FACEBOOK = "facebook"  # Instagram API with Facebook Login: graph.facebook.com
+
+
+class ExpirySource(StrEnum):
+    """Where an Instagram token's expiry came from (instagram_accounts.expires_at_source)."""
+
+    ASSUMED = "assumed"  # 60 days from first use, until Instagram says otherwise
+    DEBUG_TOKEN = "debug_token"
+    REFRESH = "refresh"

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import respx
 from pydantic import SecretStr
+from sqlalchemy import text
 
 from bot import doctor
 from bot.config import Settings
@@ -448,6 +449,68 @@ async def test_partly_configured_instagram_is_a_warning(
     assert code == 0
     line = line_of(lines, "instagram")
     assert line.startswith("WARN ") and "INSTAGRAM_ACCESS_TOKEN, MEDIA_PUBLIC_BASE_URL" in line
+
+
+async def test_the_refreshed_token_the_bot_uses_is_the_one_checked(
+    healthy: Settings, indexed: list[Any], session_factory: Any
+) -> None:
+    """After a refresh the configured token may be long expired while Auto Post works."""
+    import hashlib
+
+    refreshed = "IGAA-refreshed-token-in-the-database"
+    async with session_factory() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO instagram_accounts (chat_id, ig_user_id, access_token, flavour,"
+                " configured_token_sha256, token_obtained_at, expires_at_source)"
+                " VALUES (:chat, :user, :token, 'facebook', :sha, now(), 'refresh')"
+            ),
+            {
+                "chat": TEAM_CHAT,
+                "user": IG_USER,
+                "token": refreshed,
+                "sha": hashlib.sha256(IG_TOKEN.encode()).hexdigest(),
+            },
+        )
+    expired = httpx.Response(400, json={"error": {"message": "Session has expired", "code": 190}})
+
+    def by_token(request: httpx.Request) -> httpx.Response:
+        if request.headers["authorization"] == f"Bearer {refreshed}":
+            return httpx.Response(200, json={"id": IG_USER, "username": "team"})
+        return expired
+
+    with graph() as router:
+        router.routes[0].mock(side_effect=by_token)
+        code, lines = await run_check(with_instagram(healthy))
+        [account] = [call.request for call in router.calls if call.request.method == "GET"]
+    assert code == 0, lines
+    assert line_of(lines, "instagram").startswith("PASS ")
+    assert account.headers["authorization"] == f"Bearer {refreshed}"
+    assert refreshed not in "\n".join(lines)
+
+
+async def test_accounts_from_the_accounts_file_are_checked(
+    healthy: Settings, indexed: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SQ_TEST_IG_TOKEN", IG_TOKEN)
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(
+        f"""
+[[account]]
+chat_id = {TEAM_CHAT}
+instagram_user_id = "{IG_USER}"
+token_env = "SQ_TEST_IG_TOKEN"
+"""
+    )
+    configured = changed(healthy, instagram_accounts_file=accounts, media_public_base_url=CDN)
+    with graph() as router:
+        code, lines = await run_check(configured)
+        [account] = [call.request for call in router.calls if call.request.method == "GET"]
+    assert code == 0, lines
+    line = line_of(lines, f"instagram chat {TEAM_CHAT}")
+    assert line.startswith("PASS ") and "token valid for @team" in line
+    assert line_of(lines, "media url").startswith("PASS ")
+    assert account.headers["authorization"] == f"Bearer {IG_TOKEN}"
 
 
 # -- the liveness probe ---------------------------------------------------------------

@@ -59,10 +59,12 @@ async def _locked(connection: AsyncConnection, action: str, revision: str) -> No
     connections; and a migration that fails leaves nothing half-done.
     """
     async with command_timeout(connection, None), connection.begin():
-        # The server-side defaults from migration 0003 are for the bot's short
-        # statements, not for a schema change or for waiting on one.
-        await connection.execute(text("SET LOCAL statement_timeout = 0"))
-        await connection.execute(text("SET LOCAL lock_timeout = 0"))
+        # The server-side defaults (migration 0003, and the engine's own) are for the
+        # bot's short statements, not for a schema change, for waiting on one, or for
+        # the Python a migration runs between its statements (Alembic loading scripts,
+        # a data migration), which the idle-in-transaction timeout would cut off.
+        for setting in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"):
+            await connection.execute(text(f"SET LOCAL {setting} = 0"))
         await connection.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
         )

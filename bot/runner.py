@@ -101,11 +101,18 @@ async def run(settings: Settings, redactor: SecretRedactor | None = None) -> int
 async def _shut_down(
     app: App, stop_background: asyncio.Event, background: list[asyncio.Task[None]], grace: float
 ) -> None:
-    """Stop the next ticks, let presses in flight finish, then the background loops."""
+    """Stop the next ticks, let presses in flight finish, then the background loops.
+
+    One grace for all: they wind down side by side from the moment `stop` is set,
+    so a stuck loop is cancelled `grace` after it, not after a grace of its own
+    added to each before it (which would outlast a supervisor's stop timeout).
+    """
     stop_background.set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
     await app.services.tasks.drain(grace)
     for task in background:
-        await _stop(task, grace)
+        await _stop(task, max(0.0, deadline - loop.time()))
 
 
 async def _run(settings: Settings, redactor: SecretRedactor) -> int:

@@ -61,6 +61,9 @@ def explain(state: PressState, press: Press, *, after_lost_connection: bool) -> 
     After a lost connection, a history row matching this press is our own first
     attempt, whose COMMIT landed although its answer did not reach us.
     """
+    if state.history_chat_id is not None and state.history_chat_id != press.chat_id:
+        # Another chat's settled item: neither its result nor who pressed is ours to show.
+        return PressOutcome(kind=OutcomeKind.WRONG_CHAT)
     if state.history_status is not None:
         ours = (
             after_lost_connection

@@ -109,6 +109,7 @@ SELECT h.id AS history_id, h.media_item_id, h.acted_at FROM history h
 _PRESS_STATE = text(
     """
 SELECT q.chat_id AS queue_chat_id, q.status AS queue_status,
+       h.chat_id AS history_chat_id,
        h.status, h.acted_by_name, h.posting_method, h.instagram_media_id, h.acted_at,
        u.telegram_user_id AS acted_by_telegram_id
 FROM (SELECT 1) AS one
@@ -135,6 +136,7 @@ class PressState:
     queue_chat_id: int | None
     queue_status: str | None
     history_status: str | None
+    history_chat_id: int | None
     acted_by_name: str | None
     acted_by_telegram_id: int | None
     posting_method: str | None
@@ -190,6 +192,7 @@ class PressRepository:
             queue_chat_id=row.queue_chat_id,
             queue_status=row.queue_status,
             history_status=row.status,
+            history_chat_id=row.history_chat_id,
             acted_by_name=row.acted_by_name,
             acted_by_telegram_id=row.acted_by_telegram_id,
             posting_method=row.posting_method,

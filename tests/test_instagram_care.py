@@ -574,6 +574,31 @@ async def test_live_matches_media_ids_to_history(
         assert "3 h ago" in reply
 
 
+async def test_a_busy_day_of_live_stories_fits_one_message(
+    settings: Settings, database_url: str, graph: respx.MockRouter
+) -> None:
+    """Instagram allows 100 Stories a day; Telegram takes 4,096 characters a message."""
+    clock = Clock(datetime.now(UTC))
+    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
+        await seed_chat(bot.sessions)
+        await bot.services.instagram_accounts.sync()
+        stamp = (clock.now - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+        graph.get(f"{FB_GRAPH}/{IG_USER}/stories").respond(
+            json={
+                "data": [
+                    {"id": f"ig-{n}", "timestamp": stamp, "media_type": "IMAGE"} for n in range(100)
+                ]
+            }
+        )
+
+        await bot.feed(command_update("/live", TEAM_CHAT, ALICE))
+
+        reply = bot.telegram.of(SendMessage)[-1].text
+        assert "100 live on Instagram" in reply
+        assert len(reply) <= 4096
+        assert reply.endswith("more not shown")
+
+
 async def test_live_without_instagram_explains_how(app: Any) -> None:
     await app.feed(command_update("/live", TEAM_CHAT, ALICE))
     await app.services.tasks.drain(5)

@@ -10,7 +10,7 @@ from aiogram.filters import Command
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.handlers.commands import ago, local
+from bot.handlers.commands import ago, file_label, fit_message, local
 from bot.middlewares import InteractionLogMiddleware
 from bot.services.clock import Clock
 from bot.services.instagram import InstagramError
@@ -39,7 +39,8 @@ async def live(
         await message.answer("📭 No Stories are live on Instagram right now.")
         return
     now = clock()
-    lines = [f"📡 <b>{len(view.entries)} live on Instagram</b> (Stories last 24 h)"]
+    header = f"📡 <b>{len(view.entries)} live on Instagram</b> (Stories last 24 h)"
+    lines = []
     for entry in view.entries:
         posted = entry.story.posted_at
         when = f"{local(posted, view.timezone)} ({ago(posted, now)})" if posted else "time unknown"
@@ -47,9 +48,10 @@ async def live(
             what = "not from this queue"
         else:
             who = escape(entry.ours.acted_by_name or "someone")
-            what = f"<code>{escape(entry.ours.file_name)}</code>, 🤖 by {who}"
+            what = f"{file_label(entry.ours.file_name)}, 🤖 by {who}"
         lines.append(f"• {when} — {what}")
-    await message.answer("\n".join(lines))
+    # Up to 100 Stories a day would outgrow one message, which Telegram then refuses.
+    await message.answer(fit_message(header, lines))
 
 
 def create_router() -> Router:

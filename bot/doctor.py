@@ -41,7 +41,8 @@ from db.repositories.media import MediaRepository
 from db.retry import Idempotent, in_transaction
 
 NETWORK_TIMEOUT_SECONDS = 5.0
-POOLER_PORT = 6432
+# PgBouncer's usual port, and Supabase's transaction pooler (Supavisor).
+POOLER_PORTS = (6432, 6543)
 EXIT_FAILED = 1
 
 
@@ -287,9 +288,10 @@ def _probe_settings(settings: Settings) -> Settings:
 
 
 def looks_like_pooler(database_url: str) -> bool:
-    """Neon's pooled endpoints carry `-pooler` in the host; PgBouncer listens on 6432."""
+    """Neon's pooled endpoints carry `-pooler` in the host; PgBouncer listens on 6432,
+    Supabase's transaction pooler on 6543."""
     url = make_url(database_url)
-    return "-pooler" in (url.host or "") or url.port == POOLER_PORT
+    return "-pooler" in (url.host or "") or url.port in POOLER_PORTS
 
 
 def pooler_finding(settings: Settings) -> Finding:
@@ -299,7 +301,7 @@ def pooler_finding(settings: Settings) -> Finding:
     if pooler and not settings.db_pgbouncer:
         return failed(
             "pooler",
-            "DATABASE_URL looks like a transaction pooler (a `-pooler` host or port 6432)"
+            "DATABASE_URL looks like a transaction pooler (a `-pooler` host, port 6432 or 6543)"
             " but DB_PGBOUNCER is not set; presses will fail with prepared-statement errors",
             "set DB_PGBOUNCER=true",
         )

@@ -349,6 +349,9 @@ async def test_a_pooler_url_without_db_pgbouncer(healthy: Settings, closed_port:
         ("postgresql+asyncpg://u:p@ep-cool-1-pooler.eu-central-1.aws.neon.tech/db", False, "FAIL"),
         ("postgresql+asyncpg://u:p@ep-cool-1-pooler.eu-central-1.aws.neon.tech/db", True, "PASS"),
         ("postgresql+asyncpg://u:p@db.example:6432/db", False, "FAIL"),
+        # Supabase's transaction pooler (Supavisor); its session pooler is on 5432.
+        ("postgresql+asyncpg://u:p@aws-0-eu-central-1.pooler.supabase.com:6543/db", False, "FAIL"),
+        ("postgresql+asyncpg://u:p@aws-0-eu-central-1.pooler.supabase.com:5432/db", False, "PASS"),
         ("postgresql+asyncpg://u:p@ep-cool-1.eu-central-1.aws.neon.tech/db", True, "WARN"),
         ("postgresql+asyncpg://u:p@ep-cool-1.eu-central-1.aws.neon.tech/db", False, "PASS"),
     ],

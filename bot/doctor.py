@@ -587,13 +587,15 @@ async def check_instagram_account(
     """The token works for the account (GET /{user id}); an expired one says so."""
     renew = "renew INSTAGRAM_ACCESS_TOKEN (long-lived tokens last 60 days) and restart the bot"
     try:
-        response = await http.get(
-            f"{graph_url.rstrip('/')}/{account.user_id}",
-            params={"fields": "id,username"},
-            headers={"Authorization": f"Bearer {account.access_token}"},
-        )
+        # httpx's timeouts are per read: a server trickling bytes would never trip them.
+        async with asyncio.timeout(2 * NETWORK_TIMEOUT_SECONDS + 1):
+            response = await http.get(
+                f"{graph_url.rstrip('/')}/{account.user_id}",
+                params={"fields": "id,username"},
+                headers={"Authorization": f"Bearer {account.access_token}"},
+            )
         body = response.json() if response.content else {}
-    except (httpx.HTTPError, ValueError) as failure:
+    except (httpx.HTTPError, ValueError, TimeoutError) as failure:
         return failed(
             account.label,
             f"the Graph API did not answer ({type(failure).__name__})",
@@ -625,8 +627,9 @@ async def check_media_url(http: httpx.AsyncClient, url: str) -> Finding:
         " (same relative paths); Instagram fetches each Story from there"
     )
     try:
-        response = await http.head(url)
-    except httpx.HTTPError as error:
+        async with asyncio.timeout(2 * NETWORK_TIMEOUT_SECONDS + 1):
+            response = await http.head(url)
+    except (httpx.HTTPError, TimeoutError) as error:
         return failed("media url", f"HEAD {url} did not answer ({type(error).__name__})", fix)
     kind = response.headers.get("content-type", "").split(";")[0].strip()
     if response.is_success and kind.startswith(("image/", "video/")):

@@ -445,6 +445,37 @@ async def test_an_unreachable_media_host(healthy: Settings, indexed: list[Any]) 
     assert "did not answer (ConnectTimeout)" in line_of(lines, "media url")
 
 
+async def test_a_trickling_graph_server_does_not_hang_the_check(
+    healthy: Settings, indexed: list[Any]
+) -> None:
+    """A server that answers one byte at a time never trips a per-read timeout."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"X")
+                await writer.drain()
+                await asyncio.sleep(0.2)
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    configured = changed(
+        with_instagram(healthy), instagram_graph_url=base, media_public_base_url=f"{base}/media"
+    )
+    try:
+        code, lines = await run_check(configured)
+    finally:
+        for writer in connections:
+            writer.close()
+        server.close()
+    assert code == 1
+    assert "did not answer" in line_of(lines, "instagram")
+    assert "did not answer" in line_of(lines, "media url")
+
+
 async def test_partly_configured_instagram_is_a_warning(
     healthy: Settings, indexed: list[Any]
 ) -> None:

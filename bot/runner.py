@@ -12,7 +12,12 @@ from typing import TypeVar
 
 import structlog
 from aiogram import Bot
-from aiogram.exceptions import TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 
 from bot.app import App, build_app
 from bot.config import ConfigError, Settings
@@ -83,6 +88,14 @@ async def _take_over_from_webhook(bot: Bot) -> None:
     )
 
 
+async def _register_commands(bot: Bot) -> None:
+    """The command menu is a convenience: a refusal or a flaky API never stops the bot."""
+    try:
+        await register_commands(bot)
+    except TelegramAPIError as error:
+        logger.warning("telegram.commands_not_set", error=str(error))
+
+
 class TelegramUnreachableError(Exception):
     """The Bot API did not answer at startup."""
 
@@ -131,7 +144,7 @@ async def _run(settings: Settings, redactor: SecretRedactor) -> int:
                 await app.services.team.register_chat(chat_id, None)
             # After every chat is registered: an account refers to its chat's row.
             await app.services.instagram_accounts.sync()
-            await register_commands(app.bot)
+            await _register_commands(app.bot)
         logger.info("bot.started", username=me.username, chat_ids=list(settings.chat_ids))
         # Startup objects (aiogram's models, SQLAlchemy's metadata) never die: keep
         # them out of garbage collection so its pauses stay short.

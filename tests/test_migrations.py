@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -125,6 +128,43 @@ async def test_a_slow_migration_outlives_the_idle_transaction_timeout(
     engine = create_engine(EngineOptions(url=empty_database_url, pool_size=1, max_overflow=0))
     try:
         await migrate.upgrade(engine)
+        assert await migrate.current_revision(engine) == migrate.head_revision()
+    finally:
+        await engine.dispose()
+
+
+async def test_two_alembic_command_lines_at_once_migrate_once(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """`alembic upgrade head` locks like the bot: a second one waits, then finds head."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DB_")},
+        "DATABASE_URL": empty_database_url,
+        "PYTHONPATH": str(migrate.PROJECT_ROOT),
+    }
+    ini = str(migrate.PROJECT_ROOT / "alembic.ini")
+
+    async def upgrade() -> tuple[int, bytes]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            ini,
+            "upgrade",
+            "head",
+            cwd=tmp_path,  # no developer's .env
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 120)
+        return process.returncode or 0, output
+
+    results = await asyncio.gather(upgrade(), upgrade())
+    assert [code for code, _ in results] == [0, 0], results
+    engine = create_engine(EngineOptions(url=empty_database_url, pool_size=1, max_overflow=0))
+    try:
         assert await migrate.current_revision(engine) == migrate.head_revision()
     finally:
         await engine.dispose()

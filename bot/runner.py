@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import signal
 from collections.abc import Awaitable, Callable, Iterator
@@ -46,13 +45,20 @@ def _cancel_on_signals() -> Iterator[None]:
 
 
 async def _stop(task: asyncio.Task[None], grace: float) -> None:
-    """Let the scheduler finish its tick (bounded), then cancel it."""
+    """Let a background loop finish its round (bounded), then cancel it.
+
+    A loop that died of an exception is logged here, and the others still stop.
+    """
     done, _ = await asyncio.wait({task}, timeout=grace)
     if not done:
-        logger.warning("scheduler.cancelled_at_shutdown")
+        logger.warning("background.cancelled_at_shutdown", task=task.get_name())
         task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    try:
         await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        logger.exception("background.failed", task=task.get_name())
 
 
 async def _at_startup(call: Callable[[], Awaitable[T]], what: str) -> T:
@@ -151,13 +157,15 @@ async def _run(settings: Settings, redactor: SecretRedactor) -> int:
         gc.freeze()
         stop_background = asyncio.Event()
         background = [
-            asyncio.create_task(app.services.scheduler.run(stop_background)),
-            asyncio.create_task(app.services.token_care.run(stop_background)),
+            asyncio.create_task(app.services.scheduler.run(stop_background), name="scheduler"),
+            asyncio.create_task(app.services.token_care.run(stop_background), name="token_care"),
         ]
         if app.services.autopost is not None:
             # Resolves Auto Posts a restart or an unknown outcome left `publishing`;
             # one still running after the grace is handed over (AutoPostService.publish).
-            background.append(asyncio.create_task(app.services.autopost.run(stop_background)))
+            background.append(
+                asyncio.create_task(app.services.autopost.run(stop_background), name="autopost")
+            )
         stack.push_async_callback(
             _shut_down, app, stop_background, background, settings.shutdown_grace_seconds
         )

@@ -35,3 +35,31 @@ async def test_stuck_loops_are_cancelled_within_one_grace_not_one_each() -> None
     assert all(task.done() for task in background)
     # Four graces one after another would be 1.6 s; a supervisor's SIGKILL comes first.
     assert took < 2 * grace, took
+
+
+async def test_a_loop_that_died_is_logged_and_the_others_still_stop() -> None:
+    from structlog.testing import capture_logs
+
+    stop = asyncio.Event()
+
+    async def died() -> None:
+        raise RuntimeError("tick bug")
+
+    async def waits_for_stop() -> None:
+        await stop.wait()
+
+    async def stuck() -> None:
+        await asyncio.sleep(3600)
+
+    background = [
+        asyncio.create_task(died(), name="scheduler"),
+        asyncio.create_task(waits_for_stop(), name="care"),
+        asyncio.create_task(stuck(), name="autopost"),
+    ]
+    app: Any = SimpleNamespace(services=SimpleNamespace(tasks=TaskTracker()))
+    with capture_logs() as logs:
+        await runner._shut_down(app, stop, background, 0.2)
+    assert all(task.done() for task in background)
+    assert background[2].cancelled()
+    [failure] = [entry for entry in logs if entry["event"] == "background.failed"]
+    assert failure["task"] == "scheduler"

@@ -165,9 +165,12 @@ class PressService:
             # On a later attempt the winner may be an earlier attempt of this very
             # press: its statement, orphaned on a silent socket, ran after our re-read.
             later = attempts > 1
-            return explain(state, press, after_lost_connection=later) or PressOutcome(
-                kind=OutcomeKind.GONE
-            )
+            outcome = explain(state, press, after_lost_connection=later)
+            if outcome is None and state.queue_status == "publishing":
+                # The claim just refused it: an Auto Post holds it (begun while an
+                # earlier attempt of this press was lost), not an abandoned one.
+                outcome = PressOutcome(kind=OutcomeKind.BUSY)
+            return outcome or PressOutcome(kind=OutcomeKind.GONE)
 
         async def recover(session: AsyncSession) -> PressOutcome | None:
             async with self._repository(session) as repository:

@@ -1,4 +1,4 @@
-"""Settings from the environment or `.env` (design §7)."""
+"""Settings from the environment or `.env` (see the README's Configuration table)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ORM models for the tables of design §2 (and issue 14's accounts); the migrations match them."""
+"""ORM models for the tables of docs/architecture.md §2; the migrations match them."""
 
 from __future__ import annotations
 

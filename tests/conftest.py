@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -19,7 +20,8 @@ from bot.database import Database
 from db import migrate
 from db.embedded import EmbeddedPostgres
 from db.engine import EngineOptions, create_engine, create_session_factory
-from tests.support import TEAM_CHAT, TEST_TOKEN, PostgresHandle, TestApp, seed_chat
+from tests.pgproxy import PgProxy
+from tests.support import ADA, TEAM_CHAT, TEST_TOKEN, PostgresHandle, TestApp, seed_chat
 from tests.telegram_fake import RecordingSession
 
 TEMPLATE_DB = "storyqueue_template"
@@ -110,6 +112,18 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @pytest.fixture
+async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
+    """A byte proxy in front of the embedded server: counts round trips, cuts or silences replies."""
+    if postgres.embedded is None:
+        pytest.skip("the proxy fronts the embedded server's unix socket")
+    # Under /tmp with a short name: a unix socket's path is limited to about 100 bytes.
+    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqp")))
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+@pytest.fixture
 def project_root() -> Path:
     return migrate.PROJECT_ROOT
 
@@ -120,7 +134,7 @@ def settings(tmp_path: Path) -> Settings:
         _env_file=None,  # type: ignore[call-arg]
         bot_token=TEST_TOKEN,
         telegram_chat_id=TEAM_CHAT,
-        admin_user_ids=frozenset({1}),
+        admin_user_ids=frozenset({ADA.id}),
         data_dir=tmp_path / "data",
         media_dir=tmp_path / "media",
     )

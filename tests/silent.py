@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.services.press import OutcomeKind, Press, PressService
 from db import migrate
 from db.errors import DatabaseUnavailableError
-from db.repositories import TelegramIdentity
 from tests.pgproxy import PgProxy
-from tests.support import TEAM_CHAT, fetch_all, seed_chat, seed_media, seed_queue_item
+from tests.support import ALICE, TEAM_CHAT, fetch_all, seed_chat, seed_media, seed_queue_item
 
 # A press must be recorded by its own retry within this, the user never pressing again.
 RECORDED_WITHIN_SECONDS = 15.0
@@ -71,7 +70,7 @@ async def presses_on_silent_sockets(
     async def press(queue_id: uuid.UUID) -> tuple[bool, float, int]:
         # One presser for all: a press that held their user row in a transaction
         # left open on a silent socket would hold up all the others.
-        presser = TelegramIdentity(7, "alice", "Alice")
+        presser = ALICE.identity
         started = time.monotonic()
         for tries in range(1, 4):
             try:

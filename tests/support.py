@@ -6,12 +6,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from aiogram import Bot, Dispatcher
+from aiogram.types import Update, User
+from sqlalchemy import Row, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.app import Services
+from bot.config import Settings
 from db.embedded import EmbeddedPostgres
 from db.models import MediaItem, PostingQueueItem
-from db.repositories import ChatSettingsRepository
+from db.repositories import ChatSettingsRepository, TelegramIdentity
+from tests.telegram_fake import RecordingSession
+
+Sessions = async_sessionmaker[AsyncSession]
 
 
 @dataclass
@@ -29,14 +37,14 @@ class TestApp:
 
     __test__ = False
 
-    settings: Any
-    bot: Any
-    dispatcher: Any
-    services: Any
-    sessions: Any
-    telegram: Any
+    settings: Settings
+    bot: Bot
+    dispatcher: Dispatcher
+    services: Services
+    sessions: Sessions
+    telegram: RecordingSession
 
-    async def feed(self, update: Any) -> None:
+    async def feed(self, update: Update) -> None:
         await self.dispatcher.feed_update(self.bot, update)
 
 
@@ -45,7 +53,53 @@ OTHER_CHAT = -1002000
 TEST_TOKEN = "123456:" + "A" * 35
 
 
-async def seed_chat(session_factory: Any, chat_id: int = TEAM_CHAT, **values: Any) -> None:
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One of the suite's people: one id and one set of names, in each form a test needs."""
+
+    id: int
+    first_name: str
+    username: str | None = None
+    last_name: str | None = None
+
+    @property
+    def user(self) -> User:
+        """As aiogram's `User`, for updates fed to the dispatcher."""
+        return User(
+            id=self.id,
+            is_bot=False,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            username=self.username,
+        )
+
+    @property
+    def identity(self) -> TelegramIdentity:
+        """As the service layer sees them (what `bot.telegram.identity_of` makes of `user`)."""
+        return TelegramIdentity(self.id, self.username, self.first_name, self.last_name)
+
+    def bot_api(self) -> dict[str, object]:
+        """As the Bot API's JSON `User`, for updates the fake Bot API server hands out."""
+        fields: dict[str, object] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.last_name is not None:
+            fields["last_name"] = self.last_name
+        if self.username is not None:
+            fields["username"] = self.username
+        return fields
+
+
+# The team. ADA is in the `settings` fixture's ADMIN_USER_IDS; CAROL is an admin
+# only when a test lists her among the chat's Telegram administrators.
+ADA = Person(1, "Ada", "ada")
+ALICE = Person(7, "Alice", "alice")
+BOB = Person(8, "Bob", "bob")
+CAROL = Person(9, "Carol", "carol")
+# Names that are HTML: captions and toasts must show them escaped.
+BOB_IN_TAGS = Person(10, "Bob <b>", "bob_in_tags")
+BOB_AND_CO = Person(11, "<Bob> & Co", "bob_and_co")
+
+
+async def seed_chat(session_factory: Sessions, chat_id: int = TEAM_CHAT, **values: object) -> None:
     async with session_factory() as session, session.begin():
         await ChatSettingsRepository(session).ensure(chat_id, "team")
         if values:
@@ -53,15 +107,15 @@ async def seed_chat(session_factory: Any, chat_id: int = TEAM_CHAT, **values: An
 
 
 async def seed_media(
-    session_factory: Any,
+    session_factory: Sessions,
     chat_id: int = TEAM_CHAT,
     *,
     count: int = 1,
     prefix: str = "item",
     file_hash: str | None = None,
-    **values: Any,
+    **values: object,
 ) -> list[uuid.UUID]:
-    ids = []
+    ids: list[uuid.UUID] = []
     async with session_factory() as session, session.begin():
         for index in range(count):
             fields = {
@@ -83,7 +137,7 @@ async def seed_media(
 
 
 async def seed_queue_item(
-    session_factory: Any, media_id: uuid.UUID, chat_id: int = TEAM_CHAT, message_id: int = 500
+    session_factory: Sessions, media_id: uuid.UUID, chat_id: int = TEAM_CHAT, message_id: int = 500
 ) -> uuid.UUID:
     async with session_factory() as session, session.begin():
         item = PostingQueueItem(
@@ -97,6 +151,6 @@ async def seed_queue_item(
         return item.id
 
 
-async def fetch_all(session_factory: Any, sql: str, **params: Any) -> list[Any]:
+async def fetch_all(session_factory: Sessions, sql: str, **params: object) -> list[Row[Any]]:
     async with session_factory() as session, session.begin():
         return list((await session.execute(text(sql), params)).all())

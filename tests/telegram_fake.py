@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.client.session.base import BaseSession
@@ -36,6 +37,8 @@ from aiogram.types import (
     Video,
 )
 
+Method = TypeVar("Method", bound=TelegramMethod[Any])
+
 BOT_USER = User(id=42, is_bot=True, first_name="storyqueue", username="storyqueue_bot")
 
 
@@ -53,13 +56,21 @@ class RecordingSession(BaseSession):
     def fail_next(self, method: type[TelegramMethod[Any]], error: Exception) -> None:
         self.failures.setdefault(method, []).append(error)
 
-    def of(self, method: type[TelegramMethod[Any]]) -> list[Any]:
+    def of(self, method: type[Method]) -> list[Method]:
+        """The calls of one Bot API method, in order."""
         return [call for call in self.calls if isinstance(call, method)]
 
     async def close(self) -> None:
         return None
 
-    async def stream_content(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover
+    def stream_content(
+        self,
+        url: str,
+        headers: dict[str, Any] | None = None,
+        timeout: int = 30,
+        chunk_size: int = 65536,
+        raise_for_status: bool = True,
+    ) -> AsyncGenerator[bytes, None]:  # pragma: no cover
         raise NotImplementedError
 
     async def make_request(
@@ -102,7 +113,11 @@ class RecordingSession(BaseSession):
                 date=now,
                 chat=chat,
                 from_user=BOT_USER,
-                reply_markup=method.reply_markup,
+                reply_markup=(
+                    method.reply_markup
+                    if isinstance(method.reply_markup, InlineKeyboardMarkup)
+                    else None
+                ),
                 **media,
             )
         if isinstance(method, GetChatAdministrators):
@@ -128,6 +143,7 @@ class RecordingSession(BaseSession):
                             can_post_stories=False,
                             can_edit_stories=False,
                             can_delete_stories=False,
+                            can_send_welcome_messages=False,
                         )
                     )
             return members
@@ -149,11 +165,12 @@ _update_ids = itertools.count(1)
 
 
 def user(
-    user_id: int = 7,
-    first_name: str = "Alice",
+    user_id: int,
+    first_name: str,
     last_name: str | None = None,
-    username: str | None = "alice",
+    username: str | None = None,
 ) -> User:
+    """Anyone, as aiogram's `User`; the suite's own people are `tests.support.Person`s."""
     return User(
         id=user_id, is_bot=False, first_name=first_name, last_name=last_name, username=username
     )

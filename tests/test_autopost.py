@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
+from aiogram.types import Update
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -26,27 +25,28 @@ from bot.database import Database
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.autopost import AutoPostClaim, AutoPostResult
 from db.engine import EngineOptions, create_engine, create_session_factory
-from db.repositories import PressRepository, TelegramIdentity
+from db.repositories import PressRepository
 from tests.fake_graph import GraphState, install_respx
 from tests.pgproxy import PgProxy
 from tests.support import (
+    ALICE,
+    BOB,
+    BOB_AND_CO,
     TEAM_CHAT,
     TEST_TOKEN,
-    PostgresHandle,
+    Person,
     TestApp,
     fetch_all,
     seed_chat,
     seed_media,
     seed_queue_item,
 )
-from tests.telegram_fake import RecordingSession, callback_update, queue_message, user
+from tests.telegram_fake import RecordingSession, callback_update, queue_message
 
 GRAPH = "https://graph.test/v21.0"
 IG_USER = "1789"
 IG_TOKEN = "EAAGsecret-token-value"
 CAPTION = "Hi\n\n📄 item0.jpg · #cat"
-ALICE = user(7, "Alice")
-BOB = user(8, "Bob")
 
 
 @pytest.fixture
@@ -95,10 +95,14 @@ async def _queued(app: TestApp) -> uuid.UUID:
     return await seed_queue_item(app.sessions, media_id)
 
 
-def _press(queue_id: uuid.UUID, action: QueueAction = QueueAction.AUTOPOST, who=ALICE):
+def _press_update(
+    queue_id: uuid.UUID, action: QueueAction = QueueAction.AUTOPOST, who: Person = ALICE
+) -> Update:
     data = QueueCallback(action=action, queue_id=queue_id).pack()
     return callback_update(
-        data, queue_message(TEAM_CHAT, 500, CAPTION, queue_keyboard(queue_id, instagram=True)), who
+        data,
+        queue_message(TEAM_CHAT, 500, CAPTION, queue_keyboard(queue_id, instagram=True)),
+        who.user,
     )
 
 
@@ -128,7 +132,7 @@ async def test_publishes_and_records_once(app: TestApp, graph: respx.MockRouter)
     routes = happy(graph)
     queue_id = await _queued(app)
 
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
 
     assert [tuple(r) for r in await _history(app)] == [
         ("posted", "instagram_api", "ig-media-9", "Alice")
@@ -161,7 +165,7 @@ async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.Mo
     await seed_chat(app.sessions, dry_run=True)
     queue_id = await _queued(app)
 
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
 
     assert routes["create"].call_count == 1 and routes["publish"].call_count == 0
     assert await _history(app) == []
@@ -257,7 +261,7 @@ async def test_failure_names_the_cause_and_keeps_the_item(
     setup(graph)
     queue_id = await _queued(app)
 
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
 
     assert await _history(app) == []
     assert await _queue_status(app) == ["sent"]
@@ -266,7 +270,7 @@ async def test_failure_names_the_cause_and_keeps_the_item(
     assert last.reply_markup == queue_keyboard(queue_id, instagram=True)
     assert IG_TOKEN not in last.caption
     # The item is still actionable: ✅ Posted now works.
-    await app.feed(_press(queue_id, QueueAction.POSTED))
+    await app.feed(_press_update(queue_id, QueueAction.POSTED))
     assert [r.posting_method for r in await _history(app)] == ["telegram_manual"]
 
 
@@ -286,10 +290,10 @@ async def test_posted_during_publishing_is_told_to_wait(
     graph.post(f"/{IG_USER}/media_publish").respond(json={"id": "ig-media-9"})
     queue_id = await _queued(app)
 
-    publishing = asyncio.create_task(app.feed(_press(queue_id)))
+    publishing = asyncio.create_task(app.feed(_press_update(queue_id)))
     await polling.wait()
-    await app.feed(_press(queue_id, QueueAction.POSTED, BOB))
-    await app.feed(_press(queue_id, QueueAction.SKIP, BOB))
+    await app.feed(_press_update(queue_id, QueueAction.POSTED, BOB))
+    await app.feed(_press_update(queue_id, QueueAction.SKIP, BOB))
     release.set()
     await publishing
 
@@ -301,8 +305,8 @@ async def test_posted_during_publishing_is_told_to_wait(
 async def test_auto_post_after_posted_is_already(app: TestApp, graph: respx.MockRouter) -> None:
     routes = happy(graph)
     queue_id = await _queued(app)
-    await app.feed(_press(queue_id, QueueAction.POSTED, BOB))
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id, QueueAction.POSTED, BOB))
+    await app.feed(_press_update(queue_id))
     assert routes["create"].call_count == 0
     assert [a.text for a in app.telegram.of(AnswerCallbackQuery)][-1] == "✅ Already posted by Bob"
     assert len(await _history(app)) == 1
@@ -318,7 +322,7 @@ async def test_published_but_not_recorded_never_publishes_twice(
         raise OperationalError("WITH claimed", {}, ConnectionResetError("reset"))
 
     monkeypatch.setattr(PressRepository, "record", lost)
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
     await app.services.tasks.drain(5)  # the follow-up resolve fails the same way
     assert await _history(app) == []
     [row] = await fetch_all(
@@ -332,7 +336,7 @@ async def test_published_but_not_recorded_never_publishes_twice(
     assert _captions(app)[-1].endswith("✅ Published to Instagram; recording it…")
 
     monkeypatch.undo()
-    await app.feed(_press(queue_id))  # a re-press only resolves
+    await app.feed(_press_update(queue_id))  # a re-press only resolves
     await app.services.tasks.drain(5)
 
     assert routes["publish"].call_count == 1 and routes["create"].call_count == 1
@@ -377,12 +381,12 @@ async def test_publish_times_out_after_publishing_one_story_however_often_presse
     ig.publish_faults = ["timeout_after"]
     queue_id = await _queued(app)
 
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
     assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
     assert "failed" not in _captions(app)[-1]
     # Pressed again, by the presser and by others, before and while it is resolved.
     for who in (ALICE, BOB, ALICE, BOB, ALICE):
-        await app.feed(_press(queue_id, who=who))
+        await app.feed(_press_update(queue_id, who=who))
     await app.services.tasks.drain(5)
 
     assert ig.creates == 1
@@ -401,7 +405,7 @@ async def test_publish_times_out_after_publishing_one_story_however_often_presse
         for t in toasts[1:]
     ), toasts
     # Once resolved, a press says what happened.
-    await app.feed(_press(queue_id, who=BOB))
+    await app.feed(_press_update(queue_id, who=BOB))
     assert _toasts(app)[-1] == "✅ Already posted by Alice"
     assert ig.publish_calls == ["container-1"]
 
@@ -411,13 +415,13 @@ async def test_repress_while_unknown_creates_nothing(app: TestApp, ig: GraphStat
     ig.status_fails_after_publish = 1000  # once published, Instagram cannot tell
     queue_id = await _queued(app)
 
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
     for _ in range(3):
-        await app.feed(_press(queue_id, who=BOB))
+        await app.feed(_press_update(queue_id, who=BOB))
         assert _toasts(app)[-1].startswith("🔎 Checking with Instagram")
     await app.services.tasks.drain(5)
     # A manual press must wait too: the Story may be live.
-    await app.feed(_press(queue_id, QueueAction.POSTED, BOB))
+    await app.feed(_press_update(queue_id, QueueAction.POSTED, BOB))
 
     assert ig.creates == 1 and ig.publish_calls == ["container-1"]
     row = await _queue_row(app)
@@ -437,7 +441,7 @@ async def test_5xx_before_publishing_publishes_that_same_container(
     ig.publish_faults = ["502_before"]
     queue_id = await _queued(app)
 
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
     assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
     await app.services.tasks.drain(5)
 
@@ -458,7 +462,7 @@ async def test_container_error_after_unknown_gives_the_item_back(
     ig.statuses["container-1"] = "Error: 2207052"
     queue_id = await _queued(app)
 
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
     await app.services.tasks.drain(5)
 
     assert await _queue_status(app) == ["sent"]
@@ -466,7 +470,7 @@ async def test_container_error_after_unknown_gives_the_item_back(
     assert "could not download the media from its URL (error 2207052)" in last.caption
     assert last.reply_markup == queue_keyboard(queue_id, instagram=True)
     # Only now may a new container be made.
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
     assert ig.creates == 2 and ig.publish_calls == ["container-1", "container-2"]
     assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
 
@@ -547,7 +551,7 @@ async def test_shutdown_mid_publish_hands_the_item_over(app: TestApp, ig: GraphS
 
     client = app.services.instagram_accounts.client_for(TEAM_CHAT)
     client.publish = hanging_publish  # type: ignore[method-assign]
-    pressing = asyncio.create_task(app.feed(_press(queue_id)))
+    pressing = asyncio.create_task(app.feed(_press_update(queue_id)))
     await asyncio.wait_for(gate.wait(), 5)
     await app.services.tasks.drain(0)  # shutdown: grace over, the Auto Post is cancelled
     with contextlib.suppress(asyncio.CancelledError):
@@ -566,7 +570,7 @@ async def test_auto_post_on_a_row_still_sending(app: TestApp, ig: GraphState) ->
     queue_id = await _queued(app)
     async with app.sessions() as session, session.begin():
         await session.execute(text("UPDATE posting_queue SET status = 'sending'"))
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
     assert _toasts(app) == [
         "⏳ This item is still being sent to the chat; press again in a moment."
     ]
@@ -575,10 +579,10 @@ async def test_auto_post_on_a_row_still_sending(app: TestApp, ig: GraphState) ->
 
 async def test_toasts_are_plain_text_captions_escaped(app: TestApp, ig: GraphState) -> None:
     queue_id = await _queued(app)
-    await app.feed(_press(queue_id, who=user(9, "<Bob> & Co")))
+    await app.feed(_press_update(queue_id, who=BOB_AND_CO))
     assert _toasts(app)[-1] == "⏳ Publishing to Instagram…"
     assert _captions(app)[-1].endswith("✅ Posted to Instagram by &lt;Bob&gt; &amp; Co")
-    await app.feed(_press(queue_id, QueueAction.POSTED, ALICE))
+    await app.feed(_press_update(queue_id, QueueAction.POSTED, ALICE))
     assert _toasts(app)[-1] == "✅ Already posted by <Bob> & Co"
 
 
@@ -600,9 +604,7 @@ async def test_claim_commit_reply_lost_is_recognised_as_ours(
         assert services.autopost is not None
         proxy.cut_after_reply_to(lambda data: b"COMMIT" in data)
 
-        claim = await services.autopost.claim(
-            queue_id, TEAM_CHAT, TelegramIdentity(7, None, "Alice")
-        )
+        claim = await services.autopost.claim(queue_id, TEAM_CHAT, ALICE.identity)
 
         assert proxy.cuts == 1
         assert isinstance(claim, AutoPostClaim)
@@ -618,20 +620,10 @@ async def test_claim_commit_reply_lost_is_recognised_as_ours(
         await engine.dispose()
 
 
-@pytest.fixture
-async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
-    if postgres.embedded is None:
-        pytest.skip("the proxy fronts the embedded server's unix socket")
-    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqp")))
-    await proxy.start()
-    yield proxy
-    await proxy.close()
-
-
 async def test_not_configured_says_so(app: TestApp) -> None:
     app.dispatcher["autopost_service"] = None
     queue_id = await _queued(app)
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
     assert [a.text for a in app.telegram.of(AnswerCallbackQuery)] == [
         "🤖 Auto Post isn't configured for this chat."
     ]
@@ -649,7 +641,7 @@ async def test_the_token_is_never_logged(
     )
     queue_id = await _queued(app)
     with caplog.at_level("DEBUG"):
-        await app.feed(_press(queue_id))
+        await app.feed(_press_update(queue_id))
     output = capsys.readouterr()
     assert "Auto Post failed" in _captions(app)[-1]
     assert IG_TOKEN not in output.out + output.err + caplog.text
@@ -671,7 +663,7 @@ async def test_shutdown_before_the_publish_request_gives_the_item_back(
     publish = graph.post(f"/{IG_USER}/media_publish").respond(json={"id": "ig-media-9"})
     queue_id = await _queued(app)
 
-    pressing = asyncio.create_task(app.feed(_press(queue_id)))
+    pressing = asyncio.create_task(app.feed(_press_update(queue_id)))
     await asyncio.wait_for(polling.wait(), 5)
     await app.services.tasks.drain(0)
     with contextlib.suppress(asyncio.CancelledError):
@@ -692,7 +684,7 @@ async def test_a_refused_republish_looks_again_before_saying_failed(
     # Once the publish is in, one stale status answer.
     ig.on_publish.append(lambda: ig.status_sequence.update({"container-1": ["FINISHED"]}))
     queue_id = await _queued(app)
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
     await app.services.tasks.drain(5)
 
     assert ig.publish_calls == ["container-1", "container-1"]
@@ -711,7 +703,7 @@ async def test_checking_names_what_instagram_answered(app: TestApp, ig: GraphSta
 
     ig.on_publish.append(token_expires)
     queue_id = await _queued(app)
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
     await app.services.tasks.drain(5)
 
     assert await _queue_status(app) == ["publishing"]
@@ -732,7 +724,7 @@ async def test_an_unexpected_error_gives_the_item_back(
     client = app.services.instagram_accounts.client_for(TEAM_CHAT)
     monkeypatch.setattr(client, "wait_until_ready", broken)
     queue_id = await _queued(app)
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
 
     assert await _queue_status(app) == ["sent"]
     last = app.telegram.of(EditMessageCaption)[-1]
@@ -755,7 +747,7 @@ async def test_a_publish_answer_without_a_media_id_is_checked(
     graph.get(f"/{IG_USER}/stories").respond(json={"data": []})
     queue_id = await _queued(app)
 
-    await app.feed(_press(queue_id))
+    await app.feed(_press_update(queue_id))
     await app.services.tasks.drain(5)
 
     assert publish.call_count == 1 and status.call_count == 2
@@ -850,8 +842,8 @@ async def test_every_auto_post_commit_reply_lost_still_one_story(
             armed.append(True)
             proxy.cut_after_reply_to(lambda data: marker in data)
 
-        await built.dispatcher.feed_update(built.bot, _press(queue_id))
-        await built.dispatcher.feed_update(built.bot, _press(queue_id, who=BOB))
+        await built.dispatcher.feed_update(built.bot, _press_update(queue_id))
+        await built.dispatcher.feed_update(built.bot, _press_update(queue_id, who=BOB))
         await built.services.tasks.drain(10)
         await built.services.autopost.sweep()  # whatever a cut left for the sweep
 
@@ -881,14 +873,14 @@ async def test_release_commit_reply_lost_gives_the_item_back_once(
         queue_id = await seed_queue_item(sessions, media_id)
         ig.status_sequence["container-1"] = ["ERROR"]
 
-        await built.dispatcher.feed_update(built.bot, _press(queue_id))
+        await built.dispatcher.feed_update(built.bot, _press_update(queue_id))
         assert armed == [True] and proxy.cuts == 1
         [row] = await fetch_all(sessions, "SELECT status, autopost_claim_token FROM posting_queue")
         assert (row.status, row.autopost_claim_token) == ("sent", None)
         last = telegram.of(EditMessageCaption)[-1]
         assert "Auto Post failed" in last.caption and last.reply_markup is not None
 
-        await built.dispatcher.feed_update(built.bot, _press(queue_id))
+        await built.dispatcher.feed_update(built.bot, _press_update(queue_id))
         assert ig.creates == 2 and ig.publish_calls == ["container-2"]
         history = await fetch_all(sessions, "SELECT posting_method FROM posting_history")
         assert [r.posting_method for r in history] == ["instagram_api"]

@@ -14,8 +14,8 @@ from sqlalchemy import text
 
 from bot.services import chart
 from db.repositories.activity import DailyCount
-from tests.support import TEAM_CHAT, TestApp, seed_media
-from tests.telegram_fake import command_update, user
+from tests.support import ALICE, TEAM_CHAT, TestApp, seed_media
+from tests.telegram_fake import command_update
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -94,7 +94,7 @@ async def test_stats_sends_the_text_and_a_png_rendered_off_the_loop(
     beating = asyncio.create_task(heartbeat())
     await asyncio.sleep(0.02)
     before = ticks
-    await app.feed(command_update("/stats", TEAM_CHAT, user(7, "Alice")))
+    await app.feed(command_update("/stats", TEAM_CHAT, ALICE.user))
     during = ticks - before
     stop.set()
     await beating
@@ -124,7 +124,7 @@ async def test_stats_sends_the_text_and_a_png_rendered_off_the_loop(
 
 
 async def test_no_presses_no_chart(app: TestApp) -> None:
-    await app.feed(command_update("/stats", TEAM_CHAT, user(7, "Alice")))
+    await app.feed(command_update("/stats", TEAM_CHAT, ALICE.user))
     assert app.telegram.of(SendPhoto) == []
 
 

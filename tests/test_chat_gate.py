@@ -5,11 +5,20 @@ from __future__ import annotations
 from aiogram.methods import AnswerCallbackQuery, SendMessage, SendPhoto
 
 from bot.handlers.settings import SettingsCallback
-from tests.support import OTHER_CHAT, TEAM_CHAT, TestApp, fetch_all, seed_chat, seed_media
-from tests.telegram_fake import callback_update, command_update, text_message, user
+from tests.support import (
+    ADA,
+    ALICE,
+    OTHER_CHAT,
+    TEAM_CHAT,
+    TestApp,
+    fetch_all,
+    seed_chat,
+    seed_media,
+)
+from tests.telegram_fake import callback_update, command_update, text_message
 
-ADMIN = user(1, "Ada", username="ada")  # in ADMIN_USER_IDS
-MEMBER = user(7, "Alice", username="alice")
+ADMIN = ADA.user  # in ADMIN_USER_IDS
+MEMBER = ALICE.user
 STRANGER_CHAT = -1005000
 
 

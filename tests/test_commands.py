@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,12 +26,14 @@ from bot.handlers.commands import register_commands
 from bot.handlers.settings import SettingsCallback
 from bot.services.team import TeamService
 from db.engine import EngineOptions, create_engine, create_session_factory
-from db.repositories import TelegramIdentity
 from tests.pgproxy import PgProxy
 from tests.support import (
+    ADA,
+    ALICE,
+    CAROL,
     OTHER_CHAT,
     TEAM_CHAT,
-    PostgresHandle,
+    Sessions,
     TestApp,
     fetch_all,
     seed_chat,
@@ -45,12 +45,11 @@ from tests.telegram_fake import (
     command_update,
     queue_message,
     text_message,
-    user,
 )
 
-ADMIN = user(1, "Ada", username="ada")  # in ADMIN_USER_IDS
-MEMBER = user(7, "Alice", username="alice")
-CHAT_ADMIN = user(9, "Carol", username="carol")
+ADMIN = ADA.user  # in ADMIN_USER_IDS
+MEMBER = ALICE.user
+CHAT_ADMIN = CAROL.user  # an admin through Telegram's list only
 
 
 async def say(
@@ -379,15 +378,12 @@ async def test_a_dead_database_gets_a_clear_reply(
     assert "database can't be reached" in await say(app, "/status")
 
 
+ProxiedTeam = tuple[TeamService, PgProxy, Sessions]
+
+
 @pytest.fixture
-async def proxied_team(
-    postgres: PostgresHandle, database_url: str
-) -> AsyncIterator[tuple[TeamService, PgProxy, Any]]:
+async def proxied_team(proxy: PgProxy, database_url: str) -> AsyncIterator[ProxiedTeam]:
     """A TeamService whose connections go through the proxy that can cut a COMMIT's reply."""
-    if postgres.embedded is None:
-        pytest.skip("the proxy fronts the embedded server's unix socket")
-    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqp")))
-    await proxy.start()
     engine = create_engine(
         EngineOptions(url=proxy.url(make_url(database_url).database or ""), pool_size=2)
     )
@@ -397,16 +393,15 @@ async def proxied_team(
         yield TeamService(sessions), proxy, sessions
     finally:
         await engine.dispose()
-        await proxy.close()
 
 
 def _cut_next_commit(proxy: PgProxy) -> None:
     proxy.cut_after_reply_to(lambda data: b"COMMIT" in data)
 
 
-async def test_lost_commit_reply_of_pause_still_says_paused(proxied_team: Any) -> None:
+async def test_lost_commit_reply_of_pause_still_says_paused(proxied_team: ProxiedTeam) -> None:
     team, proxy, sessions = proxied_team
-    ada = TelegramIdentity(ADMIN.id, "ada", "Ada")
+    ada = ADA.identity
     _cut_next_commit(proxy)
     assert await team.set_paused(TEAM_CHAT, ada, True) is True  # "Paused", not "Already paused"
     assert proxy.cuts == 1
@@ -426,13 +421,11 @@ async def test_lost_commit_reply_of_pause_still_says_paused(proxied_team: Any) -
     ],
 )
 async def test_lost_commit_reply_of_a_setting_changes_and_logs_once(
-    proxied_team: Any, field: str, value: Any, column: str, expected: Any
+    proxied_team: ProxiedTeam, field: str, value: Any, column: str, expected: Any
 ) -> None:
     team, proxy, sessions = proxied_team
     _cut_next_commit(proxy)
-    chat, changed = await team.change_setting(
-        TEAM_CHAT, TelegramIdentity(ADMIN.id, "ada", "Ada"), field, value
-    )
+    chat, changed = await team.change_setting(TEAM_CHAT, ADA.identity, field, value)
     assert proxy.cuts == 1
     assert changed is True and getattr(chat, column) == expected
     [row] = await fetch_all(sessions, f"SELECT {column} AS value FROM chat_settings")
@@ -443,10 +436,10 @@ async def test_lost_commit_reply_of_a_setting_changes_and_logs_once(
     assert [r.context["new"] for r in logged] == [expected]
 
 
-async def test_lost_commit_reply_of_touch_logs_once(proxied_team: Any) -> None:
+async def test_lost_commit_reply_of_touch_logs_once(proxied_team: ProxiedTeam) -> None:
     team, proxy, sessions = proxied_team
     _cut_next_commit(proxy)
-    await team.touch(TEAM_CHAT, TelegramIdentity(7, "alice", "Alice"), "command", "status")
+    await team.touch(TEAM_CHAT, ALICE.identity, "command", "status")
     assert proxy.cuts == 1
     logged = await fetch_all(sessions, "SELECT name FROM user_interactions")
     assert [row.name for row in logged] == ["status"]

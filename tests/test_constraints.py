@@ -1,4 +1,4 @@
-"""The database itself rejects what would break the invariants of design §2."""
+"""The database itself rejects what would break the invariants of docs/architecture.md §2."""
 
 from __future__ import annotations
 

@@ -9,11 +9,9 @@ exactly once. To cover a new unit, add a `DroppedReply` to CASES.
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,12 +25,11 @@ from bot.database import Database
 from bot.services.delivery import notification
 from bot.services.press import OutcomeKind, Press
 from db.engine import EngineOptions, create_engine, create_session_factory
-from db.repositories import TelegramIdentity
 from db.repositories.media import MediaRepository
 from tests.pgproxy import PgProxy
 from tests.support import (
+    ALICE,
     TEAM_CHAT,
-    PostgresHandle,
     fetch_all,
     seed_chat,
     seed_media,
@@ -40,7 +37,6 @@ from tests.support import (
 )
 from tests.telegram_fake import RecordingSession
 
-ALICE = TelegramIdentity(7, "alice", "Alice")
 OTHER_CHAT = -1002002
 
 
@@ -96,7 +92,7 @@ async def _sending(run: Run) -> None:
 def _press_case(status: str, lock_reason: str) -> DroppedReply:
     async def act(run: Run) -> Any:
         return await run.services.press.record(
-            Press(run.seeded["queue_id"], TEAM_CHAT, status, ALICE)
+            Press(run.seeded["queue_id"], TEAM_CHAT, status, ALICE.identity)
         )
 
     async def check(run: Run, outcome: Any) -> None:
@@ -235,16 +231,6 @@ CASES: list[DroppedReply] = [
     DroppedReply("scheduler.give_up", _give_up, _failed_once, arrange=_sending),
     DroppedReply("scheduler.locks", _purge_locks, _only_the_live_lock_left, arrange=_two_locks),
 ]
-
-
-@pytest.fixture
-async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
-    if postgres.embedded is None:
-        pytest.skip("the proxy fronts the embedded server's unix socket")
-    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqd")))
-    await proxy.start()
-    yield proxy
-    await proxy.close()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])

@@ -17,10 +17,18 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tests.fake_bot_api import FakeBotApi
-from tests.support import OTHER_CHAT, TEAM_CHAT, TEST_TOKEN, fetch_all, seed_chat, seed_media
+from tests.support import (
+    ALICE,
+    OTHER_CHAT,
+    TEAM_CHAT,
+    TEST_TOKEN,
+    Person,
+    fetch_all,
+    seed_chat,
+    seed_media,
+)
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
-ALICE = {"id": 7, "is_bot": False, "first_name": "Alice", "username": "alice"}
 
 
 class BotProcess:
@@ -127,7 +135,7 @@ def press(api: FakeBotApi, message: dict[str, Any], data: str) -> int:
     return api.push_update(
         callback_query={
             "id": f"cb{len(api.updates)}",
-            "from": ALICE,
+            "from": ALICE.bot_api(),
             "chat_instance": "ci",
             "message": message,
             "data": data,
@@ -164,7 +172,7 @@ async def test_item_arrives_and_posted_is_recorded(
         message={
             "message_id": 900,
             "date": int(time.time()),
-            "from": ALICE,
+            "from": ALICE.bot_api(),
             "text": "/status",
             "chat": {"id": TEAM_CHAT, "type": "supergroup", "title": "team"},
             "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
@@ -307,7 +315,7 @@ def status_command(api: FakeBotApi) -> int:
         message={
             "message_id": 901,
             "date": int(time.time()),
-            "from": ALICE,
+            "from": ALICE.bot_api(),
             "text": "/status",
             "chat": {"id": TEAM_CHAT, "type": "supergroup", "title": "team"},
             "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
@@ -378,11 +386,11 @@ async def test_a_second_poller_stays_loud_and_distinct(api: FakeBotApi, bot: Bot
 THIRD_CHAT = -1003000
 
 
-def command(chat_id: int, text: str, sender: dict[str, Any] = ALICE) -> dict[str, Any]:
+def command(chat_id: int, text: str, sender: Person = ALICE) -> dict[str, Any]:
     return {
         "message_id": 900,
         "date": int(time.time()),
-        "from": sender,
+        "from": sender.bot_api(),
         "text": text,
         "chat": {"id": chat_id, "type": "supergroup", "title": "team"},
         "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
@@ -420,7 +428,7 @@ async def test_two_chats_each_get_their_own_media_and_act_per_chat(
         {
             **bot_env,
             "TELEGRAM_CHAT_ID": f"{TEAM_CHAT}, {OTHER_CHAT},{THIRD_CHAT}",
-            "ADMIN_USER_IDS": str(ALICE["id"]),
+            "ADMIN_USER_IDS": str(ALICE.id),
         }
     )
     await process.start()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -26,7 +24,6 @@ from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.errors import DatabaseUnavailableError
-from db.repositories import TelegramIdentity
 from db.retry import Idempotent, RetryPolicy, run_with_retry
 from tests.pgproxy import PgProxy
 from tests.silent import (
@@ -37,6 +34,8 @@ from tests.silent import (
     vanish_holding_the_row,
 )
 from tests.support import (
+    ALICE,
+    BOB,
     TEAM_CHAT,
     PostgresHandle,
     fetch_all,
@@ -44,9 +43,8 @@ from tests.support import (
     seed_media,
     seed_queue_item,
 )
-from tests.telegram_fake import RecordingSession, callback_update, queue_message, user
+from tests.telegram_fake import RecordingSession, callback_update, queue_message
 
-ALICE = TelegramIdentity(7, "alice", "Alice")
 APP_NAME = "storyqueue-faults"
 
 
@@ -112,7 +110,7 @@ async def _press_through_the_bot(
     message = queue_message(
         TEAM_CHAT, 500, "Hi\n\n📄 a.jpg", queue_keyboard(queue_id, instagram=False)
     )
-    await built.dispatcher.feed_update(built.bot, callback_update(data, message, user(7, "Alice")))
+    await built.dispatcher.feed_update(built.bot, callback_update(data, message, ALICE.user))
     await built.services.tasks.drain(5)
     return telegram
 
@@ -121,8 +119,8 @@ def _caption_after(telegram: RecordingSession) -> str:
     return str(telegram.of(EditMessageCaption)[-1].caption)
 
 
-def _press(queue_id: uuid.UUID, status: str = "posted") -> Press:
-    return Press(queue_id=queue_id, chat_id=TEAM_CHAT, status=status, presser=ALICE)
+def _make_press(queue_id: uuid.UUID, status: str = "posted") -> Press:
+    return Press(queue_id=queue_id, chat_id=TEAM_CHAT, status=status, presser=ALICE.identity)
 
 
 async def _assert_recorded_once(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -146,7 +144,7 @@ async def test_backend_killed_while_idle_in_the_pool(
         await session.execute(text("SELECT 1"))  # a pooled connection now exists
     assert await _kill_app_backends(admin) >= 1
 
-    outcome = await PressService(sessions).record(_press(queue_id))
+    outcome = await PressService(sessions).record(_make_press(queue_id))
 
     assert outcome.kind is OutcomeKind.RECORDED
     await _assert_recorded_once(sessions)
@@ -179,7 +177,7 @@ async def test_backend_killed_before_the_lost_race_state_read(
     engine, sessions = faulty
     [queue_id] = await _prepare(sessions)
     service = PressService(sessions)
-    bob = TelegramIdentity(8, "bob", "Bob")
+    bob = BOB.identity
     first = await service.record(Press(queue_id, TEAM_CHAT, "skipped", bob))
     assert first.kind is OutcomeKind.RECORDED
     killed = []
@@ -190,7 +188,7 @@ async def test_backend_killed_before_the_lost_race_state_read(
             pid = conn.connection.dbapi_connection.driver_connection.get_server_pid()
             killed.append(await_(admin.fetchval("SELECT pg_terminate_backend($1)", pid)))
 
-    outcome = await service.record(_press(queue_id))
+    outcome = await service.record(_make_press(queue_id))
 
     assert killed == [True]
     assert (outcome.kind, outcome.status, outcome.acted_by_name) == (
@@ -200,16 +198,6 @@ async def test_backend_killed_before_the_lost_race_state_read(
     )
     history = await fetch_all(sessions, "SELECT status FROM posting_history")
     assert [row.status for row in history] == ["skipped"]
-
-
-@pytest.fixture
-async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
-    if postgres.embedded is None:
-        pytest.skip("the proxy fronts the embedded server's unix socket")
-    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqp")))
-    await proxy.start()
-    yield proxy
-    await proxy.close()
 
 
 async def test_the_press_lands_but_its_answer_is_lost(
@@ -239,11 +227,11 @@ async def test_a_press_costs_one_round_trip(database_url: str, proxy: PgProxy) -
     try:
         warm_up, measured = await _prepare(sessions, count=2)
         service = PressService(sessions)
-        await service.record(_press(warm_up))  # connects and prepares the statement once
-        await service.record(_press(warm_up))  # and the lost race's state read
+        await service.record(_make_press(warm_up))  # connects and prepares the statement once
+        await service.record(_make_press(warm_up))  # and the lost race's state read
         before = proxy.round_trips
 
-        outcome = await service.record(_press(measured, "skipped"))
+        outcome = await service.record(_make_press(measured, "skipped"))
 
         assert outcome.kind is OutcomeKind.RECORDED
         assert proxy.round_trips - before == 1
@@ -251,7 +239,7 @@ async def test_a_press_costs_one_round_trip(database_url: str, proxy: PgProxy) -
 
         # A press that lost the race costs one more: the state read.
         before = proxy.round_trips
-        again = await service.record(_press(measured, "posted"))
+        again = await service.record(_make_press(measured, "posted"))
         assert again.kind is OutcomeKind.ALREADY
         assert proxy.round_trips - before == 2
     finally:
@@ -279,7 +267,7 @@ async def test_server_restart(faulty: Any, postgres: PostgresHandle) -> None:
 
     await asyncio.to_thread(postgres.embedded.pg_ctl, "restart", "-w", "-m", "fast")
 
-    outcome = await PressService(sessions).record(_press(queue_id))
+    outcome = await PressService(sessions).record(_make_press(queue_id))
     assert outcome.kind is OutcomeKind.RECORDED
     await _assert_recorded_once(sessions)
 
@@ -304,7 +292,7 @@ async def test_200_presses_under_fire_leave_nothing_idle_in_transaction(
             for tries in range(1, 20):
                 try:
                     return await service.record(
-                        _press(queue_id, rng.choice(["posted", "skipped"]))
+                        _make_press(queue_id, rng.choice(["posted", "skipped"]))
                     ), tries
                 except DatabaseUnavailableError:
                     continue  # the user is told to press again, and does
@@ -492,7 +480,7 @@ async def test_a_vanished_transaction_holds_the_item_for_seconds_only(
         )
 
         started = asyncio.get_running_loop().time()
-        outcome = await PressService(sessions).record(_press(queue_id))
+        outcome = await PressService(sessions).record(_make_press(queue_id))
 
         assert outcome.kind is OutcomeKind.RECORDED
         assert asyncio.get_running_loop().time() - started < RECORDED_WITHIN_SECONDS
@@ -542,7 +530,7 @@ async def test_the_reread_after_a_lost_answer_runs_without_begin_or_commit(
         proxy.cut_at_random(1e-12, spy)  # sees every message, cuts none
         proxy.cut_after_reply_to(lambda data: b"press:posted" in data)
 
-        outcome = await PressService(sessions).record(_press(queue_id))
+        outcome = await PressService(sessions).record(_make_press(queue_id))
 
         assert outcome.kind is OutcomeKind.RECORDED
         assert proxy.cuts == 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -22,6 +21,7 @@ import pytest
 import respx
 import structlog
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, SendMessage, SendPhoto
+from aiogram.types import Update
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -36,10 +36,10 @@ from bot.services.notifier import Notification, Notifier
 from db.engine import EngineOptions, create_engine, create_session_factory
 from tests.pgproxy import PgProxy
 from tests.support import (
+    ALICE,
     OTHER_CHAT,
     TEAM_CHAT,
     TEST_TOKEN,
-    PostgresHandle,
     fetch_all,
     seed_chat,
     seed_media,
@@ -50,7 +50,6 @@ from tests.telegram_fake import (
     callback_update,
     command_update,
     queue_message,
-    user,
 )
 
 IG_GRAPH = "https://graph.instagram.com/v21.0"
@@ -60,7 +59,6 @@ IG_USER = "1789"
 OLD_TOKEN = "old-secret-" + "o" * 40
 NEW_TOKEN = "new-secret-" + "n" * 40
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-ALICE = user(7, "Alice")
 CAPTION = "Hi\n\n📄 item0.jpg · #cat"
 
 
@@ -147,10 +145,12 @@ async def account_row(sessions: Any) -> Any:
     return row
 
 
-def _press(queue_id: Any, chat_id: int = TEAM_CHAT) -> Any:
+def _press_update(queue_id: uuid.UUID, chat_id: int = TEAM_CHAT) -> Update:
     data = QueueCallback(action=QueueAction.AUTOPOST, queue_id=queue_id).pack()
     return callback_update(
-        data, queue_message(chat_id, 500, CAPTION, queue_keyboard(queue_id, instagram=True)), ALICE
+        data,
+        queue_message(chat_id, 500, CAPTION, queue_keyboard(queue_id, instagram=True)),
+        ALICE.user,
     )
 
 
@@ -179,7 +179,7 @@ async def test_at_the_quota_nothing_is_created_and_the_caption_says_when(
         [media_id] = await seed_media(bot.sessions)
         queue_id = await seed_queue_item(bot.sessions, media_id)
 
-        await bot.feed(_press(queue_id))
+        await bot.feed(_press_update(queue_id))
 
         assert quota.call_count == 1
         assert create.call_count == 0
@@ -213,7 +213,7 @@ async def test_status_shows_usage_and_days_left(
         )
         await bot.services.token_care.tick()
 
-        await bot.feed(command_update("/status", TEAM_CHAT, ALICE))
+        await bot.feed(command_update("/status", TEAM_CHAT, ALICE.user))
 
         reply = bot.telegram.of(SendMessage)[-1].text
         assert "Instagram: 12/50 today" in reply
@@ -464,7 +464,7 @@ async def test_expiry_warnings_are_sent_once_each(
         calls = len(graph.calls)
         [media_id] = await seed_media(first.sessions)
         queue_id = await seed_queue_item(first.sessions, media_id)
-        await first.feed(_press(queue_id))
+        await first.feed(_press_update(queue_id))
         answer = first.telegram.of(AnswerCallbackQuery)[-1]
         assert "token has expired" in answer.text and "new long-lived token" in answer.text
         assert answer.show_alert
@@ -563,7 +563,7 @@ async def test_live_matches_media_ids_to_history(
             }
         )
 
-        await bot.feed(command_update("/live", TEAM_CHAT, ALICE))
+        await bot.feed(command_update("/live", TEAM_CHAT, ALICE.user))
 
         assert stories.call_count == 1
         reply = bot.telegram.of(SendMessage)[-1].text
@@ -600,7 +600,7 @@ async def test_a_busy_day_of_live_stories_fits_one_message(
 
 
 async def test_live_without_instagram_explains_how(app: Any) -> None:
-    await app.feed(command_update("/live", TEAM_CHAT, ALICE))
+    await app.feed(command_update("/live", TEAM_CHAT, ALICE.user))
     await app.services.tasks.drain(5)
     reply = app.telegram.of(SendMessage)[-1].text
     assert "INSTAGRAM_ACCESS_TOKEN" in reply and "INSTAGRAM_ACCOUNTS_FILE" in reply
@@ -704,16 +704,6 @@ async def test_a_chat_without_an_account_gets_no_robot_button(
 
 
 # --- lost answers from the database ----------------------------------------------------------
-
-
-@pytest.fixture
-async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
-    if postgres.embedded is None:
-        pytest.skip("the proxy fronts the embedded server's unix socket")
-    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqp")))
-    await proxy.start()
-    yield proxy
-    await proxy.close()
 
 
 def nth_commit(n: int) -> Any:

@@ -26,6 +26,7 @@ from tests.silent import (
     vanish_holding_the_row,
 )
 from tests.support import (
+    ALICE,
     TEAM_CHAT,
     PostgresHandle,
     fetch_all,
@@ -214,7 +215,7 @@ async def test_a_vanished_transaction_behind_the_pooler_holds_the_item_for_secon
 
         started = asyncio.get_running_loop().time()
         outcome = await PressService(sessions).record(
-            Press(queue_id, TEAM_CHAT, "posted", TelegramIdentity(7, "alice", "Alice"))
+            Press(queue_id, TEAM_CHAT, "posted", ALICE.identity)
         )
 
         assert outcome.kind is OutcomeKind.RECORDED
@@ -234,7 +235,7 @@ async def test_a_press_costs_two_round_trips_through_the_pooler(
     try:
         warm_up, measured = await queued(sessions, 2)
         service = PressService(sessions)
-        alice = TelegramIdentity(7, "alice", "Alice")
+        alice = ALICE.identity
         await service.record(Press(warm_up, TEAM_CHAT, "posted", alice))  # connects
         before = proxied_bouncer.round_trips
 

@@ -1,4 +1,4 @@
-"""A press through the real dispatcher, service and database (design §3)."""
+"""A press through the real dispatcher, service and database (docs/architecture.md §3)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,25 @@ import uuid
 
 import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
+from aiogram.types import Update
 
 from bot.captions import notification_caption
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from tests.support import (
+    ALICE,
+    BOB,
+    BOB_IN_TAGS,
     OTHER_CHAT,
     TEAM_CHAT,
+    Person,
     TestApp,
     fetch_all,
     seed_chat,
     seed_media,
     seed_queue_item,
 )
-from tests.telegram_fake import callback_update, queue_message, user
+from tests.telegram_fake import callback_update, queue_message
 
-ALICE = user(7, "Alice", username="alice")
-BOB = user(8, "Bob <b>", username="bob")
 CAPTION = notification_caption("item0.jpg", "cat", "Hello")
 
 
@@ -32,16 +35,16 @@ async def _queued(app: TestApp, chat_id: int = TEAM_CHAT) -> tuple[uuid.UUID, uu
     return media_id, queue_id
 
 
-def _press(
+def _press_update(
     queue_id: uuid.UUID,
     action: QueueAction,
-    presser=ALICE,
+    presser: Person = ALICE,
     chat_id: int = TEAM_CHAT,
     caption: str = "Hello\n\n📄 item0.jpg · #cat",
-):
+) -> Update:
     data = QueueCallback(action=action, queue_id=queue_id).pack()
     message = queue_message(chat_id, 500, caption, queue_keyboard(queue_id, instagram=False))
-    return callback_update(data, message, presser)
+    return callback_update(data, message, presser.user)
 
 
 async def _history(app: TestApp) -> list:
@@ -59,7 +62,7 @@ def _toasts(app: TestApp) -> list[str | None]:
 async def test_posted_records_every_effect_once(app: TestApp) -> None:
     _media_id, queue_id = await _queued(app)
 
-    await app.feed(_press(queue_id, QueueAction.POSTED))
+    await app.feed(_press_update(queue_id, QueueAction.POSTED))
 
     assert [(r[0], r[1], r[2]) for r in await _history(app)] == [("posted", "Alice", 7)]
     [media] = await fetch_all(app.sessions, "SELECT times_posted, last_posted_at FROM media_items")
@@ -90,7 +93,7 @@ async def test_posted_records_every_effect_once(app: TestApp) -> None:
 
 async def test_skip_sets_a_skip_lock_and_no_counters(app: TestApp) -> None:
     _, queue_id = await _queued(app)
-    await app.feed(_press(queue_id, QueueAction.SKIP))
+    await app.feed(_press_update(queue_id, QueueAction.SKIP))
 
     assert [r[0] for r in await _history(app)] == ["skipped"]
     [lock] = await fetch_all(
@@ -119,14 +122,14 @@ async def test_reject_asks_then_cancel_restores_then_confirm_locks_for_good(app:
             {"m": media_id},
         )
 
-    await app.feed(_press(queue_id, QueueAction.REJECT))
+    await app.feed(_press_update(queue_id, QueueAction.REJECT))
     prompt = app.telegram.of(EditMessageCaption)[-1]
     assert "Reject this item for good?" in prompt.caption
     buttons = [b.text for row in prompt.reply_markup.inline_keyboard for b in row]
     assert buttons == ["✅ Yes, reject", "❌ Cancel"]
     assert await _history(app) == []
 
-    await app.feed(_press(queue_id, QueueAction.CANCEL_REJECT, caption=prompt.caption))
+    await app.feed(_press_update(queue_id, QueueAction.CANCEL_REJECT, caption=prompt.caption))
     restored = app.telegram.of(EditMessageCaption)[-1]
     assert restored.caption == "Hello\n\n📄 item0.jpg · #cat"
     assert [b.text for row in restored.reply_markup.inline_keyboard for b in row] == [
@@ -136,7 +139,7 @@ async def test_reject_asks_then_cancel_restores_then_confirm_locks_for_good(app:
     ]
     assert await _history(app) == []
 
-    await app.feed(_press(queue_id, QueueAction.CONFIRM_REJECT, caption=prompt.caption))
+    await app.feed(_press_update(queue_id, QueueAction.CONFIRM_REJECT, caption=prompt.caption))
     assert [r[0] for r in await _history(app)] == ["rejected"]
     locks = await fetch_all(app.sessions, "SELECT reason, locked_until FROM media_locks")
     assert [(lock.reason, lock.locked_until) for lock in locks] == [("rejected", None)]
@@ -147,8 +150,8 @@ async def test_reject_asks_then_cancel_restores_then_confirm_locks_for_good(app:
 
 async def test_double_tap_records_once_and_tells_the_truth(app: TestApp) -> None:
     _, queue_id = await _queued(app)
-    await app.feed(_press(queue_id, QueueAction.POSTED))
-    await app.feed(_press(queue_id, QueueAction.POSTED))
+    await app.feed(_press_update(queue_id, QueueAction.POSTED))
+    await app.feed(_press_update(queue_id, QueueAction.POSTED))
 
     assert len(await _history(app)) == 1
     assert _toasts(app) == ["✅ Posted by Alice", "✅ Already posted by Alice"]
@@ -159,8 +162,8 @@ async def test_double_tap_records_once_and_tells_the_truth(app: TestApp) -> None
 async def test_posted_and_skip_at_the_same_moment(app: TestApp) -> None:
     _, queue_id = await _queued(app)
     await asyncio.gather(
-        app.feed(_press(queue_id, QueueAction.POSTED, ALICE)),
-        app.feed(_press(queue_id, QueueAction.SKIP, BOB)),
+        app.feed(_press_update(queue_id, QueueAction.POSTED, ALICE)),
+        app.feed(_press_update(queue_id, QueueAction.SKIP, BOB_IN_TAGS)),
     )
     [(status, name, _telegram_id, _)] = await _history(app)
     toasts = sorted(t or "" for t in _toasts(app))
@@ -178,7 +181,7 @@ async def test_posted_and_skip_at_the_same_moment(app: TestApp) -> None:
 async def test_item_of_another_chat_changes_nothing(app: TestApp) -> None:
     await seed_chat(app.sessions, OTHER_CHAT)
     _, queue_id = await _queued(app, OTHER_CHAT)
-    await app.feed(_press(queue_id, QueueAction.POSTED))
+    await app.feed(_press_update(queue_id, QueueAction.POSTED))
 
     assert await _history(app) == []
     assert len(await fetch_all(app.sessions, "SELECT 1 FROM posting_queue")) == 1
@@ -205,7 +208,7 @@ async def test_a_finished_item_of_another_chat_leaves_this_message_alone(app: Te
 
 
 async def test_unknown_item(app: TestApp) -> None:
-    await app.feed(_press(uuid.uuid4(), QueueAction.SKIP))
+    await app.feed(_press_update(uuid.uuid4(), QueueAction.SKIP))
     assert _toasts(app) == ["⚠️ That item is no longer in the queue."]
     assert app.telegram.of(EditMessageCaption) == []
 
@@ -214,14 +217,14 @@ async def test_unknown_item(app: TestApp) -> None:
 async def test_malformed_payload_gets_a_toast(app: TestApp, data: str) -> None:
     _, _queue_id = await _queued(app)
     message = queue_message(TEAM_CHAT, 500, CAPTION)
-    await app.feed(callback_update(data, message, ALICE))
+    await app.feed(callback_update(data, message, ALICE.user))
     assert _toasts(app) == ["⚠️ This button is no longer valid."]
     assert await _history(app) == []
 
 
 async def test_press_in_a_chat_the_bot_does_not_serve(app: TestApp) -> None:
     _, queue_id = await _queued(app)
-    await app.feed(_press(queue_id, QueueAction.POSTED, chat_id=OTHER_CHAT))
+    await app.feed(_press_update(queue_id, QueueAction.POSTED, chat_id=OTHER_CHAT))
     assert _toasts(app) == ["⚠️ This bot doesn't serve this chat."]
     assert await _history(app) == []
 
@@ -231,7 +234,7 @@ async def test_user_not_allowed(app: TestApp) -> None:
         update={"allowed_user_ids": frozenset({99})}
     )
     _, queue_id = await _queued(app)
-    await app.feed(_press(queue_id, QueueAction.POSTED))
+    await app.feed(_press_update(queue_id, QueueAction.POSTED))
     assert _toasts(app) == ["⛔ You're not allowed to act on the queue."]
     assert await _history(app) == []
 
@@ -241,7 +244,7 @@ async def test_message_not_modified_is_not_an_error(app: TestApp) -> None:
 
     _, queue_id = await _queued(app)
     app.telegram.fail_next(EditMessageCaption, not_modified())
-    await app.feed(_press(queue_id, QueueAction.POSTED))
+    await app.feed(_press_update(queue_id, QueueAction.POSTED))
     assert len(await _history(app)) == 1
 
 
@@ -254,7 +257,7 @@ async def test_a_failed_answer_does_not_stop_the_caption_edit(app: TestApp) -> N
             AnswerCallbackQuery,
             TelegramNetworkError(method=AnswerCallbackQuery(callback_query_id="x"), message="down"),
         )
-    await app.feed(_press(queue_id, QueueAction.POSTED))
+    await app.feed(_press_update(queue_id, QueueAction.POSTED))
     assert len(await _history(app)) == 1
     assert app.telegram.of(EditMessageCaption)[-1].caption.endswith("✅ Posted by Alice")
 
@@ -265,13 +268,12 @@ async def test_two_processes_pressing_at_once_record_one_row(
     """Two engines (two pools, as two bot processes would have) race on one item."""
     from bot.services.press import OutcomeKind, Press, PressService
     from db.engine import EngineOptions, create_engine, create_session_factory
-    from db.repositories import TelegramIdentity
 
     _, queue_id = await _queued(app)
     other = create_engine(EngineOptions(url=database_url, pool_size=1, max_overflow=0))
     try:
         services = [PressService(app.sessions), PressService(create_session_factory(other))]
-        people = [TelegramIdentity(7, "alice", "Alice"), TelegramIdentity(8, "bob", "Bob")]
+        people = [ALICE.identity, BOB.identity]
         outcomes = await asyncio.gather(
             *(
                 service.record(

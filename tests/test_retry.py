@@ -13,13 +13,20 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.press import OutcomeKind, Press, PressService
 from db.errors import DatabaseUnavailableError
-from db.repositories import PressRepository, TelegramIdentity
+from db.repositories import PressRepository
 from db.retry import Idempotent, Reread, RetryPolicy, run_with_retry
-from tests.support import TEAM_CHAT, TestApp, fetch_all, seed_media, seed_queue_item
-from tests.telegram_fake import callback_update, queue_message, user
+from tests.support import (
+    ALICE,
+    BOB,
+    TEAM_CHAT,
+    Person,
+    TestApp,
+    fetch_all,
+    seed_media,
+    seed_queue_item,
+)
+from tests.telegram_fake import callback_update, queue_message
 
-ALICE = TelegramIdentity(7, "alice", "Alice")
-BOB = TelegramIdentity(8, "bob", "Bob")
 FAST = RetryPolicy(reconnect_deadline_seconds=1.0, backoff_seconds=(0.0, 0.01))
 
 
@@ -60,8 +67,8 @@ async def _queued(app: TestApp) -> uuid.UUID:
     return await seed_queue_item(app.sessions, media_id)
 
 
-def _press(queue_id: uuid.UUID, status: str = "posted", who: TelegramIdentity = ALICE) -> Press:
-    return Press(queue_id=queue_id, chat_id=TEAM_CHAT, status=status, presser=who)
+def _make_press(queue_id: uuid.UUID, status: str = "posted", who: Person = ALICE) -> Press:
+    return Press(queue_id=queue_id, chat_id=TEAM_CHAT, status=status, presser=who.identity)
 
 
 async def _history_count(app: TestApp) -> int:
@@ -74,7 +81,7 @@ async def test_lost_connection_then_success_runs_twice_and_records_once(
     queue_id = await _queued(app)
     flaky = FlakyRecord(monkeypatch, failures=1, error=lost_connection())
 
-    outcome = await PressService(app.sessions, FAST).record(_press(queue_id))
+    outcome = await PressService(app.sessions, FAST).record(_make_press(queue_id))
 
     assert flaky.attempts == 2
     assert outcome.kind is OutcomeKind.RECORDED
@@ -86,7 +93,7 @@ async def test_a_bug_is_never_retried(app: TestApp, monkeypatch: pytest.MonkeyPa
     flaky = FlakyRecord(monkeypatch, failures=1, error=ValueError("bug"))
 
     with pytest.raises(ValueError, match="bug"):
-        await PressService(app.sessions, FAST).record(_press(queue_id))
+        await PressService(app.sessions, FAST).record(_make_press(queue_id))
     assert flaky.attempts == 1
     assert await _history_count(app) == 0
 
@@ -115,7 +122,7 @@ async def test_two_lost_connections_propagate_and_keep_the_buttons(
     keyboard = queue_keyboard(queue_id, instagram=False)
     message = queue_message(TEAM_CHAT, 500, "Hi\n\n📄 a.jpg", keyboard)
 
-    await app.feed(callback_update(data, message, user()))
+    await app.feed(callback_update(data, message, ALICE.user))
 
     assert flaky.attempts == RetryPolicy().max_attempts
     assert await _history_count(app) == 0
@@ -130,7 +137,7 @@ async def test_two_lost_connections_propagate_and_keep_the_buttons(
     # Pressing again (the database is back) records it.
     monkeypatch.undo()
     await app.feed(
-        callback_update(data, queue_message(TEAM_CHAT, 500, edit.caption, keyboard), user())
+        callback_update(data, queue_message(TEAM_CHAT, 500, edit.caption, keyboard), ALICE.user)
     )
     assert await _history_count(app) == 1
     assert app.telegram.of(EditMessageCaption)[-1].caption == "Hi\n\n📄 a.jpg\n\n✅ Posted by Alice"
@@ -144,12 +151,14 @@ async def test_retry_finds_someone_else_acted(
 
     async def bob_skips_meanwhile() -> None:
         monkeypatch.undo()
-        assert (await service.record(_press(queue_id, "skipped", BOB))).kind is OutcomeKind.RECORDED
+        assert (
+            await service.record(_make_press(queue_id, "skipped", BOB))
+        ).kind is OutcomeKind.RECORDED
 
     flaky = FlakyRecord(
         monkeypatch, failures=1, error=lost_connection(), before_failing=bob_skips_meanwhile
     )
-    outcome = await service.record(_press(queue_id))
+    outcome = await service.record(_make_press(queue_id))
 
     assert flaky.attempts == 1  # the re-read settled it; the unit of work did not run again
     assert (outcome.kind, outcome.status, outcome.acted_by_name) == (
@@ -168,7 +177,7 @@ async def test_confirmed_reject_retries_the_same_way(
     data = QueueCallback(action=QueueAction.CONFIRM_REJECT, queue_id=queue_id).pack()
     message = queue_message(TEAM_CHAT, 500, "Hi\n\n📄 a.jpg\n\n🚫 Reject this item for good?")
 
-    await app.feed(callback_update(data, message, user()))
+    await app.feed(callback_update(data, message, ALICE.user))
 
     assert flaky.attempts == 2
     rows = await fetch_all(app.sessions, "SELECT status FROM posting_history")
@@ -258,7 +267,7 @@ async def test_retry_that_finds_the_row_gone_shows_who_acted(
 
     async def bob_skips_meanwhile() -> None:
         monkeypatch.undo()
-        await PressService(app.sessions, FAST).record(_press(queue_id, "skipped", BOB))
+        await PressService(app.sessions, FAST).record(_make_press(queue_id, "skipped", BOB))
 
     FlakyRecord(
         monkeypatch, failures=1, error=lost_connection(), before_failing=bob_skips_meanwhile
@@ -268,7 +277,7 @@ async def test_retry_that_finds_the_row_gone_shows_who_acted(
         TEAM_CHAT, 500, "Hi\n\n📄 a.jpg", queue_keyboard(queue_id, instagram=False)
     )
 
-    await app.feed(callback_update(data, message, user()))
+    await app.feed(callback_update(data, message, ALICE.user))
 
     assert [a.text for a in app.telegram.of(AnswerCallbackQuery)] == ["⏭️ Already skipped by Bob"]
     [edit] = app.telegram.of(EditMessageCaption)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -29,15 +28,15 @@ from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories.media import eligible_query
 from tests.pgproxy import PgProxy
 from tests.support import (
+    ALICE,
     OTHER_CHAT,
     TEAM_CHAT,
-    PostgresHandle,
     TestApp,
     fetch_all,
     seed_chat,
     seed_media,
 )
-from tests.telegram_fake import RecordingSession, command_update, user
+from tests.telegram_fake import RecordingSession, command_update
 
 NOW = datetime(2026, 6, 1, 10, 5, tzinfo=UTC)
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -325,7 +324,7 @@ async def test_video_is_sent_as_video(app: TestApp) -> None:
 
 
 async def _next(app: TestApp) -> str | None:
-    await app.feed(command_update("/next", TEAM_CHAT, user()))
+    await app.feed(command_update("/next", TEAM_CHAT, ALICE.user))
     replies = app.telegram.of(SendMessage)
     return replies[-1].text if replies else None
 
@@ -512,16 +511,6 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
     assert taken == []  # the claim was renewed while waiting: nobody resent it
     rows = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
     assert [row.status for row in rows] == ["sent", "sent"]
-
-
-@pytest.fixture
-async def proxy(postgres: PostgresHandle) -> AsyncIterator[PgProxy]:
-    if postgres.embedded is None:
-        pytest.skip("the proxy fronts the embedded server's unix socket")
-    proxy = PgProxy(postgres.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqp")))
-    await proxy.start()
-    yield proxy
-    await proxy.close()
 
 
 @pytest.fixture

@@ -1,4 +1,7 @@
-"""Team commands (design §5): /start /help /status /queue /next /history /stats /pause /resume."""
+"""Team commands: /start /help /status /queue /next /history /stats /pause /resume.
+
+The design: docs/architecture.md §8.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""🤖 Auto Post: claim the item, publish the Story, record it like a press (design §6).
+"""🤖 Auto Post: claim, publish the Story, record it like a press (docs/architecture.md §7).
 
 A Story cannot be deleted through the API, so a publish whose outcome is unknown
 is never repeated blindly. The state lives on the queue row, where a restart, a

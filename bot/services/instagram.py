@@ -1,4 +1,4 @@
-"""Instagram Graph API client for Story publishing (design §6).
+"""Instagram Graph API client for Story publishing (docs/architecture.md §7).
 
 Each method is one Graph call (or one poll loop of them), so quota checks and
 token care can be composed around them. Every failure says whether the request

@@ -1,4 +1,4 @@
-"""Indexing the media library: walk, validate, hash in chunks, upsert (design §4)."""
+"""Indexing the media library: walk, validate, hash in chunks, upsert (docs/architecture.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Recording a queue button press exactly once (design §3)."""
+"""Recording a queue button press exactly once (docs/architecture.md §3)."""
 
 from __future__ import annotations
 

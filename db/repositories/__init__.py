@@ -1,4 +1,10 @@
-"""One repository per table; each takes the caller's session and never commits."""
+"""The queries; each repository takes the caller's session and never commits.
+
+Most cover one table. `PressRepository` is the exception: a press is one SQL
+statement spanning six tables (queue, users, history, media, locks, interactions),
+so one round trip records it and the database decides who wins
+(docs/architecture.md §3).
+"""
 
 from db.repositories.chats import ChatSettingsRepository
 from db.repositories.history import HistoryRepository

@@ -21,7 +21,7 @@ def _active_lock(now: datetime | None) -> Any:
 
 
 def eligible_query(chat_id: int, now: datetime | None = None) -> Select[MediaItem]:
-    """Design §4: active, this chat's, unlocked, not queued, no locked hash twin."""
+    """docs/architecture.md §5: active, this chat's, unlocked, not queued, no locked hash twin."""
     twin = aliased(MediaItem)
     locked_twin = (
         select(twin.id)

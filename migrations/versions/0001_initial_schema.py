@@ -1,4 +1,4 @@
-"""Initial schema: the seven tables of design §2 with their constraints.
+"""Initial schema: the seven tables of docs/architecture.md §2 with their constraints.
 
 Revision ID: 0001
 Revises:

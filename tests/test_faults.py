@@ -444,7 +444,7 @@ async def test_an_auto_post_begun_while_a_press_was_lost_answers_busy_not_gone(
         marker = str(queue_id).encode()
         proxy.go_silent_on(lambda data: marker in data and b"press:" in data, delivered=False)
         pressing = asyncio.create_task(
-            PressService(sessions).record(Press(queue_id, TEAM_CHAT, "posted", ALICE))
+            PressService(sessions).record(Press(queue_id, TEAM_CHAT, "posted", ALICE.identity))
         )
         while proxy.silenced == 0:
             await asyncio.sleep(0.01)

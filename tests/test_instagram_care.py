@@ -591,7 +591,7 @@ async def test_a_busy_day_of_live_stories_fits_one_message(
             }
         )
 
-        await bot.feed(command_update("/live", TEAM_CHAT, ALICE))
+        await bot.feed(command_update("/live", TEAM_CHAT, ALICE.user))
 
         reply = bot.telegram.of(SendMessage)[-1].text
         assert "100 live on Instagram" in reply

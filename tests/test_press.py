@@ -200,7 +200,7 @@ async def test_a_finished_item_of_another_chat_leaves_this_message_alone(app: Te
     await app.services.press.record(
         Press(queue_id=queue_id, chat_id=OTHER_CHAT, status="posted", presser=other_chat_member)
     )
-    await app.feed(_press(queue_id, QueueAction.SKIP))
+    await app.feed(_press_update(queue_id, QueueAction.SKIP))
 
     assert [tuple(row)[:2] for row in await _history(app)] == [("posted", "Mallory")]
     assert _toasts(app) == ["⚠️ That item isn't in this chat's queue."]

@@ -36,11 +36,13 @@ from bot.config import ConfigError, Settings
 from bot.database import Database, open_database
 from db import migrate
 from db.models import MediaItem
+from db.repositories.instagram_accounts import InstagramAccountRepository
 from db.repositories.media import MediaRepository
 from db.retry import Idempotent, in_transaction
 
 NETWORK_TIMEOUT_SECONDS = 5.0
-POOLER_PORT = 6432
+# PgBouncer's usual port, and Supabase's transaction pooler (Supavisor).
+POOLER_PORTS = (6432, 6543)
 EXIT_FAILED = 1
 
 
@@ -116,8 +118,8 @@ async def check(
         _settings(settings, report)
         if settings.bot_token is not None:
             await _check_telegram(settings, report)
-        sample = await _check_database(settings, report, live=False)
-        await _check_instagram(settings, report, sample)
+        found = await _check_database(settings, report, live=False)
+        await _check_instagram(settings, report, found)
     emit(report.summary())
     return EXIT_FAILED if report.failures else 0
 
@@ -286,9 +288,10 @@ def _probe_settings(settings: Settings) -> Settings:
 
 
 def looks_like_pooler(database_url: str) -> bool:
-    """Neon's pooled endpoints carry `-pooler` in the host; PgBouncer listens on 6432."""
+    """Neon's pooled endpoints carry `-pooler` in the host; PgBouncer listens on 6432,
+    Supabase's transaction pooler on 6543."""
     url = make_url(database_url)
-    return "-pooler" in (url.host or "") or url.port == POOLER_PORT
+    return "-pooler" in (url.host or "") or url.port in POOLER_PORTS
 
 
 def pooler_finding(settings: Settings) -> Finding:
@@ -298,7 +301,7 @@ def pooler_finding(settings: Settings) -> Finding:
     if pooler and not settings.db_pgbouncer:
         return failed(
             "pooler",
-            "DATABASE_URL looks like a transaction pooler (a `-pooler` host or port 6432)"
+            "DATABASE_URL looks like a transaction pooler (a `-pooler` host, port 6432 or 6543)"
             " but DB_PGBOUNCER is not set; presses will fail with prepared-statement errors",
             "set DB_PGBOUNCER=true",
         )
@@ -355,8 +358,19 @@ async def _reachable(settings: Settings, database: Database) -> Finding:
     )
 
 
-async def _check_database(settings: Settings, report: Report, *, live: bool) -> str | None:
-    """Database, pooler, schema, media and library lines; returns one indexed file path."""
+@dataclass
+class DatabaseFacts:
+    """What the database checks learned that the Instagram checks need."""
+
+    # One indexed file path, to try under MEDIA_PUBLIC_BASE_URL.
+    sample: str | None = None
+    # chat id -> (stored access token, sha256 of the configured token it came from):
+    # the token the bot really uses, once refreshed, is the stored one.
+    stored_tokens: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+
+async def _check_database(settings: Settings, report: Report, *, live: bool) -> DatabaseFacts:
+    """Database, pooler, schema, media and library lines."""
     try:
         async with open_database(_probe_settings(settings)) as database:
             return await _database_lines(settings, database, report, live=live)
@@ -367,26 +381,41 @@ async def _check_database(settings: Settings, report: Report, *, live: bool) -> 
     if not live:
         report.add(pooler_finding(settings))
         report.add(_media_dir(settings))
-    return None
+    return DatabaseFacts()
 
 
 async def _database_lines(
     settings: Settings, database: Database, report: Report, *, live: bool
-) -> str | None:
+) -> DatabaseFacts:
+    facts = DatabaseFacts()
     reachable = report.add(await _reachable(settings, database)).mark is not Mark.FAIL
     if not live:
         report.add(pooler_finding(settings))
     at_head = reachable and report.add(await _schema(database)).mark is Mark.PASS
     if live:
-        return None
+        return facts
     report.add(_media_dir(settings))
-    sample: str | None = None
     if at_head:
         for chat_id in settings.chat_ids:
             finding, path = await _library(database, chat_id)
             report.add(finding)
-            sample = sample or path
-    return sample
+            facts.sample = facts.sample or path
+        facts.stored_tokens = await _stored_tokens(database, list(settings.chat_ids))
+    return facts
+
+
+async def _stored_tokens(database: Database, chat_ids: list[int]) -> dict[int, tuple[str, str]]:
+    async def read(session: AsyncSession) -> dict[int, tuple[str, str]]:
+        rows = await InstagramAccountRepository(session).for_chats(chat_ids)
+        return {row.chat_id: (row.access_token, row.configured_token_sha256) for row in rows}
+
+    try:
+        async with asyncio.timeout(2 * NETWORK_TIMEOUT_SECONDS + 1):
+            return await in_transaction(
+                database.sessions, read, repeat=Idempotent("reads only"), operation="check"
+            )
+    except Exception:  # the configured tokens are checked instead
+        return {}
 
 
 async def _schema(database: Database) -> Finding:
@@ -473,21 +502,32 @@ class InstagramAccount:
 
     label: str
     user_id: str
-    access_token: str
+    access_token: str = field(repr=False)
+    graph_url: str = ""
 
 
-def instagram_accounts(settings: Settings) -> list[InstagramAccount]:
-    if not settings.instagram_configured:
-        return []
-    assert settings.instagram_user_id is not None
-    assert settings.instagram_access_token is not None
-    return [
-        InstagramAccount(
-            "instagram",
-            settings.instagram_user_id,
-            settings.instagram_access_token.get_secret_value(),
-        )
-    ]
+def instagram_accounts(
+    settings: Settings, stored_tokens: dict[int, tuple[str, str]] | None = None
+) -> list[InstagramAccount]:
+    """Every configured account (INSTAGRAM_* or INSTAGRAM_ACCOUNTS_FILE), with the token in use.
+
+    The bot keeps a refreshed token in the database and keeps using it while the
+    configured token is unchanged (same sha256), so that stored token is checked:
+    the configured one may be long expired while Auto Post works.
+    """
+    from bot.services.instagram_accounts import load_account_configs
+
+    stored = stored_tokens or {}
+    single = settings.instagram_accounts_file is None
+    accounts = []
+    for config in load_account_configs(settings):
+        token = config.token
+        kept = stored.get(config.chat_id)
+        if kept is not None and kept[1] == config.fingerprint:
+            token = kept[0]
+        label = "instagram" if single else f"instagram chat {config.chat_id}"
+        accounts.append(InstagramAccount(label, config.ig_user_id, token, config.graph_url))
+    return accounts
 
 
 def _partial_instagram(settings: Settings) -> list[str]:
@@ -499,8 +539,12 @@ def _partial_instagram(settings: Settings) -> list[str]:
     return [name for name, value in named.items() if not value]
 
 
-async def _check_instagram(settings: Settings, report: Report, sample: str | None) -> None:
-    accounts = instagram_accounts(settings)
+async def _check_instagram(settings: Settings, report: Report, facts: DatabaseFacts) -> None:
+    try:
+        accounts = instagram_accounts(settings, facts.stored_tokens)
+    except ConfigError as error:
+        report.add(failed("instagram", str(error), "correct the Instagram settings"))
+        return
     if not accounts:
         missing = _partial_instagram(settings)
         if len(missing) == 3:
@@ -514,12 +558,20 @@ async def _check_instagram(settings: Settings, report: Report, sample: str | Non
                 )
             )
         return
-    assert settings.media_public_base_url is not None
+    if not settings.media_public_base_url:
+        report.add(
+            warned(
+                "instagram",
+                "MEDIA_PUBLIC_BASE_URL missing, so Auto Post is off",
+                "set MEDIA_PUBLIC_BASE_URL, or unset the Instagram accounts",
+            )
+        )
+        return
     timeout = httpx.Timeout(NETWORK_TIMEOUT_SECONDS)
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as http:
         for account in accounts:
-            report.add(await check_instagram_account(http, settings.instagram_graph_url, account))
-        path = sample or _first_media_file(settings.media_dir)
+            report.add(await check_instagram_account(http, account.graph_url, account))
+        path = facts.sample or _first_media_file(settings.media_dir)
         if path is None:
             report.add(
                 warned("media url", "no media to try under MEDIA_PUBLIC_BASE_URL", "index media")
@@ -535,13 +587,15 @@ async def check_instagram_account(
     """The token works for the account (GET /{user id}); an expired one says so."""
     renew = "renew INSTAGRAM_ACCESS_TOKEN (long-lived tokens last 60 days) and restart the bot"
     try:
-        response = await http.get(
-            f"{graph_url.rstrip('/')}/{account.user_id}",
-            params={"fields": "id,username"},
-            headers={"Authorization": f"Bearer {account.access_token}"},
-        )
+        # httpx's timeouts are per read: a server trickling bytes would never trip them.
+        async with asyncio.timeout(2 * NETWORK_TIMEOUT_SECONDS + 1):
+            response = await http.get(
+                f"{graph_url.rstrip('/')}/{account.user_id}",
+                params={"fields": "id,username"},
+                headers={"Authorization": f"Bearer {account.access_token}"},
+            )
         body = response.json() if response.content else {}
-    except (httpx.HTTPError, ValueError) as failure:
+    except (httpx.HTTPError, ValueError, TimeoutError) as failure:
         return failed(
             account.label,
             f"the Graph API did not answer ({type(failure).__name__})",
@@ -573,8 +627,9 @@ async def check_media_url(http: httpx.AsyncClient, url: str) -> Finding:
         " (same relative paths); Instagram fetches each Story from there"
     )
     try:
-        response = await http.head(url)
-    except httpx.HTTPError as error:
+        async with asyncio.timeout(2 * NETWORK_TIMEOUT_SECONDS + 1):
+            response = await http.head(url)
+    except (httpx.HTTPError, TimeoutError) as error:
         return failed("media url", f"HEAD {url} did not answer ({type(error).__name__})", fix)
     kind = response.headers.get("content-type", "").split(";")[0].strip()
     if response.is_success and kind.startswith(("image/", "video/")):

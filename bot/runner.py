@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import signal
 from collections.abc import Awaitable, Callable, Iterator
@@ -12,7 +11,12 @@ from typing import TypeVar
 
 import structlog
 from aiogram import Bot
-from aiogram.exceptions import TelegramNetworkError, TelegramServerError, TelegramUnauthorizedError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 
 from bot.app import App, build_app
 from bot.config import ConfigError, Settings
@@ -41,13 +45,20 @@ def _cancel_on_signals() -> Iterator[None]:
 
 
 async def _stop(task: asyncio.Task[None], grace: float) -> None:
-    """Let the scheduler finish its tick (bounded), then cancel it."""
+    """Let a background loop finish its round (bounded), then cancel it.
+
+    A loop that died of an exception is logged here, and the others still stop.
+    """
     done, _ = await asyncio.wait({task}, timeout=grace)
     if not done:
-        logger.warning("scheduler.cancelled_at_shutdown")
+        logger.warning("background.cancelled_at_shutdown", task=task.get_name())
         task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    try:
         await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        logger.exception("background.failed", task=task.get_name())
 
 
 async def _at_startup(call: Callable[[], Awaitable[T]], what: str) -> T:
@@ -83,6 +94,14 @@ async def _take_over_from_webhook(bot: Bot) -> None:
     )
 
 
+async def _register_commands(bot: Bot) -> None:
+    """The command menu is a convenience: a refusal or a flaky API never stops the bot."""
+    try:
+        await register_commands(bot)
+    except TelegramAPIError as error:
+        logger.warning("telegram.commands_not_set", error=str(error))
+
+
 class TelegramUnreachableError(Exception):
     """The Bot API did not answer at startup."""
 
@@ -101,11 +120,18 @@ async def run(settings: Settings, redactor: SecretRedactor | None = None) -> int
 async def _shut_down(
     app: App, stop_background: asyncio.Event, background: list[asyncio.Task[None]], grace: float
 ) -> None:
-    """Stop the next ticks, let presses in flight finish, then the background loops."""
+    """Stop the next ticks, let presses in flight finish, then the background loops.
+
+    One grace for all: they wind down side by side from the moment `stop` is set,
+    so a stuck loop is cancelled `grace` after it, not after a grace of its own
+    added to each before it (which would outlast a supervisor's stop timeout).
+    """
     stop_background.set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
     await app.services.tasks.drain(grace)
     for task in background:
-        await _stop(task, grace)
+        await _stop(task, max(0.0, deadline - loop.time()))
 
 
 async def _run(settings: Settings, redactor: SecretRedactor) -> int:
@@ -124,20 +150,22 @@ async def _run(settings: Settings, redactor: SecretRedactor) -> int:
                 await app.services.team.register_chat(chat_id, None)
             # After every chat is registered: an account refers to its chat's row.
             await app.services.instagram_accounts.sync()
-            await register_commands(app.bot)
+            await _register_commands(app.bot)
         logger.info("bot.started", username=me.username, chat_ids=list(settings.chat_ids))
         # Startup objects (aiogram's models, SQLAlchemy's metadata) never die: keep
         # them out of garbage collection so its pauses stay short.
         gc.freeze()
         stop_background = asyncio.Event()
         background = [
-            asyncio.create_task(app.services.scheduler.run(stop_background)),
-            asyncio.create_task(app.services.token_care.run(stop_background)),
+            asyncio.create_task(app.services.scheduler.run(stop_background), name="scheduler"),
+            asyncio.create_task(app.services.token_care.run(stop_background), name="token_care"),
         ]
         if app.services.autopost is not None:
             # Resolves Auto Posts a restart or an unknown outcome left `publishing`;
             # one still running after the grace is handed over (AutoPostService.publish).
-            background.append(asyncio.create_task(app.services.autopost.run(stop_background)))
+            background.append(
+                asyncio.create_task(app.services.autopost.run(stop_background), name="autopost")
+            )
         stack.push_async_callback(
             _shut_down, app, stop_background, background, settings.shutdown_grace_seconds
         )

@@ -273,7 +273,8 @@ def nothing_sent_text(result: SendResult) -> str:
 
 def live_text(view: LiveView, now: datetime) -> str:
     """/live: each Story live now, and whether (and by whom) it came from the queue."""
-    lines = [f"📡 <b>{len(view.entries)} live on Instagram</b> (Stories last 24 h)"]
+    header = f"📡 <b>{len(view.entries)} live on Instagram</b> (Stories last 24 h)"
+    lines = []
     for entry in view.entries:
         posted = entry.story.posted_at
         when = f"{local(posted, view.timezone)} ({ago(posted, now)})" if posted else "time unknown"
@@ -281,6 +282,7 @@ def live_text(view: LiveView, now: datetime) -> str:
             what = "not from this queue"
         else:
             who = escape(entry.ours.acted_by_name or "someone")
-            what = f"<code>{escape(entry.ours.file_name)}</code>, 🤖 by {who}"
+            what = f"{file_label(entry.ours.file_name)}, 🤖 by {who}"
         lines.append(f"• {when} — {what}")
-    return "\n".join(lines)
+    # Up to 100 Stories a day would outgrow one message, which Telegram then refuses.
+    return fit_message(header, lines)

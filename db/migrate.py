@@ -49,23 +49,32 @@ def _run_command(connection: Connection, action: str, revision: str) -> None:
         command.downgrade(config, revision)
 
 
-async def _locked(connection: AsyncConnection, action: str, revision: str) -> None:
-    """The whole migration in one transaction, under a transaction-scoped advisory lock.
+@asynccontextmanager
+async def migration_transaction(connection: AsyncConnection) -> AsyncIterator[None]:
+    """One transaction under a transaction-scoped advisory lock, for the whole migration.
 
     A second process waits on the lock (with no command timeout: a long migration
-    is not a dead server), then finds the schema at `revision` and does nothing.
+    is not a dead server), then finds the schema at its target and does nothing.
     Being one transaction, it also holds behind a transaction-mode pooler, where
     a session-level lock could be taken and released on different server
-    connections; and a migration that fails leaves nothing half-done.
+    connections; and a migration that fails leaves nothing half-done. The bot
+    and the `alembic` command line both migrate inside it.
     """
     async with command_timeout(connection, None), connection.begin():
-        # The server-side defaults from migration 0003 are for the bot's short
-        # statements, not for a schema change or for waiting on one.
-        await connection.execute(text("SET LOCAL statement_timeout = 0"))
-        await connection.execute(text("SET LOCAL lock_timeout = 0"))
+        # The server-side defaults (migration 0003, and the engine's own) are for the
+        # bot's short statements, not for a schema change, for waiting on one, or for
+        # the Python a migration runs between its statements (Alembic loading scripts,
+        # a data migration), which the idle-in-transaction timeout would cut off.
+        for setting in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"):
+            await connection.execute(text(f"SET LOCAL {setting} = 0"))
         await connection.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
         )
+        yield
+
+
+async def _locked(connection: AsyncConnection, action: str, revision: str) -> None:
+    async with migration_transaction(connection):
         await connection.run_sync(_run_command, action, revision)
 
 

@@ -37,9 +37,9 @@ def _run_offline() -> None:
 
 async def _run_standalone() -> None:
     # `alembic` on the command line: same URL resolution and locking as the bot.
-    from db.migrate import standalone_connection
+    from db.migrate import migration_transaction, standalone_connection
 
-    async with standalone_connection() as connection:
+    async with standalone_connection() as connection, migration_transaction(connection):
         await connection.run_sync(_run)
 
 

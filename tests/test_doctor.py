@@ -15,6 +15,7 @@ import httpx
 import pytest
 import respx
 from pydantic import SecretStr
+from sqlalchemy import text
 
 from bot import doctor
 from bot.config import Settings
@@ -348,6 +349,9 @@ async def test_a_pooler_url_without_db_pgbouncer(healthy: Settings, closed_port:
         ("postgresql+asyncpg://u:p@ep-cool-1-pooler.eu-central-1.aws.neon.tech/db", False, "FAIL"),
         ("postgresql+asyncpg://u:p@ep-cool-1-pooler.eu-central-1.aws.neon.tech/db", True, "PASS"),
         ("postgresql+asyncpg://u:p@db.example:6432/db", False, "FAIL"),
+        # Supabase's transaction pooler (Supavisor); its session pooler is on 5432.
+        ("postgresql+asyncpg://u:p@aws-0-eu-central-1.pooler.supabase.com:6543/db", False, "FAIL"),
+        ("postgresql+asyncpg://u:p@aws-0-eu-central-1.pooler.supabase.com:5432/db", False, "PASS"),
         ("postgresql+asyncpg://u:p@ep-cool-1.eu-central-1.aws.neon.tech/db", True, "WARN"),
         ("postgresql+asyncpg://u:p@ep-cool-1.eu-central-1.aws.neon.tech/db", False, "PASS"),
     ],
@@ -441,6 +445,37 @@ async def test_an_unreachable_media_host(healthy: Settings, indexed: list[Any]) 
     assert "did not answer (ConnectTimeout)" in line_of(lines, "media url")
 
 
+async def test_a_trickling_graph_server_does_not_hang_the_check(
+    healthy: Settings, indexed: list[Any]
+) -> None:
+    """A server that answers one byte at a time never trips a per-read timeout."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"X")
+                await writer.drain()
+                await asyncio.sleep(0.2)
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    configured = changed(
+        with_instagram(healthy), instagram_graph_url=base, media_public_base_url=f"{base}/media"
+    )
+    try:
+        code, lines = await run_check(configured)
+    finally:
+        for writer in connections:
+            writer.close()
+        server.close()
+    assert code == 1
+    assert "did not answer" in line_of(lines, "instagram")
+    assert "did not answer" in line_of(lines, "media url")
+
+
 async def test_partly_configured_instagram_is_a_warning(
     healthy: Settings, indexed: list[Any]
 ) -> None:
@@ -448,6 +483,68 @@ async def test_partly_configured_instagram_is_a_warning(
     assert code == 0
     line = line_of(lines, "instagram")
     assert line.startswith("WARN ") and "INSTAGRAM_ACCESS_TOKEN, MEDIA_PUBLIC_BASE_URL" in line
+
+
+async def test_the_refreshed_token_the_bot_uses_is_the_one_checked(
+    healthy: Settings, indexed: list[Any], session_factory: Any
+) -> None:
+    """After a refresh the configured token may be long expired while Auto Post works."""
+    import hashlib
+
+    refreshed = "IGAA-refreshed-token-in-the-database"
+    async with session_factory() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO instagram_accounts (chat_id, ig_user_id, access_token, flavour,"
+                " configured_token_sha256, token_obtained_at, expires_at_source)"
+                " VALUES (:chat, :user, :token, 'facebook', :sha, now(), 'refresh')"
+            ),
+            {
+                "chat": TEAM_CHAT,
+                "user": IG_USER,
+                "token": refreshed,
+                "sha": hashlib.sha256(IG_TOKEN.encode()).hexdigest(),
+            },
+        )
+    expired = httpx.Response(400, json={"error": {"message": "Session has expired", "code": 190}})
+
+    def by_token(request: httpx.Request) -> httpx.Response:
+        if request.headers["authorization"] == f"Bearer {refreshed}":
+            return httpx.Response(200, json={"id": IG_USER, "username": "team"})
+        return expired
+
+    with graph() as router:
+        router.routes[0].mock(side_effect=by_token)
+        code, lines = await run_check(with_instagram(healthy))
+        [account] = [call.request for call in router.calls if call.request.method == "GET"]
+    assert code == 0, lines
+    assert line_of(lines, "instagram").startswith("PASS ")
+    assert account.headers["authorization"] == f"Bearer {refreshed}"
+    assert refreshed not in "\n".join(lines)
+
+
+async def test_accounts_from_the_accounts_file_are_checked(
+    healthy: Settings, indexed: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SQ_TEST_IG_TOKEN", IG_TOKEN)
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(
+        f"""
+[[account]]
+chat_id = {TEAM_CHAT}
+instagram_user_id = "{IG_USER}"
+token_env = "SQ_TEST_IG_TOKEN"
+"""
+    )
+    configured = changed(healthy, instagram_accounts_file=accounts, media_public_base_url=CDN)
+    with graph() as router:
+        code, lines = await run_check(configured)
+        [account] = [call.request for call in router.calls if call.request.method == "GET"]
+    assert code == 0, lines
+    line = line_of(lines, f"instagram chat {TEAM_CHAT}")
+    assert line.startswith("PASS ") and "token valid for @team" in line
+    assert line_of(lines, "media url").startswith("PASS ")
+    assert account.headers["authorization"] == f"Bearer {IG_TOKEN}"
 
 
 # -- the liveness probe ---------------------------------------------------------------

@@ -357,6 +357,20 @@ async def test_a_lost_answer_to_delete_webhook_is_asked_again(
     assert await bot.stop() == 0
 
 
+async def test_a_refused_command_menu_does_not_stop_the_bot(
+    api: FakeBotApi, bot: BotProcess
+) -> None:
+    """setMyCommands only fills the menu: its failure is logged, the bot still serves."""
+    api.fail("setMyCommands", 400, "Bad Request: BOT_COMMAND_INVALID")
+    status_command(api)
+    await bot.start()
+
+    [reply] = await api.wait_for("sendMessage")
+    assert "Running" in reply.params["text"]
+    assert "telegram.commands_not_set" in bot.log
+    assert await bot.stop() == 0
+
+
 async def test_a_second_poller_stays_loud_and_distinct(api: FakeBotApi, bot: BotProcess) -> None:
     api.fail("getUpdates", 409, "Conflict: terminated by other getUpdates request")
     await bot.start()

@@ -435,6 +435,42 @@ async def test_presses_on_silent_sockets_are_recorded_by_their_retry(
         await engine.dispose()
 
 
+async def test_an_auto_post_begun_while_a_press_was_lost_answers_busy_not_gone(
+    database_url: str, proxy: PgProxy, session_factory: Any
+) -> None:
+    """The press statement is lost on a silent socket; meanwhile 🤖 claims the item."""
+    engine = _engine(proxy.url(make_url(database_url).database or ""))
+    sessions = create_session_factory(engine)
+    try:
+        [queue_id] = await queued(sessions, 1)
+        marker = str(queue_id).encode()
+        proxy.go_silent_on(lambda data: marker in data and b"press:" in data, delivered=False)
+        pressing = asyncio.create_task(
+            PressService(sessions).record(
+                Press(queue_id, TEAM_CHAT, Verdict.POSTED, ALICE.identity)
+            )
+        )
+        async with asyncio.timeout(10):
+            while proxy.silenced == 0 and not pressing.done():
+                await asyncio.sleep(0.01)
+        assert proxy.silenced == 1, "the press statement never reached the proxy"
+        async with session_factory() as session, session.begin():
+            await session.execute(
+                text(
+                    "UPDATE posting_queue SET status = 'publishing', claimed_at = now()"
+                    " WHERE id = :id"
+                ),
+                {"id": queue_id},
+            )
+        outcome = await pressing
+        assert outcome.kind is OutcomeKind.BUSY
+        [row] = await fetch_all(sessions, "SELECT status FROM posting_queue")
+        assert row.status == "publishing"
+        assert await fetch_all(sessions, "SELECT 1 FROM posting_history") == []
+    finally:
+        await engine.dispose()
+
+
 async def test_a_vanished_transaction_holds_the_item_for_seconds_only(
     database_url: str, proxy: PgProxy
 ) -> None:

@@ -499,6 +499,34 @@ async def test_a_refused_warning_is_tried_again(
         assert (await account_row(bot.sessions)).warned_7d_at == clock.now
 
 
+async def test_a_warning_held_back_by_a_long_flood_wait_is_tried_again(
+    settings: Settings, database_url: str, graph: respx.MockRouter
+) -> None:
+    """A 429 certainly delivered nothing: the warning must not be lost as if it might have."""
+    from aiogram.exceptions import TelegramRetryAfter
+
+    clock = Clock()
+    graph.get(f"{FB_GRAPH}/debug_token").respond(
+        json={"data": {"expires_at": int((T0 + timedelta(days=5)).timestamp())}}
+    )
+    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
+        await seed_chat(bot.sessions)
+        await bot.services.instagram_accounts.sync()
+        bot.telegram.fail_next(
+            SendMessage,
+            TelegramRetryAfter(
+                method=SendMessage(chat_id=TEAM_CHAT, text=""),
+                message="Too Many Requests: retry after 600",
+                retry_after=600,
+            ),
+        )
+        await bot.services.token_care.tick()
+        assert (await account_row(bot.sessions)).warned_7d_at is None
+        await bot.services.token_care.tick()
+        assert (await account_row(bot.sessions)).warned_7d_at == clock.now
+        assert any("expires in about" in (m.text or "") for m in bot.telegram.of(SendMessage))
+
+
 # --- 3. /live -------------------------------------------------------------------------------
 
 
@@ -545,6 +573,31 @@ async def test_live_matches_media_ids_to_history(
         assert "<code>ours1.jpg</code>, 🤖 by Bob" in reply
         assert reply.count("not from this queue") == 1
         assert "3 h ago" in reply
+
+
+async def test_a_busy_day_of_live_stories_fits_one_message(
+    settings: Settings, database_url: str, graph: respx.MockRouter
+) -> None:
+    """Instagram allows 100 Stories a day; Telegram takes 4,096 characters a message."""
+    clock = Clock(datetime.now(UTC))
+    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
+        await seed_chat(bot.sessions)
+        await bot.services.instagram_accounts.sync()
+        stamp = (clock.now - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+        graph.get(f"{FB_GRAPH}/{IG_USER}/stories").respond(
+            json={
+                "data": [
+                    {"id": f"ig-{n}", "timestamp": stamp, "media_type": "IMAGE"} for n in range(100)
+                ]
+            }
+        )
+
+        await bot.feed(command_update("/live", TEAM_CHAT, ALICE.user))
+
+        reply = bot.telegram.of(SendMessage)[-1].text
+        assert "100 live on Instagram" in reply
+        assert len(reply) <= 4096
+        assert reply.endswith("more not shown")
 
 
 async def test_live_without_instagram_explains_how(app: Any) -> None:

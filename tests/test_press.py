@@ -190,6 +190,24 @@ async def test_item_of_another_chat_changes_nothing(app: TestApp) -> None:
     assert app.telegram.of(EditMessageCaption) == []
 
 
+async def test_a_finished_item_of_another_chat_leaves_this_message_alone(app: TestApp) -> None:
+    """A forged or replayed button for another chat's settled item: no caption, no names."""
+    from bot.services.press import Press
+    from db.repositories import TelegramIdentity
+
+    await seed_chat(app.sessions, OTHER_CHAT)
+    _, queue_id = await _queued(app, OTHER_CHAT)
+    other_chat_member = TelegramIdentity(telegram_user_id=99, first_name="Mallory")
+    await app.services.press.record(
+        Press(queue_id=queue_id, chat_id=OTHER_CHAT, status="posted", presser=other_chat_member)
+    )
+    await app.feed(_press_update(queue_id, QueueAction.SKIP))
+
+    assert [tuple(row)[:2] for row in await _history(app)] == [("posted", "Mallory")]
+    assert _toasts(app) == ["⚠️ That item isn't in this chat's queue."]
+    assert app.telegram.of(EditMessageCaption) == []
+
+
 async def test_unknown_item(app: TestApp) -> None:
     await app.feed(_press_update(uuid.uuid4(), QueueAction.SKIP))
     assert _toasts(app) == ["⚠️ That item is no longer in the queue."]

@@ -24,7 +24,12 @@ from typing import TypeVar
 
 import structlog
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.instagram import InstagramError
@@ -237,8 +242,9 @@ class TokenCare:
             return None
         try:
             await self._bot.send_message(chat_id, warning.text)
-        except (TelegramBadRequest, TelegramForbiddenError) as error:
-            # Telegram certainly refused it: unmark, so a later tick tries again.
+        except (TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter) as error:
+            # Telegram certainly refused it (a flood wait longer than the request
+            # middleware waits out included): unmark, so a later tick tries again.
             logger.warning("instagram.warning_refused", chat_id=chat_id, error=error.message)
 
             async def unmark(session: AsyncSession) -> None:

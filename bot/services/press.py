@@ -62,6 +62,9 @@ def explain(state: PressState, press: Press, *, after_lost_connection: bool) -> 
     After a lost connection, a history row matching this press is our own first
     attempt, whose COMMIT landed although its answer did not reach us.
     """
+    if state.history_chat_id is not None and state.history_chat_id != press.chat_id:
+        # Another chat's settled item: neither its result nor who pressed is ours to show.
+        return PressOutcome(kind=OutcomeKind.WRONG_CHAT)
     if state.history_status is not None:
         ours = (
             after_lost_connection
@@ -163,9 +166,12 @@ class PressService:
             # On a later attempt the winner may be an earlier attempt of this very
             # press: its statement, orphaned on a silent socket, ran after our re-read.
             later = attempts > 1
-            return explain(state, press, after_lost_connection=later) or PressOutcome(
-                kind=OutcomeKind.GONE
-            )
+            outcome = explain(state, press, after_lost_connection=later)
+            if outcome is None and state.queue_status == "publishing":
+                # The claim just refused it: an Auto Post holds it (begun while an
+                # earlier attempt of this press was lost), not an abandoned one.
+                outcome = PressOutcome(kind=OutcomeKind.BUSY)
+            return outcome or PressOutcome(kind=OutcomeKind.GONE)
 
         async def recover(session: AsyncSession) -> PressOutcome | None:
             async with self._repository(session) as repository:

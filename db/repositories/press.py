@@ -133,6 +133,7 @@ _PRESS_STATE = text(
     f"""-- {PRESS_STATE_STATEMENT_NAME}
 WITH params AS (SELECT CAST(:queue_id AS uuid) AS queue_id)
 SELECT q.chat_id AS queue_chat_id, q.status AS queue_status,
+       h.chat_id AS history_chat_id,
        h.status, h.acted_by_name, h.posting_method, h.instagram_media_id, h.acted_at,
        u.telegram_user_id AS acted_by_telegram_id
 FROM params
@@ -159,6 +160,7 @@ class PressState:
     queue_chat_id: int | None
     queue_status: QueueStatus | None
     history_status: HistoryStatus | None
+    history_chat_id: int | None
     acted_by_name: str | None
     acted_by_telegram_id: int | None
     posting_method: PostingMethod | None
@@ -216,6 +218,7 @@ class PressRepository(Repository):
             queue_chat_id=row.queue_chat_id,
             queue_status=_maybe(QueueStatus, row.queue_status),
             history_status=_maybe(HistoryStatus, row.status),
+            history_chat_id=row.history_chat_id,
             acted_by_name=row.acted_by_name,
             acted_by_telegram_id=row.acted_by_telegram_id,
             posting_method=_maybe(PostingMethod, row.posting_method),

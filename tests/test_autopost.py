@@ -892,3 +892,48 @@ async def test_release_commit_reply_lost_gives_the_item_back_once(
         assert ig.creates == 2 and ig.publish_calls == ["container-2"]
         history = await fetch_all(sessions, "SELECT posting_method FROM posting_history")
         assert [r.posting_method for r in history] == ["instagram_api"]
+
+
+async def test_a_refused_first_publish_that_went_live_is_recorded_not_retried(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    """media_publish answers an error, yet the Story went live: never "failed", never a second.
+
+    Graph answers transient errors (code 2, "retry later") with a 4xx too, and
+    Instagram has published media whose publish call answered an error.
+    """
+    create = graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
+    published = False
+
+    def status(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"status_code": "PUBLISHED" if published else "FINISHED"})
+
+    def refuse_after_publishing(request: httpx.Request) -> httpx.Response:
+        nonlocal published
+        published = True
+        return httpx.Response(
+            400,
+            json={
+                "error": {
+                    "code": 2,
+                    "is_transient": True,
+                    "message": "An unexpected error has occurred. Please retry later.",
+                }
+            },
+        )
+
+    graph.get("/container-1").mock(side_effect=status)
+    publish = graph.post(f"/{IG_USER}/media_publish").mock(side_effect=refuse_after_publishing)
+    graph.get(f"/{IG_USER}/stories").respond(json={"data": []})
+    queue_id = await _queued(app)
+
+    await app.feed(_press(queue_id))
+    await app.services.tasks.drain(5)
+    await app.feed(_press(queue_id, who=BOB))
+    await app.services.tasks.drain(5)
+
+    assert create.call_count == 1 and publish.call_count == 1
+    assert [tuple(r) for r in await _history(app)] == [("posted", "instagram_api", None, "Alice")]
+    assert await _queue_status(app) == []
+    assert not any("Auto Post failed" in caption for caption in _captions(app))
+    assert _toasts(app)[-1] == "✅ Already posted by Alice"

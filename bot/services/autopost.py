@@ -68,6 +68,7 @@ class _Progress:
     """How far a publish got; read when it is cancelled."""
 
     publish_requested: bool = False
+    requested_at: datetime | None = None
 
 
 class AutoPostRefusal(StrEnum):
@@ -288,12 +289,22 @@ class AutoPostService:
                     await self._show_buttons(claim, DRY_RUN_LINE)
                 return AutoPostOutcome(result=AutoPostResult.DRY_RUN)
             # Durable before the request leaves: from here on a repeat is resolved, not redone.
-            if not await self._renew(claim, instagram_publish_requested_at=self._clock()):
+            requested_at = self._clock()
+            if not await self._renew(claim, instagram_publish_requested_at=requested_at):
                 return AutoPostOutcome(result=AutoPostResult.CHECKING)
             progress.publish_requested = True
+            progress.requested_at = requested_at
             media_id = await instagram.publish(container)
         except InstagramError as error:
-            if progress.publish_requested and error.outcome_unknown:
+            if progress.publish_requested and not error.outcome_unknown:
+                # A refusal is no proof: Graph answers transient errors with a 4xx too,
+                # and Instagram has published media whose publish call answered one.
+                settled = await self._after_refused_publish(
+                    claim, instagram, container, error, progress.requested_at
+                )
+                if settled is not None:
+                    return settled
+            elif progress.publish_requested:
                 logger.warning(
                     "autopost.outcome_unknown",
                     queue_id=str(claim.queue_id),
@@ -328,6 +339,50 @@ class AutoPostService:
             media_id,
             claim.presser,
         )
+
+    async def _after_refused_publish(
+        self,
+        claim: AutoPostClaim,
+        instagram: InstagramClient,
+        container: str,
+        refusal: InstagramError,
+        requested_at: datetime | None,
+    ) -> AutoPostOutcome | None:
+        """Ask the container after a refused publish: PUBLISHED is recorded, never redone.
+
+        None when the refusal stands (the container did not publish) and the item
+        may be given back; a status that cannot be read leaves the outcome unknown.
+        """
+        try:
+            status = await instagram.container_status(container)
+        except InstagramError as error:
+            logger.warning(
+                "autopost.refusal_unchecked",
+                queue_id=str(claim.queue_id),
+                reference=error.reference,
+            )
+            await self._checking(claim)
+            return AutoPostOutcome(result=AutoPostResult.CHECKING, error=refusal)
+        if status.code == "PUBLISHED":
+            logger.warning(
+                "autopost.published_despite_refusal",
+                queue_id=str(claim.queue_id),
+                reference=refusal.reference,
+            )
+            media_id = await self._find_story(instagram, requested_at)
+            return await self._record(
+                claim.queue_id,
+                claim.token,
+                claim.chat_id,
+                claim.message_id,
+                claim.body,
+                media_id,
+                claim.presser,
+            )
+        if status.code in ("FINISHED", "ERROR", "EXPIRED"):
+            return None
+        await self._checking(claim)  # IN_PROGRESS: the publish may still be going through
+        return AutoPostOutcome(result=AutoPostResult.CHECKING, error=refusal)
 
     async def _checking(self, claim: AutoPostClaim) -> None:
         """Say so, then let go: the resolver's edits come after ours."""

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+import structlog
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -937,3 +938,92 @@ async def test_a_refused_first_publish_that_went_live_is_recorded_not_retried(
     assert await _queue_status(app) == []
     assert not any("Auto Post failed" in caption for caption in _captions(app))
     assert _toasts(app)[-1] == "✅ Already posted by Alice"
+
+
+async def _left_publishing(app: TestApp, ig: GraphState, count: int) -> list[uuid.UUID]:
+    """`count` rows a dead process left after requesting the publish of a FINISHED container."""
+    media_ids = await seed_media(app.sessions, count=count, prefix="left")
+    queue_ids = []
+    async with app.sessions() as session, session.begin():
+        await session.execute(
+            text("INSERT INTO users (telegram_user_id, first_name) VALUES (7, 'Alice')")
+        )
+    for n, media_id in enumerate(media_ids):
+        queue_id = await seed_queue_item(app.sessions, media_id, message_id=700 + n)
+        _, body = ig.create()
+        async with app.sessions() as session, session.begin():
+            await session.execute(
+                text(
+                    "UPDATE posting_queue SET status = 'publishing', claimed_at = NULL,"
+                    " autopost_requested_by = 7, autopost_claim_token = gen_random_uuid(),"
+                    " instagram_creation_id = :container, instagram_publish_requested_at = now()"
+                    " WHERE id = :id"
+                ),
+                {"id": queue_id, "container": body["id"]},
+            )
+        queue_ids.append(queue_id)
+    return queue_ids
+
+
+async def test_one_row_failing_never_starves_the_other_rows_of_the_sweep(
+    app: TestApp, ig: GraphState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _left_publishing(app, ig, 2)
+    service = app.services.autopost
+    settle = service._settle_container
+    poisoned: list[uuid.UUID] = []
+
+    async def first_one_breaks(held: Any, token: uuid.UUID) -> Any:
+        if not poisoned:
+            poisoned.append(held.row.id)
+            raise RuntimeError("a bug on one row")
+        return await settle(held, token)
+
+    monkeypatch.setattr(service, "_settle_container", first_one_breaks)
+
+    assert await service.sweep() == 2
+
+    assert len(ig.stories) == 1
+    [row] = await fetch_all(app.sessions, "SELECT id, status, claimed_at FROM posting_queue")
+    # The broken row is handed over, for the next sweep; the other one was recorded.
+    assert (row.id, row.status, row.claimed_at) == (poisoned[0], "publishing", None)
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    monkeypatch.setattr(service, "_settle_container", settle)
+    assert await service.sweep() == 1
+    assert len(ig.stories) == 2 and await _queue_status(app) == []
+
+
+async def test_a_graph_answer_that_is_not_an_object_leaves_the_outcome_unknown(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    """A proxy answering `[]` for the container's status: checked again later, nothing raised."""
+    state = GraphState(IG_USER)
+    [queue_id] = await _left_publishing(app, state, 1)
+    graph.get("/container-1").respond(200, json=[])
+
+    outcome = await app.services.autopost.resolve(queue_id)
+
+    assert outcome is not None and outcome.result is AutoPostResult.CHECKING
+    row = await _queue_row(app)
+    assert (row.status, row.claimed_at) == ("publishing", None)
+    assert await _history(app) == []
+
+
+async def test_a_background_resolve_that_fails_is_logged(
+    app: TestApp, ig: GraphState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [queue_id] = await _left_publishing(app, ig, 1)
+    service = app.services.autopost
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "_settle_container", broken)
+    with structlog.testing.capture_logs() as logs:
+        await service.resolve_soon(queue_id, immediately=True)
+
+    assert [e["queue_id"] for e in logs if e["event"] == "autopost.resolve_failed"] == [
+        str(queue_id)
+    ]
+    row = await _queue_row(app)
+    assert (row.status, row.claimed_at) == ("publishing", None)

@@ -451,7 +451,11 @@ class AutoPostService:
             self._sessions, read, repeat=Idempotent("it only reads"), operation="autopost.sweep"
         )
         for queue_id in queue_ids:
-            await self.resolve(queue_id)
+            try:
+                await self.resolve(queue_id)
+            except Exception:
+                # One row failing (handed over by resolve) never keeps the others waiting.
+                logger.exception("autopost.resolve_failed", queue_id=str(queue_id))
         return len(queue_ids)
 
     async def resolve_soon(self, queue_id: uuid.UUID, *, immediately: bool = False) -> None:
@@ -462,6 +466,9 @@ class AutoPostService:
             await self.resolve(queue_id)
         except DatabaseUnavailableError:
             logger.warning("autopost.resolve_deferred", queue_id=str(queue_id))
+        except Exception:
+            # A spawned task: unlogged here, its error would surface nowhere. The sweep retries.
+            logger.exception("autopost.resolve_failed", queue_id=str(queue_id))
 
     async def resolve(self, queue_id: uuid.UUID) -> AutoPostOutcome | None:
         """Settle one `publishing` row nobody holds; None when someone else holds it."""

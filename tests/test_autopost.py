@@ -16,7 +16,8 @@ import httpx
 import pytest
 import respx
 import structlog
-from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, EditMessageText
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -40,7 +41,13 @@ from tests.support import (
     seed_media,
     seed_queue_item,
 )
-from tests.telegram_fake import RecordingSession, callback_update, queue_message, user
+from tests.telegram_fake import (
+    RecordingSession,
+    callback_update,
+    queue_message,
+    text_message,
+    user,
+)
 
 GRAPH = "https://graph.test/v21.0"
 IG_USER = "1789"
@@ -1027,3 +1034,36 @@ async def test_a_background_resolve_that_fails_is_logged(
     ]
     row = await _queue_row(app)
     assert (row.status, row.claimed_at) == ("publishing", None)
+
+
+async def test_auto_post_from_the_unconfirmed_notice_shows_its_progress_and_result(
+    app: TestApp, ig: GraphState
+) -> None:
+    """A send Telegram never confirmed: the row has no message id, the notice is a text."""
+    queue_id = await _queued(app)
+    async with app.sessions() as session, session.begin():
+        await session.execute(
+            text("UPDATE posting_queue SET telegram_message_id = NULL WHERE id = :id"),
+            {"id": queue_id},
+        )
+    for _ in range(4):  # Telegram refuses a caption edit on a text message
+        app.telegram.fail_next(
+            EditMessageCaption,
+            TelegramBadRequest(
+                method=EditMessageCaption(caption=""),
+                message="Bad Request: there is no caption in the message to edit",
+            ),
+        )
+    notice = text_message(TEAM_CHAT, 900, "⚠️ Telegram didn't confirm that this item arrived.")
+    notice = notice.model_copy(update={"reply_markup": queue_keyboard(queue_id, instagram=True)})
+    data = QueueCallback(action=QueueAction.AUTOPOST, queue_id=queue_id).pack()
+
+    await app.feed(callback_update(data, notice, ALICE))
+    await app.services.tasks.drain(5)
+
+    assert len(ig.stories) == 1
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    edits = app.telegram.of(EditMessageText)
+    assert edits and {e.message_id for e in edits} == {900}
+    assert edits[-1].text.endswith("✅ Posted to Instagram by Alice")
+    assert edits[-1].reply_markup is None

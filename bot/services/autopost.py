@@ -157,6 +157,7 @@ class AutoPostService:
         presser: TelegramIdentity,
         *,
         body: str | None = None,
+        message_id: int | None = None,
     ) -> AutoPostClaim | AutoPostRefusal | PressOutcome:
         """Hold the item so a concurrent ✅ or ⏭️ cannot also win; or say why not."""
         token = uuid.uuid4()
@@ -171,6 +172,7 @@ class AutoPostService:
                 token=token,
                 requested_by=presser.telegram_user_id,
                 lease_before=lease_before,
+                message_id=message_id,
             )
             if row is None:
                 return await self._why_not(session, queue_id, chat_id)
@@ -722,12 +724,23 @@ class AutoPostService:
         if message_id is None:
             return
         try:
-            await self._bot.edit_message_caption(
-                chat_id=chat_id,
-                message_id=message_id,
-                caption=with_status(body, line),
-                reply_markup=buttons,
-            )
+            try:
+                await self._bot.edit_message_caption(
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    caption=with_status(body, line),
+                    reply_markup=buttons,
+                )
+            except TelegramBadRequest as error:
+                if "no caption" not in error.message.lower():
+                    raise
+                # A text: the notice sent for an item whose send Telegram never confirmed.
+                await self._bot.edit_message_text(
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    text=with_status(body, line),
+                    reply_markup=buttons,
+                )
         except TelegramBadRequest as error:
             if "not modified" not in error.message.lower():
                 logger.warning("autopost.edit_failed", reason=error.message)

@@ -1067,3 +1067,26 @@ async def test_auto_post_from_the_unconfirmed_notice_shows_its_progress_and_resu
     assert edits and {e.message_id for e in edits} == {900}
     assert edits[-1].text.endswith("✅ Posted to Instagram by Alice")
     assert edits[-1].reply_markup is None
+
+
+async def test_a_publish_refused_for_the_token_gives_the_item_back_though_status_is_unread(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    """Error 190 on media_publish: nothing was published; the team can post by hand."""
+    expired = {"error": {"code": 190, "message": "Session has expired"}}
+    graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
+    graph.get("/container-1").mock(
+        side_effect=[
+            httpx.Response(200, json={"status_code": "FINISHED"}),
+            httpx.Response(400, json=expired),
+        ]
+    )
+    graph.post(f"/{IG_USER}/media_publish").respond(400, json=expired)
+    queue_id = await _queued(app)
+
+    await app.feed(_press(queue_id))
+
+    assert await _queue_status(app) == ["sent"]
+    last = app.telegram.of(EditMessageCaption)[-1]
+    assert "Auto Post failed" in last.caption and "(error 190)" in last.caption
+    assert last.reply_markup == queue_keyboard(queue_id, instagram=True)

@@ -59,6 +59,9 @@ PUBLISHING_LINE = "⏳ Publishing to Instagram…"
 RECORDING_LINE = "✅ Published to Instagram; recording it…"
 UNEXPECTED_LINE = "⚠️ Auto Post failed on an unexpected error (logged). Nothing was published."
 DRY_RUN_LINE = "🧪 Dry run: Instagram accepted the story; nothing was published."
+# Refusals Graph gives before it looks at the request (no token, over the rate):
+# they stand even when the container's status cannot be read after them.
+_REFUSED_UNREAD = frozenset({InstagramFailure.TOKEN_EXPIRED, InstagramFailure.RATE_LIMIT})
 # How far before the publish request a Story may be stamped and still be ours.
 _STORY_MATCH_SLACK = timedelta(minutes=2)
 
@@ -358,6 +361,8 @@ class AutoPostService:
         try:
             status = await instagram.container_status(container)
         except InstagramError as error:
+            if refusal.failure in _REFUSED_UNREAD:
+                return None  # turned away at the door: the team can post by hand now
             logger.warning(
                 "autopost.refusal_unchecked",
                 queue_id=str(claim.queue_id),

@@ -322,10 +322,12 @@ class Delivery:
         async def take(session: AsyncSession) -> StuckRows:
             planned.resend.clear()
             planned.unconfirmed.clear()
-            stamped[:] = [(await session.execute(select(func.now()))).scalar_one()]
             queue = QueueRepository(session)
             media_repository = MediaRepository(session)
-            for row in await queue.stuck_sending(older_than):
+            rows = await queue.stuck_sending(older_than)
+            if rows:
+                stamped[:] = [(await session.execute(select(func.now()))).scalar_one()]
+            for row in rows:
                 media = await media_repository.get(row.media_item_id)
                 assert media is not None  # the foreign key cascades
                 # Read before the UPDATE below, which expires the loaded row.

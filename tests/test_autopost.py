@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
+import structlog
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, EditMessageText
 from aiogram.types import Update
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -42,7 +44,12 @@ from tests.support import (
     seed_media,
     seed_queue_item,
 )
-from tests.telegram_fake import RecordingSession, callback_update, queue_message
+from tests.telegram_fake import (
+    RecordingSession,
+    callback_update,
+    queue_message,
+    text_message,
+)
 
 GRAPH = "https://graph.test/v21.0"
 IG_USER = "1789"
@@ -885,3 +892,193 @@ async def test_release_commit_reply_lost_gives_the_item_back_once(
         assert ig.creates == 2 and ig.publish_calls == ["container-2"]
         history = await fetch_all(sessions, "SELECT posting_method FROM posting_history")
         assert [r.posting_method for r in history] == ["instagram_api"]
+
+
+async def test_a_refused_first_publish_that_went_live_is_recorded_not_retried(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    """media_publish answers an error, yet the Story went live: never "failed", never a second.
+
+    Graph answers transient errors (code 2, "retry later") with a 4xx too, and
+    Instagram has published media whose publish call answered an error.
+    """
+    create = graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
+    published = False
+
+    def status(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"status_code": "PUBLISHED" if published else "FINISHED"})
+
+    def refuse_after_publishing(request: httpx.Request) -> httpx.Response:
+        nonlocal published
+        published = True
+        return httpx.Response(
+            400,
+            json={
+                "error": {
+                    "code": 2,
+                    "is_transient": True,
+                    "message": "An unexpected error has occurred. Please retry later.",
+                }
+            },
+        )
+
+    graph.get("/container-1").mock(side_effect=status)
+    publish = graph.post(f"/{IG_USER}/media_publish").mock(side_effect=refuse_after_publishing)
+    graph.get(f"/{IG_USER}/stories").respond(json={"data": []})
+    queue_id = await _queued(app)
+
+    await app.feed(_press_update(queue_id))
+    await app.services.tasks.drain(5)
+    await app.feed(_press_update(queue_id, who=BOB))
+    await app.services.tasks.drain(5)
+
+    assert create.call_count == 1 and publish.call_count == 1
+    assert [tuple(r) for r in await _history(app)] == [("posted", "instagram_api", None, "Alice")]
+    assert await _queue_status(app) == []
+    assert not any("Auto Post failed" in caption for caption in _captions(app))
+    assert _toasts(app)[-1] == "✅ Already posted by Alice"
+
+
+async def _left_publishing(app: TestApp, ig: GraphState, count: int) -> list[uuid.UUID]:
+    """`count` rows a dead process left after requesting the publish of a FINISHED container."""
+    media_ids = await seed_media(app.sessions, count=count, prefix="left")
+    queue_ids = []
+    async with app.sessions() as session, session.begin():
+        await session.execute(
+            text("INSERT INTO users (telegram_user_id, first_name) VALUES (7, 'Alice')")
+        )
+    for n, media_id in enumerate(media_ids):
+        queue_id = await seed_queue_item(app.sessions, media_id, message_id=700 + n)
+        _, body = ig.create()
+        async with app.sessions() as session, session.begin():
+            await session.execute(
+                text(
+                    "UPDATE posting_queue SET status = 'publishing', claimed_at = NULL,"
+                    " autopost_requested_by = 7, autopost_claim_token = gen_random_uuid(),"
+                    " instagram_creation_id = :container, instagram_publish_requested_at = now()"
+                    " WHERE id = :id"
+                ),
+                {"id": queue_id, "container": body["id"]},
+            )
+        queue_ids.append(queue_id)
+    return queue_ids
+
+
+async def test_one_row_failing_never_starves_the_other_rows_of_the_sweep(
+    app: TestApp, ig: GraphState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _left_publishing(app, ig, 2)
+    service = app.services.autopost
+    settle = service._settle_container
+    poisoned: list[uuid.UUID] = []
+
+    async def first_one_breaks(held: Any, token: uuid.UUID) -> Any:
+        if not poisoned:
+            poisoned.append(held.row.id)
+            raise RuntimeError("a bug on one row")
+        return await settle(held, token)
+
+    monkeypatch.setattr(service, "_settle_container", first_one_breaks)
+
+    assert await service.sweep() == 2
+
+    assert len(ig.stories) == 1
+    [row] = await fetch_all(app.sessions, "SELECT id, status, claimed_at FROM posting_queue")
+    # The broken row is handed over, for the next sweep; the other one was recorded.
+    assert (row.id, row.status, row.claimed_at) == (poisoned[0], "publishing", None)
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    monkeypatch.setattr(service, "_settle_container", settle)
+    assert await service.sweep() == 1
+    assert len(ig.stories) == 2 and await _queue_status(app) == []
+
+
+async def test_a_graph_answer_that_is_not_an_object_leaves_the_outcome_unknown(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    """A proxy answering `[]` for the container's status: checked again later, nothing raised."""
+    state = GraphState(IG_USER)
+    [queue_id] = await _left_publishing(app, state, 1)
+    graph.get("/container-1").respond(200, json=[])
+
+    outcome = await app.services.autopost.resolve(queue_id)
+
+    assert outcome is not None and outcome.result is AutoPostResult.CHECKING
+    row = await _queue_row(app)
+    assert (row.status, row.claimed_at) == ("publishing", None)
+    assert await _history(app) == []
+
+
+async def test_a_background_resolve_that_fails_is_logged(
+    app: TestApp, ig: GraphState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [queue_id] = await _left_publishing(app, ig, 1)
+    service = app.services.autopost
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "_settle_container", broken)
+    with structlog.testing.capture_logs() as logs:
+        await service.resolve_soon(queue_id, immediately=True)
+
+    assert [e["queue_id"] for e in logs if e["event"] == "autopost.resolve_failed"] == [
+        str(queue_id)
+    ]
+    row = await _queue_row(app)
+    assert (row.status, row.claimed_at) == ("publishing", None)
+
+
+async def test_auto_post_from_the_unconfirmed_notice_shows_its_progress_and_result(
+    app: TestApp, ig: GraphState
+) -> None:
+    """A send Telegram never confirmed: the row has no message id, the notice is a text."""
+    queue_id = await _queued(app)
+    async with app.sessions() as session, session.begin():
+        await session.execute(
+            text("UPDATE posting_queue SET telegram_message_id = NULL WHERE id = :id"),
+            {"id": queue_id},
+        )
+    for _ in range(4):  # Telegram refuses a caption edit on a text message
+        app.telegram.fail_next(
+            EditMessageCaption,
+            TelegramBadRequest(
+                method=EditMessageCaption(caption=""),
+                message="Bad Request: there is no caption in the message to edit",
+            ),
+        )
+    notice = text_message(TEAM_CHAT, 900, "⚠️ Telegram didn't confirm that this item arrived.")
+    notice = notice.model_copy(update={"reply_markup": queue_keyboard(queue_id, instagram=True)})
+    data = QueueCallback(action=QueueAction.AUTOPOST, queue_id=queue_id).pack()
+
+    await app.feed(callback_update(data, notice, ALICE.user))
+    await app.services.tasks.drain(5)
+
+    assert len(ig.stories) == 1
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    edits = app.telegram.of(EditMessageText)
+    assert edits and {e.message_id for e in edits} == {900}
+    assert edits[-1].text.endswith("✅ Posted to Instagram by Alice")
+    assert edits[-1].reply_markup is None
+
+
+async def test_a_publish_refused_for_the_token_gives_the_item_back_though_status_is_unread(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    """Error 190 on media_publish: nothing was published; the team can post by hand."""
+    expired = {"error": {"code": 190, "message": "Session has expired"}}
+    graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
+    graph.get("/container-1").mock(
+        side_effect=[
+            httpx.Response(200, json={"status_code": "FINISHED"}),
+            httpx.Response(400, json=expired),
+        ]
+    )
+    graph.post(f"/{IG_USER}/media_publish").respond(400, json=expired)
+    queue_id = await _queued(app)
+
+    await app.feed(_press_update(queue_id))
+
+    assert await _queue_status(app) == ["sent"]
+    last = app.telegram.of(EditMessageCaption)[-1]
+    assert "Auto Post failed" in last.caption and "(error 190)" in last.caption
+    assert last.reply_markup == queue_keyboard(queue_id, instagram=True)

@@ -199,7 +199,12 @@ async def test_a_finished_item_of_another_chat_leaves_this_message_alone(app: Te
     _, queue_id = await _queued(app, OTHER_CHAT)
     other_chat_member = TelegramIdentity(telegram_user_id=99, first_name="Mallory")
     await app.services.press.record(
-        Press(queue_id=queue_id, chat_id=OTHER_CHAT, status="posted", presser=other_chat_member)
+        Press(
+            queue_id=queue_id,
+            chat_id=OTHER_CHAT,
+            status=Verdict.POSTED,
+            presser=other_chat_member,
+        )
     )
     await app.feed(_press_update(queue_id, QueueAction.SKIP))
 

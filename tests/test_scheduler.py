@@ -25,6 +25,7 @@ from bot.app import create_bot
 from bot.services.notifier import Notifier
 from bot.services.scheduler import Scheduler
 from db.engine import EngineOptions, create_engine, create_session_factory
+from db.repositories import QueueRepository
 from db.repositories.media import eligible_query
 from tests.pgproxy import PgProxy
 from tests.support import (
@@ -663,3 +664,49 @@ async def test_an_item_pressed_while_its_send_is_retried_is_not_sent_again(
     await make_scheduler(app, Clock(NOW), telegram).tick()
     assert len(telegram.of(SendPhoto)) == 1
     assert telegram.of(SendMessage) == []
+
+
+async def test_a_stuck_sweep_that_lost_its_connection_never_takes_another_sweeps_rows_as_its_own(
+    app: TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our sweep's transaction dies before its COMMIT; another process's sweep takes the
+    rows meanwhile, with the same attempt count. Our re-read must not call them ours,
+    or both processes resend the item."""
+    [media_id] = await _library(app)
+    async with app.sessions() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO posting_queue (media_item_id, chat_id, status, claimed_at,"
+                " send_attempts) VALUES (:m, :c, 'sending', :t, 1)"
+            ),
+            {"m": media_id, "c": TEAM_CHAT, "t": NOW - timedelta(hours=1)},
+        )
+    ours = make_scheduler(app, Clock(NOW)).delivery
+    other = make_scheduler(app, Clock(NOW)).delivery
+    reclaim = QueueRepository.reclaim
+    taken_by_other: list[Any] = []
+    faulted = asyncio.Event()
+
+    async def reclaim_then_lose_the_connection(
+        self: QueueRepository, queue_id: uuid.UUID, attempts: int
+    ) -> bool:
+        result = await reclaim(self, queue_id, attempts)
+        if faulted.is_set():
+            return result
+        faulted.set()
+        pid = (await self._session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with app.sessions() as admin, admin.begin():
+            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        while await fetch_all(
+            app.sessions, "SELECT 1 FROM pg_stat_activity WHERE pid = :pid", pid=pid
+        ):
+            await asyncio.sleep(0.02)
+        taken_by_other.append(await other.take_stuck())
+        return result
+
+    monkeypatch.setattr(QueueRepository, "reclaim", reclaim_then_lose_the_connection)
+    mine = await ours.take_stuck()
+
+    [theirs] = taken_by_other
+    assert [item.attempt for item in theirs.resend] == [2]
+    assert mine.resend == [] and mine.unconfirmed == []

@@ -187,6 +187,7 @@ async def run_autopost(
             message.chat.id,
             identity_of(callback.from_user),
             body=body_of(message.html_text),
+            message_id=message.message_id,
         )
     except DatabaseUnavailableError:
         await answer_quietly(callback, PRESS_FAILED)

@@ -62,6 +62,9 @@ PUBLISHING_LINE = "⏳ Publishing to Instagram…"
 RECORDING_LINE = "✅ Published to Instagram; recording it…"
 UNEXPECTED_LINE = "⚠️ Auto Post failed on an unexpected error (logged). Nothing was published."
 DRY_RUN_LINE = "🧪 Dry run: Instagram accepted the story; nothing was published."
+# Refusals Graph gives before it looks at the request (no token, over the rate):
+# they stand even when the container's status cannot be read after them.
+_REFUSED_UNREAD = frozenset({InstagramFailure.TOKEN_EXPIRED, InstagramFailure.RATE_LIMIT})
 # How far before the publish request a Story may be stamped and still be ours.
 _STORY_MATCH_SLACK = timedelta(minutes=2)
 
@@ -71,6 +74,7 @@ class _Progress:
     """How far a publish got; read when it is cancelled."""
 
     publish_requested: bool = False
+    requested_at: datetime | None = None
 
 
 class AutoPostRefusal(StrEnum):
@@ -159,6 +163,7 @@ class AutoPostService:
         presser: TelegramIdentity,
         *,
         body: str | None = None,
+        message_id: int | None = None,
     ) -> AutoPostClaim | AutoPostRefusal | PressOutcome:
         """Hold the item so a concurrent ✅ or ⏭️ cannot also win; or say why not."""
         token = uuid.uuid4()
@@ -173,6 +178,7 @@ class AutoPostService:
                 token=token,
                 requested_by=presser.telegram_user_id,
                 lease_before=lease_before,
+                message_id=message_id,
             )
             if row is None:
                 return await self._why_not(session, queue_id, chat_id)
@@ -295,12 +301,22 @@ class AutoPostService:
                     await self._show_buttons(claim, DRY_RUN_LINE)
                 return AutoPostOutcome(result=AutoPostResult.DRY_RUN)
             # Durable before the request leaves: from here on a repeat is resolved, not redone.
-            if not await self._renew(claim, instagram_publish_requested_at=self._clock()):
+            requested_at = self._clock()
+            if not await self._renew(claim, instagram_publish_requested_at=requested_at):
                 return AutoPostOutcome(result=AutoPostResult.CHECKING)
             progress.publish_requested = True
+            progress.requested_at = requested_at
             media_id = await instagram.publish(container)
         except InstagramError as error:
-            if progress.publish_requested and error.outcome_unknown:
+            if progress.publish_requested and not error.outcome_unknown:
+                # A refusal is no proof: Graph answers transient errors with a 4xx too,
+                # and Instagram has published media whose publish call answered one.
+                settled = await self._after_refused_publish(
+                    claim, instagram, container, error, progress.requested_at
+                )
+                if settled is not None:
+                    return settled
+            elif progress.publish_requested:
                 logger.warning(
                     "autopost.outcome_unknown",
                     queue_id=str(claim.queue_id),
@@ -335,6 +351,52 @@ class AutoPostService:
             media_id,
             claim.presser,
         )
+
+    async def _after_refused_publish(
+        self,
+        claim: AutoPostClaim,
+        instagram: InstagramClient,
+        container: str,
+        refusal: InstagramError,
+        requested_at: datetime | None,
+    ) -> AutoPostOutcome | None:
+        """Ask the container after a refused publish: PUBLISHED is recorded, never redone.
+
+        None when the refusal stands (the container did not publish) and the item
+        may be given back; a status that cannot be read leaves the outcome unknown.
+        """
+        try:
+            status = await instagram.container_status(container)
+        except InstagramError as error:
+            if refusal.failure in _REFUSED_UNREAD:
+                return None  # turned away at the door: the team can post by hand now
+            logger.warning(
+                "autopost.refusal_unchecked",
+                queue_id=str(claim.queue_id),
+                reference=error.reference,
+            )
+            await self._checking(claim)
+            return AutoPostOutcome(result=AutoPostResult.CHECKING, error=refusal)
+        if status.code == "PUBLISHED":
+            logger.warning(
+                "autopost.published_despite_refusal",
+                queue_id=str(claim.queue_id),
+                reference=refusal.reference,
+            )
+            media_id = await self._find_story(instagram, requested_at)
+            return await self._record(
+                claim.queue_id,
+                claim.token,
+                claim.chat_id,
+                claim.message_id,
+                claim.body,
+                media_id,
+                claim.presser,
+            )
+        if status.code in ("FINISHED", "ERROR", "EXPIRED"):
+            return None
+        await self._checking(claim)  # IN_PROGRESS: the publish may still be going through
+        return AutoPostOutcome(result=AutoPostResult.CHECKING, error=refusal)
 
     async def _checking(self, claim: AutoPostClaim) -> None:
         """Say so, then let go: the resolver's edits come after ours."""
@@ -394,7 +456,11 @@ class AutoPostService:
             self._sessions, read, repeat=Idempotent("it only reads"), operation="autopost.sweep"
         )
         for queue_id in queue_ids:
-            await self.resolve(queue_id)
+            try:
+                await self.resolve(queue_id)
+            except Exception:
+                # One row failing (handed over by resolve) never keeps the others waiting.
+                logger.exception("autopost.resolve_failed", queue_id=str(queue_id))
         return len(queue_ids)
 
     async def resolve_soon(self, queue_id: uuid.UUID, *, immediately: bool = False) -> None:
@@ -405,6 +471,9 @@ class AutoPostService:
             await self.resolve(queue_id)
         except DatabaseUnavailableError:
             logger.warning("autopost.resolve_deferred", queue_id=str(queue_id))
+        except Exception:
+            # A spawned task: unlogged here, its error would surface nowhere. The sweep retries.
+            logger.exception("autopost.resolve_failed", queue_id=str(queue_id))
 
     async def resolve(self, queue_id: uuid.UUID) -> AutoPostOutcome | None:
         """Settle one `publishing` row nobody holds; None when someone else holds it."""
@@ -659,12 +728,23 @@ class AutoPostService:
         if message_id is None:
             return
         try:
-            await self._bot.edit_message_caption(
-                chat_id=chat_id,
-                message_id=message_id,
-                caption=with_status(body, line),
-                reply_markup=buttons,
-            )
+            try:
+                await self._bot.edit_message_caption(
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    caption=with_status(body, line),
+                    reply_markup=buttons,
+                )
+            except TelegramBadRequest as error:
+                if "no caption" not in error.message.lower():
+                    raise
+                # A text: the notice sent for an item whose send Telegram never confirmed.
+                await self._bot.edit_message_text(
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    text=with_status(body, line),
+                    reply_markup=buttons,
+                )
         except TelegramBadRequest as error:
             if "not modified" not in error.message.lower():
                 logger.warning("autopost.edit_failed", reason=error.message)

@@ -16,7 +16,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from aiogram.exceptions import (
@@ -29,6 +29,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock, utc_now
@@ -315,13 +316,19 @@ class Delivery:
         """
         older_than = self._clock() - self._stuck_after
         planned = StuckRows([], [])
+        # The transaction time our claims carry (now() is fixed per transaction):
+        # another process's sweep of the same rows stamps its own.
+        stamped: list[datetime] = []
 
         async def take(session: AsyncSession) -> StuckRows:
             planned.resend.clear()
             planned.unconfirmed.clear()
             queue = QueueRepository(session)
             media_repository = MediaRepository(session)
-            for row in await queue.stuck_sending(older_than):
+            rows = await queue.stuck_sending(older_than)
+            if rows:
+                stamped[:] = [(await session.execute(select(func.now()))).scalar_one()]
+            for row in rows:
                 media = await media_repository.get(row.media_item_id)
                 assert media is not None  # the foreign key cascades
                 # Read before the UPDATE below, which expires the loaded row.
@@ -335,7 +342,7 @@ class Delivery:
             return StuckRows(list(planned.resend), list(planned.unconfirmed))
 
         async def landed(session: AsyncSession) -> StuckRows | None:
-            """Did the sweep's COMMIT land? Then its rows carry the claim and count it set."""
+            """Did our COMMIT land? Then its rows carry our claim time and the count it set."""
             items = planned.resend + planned.unconfirmed
             if not items:
                 return None
@@ -351,8 +358,7 @@ class Delivery:
                     row is None
                     or row.status != QueueStatus.SENDING
                     or row.send_attempts != item.attempt
-                    or row.claimed_at is None
-                    or row.claimed_at < older_than
+                    or row.claimed_at != stamped[0]
                 ):
                     return None
             return StuckRows(list(planned.resend), list(planned.unconfirmed))

@@ -166,10 +166,12 @@ class InstagramClient:
                 InstagramFailure.NO_ANSWER, type(unanswered).__name__, outcome_unknown=True
             ) from None
         try:
-            body: dict[str, Any] = response.json()
+            decoded = response.json()
         except ValueError:
-            body = {}
-        error = body.get("error") if isinstance(body, dict) else None
+            decoded = None
+        # Anything but an object (a proxy's `[]`, say) answers nothing the callers read.
+        body: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
+        error = body.get("error")
         if response.is_error or error:
             details = error if isinstance(error, dict) else {}
             codes = tuple(

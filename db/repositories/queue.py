@@ -138,11 +138,14 @@ class QueueRepository(Repository):
         token: uuid.UUID,
         requested_by: int,
         lease_before: datetime,
+        message_id: int | None = None,
     ) -> PostingQueueItem | None:
         """Hold a sent item for an Auto Post under `token`; None if it is not ours to take.
 
         A hold whose lease ran out is taken over only when no publish request can
         have left for it (no marker, no media id): those are the resolver's.
+        A row without a message id (a send Telegram never confirmed) takes the
+        pressed message's, so the progress and the result are shown there.
         """
         statement = (
             update(PostingQueueItem)
@@ -165,6 +168,7 @@ class QueueRepository(Repository):
                 autopost_claim_token=token,
                 autopost_requested_by=requested_by,
                 instagram_creation_id=None,
+                telegram_message_id=func.coalesce(PostingQueueItem.telegram_message_id, message_id),
             )
             .returning(PostingQueueItem)
         )

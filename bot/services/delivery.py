@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import structlog
 from aiogram.exceptions import (
@@ -36,10 +37,12 @@ from bot.services.clock import Clock, utc_now
 from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
 from db.models import MediaItem
 from db.repositories import HistoryRepository, MediaRepository, QueueRepository
-from db.retry import Idempotent, Reread, T, UnitOfWork, in_transaction
+from db.retry import Idempotent, Reread, UnitOfWork, in_transaction
 from db.vocabulary import MediaKind, QueueStatus
 
 logger = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 # A send that may have arrived is repeated at most once: two messages at worst.
 MAX_UNANSWERED_SENDS = 2

@@ -342,15 +342,7 @@ class AutoPostService:
             await self._checking(claim)
             return AutoPostOutcome(result=AutoPostResult.CHECKING)
         logger.info("autopost.published", queue_id=str(claim.queue_id), media_id=media_id)
-        return await self._record(
-            claim.queue_id,
-            claim.token,
-            claim.chat_id,
-            claim.message_id,
-            claim.body,
-            media_id,
-            claim.presser,
-        )
+        return await self._record_claim(claim, media_id)
 
     async def _after_refused_publish(
         self,
@@ -384,15 +376,7 @@ class AutoPostService:
                 reference=refusal.reference,
             )
             media_id = await self._find_story(instagram, requested_at)
-            return await self._record(
-                claim.queue_id,
-                claim.token,
-                claim.chat_id,
-                claim.message_id,
-                claim.body,
-                media_id,
-                claim.presser,
-            )
+            return await self._record_claim(claim, media_id)
         if status.code in ("FINISHED", "ERROR", "EXPIRED"):
             return None
         await self._checking(claim)  # IN_PROGRESS: the publish may still be going through
@@ -402,6 +386,17 @@ class AutoPostService:
         """Say so, then let go: the resolver's edits come after ours."""
         await self._show(claim.chat_id, claim.message_id, claim.body, CHECKING_LINE)
         await self._hand_over(claim.queue_id, claim.token)
+
+    async def _record_claim(self, claim: AutoPostClaim, media_id: str | None) -> AutoPostOutcome:
+        return await self._record(
+            claim.queue_id,
+            claim.token,
+            claim.chat_id,
+            claim.message_id,
+            claim.body,
+            media_id,
+            claim.presser,
+        )
 
     async def _record(
         self,

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import structlog
 from aiogram.exceptions import (
@@ -36,10 +37,12 @@ from bot.services.clock import Clock, utc_now
 from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
 from db.models import MediaItem
 from db.repositories import HistoryRepository, MediaRepository, QueueRepository
-from db.retry import Idempotent, Reread, in_transaction
+from db.retry import Idempotent, Reread, UnitOfWork, in_transaction
 from db.vocabulary import MediaKind, QueueStatus
 
 logger = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 # A send that may have arrived is repeated at most once: two messages at worst.
 MAX_UNANSWERED_SENDS = 2
@@ -109,6 +112,12 @@ class Delivery:
         self._stuck_after = stuck_after
         # Renewed well before another process's sweep would call the row stuck.
         self._lease_renewal = max(stuck_after.total_seconds() / 3, 0.05)
+
+    async def _idempotent(self, operation: str, work: UnitOfWork[T], why: str) -> T:
+        """One transaction that is safe to repeat for the reason `why`."""
+        return await in_transaction(
+            self._sessions, work, repeat=Idempotent(why), operation=operation
+        )
 
     async def deliver(
         self, item: Notification, *, wait: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -190,11 +199,10 @@ class Delivery:
         while True:
             await asyncio.sleep(self._lease_renewal)
             try:
-                await in_transaction(
-                    self._sessions,
+                await self._idempotent(
+                    "delivery.renew_claim",
                     renew,
-                    repeat=Idempotent("it sets claimed_at to the server's now"),
-                    operation="delivery.renew_claim",
+                    "it sets claimed_at to the server's now",
                 )
             except Exception:
                 logger.warning("delivery.renew_failed", queue_id=str(queue_id), exc_info=True)
@@ -205,11 +213,10 @@ class Delivery:
         async def count(session: AsyncSession) -> bool:
             return await QueueRepository(session).reclaim(queue_id, attempt)
 
-        return await in_transaction(
-            self._sessions,
+        return await self._idempotent(
+            "scheduler.count_attempt",
             count,
-            repeat=Idempotent("it sets the attempt number (GREATEST), never increments"),
-            operation="scheduler.count_attempt",
+            "it sets the attempt number (GREATEST), never increments",
         )
 
     async def _record_sent(self, item: Notification, message_id: int, file_id: str | None) -> None:
@@ -218,11 +225,10 @@ class Delivery:
             if file_id and file_id != item.telegram_file_id:
                 await MediaRepository(session).set_telegram_file_id(item.media_item_id, file_id)
 
-        await in_transaction(
-            self._sessions,
+        await self._idempotent(
+            "scheduler.record_sent",
             record,
-            repeat=Idempotent("it sets the message id and status to the same values"),
-            operation="scheduler.record_sent",
+            "it sets the message id and status to the same values",
         )
         logger.info(
             "notify.sent",
@@ -256,11 +262,10 @@ class Delivery:
                 error_message=error,
             )
 
-        await in_transaction(
-            self._sessions,
+        await self._idempotent(
+            "scheduler.give_up",
             fail,
-            repeat=Idempotent("the history row is written only with the queue row it deletes"),
-            operation="scheduler.give_up",
+            "the history row is written only with the queue row it deletes",
         )
         logger.error(
             "notify.failed", queue_id=str(item.queue_id), chat_id=item.chat_id, error=error
@@ -291,11 +296,10 @@ class Delivery:
         async def keep(session: AsyncSession) -> bool:
             return await QueueRepository(session).mark_unconfirmed(item.queue_id)
 
-        await in_transaction(
-            self._sessions,
+        await self._idempotent(
+            "scheduler.unconfirmed",
             keep,
-            repeat=Idempotent("it sets the status of a `sending` row to `sent`"),
-            operation="scheduler.unconfirmed",
+            "it sets the status of a `sending` row to `sent`",
         )
         return outcome
 

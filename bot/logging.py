@@ -81,8 +81,12 @@ def configure_logging(
             redactor.scrub_rendered,
         ]
     else:
-        # The console renderer formats the traceback itself: scrub what it rendered.
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # The console renderer formats the traceback itself: scrub what it rendered. A
+        # plain traceback never shows locals or wraps long lines (rich, if installed,
+        # would do both), so a token in it stays whole for the scrubber.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         final = [redactor, renderer, redactor.scrub_rendered]
 
     structlog.configure(

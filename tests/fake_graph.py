@@ -19,6 +19,8 @@ import httpx
 import respx
 from aiohttp import web
 
+from tests.fake_bot_api import serve_on_loopback
+
 
 class Timeout(Exception):
     """Stands for a publish whose answer never comes (respx raises ReadTimeout)."""
@@ -149,11 +151,7 @@ class FakeGraphServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/v21.0/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
         self._release.set()

@@ -474,11 +474,23 @@ async def test_expiry_warnings_are_sent_once_each(
         assert row.status == "sent"
 
 
-async def test_a_refused_warning_is_tried_again(
-    settings: Settings, database_url: str, graph: respx.MockRouter
-) -> None:
-    from aiogram.exceptions import TelegramForbiddenError
+def _refused(kind: str) -> Exception:
+    from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 
+    method = SendMessage(chat_id=TEAM_CHAT, text="")
+    if kind == "forbidden":
+        return TelegramForbiddenError(method=method, message="kicked")
+    # A flood wait longer than the request middleware rides out: certainly not delivered.
+    return TelegramRetryAfter(
+        method=method, message="Too Many Requests: retry after 600", retry_after=600
+    )
+
+
+@pytest.mark.parametrize("refusal", ["forbidden", "long_flood_wait"])
+async def test_a_warning_telegram_refused_is_tried_again(
+    settings: Settings, database_url: str, graph: respx.MockRouter, refusal: str
+) -> None:
+    """A refusal (or a 429) certainly delivered nothing: the warning must not be lost."""
     clock = Clock()
     graph.get(f"{FB_GRAPH}/debug_token").respond(
         json={"data": {"expires_at": int((T0 + timedelta(days=5)).timestamp())}}
@@ -486,43 +498,11 @@ async def test_a_refused_warning_is_tried_again(
     async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         await seed_chat(bot.sessions)
         await bot.services.instagram_accounts.sync()
-        bot.telegram.fail_next(
-            SendMessage,
-            TelegramForbiddenError(
-                method=SendMessage(chat_id=TEAM_CHAT, text=""), message="kicked"
-            ),
-        )
+        bot.telegram.fail_next(SendMessage, _refused(refusal))
         await bot.services.token_care.tick()
         assert (await account_row(bot.sessions)).warned_7d_at is None
         await bot.services.token_care.tick()
         assert len(bot.telegram.of(SendMessage)) == 2
-        assert (await account_row(bot.sessions)).warned_7d_at == clock.now
-
-
-async def test_a_warning_held_back_by_a_long_flood_wait_is_tried_again(
-    settings: Settings, database_url: str, graph: respx.MockRouter
-) -> None:
-    """A 429 certainly delivered nothing: the warning must not be lost as if it might have."""
-    from aiogram.exceptions import TelegramRetryAfter
-
-    clock = Clock()
-    graph.get(f"{FB_GRAPH}/debug_token").respond(
-        json={"data": {"expires_at": int((T0 + timedelta(days=5)).timestamp())}}
-    )
-    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
-        bot.telegram.fail_next(
-            SendMessage,
-            TelegramRetryAfter(
-                method=SendMessage(chat_id=TEAM_CHAT, text=""),
-                message="Too Many Requests: retry after 600",
-                retry_after=600,
-            ),
-        )
-        await bot.services.token_care.tick()
-        assert (await account_row(bot.sessions)).warned_7d_at is None
-        await bot.services.token_care.tick()
         assert (await account_row(bot.sessions)).warned_7d_at == clock.now
         assert any("expires in about" in (m.text or "") for m in bot.telegram.of(SendMessage))
 

@@ -507,6 +507,33 @@ async def test_a_warning_telegram_refused_is_tried_again(
         assert any("expires in about" in (m.text or "") for m in bot.telegram.of(SendMessage))
 
 
+@pytest.mark.parametrize("lost", ["timeout", "bad_gateway"])
+async def test_a_warning_whose_answer_was_lost_is_never_sent_again(
+    settings: Settings, database_url: str, graph: respx.MockRouter, lost: str
+) -> None:
+    """The send may have arrived: neither the request middleware nor a later tick repeats it."""
+    from aiogram.exceptions import TelegramNetworkError, TelegramServerError
+
+    clock = Clock()
+    graph.get(f"{FB_GRAPH}/debug_token").respond(
+        json={"data": {"expires_at": int((T0 + timedelta(days=5)).timestamp())}}
+    )
+    method = SendMessage(chat_id=TEAM_CHAT, text="")
+    error: Exception = (
+        TelegramNetworkError(method=method, message="Request timeout error")
+        if lost == "timeout"
+        else TelegramServerError(method=method, message="Bad Gateway")
+    )
+    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
+        await seed_chat(bot.sessions)
+        await bot.services.instagram_accounts.sync()
+        bot.telegram.fail_next(SendMessage, error)
+        await bot.services.token_care.tick()
+        await bot.services.token_care.tick()
+        assert len(bot.telegram.of(SendMessage)) == 1
+        assert (await account_row(bot.sessions)).warned_7d_at == clock.now
+
+
 # --- 3. /live -------------------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,17 +21,13 @@ class Database:
 
 
 def engine_options(settings: Settings, url: str) -> EngineOptions:
-    return EngineOptions(
-        url=url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_recycle_seconds=settings.db_pool_recycle_seconds,
-        pool_pre_ping=settings.db_pool_pre_ping,
-        connect_timeout_seconds=settings.db_connect_timeout_seconds,
-        command_timeout_seconds=settings.db_command_timeout_seconds,
-        application_name=settings.db_application_name,
-        pgbouncer=settings.db_pgbouncer,
-    )
+    """Every engine option comes from its setting: `pool_size` from DB_POOL_SIZE, and so on."""
+    options = {
+        option.name: getattr(settings, f"db_{option.name}")
+        for option in fields(EngineOptions)
+        if option.name != "url"
+    }
+    return EngineOptions(url=url, **options)
 
 
 @asynccontextmanager

@@ -21,6 +21,7 @@ from bot.texts import (
     NOT_ALLOWED,
     PRIVATE_CHAT_REFUSED,
 )
+from db.repositories import Interaction
 from db.vocabulary import InteractionKind
 
 logger = structlog.get_logger(__name__)
@@ -136,12 +137,14 @@ async def _touch_quietly(team: TeamService, message: Message, name: str) -> None
     assert message.from_user is not None
     try:
         await team.touch(
-            message.chat.id,
             identity_of(message.from_user),
-            InteractionKind.COMMAND,
-            name,
-            context={"text": (message.text or "")[:200]},
-            message_id=message.message_id,
+            Interaction(
+                InteractionKind.COMMAND,
+                name,
+                message.chat.id,
+                context={"text": (message.text or "")[:200]},
+                telegram_message_id=message.message_id,
+            ),
         )
     except Exception:
         logger.exception("command.log_failed", command=name)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -26,12 +29,34 @@ from aiogram.methods import (
     TelegramMethod,
 )
 from aiogram.methods.base import Response, TelegramType
+from aiohttp import ClientConnectorError
 
 logger = structlog.get_logger(__name__)
 
 # Sending a queue item is retried by the scheduler, which counts each attempt on
 # the queue row; repeating it here would duplicate it behind the queue's back.
 NOT_REPEATED_HERE = (SendPhoto, SendVideo, SendAnimation, SendDocument)
+
+_at_most_once: ContextVar[bool] = ContextVar("telegram_at_most_once", default=False)
+
+
+@contextmanager
+def at_most_once() -> Iterator[None]:
+    """Calls made inside are not repeated once they may have reached Telegram.
+
+    For a message where a duplicate is worse than none. A 429 or a connection
+    never made is still repeated: Telegram certainly did nothing then.
+    """
+    token = _at_most_once.set(True)
+    try:
+        yield
+    finally:
+        _at_most_once.reset(token)
+
+
+def never_sent(error: TelegramNetworkError | TelegramServerError) -> bool:
+    """The connection was never made (refused, DNS, TLS), so Telegram never saw the request."""
+    return isinstance(error.__cause__, ClientConnectorError)
 
 
 class TelegramRetryMiddleware(BaseRequestMiddleware):
@@ -81,6 +106,11 @@ class TelegramRetryMiddleware(BaseRequestMiddleware):
                     raise
                 logger.warning("telegram.retry_after", method=type(method).__name__, seconds=delay)
             except (TelegramNetworkError, TelegramServerError) as error:
+                if _at_most_once.get() and not never_sent(error):
+                    logger.warning(
+                        "telegram.outcome_unknown", method=type(method).__name__, error=str(error)
+                    )
+                    raise
                 delay = next(delays, None)
                 if delay is None:
                     raise

@@ -5,16 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
-    Integer,
     MetaData,
     String,
     Text,
@@ -52,37 +50,41 @@ def _one_of(column: str, vocabulary: type[StrEnum]) -> CheckConstraint:
 
 
 def _uuid_pk() -> Mapped[uuid.UUID]:
-    return mapped_column(
-        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
-    )
+    return mapped_column(primary_key=True, server_default=text("gen_random_uuid()"))
 
 
 def _person() -> Mapped[uuid.UUID | None]:
     """Who did it; kept (as NULL) when the user row goes."""
-    return mapped_column(UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"))
+    return mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 def _chat(ondelete: str, **kwargs: Any) -> Mapped[int]:
     """The team chat a row belongs to."""
-    return mapped_column(
-        BigInteger,
-        ForeignKey("chat_settings.telegram_chat_id", ondelete=ondelete),
-        **kwargs,
-    )
+    return mapped_column(ForeignKey("chat_settings.telegram_chat_id", ondelete=ondelete), **kwargs)
 
 
 def _media(ondelete: str, **kwargs: Any) -> Mapped[uuid.UUID]:
-    return mapped_column(
-        UUID(as_uuid=True), ForeignKey("media_items.id", ondelete=ondelete), **kwargs
-    )
+    return mapped_column(ForeignKey("media_items.id", ondelete=ondelete), **kwargs)
 
 
-def _now() -> Any:
-    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+def _now() -> Mapped[datetime]:
+    return mapped_column(server_default=func.now())
+
+
+# A 64-bit integer: Telegram's chat, user and message ids, file sizes.
+BigInt = Annotated[int, "bigint"]
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # A column's type follows from its annotation; only a length or a width is spelled out.
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        BigInt: BigInteger(),
+        datetime: DateTime(timezone=True),  # every moment is timezone-aware
+        dict[str, Any]: JSONB(),
+        str: Text(),
+        uuid.UUID: UUID(as_uuid=True),
+    }
 
 
 class User(Base):
@@ -93,12 +95,12 @@ class User(Base):
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    telegram_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    telegram_user_id: Mapped[BigInt] = mapped_column(unique=True)
     username: Mapped[str | None] = mapped_column(String(64))
     first_name: Mapped[str | None] = mapped_column(String(128))
     last_name: Mapped[str | None] = mapped_column(String(128))
     role: Mapped[str] = mapped_column(String(16), server_default=UserRole.MEMBER.value)
-    total_posts: Mapped[int] = mapped_column(Integer, server_default="0")
+    total_posts: Mapped[int] = mapped_column(server_default="0")
     first_seen_at: Mapped[datetime] = _now()
     last_seen_at: Mapped[datetime] = _now()
 
@@ -114,19 +116,19 @@ class ChatSettings(Base):
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    telegram_chat_id: Mapped[int] = mapped_column(BigInteger, unique=True)
-    title: Mapped[str | None] = mapped_column(Text)
-    is_paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    telegram_chat_id: Mapped[BigInt] = mapped_column(unique=True)
+    title: Mapped[str | None]
+    is_paused: Mapped[bool] = mapped_column(server_default=text("false"))
+    paused_at: Mapped[datetime | None]
     paused_by_user_id: Mapped[uuid.UUID | None] = _person()
-    dry_run: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    posts_per_day: Mapped[int] = mapped_column(Integer, server_default="3")
-    posting_hours_start: Mapped[int] = mapped_column(Integer, server_default="9")
-    posting_hours_end: Mapped[int] = mapped_column(Integer, server_default="21")
+    dry_run: Mapped[bool] = mapped_column(server_default=text("false"))
+    posts_per_day: Mapped[int] = mapped_column(server_default="3")
+    posting_hours_start: Mapped[int] = mapped_column(server_default="9")
+    posting_hours_end: Mapped[int] = mapped_column(server_default="21")
     timezone: Mapped[str] = mapped_column(String(64), server_default="UTC")
-    repost_ttl_days: Mapped[int] = mapped_column(Integer, server_default="30")
-    skip_ttl_days: Mapped[int] = mapped_column(Integer, server_default="45")
-    last_post_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    repost_ttl_days: Mapped[int] = mapped_column(server_default="30")
+    skip_ttl_days: Mapped[int] = mapped_column(server_default="45")
+    last_post_sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
@@ -151,20 +153,20 @@ class MediaItem(Base):
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    chat_id: Mapped[int] = _chat("RESTRICT")
-    file_path: Mapped[str] = mapped_column(Text)
-    file_name: Mapped[str] = mapped_column(Text)
-    file_size: Mapped[int] = mapped_column(BigInteger)
-    file_mtime: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    chat_id: Mapped[BigInt] = _chat("RESTRICT")
+    file_path: Mapped[str]
+    file_name: Mapped[str]
+    file_size: Mapped[BigInt]
+    file_mtime: Mapped[datetime | None]
     file_hash: Mapped[str] = mapped_column(String(64), index=True)
     media_kind: Mapped[str] = mapped_column(String(16))
     mime_type: Mapped[str] = mapped_column(String(64))
-    category: Mapped[str | None] = mapped_column(Text)
-    caption: Mapped[str | None] = mapped_column(Text)
-    telegram_file_id: Mapped[str | None] = mapped_column(Text)
-    times_posted: Mapped[int] = mapped_column(Integer, server_default="0")
-    last_posted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    category: Mapped[str | None]
+    caption: Mapped[str | None]
+    telegram_file_id: Mapped[str | None]
+    times_posted: Mapped[int] = mapped_column(server_default="0")
+    last_posted_at: Mapped[datetime | None]
+    is_active: Mapped[bool] = mapped_column(server_default=text("true"))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
@@ -178,21 +180,21 @@ class PostingQueueItem(Base):
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     media_item_id: Mapped[uuid.UUID] = _media("CASCADE", unique=True)
-    chat_id: Mapped[int] = _chat("CASCADE")
+    chat_id: Mapped[BigInt] = _chat("CASCADE")
     status: Mapped[str] = mapped_column(String(16), server_default=QueueStatus.PENDING.value)
     scheduled_for: Mapped[datetime] = _now()
-    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    send_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    telegram_message_id: Mapped[BigInt | None]
+    claimed_at: Mapped[datetime | None]
+    send_attempts: Mapped[int] = mapped_column(server_default="0")
+    sent_at: Mapped[datetime | None]
     # Auto Post: kept on the row so a retry never publishes the same item twice.
-    instagram_creation_id: Mapped[str | None] = mapped_column(Text)
-    instagram_media_id: Mapped[str | None] = mapped_column(Text)
+    instagram_creation_id: Mapped[str | None]
+    instagram_media_id: Mapped[str | None]
     # Written with the Auto Post claim, so a retried claim recognises itself.
-    autopost_claim_token: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    autopost_requested_by: Mapped[int | None] = mapped_column(BigInteger)  # Telegram user id
+    autopost_claim_token: Mapped[uuid.UUID | None]
+    autopost_requested_by: Mapped[BigInt | None]  # Telegram user id
     # Set before media_publish is sent: from then on the outcome may be unknown.
-    instagram_publish_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    instagram_publish_requested_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
 
 
@@ -217,21 +219,21 @@ class PostingHistory(Base):
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     # No foreign key: the queue row is deleted when the press is recorded.
-    queue_item_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    queue_item_id: Mapped[uuid.UUID | None]
     media_item_id: Mapped[uuid.UUID] = _media("RESTRICT")
-    chat_id: Mapped[int] = _chat("RESTRICT")
+    chat_id: Mapped[BigInt] = _chat("RESTRICT")
     status: Mapped[str] = mapped_column(String(16))
-    success: Mapped[bool] = mapped_column(Boolean)
+    success: Mapped[bool]
     posting_method: Mapped[str] = mapped_column(
         String(32), server_default=PostingMethod.TELEGRAM_MANUAL.value
     )
     acted_by_user_id: Mapped[uuid.UUID | None] = _person()
-    acted_by_name: Mapped[str | None] = mapped_column(Text)
-    queue_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acted_by_name: Mapped[str | None]
+    queue_created_at: Mapped[datetime | None]
+    scheduled_for: Mapped[datetime | None]
     acted_at: Mapped[datetime] = _now()
-    instagram_media_id: Mapped[str | None] = mapped_column(Text)
-    error_message: Mapped[str | None] = mapped_column(Text)
+    instagram_media_id: Mapped[str | None]
+    error_message: Mapped[str | None]
 
 
 class MediaLock(Base):
@@ -250,7 +252,7 @@ class MediaLock(Base):
     id: Mapped[uuid.UUID] = _uuid_pk()
     media_item_id: Mapped[uuid.UUID] = _media("CASCADE")
     reason: Mapped[str] = mapped_column(String(16))
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None]
     created_by_user_id: Mapped[uuid.UUID | None] = _person()
     created_at: Mapped[datetime] = _now()
 
@@ -264,11 +266,11 @@ class UserInteraction(Base):
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     user_id: Mapped[uuid.UUID | None] = _person()
-    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    chat_id: Mapped[BigInt | None]
     kind: Mapped[str] = mapped_column(String(16))
-    name: Mapped[str] = mapped_column(Text)
-    context: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str]
+    context: Mapped[dict[str, Any] | None]
+    telegram_message_id: Mapped[BigInt | None]
     created_at: Mapped[datetime] = _now()
 
 
@@ -281,24 +283,24 @@ class InstagramAccount(Base):
         _one_of("expires_at_source", ExpirySource),
     )
 
-    chat_id: Mapped[int] = _chat("CASCADE", primary_key=True)
-    ig_user_id: Mapped[str] = mapped_column(Text)
-    access_token: Mapped[str] = mapped_column(Text)
+    chat_id: Mapped[BigInt] = _chat("CASCADE", primary_key=True)
+    ig_user_id: Mapped[str]
+    access_token: Mapped[str]
     flavour: Mapped[str] = mapped_column(String(16))
     # sha256 of the token the operator configured: a new one replaces the stored
     # token, the same old one never overwrites a refreshed token.
     configured_token_sha256: Mapped[str] = mapped_column(String(64))
-    token_obtained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    token_obtained_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
     expires_at_source: Mapped[str] = mapped_column(
         String(16), server_default=ExpirySource.ASSUMED.value
     )
     # A process refreshing the token holds this lease; a lapsed lease is free again.
-    refresh_claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    refresh_claim_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    last_refresh_error: Mapped[str | None] = mapped_column(Text)
-    warned_7d_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    warned_1d_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    warned_expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refresh_claimed_until: Mapped[datetime | None]
+    refresh_claim_id: Mapped[uuid.UUID | None]
+    last_refresh_error: Mapped[str | None]
+    warned_7d_at: Mapped[datetime | None]
+    warned_1d_at: Mapped[datetime | None]
+    warned_expired_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()

@@ -127,34 +127,25 @@ async def run_with_retry(
     """
     if not isinstance(repeat, Idempotent | Reread):
         raise TypeError(f"{operation}: say how the unit is safe to repeat (Idempotent or Reread)")
-    recover = repeat.recover if isinstance(repeat, Reread) else None
     policy = policy or RetryPolicy()
-    try:
-        return (await _attempt(session_factory, unit_of_work, None))[1]
-    except PoolTimeoutError as exc:
-        logger.error("db.pool_exhausted", operation=operation, error=repr(exc))
-        raise DatabaseUnavailableError(operation) from exc
-    except Exception as exc:
-        if not is_connection_loss(exc):
-            raise
-        logger.warning("db.connection_lost", operation=operation, error=repr(exc), attempt=1)
-
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + policy.reconnect_deadline_seconds
     backoff = iter(policy.backoff_seconds)
-    attempts = 1
+    deadline: float | None = None  # set when the first attempt lost its connection
+    attempts = 0  # attempts that reached the unit of work
     while True:
+        later = deadline is not None
         ran_unit_of_work = False
 
-        async def later_attempt(session: AsyncSession) -> T:
+        async def counted(session: AsyncSession) -> T:
             nonlocal ran_unit_of_work
             ran_unit_of_work = True
             return await unit_of_work(session)
 
+        recover = repeat.recover if later and isinstance(repeat, Reread) else None
         try:
-            if recover is None:
+            if later and recover is None:
                 await _wait_for_a_connection(session_factory)
-            settled, result = await _attempt(session_factory, later_attempt, recover)
+            settled, result = await _attempt(session_factory, counted, recover)
         except PoolTimeoutError as exc:
             logger.error("db.pool_exhausted", operation=operation, error=repr(exc))
             raise DatabaseUnavailableError(operation) from exc
@@ -162,6 +153,12 @@ async def run_with_retry(
             if not is_connection_loss(exc):
                 raise
             attempts += ran_unit_of_work
+            if deadline is None:
+                logger.warning(
+                    "db.connection_lost", operation=operation, error=repr(exc), attempt=attempts
+                )
+                deadline = loop.time() + policy.reconnect_deadline_seconds
+                continue
             delay = next(backoff, policy.backoff_seconds[-1])
             if attempts >= policy.max_attempts or loop.time() + delay > deadline:
                 logger.error(
@@ -175,7 +172,7 @@ async def run_with_retry(
             continue
         if settled:
             logger.info("db.retry_settled_by_reread", operation=operation, attempt=attempts + 1)
-        else:
+        elif later:
             logger.info("db.retry_succeeded", operation=operation, attempt=attempts + 1)
         return result
 
@@ -186,7 +183,6 @@ async def in_transaction(
     *,
     repeat: Idempotent | Reread[T],
     operation: str,
-    policy: RetryPolicy | None = None,
 ) -> T:
     """`work` inside one transaction (BEGIN … COMMIT), through `run_with_retry`."""
 
@@ -194,6 +190,4 @@ async def in_transaction(
         async with session.begin():
             return await work(session)
 
-    return await run_with_retry(
-        session_factory, unit, repeat=repeat, operation=operation, policy=policy
-    )
+    return await run_with_retry(session_factory, unit, repeat=repeat, operation=operation)

@@ -26,6 +26,8 @@ from bot.handlers.commands import register_commands
 from bot.keyboards import SettingsCallback
 from bot.services.team import TeamService
 from db.engine import EngineOptions, create_engine, create_session_factory
+from db.repositories import Interaction
+from db.vocabulary import InteractionKind
 from tests.pgproxy import PgProxy
 from tests.support import (
     ADA,
@@ -439,7 +441,7 @@ async def test_lost_commit_reply_of_a_setting_changes_and_logs_once(
 async def test_lost_commit_reply_of_touch_logs_once(proxied_team: ProxiedTeam) -> None:
     team, proxy, sessions = proxied_team
     _cut_next_commit(proxy)
-    await team.touch(TEAM_CHAT, ALICE.identity, "command", "status")
+    await team.touch(ALICE.identity, Interaction(InteractionKind.COMMAND, "status", TEAM_CHAT))
     assert proxy.cuts == 1
     logged = await fetch_all(sessions, "SELECT name FROM user_interactions")
     assert [row.name for row in logged] == ["status"]

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, LogFormat, Settings, load_settings
+from bot.database import engine_options
+from db.engine import EngineOptions
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -139,3 +141,32 @@ def test_a_chat_id_that_is_not_a_number_is_named(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TELEGRAM_CHAT_ID", "-1001,team")
     with pytest.raises(ConfigError, match="TELEGRAM_CHAT_ID"):
         load_settings(_env_file=None)
+
+
+def test_every_engine_option_comes_from_its_db_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "DB_POOL_SIZE": "7",
+        "DB_MAX_OVERFLOW": "3",
+        "DB_POOL_RECYCLE_SECONDS": "60",
+        "DB_POOL_PRE_PING": "true",
+        "DB_CONNECT_TIMEOUT_SECONDS": "1.5",
+        "DB_COMMAND_TIMEOUT_SECONDS": "2.5",
+        "DB_PGBOUNCER": "true",
+        "DB_APPLICATION_NAME": "storyqueue-test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(_env_file=None)
+
+    options = engine_options(settings, "postgresql+asyncpg://u:p@h/db")
+
+    assert options == EngineOptions(
+        url="postgresql+asyncpg://u:p@h/db",
+        pool_size=7,
+        max_overflow=3,
+        pool_recycle_seconds=60,
+        pool_pre_ping=True,
+        connect_timeout_seconds=1.5,
+        command_timeout_seconds=2.5,
+        application_name="storyqueue-test",
+        pgbouncer=True,
+    )

@@ -474,23 +474,39 @@ async def test_expiry_warnings_are_sent_once_each(
         assert row.status == "sent"
 
 
-def _refused(kind: str) -> Exception:
-    from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
-
-    method = SendMessage(chat_id=TEAM_CHAT, text="")
-    if kind == "forbidden":
-        return TelegramForbiddenError(method=method, message="kicked")
-    # A flood wait longer than the request middleware rides out: certainly not delivered.
-    return TelegramRetryAfter(
-        method=method, message="Too Many Requests: retry after 600", retry_after=600
+def _telegram_answer(kind: str) -> Exception:
+    from aiogram.exceptions import (
+        TelegramForbiddenError,
+        TelegramNetworkError,
+        TelegramRetryAfter,
+        TelegramServerError,
     )
 
+    method = SendMessage(chat_id=TEAM_CHAT, text="")
+    return {
+        "forbidden": TelegramForbiddenError(method=method, message="kicked"),
+        # A flood wait longer than the request middleware rides out: certainly not delivered.
+        "long_flood_wait": TelegramRetryAfter(
+            method=method, message="Too Many Requests: retry after 600", retry_after=600
+        ),
+        # The request left: the warning may have arrived.
+        "timeout": TelegramNetworkError(method=method, message="Request timeout error"),
+        "bad_gateway": TelegramServerError(method=method, message="Bad Gateway"),
+    }[kind]
 
-@pytest.mark.parametrize("refusal", ["forbidden", "long_flood_wait"])
-async def test_a_warning_telegram_refused_is_tried_again(
-    settings: Settings, database_url: str, graph: respx.MockRouter, refusal: str
+
+@pytest.mark.parametrize(
+    ("answer", "sends"),
+    [("forbidden", 2), ("long_flood_wait", 2), ("timeout", 1), ("bad_gateway", 1)],
+)
+async def test_a_warning_telegram_refused_is_tried_again_and_one_that_may_have_arrived_is_not(
+    settings: Settings, database_url: str, graph: respx.MockRouter, answer: str, sends: int
 ) -> None:
-    """A refusal (or a 429) certainly delivered nothing: the warning must not be lost."""
+    """A refusal (or a 429) delivered nothing: a later tick sends it. A lost answer: never again.
+
+    Neither is repeated by the request middleware: a send that may have arrived is
+    at most once (a duplicate warning is worse than none).
+    """
     clock = Clock()
     graph.get(f"{FB_GRAPH}/debug_token").respond(
         json={"data": {"expires_at": int((T0 + timedelta(days=5)).timestamp())}}
@@ -498,13 +514,14 @@ async def test_a_warning_telegram_refused_is_tried_again(
     async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         await seed_chat(bot.sessions)
         await bot.services.instagram_accounts.sync()
-        bot.telegram.fail_next(SendMessage, _refused(refusal))
+        bot.telegram.fail_next(SendMessage, _telegram_answer(answer))
         await bot.services.token_care.tick()
-        assert (await account_row(bot.sessions)).warned_7d_at is None
+        refused = sends == 2
+        assert ((await account_row(bot.sessions)).warned_7d_at is None) == refused
         await bot.services.token_care.tick()
-        assert len(bot.telegram.of(SendMessage)) == 2
+        assert len(bot.telegram.of(SendMessage)) == sends
         assert (await account_row(bot.sessions)).warned_7d_at == clock.now
-        assert any("expires in about" in (m.text or "") for m in bot.telegram.of(SendMessage))
+        assert all("expires in about" in (m.text or "") for m in bot.telegram.of(SendMessage))
 
 
 # --- 3. /live -------------------------------------------------------------------------------

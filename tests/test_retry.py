@@ -52,13 +52,13 @@ class FlakyRecord:
         real = PressRepository.record
         flaky = self
 
-        async def record(repository: PressRepository, **kwargs: Any) -> Any:
+        async def record(repository: PressRepository, press: Press) -> Any:
             flaky.attempts += 1
             if flaky.attempts <= flaky._failures:
                 if flaky._before_failing is not None:
                     await flaky._before_failing()
                 raise flaky._error
-            return await real(repository, **kwargs)
+            return await real(repository, press)
 
         monkeypatch.setattr(PressRepository, "record", record)
 

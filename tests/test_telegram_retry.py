@@ -12,9 +12,17 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, GetUpdates, SendPhoto
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    EditMessageCaption,
+    GetUpdates,
+    SendMessage,
+    SendPhoto,
+)
+from aiohttp import ClientConnectorError
+from aiohttp.client_reqrep import ConnectionKey
 
-from bot.telegram_retry import TelegramRetryMiddleware
+from bot.telegram_retry import TelegramRetryMiddleware, at_most_once
 
 FAST = TelegramRetryMiddleware(backoff_seconds=(0.0, 0.0, 0.0), max_retry_after_seconds=0.1)
 
@@ -67,6 +75,48 @@ async def test_a_queue_item_send_is_never_repeated_here() -> None:
     with pytest.raises(TelegramNetworkError):
         await FAST(flaky, None, send)  # type: ignore[arg-type]
     assert flaky.calls == 1
+
+
+WARNING = SendMessage(chat_id=1, text="token expires soon")
+
+
+def _refused_connection() -> TelegramNetworkError:
+    """What aiogram raises when the connection was never made: the request never left."""
+    key = ConnectionKey("api.telegram.org", 443, True, None, None, None, None)
+    cause = ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused"))
+    error = TelegramNetworkError(method=WARNING, message=f"ClientConnectorError: {cause}")
+    error.__cause__ = cause
+    return error
+
+
+@pytest.mark.parametrize(
+    "maybe_arrived",
+    [
+        TelegramNetworkError(method=WARNING, message="Request timeout error"),
+        TelegramServerError(method=WARNING, message="Bad Gateway"),
+    ],
+)
+async def test_an_at_most_once_send_that_may_have_arrived_is_not_repeated(
+    maybe_arrived: Exception,
+) -> None:
+    flaky = Flaky(maybe_arrived)
+    with at_most_once(), pytest.raises(type(maybe_arrived)):
+        await FAST(flaky, None, WARNING)  # type: ignore[arg-type]
+    assert flaky.calls == 1
+    # Outside the block the same send is repeated as before.
+    again = Flaky(maybe_arrived)
+    assert await FAST(again, None, WARNING) == "ok"  # type: ignore[arg-type]
+    assert again.calls == 2
+
+
+async def test_an_at_most_once_send_telegram_never_saw_is_repeated() -> None:
+    flaky = Flaky(
+        _refused_connection(),
+        TelegramRetryAfter(method=WARNING, message="Too Many Requests", retry_after=0),
+    )
+    with at_most_once():
+        assert await FAST(flaky, None, WARNING) == "ok"  # type: ignore[arg-type]
+    assert flaky.calls == 3
 
 
 async def test_a_polling_conflict_is_loud() -> None:

@@ -17,7 +17,7 @@ from bot.services.autopost import (
     AutoPostService,
 )
 from bot.services.instagram_accounts import InstagramAccounts
-from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
+from bot.services.press import OutcomeKind, PressOutcome, PressService
 from bot.services.tasks import TaskTracker
 from bot.telegram import answer_quietly, edit_quietly, identity_of
 from bot.texts import (
@@ -35,6 +35,7 @@ from bot.texts import (
     WRONG_CHAT_ITEM,
 )
 from db.errors import DatabaseUnavailableError
+from db.repositories import Press
 from db.vocabulary import Verdict
 
 logger = structlog.get_logger(__name__)

@@ -41,12 +41,13 @@ from bot.services.clock import Clock, utc_now
 from bot.services.instagram import InstagramClient, InstagramError, InstagramFailure
 from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.periodic import every
-from bot.services.press import OutcomeKind, Press, PressOutcome, PressService, explain
+from bot.services.press import OutcomeKind, PressOutcome, PressService, explain
 from db.errors import DatabaseUnavailableError
 from db.models import PostingQueueItem, User
 from db.repositories import (
     ChatSettingsRepository,
     MediaRepository,
+    Press,
     PressRepository,
     QueueRepository,
     TelegramIdentity,

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services.instagram import InstagramError
 from bot.services.instagram_accounts import ASSUMED_LIFETIME, RENEW_TOKEN, InstagramAccounts
 from bot.services.periodic import every
+from bot.telegram_retry import at_most_once
 from db.models import InstagramAccount
 from db.repositories.instagram_accounts import ExpiryWarning, InstagramAccountRepository
 from db.retry import Idempotent, Reread, in_transaction
@@ -241,7 +242,8 @@ class TokenCare:
         if not marked:
             return None
         try:
-            await self._bot.send_message(chat_id, warning.text)
+            with at_most_once():
+                await self._bot.send_message(chat_id, warning.text)
         except (TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter) as error:
             # Telegram certainly refused it (a flood wait longer than the request
             # middleware waits out included): unmark, so a later tick tries again.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,9 +11,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.engine import command_timeout
-from db.repositories import PressRepository, PressState, TelegramIdentity
+from db.repositories import Press, PressRepository, PressState
 from db.retry import Reread, RetryPolicy, run_with_retry
-from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus, Verdict
+from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus
 
 logger = structlog.get_logger(__name__)
 
@@ -40,20 +39,6 @@ class PressOutcome:
     acted_by_name: str | None = None
     posting_method: PostingMethod | None = None
     instagram_media_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Press:
-    """One button press as the service needs it."""
-
-    queue_id: uuid.UUID
-    chat_id: int
-    status: Verdict
-    presser: TelegramIdentity
-    telegram_message_id: int | None = None
-    posting_method: PostingMethod = PostingMethod.TELEGRAM_MANUAL
-    instagram_media_id: str | None = None
-    completes_autopost: bool = False
 
 
 def explain(state: PressState, press: Press, *, after_lost_connection: bool) -> PressOutcome | None:
@@ -140,17 +125,7 @@ class PressService:
             nonlocal attempts
             attempts += 1
             async with self._repository(session) as repository:
-                record = await repository.record(
-                    queue_id=press.queue_id,
-                    chat_id=press.chat_id,
-                    status=press.status,
-                    presser=press.presser,
-                    posting_method=press.posting_method,
-                    instagram_media_id=press.instagram_media_id,
-                    telegram_message_id=press.telegram_message_id,
-                    interaction=f"press:{press.status}",
-                    completes_autopost=press.completes_autopost,
-                )
+                record = await repository.record(press)
             if record is not None:
                 return PressOutcome(
                     kind=OutcomeKind.RECORDED,

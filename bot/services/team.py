@@ -18,6 +18,7 @@ from db.models import ChatSettings, MediaItem, PostingHistory, PostingQueueItem,
 from db.repositories import (
     ChatSettingsRepository,
     HistoryRepository,
+    Interaction,
     InteractionRepository,
     MediaRepository,
     QueueRepository,
@@ -88,30 +89,12 @@ class TeamService:
         """`work` in one transaction, through the retry wrapper."""
         return await in_transaction(self._sessions, work, repeat=repeat, operation=operation)
 
-    async def touch(
-        self,
-        chat_id: int | None,
-        identity: TelegramIdentity,
-        kind: InteractionKind,
-        name: str,
-        context: dict[str, Any] | None = None,
-        message_id: int | None = None,
-    ) -> None:
+    async def touch(self, identity: TelegramIdentity, entry: Interaction) -> None:
         """Upsert the user and log the interaction, in a short transaction of their own."""
-
         interaction_id = uuid.uuid4()
 
         async def work(session: AsyncSession) -> None:
-            user_id = await UserRepository(session).upsert(identity)
-            await InteractionRepository(session).log(
-                kind=kind,
-                name=name,
-                chat_id=chat_id,
-                user_id=user_id,
-                context=context,
-                telegram_message_id=message_id,
-                interaction_id=interaction_id,
-            )
+            await _log_as(session, identity, entry, interaction_id)
 
         await self._run(
             "team.touch",
@@ -229,7 +212,13 @@ class TeamService:
             old = getattr(chat, column)
             if old == new:
                 return chat, False
-            user_id = await UserRepository(session).upsert(identity)
+            change = Interaction(
+                InteractionKind.COMMAND,
+                "settings.change",
+                chat_id,
+                context={"field": column, "old": old, "new": new},
+            )
+            user_id = await _log_as(session, identity, change, change_id)
             changes: dict[str, Any] = {column: new}
             if column == "is_paused":
                 changes.update(
@@ -237,14 +226,6 @@ class TeamService:
                     paused_by_user_id=user_id if new else None,
                 )
             await chats.update(chat_id, **changes)
-            await InteractionRepository(session).log(
-                kind=InteractionKind.COMMAND,
-                name="settings.change",
-                chat_id=chat_id,
-                user_id=user_id,
-                context={"field": column, "old": old, "new": new},
-                interaction_id=change_id,
-            )
             await session.refresh(chat)
             return chat, True
 
@@ -280,6 +261,15 @@ def _resolve(field: str, value: Any) -> tuple[str, Any]:
             raise SettingRejectedError("That button is out of date.")
         return column, value
     raise SettingRejectedError("That button is out of date.")
+
+
+async def _log_as(
+    session: AsyncSession, identity: TelegramIdentity, entry: Interaction, interaction_id: uuid.UUID
+) -> uuid.UUID:
+    """Upsert who did it and log what they did; the user's row id."""
+    user_id = await UserRepository(session).upsert(identity)
+    await InteractionRepository(session).log(entry, user_id=user_id, interaction_id=interaction_id)
+    return user_id
 
 
 def _name_of(user: User | None) -> str | None:

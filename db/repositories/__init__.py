@@ -8,19 +8,21 @@ so one round trip records it and the database decides who wins
 
 from db.repositories.chats import ChatSettingsRepository
 from db.repositories.history import HistoryRepository
-from db.repositories.interactions import InteractionRepository
+from db.repositories.interactions import Interaction, InteractionRepository
 from db.repositories.locks import LockRepository
 from db.repositories.media import MediaRepository
-from db.repositories.press import PressRecord, PressRepository, PressState
+from db.repositories.press import Press, PressRecord, PressRepository, PressState
 from db.repositories.queue import QueueRepository
 from db.repositories.users import TelegramIdentity, UserRepository
 
 __all__ = [
     "ChatSettingsRepository",
     "HistoryRepository",
+    "Interaction",
     "InteractionRepository",
     "LockRepository",
     "MediaRepository",
+    "Press",
     "PressRecord",
     "PressRepository",
     "PressState",

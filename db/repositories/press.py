@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import text
 
@@ -145,6 +145,20 @@ LEFT JOIN users u ON u.id = h.acted_by_user_id
 
 
 @dataclass(frozen=True, slots=True)
+class Press:
+    """One button press: what `record` writes, and who pressed."""
+
+    queue_id: uuid.UUID
+    chat_id: int
+    status: Verdict
+    presser: TelegramIdentity
+    telegram_message_id: int | None = None
+    posting_method: PostingMethod = PostingMethod.TELEGRAM_MANUAL
+    instagram_media_id: str | None = None
+    completes_autopost: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PressRecord:
     """The history row a press wrote."""
 
@@ -172,37 +186,25 @@ def _maybe(vocabulary: type[Word], value: str | None) -> Word | None:
 
 
 class PressRepository(Repository):
-    async def record(
-        self,
-        *,
-        queue_id: uuid.UUID,
-        chat_id: int,
-        status: Verdict,
-        presser: TelegramIdentity,
-        posting_method: PostingMethod = PostingMethod.TELEGRAM_MANUAL,
-        instagram_media_id: str | None = None,
-        telegram_message_id: int | None = None,
-        interaction: str,
-        context: dict[str, Any] | None = None,
-        completes_autopost: bool = False,
-    ) -> PressRecord | None:
+    async def record(self, press: Press) -> PressRecord | None:
         """Claim the queue row and write every effect; None when the row was not ours to claim."""
+        presser = press.presser
         params = {
-            "queue_id": queue_id,
-            "chat_id": chat_id,
-            "status": status.history_status,
-            "lock_reason": status.lock_reason,
+            "queue_id": press.queue_id,
+            "chat_id": press.chat_id,
+            "status": press.status.history_status,
+            "lock_reason": press.status.lock_reason,
             "telegram_user_id": presser.telegram_user_id,
             "username": presser.username,
             "first_name": presser.first_name,
             "last_name": presser.last_name,
             "acted_by_name": presser.display_name,
-            "posting_method": posting_method,
-            "instagram_media_id": instagram_media_id,
-            "telegram_message_id": telegram_message_id,
-            "interaction": interaction,
-            "context": json.dumps({"queue_item_id": str(queue_id), **(context or {})}),
-            "completes_autopost": completes_autopost,
+            "posting_method": press.posting_method,
+            "instagram_media_id": press.instagram_media_id,
+            "telegram_message_id": press.telegram_message_id,
+            "interaction": f"press:{press.status}",
+            "context": json.dumps({"queue_item_id": str(press.queue_id)}),
+            "completes_autopost": press.completes_autopost,
             "stale_seconds": AUTOPOST_STALE_SECONDS,
         }
         row = (await self._session.execute(_RECORD_PRESS, params)).one_or_none()

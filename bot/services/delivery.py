@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -95,28 +95,28 @@ class StuckRows:
     unconfirmed: list[Notification]
 
 
+@dataclass(frozen=True)
 class Delivery:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        notifier: Notifier,
-        *,
-        clock: Clock = utc_now,
-        backoff_seconds: tuple[float, ...] = (1.0, 5.0),
-        stuck_after: timedelta = timedelta(minutes=5),
-    ) -> None:
-        self._sessions = sessions
-        self._notifier = notifier
-        self._clock = clock
-        self._backoff = backoff_seconds
-        self._stuck_after = stuck_after
-        # Renewed well before another process's sweep would call the row stuck.
-        self._lease_renewal = max(stuck_after.total_seconds() / 3, 0.05)
+    """Sends claimed items to their chats; takes back the rows a crash left in `sending`."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    notifier: Notifier
+    _: KW_ONLY
+    clock: Clock = utc_now
+    # The wait before each repeat of a send; when they run out, the send gives up.
+    backoff_seconds: tuple[float, ...] = (1.0, 5.0)
+    # A row in `sending` whose claim is older than this was left by a crash.
+    stuck_after: timedelta = timedelta(minutes=5)
+
+    @property
+    def _lease_renewal(self) -> float:
+        """Renewed well before another process's sweep would call the row stuck."""
+        return max(self.stuck_after.total_seconds() / 3, 0.05)
 
     async def _idempotent(self, operation: str, work: UnitOfWork[T], why: str) -> T:
         """One transaction that is safe to repeat for the reason `why`."""
         return await in_transaction(
-            self._sessions, work, repeat=Idempotent(why), operation=operation
+            self.sessions, work, repeat=Idempotent(why), operation=operation
         )
 
     async def deliver(
@@ -134,14 +134,14 @@ class Delivery:
     async def _deliver(
         self, item: Notification, wait: Callable[[float], Awaitable[None]]
     ) -> DeliveryResult:
-        delays = iter(self._backoff)
+        delays = iter(self.backoff_seconds)
         attempt = item.attempt
         # Earlier attempts of a row taken from a crashed process count as unanswered.
         unanswered = attempt - 1
         maybe_delivered = unanswered > 0
         while True:
             try:
-                message = await self._notifier.send(item)
+                message = await self.notifier.send(item)
             except TelegramNetworkError as error:
                 # The request may have reached Telegram: it may be in the chat.
                 maybe_delivered = True
@@ -305,7 +305,7 @@ class Delivery:
 
     async def _notice(self, item: Notification) -> bool:
         try:
-            await self._notifier.send_unconfirmed_notice(item)
+            await self.notifier.send_unconfirmed_notice(item)
         except TelegramAPIError as error:
             logger.warning("notify.notice_failed", queue_id=str(item.queue_id), error=str(error))
             return False
@@ -318,7 +318,7 @@ class Delivery:
         failed: the team gets a notice with its buttons and the row becomes `sent`.
         Every row taken has its claim renewed in the same transaction.
         """
-        older_than = self._clock() - self._stuck_after
+        older_than = self.clock() - self.stuck_after
         planned = StuckRows([], [])
         # The transaction time our claims carry (now() is fixed per transaction):
         # another process's sweep of the same rows stamps its own.
@@ -368,7 +368,7 @@ class Delivery:
             return StuckRows(list(planned.resend), list(planned.unconfirmed))
 
         return await in_transaction(
-            self._sessions, take, repeat=Reread(landed), operation="scheduler.stuck"
+            self.sessions, take, repeat=Reread(landed), operation="scheduler.stuck"
         )
 
     async def settle_unconfirmed(self, item: Notification) -> GaveUp:

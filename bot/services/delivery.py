@@ -35,10 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock, utc_now
 from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
-from db.models import MediaItem
 from db.repositories import HistoryRepository, MediaRepository, QueueRepository
 from db.retry import Idempotent, Reread, UnitOfWork, in_transaction
-from db.vocabulary import MediaKind, QueueStatus
+from db.vocabulary import QueueStatus
 
 logger = structlog.get_logger(__name__)
 
@@ -63,22 +62,6 @@ class GaveUp:
 
 
 DeliveryResult = Delivered | GaveUp
-
-
-def notification(queue_id: uuid.UUID, media: MediaItem, attempt: int = 1) -> Notification:
-    return Notification(
-        queue_id=queue_id,
-        chat_id=media.chat_id,
-        media_item_id=media.id,
-        file_path=media.file_path,
-        file_name=media.file_name,
-        media_kind=MediaKind(media.media_kind),
-        mime_type=media.mime_type,
-        category=media.category,
-        caption=media.caption,
-        telegram_file_id=media.telegram_file_id,
-        attempt=attempt,
-    )
 
 
 def _chat_refuses(error: TelegramAPIError) -> bool:
@@ -339,10 +322,10 @@ class Delivery:
                 row_id, attempts = row.id, row.send_attempts
                 if attempts >= MAX_UNANSWERED_SENDS:
                     await queue.reclaim(row_id, attempts)
-                    planned.unconfirmed.append(notification(row_id, media, attempts))
+                    planned.unconfirmed.append(Notification.of(row_id, media, attempts))
                 else:
                     await queue.reclaim(row_id, attempts + 1)
-                    planned.resend.append(notification(row_id, media, attempts + 1))
+                    planned.resend.append(Notification.of(row_id, media, attempts + 1))
             return StuckRows(list(planned.resend), list(planned.unconfirmed))
 
         async def landed(session: AsyncSession) -> StuckRows | None:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services import heartbeat
 from bot.services.clock import Clock, utc_now
-from bot.services.delivery import Delivered, Delivery, DeliveryResult, GaveUp, notification
+from bot.services.delivery import Delivered, Delivery, DeliveryResult, GaveUp
 from bot.services.notifier import Notification
 from bot.services.periodic import every
 from bot.services.slots import PostingSchedule
@@ -254,7 +254,7 @@ class Scheduler:
                     continue
                 # The slot is filled whatever happens to the send: never two items for one slot.
                 await chats.update(chat_id, last_post_sent_at=slot)
-                claimed.append(notification(queue_id, media))
+                claimed.append(Notification.of(queue_id, media))
             return claimed
 
         async def landed(session: AsyncSession) -> list[Notification] | None:
@@ -267,7 +267,7 @@ class Scheduler:
             for row in rows:
                 media = await media_repository.get(row.media_item_id)
                 assert media is not None
-                found.append(notification(row.id, media, row.send_attempts))
+                found.append(Notification.of(row.id, media, row.send_attempts))
             logger.info("scheduler.claim_found_by_reread", count=len(found))
             return found
 
@@ -287,7 +287,7 @@ class Scheduler:
             media = await MediaRepository(session).get(row.media_item_id)
             assert media is not None
             logger.info("scheduler.claim_found_by_reread", queue_id=str(queue_id))
-            return notification(row.id, media, row.send_attempts)
+            return Notification.of(row.id, media, row.send_attempts)
 
         return recover
 
@@ -323,7 +323,7 @@ class Scheduler:
                     chat.last_post_sent_at is None or slot > chat.last_post_sent_at
                 ):
                     await chats.update(chat_id, last_post_sent_at=slot)
-            return notification(claimed, media)
+            return Notification.of(claimed, media)
 
         reread: Reread[Notification | SendResult] = Reread(self._claimed_by_us(queue_id))
         claimed = await in_transaction(

@@ -88,8 +88,9 @@ class DatabaseTime:
 async def run(cluster: Cluster) -> None:
     from bot.app import create_bot
     from bot.config import Settings
+    from bot.services.delivery import Delivery
     from bot.services.notifier import Notifier
-    from bot.services.scheduler import CLAIM_BATCH, Scheduler
+    from bot.services.scheduler import CLAIM_BATCH, ChatBackoff, Scheduler
     from tests.telegram_fake import RecordingSession
 
     name = await cluster.fresh_database()
@@ -118,10 +119,12 @@ async def run(cluster: Cluster) -> None:
         clock = {"now": NOW}
         scheduler = Scheduler(
             sessions,
-            notifier,
+            Delivery(
+                sessions, notifier, clock=lambda: clock["now"], stuck_after=timedelta(minutes=5)
+            ),
+            chat_backoff=ChatBackoff(),
             data_dir=data_dir,
             clock=lambda: clock["now"],
-            stuck_after=timedelta(minutes=5),
         )
         measured = DatabaseTime(cluster, name, engine)
 

@@ -22,12 +22,13 @@ from bot.middlewares import ChatGateMiddleware, InteractionLogMiddleware, LogCon
 from bot.services.admins import AdminDirectory
 from bot.services.autopost import AutoPostService
 from bot.services.clock import Clock, utc_now
+from bot.services.delivery import Delivery
 from bot.services.instagram import create_http_client
 from bot.services.instagram_accounts import InstagramAccounts, load_account_configs
 from bot.services.instagram_care import TokenCare
 from bot.services.notifier import Notifier
 from bot.services.press import PressService
-from bot.services.scheduler import Scheduler
+from bot.services.scheduler import ChatBackoff, Scheduler
 from bot.services.tasks import TaskTracker
 from bot.services.team import TeamService
 from bot.telegram_retry import TelegramRetryMiddleware
@@ -100,13 +101,20 @@ def build_services(
         on_token=on_secret,
     )
     notifier = Notifier(bot, settings.media_dir, instagram=accounts.autopost_available)
-    scheduler = Scheduler(
+    delivery = Delivery(
         database.sessions,
         notifier,
+        clock=clock,
+        stuck_after=timedelta(seconds=settings.send_stuck_after_seconds),
+    )
+    scheduler = Scheduler(
+        database.sessions,
+        delivery,
+        # A chat that refuses the bot is first skipped for one tick.
+        chat_backoff=ChatBackoff(first_seconds=max(settings.scheduler_interval_seconds, 1.0)),
         data_dir=settings.data_dir,
         interval_seconds=settings.scheduler_interval_seconds,
         clock=clock,
-        stuck_after=timedelta(seconds=settings.send_stuck_after_seconds),
         concurrency=settings.scheduler_concurrency,
         chat_ids=settings.chat_ids,
     )

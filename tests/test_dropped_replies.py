@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.app import Services, build_services, create_bot
 from bot.config import Settings
 from bot.database import Database
-from bot.services.delivery import notification
+from bot.services.notifier import Notification
 from bot.services.press import OutcomeKind, Press
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories.media import MediaRepository
@@ -87,7 +87,7 @@ async def _sending(run: Run) -> None:
         )
         media = await MediaRepository(session).get(run.seeded["media_id"])
         assert media is not None
-        run.seeded["item"] = notification(run.seeded["queue_id"], media)
+        run.seeded["item"] = Notification.of(run.seeded["queue_id"], media)
 
 
 def _press_case(status: str, lock_reason: str) -> DroppedReply:

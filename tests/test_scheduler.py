@@ -22,8 +22,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.app import create_bot
+from bot.services.delivery import Delivery
 from bot.services.notifier import Notifier
-from bot.services.scheduler import Scheduler
+from bot.services.scheduler import ChatBackoff, Scheduler
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories import QueueRepository
 from db.repositories.media import eligible_query
@@ -60,12 +61,14 @@ def make_scheduler(
 ) -> Scheduler:
     bot = create_bot(app.settings, session=session or app.telegram)
     notifier = Notifier(bot, app.settings.media_dir, instagram=False)
+    sessions = sessions or app.sessions
+    delivery = Delivery(sessions, notifier, clock=clock, backoff_seconds=(0.0, 0.0))
     return Scheduler(
-        sessions or app.sessions,
-        notifier,
+        sessions,
+        delivery,
+        chat_backoff=ChatBackoff(),
         data_dir=app.settings.data_dir,
         clock=clock,
-        send_backoff_seconds=(0.0, 0.0),
         chat_ids=chat_ids,
     )
 
@@ -478,31 +481,36 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
     # The flooded chat is claimed first; with one delivery slot the other must not wait for it.
     telegram = FloodWaitIn(OTHER_CHAT, retry_after=2)
     bot = create_bot(app.settings, session=telegram)
+    clock = Clock(NOW)
     scheduler = Scheduler(
         app.sessions,
-        Notifier(bot, app.settings.media_dir, instagram=False),
+        Delivery(
+            app.sessions,
+            Notifier(bot, app.settings.media_dir, instagram=False),
+            clock=clock,
+            backoff_seconds=(0.0, 0.0),
+            stuck_after=timedelta(seconds=0.6),
+        ),
+        chat_backoff=ChatBackoff(),
         data_dir=app.settings.data_dir,
-        clock=Clock(NOW),
-        send_backoff_seconds=(0.0, 0.0),
-        stuck_after=timedelta(seconds=0.6),
+        clock=clock,
         concurrency=1,
     )
     # Another process whose stuck-row sweep runs while the first waits out the flood.
-    other = Scheduler(
+    other = Delivery(
         app.sessions,
         Notifier(
             create_bot(app.settings, session=RecordingSession()),
             app.settings.media_dir,
             instagram=False,
         ),
-        data_dir=app.settings.data_dir,
         stuck_after=timedelta(seconds=0.6),
     )
     ticking = asyncio.create_task(scheduler.tick())
     taken = []
     for _ in range(12):
         await asyncio.sleep(0.15)
-        stuck = await other.delivery.take_stuck()
+        stuck = await other.take_stuck()
         taken += stuck.resend + stuck.unconfirmed
     await ticking
 

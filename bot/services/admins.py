@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 import structlog
 from aiogram import Bot
@@ -13,33 +14,28 @@ from pydantic import ValidationError
 logger = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True, eq=False)
 class AdminDirectory:
-    def __init__(
-        self,
-        bot: Bot,
-        configured: frozenset[int],
-        *,
-        ttl_seconds: float = 120.0,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._bot = bot
-        self._configured = configured
-        self._ttl = ttl_seconds
-        self._monotonic = monotonic
-        self._cache: dict[int, tuple[float, frozenset[int]]] = {}
+    bot: Bot
+    configured: frozenset[int]
+    _: KW_ONLY
+    ttl_seconds: float = 120.0
+    monotonic: Callable[[], float] = time.monotonic
+    # chat id -> (when read, its administrators)
+    _cache: dict[int, tuple[float, frozenset[int]]] = field(init=False, default_factory=dict)
 
     async def is_admin(self, chat_id: int, user_id: int) -> bool:
-        if user_id in self._configured:
+        if user_id in self.configured:
             return True
         return user_id in await self._chat_admins(chat_id)
 
     async def _chat_admins(self, chat_id: int) -> frozenset[int]:
         cached = self._cache.get(chat_id)
-        now = self._monotonic()
-        if cached is not None and now - cached[0] < self._ttl:
+        now = self.monotonic()
+        if cached is not None and now - cached[0] < self.ttl_seconds:
             return cached[1]
         try:
-            members = await self._bot.get_chat_administrators(chat_id)
+            members = await self.bot.get_chat_administrators(chat_id)
         except (AiogramError, ValidationError) as error:
             # An API error, or a body this aiogram cannot decode (ClientDecodeError, a
             # ValidationError): without Telegram's answer only the configured admins count.

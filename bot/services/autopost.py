@@ -107,10 +107,11 @@ class AutoPostResult(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AutoPostOutcome:
+    """How an Auto Post ended; a recorded one's Story id is `press.instagram_media_id`."""
+
     result: AutoPostResult
     press: PressOutcome | None = None
     error: InstagramError | None = None
-    media_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,10 +429,10 @@ class AutoPostService:
             logger.error("autopost.unrecorded", queue_id=str(queue_id), media_id=media_id)
             await self._show(chat_id, message_id, body, RECORDING_LINE)
             await self._hand_over(queue_id, token)
-            return AutoPostOutcome(result=AutoPostResult.CHECKING, media_id=media_id)
+            return AutoPostOutcome(result=AutoPostResult.CHECKING)
         if outcome.kind in (OutcomeKind.RECORDED, OutcomeKind.ALREADY) and outcome.status:
             await self._show(chat_id, message_id, body, final_line(outcome))
-        return AutoPostOutcome(result=AutoPostResult.RECORDED, press=outcome, media_id=media_id)
+        return AutoPostOutcome(result=AutoPostResult.RECORDED, press=outcome)
 
     # -- resolving rows nobody holds ------------------------------------------------------
 

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -35,10 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock, utc_now
 from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
-from db.models import MediaItem
 from db.repositories import HistoryRepository, MediaRepository, QueueRepository
 from db.retry import Idempotent, Reread, UnitOfWork, in_transaction
-from db.vocabulary import MediaKind, QueueStatus
+from db.vocabulary import QueueStatus
 
 logger = structlog.get_logger(__name__)
 
@@ -65,22 +64,6 @@ class GaveUp:
 DeliveryResult = Delivered | GaveUp
 
 
-def notification(queue_id: uuid.UUID, media: MediaItem, attempt: int = 1) -> Notification:
-    return Notification(
-        queue_id=queue_id,
-        chat_id=media.chat_id,
-        media_item_id=media.id,
-        file_path=media.file_path,
-        file_name=media.file_name,
-        media_kind=MediaKind(media.media_kind),
-        mime_type=media.mime_type,
-        category=media.category,
-        caption=media.caption,
-        telegram_file_id=media.telegram_file_id,
-        attempt=attempt,
-    )
-
-
 def _chat_refuses(error: TelegramAPIError) -> bool:
     if isinstance(error, TelegramForbiddenError | TelegramMigrateToChat | TelegramNotFound):
         return True
@@ -95,28 +78,28 @@ class StuckRows:
     unconfirmed: list[Notification]
 
 
+@dataclass(frozen=True)
 class Delivery:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        notifier: Notifier,
-        *,
-        clock: Clock = utc_now,
-        backoff_seconds: tuple[float, ...] = (1.0, 5.0),
-        stuck_after: timedelta = timedelta(minutes=5),
-    ) -> None:
-        self._sessions = sessions
-        self._notifier = notifier
-        self._clock = clock
-        self._backoff = backoff_seconds
-        self._stuck_after = stuck_after
-        # Renewed well before another process's sweep would call the row stuck.
-        self._lease_renewal = max(stuck_after.total_seconds() / 3, 0.05)
+    """Sends claimed items to their chats; takes back the rows a crash left in `sending`."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    notifier: Notifier
+    _: KW_ONLY
+    clock: Clock = utc_now
+    # The wait before each repeat of a send; when they run out, the send gives up.
+    backoff_seconds: tuple[float, ...] = (1.0, 5.0)
+    # A row in `sending` whose claim is older than this was left by a crash.
+    stuck_after: timedelta = timedelta(minutes=5)
+
+    @property
+    def _lease_renewal(self) -> float:
+        """Renewed well before another process's sweep would call the row stuck."""
+        return max(self.stuck_after.total_seconds() / 3, 0.05)
 
     async def _idempotent(self, operation: str, work: UnitOfWork[T], why: str) -> T:
         """One transaction that is safe to repeat for the reason `why`."""
         return await in_transaction(
-            self._sessions, work, repeat=Idempotent(why), operation=operation
+            self.sessions, work, repeat=Idempotent(why), operation=operation
         )
 
     async def deliver(
@@ -134,14 +117,14 @@ class Delivery:
     async def _deliver(
         self, item: Notification, wait: Callable[[float], Awaitable[None]]
     ) -> DeliveryResult:
-        delays = iter(self._backoff)
+        delays = iter(self.backoff_seconds)
         attempt = item.attempt
         # Earlier attempts of a row taken from a crashed process count as unanswered.
         unanswered = attempt - 1
         maybe_delivered = unanswered > 0
         while True:
             try:
-                message = await self._notifier.send(item)
+                message = await self.notifier.send(item)
             except TelegramNetworkError as error:
                 # The request may have reached Telegram: it may be in the chat.
                 maybe_delivered = True
@@ -305,7 +288,7 @@ class Delivery:
 
     async def _notice(self, item: Notification) -> bool:
         try:
-            await self._notifier.send_unconfirmed_notice(item)
+            await self.notifier.send_unconfirmed_notice(item)
         except TelegramAPIError as error:
             logger.warning("notify.notice_failed", queue_id=str(item.queue_id), error=str(error))
             return False
@@ -318,7 +301,7 @@ class Delivery:
         failed: the team gets a notice with its buttons and the row becomes `sent`.
         Every row taken has its claim renewed in the same transaction.
         """
-        older_than = self._clock() - self._stuck_after
+        older_than = self.clock() - self.stuck_after
         planned = StuckRows([], [])
         # The transaction time our claims carry (now() is fixed per transaction):
         # another process's sweep of the same rows stamps its own.
@@ -339,10 +322,10 @@ class Delivery:
                 row_id, attempts = row.id, row.send_attempts
                 if attempts >= MAX_UNANSWERED_SENDS:
                     await queue.reclaim(row_id, attempts)
-                    planned.unconfirmed.append(notification(row_id, media, attempts))
+                    planned.unconfirmed.append(Notification.of(row_id, media, attempts))
                 else:
                     await queue.reclaim(row_id, attempts + 1)
-                    planned.resend.append(notification(row_id, media, attempts + 1))
+                    planned.resend.append(Notification.of(row_id, media, attempts + 1))
             return StuckRows(list(planned.resend), list(planned.unconfirmed))
 
         async def landed(session: AsyncSession) -> StuckRows | None:
@@ -368,7 +351,7 @@ class Delivery:
             return StuckRows(list(planned.resend), list(planned.unconfirmed))
 
         return await in_transaction(
-            self._sessions, take, repeat=Reread(landed), operation="scheduler.stuck"
+            self.sessions, take, repeat=Reread(landed), operation="scheduler.stuck"
         )
 
     async def settle_unconfirmed(self, item: Notification) -> GaveUp:

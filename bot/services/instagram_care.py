@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from html import escape
@@ -62,28 +62,25 @@ class ExpiryNotice:
     text: str
 
 
+@dataclass(frozen=True)
 class TokenCare:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        accounts: InstagramAccounts,
-        bot: Bot,
-        *,
-        clock: Callable[[], datetime],
-        interval_seconds: float = 3600.0,
-    ) -> None:
-        self._sessions = sessions
-        self._accounts = accounts
-        self._bot = bot
-        self._clock = clock
-        self._interval = interval_seconds
+    """Refreshes each chat's Instagram token in time, or warns its admins before it expires."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    accounts: InstagramAccounts
+    bot: Bot
+    _: KW_ONLY
+    clock: Callable[[], datetime]
+    interval_seconds: float = 3600.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until `stop` is set; a failing tick is logged and the loop goes on."""
-        await every(self._interval, stop, self.tick, log=logger, failed="instagram.care_failed")
+        await every(
+            self.interval_seconds, stop, self.tick, log=logger, failed="instagram.care_failed"
+        )
 
     async def tick(self) -> None:
-        for row in await self._accounts.reload():
+        for row in await self.accounts.reload():
             try:
                 if row.flavour == InstagramFlavour.INSTAGRAM:
                     await self.refresh(row.chat_id)
@@ -98,11 +95,11 @@ class TokenCare:
         self, operation: str, work: Callable[[AsyncSession], Awaitable[T]], why: str
     ) -> T:
         return await in_transaction(
-            self._sessions, work, repeat=Idempotent(why), operation=operation
+            self.sessions, work, repeat=Idempotent(why), operation=operation
         )
 
     async def refresh(self, chat_id: int) -> RefreshResult:
-        now = self._clock()
+        now = self.clock()
         claim_id = uuid.uuid4()
 
         async def claim(session: AsyncSession) -> InstagramAccount | None:
@@ -120,7 +117,7 @@ class TokenCare:
         if row is None:
             return RefreshResult.NOT_DUE
         old_token = row.access_token
-        client = self._accounts.client_for(chat_id)
+        client = self.accounts.client_for(chat_id)
         assert client is not None
         client.set_access_token(old_token)
         try:
@@ -143,10 +140,10 @@ class TokenCare:
                 )
 
             await self._in_transaction("instagram.refresh_failed", failed, "it sets values")
-            await self._accounts.reload()
+            await self.accounts.reload()
             return RefreshResult.FAILED
         # Learned before anything can log it.
-        self._accounts.use_token(chat_id, new_token)
+        self.accounts.use_token(chat_id, new_token)
         lifetime = timedelta(seconds=expires_in) if expires_in else ASSUMED_LIFETIME
 
         async def store(session: AsyncSession) -> str | None:
@@ -161,7 +158,7 @@ class TokenCare:
         current = await self._in_transaction(
             "instagram.store_token", store, "it swaps only over the old token, then reads"
         )
-        await self._accounts.reload()
+        await self.accounts.reload()
         if current != new_token:
             logger.warning("instagram.refresh_superseded", chat_id=chat_id)
             return RefreshResult.SUPERSEDED
@@ -170,7 +167,7 @@ class TokenCare:
 
     async def learn_expiry(self, chat_id: int, token: str) -> None:
         """Facebook Login: ask /debug_token when the token expires."""
-        client = self._accounts.client_for(chat_id)
+        client = self.accounts.client_for(chat_id)
         assert client is not None
         try:
             expires_at = await client.token_expiry()
@@ -186,10 +183,10 @@ class TokenCare:
             )
 
         await self._in_transaction("instagram.set_expiry", store, "it sets values")
-        await self._accounts.reload()
+        await self.accounts.reload()
 
     def due_warning(self, chat_id: int, now: datetime) -> ExpiryNotice | None:
-        health = self._accounts.health(chat_id)
+        health = self.accounts.health(chat_id)
         if health is None or health.expires_at is None:
             return None
         left = health.expires_at - now
@@ -217,11 +214,11 @@ class TokenCare:
 
     async def warn_if_due(self, chat_id: int) -> ExpiryWarning | None:
         """Send the due warning once: it is recorded first, and only one process records it."""
-        now = self._clock()
+        now = self.clock()
         warning = self.due_warning(chat_id, now)
         if warning is None:
             return None
-        client = self._accounts.client_for(chat_id)
+        client = self.accounts.client_for(chat_id)
         assert client is not None
         token = client.access_token
 
@@ -237,13 +234,13 @@ class TokenCare:
 
         # Only the process whose mark lands sends: at most once, and not lost to a lost reply.
         marked = await in_transaction(
-            self._sessions, mark, repeat=Reread(ours), operation="instagram.mark_warned"
+            self.sessions, mark, repeat=Reread(ours), operation="instagram.mark_warned"
         )
         if not marked:
             return None
         try:
             with at_most_once():
-                await self._bot.send_message(chat_id, warning.text)
+                await self.bot.send_message(chat_id, warning.text)
         except (TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter) as error:
             # Telegram certainly refused it (a flood wait longer than the request
             # middleware waits out included): unmark, so a later tick tries again.

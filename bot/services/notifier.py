@@ -14,6 +14,7 @@ from aiogram.types import FSInputFile, InputFile, Message
 
 from bot.captions import notification_caption
 from bot.keyboards import queue_keyboard
+from db.models import MediaItem
 from db.vocabulary import MediaKind
 
 logger = structlog.get_logger(__name__)
@@ -35,6 +36,23 @@ class Notification:
     telegram_file_id: str | None
     # Which send attempt of the queue row this is (1 for a fresh claim).
     attempt: int = 1
+
+    @classmethod
+    def of(cls, queue_id: uuid.UUID, media: MediaItem, attempt: int = 1) -> Notification:
+        """The send of queue row `queue_id`, with what it needs of its library row."""
+        return cls(
+            queue_id=queue_id,
+            chat_id=media.chat_id,
+            media_item_id=media.id,
+            file_path=media.file_path,
+            file_name=media.file_name,
+            media_kind=MediaKind(media.media_kind),
+            mime_type=media.mime_type,
+            category=media.category,
+            caption=media.caption,
+            telegram_file_id=media.telegram_file_id,
+            attempt=attempt,
+        )
 
 
 class MediaFileMissingError(Exception):

@@ -13,8 +13,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services import heartbeat
 from bot.services.clock import Clock, utc_now
-from bot.services.delivery import Delivered, Delivery, DeliveryResult, GaveUp, notification
-from bot.services.notifier import Notification, Notifier
+from bot.services.delivery import Delivered, Delivery, DeliveryResult, GaveUp
+from bot.services.notifier import Notification
 from bot.services.periodic import every
 from bot.services.slots import PostingSchedule
 from db.repositories import (
@@ -70,29 +69,25 @@ class _Trouble:
     retry_at: float
 
 
+@dataclass(frozen=True, eq=False)
 class ChatBackoff:
     """Per-chat backoff for chats that refuse the bot; each chat is reported once."""
 
-    def __init__(
-        self,
-        first_seconds: float = 60.0,
-        longest_seconds: float = 3600.0,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._first = first_seconds
-        self._longest = longest_seconds
-        self._monotonic = monotonic
-        self._troubles: dict[int, _Trouble] = {}
+    _: KW_ONLY
+    first_seconds: float = 60.0
+    longest_seconds: float = 3600.0
+    monotonic: Callable[[], float] = time.monotonic
+    _troubles: dict[int, _Trouble] = field(init=False, default_factory=dict)
 
     def waiting(self, chat_id: int) -> bool:
         trouble = self._troubles.get(chat_id)
-        return trouble is not None and self._monotonic() < trouble.retry_at
+        return trouble is not None and self.monotonic() < trouble.retry_at
 
     def failed(self, chat_id: int, reason: str) -> None:
         trouble = self._troubles.get(chat_id)
         failures = 1 if trouble is None else trouble.failures + 1
-        delay = min(self._first * 2 ** (failures - 1), self._longest)
-        self._troubles[chat_id] = _Trouble(failures, self._monotonic() + delay)
+        delay = min(self.first_seconds * 2 ** (failures - 1), self.longest_seconds)
+        self._troubles[chat_id] = _Trouble(failures, self.monotonic() + delay)
         if trouble is None:
             logger.error(
                 "scheduler.chat_unreachable", chat_id=chat_id, reason=reason, retry_in=delay
@@ -109,32 +104,24 @@ class Scheduler:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        notifier: Notifier,
+        delivery: Delivery,
         *,
+        chat_backoff: ChatBackoff,
         data_dir: Path,
         interval_seconds: float = 60.0,
         clock: Clock = utc_now,
-        send_backoff_seconds: tuple[float, ...] = (1.0, 5.0),
-        stuck_after: timedelta = timedelta(minutes=5),
         concurrency: int = 4,
-        chat_backoff: ChatBackoff | None = None,
         chat_ids: tuple[int, ...] | None = None,
     ) -> None:
         self._sessions = sessions
+        self.delivery = delivery
+        self.chat_backoff = chat_backoff
         # The chats this process serves (TELEGRAM_CHAT_ID); None: every chat in the database.
         self._chat_ids = chat_ids
         self._data_dir = data_dir
         self._interval = interval_seconds
         self._clock = clock
-        self.delivery = Delivery(
-            sessions,
-            notifier,
-            clock=clock,
-            backoff_seconds=send_backoff_seconds,
-            stuck_after=stuck_after,
-        )
         self._slots = asyncio.Semaphore(concurrency)
-        self.chat_backoff = chat_backoff or ChatBackoff(first_seconds=max(interval_seconds, 1.0))
         # chat id -> its claim-and-deliver task (a chat with one running is not claimed
         # again), or queue id -> the resend of a stuck row.
         self._busy: dict[int | uuid.UUID, asyncio.Task[None]] = {}
@@ -267,7 +254,7 @@ class Scheduler:
                     continue
                 # The slot is filled whatever happens to the send: never two items for one slot.
                 await chats.update(chat_id, last_post_sent_at=slot)
-                claimed.append(notification(queue_id, media))
+                claimed.append(Notification.of(queue_id, media))
             return claimed
 
         async def landed(session: AsyncSession) -> list[Notification] | None:
@@ -280,7 +267,7 @@ class Scheduler:
             for row in rows:
                 media = await media_repository.get(row.media_item_id)
                 assert media is not None
-                found.append(notification(row.id, media, row.send_attempts))
+                found.append(Notification.of(row.id, media, row.send_attempts))
             logger.info("scheduler.claim_found_by_reread", count=len(found))
             return found
 
@@ -300,7 +287,7 @@ class Scheduler:
             media = await MediaRepository(session).get(row.media_item_id)
             assert media is not None
             logger.info("scheduler.claim_found_by_reread", queue_id=str(queue_id))
-            return notification(row.id, media, row.send_attempts)
+            return Notification.of(row.id, media, row.send_attempts)
 
         return recover
 
@@ -336,7 +323,7 @@ class Scheduler:
                     chat.last_post_sent_at is None or slot > chat.last_post_sent_at
                 ):
                     await chats.update(chat_id, last_post_sent_at=slot)
-            return notification(claimed, media)
+            return Notification.of(claimed, media)
 
         reread: Reread[Notification | SendResult] = Reread(self._claimed_by_us(queue_id))
         claimed = await in_transaction(

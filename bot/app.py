@@ -18,7 +18,12 @@ from aiogram.enums import ParseMode
 from bot.config import Settings
 from bot.database import Database
 from bot.handlers import admin, commands, errors, fallback, instagram, queue
-from bot.middlewares import ChatGateMiddleware, InteractionLogMiddleware, LogContextMiddleware
+from bot.middlewares import (
+    ChatGateMiddleware,
+    InteractionLogMiddleware,
+    LogContextMiddleware,
+    RunToCompletionMiddleware,
+)
 from bot.services.admins import AdminDirectory
 from bot.services.autopost import AutoPostService
 from bot.services.clock import Clock, utc_now
@@ -163,11 +168,15 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
     dispatcher.update.outer_middleware(LogContextMiddleware())
     # One gate for every router, run once a handler matched (see ChatGateMiddleware);
     # then each command that passed it is logged. Admin-ness is the admin router's
-    # IsAdmin filter (bot.filters).
+    # IsAdmin filter (bot.filters). Dispatcher middlewares run in registration order,
+    # before any router's: the shield comes last, so refusals are never shielded.
     gate = ChatGateMiddleware()
+    shield = RunToCompletionMiddleware()
     dispatcher.message.middleware(gate)
     dispatcher.callback_query.middleware(gate)
     dispatcher.message.middleware(InteractionLogMiddleware())
+    dispatcher.message.middleware(shield)
+    dispatcher.callback_query.middleware(shield)
     dispatcher.include_routers(
         queue.create_router(),
         commands.create_router(),

@@ -684,6 +684,35 @@ async def test_shutdown_before_the_publish_request_gives_the_item_back(
     assert create.call_count == 1 and publish.call_count == 0
 
 
+async def test_an_auto_post_whose_handler_shutdown_cancels_still_publishes(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    """The RUNS_TO_COMPLETION flag: cancelling the handler does not cancel its Auto Post."""
+    polling, ready = asyncio.Event(), asyncio.Event()
+
+    async def finished_once_let_go(request: httpx.Request) -> httpx.Response:
+        polling.set()
+        await ready.wait()
+        return httpx.Response(200, json={"status_code": "FINISHED"})
+
+    graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
+    graph.get("/container-1").mock(side_effect=finished_once_let_go)
+    publish = graph.post(f"/{IG_USER}/media_publish").respond(json={"id": "ig-media-9"})
+    queue_id = await _queued(app)
+
+    handling = asyncio.create_task(app.feed(_press_update(queue_id)))
+    await asyncio.wait_for(polling.wait(), 5)
+    handling.cancel()  # as shutdown does to a handler still running
+    with pytest.raises(asyncio.CancelledError):
+        await handling
+    ready.set()
+    await app.services.tasks.drain(5)
+
+    assert publish.call_count == 1
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+
+
 async def test_a_refused_republish_looks_again_before_saying_failed(
     app: TestApp, ig: GraphState
 ) -> None:

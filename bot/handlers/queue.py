@@ -10,7 +10,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.captions import already_line, body_of, final_line, with_status
 from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
-from bot.middlewares import ACTS_ON_QUEUE
+from bot.middlewares import ACTS_ON_QUEUE, RUNS_TO_COMPLETION
 from bot.services.autopost import (
     AutoPostRefusal,
     AutoPostResult,
@@ -78,9 +78,9 @@ async def record_press(
     button_message: Message,
     callback_data: QueueCallback,
     press_service: PressService,
-    tasks: TaskTracker,
     instagram_accounts: InstagramAccounts,
 ) -> None:
+    """Runs to completion (RUNS_TO_COMPLETION): shutdown cancelling it still commits and edits."""
     press = Press(
         queue_id=callback_data.queue_id,
         chat_id=button_message.chat.id,
@@ -88,20 +88,6 @@ async def record_press(
         presser=identity_of(callback.from_user),
         telegram_message_id=button_message.message_id,
     )
-    # Tracked rather than awaited directly: when shutdown cancels this handler,
-    # the press still commits and its caption is still edited; shutdown waits.
-    await tasks.run_to_completion(
-        record_and_report(callback, button_message, press, press_service, instagram_accounts)
-    )
-
-
-async def record_and_report(
-    callback: CallbackQuery,
-    message: Message,
-    press: Press,
-    press_service: PressService,
-    instagram_accounts: InstagramAccounts,
-) -> None:
     recording = asyncio.ensure_future(press_service.record(press))
     done, _ = await asyncio.wait({recording}, timeout=ACK_AFTER_SECONDS)
     answered = not done
@@ -115,13 +101,15 @@ async def record_and_report(
         keyboard = queue_keyboard(
             press.queue_id, instagram=instagram_accounts.autopost_available(press.chat_id)
         )
-        await edit_quietly(message, with_status(message.html_text, PRESS_FAILED), keyboard)
+        await edit_quietly(
+            button_message, with_status(button_message.html_text, PRESS_FAILED), keyboard
+        )
         return
     except Exception:
         if not answered:
             await answer_quietly(callback, PRESS_CRASHED)
         raise
-    await show_outcome(callback, message, outcome, answered=answered)
+    await show_outcome(callback, button_message, outcome, answered=answered)
 
 
 async def ask_to_confirm_reject(
@@ -160,6 +148,10 @@ async def autopost(
     tasks: TaskTracker,
     instagram_accounts: InstagramAccounts,
 ) -> None:
+    """Claim, then publish; the service writes every caption from here on (also at shutdown).
+
+    Runs to completion (RUNS_TO_COMPLETION), like a press.
+    """
     if autopost_service is None:
         await answer_quietly(callback, AUTOPOST_NOT_CONFIGURED)
         return
@@ -168,32 +160,19 @@ async def autopost(
     if refusal is not None:
         await answer_quietly(callback, refusal, alert=True)
         return
-    await tasks.run_to_completion(
-        run_autopost(callback, button_message, callback_data, autopost_service, tasks)
-    )
-
-
-async def run_autopost(
-    callback: CallbackQuery,
-    message: Message,
-    callback_data: QueueCallback,
-    service: AutoPostService,
-    tasks: TaskTracker,
-) -> None:
-    """Claim, then publish; the service writes every caption from here on (also at shutdown)."""
     try:
-        claim = await service.claim(
+        claim = await autopost_service.claim(
             callback_data.queue_id,
-            message.chat.id,
+            button_message.chat.id,
             identity_of(callback.from_user),
-            body=body_of(message.html_text),
-            message_id=message.message_id,
+            body=body_of(button_message.html_text),
+            message_id=button_message.message_id,
         )
     except DatabaseUnavailableError:
         await answer_quietly(callback, PRESS_FAILED)
         return
     if isinstance(claim, PressOutcome):
-        await show_outcome(callback, message, claim, answered=False)
+        await show_outcome(callback, button_message, claim, answered=False)
         return
     if claim is AutoPostRefusal.SENDING:
         await answer_quietly(callback, AUTOPOST_SENDING)
@@ -202,20 +181,24 @@ async def run_autopost(
         # Nothing is created: the press only asks Instagram about the earlier publish.
         # The caption is the resolver's to write (an edit here could land after its result).
         await answer_quietly(callback, AUTOPOST_CHECKING)
-        tasks.spawn(service.resolve_soon(callback_data.queue_id, immediately=True))
+        tasks.spawn(autopost_service.resolve_soon(callback_data.queue_id, immediately=True))
         return
     await answer_quietly(callback, AUTOPOST_PROGRESS)
-    result = await service.publish(claim)
+    result = await autopost_service.publish(claim)
     if result.result is AutoPostResult.CHECKING:
-        tasks.spawn(service.resolve_soon(callback_data.queue_id))
+        tasks.spawn(autopost_service.resolve_soon(callback_data.queue_id))
 
 
 def create_router() -> Router:
     router = Router(name=__name__)
     # Every queue button is for ALLOWED_USER_IDS (and admins): the chat gate reads the flag.
+    # A press and an Auto Post, once past the gate, survive shutdown cancelling them.
     on_queue = {ACTS_ON_QUEUE: True}
+    to_completion = {**on_queue, RUNS_TO_COMPLETION: True}
     router.callback_query.register(
-        record_press, QueueCallback.filter(F.action.in_(set(RECORDED_STATUS))), flags=on_queue
+        record_press,
+        QueueCallback.filter(F.action.in_(set(RECORDED_STATUS))),
+        flags=to_completion,
     )
     router.callback_query.register(
         ask_to_confirm_reject, QueueCallback.filter(F.action == QueueAction.REJECT), flags=on_queue
@@ -226,6 +209,6 @@ def create_router() -> Router:
         flags=on_queue,
     )
     router.callback_query.register(
-        autopost, QueueCallback.filter(F.action == QueueAction.AUTOPOST), flags=on_queue
+        autopost, QueueCallback.filter(F.action == QueueAction.AUTOPOST), flags=to_completion
     )
     return router

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 
 import httpx
@@ -66,6 +66,8 @@ def create_bot(
 
 @dataclass(frozen=True)
 class Services:
+    """The services, each also a name handlers receive it by (`workflow_data`)."""
+
     press: PressService
     tasks: TaskTracker
     scheduler: Scheduler
@@ -76,6 +78,10 @@ class Services:
     autopost: AutoPostService | None = None
     http: httpx.AsyncClient | None = None
     clock: Clock = utc_now
+
+    def workflow_data(self) -> dict[str, object]:
+        """What handlers receive by name: each field under its own name (the one declaration)."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
 
     async def close(self) -> None:
         """Close the outbound HTTP client (the bot's session is the runner's)."""
@@ -153,18 +159,8 @@ def build_services(
 
 def build_dispatcher(settings: Settings, database: Database, services: Services) -> Dispatcher:
     """Routers, middlewares and the dependencies handlers receive by name."""
-    dispatcher = Dispatcher(
-        settings=settings,
-        sessions=database.sessions,
-        press_service=services.press,
-        tasks=services.tasks,
-        scheduler=services.scheduler,
-        team=services.team,
-        admins=services.admins,
-        autopost_service=services.autopost,
-        clock=services.clock,
-        instagram_accounts=services.instagram_accounts,
-    )
+    dispatcher = Dispatcher(settings=settings, sessions=database.sessions)
+    dispatcher.workflow_data.update(services.workflow_data())
     dispatcher.update.outer_middleware(LogContextMiddleware())
     # One gate for every router, run once a handler matched (see ChatGateMiddleware);
     # then each command that passed it is logged. Admin-ness is the admin router's

@@ -629,7 +629,7 @@ async def test_claim_commit_reply_lost_is_recognised_as_ours(
 
 
 async def test_not_configured_says_so(app: TestApp) -> None:
-    app.dispatcher["autopost_service"] = None
+    app.dispatcher["autopost"] = None
     queue_id = await _queued(app)
     await app.feed(_press_update(queue_id))
     assert [a.text for a in app.telegram.of(AnswerCallbackQuery)] == [

@@ -77,18 +77,19 @@ async def record_press(
     callback: CallbackQuery,
     button_message: Message,
     callback_data: QueueCallback,
-    press_service: PressService,
+    press: PressService,
     instagram_accounts: InstagramAccounts,
 ) -> None:
     """Runs to completion (RUNS_TO_COMPLETION): shutdown cancelling it still commits and edits."""
-    press = Press(
+    chat_id = button_message.chat.id
+    pressed = Press(
         queue_id=callback_data.queue_id,
-        chat_id=button_message.chat.id,
+        chat_id=chat_id,
         status=RECORDED_STATUS[callback_data.action],
         presser=identity_of(callback.from_user),
         telegram_message_id=button_message.message_id,
     )
-    recording = asyncio.ensure_future(press_service.record(press))
+    recording = asyncio.ensure_future(press.record(pressed))
     done, _ = await asyncio.wait({recording}, timeout=ACK_AFTER_SECONDS)
     answered = not done
     if answered:
@@ -99,7 +100,7 @@ async def record_press(
         if not answered:
             await answer_quietly(callback, PRESS_FAILED)
         keyboard = queue_keyboard(
-            press.queue_id, instagram=instagram_accounts.autopost_available(press.chat_id)
+            callback_data.queue_id, instagram=instagram_accounts.autopost_available(chat_id)
         )
         await edit_quietly(
             button_message, with_status(button_message.html_text, PRESS_FAILED), keyboard
@@ -140,11 +141,11 @@ async def cancel_reject(
     )
 
 
-async def autopost(
+async def auto_post(
     callback: CallbackQuery,
     button_message: Message,
     callback_data: QueueCallback,
-    autopost_service: AutoPostService | None,
+    autopost: AutoPostService | None,
     tasks: TaskTracker,
     instagram_accounts: InstagramAccounts,
 ) -> None:
@@ -152,7 +153,7 @@ async def autopost(
 
     Runs to completion (RUNS_TO_COMPLETION), like a press.
     """
-    if autopost_service is None:
+    if autopost is None:
         await answer_quietly(callback, AUTOPOST_NOT_CONFIGURED)
         return
     # igcare: no account for this chat, or its token expired: say so and what to do.
@@ -161,7 +162,7 @@ async def autopost(
         await answer_quietly(callback, refusal, alert=True)
         return
     try:
-        claim = await autopost_service.claim(
+        claim = await autopost.claim(
             callback_data.queue_id,
             button_message.chat.id,
             identity_of(callback.from_user),
@@ -181,12 +182,12 @@ async def autopost(
         # Nothing is created: the press only asks Instagram about the earlier publish.
         # The caption is the resolver's to write (an edit here could land after its result).
         await answer_quietly(callback, AUTOPOST_CHECKING)
-        tasks.spawn(autopost_service.resolve_soon(callback_data.queue_id, immediately=True))
+        tasks.spawn(autopost.resolve_soon(callback_data.queue_id, immediately=True))
         return
     await answer_quietly(callback, AUTOPOST_PROGRESS)
-    result = await autopost_service.publish(claim)
+    result = await autopost.publish(claim)
     if result.result is AutoPostResult.CHECKING:
-        tasks.spawn(autopost_service.resolve_soon(callback_data.queue_id))
+        tasks.spawn(autopost.resolve_soon(callback_data.queue_id))
 
 
 def create_router() -> Router:
@@ -209,6 +210,6 @@ def create_router() -> Router:
         flags=on_queue,
     )
     router.callback_query.register(
-        autopost, QueueCallback.filter(F.action == QueueAction.AUTOPOST), flags=to_completion
+        auto_post, QueueCallback.filter(F.action == QueueAction.AUTOPOST), flags=to_completion
     )
     return router

@@ -702,10 +702,10 @@ async def test_an_auto_post_whose_handler_shutdown_cancels_still_publishes(
 
     handling = asyncio.create_task(app.feed(_press_update(queue_id)))
     await asyncio.wait_for(polling.wait(), 5)
+    ready.set()  # no await before the cancel: the Auto Post is still mid-flight
     handling.cancel()  # as shutdown does to a handler still running
     with pytest.raises(asyncio.CancelledError):
         await handling
-    ready.set()
     await app.services.tasks.drain(5)
 
     assert publish.call_count == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 
 import httpx
@@ -18,7 +18,12 @@ from aiogram.enums import ParseMode
 from bot.config import Settings
 from bot.database import Database
 from bot.handlers import admin, commands, errors, fallback, instagram, queue
-from bot.middlewares import ChatGateMiddleware, InteractionLogMiddleware, LogContextMiddleware
+from bot.middlewares import (
+    ChatGateMiddleware,
+    InteractionLogMiddleware,
+    LogContextMiddleware,
+    RunToCompletionMiddleware,
+)
 from bot.services.admins import AdminDirectory
 from bot.services.autopost import AutoPostService
 from bot.services.clock import Clock, utc_now
@@ -62,6 +67,8 @@ def create_bot(
 
 @dataclass(frozen=True)
 class Services:
+    """The services, each also a name handlers receive it by (`workflow_data`)."""
+
     press: PressService
     tasks: TaskTracker
     scheduler: Scheduler
@@ -72,6 +79,10 @@ class Services:
     autopost: AutoPostService | None = None
     http: httpx.AsyncClient | None = None
     clock: Clock = utc_now
+
+    def workflow_data(self) -> dict[str, object]:
+        """What handlers receive by name: each field under its own name (the one declaration)."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
 
     async def close(self) -> None:
         """Close the outbound HTTP client (the bot's session is the runner's)."""
@@ -156,26 +167,20 @@ def build_services(
 
 def build_dispatcher(settings: Settings, database: Database, services: Services) -> Dispatcher:
     """Routers, middlewares and the dependencies handlers receive by name."""
-    dispatcher = Dispatcher(
-        settings=settings,
-        sessions=database.sessions,
-        press_service=services.press,
-        tasks=services.tasks,
-        scheduler=services.scheduler,
-        team=services.team,
-        admins=services.admins,
-        autopost_service=services.autopost,
-        clock=services.clock,
-        instagram_accounts=services.instagram_accounts,
-    )
+    dispatcher = Dispatcher(settings=settings, sessions=database.sessions)
+    dispatcher.workflow_data.update(services.workflow_data())
     dispatcher.update.outer_middleware(LogContextMiddleware())
     # One gate for every router, run once a handler matched (see ChatGateMiddleware);
     # then each command that passed it is logged. Admin-ness is the admin router's
-    # IsAdmin filter (bot.filters).
+    # IsAdmin filter (bot.filters). Dispatcher middlewares run in registration order,
+    # before any router's: the shield comes last, so refusals are never shielded.
     gate = ChatGateMiddleware()
+    shield = RunToCompletionMiddleware()
     dispatcher.message.middleware(gate)
     dispatcher.callback_query.middleware(gate)
     dispatcher.message.middleware(InteractionLogMiddleware())
+    dispatcher.message.middleware(shield)
+    dispatcher.callback_query.middleware(shield)
     dispatcher.include_routers(
         queue.create_router(),
         commands.create_router(),

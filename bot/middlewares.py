@@ -1,4 +1,4 @@
-"""Dispatcher middlewares: per-update log context and who may press what where."""
+"""Dispatcher middlewares: log context, who may press what where, work that outlives shutdown."""
 
 from __future__ import annotations
 
@@ -54,6 +54,8 @@ def may_press(settings: Settings, user_id: int) -> bool:
 # Handler flags the gate reads (`router.message.register(..., flags={PRIVATE_OK: True})`).
 PRIVATE_OK = "private_ok"  # a command that also answers in a private chat
 ACTS_ON_QUEUE = "acts_on_queue"  # a command or button only ALLOWED_USER_IDS (and admins) may use
+# Read by RunToCompletionMiddleware: a handler whose effect must finish once it started.
+RUNS_TO_COMPLETION = "runs_to_completion"
 
 
 class ChatGateMiddleware(BaseMiddleware):
@@ -112,6 +114,25 @@ class ChatGateMiddleware(BaseMiddleware):
             await event.answer(NOT_ALLOWED)
             return None
         return await handler(event, data)
+
+
+class RunToCompletionMiddleware(BaseMiddleware):
+    """Runs a RUNS_TO_COMPLETION handler as tracked work (`TaskTracker.run_to_completion`).
+
+    Shutdown cancels the handler, not its work: a press still commits and its
+    caption is still edited, and shutdown drains it within its grace. Registered
+    after the gate, so what the gate refuses is answered without the shield.
+    """
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not get_flag(data, RUNS_TO_COMPLETION):
+            return await handler(event, data)
+        tasks: TaskTracker = data["tasks"]
+        return await tasks.run_to_completion(_handle(handler, event, data))
+
+
+async def _handle(handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+    return await handler(event, data)
 
 
 def command_name(message: Message) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
+from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 
@@ -39,16 +42,47 @@ async def answer_quietly(
 async def edit_quietly(
     message: Message, html: str, reply_markup: InlineKeyboardMarkup | None
 ) -> bool:
-    """Replace the caption (or text) and keyboard; False when Telegram refused.
+    """Replace the caption (or text) and keyboard of a message in hand; see `edit_by_id_quietly`."""
+    assert message.bot is not None  # a message from an update is bound to its bot
+    return await edit_by_id_quietly(
+        message.bot,
+        message.chat.id,
+        message.message_id,
+        html,
+        reply_markup,
+        is_text=not (message.photo or message.video or message.animation or message.document),
+    )
 
-    A failed edit is logged, not raised: the press is already recorded and the
-    message can be repaired by the next press on it.
+
+async def edit_by_id_quietly(
+    bot: Bot,
+    chat_id: int,
+    message_id: int,
+    html: str,
+    reply_markup: InlineKeyboardMarkup | None,
+    *,
+    is_text: bool = False,
+) -> bool:
+    """Replace a message's caption (or text) and keyboard; False when Telegram refused.
+
+    Unless `is_text`, the caption first: a message Telegram says has no caption (a
+    text) gets its text edited. A failed edit is logged, not raised: the state is
+    already recorded and the message can be repaired by the next edit of it.
     """
+    target: dict[str, Any] = {
+        "chat_id": chat_id,
+        "message_id": message_id,
+        "reply_markup": reply_markup,
+    }
     try:
-        if message.photo or message.video or message.animation or message.document:
-            await message.edit_caption(caption=html, reply_markup=reply_markup)
-        else:
-            await message.edit_text(text=html, reply_markup=reply_markup)
+        if not is_text:
+            try:
+                await bot.edit_message_caption(caption=html, **target)
+                return True
+            except TelegramBadRequest as error:
+                if "no caption" not in error.message.lower():
+                    raise
+        await bot.edit_message_text(text=html, **target)
     except TelegramBadRequest as error:
         if _harmless(error):
             return True

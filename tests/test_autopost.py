@@ -629,7 +629,7 @@ async def test_claim_commit_reply_lost_is_recognised_as_ours(
 
 
 async def test_not_configured_says_so(app: TestApp) -> None:
-    app.dispatcher["autopost_service"] = None
+    app.dispatcher["autopost"] = None
     queue_id = await _queued(app)
     await app.feed(_press_update(queue_id))
     assert [a.text for a in app.telegram.of(AnswerCallbackQuery)] == [
@@ -682,6 +682,35 @@ async def test_shutdown_before_the_publish_request_gives_the_item_back(
     assert last.caption.endswith("interrupted before publishing; nothing was published.")
     assert last.reply_markup == queue_keyboard(queue_id, instagram=True)
     assert create.call_count == 1 and publish.call_count == 0
+
+
+async def test_an_auto_post_whose_handler_shutdown_cancels_still_publishes(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    """The RUNS_TO_COMPLETION flag: cancelling the handler does not cancel its Auto Post."""
+    polling, ready = asyncio.Event(), asyncio.Event()
+
+    async def finished_once_let_go(request: httpx.Request) -> httpx.Response:
+        polling.set()
+        await ready.wait()
+        return httpx.Response(200, json={"status_code": "FINISHED"})
+
+    graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
+    graph.get("/container-1").mock(side_effect=finished_once_let_go)
+    publish = graph.post(f"/{IG_USER}/media_publish").respond(json={"id": "ig-media-9"})
+    queue_id = await _queued(app)
+
+    handling = asyncio.create_task(app.feed(_press_update(queue_id)))
+    await asyncio.wait_for(polling.wait(), 5)
+    ready.set()  # no await before the cancel: the Auto Post is still mid-flight
+    handling.cancel()  # as shutdown does to a handler still running
+    with pytest.raises(asyncio.CancelledError):
+        await handling
+    await app.services.tasks.drain(5)
+
+    assert publish.call_count == 1
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
 
 
 async def test_a_refused_republish_looks_again_before_saying_failed(

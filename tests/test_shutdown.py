@@ -6,8 +6,22 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
+from sqlalchemy import text
+
 from bot import runner
+from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.tasks import TaskTracker
+from tests.support import (
+    ALICE,
+    TEAM_CHAT,
+    TestApp,
+    fetch_all,
+    seed_media,
+    seed_queue_item,
+)
+from tests.telegram_fake import callback_update, queue_message
 
 
 async def test_stuck_loops_are_cancelled_within_one_grace_not_one_each() -> None:
@@ -63,3 +77,42 @@ async def test_a_loop_that_died_is_logged_and_the_others_still_stop() -> None:
     assert background[2].cancelled()
     [failure] = [entry for entry in logs if entry["event"] == "background.failed"]
     assert failure["task"] == "scheduler"
+
+
+async def _lock_waiters(app: TestApp) -> int:
+    [row] = await fetch_all(
+        app.sessions,
+        "SELECT count(*) AS n FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    return int(row.n)
+
+
+async def test_a_press_whose_handler_shutdown_cancels_still_commits_and_edits(
+    app: TestApp,
+) -> None:
+    """The RUNS_TO_COMPLETION flag: cancelling the handler does not cancel its work."""
+    [media_id] = await seed_media(app.sessions)
+    queue_id = await seed_queue_item(app.sessions, media_id)
+    data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
+    message = queue_message(TEAM_CHAT, 500, "Hello", queue_keyboard(queue_id, instagram=False))
+    async with app.sessions() as blocker, blocker.begin():
+        # Hold the queue row: the press waits inside its statement.
+        await blocker.execute(text("SELECT 1 FROM posting_queue FOR UPDATE"))
+        handling = asyncio.create_task(app.feed(callback_update(data, message, ALICE.user)))
+        async with asyncio.timeout(10):
+            while not await _lock_waiters(app):
+                await asyncio.sleep(0.05)
+        handling.cancel()  # as shutdown does to a handler still running
+        with pytest.raises(asyncio.CancelledError):
+            await handling
+        assert app.services.tasks.pending == 1
+        async with asyncio.timeout(10):  # the cancelled handler's work goes on: it answers
+            while not app.telegram.of(AnswerCallbackQuery):
+                await asyncio.sleep(0.05)
+    await app.services.tasks.drain(5)
+
+    history = await fetch_all(app.sessions, "SELECT status FROM posting_history")
+    assert [r.status for r in history] == ["posted"]
+    assert app.telegram.of(EditMessageCaption)[-1].caption.endswith("✅ Posted by Alice")
+    assert [a.text for a in app.telegram.of(AnswerCallbackQuery)] == ["⏳ Recording…"]

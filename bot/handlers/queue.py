@@ -10,7 +10,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.captions import already_line, body_of, final_line, with_status
 from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
-from bot.middlewares import ACTS_ON_QUEUE
+from bot.middlewares import ACTS_ON_QUEUE, RUNS_TO_COMPLETION
 from bot.services.autopost import (
     AutoPostRefusal,
     AutoPostResult,
@@ -78,32 +78,19 @@ async def record_press(
     callback: CallbackQuery,
     button_message: Message,
     callback_data: QueueCallback,
-    press_service: PressService,
-    tasks: TaskTracker,
+    press: PressService,
     instagram_accounts: InstagramAccounts,
 ) -> None:
-    press = Press(
+    """Runs to completion (RUNS_TO_COMPLETION): shutdown cancelling it still commits and edits."""
+    chat_id = button_message.chat.id
+    pressed = Press(
         queue_id=callback_data.queue_id,
-        chat_id=button_message.chat.id,
+        chat_id=chat_id,
         status=RECORDED_STATUS[callback_data.action],
         presser=identity_of(callback.from_user),
         telegram_message_id=button_message.message_id,
     )
-    # Tracked rather than awaited directly: when shutdown cancels this handler,
-    # the press still commits and its caption is still edited; shutdown waits.
-    await tasks.run_to_completion(
-        record_and_report(callback, button_message, press, press_service, instagram_accounts)
-    )
-
-
-async def record_and_report(
-    callback: CallbackQuery,
-    message: Message,
-    press: Press,
-    press_service: PressService,
-    instagram_accounts: InstagramAccounts,
-) -> None:
-    recording = asyncio.ensure_future(press_service.record(press))
+    recording = asyncio.ensure_future(press.record(pressed))
     done, _ = await asyncio.wait({recording}, timeout=ACK_AFTER_SECONDS)
     answered = not done
     if answered:
@@ -114,15 +101,17 @@ async def record_and_report(
         if not answered:
             await answer_quietly(callback, PRESS_FAILED)
         keyboard = queue_keyboard(
-            press.queue_id, instagram=instagram_accounts.autopost_available(press.chat_id)
+            callback_data.queue_id, instagram=instagram_accounts.autopost_available(chat_id)
         )
-        await edit_quietly(message, with_status(message.html_text, PRESS_FAILED), keyboard)
+        await edit_quietly(
+            button_message, with_status(button_message.html_text, PRESS_FAILED), keyboard
+        )
         return
     except Exception:
         if not answered:
             await answer_quietly(callback, PRESS_CRASHED)
         raise
-    await show_outcome(callback, message, outcome, answered=answered)
+    await show_outcome(callback, button_message, outcome, answered=answered)
 
 
 async def ask_to_confirm_reject(
@@ -153,15 +142,19 @@ async def cancel_reject(
     )
 
 
-async def autopost(
+async def auto_post(
     callback: CallbackQuery,
     button_message: Message,
     callback_data: QueueCallback,
-    autopost_service: AutoPostService | None,
+    autopost: AutoPostService | None,
     tasks: TaskTracker,
     instagram_accounts: InstagramAccounts,
 ) -> None:
-    if autopost_service is None:
+    """Claim, then publish; the service writes every caption from here on (also at shutdown).
+
+    Runs to completion (RUNS_TO_COMPLETION), like a press.
+    """
+    if autopost is None:
         await answer_quietly(callback, AUTOPOST_NOT_CONFIGURED)
         return
     # igcare: no account for this chat, or its token expired: say so and what to do.
@@ -169,32 +162,19 @@ async def autopost(
     if refusal is not None:
         await answer_quietly(callback, refusal, alert=True)
         return
-    await tasks.run_to_completion(
-        run_autopost(callback, button_message, callback_data, autopost_service, tasks)
-    )
-
-
-async def run_autopost(
-    callback: CallbackQuery,
-    message: Message,
-    callback_data: QueueCallback,
-    service: AutoPostService,
-    tasks: TaskTracker,
-) -> None:
-    """Claim, then publish; the service writes every caption from here on (also at shutdown)."""
     try:
-        claim = await service.claim(
+        claim = await autopost.claim(
             callback_data.queue_id,
-            message.chat.id,
+            button_message.chat.id,
             identity_of(callback.from_user),
-            body=body_of(message.html_text),
-            message_id=message.message_id,
+            body=body_of(button_message.html_text),
+            message_id=button_message.message_id,
         )
     except DatabaseUnavailableError:
         await answer_quietly(callback, PRESS_FAILED)
         return
     if isinstance(claim, PressOutcome):
-        await show_outcome(callback, message, claim, answered=False)
+        await show_outcome(callback, button_message, claim, answered=False)
         return
     if claim is AutoPostRefusal.SENDING:
         await answer_quietly(callback, AUTOPOST_SENDING)
@@ -203,20 +183,24 @@ async def run_autopost(
         # Nothing is created: the press only asks Instagram about the earlier publish.
         # The caption is the resolver's to write (an edit here could land after its result).
         await answer_quietly(callback, AUTOPOST_CHECKING)
-        tasks.spawn(service.resolve_soon(callback_data.queue_id, immediately=True))
+        tasks.spawn(autopost.resolve_soon(callback_data.queue_id, immediately=True))
         return
     await answer_quietly(callback, AUTOPOST_PROGRESS)
-    result = await service.publish(claim)
+    result = await autopost.publish(claim)
     if result.result is AutoPostResult.CHECKING:
-        tasks.spawn(service.resolve_soon(callback_data.queue_id))
+        tasks.spawn(autopost.resolve_soon(callback_data.queue_id))
 
 
 def create_router() -> Router:
     router = Router(name=__name__)
     # Every queue button is for ALLOWED_USER_IDS (and admins): the chat gate reads the flag.
+    # A press and an Auto Post, once past the gate, survive shutdown cancelling them.
     on_queue = {ACTS_ON_QUEUE: True}
+    to_completion = {**on_queue, RUNS_TO_COMPLETION: True}
     router.callback_query.register(
-        record_press, QueueCallback.filter(F.action.in_(set(RECORDED_STATUS))), flags=on_queue
+        record_press,
+        QueueCallback.filter(F.action.in_(set(RECORDED_STATUS))),
+        flags=to_completion,
     )
     router.callback_query.register(
         ask_to_confirm_reject, QueueCallback.filter(F.action == QueueAction.REJECT), flags=on_queue
@@ -227,6 +211,6 @@ def create_router() -> Router:
         flags=on_queue,
     )
     router.callback_query.register(
-        autopost, QueueCallback.filter(F.action == QueueAction.AUTOPOST), flags=on_queue
+        auto_post, QueueCallback.filter(F.action == QueueAction.AUTOPOST), flags=to_completion
     )
     return router

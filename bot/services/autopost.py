@@ -30,7 +30,6 @@ from urllib.parse import quote
 
 import structlog
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,6 +41,7 @@ from bot.services.instagram import InstagramClient, InstagramError, InstagramFai
 from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.periodic import every
 from bot.services.press import OutcomeKind, PressOutcome, PressService, explain
+from bot.telegram import edit_by_id_quietly
 from db.errors import DatabaseUnavailableError
 from db.models import PostingQueueItem, User
 from db.repositories import (
@@ -266,8 +266,7 @@ class AutoPostService:
             # A bug or a surprise: never leave the message without buttons and the row held.
             logger.exception("autopost.crashed", queue_id=str(claim.queue_id))
             if progress.publish_requested:
-                await self._checking(claim)
-                return AutoPostOutcome(result=AutoPostResult.CHECKING)
+                return await self._checking(claim)
             if await self._give_back(claim.queue_id, claim.token):
                 await self._show_buttons(claim, UNEXPECTED_LINE)
             return AutoPostOutcome(result=AutoPostResult.FAILED)
@@ -324,8 +323,7 @@ class AutoPostService:
                     queue_id=str(claim.queue_id),
                     reference=error.reference,
                 )
-                await self._checking(claim)
-                return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
+                return await self._checking(claim, error)
             logger.warning(
                 "autopost.failed",
                 queue_id=str(claim.queue_id),
@@ -341,8 +339,7 @@ class AutoPostService:
         except DatabaseUnavailableError:
             # A step could not be written. The resolver reads what did land:
             # without the marker it gives the item back, with it it asks Instagram.
-            await self._checking(claim)
-            return AutoPostOutcome(result=AutoPostResult.CHECKING)
+            return await self._checking(claim)
         logger.info("autopost.published", queue_id=str(claim.queue_id), media_id=media_id)
         return await self._record_claim(claim, media_id)
 
@@ -369,8 +366,7 @@ class AutoPostService:
                 queue_id=str(claim.queue_id),
                 reference=error.reference,
             )
-            await self._checking(claim)
-            return AutoPostOutcome(result=AutoPostResult.CHECKING, error=refusal)
+            return await self._checking(claim, refusal)
         if status.code == "PUBLISHED":
             logger.warning(
                 "autopost.published_despite_refusal",
@@ -381,13 +377,16 @@ class AutoPostService:
             return await self._record_claim(claim, media_id)
         if status.code in ("FINISHED", "ERROR", "EXPIRED"):
             return None
-        await self._checking(claim)  # IN_PROGRESS: the publish may still be going through
-        return AutoPostOutcome(result=AutoPostResult.CHECKING, error=refusal)
+        # IN_PROGRESS: the publish may still be going through.
+        return await self._checking(claim, refusal)
 
-    async def _checking(self, claim: AutoPostClaim) -> None:
-        """Say so, then let go: the resolver's edits come after ours."""
+    async def _checking(
+        self, claim: AutoPostClaim, error: InstagramError | None = None
+    ) -> AutoPostOutcome:
+        """Say so, then let go (the resolver's edits come after ours): the outcome is CHECKING."""
         await self._show(claim.chat_id, claim.message_id, claim.body, CHECKING_LINE)
         await self._hand_over(claim.queue_id, claim.token)
+        return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
 
     async def _record_claim(self, claim: AutoPostClaim, media_id: str | None) -> AutoPostOutcome:
         return await self._record(
@@ -724,29 +723,8 @@ class AutoPostService:
         """Best effort: the state is on the row; a failed edit is repaired by the next one."""
         if message_id is None:
             return
-        try:
-            try:
-                await self._bot.edit_message_caption(
-                    chat_id=chat_id,
-                    message_id=message_id,
-                    caption=with_status(body, line),
-                    reply_markup=buttons,
-                )
-            except TelegramBadRequest as error:
-                if "no caption" not in error.message.lower():
-                    raise
-                # A text: the notice sent for an item whose send Telegram never confirmed.
-                await self._bot.edit_message_text(
-                    chat_id=chat_id,
-                    message_id=message_id,
-                    text=with_status(body, line),
-                    reply_markup=buttons,
-                )
-        except TelegramBadRequest as error:
-            if "not modified" not in error.message.lower():
-                logger.warning("autopost.edit_failed", reason=error.message)
-        except TelegramAPIError as error:
-            logger.warning("autopost.edit_failed", reason=str(error))
+        # A text when it is the notice sent for an item whose send Telegram never confirmed.
+        await edit_by_id_quietly(self._bot, chat_id, message_id, with_status(body, line), buttons)
 
 
 async def _identity(session: AsyncSession, telegram_user_id: int | None) -> TelegramIdentity:

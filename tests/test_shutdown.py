@@ -7,13 +7,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
+from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, SendMessage
 from sqlalchemy import text
 
 from bot import runner
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.tasks import TaskTracker
+from bot.texts import PAUSED
 from tests.support import (
+    ADA,
     ALICE,
     TEAM_CHAT,
     TestApp,
@@ -21,7 +23,7 @@ from tests.support import (
     seed_media,
     seed_queue_item,
 )
-from tests.telegram_fake import callback_update, queue_message
+from tests.telegram_fake import callback_update, command_update, queue_message
 
 
 async def test_stuck_loops_are_cancelled_within_one_grace_not_one_each() -> None:
@@ -116,3 +118,24 @@ async def test_a_press_whose_handler_shutdown_cancels_still_commits_and_edits(
     assert [r.status for r in history] == ["posted"]
     assert app.telegram.of(EditMessageCaption)[-1].caption.endswith("✅ Posted by Alice")
     assert [a.text for a in app.telegram.of(AnswerCallbackQuery)] == ["⏳ Recording…"]
+
+
+async def test_a_pause_whose_handler_shutdown_cancels_still_pauses_and_replies(
+    app: TestApp,
+) -> None:
+    """An admin's change is flagged RUNS_TO_COMPLETION too: never a change without its reply."""
+    async with app.sessions() as blocker, blocker.begin():
+        # Hold the chat's settings row: /pause waits inside its transaction.
+        await blocker.execute(text("SELECT 1 FROM chat_settings FOR UPDATE"))
+        handling = asyncio.create_task(app.feed(command_update("/pause", TEAM_CHAT, ADA.user)))
+        async with asyncio.timeout(10):
+            while not await _lock_waiters(app):
+                await asyncio.sleep(0.05)
+        handling.cancel()  # as shutdown does to a handler still running
+        with pytest.raises(asyncio.CancelledError):
+            await handling
+    await app.services.tasks.drain(5)
+
+    [chat] = await fetch_all(app.sessions, "SELECT is_paused FROM chat_settings")
+    assert chat.is_paused
+    assert [m.text for m in app.telegram.of(SendMessage)] == [PAUSED]

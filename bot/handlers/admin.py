@@ -15,6 +15,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.filters import IsAdmin
 from bot.keyboards import SETTINGS_LABEL, SettingsCallback, settings_keyboard
+from bot.middlewares import RUNS_TO_COMPLETION
 from bot.services.team import SettingRejectedError, TeamService
 from bot.telegram import answer_quietly, edit_quietly
 from bot.texts import (
@@ -118,10 +119,12 @@ def create_router() -> Router:
     admins_only = Router(name=f"{__name__}.admins_only")
     admins_only.message.filter(IsAdmin())
     admins_only.callback_query.filter(IsAdmin())
-    admins_only.message.register(pause, Command("pause"))
-    admins_only.message.register(resume, Command("resume"))
-    admins_only.message.register(settings_command, Command("settings"))
-    admins_only.callback_query.register(change, SettingsCallback.filter())
+    # A change and its reply outlive shutdown: the admin always hears what happened.
+    to_completion = {RUNS_TO_COMPLETION: True}
+    admins_only.message.register(pause, Command("pause"), flags=to_completion)
+    admins_only.message.register(resume, Command("resume"), flags=to_completion)
+    admins_only.message.register(settings_command, Command("settings"), flags=to_completion)
+    admins_only.callback_query.register(change, SettingsCallback.filter(), flags=to_completion)
 
     refusals = Router(name=f"{__name__}.refusals")
     refusals.message.register(refuse_command)

@@ -14,7 +14,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import BotCommand, BufferedInputFile, Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK
+from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK, RUNS_TO_COMPLETION
 from bot.services.chart import activity_chart
 from bot.services.clock import Clock
 from bot.services.instagram_accounts import InstagramAccounts
@@ -136,11 +136,16 @@ async def register_commands(bot: Bot) -> None:
 def create_router() -> Router:
     router = Router(name=__name__)
     # The chat gate (bot.middlewares) reads the flags.
-    router.message.register(start, Command("start"), flags={PRIVATE_OK: True})
+    router.message.register(
+        start, Command("start"), flags={PRIVATE_OK: True, RUNS_TO_COMPLETION: True}
+    )
     router.message.register(help_, Command("help"), flags={PRIVATE_OK: True})
     router.message.register(status, Command("status"))
     router.message.register(queue, Command("queue"))
-    router.message.register(next_item, Command("next"), flags={ACTS_ON_QUEUE: True})
+    # /next sends an item: once begun, the send and its bookkeeping finish.
+    router.message.register(
+        next_item, Command("next"), flags={ACTS_ON_QUEUE: True, RUNS_TO_COMPLETION: True}
+    )
     router.message.register(history, Command("history"))
     router.message.register(stats, Command("stats"))
     return router

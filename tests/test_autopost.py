@@ -282,19 +282,24 @@ async def test_failure_names_the_cause_and_keeps_the_item(
     assert [r.posting_method for r in await _history(app)] == ["telegram_manual"]
 
 
-async def test_posted_during_publishing_is_told_to_wait(
-    app: TestApp, graph: respx.MockRouter
-) -> None:
-    release = asyncio.Event()
-    polling = asyncio.Event()
+def _container_status_held(graph: respx.MockRouter) -> tuple[asyncio.Event, asyncio.Event]:
+    """Container status is asked (`polling` set), then answers FINISHED once `release` is set."""
+    polling, release = asyncio.Event(), asyncio.Event()
 
-    async def slow_status(request: httpx.Request) -> httpx.Response:
+    async def held(request: httpx.Request) -> httpx.Response:
         polling.set()
         await release.wait()
         return httpx.Response(200, json={"status_code": "FINISHED"})
 
     graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
-    graph.get("/container-1").mock(side_effect=slow_status)
+    graph.get("/container-1").mock(side_effect=held)
+    return polling, release
+
+
+async def test_posted_during_publishing_is_told_to_wait(
+    app: TestApp, graph: respx.MockRouter
+) -> None:
+    polling, release = _container_status_held(graph)
     graph.post(f"/{IG_USER}/media_publish").respond(json={"id": "ig-media-9"})
     queue_id = await _queued(app)
 
@@ -688,15 +693,7 @@ async def test_an_auto_post_whose_handler_shutdown_cancels_still_publishes(
     app: TestApp, graph: respx.MockRouter
 ) -> None:
     """The RUNS_TO_COMPLETION flag: cancelling the handler does not cancel its Auto Post."""
-    polling, ready = asyncio.Event(), asyncio.Event()
-
-    async def finished_once_let_go(request: httpx.Request) -> httpx.Response:
-        polling.set()
-        await ready.wait()
-        return httpx.Response(200, json={"status_code": "FINISHED"})
-
-    graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
-    graph.get("/container-1").mock(side_effect=finished_once_let_go)
+    polling, ready = _container_status_held(graph)
     publish = graph.post(f"/{IG_USER}/media_publish").respond(json={"id": "ig-media-9"})
     queue_id = await _queued(app)
 

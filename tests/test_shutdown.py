@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, SendMessage
+from aiogram.types import Update
 from sqlalchemy import text
 
 from bot import runner
@@ -81,6 +84,22 @@ async def test_a_loop_that_died_is_logged_and_the_others_still_stop() -> None:
     assert failure["task"] == "scheduler"
 
 
+@asynccontextmanager
+async def _cancelled_while_waiting(app: TestApp, table: str, update: Update) -> AsyncIterator[None]:
+    """Feed `update` while `table`'s rows are locked, cancel its handler as shutdown does
+    once it waits on the lock; the body runs with the lock still held."""
+    async with app.sessions() as blocker, blocker.begin():
+        await blocker.execute(text(f"SELECT 1 FROM {table} FOR UPDATE"))
+        handling = asyncio.create_task(app.feed(update))
+        async with asyncio.timeout(10):
+            while not await _lock_waiters(app):
+                await asyncio.sleep(0.05)
+        handling.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await handling
+        yield
+
+
 async def _lock_waiters(app: TestApp) -> int:
     [row] = await fetch_all(
         app.sessions,
@@ -98,16 +117,10 @@ async def test_a_press_whose_handler_shutdown_cancels_still_commits_and_edits(
     queue_id = await seed_queue_item(app.sessions, media_id)
     data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
     message = queue_message(TEAM_CHAT, 500, "Hello", queue_keyboard(queue_id, instagram=False))
-    async with app.sessions() as blocker, blocker.begin():
-        # Hold the queue row: the press waits inside its statement.
-        await blocker.execute(text("SELECT 1 FROM posting_queue FOR UPDATE"))
-        handling = asyncio.create_task(app.feed(callback_update(data, message, ALICE.user)))
-        async with asyncio.timeout(10):
-            while not await _lock_waiters(app):
-                await asyncio.sleep(0.05)
-        handling.cancel()  # as shutdown does to a handler still running
-        with pytest.raises(asyncio.CancelledError):
-            await handling
+    # Hold the queue row: the press waits inside its statement.
+    async with _cancelled_while_waiting(
+        app, "posting_queue", callback_update(data, message, ALICE.user)
+    ):
         assert app.services.tasks.pending == 1
         async with asyncio.timeout(10):  # the cancelled handler's work goes on: it answers
             while not app.telegram.of(AnswerCallbackQuery):
@@ -124,16 +137,11 @@ async def test_a_pause_whose_handler_shutdown_cancels_still_pauses_and_replies(
     app: TestApp,
 ) -> None:
     """An admin's change is flagged RUNS_TO_COMPLETION too: never a change without its reply."""
-    async with app.sessions() as blocker, blocker.begin():
-        # Hold the chat's settings row: /pause waits inside its transaction.
-        await blocker.execute(text("SELECT 1 FROM chat_settings FOR UPDATE"))
-        handling = asyncio.create_task(app.feed(command_update("/pause", TEAM_CHAT, ADA.user)))
-        async with asyncio.timeout(10):
-            while not await _lock_waiters(app):
-                await asyncio.sleep(0.05)
-        handling.cancel()  # as shutdown does to a handler still running
-        with pytest.raises(asyncio.CancelledError):
-            await handling
+    # Hold the chat's settings row: /pause waits inside its transaction.
+    async with _cancelled_while_waiting(
+        app, "chat_settings", command_update("/pause", TEAM_CHAT, ADA.user)
+    ):
+        pass
     await app.services.tasks.drain(5)
 
     [chat] = await fetch_all(app.sessions, "SELECT is_paused FROM chat_settings")

@@ -86,8 +86,10 @@ async def test_a_loop_that_died_is_logged_and_the_others_still_stop() -> None:
 
 @asynccontextmanager
 async def _cancelled_while_waiting(app: TestApp, table: str, update: Update) -> AsyncIterator[None]:
-    """Feed `update` while `table`'s rows are locked, cancel its handler as shutdown does
-    once it waits on the lock; the body runs with the lock still held."""
+    """Feed `update` with `table` locked; cancel its handler, as shutdown does, once it waits.
+
+    The body runs while the lock is still held.
+    """
     async with app.sessions() as blocker, blocker.begin():
         await blocker.execute(text(f"SELECT 1 FROM {table} FOR UPDATE"))
         handling = asyncio.create_task(app.feed(update))

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,13 @@ import httpx
 import pytest
 import respx
 import structlog
+from aiogram import Bot
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, SendMessage, SendPhoto
 from aiogram.types import Update
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bot.app import Services, build_dispatcher, build_services, create_bot
+from bot.app import Services, build_dispatcher, build_services, create_bot, telegram_session
 from bot.config import ConfigError, InstagramFlavour, LogFormat, Settings
 from bot.database import Database
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
@@ -33,6 +35,7 @@ from bot.logging import configure_logging
 from bot.services.instagram_accounts import load_account_configs
 from bot.services.instagram_care import RefreshResult
 from bot.services.notifier import Notification, Notifier
+from bot.telegram_retry import TelegramRetryMiddleware
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.vocabulary import MediaKind
 from tests.pgproxy import PgProxy
@@ -522,6 +525,38 @@ async def test_a_warning_telegram_refused_is_tried_again_and_one_that_may_have_a
         assert len(bot.telegram.of(SendMessage)) == sends
         assert (await account_row(bot.sessions)).warned_7d_at == clock.now
         assert all("expires in about" in (m.text or "") for m in bot.telegram.of(SendMessage))
+
+
+async def test_a_warning_whose_connection_was_never_made_is_tried_again(
+    settings: Settings, database_url: str, graph: respx.MockRouter
+) -> None:
+    """Every connection refused, repeats included: Telegram never saw it, so a later tick sends it."""
+    clock = Clock()
+    graph.get(f"{FB_GRAPH}/debug_token").respond(
+        json={"data": {"expires_at": int((T0 + timedelta(days=5)).timestamp())}}
+    )
+    with socket.socket() as probe:  # a port nothing listens on: every connect is refused
+        probe.bind(("127.0.0.1", 0))
+        closed_port = int(probe.getsockname()[1])
+    unreachable = telegram_session(
+        settings.model_copy(update={"telegram_api_url": f"http://127.0.0.1:{closed_port}"})
+    )
+    unreachable.middleware(TelegramRetryMiddleware(backoff_seconds=(0.0, 0.0, 0.0)))
+    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
+        await seed_chat(bot.sessions)
+        await bot.services.instagram_accounts.sync()
+        offline = replace(bot.services.token_care, bot=Bot(TEST_TOKEN, session=unreachable))
+        try:
+            await offline.tick()
+        finally:
+            await unreachable.close()
+        assert (await account_row(bot.sessions)).warned_7d_at is None
+
+        await bot.services.token_care.tick()
+        await bot.services.token_care.tick()
+        [sent] = bot.telegram.of(SendMessage)
+        assert "expires in about" in (sent.text or "")
+        assert (await account_row(bot.sessions)).warned_7d_at == clock.now
 
 
 # --- 3. /live -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
+    TelegramNetworkError,
     TelegramRetryAfter,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services.instagram import InstagramError
 from bot.services.instagram_accounts import ASSUMED_LIFETIME, RENEW_TOKEN, InstagramAccounts
 from bot.services.periodic import every
-from bot.telegram_retry import at_most_once
+from bot.telegram_retry import at_most_once, never_sent
 from db.models import InstagramAccount
 from db.repositories.instagram_accounts import ExpiryWarning, InstagramAccountRepository
 from db.retry import Idempotent, Reread, in_transaction
@@ -241,9 +242,12 @@ class TokenCare:
         try:
             with at_most_once():
                 await self.bot.send_message(chat_id, warning.text)
-        except (TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter) as error:
-            # Telegram certainly refused it (a flood wait longer than the request
-            # middleware waits out included): unmark, so a later tick tries again.
+        except TelegramAPIError as error:
+            if not _delivered_nothing(error):
+                # It may have arrived; a duplicate warning is worse than none.
+                logger.warning("instagram.warning_unknown", chat_id=chat_id, error=str(error))
+                return None
+            # Telegram refused it or never saw it: unmark, so a later tick tries again.
             logger.warning("instagram.warning_refused", chat_id=chat_id, error=error.message)
 
             async def unmark(session: AsyncSession) -> None:
@@ -253,9 +257,13 @@ class TokenCare:
 
             await self._in_transaction("instagram.unmark_warned", unmark, "it sets values")
             return None
-        except TelegramAPIError as error:
-            # It may have arrived; a duplicate warning is worse than none.
-            logger.warning("instagram.warning_unknown", chat_id=chat_id, error=str(error))
-            return None
         logger.info("instagram.expiry_warned", chat_id=chat_id, warning=warning.kind.value)
         return warning.kind
+
+
+def _delivered_nothing(error: TelegramAPIError) -> bool:
+    """Telegram refused the send (a flood wait longer than the request middleware
+    waits out included), or never saw it: every connection was refused."""
+    if isinstance(error, TelegramNetworkError):
+        return never_sent(error)
+    return isinstance(error, TelegramBadRequest | TelegramForbiddenError | TelegramRetryAfter)

@@ -20,7 +20,6 @@ itself after an unknown outcome).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -540,8 +539,16 @@ class AutoPostService:
         except InstagramError as error:
             if not error.outcome_unknown:
                 # Refused; but the first request may have landed meanwhile: look again.
-                with contextlib.suppress(InstagramError):
+                try:
                     again = await instagram.container_status(container)
+                except InstagramError as lookup:
+                    # Unknown still: the sweep asks again.
+                    logger.warning(
+                        "autopost.recheck_failed",
+                        queue_id=str(queue_id),
+                        reference=lookup.reference,
+                    )
+                else:
                     if again.code == "PUBLISHED":
                         media_id = await self._find_story(
                             instagram, row.instagram_publish_requested_at

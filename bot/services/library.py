@@ -89,7 +89,9 @@ def walk(root: Path) -> list[FoundFile]:
             path = Path(directory, name)
             try:
                 stat = path.stat()
-            except OSError:
+            except OSError as error:
+                # Gone or unreadable since the listing: the next index run sees it again.
+                logger.warning("index.unreadable", path=str(path), reason=str(error))
                 continue
             found.append(
                 FoundFile(

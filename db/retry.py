@@ -191,3 +191,15 @@ async def in_transaction(
             return await work(session)
 
     return await run_with_retry(session_factory, unit, repeat=repeat, operation=operation)
+
+
+async def in_idempotent_transaction(
+    session_factory: async_sessionmaker[AsyncSession],
+    operation: str,
+    work: UnitOfWork[T],
+    because: str,
+) -> T:
+    """`in_transaction` for a unit that is safe to repeat `because` (`Idempotent`)."""
+    return await in_transaction(
+        session_factory, work, repeat=Idempotent(because), operation=operation
+    )

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 import structlog
 from aiogram.exceptions import (
@@ -36,12 +35,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services.clock import Clock, utc_now
 from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
 from db.repositories import HistoryRepository, MediaRepository, QueueRepository
-from db.retry import Idempotent, Reread, UnitOfWork, in_transaction
+from db.retry import Reread, in_idempotent_transaction, in_transaction
 from db.vocabulary import QueueStatus
 
 logger = structlog.get_logger(__name__)
 
-T = TypeVar("T")
 
 # A send that may have arrived is repeated at most once: two messages at worst.
 MAX_UNANSWERED_SENDS = 2
@@ -95,12 +93,6 @@ class Delivery:
     def _lease_renewal(self) -> float:
         """Renewed well before another process's sweep would call the row stuck."""
         return max(self.stuck_after.total_seconds() / 3, 0.05)
-
-    async def _idempotent(self, operation: str, work: UnitOfWork[T], why: str) -> T:
-        """One transaction that is safe to repeat for the reason `why`."""
-        return await in_transaction(
-            self.sessions, work, repeat=Idempotent(why), operation=operation
-        )
 
     async def deliver(
         self, item: Notification, *, wait: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -182,7 +174,8 @@ class Delivery:
         while True:
             await asyncio.sleep(self._lease_renewal)
             try:
-                await self._idempotent(
+                await in_idempotent_transaction(
+                    self.sessions,
                     "delivery.renew_claim",
                     renew,
                     "it sets claimed_at to the server's now",
@@ -196,7 +189,8 @@ class Delivery:
         async def count(session: AsyncSession) -> bool:
             return await QueueRepository(session).reclaim(queue_id, attempt)
 
-        return await self._idempotent(
+        return await in_idempotent_transaction(
+            self.sessions,
             "scheduler.count_attempt",
             count,
             "it sets the attempt number (GREATEST), never increments",
@@ -208,7 +202,8 @@ class Delivery:
             if file_id and file_id != item.telegram_file_id:
                 await MediaRepository(session).set_telegram_file_id(item.media_item_id, file_id)
 
-        await self._idempotent(
+        await in_idempotent_transaction(
+            self.sessions,
             "scheduler.record_sent",
             record,
             "it sets the message id and status to the same values",
@@ -245,7 +240,8 @@ class Delivery:
                 error_message=error,
             )
 
-        await self._idempotent(
+        await in_idempotent_transaction(
+            self.sessions,
             "scheduler.give_up",
             fail,
             "the history row is written only with the queue row it deletes",
@@ -279,7 +275,8 @@ class Delivery:
         async def keep(session: AsyncSession) -> bool:
             return await QueueRepository(session).mark_unconfirmed(item.queue_id)
 
-        await self._idempotent(
+        await in_idempotent_transaction(
+            self.sessions,
             "scheduler.unconfirmed",
             keep,
             "it sets the status of a `sending` row to `sent`",

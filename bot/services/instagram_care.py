@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from html import escape
-from typing import TypeVar
 
 import structlog
 from aiogram import Bot
@@ -39,11 +38,10 @@ from bot.services.periodic import every
 from bot.telegram_retry import at_most_once, never_sent
 from db.models import InstagramAccount
 from db.repositories.instagram_accounts import ExpiryWarning, InstagramAccountRepository
-from db.retry import Idempotent, Reread, in_transaction
+from db.retry import Reread, in_idempotent_transaction, in_transaction
 from db.vocabulary import ExpirySource, InstagramFlavour
 
 logger = structlog.get_logger(__name__)
-T = TypeVar("T")
 
 REFRESH_AFTER = timedelta(days=1)
 REFRESH_LEASE = timedelta(minutes=5)
@@ -92,13 +90,6 @@ class TokenCare:
                 # One chat's trouble never keeps the others' tokens from care.
                 logger.exception("instagram.care_chat_failed", chat_id=row.chat_id)
 
-    async def _in_transaction(
-        self, operation: str, work: Callable[[AsyncSession], Awaitable[T]], why: str
-    ) -> T:
-        return await in_transaction(
-            self.sessions, work, repeat=Idempotent(why), operation=operation
-        )
-
     async def refresh(self, chat_id: int) -> RefreshResult:
         now = self.clock()
         claim_id = uuid.uuid4()
@@ -112,8 +103,11 @@ class TokenCare:
                 lease_until=now + REFRESH_LEASE,
             )
 
-        row = await self._in_transaction(
-            "instagram.claim_refresh", claim, "our claim id matches the lease a landed attempt took"
+        row = await in_idempotent_transaction(
+            self.sessions,
+            "instagram.claim_refresh",
+            claim,
+            "our claim id matches the lease a landed attempt took",
         )
         if row is None:
             return RefreshResult.NOT_DUE
@@ -140,7 +134,9 @@ class TokenCare:
                     retry_after=now + RETRY_FAILED_REFRESH_AFTER,
                 )
 
-            await self._in_transaction("instagram.refresh_failed", failed, "it sets values")
+            await in_idempotent_transaction(
+                self.sessions, "instagram.refresh_failed", failed, "it sets values"
+            )
             await self.accounts.reload()
             return RefreshResult.FAILED
         # Learned before anything can log it.
@@ -156,8 +152,11 @@ class TokenCare:
                 expires_at=now + lifetime,
             )
 
-        current = await self._in_transaction(
-            "instagram.store_token", store, "it swaps only over the old token, then reads"
+        current = await in_idempotent_transaction(
+            self.sessions,
+            "instagram.store_token",
+            store,
+            "it swaps only over the old token, then reads",
         )
         await self.accounts.reload()
         if current != new_token:
@@ -183,7 +182,9 @@ class TokenCare:
                 chat_id, token=token, expires_at=expires_at, source=ExpirySource.DEBUG_TOKEN
             )
 
-        await self._in_transaction("instagram.set_expiry", store, "it sets values")
+        await in_idempotent_transaction(
+            self.sessions, "instagram.set_expiry", store, "it sets values"
+        )
         await self.accounts.reload()
 
     def due_warning(self, chat_id: int, now: datetime) -> ExpiryNotice | None:
@@ -255,7 +256,9 @@ class TokenCare:
                     chat_id, warning.kind, at=now
                 )
 
-            await self._in_transaction("instagram.unmark_warned", unmark, "it sets values")
+            await in_idempotent_transaction(
+                self.sessions, "instagram.unmark_warned", unmark, "it sets values"
+            )
             return None
         logger.info("instagram.expiry_warned", chat_id=chat_id, warning=warning.kind.value)
         return warning.kind

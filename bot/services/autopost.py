@@ -52,7 +52,7 @@ from db.repositories import (
     TelegramIdentity,
     UserRepository,
 )
-from db.retry import Idempotent, Reread, in_transaction
+from db.retry import Idempotent, Reread, in_idempotent_transaction, in_transaction
 from db.vocabulary import MediaKind, PostingMethod, QueueStatus, Verdict
 
 logger = structlog.get_logger(__name__)
@@ -699,7 +699,7 @@ class AutoPostService:
             await write(QueueRepository(session))
 
         try:
-            await in_transaction(self._sessions, work, repeat=Idempotent(why), operation=operation)
+            await in_idempotent_transaction(self._sessions, operation, work, why)
         except DatabaseUnavailableError:
             logger.error(f"{operation}_failed", queue_id=str(queue_id), **log_values)
             return False

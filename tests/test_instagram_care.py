@@ -12,7 +12,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from aiogram.types import Update
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bot.app import Services, build_dispatcher, build_services, create_bot, telegram_session
+from bot.app import build_app, telegram_session
 from bot.config import ConfigError, InstagramFlavour, LogFormat, Settings
 from bot.database import Database
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
@@ -44,6 +44,7 @@ from tests.support import (
     OTHER_CHAT,
     TEAM_CHAT,
     TEST_TOKEN,
+    TestApp,
     fetch_all,
     seed_chat,
     seed_media,
@@ -93,18 +94,13 @@ def ig_settings(base: Settings, graph_url: str = IG_GRAPH, **extra: Any) -> Sett
     )
 
 
-@dataclass
-class Process:
-    """One bot process's services over its own engine."""
+class Process(TestApp):
+    """One bot process over its own engine; `feed` also waits for the tasks an update started."""
 
-    services: Services
-    dispatcher: Any
-    bot: Any
-    telegram: RecordingSession
-    sessions: Any
+    __test__ = False
 
-    async def feed(self, update: Any) -> None:
-        await self.dispatcher.feed_update(self.bot, update)
+    async def feed(self, update: Update) -> None:
+        await super().feed(update)
         await self.services.tasks.drain(5)
 
 
@@ -115,18 +111,18 @@ async def process(
     engine = create_engine(EngineOptions(url=url, pool_size=3, max_overflow=2))
     sessions = create_session_factory(engine)
     telegram = RecordingSession()
-    bot = create_bot(settings, session=telegram)
-    database = Database(engine=engine, sessions=sessions)
-    services = build_services(
-        settings, database, bot, clock=clock, on_secret=on_secret or (lambda secret: None)
+    built = build_app(
+        settings,
+        Database(engine=engine, sessions=sessions),
+        session=telegram,
+        clock=clock,
+        on_secret=on_secret or (lambda secret: None),
     )
     try:
-        yield Process(
-            services, build_dispatcher(settings, database, services), bot, telegram, sessions
-        )
+        yield Process(settings, built.bot, built.dispatcher, built.services, sessions, telegram)
     finally:
-        await services.tasks.drain(5)
-        await services.close()
+        await built.services.tasks.drain(5)
+        await built.services.close()
         await engine.dispose()
 
 

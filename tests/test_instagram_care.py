@@ -126,6 +126,17 @@ async def process(
         await engine.dispose()
 
 
+@asynccontextmanager
+async def account_process(
+    settings: Settings, url: str, clock: Clock, on_secret: Any = None
+) -> AsyncIterator[Process]:
+    """A process whose team chat is seeded and whose configured account is synced to it."""
+    async with process(settings, url, clock, on_secret) as bot:
+        await seed_chat(bot.sessions)
+        await bot.services.instagram_accounts.sync()
+        yield bot
+
+
 @pytest.fixture
 def graph() -> Iterator[respx.MockRouter]:
     with respx.mock(assert_all_called=False) as router:
@@ -161,9 +172,7 @@ async def test_at_the_quota_nothing_is_created_and_the_caption_says_when(
     settings: Settings, database_url: str, graph: respx.MockRouter
 ) -> None:
     clock = Clock(datetime.now(UTC))
-    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         quota = quota_route(graph, 50, FB_GRAPH)
         create = graph.post(f"{FB_GRAPH}/{IG_USER}/media").respond(json={"id": "c1"})
         # We published one through the API 20 hours ago: the window frees up in about 4 h.
@@ -202,9 +211,7 @@ async def test_status_shows_usage_and_days_left(
     settings: Settings, database_url: str, graph: respx.MockRouter
 ) -> None:
     clock = Clock(datetime.now(UTC))
-    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         quota_route(graph, 12, FB_GRAPH)
         graph.get(f"{FB_GRAPH}/debug_token").respond(
             json={
@@ -240,10 +247,7 @@ async def test_refresh_replaces_the_token_and_never_logs_it(
     refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
         json={"access_token": NEW_TOKEN, "token_type": "bearer", "expires_in": 5184000}
     )
-    async with process(ig_settings(settings), database_url, clock, redactor.add) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
-
+    async with account_process(ig_settings(settings), database_url, clock, redactor.add) as bot:
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.NOT_DUE
         clock.advance(hours=25)
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.REFRESHED
@@ -275,9 +279,8 @@ async def test_a_new_configured_token_replaces_the_stored_one(
     settings: Settings, database_url: str
 ) -> None:
     clock = Clock()
-    async with process(ig_settings(settings), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings), database_url, clock):
+        pass  # the first start stores the configured token
     clock.advance(days=3)
     fresh = ig_settings(settings, instagram_access_token="operator-new-" + "z" * 30)
     async with process(fresh, database_url, clock) as bot:
@@ -298,9 +301,7 @@ async def test_refresh_failure_keeps_the_token_and_warns_in_time(
     refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
         400, json={"error": {"message": f"Invalid OAuth access token {OLD_TOKEN}", "code": 190}}
     )
-    async with process(ig_settings(settings), database_url, clock, redactor.add) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings), database_url, clock, redactor.add) as bot:
         clock.advance(days=2)
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.FAILED
         row = await account_row(bot.sessions)
@@ -335,11 +336,9 @@ async def test_two_processes_refresh_once(
     refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").mock(side_effect=slow_answer)
     configured = ig_settings(settings)
     async with (
-        process(configured, database_url, clock) as first,
+        account_process(configured, database_url, clock) as first,
         process(configured, database_url, clock) as second,
     ):
-        await seed_chat(first.sessions)
-        await first.services.instagram_accounts.sync()
         await second.services.instagram_accounts.sync()
         clock.advance(days=2)
 
@@ -367,9 +366,7 @@ async def test_a_lost_refresh_answer_is_retried_with_the_old_token(
             httpx.Response(200, json={"access_token": NEW_TOKEN, "expires_in": 5184000}),
         ]
     )
-    async with process(ig_settings(settings), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings), database_url, clock) as bot:
         clock.advance(days=2)
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.FAILED
         assert (await account_row(bot.sessions)).access_token == OLD_TOKEN
@@ -390,9 +387,7 @@ async def test_a_crash_mid_refresh_frees_the_lease(
     graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
         json={"access_token": NEW_TOKEN, "expires_in": 5184000}
     )
-    async with process(ig_settings(settings), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings), database_url, clock) as bot:
         clock.advance(days=2)
         async with bot.sessions() as session, session.begin():
             await session.execute(
@@ -417,11 +412,9 @@ async def test_expiry_warnings_are_sent_once_each(
     )
     configured = ig_settings(settings, FB_GRAPH)
     async with (
-        process(configured, database_url, clock) as first,
+        account_process(configured, database_url, clock) as first,
         process(configured, database_url, clock) as second,
     ):
-        await seed_chat(first.sessions)
-        await first.services.instagram_accounts.sync()
         await second.services.instagram_accounts.sync()
 
         sent_in_order: list[str] = []
@@ -510,9 +503,7 @@ async def test_a_warning_telegram_refused_is_tried_again_and_one_that_may_have_a
     graph.get(f"{FB_GRAPH}/debug_token").respond(
         json={"data": {"expires_at": int((T0 + timedelta(days=5)).timestamp())}}
     )
-    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         bot.telegram.fail_next(SendMessage, _telegram_answer(answer))
         await bot.services.token_care.tick()
         refused = sends == 2
@@ -538,9 +529,7 @@ async def test_a_warning_whose_connection_was_never_made_is_tried_again(
         settings.model_copy(update={"telegram_api_url": f"http://127.0.0.1:{closed_port}"})
     )
     unreachable.middleware(TelegramRetryMiddleware(backoff_seconds=(0.0, 0.0, 0.0)))
-    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         offline = replace(bot.services.token_care, bot=Bot(TEST_TOKEN, session=unreachable))
         try:
             await offline.tick()
@@ -562,9 +551,7 @@ async def test_live_matches_media_ids_to_history(
     settings: Settings, database_url: str, graph: respx.MockRouter
 ) -> None:
     clock = Clock(datetime.now(UTC))
-    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         ours = await seed_media(bot.sessions, count=2, prefix="ours")
         async with bot.sessions() as session, session.begin():
             for position, media_id in enumerate(ours):
@@ -608,9 +595,7 @@ async def test_a_busy_day_of_live_stories_fits_one_message(
 ) -> None:
     """Instagram allows 100 Stories a day; Telegram takes 4,096 characters a message."""
     clock = Clock(datetime.now(UTC))
-    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         stamp = (clock.now - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S+0000")
         graph.get(f"{FB_GRAPH}/{IG_USER}/stories").respond(
             json={
@@ -761,9 +746,7 @@ async def test_a_lost_commit_reply_neither_refreshes_twice_nor_loses_the_token(
         json={"access_token": NEW_TOKEN, "expires_in": 5184000}
     )
     url = proxy.url(make_url(database_url).database or "")
-    async with process(ig_settings(settings), url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings), url, clock) as bot:
         clock.advance(days=2)
         proxy.cut_after_reply_to(nth_commit(commit))
 
@@ -784,9 +767,7 @@ async def test_a_lost_commit_reply_of_a_warning_mark_still_sends_it_once(
         json={"data": {"expires_at": int((T0 + timedelta(days=30)).timestamp())}}
     )
     url = proxy.url(make_url(database_url).database or "")
-    async with process(ig_settings(settings, FB_GRAPH), url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), url, clock) as bot:
         await bot.services.token_care.tick()
         clock.advance(days=24)
         marked = False

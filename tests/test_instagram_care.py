@@ -47,6 +47,7 @@ from tests.support import (
     TestApp,
     fetch_all,
     seed_chat,
+    seed_history,
     seed_media,
     seed_queue_item,
 )
@@ -177,14 +178,12 @@ async def test_at_the_quota_nothing_is_created_and_the_caption_says_when(
         create = graph.post(f"{FB_GRAPH}/{IG_USER}/media").respond(json={"id": "c1"})
         # We published one through the API 20 hours ago: the window frees up in about 4 h.
         [earlier] = await seed_media(bot.sessions, prefix="earlier")
-        async with bot.sessions() as session, session.begin():
-            await session.execute(
-                text(
-                    "INSERT INTO posting_history (media_item_id, chat_id, status, success,"
-                    " posting_method, acted_at) VALUES (:m, :c, 'posted', true, 'instagram_api', :t)"
-                ),
-                {"m": earlier, "c": TEAM_CHAT, "t": clock.now - timedelta(hours=20)},
-            )
+        await seed_history(
+            bot.sessions,
+            earlier,
+            posting_method="instagram_api",
+            acted_at=clock.now - timedelta(hours=20),
+        )
         [media_id] = await seed_media(bot.sessions)
         queue_id = await seed_queue_item(bot.sessions, media_id)
 
@@ -553,21 +552,14 @@ async def test_live_matches_media_ids_to_history(
     clock = Clock(datetime.now(UTC))
     async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         ours = await seed_media(bot.sessions, count=2, prefix="ours")
-        async with bot.sessions() as session, session.begin():
-            for position, media_id in enumerate(ours):
-                await session.execute(
-                    text(
-                        "INSERT INTO posting_history (media_item_id, chat_id, status, success,"
-                        " posting_method, acted_by_name, instagram_media_id)"
-                        " VALUES (:m, :c, 'posted', true, 'instagram_api', :who, :ig)"
-                    ),
-                    {
-                        "m": media_id,
-                        "c": TEAM_CHAT,
-                        "who": ["Alice", "Bob"][position],
-                        "ig": f"ig-{position}",
-                    },
-                )
+        for position, media_id in enumerate(ours):
+            await seed_history(
+                bot.sessions,
+                media_id,
+                posting_method="instagram_api",
+                acted_by_name=["Alice", "Bob"][position],
+                instagram_media_id=f"ig-{position}",
+            )
         stamp = (clock.now - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S+0000")
         stories = graph.get(f"{FB_GRAPH}/{IG_USER}/stories").respond(
             json={

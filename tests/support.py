@@ -166,3 +166,12 @@ async def seed_history(
     async with session_factory() as session, session.begin():
         fields = {"status": "posted", "success": True, **values}
         session.add(PostingHistory(media_item_id=media_id, chat_id=chat_id, **fields))
+
+
+# --- one statement in a transaction of its own (rows a test plants or changes directly) -----
+
+
+async def execute(session_factory: Sessions, sql: str, **params: object) -> None:
+    """Runs one statement that returns no rows and commits it."""
+    async with session_factory() as session, session.begin():
+        await session.execute(text(sql), params)

@@ -24,7 +24,6 @@ import structlog
 from aiogram import Bot
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, SendMessage, SendPhoto
 from aiogram.types import Update
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.app import build_app, telegram_session
@@ -45,6 +44,7 @@ from tests.support import (
     TEAM_CHAT,
     TEST_TOKEN,
     TestApp,
+    execute,
     fetch_all,
     seed_chat,
     seed_history,
@@ -388,14 +388,12 @@ async def test_a_crash_mid_refresh_frees_the_lease(
     )
     async with account_process(ig_settings(settings), database_url, clock) as bot:
         clock.advance(days=2)
-        async with bot.sessions() as session, session.begin():
-            await session.execute(
-                text(
-                    "UPDATE instagram_accounts SET refresh_claimed_until = :until,"
-                    " refresh_claim_id = gen_random_uuid()"
-                ),
-                {"until": clock.now + timedelta(minutes=5)},
-            )
+        await execute(
+            bot.sessions,
+            "UPDATE instagram_accounts SET refresh_claimed_until = :until,"
+            " refresh_claim_id = gen_random_uuid()",
+            until=clock.now + timedelta(minutes=5),
+        )
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.NOT_DUE
         clock.advance(minutes=6)
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.REFRESHED
@@ -799,14 +797,12 @@ async def test_a_failing_statement_never_shows_the_token(session_factory: Any) -
     from sqlalchemy.exc import DBAPIError
 
     with pytest.raises(DBAPIError) as failure:
-        async with session_factory() as session, session.begin():
-            # No such chat: the foreign key refuses the row that carries the token.
-            await session.execute(
-                text(
-                    "INSERT INTO instagram_accounts (chat_id, ig_user_id, access_token, flavour,"
-                    " configured_token_sha256, token_obtained_at)"
-                    " VALUES (1, '1', :token, 'facebook', 'x', now())"
-                ),
-                {"token": OLD_TOKEN},
-            )
+        # No such chat: the foreign key refuses the row that carries the token.
+        await execute(
+            session_factory,
+            "INSERT INTO instagram_accounts (chat_id, ig_user_id, access_token, flavour,"
+            " configured_token_sha256, token_obtained_at)"
+            " VALUES (1, '1', :token, 'facebook', 'x', now())",
+            token=OLD_TOKEN,
+        )
     assert OLD_TOKEN not in str(failure.value) and OLD_TOKEN not in repr(failure.value)

@@ -175,3 +175,10 @@ async def execute(session_factory: Sessions, sql: str, **params: object) -> None
     """Runs one statement that returns no rows and commits it."""
     async with session_factory() as session, session.begin():
         await session.execute(text(sql), params)
+
+
+# --- the queue message a press comes on (Auto Post and Instagram care tests) -----------------
+
+# The caption of the queue message for seed_media's first item (its own text "Hi"):
+# press updates carry it, and the captions the bot edits in must start with it.
+CAPTION = "Hi\n\n📄 item0.jpg · #cat"

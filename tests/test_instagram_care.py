@@ -40,6 +40,7 @@ from db.vocabulary import MediaKind
 from tests.pgproxy import PgProxy
 from tests.support import (
     ALICE,
+    CAPTION,
     OTHER_CHAT,
     TEAM_CHAT,
     TEST_TOKEN,
@@ -65,7 +66,6 @@ IG_USER = "1789"
 OLD_TOKEN = "old-secret-" + "o" * 40
 NEW_TOKEN = "new-secret-" + "n" * 40
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-CAPTION = "Hi\n\n📄 item0.jpg · #cat"
 
 
 class Clock:

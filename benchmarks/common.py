@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from db import migrate
 from db.embedded import EmbeddedPostgres
-from db.engine import EngineOptions, create_engine
+from db.engine import EngineOptions, create_engine, create_session_factory
 
 
 @dataclass
@@ -47,6 +48,40 @@ class Cluster:
         finally:
             await engine.dispose()
         return name
+
+    @asynccontextmanager
+    async def fresh_engine(
+        self, *, pool_size: int, command_timeout_seconds: float = 120
+    ) -> AsyncIterator[BenchDatabase]:
+        """A fresh migrated database with an engine of its own, disposed on the way out."""
+        name = await self.fresh_database()
+        engine = create_engine(
+            EngineOptions(
+                url=self.url_for(name),
+                pool_size=pool_size,
+                max_overflow=0,
+                command_timeout_seconds=command_timeout_seconds,
+            )
+        )
+        try:
+            yield BenchDatabase(name=name, engine=engine, sessions=create_session_factory(engine))
+        finally:
+            await engine.dispose()
+
+
+@dataclass
+class BenchDatabase:
+    """One benchmark's own database: its name, engine and sessions."""
+
+    name: str
+    engine: Any
+    sessions: Any
+
+    async def analyze(self) -> None:
+        """Planner statistics for the rows just seeded, as autovacuum would gather later."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("ANALYZE"))
+            await connection.commit()
 
 
 @asynccontextmanager

@@ -13,7 +13,6 @@ from sqlalchemy.dialects import postgresql
 
 from benchmarks.common import Cluster, mean, ms, percentile, timer
 from bot.services.library import LibraryIndexer, inspect_file, walk
-from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories import MediaRepository
 from db.repositories.media import eligible_query
 
@@ -38,14 +37,8 @@ FROM (SELECT id FROM media_items ORDER BY last_posted_at DESC NULLS LAST LIMIT 2
 
 
 async def selection(cluster: Cluster) -> None:
-    name = await cluster.fresh_database()
-    engine = create_engine(
-        EngineOptions(
-            url=cluster.url_for(name), pool_size=1, max_overflow=0, command_timeout_seconds=120
-        )
-    )
-    sessions = create_session_factory(engine)
-    try:
+    async with cluster.fresh_engine(pool_size=1) as database:
+        sessions = database.sessions
         async with sessions() as session, session.begin():
             await session.execute(
                 text("INSERT INTO chat_settings (telegram_chat_id) VALUES (:c)"), {"c": CHAT}
@@ -60,9 +53,7 @@ async def selection(cluster: Cluster) -> None:
                 )
             )
             seeded = timer() - started
-        async with engine.connect() as connection:
-            await connection.execute(text("ANALYZE"))
-            await connection.commit()
+        await database.analyze()
         durations = []
         for _ in range(200):
             async with sessions() as session, session.begin():
@@ -98,18 +89,9 @@ async def selection(cluster: Cluster) -> None:
         print(f"  scans: {', '.join(scans)}")
         for line in plan:
             print(f"    {line}")
-    finally:
-        await engine.dispose()
 
 
 async def reindex(cluster: Cluster, files: int = 10_000) -> None:
-    name = await cluster.fresh_database()
-    engine = create_engine(
-        EngineOptions(
-            url=cluster.url_for(name), pool_size=2, max_overflow=0, command_timeout_seconds=120
-        )
-    )
-    sessions = create_session_factory(engine)
     root = Path(tempfile.mkdtemp(prefix="sqlib"))
     try:
         for index in range(files):
@@ -118,17 +100,17 @@ async def reindex(cluster: Cluster, files: int = 10_000) -> None:
             (folder / f"item{index}.jpg").write_bytes(
                 b"\xff\xd8\xff\xe0" + index.to_bytes(8, "big") * 64
             )
-        indexer = LibraryIndexer(sessions)
-        started = timer()
-        first = await indexer.index(root, CHAT)
-        cold = timer() - started
-        started = timer()
-        second = await indexer.index(root, CHAT)
-        warm = timer() - started
-        print(f"indexing {files:,} files: first run {cold:.2f} s ({first.summary()})")
-        print(f"  unchanged re-index {warm:.2f} s ({second.summary()})")
+        async with cluster.fresh_engine(pool_size=2) as database:
+            indexer = LibraryIndexer(database.sessions)
+            started = timer()
+            first = await indexer.index(root, CHAT)
+            cold = timer() - started
+            started = timer()
+            second = await indexer.index(root, CHAT)
+            warm = timer() - started
+            print(f"indexing {files:,} files: first run {cold:.2f} s ({first.summary()})")
+            print(f"  unchanged re-index {warm:.2f} s ({second.summary()})")
     finally:
-        await engine.dispose()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -21,7 +21,6 @@ import asyncpg
 from sqlalchemy import event, text
 
 from benchmarks.common import Cluster, ms, timer
-from db.engine import EngineOptions, create_engine, create_session_factory
 
 CHATS = 1_000
 ITEMS_PER_CHAT = 100
@@ -93,21 +92,13 @@ async def run(cluster: Cluster) -> None:
     from bot.services.scheduler import CLAIM_BATCH, ChatBackoff, Scheduler
     from tests.telegram_fake import RecordingSession
 
-    name = await cluster.fresh_database()
-    engine = create_engine(
-        EngineOptions(
-            url=cluster.url_for(name), pool_size=5, max_overflow=0, command_timeout_seconds=300
-        )
-    )
-    sessions = create_session_factory(engine)
-    try:
+    async with cluster.fresh_engine(pool_size=5, command_timeout_seconds=300) as database:
+        sessions = database.sessions
         started = timer()
         async with sessions() as session, session.begin():
             await session.execute(text(SEED_CHATS), {"chats": CHATS, "last": SLOT})
             await session.execute(text(SEED_MEDIA), {"chats": CHATS, "items": ITEMS_PER_CHAT})
-        async with engine.connect() as connection:
-            await connection.execute(text("ANALYZE"))
-            await connection.commit()
+        await database.analyze()
         print(
             f"tick: {CHATS} chats x {ITEMS_PER_CHAT} items = {CHATS * ITEMS_PER_CHAT:,} media,"
             f" seeded in {timer() - started:.1f} s"
@@ -126,7 +117,7 @@ async def run(cluster: Cluster) -> None:
             data_dir=data_dir,
             clock=lambda: clock["now"],
         )
-        measured = DatabaseTime(cluster, name, engine)
+        measured = DatabaseTime(cluster, database.name, database.engine)
 
         async def owe(due: int) -> None:
             async with sessions() as session, session.begin():
@@ -179,5 +170,3 @@ async def run(cluster: Cluster) -> None:
         await tick("every chat due at once (1,000)", CHATS)
         clock["now"] += timedelta(minutes=1)
         await tick("the tick after (nothing due)", 0)
-    finally:
-        await engine.dispose()

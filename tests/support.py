@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.app import Services
 from bot.config import Settings
 from db.embedded import EmbeddedPostgres
-from db.models import MediaItem, PostingQueueItem
+from db.models import MediaItem, PostingHistory, PostingQueueItem
 from db.repositories import ChatSettingsRepository, TelegramIdentity
 from tests.telegram_fake import RecordingSession
 
@@ -154,3 +154,31 @@ async def seed_queue_item(
 async def fetch_all(session_factory: Sessions, sql: str, **params: object) -> list[Row[Any]]:
     async with session_factory() as session, session.begin():
         return list((await session.execute(text(sql), params)).all())
+
+
+# --- posting history rows (tests that need posts or presses already recorded) ---------------
+
+
+async def seed_history(
+    session_factory: Sessions, media_id: uuid.UUID, chat_id: int = TEAM_CHAT, **values: object
+) -> None:
+    """One posting_history row: a successful post unless `values` say otherwise."""
+    async with session_factory() as session, session.begin():
+        fields = {"status": "posted", "success": True, **values}
+        session.add(PostingHistory(media_item_id=media_id, chat_id=chat_id, **fields))
+
+
+# --- one statement in a transaction of its own (rows a test plants or changes directly) -----
+
+
+async def execute(session_factory: Sessions, sql: str, **params: object) -> None:
+    """Runs one statement that returns no rows and commits it."""
+    async with session_factory() as session, session.begin():
+        await session.execute(text(sql), params)
+
+
+# --- the queue message a press comes on (Auto Post and Instagram care tests) -----------------
+
+# The caption of the queue message for seed_media's first item (its own text "Hi"):
+# press updates carry it, and the captions the bot edits in must start with it.
+CAPTION = "Hi\n\n📄 item0.jpg · #cat"

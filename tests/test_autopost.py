@@ -35,6 +35,7 @@ from tests.support import (
     ALICE,
     BOB,
     BOB_AND_CO,
+    CAPTION,
     TEAM_CHAT,
     TEST_TOKEN,
     Person,
@@ -54,7 +55,6 @@ from tests.telegram_fake import (
 GRAPH = "https://graph.test/v21.0"
 IG_USER = "1789"
 IG_TOKEN = "EAAGsecret-token-value"
-CAPTION = "Hi\n\n📄 item0.jpg · #cat"
 
 
 @pytest.fixture

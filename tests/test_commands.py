@@ -39,6 +39,7 @@ from tests.support import (
     TestApp,
     fetch_all,
     seed_chat,
+    seed_history,
     seed_media,
     seed_queue_item,
 )
@@ -99,19 +100,13 @@ async def test_a_chat_the_bot_does_not_serve_is_refused(app: TestApp) -> None:
 
 async def _history_rows(app: TestApp, count: int) -> None:
     ids = await seed_media(app.sessions, count=count)
-    async with app.sessions() as session, session.begin():
-        for position, media_id in enumerate(ids):
-            await session.execute(
-                text(
-                    "INSERT INTO posting_history (media_item_id, chat_id, status, success,"
-                    " acted_by_name, acted_at) VALUES (:m, :c, 'posted', true, 'Bob', :t)"
-                ),
-                {
-                    "m": media_id,
-                    "c": TEAM_CHAT,
-                    "t": datetime.now(UTC) - timedelta(hours=position + 2),
-                },
-            )
+    for position, media_id in enumerate(ids):
+        await seed_history(
+            app.sessions,
+            media_id,
+            acted_by_name="Bob",
+            acted_at=datetime.now(UTC) - timedelta(hours=position + 2),
+        )
 
 
 async def test_status(app: TestApp) -> None:

@@ -15,12 +15,11 @@ import httpx
 import pytest
 import respx
 from pydantic import SecretStr
-from sqlalchemy import text
 
 from bot import doctor
 from bot.config import Settings
 from tests.fake_bot_api import BOT_USER, FakeBotApi
-from tests.support import TEAM_CHAT, TEST_TOKEN, fetch_all, seed_chat, seed_media
+from tests.support import TEAM_CHAT, TEST_TOKEN, execute, fetch_all, seed_chat, seed_media
 
 GRAPH = "https://graph.facebook.com/v21.0"
 IG_USER = "17841400000000000"
@@ -492,20 +491,16 @@ async def test_the_refreshed_token_the_bot_uses_is_the_one_checked(
     import hashlib
 
     refreshed = "IGAA-refreshed-token-in-the-database"
-    async with session_factory() as session, session.begin():
-        await session.execute(
-            text(
-                "INSERT INTO instagram_accounts (chat_id, ig_user_id, access_token, flavour,"
-                " configured_token_sha256, token_obtained_at, expires_at_source)"
-                " VALUES (:chat, :user, :token, 'facebook', :sha, now(), 'refresh')"
-            ),
-            {
-                "chat": TEAM_CHAT,
-                "user": IG_USER,
-                "token": refreshed,
-                "sha": hashlib.sha256(IG_TOKEN.encode()).hexdigest(),
-            },
-        )
+    await execute(
+        session_factory,
+        "INSERT INTO instagram_accounts (chat_id, ig_user_id, access_token, flavour,"
+        " configured_token_sha256, token_obtained_at, expires_at_source)"
+        " VALUES (:chat, :user, :token, 'facebook', :sha, now(), 'refresh')",
+        chat=TEAM_CHAT,
+        user=IG_USER,
+        token=refreshed,
+        sha=hashlib.sha256(IG_TOKEN.encode()).hexdigest(),
+    )
     expired = httpx.Response(400, json={"error": {"message": "Session has expired", "code": 190}})
 
     def by_token(request: httpx.Request) -> httpx.Response:

@@ -12,7 +12,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,9 @@ import structlog
 from aiogram import Bot
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, SendMessage, SendPhoto
 from aiogram.types import Update
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bot.app import Services, build_dispatcher, build_services, create_bot, telegram_session
+from bot.app import build_app, telegram_session
 from bot.config import ConfigError, InstagramFlavour, LogFormat, Settings
 from bot.database import Database
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
@@ -41,11 +40,15 @@ from db.vocabulary import MediaKind
 from tests.pgproxy import PgProxy
 from tests.support import (
     ALICE,
+    CAPTION,
     OTHER_CHAT,
     TEAM_CHAT,
     TEST_TOKEN,
+    TestApp,
+    execute,
     fetch_all,
     seed_chat,
+    seed_history,
     seed_media,
     seed_queue_item,
 )
@@ -63,7 +66,6 @@ IG_USER = "1789"
 OLD_TOKEN = "old-secret-" + "o" * 40
 NEW_TOKEN = "new-secret-" + "n" * 40
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-CAPTION = "Hi\n\n📄 item0.jpg · #cat"
 
 
 class Clock:
@@ -93,18 +95,13 @@ def ig_settings(base: Settings, graph_url: str = IG_GRAPH, **extra: Any) -> Sett
     )
 
 
-@dataclass
-class Process:
-    """One bot process's services over its own engine."""
+class Process(TestApp):
+    """One bot process over its own engine; `feed` also waits for the tasks an update started."""
 
-    services: Services
-    dispatcher: Any
-    bot: Any
-    telegram: RecordingSession
-    sessions: Any
+    __test__ = False
 
-    async def feed(self, update: Any) -> None:
-        await self.dispatcher.feed_update(self.bot, update)
+    async def feed(self, update: Update) -> None:
+        await super().feed(update)
         await self.services.tasks.drain(5)
 
 
@@ -115,19 +112,30 @@ async def process(
     engine = create_engine(EngineOptions(url=url, pool_size=3, max_overflow=2))
     sessions = create_session_factory(engine)
     telegram = RecordingSession()
-    bot = create_bot(settings, session=telegram)
-    database = Database(engine=engine, sessions=sessions)
-    services = build_services(
-        settings, database, bot, clock=clock, on_secret=on_secret or (lambda secret: None)
+    built = build_app(
+        settings,
+        Database(engine=engine, sessions=sessions),
+        session=telegram,
+        clock=clock,
+        on_secret=on_secret or (lambda secret: None),
     )
     try:
-        yield Process(
-            services, build_dispatcher(settings, database, services), bot, telegram, sessions
-        )
+        yield Process(settings, built.bot, built.dispatcher, built.services, sessions, telegram)
     finally:
-        await services.tasks.drain(5)
-        await services.close()
+        await built.services.tasks.drain(5)
+        await built.services.close()
         await engine.dispose()
+
+
+@asynccontextmanager
+async def account_process(
+    settings: Settings, url: str, clock: Clock, on_secret: Any = None
+) -> AsyncIterator[Process]:
+    """A process whose team chat is seeded and whose configured account is synced to it."""
+    async with process(settings, url, clock, on_secret) as bot:
+        await seed_chat(bot.sessions)
+        await bot.services.instagram_accounts.sync()
+        yield bot
 
 
 @pytest.fixture
@@ -165,21 +173,17 @@ async def test_at_the_quota_nothing_is_created_and_the_caption_says_when(
     settings: Settings, database_url: str, graph: respx.MockRouter
 ) -> None:
     clock = Clock(datetime.now(UTC))
-    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         quota = quota_route(graph, 50, FB_GRAPH)
         create = graph.post(f"{FB_GRAPH}/{IG_USER}/media").respond(json={"id": "c1"})
         # We published one through the API 20 hours ago: the window frees up in about 4 h.
         [earlier] = await seed_media(bot.sessions, prefix="earlier")
-        async with bot.sessions() as session, session.begin():
-            await session.execute(
-                text(
-                    "INSERT INTO posting_history (media_item_id, chat_id, status, success,"
-                    " posting_method, acted_at) VALUES (:m, :c, 'posted', true, 'instagram_api', :t)"
-                ),
-                {"m": earlier, "c": TEAM_CHAT, "t": clock.now - timedelta(hours=20)},
-            )
+        await seed_history(
+            bot.sessions,
+            earlier,
+            posting_method="instagram_api",
+            acted_at=clock.now - timedelta(hours=20),
+        )
         [media_id] = await seed_media(bot.sessions)
         queue_id = await seed_queue_item(bot.sessions, media_id)
 
@@ -206,9 +210,7 @@ async def test_status_shows_usage_and_days_left(
     settings: Settings, database_url: str, graph: respx.MockRouter
 ) -> None:
     clock = Clock(datetime.now(UTC))
-    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         quota_route(graph, 12, FB_GRAPH)
         graph.get(f"{FB_GRAPH}/debug_token").respond(
             json={
@@ -244,10 +246,7 @@ async def test_refresh_replaces_the_token_and_never_logs_it(
     refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
         json={"access_token": NEW_TOKEN, "token_type": "bearer", "expires_in": 5184000}
     )
-    async with process(ig_settings(settings), database_url, clock, redactor.add) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
-
+    async with account_process(ig_settings(settings), database_url, clock, redactor.add) as bot:
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.NOT_DUE
         clock.advance(hours=25)
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.REFRESHED
@@ -279,9 +278,8 @@ async def test_a_new_configured_token_replaces_the_stored_one(
     settings: Settings, database_url: str
 ) -> None:
     clock = Clock()
-    async with process(ig_settings(settings), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings), database_url, clock):
+        pass  # the first start stores the configured token
     clock.advance(days=3)
     fresh = ig_settings(settings, instagram_access_token="operator-new-" + "z" * 30)
     async with process(fresh, database_url, clock) as bot:
@@ -302,9 +300,7 @@ async def test_refresh_failure_keeps_the_token_and_warns_in_time(
     refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
         400, json={"error": {"message": f"Invalid OAuth access token {OLD_TOKEN}", "code": 190}}
     )
-    async with process(ig_settings(settings), database_url, clock, redactor.add) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings), database_url, clock, redactor.add) as bot:
         clock.advance(days=2)
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.FAILED
         row = await account_row(bot.sessions)
@@ -339,11 +335,9 @@ async def test_two_processes_refresh_once(
     refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").mock(side_effect=slow_answer)
     configured = ig_settings(settings)
     async with (
-        process(configured, database_url, clock) as first,
+        account_process(configured, database_url, clock) as first,
         process(configured, database_url, clock) as second,
     ):
-        await seed_chat(first.sessions)
-        await first.services.instagram_accounts.sync()
         await second.services.instagram_accounts.sync()
         clock.advance(days=2)
 
@@ -371,9 +365,7 @@ async def test_a_lost_refresh_answer_is_retried_with_the_old_token(
             httpx.Response(200, json={"access_token": NEW_TOKEN, "expires_in": 5184000}),
         ]
     )
-    async with process(ig_settings(settings), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings), database_url, clock) as bot:
         clock.advance(days=2)
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.FAILED
         assert (await account_row(bot.sessions)).access_token == OLD_TOKEN
@@ -394,18 +386,14 @@ async def test_a_crash_mid_refresh_frees_the_lease(
     graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
         json={"access_token": NEW_TOKEN, "expires_in": 5184000}
     )
-    async with process(ig_settings(settings), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings), database_url, clock) as bot:
         clock.advance(days=2)
-        async with bot.sessions() as session, session.begin():
-            await session.execute(
-                text(
-                    "UPDATE instagram_accounts SET refresh_claimed_until = :until,"
-                    " refresh_claim_id = gen_random_uuid()"
-                ),
-                {"until": clock.now + timedelta(minutes=5)},
-            )
+        await execute(
+            bot.sessions,
+            "UPDATE instagram_accounts SET refresh_claimed_until = :until,"
+            " refresh_claim_id = gen_random_uuid()",
+            until=clock.now + timedelta(minutes=5),
+        )
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.NOT_DUE
         clock.advance(minutes=6)
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.REFRESHED
@@ -421,11 +409,9 @@ async def test_expiry_warnings_are_sent_once_each(
     )
     configured = ig_settings(settings, FB_GRAPH)
     async with (
-        process(configured, database_url, clock) as first,
+        account_process(configured, database_url, clock) as first,
         process(configured, database_url, clock) as second,
     ):
-        await seed_chat(first.sessions)
-        await first.services.instagram_accounts.sync()
         await second.services.instagram_accounts.sync()
 
         sent_in_order: list[str] = []
@@ -514,9 +500,7 @@ async def test_a_warning_telegram_refused_is_tried_again_and_one_that_may_have_a
     graph.get(f"{FB_GRAPH}/debug_token").respond(
         json={"data": {"expires_at": int((T0 + timedelta(days=5)).timestamp())}}
     )
-    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         bot.telegram.fail_next(SendMessage, _telegram_answer(answer))
         await bot.services.token_care.tick()
         refused = sends == 2
@@ -542,9 +526,7 @@ async def test_a_warning_whose_connection_was_never_made_is_tried_again(
         settings.model_copy(update={"telegram_api_url": f"http://127.0.0.1:{closed_port}"})
     )
     unreachable.middleware(TelegramRetryMiddleware(backoff_seconds=(0.0, 0.0, 0.0)))
-    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         offline = replace(bot.services.token_care, bot=Bot(TEST_TOKEN, session=unreachable))
         try:
             await offline.tick()
@@ -566,25 +548,16 @@ async def test_live_matches_media_ids_to_history(
     settings: Settings, database_url: str, graph: respx.MockRouter
 ) -> None:
     clock = Clock(datetime.now(UTC))
-    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         ours = await seed_media(bot.sessions, count=2, prefix="ours")
-        async with bot.sessions() as session, session.begin():
-            for position, media_id in enumerate(ours):
-                await session.execute(
-                    text(
-                        "INSERT INTO posting_history (media_item_id, chat_id, status, success,"
-                        " posting_method, acted_by_name, instagram_media_id)"
-                        " VALUES (:m, :c, 'posted', true, 'instagram_api', :who, :ig)"
-                    ),
-                    {
-                        "m": media_id,
-                        "c": TEAM_CHAT,
-                        "who": ["Alice", "Bob"][position],
-                        "ig": f"ig-{position}",
-                    },
-                )
+        for position, media_id in enumerate(ours):
+            await seed_history(
+                bot.sessions,
+                media_id,
+                posting_method="instagram_api",
+                acted_by_name=["Alice", "Bob"][position],
+                instagram_media_id=f"ig-{position}",
+            )
         stamp = (clock.now - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S+0000")
         stories = graph.get(f"{FB_GRAPH}/{IG_USER}/stories").respond(
             json={
@@ -612,9 +585,7 @@ async def test_a_busy_day_of_live_stories_fits_one_message(
 ) -> None:
     """Instagram allows 100 Stories a day; Telegram takes 4,096 characters a message."""
     clock = Clock(datetime.now(UTC))
-    async with process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
         stamp = (clock.now - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S+0000")
         graph.get(f"{FB_GRAPH}/{IG_USER}/stories").respond(
             json={
@@ -765,9 +736,7 @@ async def test_a_lost_commit_reply_neither_refreshes_twice_nor_loses_the_token(
         json={"access_token": NEW_TOKEN, "expires_in": 5184000}
     )
     url = proxy.url(make_url(database_url).database or "")
-    async with process(ig_settings(settings), url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings), url, clock) as bot:
         clock.advance(days=2)
         proxy.cut_after_reply_to(nth_commit(commit))
 
@@ -788,9 +757,7 @@ async def test_a_lost_commit_reply_of_a_warning_mark_still_sends_it_once(
         json={"data": {"expires_at": int((T0 + timedelta(days=30)).timestamp())}}
     )
     url = proxy.url(make_url(database_url).database or "")
-    async with process(ig_settings(settings, FB_GRAPH), url, clock) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
+    async with account_process(ig_settings(settings, FB_GRAPH), url, clock) as bot:
         await bot.services.token_care.tick()
         clock.advance(days=24)
         marked = False
@@ -830,14 +797,12 @@ async def test_a_failing_statement_never_shows_the_token(session_factory: Any) -
     from sqlalchemy.exc import DBAPIError
 
     with pytest.raises(DBAPIError) as failure:
-        async with session_factory() as session, session.begin():
-            # No such chat: the foreign key refuses the row that carries the token.
-            await session.execute(
-                text(
-                    "INSERT INTO instagram_accounts (chat_id, ig_user_id, access_token, flavour,"
-                    " configured_token_sha256, token_obtained_at)"
-                    " VALUES (1, '1', :token, 'facebook', 'x', now())"
-                ),
-                {"token": OLD_TOKEN},
-            )
+        # No such chat: the foreign key refuses the row that carries the token.
+        await execute(
+            session_factory,
+            "INSERT INTO instagram_accounts (chat_id, ig_user_id, access_token, flavour,"
+            " configured_token_sha256, token_obtained_at)"
+            " VALUES (1, '1', :token, 'facebook', 'x', now())",
+            token=OLD_TOKEN,
+        )
     assert OLD_TOKEN not in str(failure.value) and OLD_TOKEN not in repr(failure.value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import SendMessage, SendPhoto, SendVideo
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from bot.app import create_bot
 from bot.services.delivery import Delivery
@@ -33,6 +32,7 @@ from tests.support import (
     ALICE,
     OTHER_CHAT,
     TEAM_CHAT,
+    ProxiedEngines,
     TestApp,
     fetch_all,
     seed_chat,
@@ -533,17 +533,8 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
 
 
 @pytest.fixture
-async def proxied(database_url: str, proxy: PgProxy) -> AsyncIterator[Any]:
-    engine = create_engine(
-        EngineOptions(
-            url=proxy.url(make_url(database_url).database or ""),
-            pool_size=3,
-            max_overflow=0,
-            command_timeout_seconds=5,
-        )
-    )
-    yield create_session_factory(engine)
-    await engine.dispose()
+def proxied(proxied_engines: ProxiedEngines) -> Any:
+    return create_session_factory(proxied_engines.open(pool_size=3))
 
 
 def _commit_after(marker: bytes) -> Callable[[bytes], bool]:

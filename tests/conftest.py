@@ -21,7 +21,15 @@ from db import migrate
 from db.embedded import EmbeddedPostgres
 from db.engine import EngineOptions, create_engine, create_session_factory
 from tests.pgproxy import PgProxy
-from tests.support import ADA, TEAM_CHAT, TEST_TOKEN, PostgresHandle, TestApp, seed_chat
+from tests.support import (
+    ADA,
+    TEAM_CHAT,
+    TEST_TOKEN,
+    PostgresHandle,
+    ProxiedEngines,
+    TestApp,
+    seed_chat,
+)
 from tests.telegram_fake import RecordingSession
 
 TEMPLATE_DB = "storyqueue_template"
@@ -166,3 +174,16 @@ async def app(
     )
     await built.services.tasks.drain(5)
     await built.services.close()
+
+
+# --- Engines through the byte proxy (tests-t2: shared by test_scheduler, test_dropped_replies,
+# test_faults, which each built the same engine to the test database through `proxy`).
+
+
+@pytest.fixture
+async def proxied_engines(database_url: str, proxy: PgProxy) -> AsyncIterator[ProxiedEngines]:
+    """Engines through `proxy`, disposed after the test (before the proxy closes)."""
+    engines = ProxiedEngines(proxy.url(make_url(database_url).database or ""))
+    yield engines
+    for engine in engines.opened:
+        await engine.dispose()

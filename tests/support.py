@@ -10,11 +10,12 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import Update, User
 from sqlalchemy import Row, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import Services
 from bot.config import Settings
 from db.embedded import EmbeddedPostgres
+from db.engine import EngineOptions, create_engine
 from db.models import MediaItem, PostingHistory, PostingQueueItem
 from db.repositories import ChatSettingsRepository, TelegramIdentity
 from tests.telegram_fake import RecordingSession
@@ -182,3 +183,28 @@ async def execute(session_factory: Sessions, sql: str, **params: object) -> None
 # The caption of the queue message for seed_media's first item (its own text "Hi"):
 # press updates carry it, and the captions the bot edits in must start with it.
 CAPTION = "Hi\n\n📄 item0.jpg · #cat"
+
+
+# --- Engines through the byte proxy (tests-t2): what the `proxied_engines` fixture in
+# conftest.py hands out, for test_scheduler, test_dropped_replies and test_faults.
+
+
+class ProxiedEngines:
+    """Opens engines to this test's database at `url` (the proxy's); the fixture disposes them."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.opened: list[AsyncEngine] = []
+
+    def open(self, *, pool_size: int = 2, **options: Any) -> AsyncEngine:
+        engine = create_engine(
+            EngineOptions(
+                url=self.url,
+                pool_size=pool_size,
+                max_overflow=0,
+                command_timeout_seconds=5,
+                **options,
+            )
+        )
+        self.opened.append(engine)
+        return engine

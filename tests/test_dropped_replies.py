@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import Services, build_services, create_bot
@@ -24,13 +23,14 @@ from bot.config import Settings
 from bot.database import Database
 from bot.services.notifier import Notification
 from bot.services.press import OutcomeKind, Press
-from db.engine import EngineOptions, create_engine, create_session_factory
+from db.engine import create_session_factory
 from db.repositories.media import MediaRepository
 from db.vocabulary import Verdict
 from tests.pgproxy import PgProxy
 from tests.support import (
     ALICE,
     TEAM_CHAT,
+    ProxiedEngines,
     fetch_all,
     seed_chat,
     seed_media,
@@ -236,16 +236,9 @@ CASES: list[DroppedReply] = [
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 async def test_a_unit_whose_last_reply_is_lost_happens_once(
-    case: DroppedReply, database_url: str, proxy: PgProxy, settings: Settings
+    case: DroppedReply, proxy: PgProxy, proxied_engines: ProxiedEngines, settings: Settings
 ) -> None:
-    engine = create_engine(
-        EngineOptions(
-            url=proxy.url(make_url(database_url).database or ""),
-            pool_size=2,
-            max_overflow=0,
-            command_timeout_seconds=5,
-        )
-    )
+    engine = proxied_engines.open()
     sessions = create_session_factory(engine)
     services = build_services(
         settings,
@@ -265,7 +258,6 @@ async def test_a_unit_whose_last_reply_is_lost_happens_once(
         await case.check(run, result)
     finally:
         await services.close()
-        await engine.dispose()
 
 
 def test_every_case_has_a_unique_name() -> None:

@@ -40,6 +40,7 @@ from tests.support import (
     BOB,
     TEAM_CHAT,
     PostgresHandle,
+    ProxiedEngines,
     fetch_all,
     seed_chat,
     seed_media,
@@ -203,49 +204,45 @@ async def test_backend_killed_before_the_lost_race_state_read(
 
 
 async def test_the_press_lands_but_its_answer_is_lost(
-    database_url: str, proxy: PgProxy, settings: Settings
+    proxy: PgProxy, proxied_engines: ProxiedEngines, settings: Settings
 ) -> None:
     """The ambiguous outcome: the server ran (and committed) the press, the client saw the connection die."""
-    engine = _engine(proxy.url(make_url(database_url).database or ""))
+    engine = proxied_engines.open(application_name=APP_NAME)
     sessions = create_session_factory(engine)
-    try:
-        [queue_id] = await _prepare(sessions)
-        # The press's parameters travel in its Bind message (autocommit: no COMMIT).
-        proxy.cut_after_reply_to(lambda data: b"press:posted" in data)
+    [queue_id] = await _prepare(sessions)
+    # The press's parameters travel in its Bind message (autocommit: no COMMIT).
+    proxy.cut_after_reply_to(lambda data: b"press:posted" in data)
 
-        telegram = await _press_through_the_bot(engine, sessions, settings, queue_id)
+    telegram = await _press_through_the_bot(engine, sessions, settings, queue_id)
 
-        assert proxy.cuts == 1
-        await _assert_recorded_once(sessions)
-        assert _caption_after(telegram) == "Hi\n\n📄 a.jpg\n\n✅ Posted by Alice"
-    finally:
-        await engine.dispose()
+    assert proxy.cuts == 1
+    await _assert_recorded_once(sessions)
+    assert _caption_after(telegram) == "Hi\n\n📄 a.jpg\n\n✅ Posted by Alice"
 
 
-async def test_a_press_costs_one_round_trip(database_url: str, proxy: PgProxy) -> None:
+async def test_a_press_costs_one_round_trip(
+    proxy: PgProxy, proxied_engines: ProxiedEngines
+) -> None:
     """The one statement (user upsert and interaction log included), in autocommit."""
-    engine = _engine(proxy.url(make_url(database_url).database or ""), pool_size=1)
+    engine = proxied_engines.open(pool_size=1, application_name=APP_NAME)
     sessions = create_session_factory(engine)
-    try:
-        warm_up, measured = await _prepare(sessions, count=2)
-        service = PressService(sessions)
-        await service.record(_make_press(warm_up))  # connects and prepares the statement once
-        await service.record(_make_press(warm_up))  # and the lost race's state read
-        before = proxy.round_trips
+    warm_up, measured = await _prepare(sessions, count=2)
+    service = PressService(sessions)
+    await service.record(_make_press(warm_up))  # connects and prepares the statement once
+    await service.record(_make_press(warm_up))  # and the lost race's state read
+    before = proxy.round_trips
 
-        outcome = await service.record(_make_press(measured, Verdict.SKIPPED))
+    outcome = await service.record(_make_press(measured, Verdict.SKIPPED))
 
-        assert outcome.kind is OutcomeKind.RECORDED
-        assert proxy.round_trips - before == 1
-        await _assert_recorded_once_each(sessions, 2)
+    assert outcome.kind is OutcomeKind.RECORDED
+    assert proxy.round_trips - before == 1
+    await _assert_recorded_once_each(sessions, 2)
 
-        # A press that lost the race costs one more: the state read.
-        before = proxy.round_trips
-        again = await service.record(_make_press(measured, Verdict.POSTED))
-        assert again.kind is OutcomeKind.ALREADY
-        assert proxy.round_trips - before == 2
-    finally:
-        await engine.dispose()
+    # A press that lost the race costs one more: the state read.
+    before = proxy.round_trips
+    again = await service.record(_make_press(measured, Verdict.POSTED))
+    assert again.kind is OutcomeKind.ALREADY
+    assert proxy.round_trips - before == 2
 
 
 async def _assert_recorded_once_each(
@@ -416,83 +413,71 @@ async def test_an_operation_without_a_reread_waits_out_a_restart(
 
 @pytest.mark.parametrize("delivered", [True, False], ids=["answer-lost", "statement-lost"])
 async def test_presses_on_silent_sockets_are_recorded_by_their_retry(
-    database_url: str, proxy: PgProxy, delivered: bool
+    proxy: PgProxy, proxied_engines: ProxiedEngines, delivered: bool
 ) -> None:
     """Half-open sockets: each press is recorded within seconds, and nobody presses again."""
-    engine = _engine(proxy.url(make_url(database_url).database or ""), pool_size=6)
+    engine = proxied_engines.open(pool_size=6, application_name=APP_NAME)
     sessions = create_session_factory(engine)
-    try:
-        queue_ids = await queued(sessions, 6)
+    queue_ids = await queued(sessions, 6)
 
-        run = await presses_on_silent_sockets(sessions, proxy, queue_ids, delivered=delivered)
+    run = await presses_on_silent_sockets(sessions, proxy, queue_ids, delivered=delivered)
 
-        assert run.silenced == 6
-        assert run.recorded == 6
-        assert run.needed_a_repeat == 0
-        assert run.longest_seconds < RECORDED_WITHIN_SECONDS
-        await _assert_recorded_once_each(sessions, 6)
-    finally:
-        await engine.dispose()
+    assert run.silenced == 6
+    assert run.recorded == 6
+    assert run.needed_a_repeat == 0
+    assert run.longest_seconds < RECORDED_WITHIN_SECONDS
+    await _assert_recorded_once_each(sessions, 6)
 
 
 async def test_an_auto_post_begun_while_a_press_was_lost_answers_busy_not_gone(
-    database_url: str, proxy: PgProxy, session_factory: Any
+    proxy: PgProxy, proxied_engines: ProxiedEngines, session_factory: Any
 ) -> None:
     """The press statement is lost on a silent socket; meanwhile 🤖 claims the item."""
-    engine = _engine(proxy.url(make_url(database_url).database or ""))
+    engine = proxied_engines.open(application_name=APP_NAME)
     sessions = create_session_factory(engine)
-    try:
-        [queue_id] = await queued(sessions, 1)
-        marker = str(queue_id).encode()
-        proxy.go_silent_on(lambda data: marker in data and b"press:" in data, delivered=False)
-        pressing = asyncio.create_task(
-            PressService(sessions).record(
-                Press(queue_id, TEAM_CHAT, Verdict.POSTED, ALICE.identity)
-            )
+    [queue_id] = await queued(sessions, 1)
+    marker = str(queue_id).encode()
+    proxy.go_silent_on(lambda data: marker in data and b"press:" in data, delivered=False)
+    pressing = asyncio.create_task(
+        PressService(sessions).record(Press(queue_id, TEAM_CHAT, Verdict.POSTED, ALICE.identity))
+    )
+    async with asyncio.timeout(10):
+        while proxy.silenced == 0 and not pressing.done():
+            await asyncio.sleep(0.01)
+    assert proxy.silenced == 1, "the press statement never reached the proxy"
+    async with session_factory() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE posting_queue SET status = 'publishing', claimed_at = now() WHERE id = :id"
+            ),
+            {"id": queue_id},
         )
-        async with asyncio.timeout(10):
-            while proxy.silenced == 0 and not pressing.done():
-                await asyncio.sleep(0.01)
-        assert proxy.silenced == 1, "the press statement never reached the proxy"
-        async with session_factory() as session, session.begin():
-            await session.execute(
-                text(
-                    "UPDATE posting_queue SET status = 'publishing', claimed_at = now()"
-                    " WHERE id = :id"
-                ),
-                {"id": queue_id},
-            )
-        outcome = await pressing
-        assert outcome.kind is OutcomeKind.BUSY
-        [row] = await fetch_all(sessions, "SELECT status FROM posting_queue")
-        assert row.status == "publishing"
-        assert await fetch_all(sessions, "SELECT 1 FROM posting_history") == []
-    finally:
-        await engine.dispose()
+    outcome = await pressing
+    assert outcome.kind is OutcomeKind.BUSY
+    [row] = await fetch_all(sessions, "SELECT status FROM posting_queue")
+    assert row.status == "publishing"
+    assert await fetch_all(sessions, "SELECT 1 FROM posting_history") == []
 
 
 async def test_a_vanished_transaction_holds_the_item_for_seconds_only(
-    database_url: str, proxy: PgProxy
+    database_url: str, proxy: PgProxy, proxied_engines: ProxiedEngines
 ) -> None:
     """Its client went silent inside a transaction holding the queue row's lock."""
     name = make_url(database_url).database or ""
-    engine = _engine(proxy.url(name), pool_size=2)
+    engine = proxied_engines.open(application_name=APP_NAME)
     sessions = create_session_factory(engine)
-    try:
-        await apply_session_defaults(engine)  # the role's server-side defaults (migration 0003)
-        [queue_id] = await queued(sessions, 1)
-        await vanish_holding_the_row(
-            f"postgresql://postgres@/{name}?host={proxy.socket_dir}", proxy, queue_id
-        )
+    await apply_session_defaults(engine)  # the role's server-side defaults (migration 0003)
+    [queue_id] = await queued(sessions, 1)
+    await vanish_holding_the_row(
+        f"postgresql://postgres@/{name}?host={proxy.socket_dir}", proxy, queue_id
+    )
 
-        started = asyncio.get_running_loop().time()
-        outcome = await PressService(sessions).record(_make_press(queue_id))
+    started = asyncio.get_running_loop().time()
+    outcome = await PressService(sessions).record(_make_press(queue_id))
 
-        assert outcome.kind is OutcomeKind.RECORDED
-        assert asyncio.get_running_loop().time() - started < RECORDED_WITHIN_SECONDS
-        await _assert_recorded_once(sessions)
-    finally:
-        await engine.dispose()
+    assert outcome.kind is OutcomeKind.RECORDED
+    assert asyncio.get_running_loop().time() - started < RECORDED_WITHIN_SECONDS
+    await _assert_recorded_once(sessions)
 
 
 async def test_an_exhausted_pool_tells_the_user_to_press_again(
@@ -520,28 +505,25 @@ async def test_an_exhausted_pool_tells_the_user_to_press_again(
 
 
 async def test_the_reread_after_a_lost_answer_runs_without_begin_or_commit(
-    database_url: str, proxy: PgProxy
+    proxy: PgProxy, proxied_engines: ProxiedEngines
 ) -> None:
     """The retry's re-read runs alone too: no COMMIT whose answer could be lost or hang."""
-    engine = _engine(proxy.url(make_url(database_url).database or ""), pool_size=1)
+    engine = proxied_engines.open(pool_size=1, application_name=APP_NAME)
     sessions = create_session_factory(engine)
-    try:
-        [queue_id] = await _prepare(sessions)
-        sent: list[bytes] = []
+    [queue_id] = await _prepare(sessions)
+    sent: list[bytes] = []
 
-        def spy(data: bytes) -> bool:
-            sent.append(data)
-            return False
+    def spy(data: bytes) -> bool:
+        sent.append(data)
+        return False
 
-        proxy.cut_at_random(1e-12, spy)  # sees every message, cuts none
-        proxy.cut_after_reply_to(lambda data: b"press:posted" in data)
+    proxy.cut_at_random(1e-12, spy)  # sees every message, cuts none
+    proxy.cut_after_reply_to(lambda data: b"press:posted" in data)
 
-        outcome = await PressService(sessions).record(_make_press(queue_id))
+    outcome = await PressService(sessions).record(_make_press(queue_id))
 
-        assert outcome.kind is OutcomeKind.RECORDED
-        assert proxy.cuts == 1
-        assert any(PRESS_STATE_STATEMENT_NAME.encode() in data for data in sent)  # the re-read ran
-        assert not any(b"BEGIN" in data or b"COMMIT" in data for data in sent)
-        await _assert_recorded_once(sessions)
-    finally:
-        await engine.dispose()
+    assert outcome.kind is OutcomeKind.RECORDED
+    assert proxy.cuts == 1
+    assert any(PRESS_STATE_STATEMENT_NAME.encode() in data for data in sent)  # the re-read ran
+    assert not any(b"BEGIN" in data or b"COMMIT" in data for data in sent)
+    await _assert_recorded_once(sessions)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.support import (
     ALICE,
     TEAM_CHAT,
     PostgresHandle,
+    Sessions,
     fetch_all,
     seed_chat,
     seed_media,
@@ -44,14 +46,20 @@ def _dsn(url: str) -> str:
 pytestmark = pytest.mark.skipif(pgbouncer_binary() is None, reason="pgbouncer not installed")
 
 
-@pytest.fixture
-async def bouncer(postgres: PostgresHandle) -> AsyncIterator[PgBouncer]:
+@asynccontextmanager
+async def _running_bouncer(postgres: PostgresHandle, pool_size: int) -> AsyncIterator[PgBouncer]:
     if postgres.embedded is None:
         pytest.skip("fronts the embedded server")
-    bouncer = PgBouncer(postgres.embedded.socket_dir, pool_size=2)
+    bouncer = PgBouncer(postgres.embedded.socket_dir, pool_size=pool_size)
     await asyncio.to_thread(bouncer.start)
     yield bouncer
     await asyncio.to_thread(bouncer.stop)
+
+
+@pytest.fixture
+async def bouncer(postgres: PostgresHandle) -> AsyncIterator[PgBouncer]:
+    async with _running_bouncer(postgres, pool_size=2) as bouncer:
+        yield bouncer
 
 
 @pytest.mark.parametrize("pgbouncer_mode", [True, False])
@@ -140,12 +148,8 @@ async def test_two_processes_migrate_once_through_the_pooler(
 
 @pytest.fixture
 async def roomy_bouncer(postgres: PostgresHandle) -> AsyncIterator[PgBouncer]:
-    if postgres.embedded is None:
-        pytest.skip("fronts the embedded server")
-    bouncer = PgBouncer(postgres.embedded.socket_dir, pool_size=12)
-    await asyncio.to_thread(bouncer.start)
-    yield bouncer
-    await asyncio.to_thread(bouncer.stop)
+    async with _running_bouncer(postgres, pool_size=12) as bouncer:
+        yield bouncer
 
 
 @pytest.fixture
@@ -162,7 +166,9 @@ async def proxied_bouncer(roomy_bouncer: PgBouncer) -> AsyncIterator[PgProxy]:
     await proxy.close()
 
 
-async def _pooled_engine_with_session_defaults(database_url: str, proxy: PgProxy) -> Any:
+@pytest.fixture
+async def pooled_sessions(database_url: str, proxied_bouncer: PgProxy) -> AsyncIterator[Sessions]:
+    """Sessions through the proxy and the pooler, every server connection with the role's defaults."""
     # Before the pooler opens a server connection to this database, so all of
     # them start with the role's defaults.
     direct = create_engine(EngineOptions(url=database_url, pool_size=1, max_overflow=0))
@@ -171,78 +177,65 @@ async def _pooled_engine_with_session_defaults(database_url: str, proxy: PgProxy
     finally:
         await direct.dispose()
     name = make_url(database_url).database or ""
-    return create_engine(
-        EngineOptions(url=proxy.url(name), pool_size=6, max_overflow=0, pgbouncer=True)
+    engine = create_engine(
+        EngineOptions(url=proxied_bouncer.url(name), pool_size=6, max_overflow=0, pgbouncer=True)
     )
+    yield create_session_factory(engine)
+    await engine.dispose()
 
 
 @pytest.mark.parametrize("delivered", [True, False], ids=["answer-lost", "statement-lost"])
 async def test_presses_on_silent_sockets_through_the_pooler(
-    database_url: str, proxied_bouncer: PgProxy, delivered: bool
+    proxied_bouncer: PgProxy, pooled_sessions: Sessions, delivered: bool
 ) -> None:
-    engine = await _pooled_engine_with_session_defaults(database_url, proxied_bouncer)
-    sessions = create_session_factory(engine)
-    try:
-        queue_ids = await queued(sessions, 6)
+    queue_ids = await queued(pooled_sessions, 6)
 
-        run = await presses_on_silent_sockets(
-            sessions, proxied_bouncer, queue_ids, delivered=delivered
-        )
+    run = await presses_on_silent_sockets(
+        pooled_sessions, proxied_bouncer, queue_ids, delivered=delivered
+    )
 
-        assert run.silenced == 6
-        assert run.recorded == 6
-        assert run.needed_a_repeat == 0
-        assert run.longest_seconds < RECORDED_WITHIN_SECONDS
-        [count] = await fetch_all(sessions, "SELECT count(*) AS n FROM posting_history")
-        assert count.n == 6
-    finally:
-        await engine.dispose()
+    assert run.silenced == 6
+    assert run.recorded == 6
+    assert run.needed_a_repeat == 0
+    assert run.longest_seconds < RECORDED_WITHIN_SECONDS
+    [count] = await fetch_all(pooled_sessions, "SELECT count(*) AS n FROM posting_history")
+    assert count.n == 6
 
 
 async def test_a_vanished_transaction_behind_the_pooler_holds_the_item_for_seconds_only(
-    database_url: str, proxied_bouncer: PgProxy
+    database_url: str, proxied_bouncer: PgProxy, pooled_sessions: Sessions
 ) -> None:
     """Session settings don't stick behind the pooler: the role's default (0003) ends it."""
-    engine = await _pooled_engine_with_session_defaults(database_url, proxied_bouncer)
-    sessions = create_session_factory(engine)
-    try:
-        [queue_id] = await queued(sessions, 1)
-        name = make_url(database_url).database or ""
-        await vanish_holding_the_row(
-            f"postgresql://postgres@/{name}?host={proxied_bouncer.socket_dir}",
-            proxied_bouncer,
-            queue_id,
-        )
+    [queue_id] = await queued(pooled_sessions, 1)
+    name = make_url(database_url).database or ""
+    await vanish_holding_the_row(
+        f"postgresql://postgres@/{name}?host={proxied_bouncer.socket_dir}",
+        proxied_bouncer,
+        queue_id,
+    )
 
-        started = asyncio.get_running_loop().time()
-        outcome = await PressService(sessions).record(
-            Press(queue_id, TEAM_CHAT, Verdict.POSTED, ALICE.identity)
-        )
+    started = asyncio.get_running_loop().time()
+    outcome = await PressService(pooled_sessions).record(
+        Press(queue_id, TEAM_CHAT, Verdict.POSTED, ALICE.identity)
+    )
 
-        assert outcome.kind is OutcomeKind.RECORDED
-        assert asyncio.get_running_loop().time() - started < RECORDED_WITHIN_SECONDS
-        [count] = await fetch_all(sessions, "SELECT count(*) AS n FROM posting_history")
-        assert count.n == 1
-    finally:
-        await engine.dispose()
+    assert outcome.kind is OutcomeKind.RECORDED
+    assert asyncio.get_running_loop().time() - started < RECORDED_WITHIN_SECONDS
+    [count] = await fetch_all(pooled_sessions, "SELECT count(*) AS n FROM posting_history")
+    assert count.n == 1
 
 
 async def test_a_press_costs_two_round_trips_through_the_pooler(
-    database_url: str, proxied_bouncer: PgProxy
+    proxied_bouncer: PgProxy, pooled_sessions: Sessions
 ) -> None:
     """No statement cache: prepare, then an execute that carries its own Parse (autocommit)."""
-    engine = await _pooled_engine_with_session_defaults(database_url, proxied_bouncer)
-    sessions = create_session_factory(engine)
-    try:
-        warm_up, measured = await queued(sessions, 2)
-        service = PressService(sessions)
-        alice = ALICE.identity
-        await service.record(Press(warm_up, TEAM_CHAT, Verdict.POSTED, alice))  # connects
-        before = proxied_bouncer.round_trips
+    warm_up, measured = await queued(pooled_sessions, 2)
+    service = PressService(pooled_sessions)
+    alice = ALICE.identity
+    await service.record(Press(warm_up, TEAM_CHAT, Verdict.POSTED, alice))  # connects
+    before = proxied_bouncer.round_trips
 
-        outcome = await service.record(Press(measured, TEAM_CHAT, Verdict.SKIPPED, alice))
+    outcome = await service.record(Press(measured, TEAM_CHAT, Verdict.SKIPPED, alice))
 
-        assert outcome.kind is OutcomeKind.RECORDED
-        assert proxied_bouncer.round_trips - before == 2
-    finally:
-        await engine.dispose()
+    assert outcome.kind is OutcomeKind.RECORDED
+    assert proxied_bouncer.round_trips - before == 2

@@ -63,6 +63,18 @@ class FlakyRecord:
         monkeypatch.setattr(PressRepository, "record", record)
 
 
+class AlwaysFailing:
+    """A unit of work that raises `error` on every attempt, counting the attempts."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.attempts = 0
+
+    async def __call__(self, session: Any) -> None:
+        self.attempts += 1
+        raise self.error
+
+
 async def _queued(app: TestApp) -> uuid.UUID:
     [media_id] = await seed_media(app.sessions)
     return await seed_queue_item(app.sessions, media_id)
@@ -99,21 +111,6 @@ async def test_a_bug_is_never_retried(app: TestApp, monkeypatch: pytest.MonkeyPa
         await PressService(app.sessions, FAST).record(_make_press(queue_id))
     assert flaky.attempts == 1
     assert await _history_count(app) == 0
-
-
-async def test_a_constraint_violation_is_never_retried(app: TestApp) -> None:
-    attempts = 0
-
-    async def violate(session: Any) -> None:
-        nonlocal attempts
-        attempts += 1
-        raise IntegrityError("INSERT", {}, Exception("duplicate key"))
-
-    with pytest.raises(IntegrityError):
-        await run_with_retry(
-            app.sessions, violate, repeat=Idempotent("a test"), operation="test", policy=FAST
-        )
-    assert attempts == 1
 
 
 async def test_two_lost_connections_propagate_and_keep_the_buttons(
@@ -192,39 +189,57 @@ async def test_confirmed_reject_retries_the_same_way(
     )
 
 
-async def test_unit_of_work_runs_at_most_max_attempts(app: TestApp) -> None:
-    attempts = 0
+@pytest.mark.parametrize(
+    ("error", "policy", "raised", "attempts"),
+    [
+        pytest.param(
+            IntegrityError("INSERT", {}, Exception("duplicate key")),
+            FAST,
+            IntegrityError,
+            1,
+            id="a-constraint-violation-is-never-retried",
+        ),
+        pytest.param(
+            ConnectionRefusedError("server restarting"),
+            FAST,
+            DatabaseUnavailableError,
+            FAST.max_attempts,
+            id="a-refused-connection-is-tried-at-most-max-attempts",
+        ),
+        pytest.param(
+            PoolTimeoutError("QueuePool limit of size 5 overflow 5 reached"),
+            None,  # the default policy
+            DatabaseUnavailableError,
+            1,
+            id="pool-exhaustion-is-database-unavailable-and-not-retried",
+        ),
+    ],
+)
+async def test_a_unit_that_always_fails(
+    app: TestApp,
+    error: Exception,
+    policy: RetryPolicy | None,
+    raised: type[Exception],
+    attempts: int,
+) -> None:
+    unit = AlwaysFailing(error)
 
-    async def always_refused(session: Any) -> str:
-        nonlocal attempts
-        attempts += 1
-        raise ConnectionRefusedError("server restarting")
-
-    with pytest.raises(DatabaseUnavailableError):
+    with pytest.raises(raised):
         await run_with_retry(
-            app.sessions,
-            always_refused,
-            repeat=Idempotent("a test"),
-            operation="test",
-            policy=FAST,
+            app.sessions, unit, repeat=Idempotent("a test"), operation="test", policy=policy
         )
-    assert attempts == FAST.max_attempts
+    assert unit.attempts == attempts
 
 
 async def test_the_deadline_bounds_the_attempts(app: TestApp) -> None:
-    attempts = 0
-
-    async def always_refused(session: Any) -> str:
-        nonlocal attempts
-        attempts += 1
-        raise ConnectionRefusedError("server restarting")
+    always_refused = AlwaysFailing(ConnectionRefusedError("server restarting"))
 
     policy = RetryPolicy(reconnect_deadline_seconds=0.3, max_attempts=100, backoff_seconds=(0.1,))
     with pytest.raises(DatabaseUnavailableError):
         await run_with_retry(
             app.sessions, always_refused, repeat=Idempotent("a test"), operation="t", policy=policy
         )
-    assert 2 <= attempts <= 4
+    assert 2 <= always_refused.attempts <= 4
 
 
 async def test_every_later_attempt_of_a_reread_unit_starts_with_the_reread(app: TestApp) -> None:
@@ -246,21 +261,6 @@ async def test_every_later_attempt_of_a_reread_unit_starts_with_the_reread(app: 
 
     assert result == "done"
     assert steps == ["unit", "reread", "unit", "reread", "unit", "reread", "unit"]
-
-
-async def test_pool_exhaustion_is_database_unavailable_and_not_retried(app: TestApp) -> None:
-    attempts = 0
-
-    async def checkout_timed_out(session: Any) -> None:
-        nonlocal attempts
-        attempts += 1
-        raise PoolTimeoutError("QueuePool limit of size 5 overflow 5 reached")
-
-    with pytest.raises(DatabaseUnavailableError):
-        await run_with_retry(
-            app.sessions, checkout_timed_out, repeat=Idempotent("a test"), operation="t"
-        )
-    assert attempts == 1
 
 
 async def test_retry_that_finds_the_row_gone_shows_who_acted(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import SendMessage, SendPhoto, SendVideo
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from bot.app import create_bot
 from bot.services.delivery import Delivery
@@ -33,6 +32,7 @@ from tests.support import (
     ALICE,
     OTHER_CHAT,
     TEAM_CHAT,
+    ProxiedEngines,
     TestApp,
     fetch_all,
     seed_chat,
@@ -265,12 +265,8 @@ async def test_missing_media_file_is_a_failed_send(app: TestApp) -> None:
     assert await fetch_all(app.sessions, "SELECT 1 FROM posting_queue") == []
 
 
-@pytest.mark.parametrize(("attempts", "resent"), [(1, True), (2, False)])
-async def test_stuck_sending_is_resent_once_then_kept_unconfirmed(
-    app: TestApp, attempts: int, resent: bool
-) -> None:
-    """A crashed send may have arrived: after one repeat the row stays actionable, not failed."""
-    await _window(app, last_post_sent_at=NOW)
+async def _stuck_in_sending(app: TestApp, attempts: int) -> None:
+    """One item claimed an hour ago and sent `attempts` times, never confirmed."""
     [media_id] = await _library(app)
     async with app.sessions() as session, session.begin():
         await session.execute(
@@ -280,6 +276,15 @@ async def test_stuck_sending_is_resent_once_then_kept_unconfirmed(
             ),
             {"m": media_id, "c": TEAM_CHAT, "t": NOW - timedelta(hours=1), "a": attempts},
         )
+
+
+@pytest.mark.parametrize(("attempts", "resent"), [(1, True), (2, False)])
+async def test_stuck_sending_is_resent_once_then_kept_unconfirmed(
+    app: TestApp, attempts: int, resent: bool
+) -> None:
+    """A crashed send may have arrived: after one repeat the row stays actionable, not failed."""
+    await _window(app, last_post_sent_at=NOW)
+    await _stuck_in_sending(app, attempts)
     await make_scheduler(app, Clock(NOW)).tick()
 
     assert len(app.telegram.of(SendPhoto)) == (1 if resent else 0)
@@ -449,6 +454,17 @@ async def test_a_chat_that_removed_the_bot_is_failed_once_and_backed_off(app: Te
     assert scheduler.chat_backoff.waiting(TEAM_CHAT)
 
 
+async def _two_chats_with_an_item_each(app: TestApp) -> None:
+    """The team chat and OTHER_CHAT, both inside their posting window, one photo each."""
+    await _window(app)
+    await seed_chat(
+        app.sessions, OTHER_CHAT, posting_hours_start=9, posting_hours_end=21, posts_per_day=12
+    )
+    await _library(app)
+    await seed_media(app.sessions, OTHER_CHAT, prefix="other")
+    (app.settings.media_dir / "cat" / "other0.jpg").write_bytes(JPEG)
+
+
 class FloodWaitIn(RecordingSession):
     """Telegram's flood control answers the first send to one chat with retry_after."""
 
@@ -471,13 +487,7 @@ class FloodWaitIn(RecordingSession):
 async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
     app: TestApp, database_url: str
 ) -> None:
-    await _window(app)
-    await seed_chat(
-        app.sessions, OTHER_CHAT, posting_hours_start=9, posting_hours_end=21, posts_per_day=12
-    )
-    await _library(app)
-    await seed_media(app.sessions, OTHER_CHAT, prefix="other")
-    (app.settings.media_dir / "cat" / "other0.jpg").write_bytes(JPEG)
+    await _two_chats_with_an_item_each(app)
     # The flooded chat is claimed first; with one delivery slot the other must not wait for it.
     telegram = FloodWaitIn(OTHER_CHAT, retry_after=2)
     bot = create_bot(app.settings, session=telegram)
@@ -523,17 +533,8 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
 
 
 @pytest.fixture
-async def proxied(database_url: str, proxy: PgProxy) -> AsyncIterator[Any]:
-    engine = create_engine(
-        EngineOptions(
-            url=proxy.url(make_url(database_url).database or ""),
-            pool_size=3,
-            max_overflow=0,
-            command_timeout_seconds=5,
-        )
-    )
-    yield create_session_factory(engine)
-    await engine.dispose()
+def proxied(proxied_engines: ProxiedEngines) -> Any:
+    return create_session_factory(proxied_engines.open(pool_size=3))
 
 
 def _commit_after(marker: bytes) -> Callable[[bytes], bool]:
@@ -548,18 +549,34 @@ def _commit_after(marker: bytes) -> Callable[[bytes], bool]:
     return predicate
 
 
-async def test_claim_whose_commit_reply_is_lost_is_found_and_sent(
-    app: TestApp, proxy: PgProxy, proxied: Any
+async def _tick_losing_the_commit_reply(
+    app: TestApp, proxy: PgProxy, proxied: Any, marker: bytes, *, photos: int, attempts: int
 ) -> None:
-    await _window(app)
-    await _library(app)
-    proxy.cut_after_reply_to(_commit_after(b"INSERT INTO posting_queue"))
+    """One tick through the proxy, losing the reply to the COMMIT after `marker`: sent once."""
+    proxy.cut_after_reply_to(_commit_after(marker))
     await make_scheduler(app, Clock(NOW), sessions=proxied).tick()
 
     assert proxy.cuts == 1
-    assert len(app.telegram.of(SendPhoto)) == 1
+    assert len(app.telegram.of(SendPhoto)) == photos
     [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
-    assert (row.status, row.send_attempts) == ("sent", 1)
+    assert (row.status, row.send_attempts) == ("sent", attempts)
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "marker"),
+    [(0, b"INSERT INTO posting_queue"), (1, b"greatest(")],
+    ids=["claim-is-found-and-sent", "counted-attempt-counts-once"],
+)
+async def test_a_send_whose_commit_reply_is_lost(
+    app: TestApp, proxy: PgProxy, proxied: Any, timeouts: int, marker: bytes
+) -> None:
+    await _window(app)
+    await _library(app)
+    for _ in range(timeouts):
+        app.telegram.fail_next(SendPhoto, _timeout())
+    await _tick_losing_the_commit_reply(
+        app, proxy, proxied, marker, photos=timeouts + 1, attempts=timeouts + 1
+    )
 
 
 async def test_next_whose_commit_reply_is_lost_is_found_and_sent(
@@ -575,41 +592,14 @@ async def test_next_whose_commit_reply_is_lost_is_found_and_sent(
     assert row.status == "sent"
 
 
-async def test_counted_attempt_whose_commit_reply_is_lost_counts_once(
-    app: TestApp, proxy: PgProxy, proxied: Any
-) -> None:
-    await _window(app)
-    await _library(app)
-    app.telegram.fail_next(SendPhoto, _timeout())
-    proxy.cut_after_reply_to(_commit_after(b"greatest("))
-    await make_scheduler(app, Clock(NOW), sessions=proxied).tick()
-
-    assert proxy.cuts == 1
-    assert len(app.telegram.of(SendPhoto)) == 2
-    [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
-    assert (row.status, row.send_attempts) == ("sent", 2)
-
-
 async def test_stuck_sweep_whose_commit_reply_is_lost_resends_once(
     app: TestApp, proxy: PgProxy, proxied: Any
 ) -> None:
     await _window(app, last_post_sent_at=NOW)
-    [media_id] = await _library(app)
-    async with app.sessions() as session, session.begin():
-        await session.execute(
-            text(
-                "INSERT INTO posting_queue (media_item_id, chat_id, status, claimed_at,"
-                " send_attempts) VALUES (:m, :c, 'sending', :t, 1)"
-            ),
-            {"m": media_id, "c": TEAM_CHAT, "t": NOW - timedelta(hours=1)},
-        )
-    proxy.cut_after_reply_to(_commit_after(b"posting_queue.claimed_at <"))
-    await make_scheduler(app, Clock(NOW), sessions=proxied).tick()
-
-    assert proxy.cuts == 1
-    assert len(app.telegram.of(SendPhoto)) == 1
-    [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
-    assert (row.status, row.send_attempts) == ("sent", 2)
+    await _stuck_in_sending(app, attempts=1)
+    await _tick_losing_the_commit_reply(
+        app, proxy, proxied, b"posting_queue.claimed_at <", photos=1, attempts=2
+    )
 
 
 async def test_a_failed_notice_is_tried_again_by_the_sweep(app: TestApp) -> None:
@@ -641,13 +631,7 @@ async def test_a_failed_notice_is_tried_again_by_the_sweep(app: TestApp) -> None
 
 async def test_only_the_listed_chats_are_scheduled(app: TestApp) -> None:
     """A chat dropped from TELEGRAM_CHAT_ID keeps its rows but gets no more posts."""
-    await _window(app)
-    await seed_chat(
-        app.sessions, OTHER_CHAT, posting_hours_start=9, posting_hours_end=21, posts_per_day=12
-    )
-    await _library(app)
-    await seed_media(app.sessions, OTHER_CHAT, prefix="other")
-    (app.settings.media_dir / "cat" / "other0.jpg").write_bytes(JPEG)
+    await _two_chats_with_an_item_each(app)
     await make_scheduler(app, Clock(NOW), chat_ids=(TEAM_CHAT,)).tick()
     assert [int(send.chat_id) for send in app.telegram.of(SendPhoto)] == [TEAM_CHAT]
 
@@ -680,15 +664,7 @@ async def test_a_stuck_sweep_that_lost_its_connection_never_takes_another_sweeps
     """Our sweep's transaction dies before its COMMIT; another process's sweep takes the
     rows meanwhile, with the same attempt count. Our re-read must not call them ours,
     or both processes resend the item."""
-    [media_id] = await _library(app)
-    async with app.sessions() as session, session.begin():
-        await session.execute(
-            text(
-                "INSERT INTO posting_queue (media_item_id, chat_id, status, claimed_at,"
-                " send_attempts) VALUES (:m, :c, 'sending', :t, 1)"
-            ),
-            {"m": media_id, "c": TEAM_CHAT, "t": NOW - timedelta(hours=1)},
-        )
+    await _stuck_in_sending(app, attempts=1)
     ours = make_scheduler(app, Clock(NOW)).delivery
     other = make_scheduler(app, Clock(NOW)).delivery
     reclaim = QueueRepository.reclaim

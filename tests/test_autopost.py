@@ -822,9 +822,9 @@ AUTOCOMMIT_UNITS = {"press.posted (instagram_api)": PRESS_STATEMENT_NAME.encode(
 @asynccontextmanager
 async def _cutting_app(
     settings: Settings, database_url: str, proxy: PgProxy, target: Any
-) -> AsyncIterator[tuple[Any, Any, RecordingSession, list[bool]]]:
-    """The app through the proxy; the COMMIT of the first transaction running a statement
-    `target` matches reaches the server, its answer is cut."""
+) -> AsyncIterator[tuple[Any, Any, RecordingSession, list[bool], uuid.UUID]]:
+    """The app through the proxy, with one item queued; the COMMIT of the first transaction
+    running a statement `target` matches reaches the server, its answer is cut."""
     engine = create_engine(
         EngineOptions(url=proxy.url(make_url(database_url).database or ""), pool_size=3)
     )
@@ -846,7 +846,9 @@ async def _cutting_app(
 
     try:
         await seed_chat(sessions)
-        yield built, sessions, telegram, armed
+        [media_id] = await seed_media(sessions)
+        queue_id = await seed_queue_item(sessions, media_id)
+        yield built, sessions, telegram, armed, queue_id
     finally:
         await built.services.tasks.drain(5)
         await built.services.close()
@@ -866,9 +868,8 @@ async def test_every_auto_post_commit_reply_lost_still_one_story(
         sessions,
         telegram,
         armed,
+        queue_id,
     ):
-        [media_id] = await seed_media(sessions)
-        queue_id = await seed_queue_item(sessions, media_id)
         ig.publish_faults = ["timeout_after"]
         if unit in AUTOCOMMIT_UNITS:
             marker = AUTOCOMMIT_UNITS[unit]
@@ -901,9 +902,8 @@ async def test_release_commit_reply_lost_gives_the_item_back_once(
         sessions,
         telegram,
         armed,
+        queue_id,
     ):
-        [media_id] = await seed_media(sessions)
-        queue_id = await seed_queue_item(sessions, media_id)
         ig.status_sequence["container-1"] = ["ERROR"]
 
         await built.dispatcher.feed_update(built.bot, _press_update(queue_id))

@@ -168,16 +168,7 @@ async def test_item_arrives_and_posted_is_recorded(
     history = await fetch_all(session_factory, "SELECT status, acted_by_name FROM posting_history")
     assert [tuple(r) for r in history] == [("posted", "Alice")]
 
-    api.push_update(
-        message={
-            "message_id": 900,
-            "date": int(time.time()),
-            "from": ALICE.bot_api(),
-            "text": "/status",
-            "chat": {"id": TEAM_CHAT, "type": "supergroup", "title": "team"},
-            "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
-        }
-    )
+    status_command(api)
     [reply] = await api.wait_for("sendMessage")
     assert "Running" in reply.params["text"] and "Last post: <code>item" in reply.params["text"]
 
@@ -311,16 +302,7 @@ async def test_check_live_follows_the_heartbeat(
 
 
 def status_command(api: FakeBotApi) -> int:
-    return api.push_update(
-        message={
-            "message_id": 901,
-            "date": int(time.time()),
-            "from": ALICE.bot_api(),
-            "text": "/status",
-            "chat": {"id": TEAM_CHAT, "type": "supergroup", "title": "team"},
-            "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
-        }
-    )
+    return api.push_update(message=command(TEAM_CHAT, "/status"))
 
 
 async def test_a_webhook_is_taken_over_and_the_waiting_command_answered(

@@ -74,6 +74,13 @@ class BotProcess:
         await self.signal(signal.SIGTERM)
         return await self.wait()
 
+    async def kill_and_show_log(self) -> None:
+        """Kill the process if a test left it running; print its log (pytest shows it on failure)."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.wait()
+        print(self.log[-6000:])
+
 
 @pytest.fixture
 async def api() -> AsyncIterator[FakeBotApi]:
@@ -114,10 +121,7 @@ async def library(session_factory: Any) -> list[Any]:
 async def bot(bot_env: dict[str, str], request: pytest.FixtureRequest) -> AsyncIterator[BotProcess]:
     process = BotProcess(bot_env)
     yield process
-    if process.process is not None and process.process.returncode is None:
-        process.process.kill()
-        await process.wait()
-    print(process.log[-6000:])  # shown by pytest when the test failed
+    await process.kill_and_show_log()
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -470,10 +474,7 @@ async def test_two_chats_each_get_their_own_media_and_act_per_chat(
         assert [_sent_file(c)[0] for c in api.of("sendPhoto", OTHER_CHAT)] == ["b", "b"]
         assert await process.stop() == 0
     finally:
-        if process.process is not None and process.process.returncode is None:
-            process.process.kill()
-            await process.wait()
-        print(process.log[-6000:])
+        await process.kill_and_show_log()
     assert '"command.foreign_chat"' in process.log and "-1009999" in process.log
     assert "Traceback" not in process.log
 
@@ -507,10 +508,7 @@ async def test_a_slow_chat_and_a_chat_that_removed_the_bot_never_hold_up_another
         api.hanging_chats.clear()
         assert await process.stop() == 0
     finally:
-        if process.process is not None and process.process.returncode is None:
-            process.process.kill()
-            await process.wait()
-        print(process.log[-6000:])
+        await process.kill_and_show_log()
     # B is reported once, however many ticks it was due.
     assert process.log.count('"scheduler.chat_unreachable"') == 1
     failed = await fetch_all(

@@ -119,7 +119,4 @@ async def test_sigterm_during_a_slow_auto_post_then_restart(
             assert IG_TOKEN not in process.log and TEST_TOKEN not in process.log
     finally:
         for process in (first, second):
-            if process.process is not None and process.process.returncode is None:
-                process.process.kill()
-                await process.wait()
-        print(first.log[-4000:], second.log[-4000:])
+            await process.kill_and_show_log()

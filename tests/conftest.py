@@ -20,6 +20,7 @@ from bot.database import Database
 from db import migrate
 from db.embedded import EmbeddedPostgres
 from db.engine import EngineOptions, create_engine, create_session_factory
+from tests.fake_bot_api import FakeBotApi
 from tests.pgproxy import PgProxy
 from tests.support import ADA, TEAM_CHAT, TEST_TOKEN, PostgresHandle, TestApp, seed_chat
 from tests.telegram_fake import RecordingSession
@@ -166,3 +167,15 @@ async def app(
     )
     await built.services.tasks.drain(5)
     await built.services.close()
+
+
+# The fake Bot API server, shared by the process tests (test_e2e*) and the doctor's tests.
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    """A fake Telegram Bot API on 127.0.0.1 that answers for TEST_TOKEN."""
+    server = FakeBotApi(token=TEST_TOKEN)
+    await server.start()
+    yield server
+    await server.stop()

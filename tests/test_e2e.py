@@ -83,14 +83,6 @@ class BotProcess:
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    server = FakeBotApi(token=TEST_TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 def bot_env(api: FakeBotApi, database_url: str, tmp_path: Path) -> dict[str, str]:
     media = tmp_path / "media"
     (media / "cat").mkdir(parents=True)

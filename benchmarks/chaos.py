@@ -19,7 +19,7 @@ from benchmarks.presses import CHAT, TOKEN, seed_queue
 from bot.keyboards import QueueAction, QueueCallback
 from bot.texts import PRESS_FAILED
 from db.engine import EngineOptions
-from tests.pgproxy import ThreadedPgProxy
+from tests.pgproxy import PgProxy, ThreadedPgProxy
 from tests.telegram_fake import callback_update, queue_message, user
 
 APP = "storyqueue-chaos"
@@ -29,7 +29,9 @@ PRESS_SLOW = "⏳ Recording…"  # the early answer to a press still in progress
 async def run(cluster: Cluster, presses: int = 1000, seed: int = 11) -> None:
     rng = random.Random(seed)
     name = await cluster.fresh_database()
-    proxy = ThreadedPgProxy(cluster.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqbc")))
+    proxy = ThreadedPgProxy(
+        PgProxy(cluster.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqbc")))
+    )
     proxy.start()
     proxy.proxy.cut_at_random(0.02, lambda data: b"press:" in data or b"COMMIT" in data)
     app = BenchApp.build(

@@ -20,7 +20,7 @@ from db.errors import DatabaseUnavailableError
 from db.repositories import TelegramIdentity
 from db.vocabulary import Verdict
 from tests.pgbouncer import PgBouncer, pgbouncer_binary
-from tests.pgproxy import ThreadedPgProxy
+from tests.pgproxy import PgProxy, ThreadedPgProxy
 from tests.telegram_fake import callback_update, queue_message, user
 
 CHAT = -100888
@@ -151,7 +151,9 @@ async def run_all(cluster: Cluster, count: int = 600) -> None:
     )
     # Round trips are counted in separate 100-press runs through a counting proxy
     # (on its own thread); the timed runs connect without it.
-    proxy = ThreadedPgProxy(cluster.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqbp")))
+    proxy = ThreadedPgProxy(
+        PgProxy(cluster.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqbp")))
+    )
     proxy.start()
     try:
         name = await cluster.fresh_database()
@@ -168,9 +170,11 @@ async def run_all(cluster: Cluster, count: int = 600) -> None:
         await asyncio.to_thread(direct.start)
         # Counted between the bot and the pooler: the round trips the bot waits for.
         counting = ThreadedPgProxy(
-            cluster.embedded.socket_dir,
-            Path(tempfile.mkdtemp(prefix="sqbb")),
-            upstream_tcp=("127.0.0.1", direct.port),
+            PgProxy(
+                cluster.embedded.socket_dir,
+                Path(tempfile.mkdtemp(prefix="sqbb")),
+                upstream_tcp=("127.0.0.1", direct.port),
+            )
         )
         counting.start()
         try:
@@ -191,7 +195,9 @@ async def half_open_run(
     cluster: Cluster, name: str, presses: int = 200, concurrency: int = 10, fraction: float = 0.08
 ) -> None:
     """Presses whose sockets go silent (half-open) at random: how long until each is recorded."""
-    proxy = ThreadedPgProxy(cluster.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqbh")))
+    proxy = ThreadedPgProxy(
+        PgProxy(cluster.embedded.socket_dir, Path(tempfile.mkdtemp(prefix="sqbh")))
+    )
     proxy.start()
     engine = create_engine(
         EngineOptions(url=proxy.url(name), pool_size=concurrency, max_overflow=0)

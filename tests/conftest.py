@@ -20,6 +20,7 @@ from bot.database import Database
 from db import migrate
 from db.embedded import EmbeddedPostgres
 from db.engine import EngineOptions, create_engine, create_session_factory
+from tests.fake_bot_api import FakeBotApi
 from tests.pgproxy import PgProxy
 from tests.support import (
     ADA,
@@ -187,3 +188,15 @@ async def proxied_engines(database_url: str, proxy: PgProxy) -> AsyncIterator[Pr
     yield engines
     for engine in engines.opened:
         await engine.dispose()
+
+
+# The fake Bot API server, shared by the process tests (test_e2e*) and the doctor's tests.
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    """A fake Telegram Bot API on 127.0.0.1 that answers for TEST_TOKEN."""
+    server = FakeBotApi(token=TEST_TOKEN)
+    await server.start()
+    yield server
+    await server.stop()

@@ -193,13 +193,8 @@ class PgProxy:
 class ThreadedPgProxy:
     """The proxy on its own event loop in a thread, so it never stalls the measured loop."""
 
-    def __init__(
-        self,
-        upstream_socket_dir: Path,
-        listen_dir: Path,
-        upstream_tcp: tuple[str, int] | None = None,
-    ) -> None:
-        self.proxy = PgProxy(upstream_socket_dir, listen_dir, upstream_tcp)
+    def __init__(self, proxy: PgProxy) -> None:
+        self.proxy = proxy
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 

@@ -387,15 +387,32 @@ async def _eventually(check: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def _press_into_checking(app: TestApp, ig: GraphState, publish_fault: str) -> uuid.UUID:
+    """Press Auto Post on a new item whose publish meets `publish_fault`: the caption says checking."""
+    ig.publish_faults = [publish_fault]
+    queue_id = await _queued(app)
+    await app.feed(_press_update(queue_id))
+    assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
+    return queue_id
+
+
+async def _assert_one_story_posted_by_alice(
+    app: TestApp, ig: GraphState, publish_calls: list[str]
+) -> None:
+    """One Story after exactly these publish calls, recorded and shown as Alice's Auto Post."""
+    assert ig.publish_calls == publish_calls
+    assert len(ig.stories) == 1
+    assert [tuple(r) for r in await _history(app)] == [
+        ("posted", "instagram_api", "ig-media-1", "Alice")
+    ]
+    assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+
+
 async def test_publish_times_out_after_publishing_one_story_however_often_pressed(
     app: TestApp, ig: GraphState
 ) -> None:
     """The answer of media_publish is lost after Instagram published: never a second Story."""
-    ig.publish_faults = ["timeout_after"]
-    queue_id = await _queued(app)
-
-    await app.feed(_press_update(queue_id))
-    assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
+    queue_id = await _press_into_checking(app, ig, "timeout_after")
     assert "failed" not in _captions(app)[-1]
     # Pressed again, by the presser and by others, before and while it is resolved.
     for who in (ALICE, BOB, ALICE, BOB, ALICE):
@@ -403,11 +420,7 @@ async def test_publish_times_out_after_publishing_one_story_however_often_presse
     await app.services.tasks.drain(5)
 
     assert ig.creates == 1
-    assert ig.publish_calls == ["container-1"]
-    assert len(ig.stories) == 1
-    assert [tuple(r) for r in await _history(app)] == [
-        ("posted", "instagram_api", "ig-media-1", "Alice")
-    ]
+    await _assert_one_story_posted_by_alice(app, ig, ["container-1"])
     assert await _queue_status(app) == []
     assert _captions(app)[-1] == f"{CAPTION}\n\n✅ Posted to Instagram by Alice"
     assert app.telegram.of(EditMessageCaption)[-1].reply_markup is None
@@ -451,20 +464,11 @@ async def test_repress_while_unknown_creates_nothing(app: TestApp, ig: GraphStat
 async def test_5xx_before_publishing_publishes_that_same_container(
     app: TestApp, ig: GraphState
 ) -> None:
-    ig.publish_faults = ["502_before"]
-    queue_id = await _queued(app)
-
-    await app.feed(_press_update(queue_id))
-    assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
+    await _press_into_checking(app, ig, "502_before")
     await app.services.tasks.drain(5)
 
     assert ig.creates == 1
-    assert ig.publish_calls == ["container-1", "container-1"]
-    assert len(ig.stories) == 1
-    assert [tuple(r) for r in await _history(app)] == [
-        ("posted", "instagram_api", "ig-media-1", "Alice")
-    ]
-    assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+    await _assert_one_story_posted_by_alice(app, ig, ["container-1", "container-1"])
 
 
 async def test_container_error_after_unknown_gives_the_item_back(
@@ -721,12 +725,7 @@ async def test_a_refused_republish_looks_again_before_saying_failed(
     await app.feed(_press_update(queue_id))
     await app.services.tasks.drain(5)
 
-    assert ig.publish_calls == ["container-1", "container-1"]
-    assert len(ig.stories) == 1
-    assert [tuple(r) for r in await _history(app)] == [
-        ("posted", "instagram_api", "ig-media-1", "Alice")
-    ]
-    assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+    await _assert_one_story_posted_by_alice(app, ig, ["container-1", "container-1"])
 
 
 async def test_checking_names_what_instagram_answered(app: TestApp, ig: GraphState) -> None:
@@ -823,9 +822,9 @@ AUTOCOMMIT_UNITS = {"press.posted (instagram_api)": PRESS_STATEMENT_NAME.encode(
 @asynccontextmanager
 async def _cutting_app(
     settings: Settings, database_url: str, proxy: PgProxy, target: Any
-) -> AsyncIterator[tuple[Any, Any, RecordingSession, list[bool]]]:
-    """The app through the proxy; the COMMIT of the first transaction running a statement
-    `target` matches reaches the server, its answer is cut."""
+) -> AsyncIterator[tuple[Any, Any, RecordingSession, list[bool], uuid.UUID]]:
+    """The app through the proxy, with one item queued; the COMMIT of the first transaction
+    running a statement `target` matches reaches the server, its answer is cut."""
     engine = create_engine(
         EngineOptions(url=proxy.url(make_url(database_url).database or ""), pool_size=3)
     )
@@ -847,7 +846,9 @@ async def _cutting_app(
 
     try:
         await seed_chat(sessions)
-        yield built, sessions, telegram, armed
+        [media_id] = await seed_media(sessions)
+        queue_id = await seed_queue_item(sessions, media_id)
+        yield built, sessions, telegram, armed, queue_id
     finally:
         await built.services.tasks.drain(5)
         await built.services.close()
@@ -867,9 +868,8 @@ async def test_every_auto_post_commit_reply_lost_still_one_story(
         sessions,
         telegram,
         armed,
+        queue_id,
     ):
-        [media_id] = await seed_media(sessions)
-        queue_id = await seed_queue_item(sessions, media_id)
         ig.publish_faults = ["timeout_after"]
         if unit in AUTOCOMMIT_UNITS:
             marker = AUTOCOMMIT_UNITS[unit]
@@ -902,9 +902,8 @@ async def test_release_commit_reply_lost_gives_the_item_back_once(
         sessions,
         telegram,
         armed,
+        queue_id,
     ):
-        [media_id] = await seed_media(sessions)
-        queue_id = await seed_queue_item(sessions, media_id)
         ig.status_sequence["container-1"] = ["ERROR"]
 
         await built.dispatcher.feed_update(built.bot, _press_update(queue_id))

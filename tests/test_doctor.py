@@ -7,7 +7,7 @@ import contextlib
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,6 @@ GRAPH = "https://graph.facebook.com/v21.0"
 IG_USER = "17841400000000000"
 IG_TOKEN = "EAAG-secret-token"
 CDN = "https://cdn.example/media"
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    server = FakeBotApi(token=TEST_TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -74,13 +74,12 @@ class BotProcess:
         await self.signal(signal.SIGTERM)
         return await self.wait()
 
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    server = FakeBotApi(token=TEST_TOKEN)
-    await server.start()
-    yield server
-    await server.stop()
+    async def kill_and_show_log(self) -> None:
+        """Kill the process if a test left it running; print its log (pytest shows it on failure)."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.wait()
+        print(self.log[-6000:])
 
 
 @pytest.fixture
@@ -114,10 +113,7 @@ async def library(session_factory: Any) -> list[Any]:
 async def bot(bot_env: dict[str, str], request: pytest.FixtureRequest) -> AsyncIterator[BotProcess]:
     process = BotProcess(bot_env)
     yield process
-    if process.process is not None and process.process.returncode is None:
-        process.process.kill()
-        await process.wait()
-    print(process.log[-6000:])  # shown by pytest when the test failed
+    await process.kill_and_show_log()
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -168,16 +164,7 @@ async def test_item_arrives_and_posted_is_recorded(
     history = await fetch_all(session_factory, "SELECT status, acted_by_name FROM posting_history")
     assert [tuple(r) for r in history] == [("posted", "Alice")]
 
-    api.push_update(
-        message={
-            "message_id": 900,
-            "date": int(time.time()),
-            "from": ALICE.bot_api(),
-            "text": "/status",
-            "chat": {"id": TEAM_CHAT, "type": "supergroup", "title": "team"},
-            "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
-        }
-    )
+    status_command(api)
     [reply] = await api.wait_for("sendMessage")
     assert "Running" in reply.params["text"] and "Last post: <code>item" in reply.params["text"]
 
@@ -311,16 +298,7 @@ async def test_check_live_follows_the_heartbeat(
 
 
 def status_command(api: FakeBotApi) -> int:
-    return api.push_update(
-        message={
-            "message_id": 901,
-            "date": int(time.time()),
-            "from": ALICE.bot_api(),
-            "text": "/status",
-            "chat": {"id": TEAM_CHAT, "type": "supergroup", "title": "team"},
-            "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
-        }
-    )
+    return api.push_update(message=command(TEAM_CHAT, "/status"))
 
 
 async def test_a_webhook_is_taken_over_and_the_waiting_command_answered(
@@ -488,10 +466,7 @@ async def test_two_chats_each_get_their_own_media_and_act_per_chat(
         assert [_sent_file(c)[0] for c in api.of("sendPhoto", OTHER_CHAT)] == ["b", "b"]
         assert await process.stop() == 0
     finally:
-        if process.process is not None and process.process.returncode is None:
-            process.process.kill()
-            await process.wait()
-        print(process.log[-6000:])
+        await process.kill_and_show_log()
     assert '"command.foreign_chat"' in process.log and "-1009999" in process.log
     assert "Traceback" not in process.log
 
@@ -525,10 +500,7 @@ async def test_a_slow_chat_and_a_chat_that_removed_the_bot_never_hold_up_another
         api.hanging_chats.clear()
         assert await process.stop() == 0
     finally:
-        if process.process is not None and process.process.returncode is None:
-            process.process.kill()
-            await process.wait()
-        print(process.log[-6000:])
+        await process.kill_and_show_log()
     # B is reported once, however many ticks it was due.
     assert process.log.count('"scheduler.chat_unreachable"') == 1
     failed = await fetch_all(

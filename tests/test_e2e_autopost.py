@@ -12,8 +12,8 @@ from tests.fake_bot_api import FakeBotApi
 from tests.fake_graph import FakeGraphServer, GraphState
 from tests.support import TEST_TOKEN, fetch_all
 
-# api, bot_env and library are the process tests' fixtures, shared.
-from tests.test_e2e import BotProcess, api, bot_env, eventually, library, press  # noqa: F401
+# bot_env and library are the process tests' fixtures, shared (api is conftest's).
+from tests.test_e2e import BotProcess, bot_env, eventually, library, press  # noqa: F401
 
 IG_USER = "1789"
 IG_TOKEN = "EAAGe2e-secret-token"
@@ -49,7 +49,7 @@ def autopost_button(message: dict[str, Any]) -> str:
 
 
 async def test_sigterm_during_a_slow_auto_post_then_restart(
-    api: FakeBotApi,  # noqa: F811
+    api: FakeBotApi,
     graph: FakeGraphServer,
     autopost_env: dict[str, str],
     library: list[Any],  # noqa: F811
@@ -119,7 +119,4 @@ async def test_sigterm_during_a_slow_auto_post_then_restart(
             assert IG_TOKEN not in process.log and TEST_TOKEN not in process.log
     finally:
         for process in (first, second):
-            if process.process is not None and process.process.returncode is None:
-                process.process.kill()
-                await process.wait()
-        print(first.log[-4000:], second.log[-4000:])
+            await process.kill_and_show_log()

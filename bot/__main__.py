@@ -68,7 +68,7 @@ def _index_chat(settings: Settings, chat_id: int | None) -> int:
 
 async def _index(settings: Settings, directory: Path | None, chat_id: int | None) -> int:
     from bot.database import open_database
-    from bot.services.library import LibraryIndexer, Progress
+    from bot.services.library import LibraryIndexer, OutsideMediaDirError, Progress, stored_prefix
     from db import migrate
 
     chat = _index_chat(settings, chat_id)
@@ -76,6 +76,12 @@ async def _index(settings: Settings, directory: Path | None, chat_id: int | None
     if not root.is_dir():
         print(f"index failed: {root} is not a folder", file=sys.stderr)
         return EXIT_FAILED
+    try:
+        # Refused before the database is opened: nothing is half-written.
+        stored_prefix(root.resolve(), settings.media_dir.resolve())
+    except OutsideMediaDirError as error:
+        print(f"index refused: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     async with open_database(settings) as database:
         await migrate.upgrade(database.engine)
         indexer = LibraryIndexer(
@@ -83,7 +89,7 @@ async def _index(settings: Settings, directory: Path | None, chat_id: int | None
             local_api=bool(settings.telegram_api_url),
             progress=lambda total: Progress(total, enabled=sys.stderr.isatty()),
         )
-        report = await indexer.index(root, chat)
+        report = await indexer.index(root, chat, settings.media_dir)
     print(report.summary())
     return 0
 

@@ -397,7 +397,7 @@ async def _database_lines(
     report.add(_media_dir(settings))
     if at_head:
         for chat_id in settings.chat_ids:
-            finding, path = await _library(database, chat_id)
+            finding, path = await _library(database, chat_id, settings.media_dir)
             report.add(finding)
             facts.sample = facts.sample or path
         facts.stored_tokens = await _stored_tokens(database, list(settings.chat_ids))
@@ -449,7 +449,9 @@ def _media_dir(settings: Settings) -> Finding:
     return passed("media", f"MEDIA_DIR {folder} is readable")
 
 
-async def _library(database: Database, chat_id: int) -> tuple[Finding, str | None]:
+async def _library(
+    database: Database, chat_id: int, media_dir: Path
+) -> tuple[Finding, str | None]:
     async def counts(session: AsyncSession) -> tuple[int, int, str | None]:
         media = MediaRepository(session)
         total, _ = await media.library_counts(chat_id)
@@ -471,6 +473,14 @@ async def _library(database: Database, chat_id: int) -> tuple[Finding, str | Non
         return failed(subject, f"could not be counted ({_short(error)})", "run check again"), None
     if not total:
         return warned(subject, "no media indexed", "run `python -m bot index`"), None
+    if path is not None and not (media_dir / path).is_file():
+        # Stored paths are relative to MEDIA_DIR: the bot would send (and publish) nothing.
+        return warned(
+            subject,
+            f"{total} item(s) indexed, but {path} is not found under MEDIA_DIR {media_dir}",
+            "stored paths are relative to MEDIA_DIR: run `python -m bot index DIR --chat ID` "
+            "with DIR inside MEDIA_DIR (moved files keep their history)",
+        ), None
     if not eligible:
         return warned(
             subject,

@@ -57,6 +57,19 @@ def confirm_reject_keyboard(queue_id: uuid.UUID) -> InlineKeyboardMarkup:
     )
 
 
+class PutBackCallback(CallbackData, prefix="back"):
+    """`back:<media id hex>`: SETS a set-aside item back to selectable (never a toggle)."""
+
+    media_id: uuid.UUID
+
+
+def put_back_keyboard(media_id: uuid.UUID) -> InlineKeyboardMarkup:
+    button = InlineKeyboardButton(
+        text="↩️ Put back", callback_data=PutBackCallback(media_id=media_id).pack()
+    )
+    return InlineKeyboardMarkup(inline_keyboard=[[button]])
+
+
 class SettingsCallback(CallbackData, prefix="set"):
     """`set:<field>:<value>`: the button SETS field to value (never a toggle or a step).
 

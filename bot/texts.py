@@ -81,6 +81,9 @@ AUTOPOST_SENDING = "⏳ This item is still being sent to the chat; press again i
 BUTTON_NO_LONGER_VALID = "⚠️ This button is no longer valid."
 
 # Settings.
+PUT_BACK_DONE = "↩️ Put back: it can be sent again."
+PUT_BACK_ALREADY = "Already back: it can be sent."
+ADMINS_ONLY_PUT_BACK = "⛔ Only admins can put an item back."
 SETTING_SAVED = "Saved"
 SETTING_ALREADY_SET = "Already set"
 
@@ -177,6 +180,26 @@ HISTORY_ICONS: dict[str, str] = {
 }
 
 
+def set_aside_notice(file_path: str, reason: str) -> str:
+    """Told once, when a send sets an item aside: which file, why, what to do."""
+    return (
+        f"⚠️ Set aside: {file_label(file_path)}\n"
+        f"Telegram can't take it or the file can't be read: {escape(reason)}\n\n"
+        "It won't be sent again as it is. Fix or replace the file and run "
+        "<code>python -m bot index</code> again, or press ↩️ Put back."
+    )
+
+
+def set_aside_text(items: list[MediaItem]) -> str:
+    """/queue's list of set-aside items, each with why."""
+    lines = [
+        f"• {file_label(item.file_path)} — {escape(item.set_aside_reason or '?')}" for item in items
+    ]
+    return fit_message(
+        f"⚠️ <b>{len(items)} set aside</b> (fix the file and index again, or ↩️ Put back)", lines
+    )
+
+
 def timezone_set(timezone: str) -> str:
     return f"🌍 Timezone set to {escape(timezone)}."
 
@@ -209,6 +232,11 @@ def status_text(view: StatusView, now: datetime, instagram: list[str]) -> str:
     else:
         lines.append("🕘 Last post: none yet")
     lines.append(f"🗂 Library: {view.library} items, {view.eligible} eligible now")
+    if view.set_aside:
+        lines.append(
+            f"⚠️ Set aside: {view.set_aside} "
+            "(Telegram refused them or the file is gone; /queue lists them)"
+        )
     if chat.posts_per_day:
         days = view.eligible / chat.posts_per_day
         lines.append(

@@ -148,12 +148,13 @@ class MediaItem(Base):
             text("last_posted_at NULLS FIRST"),
             "times_posted",
             "id",
-            postgresql_where=text("is_active"),
+            postgresql_where=text("is_active AND set_aside_at IS NULL"),
         ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     chat_id: Mapped[BigInt] = _chat("RESTRICT")
+    # Relative to MEDIA_DIR, whatever folder was indexed (docs/architecture.md §5).
     file_path: Mapped[str]
     file_name: Mapped[str]
     file_size: Mapped[BigInt]
@@ -167,6 +168,10 @@ class MediaItem(Base):
     times_posted: Mapped[int] = mapped_column(server_default="0")
     last_posted_at: Mapped[datetime | None]
     is_active: Mapped[bool] = mapped_column(server_default=text("true"))
+    # Telegram refused the file for good, or it is gone: not selected until the file
+    # changes (index) or an admin puts it back.
+    set_aside_at: Mapped[datetime | None]
+    set_aside_reason: Mapped[str | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

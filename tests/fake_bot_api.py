@@ -30,6 +30,8 @@ class Call:
     params: dict[str, Any]
     uploaded: bool = False
     result: Any = None
+    # The bytes of the uploaded file, if any.
+    content: bytes = b""
 
 
 @dataclass
@@ -106,6 +108,9 @@ class FakeBotApi:
     # chat id -> extra getChat fields (e.g. "type", "permissions").
     chats: dict[int, dict[str, Any]] = field(default_factory=dict)
     missing_chats: set[int] = field(default_factory=set)
+    # An upload containing one of these bytes is refused, as Telegram refuses a file
+    # it cannot process: marker -> (status, description).
+    refused_content: dict[bytes, tuple[int, str]] = field(default_factory=dict)
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -138,6 +143,15 @@ class FakeBotApi:
         if parameters:
             body["parameters"] = parameters
         self.faults.setdefault(method, []).append(Fault(status, body))
+
+    def refuse_content(
+        self,
+        marker: bytes,
+        status: int = 400,
+        description: str = "Bad Request: IMAGE_PROCESS_FAILED",
+    ) -> None:
+        """Every upload whose bytes contain `marker` is refused, every time."""
+        self.refused_content[marker] = (status, description)
 
     def lose_answer(self, method: str, status: int = 502, description: str = "Bad Gateway") -> None:
         """The next `method` takes effect, then its answer is an error."""
@@ -182,16 +196,17 @@ class FakeBotApi:
 
     # -- the API ------------------------------------------------------------------
 
-    async def _params(self, request: web.Request) -> tuple[dict[str, Any], bool]:
+    async def _params(self, request: web.Request) -> tuple[dict[str, Any], bytes | None]:
+        """The call's parameters, and the uploaded file's bytes (None: nothing uploaded)."""
         params: dict[str, Any] = dict(request.query)
-        uploaded = False
+        uploaded: bytes | None = None
         if request.content_type.startswith("multipart/") or request.content_type.endswith(
             "x-www-form-urlencoded"
         ):
             form = await request.post()
             for key, value in form.items():
                 if isinstance(value, web.FileField):
-                    uploaded = True
+                    uploaded = value.file.read()
                     params[key] = f"<upload {value.filename}>"
                 else:
                     params[key] = value
@@ -205,7 +220,7 @@ class FakeBotApi:
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params, uploaded = await self._params(request)
-        call = Call(method, params, uploaded)
+        call = Call(method, params, uploaded is not None, content=uploaded or b"")
         self.calls.append(call)
         if request.match_info["token"] != self.token:
             return web.json_response(
@@ -216,6 +231,10 @@ class FakeBotApi:
             fault = queued.pop(0)
             if fault is not None:
                 return web.json_response(fault.body, status=fault.status)
+        for marker, (status, description) in self.refused_content.items():
+            if uploaded is not None and marker in uploaded:
+                body = {"ok": False, "error_code": status, "description": description}
+                return web.json_response(body, status=status)
         chat = params.get("chat_id")
         if method.startswith("send") and chat is not None:
             if int(chat) in self.forbidden_chats:

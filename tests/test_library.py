@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,6 +137,7 @@ def test_index_command_prints_a_summary(library: Path, database_url: str, tmp_pa
         "DATABASE_URL": database_url,
         "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
         "DATA_DIR": str(tmp_path / "data"),
+        "MEDIA_DIR": str(library),
     }
     result = subprocess.run(
         [sys.executable, "-m", "bot", "index", str(library)],
@@ -170,6 +172,7 @@ def test_with_several_chats_index_needs_the_chat_flag(
         "DATABASE_URL": database_url,
         "TELEGRAM_CHAT_ID": f"{TEAM_CHAT},{OTHER_CHAT}",
         "DATA_DIR": str(tmp_path / "data"),
+        "MEDIA_DIR": str(library),
     }
     refused = _index(library, env)
     assert refused.returncode == 2 and "--chat" in refused.stderr
@@ -192,3 +195,86 @@ async def test_each_chat_has_its_own_library(app: TestApp, library: Path) -> Non
         app.sessions, "SELECT chat_id, count(*) AS n FROM media_items GROUP BY chat_id ORDER BY 1"
     )
     assert [tuple(row) for row in rows] == [(OTHER_CHAT, 4), (TEAM_CHAT, 4)]
+
+
+# -- the path rule: stored paths are relative to MEDIA_DIR -----------------------------------
+
+
+async def test_a_folder_inside_media_dir_is_stored_relative_to_media_dir(
+    app: TestApp, tmp_path: Path
+) -> None:
+    """`index media/bakery`: paths keep `bakery/`, categories are bakery's own folders."""
+    media = tmp_path / "media"
+    _write(media, "bakery/cakes/lemon.jpg", JPEG, b"lemon")
+    _write(media, "bakery/loaf.jpg", JPEG, b"loaf")
+    _write(media, "flowers/roses/red.jpg", JPEG, b"red")
+
+    report = await LibraryIndexer(app.sessions).index(media / "bakery", TEAM_CHAT, media)
+
+    assert report.indexed == 2
+    rows = await fetch_all(app.sessions, "SELECT file_path, file_name, category FROM media_items")
+    assert sorted(tuple(row) for row in rows) == [
+        ("bakery/cakes/lemon.jpg", "lemon.jpg", "cakes"),
+        ("bakery/loaf.jpg", "loaf.jpg", None),
+    ]
+
+
+async def test_rows_stored_relative_to_the_indexed_folder_are_found_again_by_hash(
+    app: TestApp, tmp_path: Path
+) -> None:
+    """Rows an older version stored relative to `media/bakery` keep their id and history."""
+    media = tmp_path / "media"
+    _write(media, "bakery/cakes/lemon.jpg", JPEG, b"lemon")
+    indexer = LibraryIndexer(app.sessions)
+    await indexer.index(media / "bakery", TEAM_CHAT)  # the old rule: relative to the folder
+    [old] = await fetch_all(app.sessions, "SELECT id, file_path FROM media_items")
+    assert old.file_path == "cakes/lemon.jpg"
+
+    report = await indexer.index(media / "bakery", TEAM_CHAT, media)
+
+    assert (report.moved, report.indexed, report.deactivated) == (1, 0, 0)
+    [new] = await fetch_all(app.sessions, "SELECT id, file_path, is_active FROM media_items")
+    assert (new.id, new.file_path, new.is_active) == (old.id, "bakery/cakes/lemon.jpg", True)
+
+
+def test_a_folder_outside_media_dir_is_refused_in_one_line(
+    library: Path, database_url: str, tmp_path: Path
+) -> None:
+    media_dir = tmp_path / "elsewhere"
+    media_dir.mkdir()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
+        "DATA_DIR": str(tmp_path / "data"),
+        "MEDIA_DIR": str(media_dir),
+    }
+    refused = _index(library, env)
+    assert refused.returncode == 2
+    [line] = refused.stderr.strip().splitlines()
+    assert "MEDIA_DIR" in line and str(media_dir) in line and "Traceback" not in refused.stderr
+
+
+async def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(
+    library: Path, database_url: str, tmp_path: Path, session_factory: Any
+) -> None:
+    (library / "food").mkdir(exist_ok=True)
+    bad = os.path.join(os.fsencode(library / "food"), b"\xff.jpg")
+    with open(bad, "wb") as handle:
+        handle.write(JPEG + b"bad name")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
+        "DATA_DIR": str(tmp_path / "data"),
+        "MEDIA_DIR": str(library),
+    }
+    result = _index(library, env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith(
+        "indexed 4 / updated 0 / deactivated 0 / skipped 1"
+    )
+    output = result.stdout + result.stderr
+    assert "not valid UTF-8" in output and "Traceback" not in output
+    rows = await fetch_all(session_factory, "SELECT file_path FROM media_items")
+    assert len(rows) == 4

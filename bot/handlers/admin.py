@@ -1,4 +1,5 @@
-"""The admin router: /pause, /resume, /settings and the settings buttons, behind one IsAdmin.
+"""The admin router: /pause, /resume, /settings, the settings and ↩️ Put back buttons, behind
+one IsAdmin.
 
 Every settings button SETS a value (see `bot.keyboards.SettingsCallback`) and every
 change is logged once. A non-admin reaches the refusals below and is told so.
@@ -10,20 +11,23 @@ from html import escape
 
 import structlog
 from aiogram import F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, or_f
 from aiogram.types import CallbackQuery, Message
 
 from bot.filters import IsAdmin
-from bot.keyboards import SETTINGS_LABEL, SettingsCallback, settings_keyboard
+from bot.keyboards import SETTINGS_LABEL, PutBackCallback, SettingsCallback, settings_keyboard
 from bot.middlewares import RUNS_TO_COMPLETION
 from bot.services.team import SettingRejectedError, TeamService
 from bot.telegram import answer_quietly, edit_quietly
 from bot.texts import (
     ADMINS_ONLY_COMMAND,
+    ADMINS_ONLY_PUT_BACK,
     ADMINS_ONLY_SETTINGS,
     ALREADY_PAUSED,
     ALREADY_RUNNING,
     PAUSED,
+    PUT_BACK_ALREADY,
+    PUT_BACK_DONE,
     RESUMED,
     SETTING_ALREADY_SET,
     SETTING_SAVED,
@@ -89,6 +93,18 @@ async def change(
     await edit_quietly(button_message, render_settings(chat), settings_keyboard(chat))
 
 
+async def put_back(
+    callback: CallbackQuery,
+    button_message: Message,
+    callback_data: PutBackCallback,
+    team: TeamService,
+    admin: TelegramIdentity,
+) -> None:
+    """A set-aside item becomes selectable again; a double tap answers "already back"."""
+    changed = await team.put_back(button_message.chat.id, admin, callback_data.media_id)
+    await answer_quietly(callback, PUT_BACK_DONE if changed else PUT_BACK_ALREADY)
+
+
 async def label(callback: CallbackQuery) -> None:
     """A button that only shows a value: an empty answer, whoever pressed it."""
     await answer_quietly(callback)
@@ -98,6 +114,11 @@ async def refuse_command(message: Message) -> None:
     assert message.from_user is not None  # the chat gate skips anonymous senders
     logger.warning("command.not_admin", user_id=message.from_user.id)
     await message.answer(ADMINS_ONLY_COMMAND)
+
+
+async def refuse_put_back(callback: CallbackQuery) -> None:
+    logger.warning("put_back.not_admin", user_id=callback.from_user.id)
+    await answer_quietly(callback, ADMINS_ONLY_PUT_BACK)
 
 
 async def refuse_button(callback: CallbackQuery) -> None:
@@ -113,7 +134,7 @@ def create_router() -> Router:
     """
     router = Router(name=__name__)
     router.message.filter(Command(*ADMIN_COMMANDS))
-    router.callback_query.filter(SettingsCallback.filter())
+    router.callback_query.filter(or_f(SettingsCallback.filter(), PutBackCallback.filter()))
     router.callback_query.register(label, SettingsCallback.filter(F.field == SETTINGS_LABEL))
 
     admins_only = Router(name=f"{__name__}.admins_only")
@@ -125,9 +146,11 @@ def create_router() -> Router:
     admins_only.message.register(resume, Command("resume"), flags=to_completion)
     admins_only.message.register(settings_command, Command("settings"), flags=to_completion)
     admins_only.callback_query.register(change, SettingsCallback.filter(), flags=to_completion)
+    admins_only.callback_query.register(put_back, PutBackCallback.filter(), flags=to_completion)
 
     refusals = Router(name=f"{__name__}.refusals")
     refusals.message.register(refuse_command)
+    refusals.callback_query.register(refuse_put_back, PutBackCallback.filter())
     refusals.callback_query.register(refuse_button)
 
     router.include_routers(admins_only, refusals)

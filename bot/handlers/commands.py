@@ -32,6 +32,7 @@ from bot.texts import (
     history_usage,
     nothing_sent_text,
     queue_text,
+    set_aside_text,
     stats_text,
     status_text,
 )
@@ -68,10 +69,10 @@ async def status(
 async def queue(message: Message, team: TeamService, clock: Clock) -> None:
     now = clock()
     rows = await team.in_flight(message.chat.id)
-    if not rows:
-        await message.answer(NOTHING_IN_FLIGHT)
-        return
-    await message.answer(queue_text(rows, now))
+    await message.answer(queue_text(rows, now) if rows else NOTHING_IN_FLIGHT)
+    set_aside = await team.set_aside_items(message.chat.id)
+    if set_aside:
+        await message.answer(set_aside_text(set_aside))
 
 
 async def history(

@@ -22,6 +22,7 @@ import structlog
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
+    TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramMigrateToChat,
     TelegramNetworkError,
@@ -34,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock, utc_now
 from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
+from bot.telegram_retry import at_most_once
 from db.repositories import HistoryRepository, MediaRepository, QueueRepository
 from db.retry import Reread, in_idempotent_transaction, in_transaction
 from db.vocabulary import QueueStatus
@@ -57,15 +59,46 @@ class GaveUp:
     maybe_delivered: bool = False
     # The chat itself refuses the bot (removed, banned, gone): back off the chat.
     chat_unreachable: bool = False
+    # Refused for good for the item's own sake: it is set aside, the slot may take another.
+    set_aside: bool = False
 
 
 DeliveryResult = Delivered | GaveUp
+
+# Bad Request answers about the chat or the bot's rights there, not about the file.
+CHAT_LEVEL_REFUSALS = (
+    "chat not found",
+    "not enough rights",
+    "have no rights",
+    "chat_write_forbidden",
+    "chat_restricted",
+    "need administrator rights",
+    "topic_closed",
+    "group chat was upgraded",
+)
 
 
 def _chat_refuses(error: TelegramAPIError) -> bool:
     if isinstance(error, TelegramForbiddenError | TelegramMigrateToChat | TelegramNotFound):
         return True
-    return isinstance(error, TelegramBadRequest) and "chat not found" in error.message.lower()
+    message = error.message.lower()
+    return isinstance(error, TelegramBadRequest) and any(
+        phrase in message for phrase in CHAT_LEVEL_REFUSALS
+    )
+
+
+def _refuses_the_media(error: TelegramAPIError) -> bool:
+    """A 400 or 413 about the file itself (IMAGE_PROCESS_FAILED, wrong file identifier…)."""
+    return isinstance(error, TelegramBadRequest | TelegramEntityTooLarge) and not _chat_refuses(
+        error
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Released:
+    """A refused send's row is gone; `set_aside_at` when this send set its item aside."""
+
+    set_aside_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +168,14 @@ class Delivery:
                     delay = max(delay, float(error.retry_after))
             except TelegramAPIError as error:
                 return await self._failed(
-                    item, str(error), maybe_delivered, chat_unreachable=_chat_refuses(error)
+                    item,
+                    str(error),
+                    maybe_delivered,
+                    chat_unreachable=_chat_refuses(error),
+                    refused_media=_refuses_the_media(error),
                 )
             except (MediaFileMissingError, OSError) as error:
-                return await self._failed(item, str(error), maybe_delivered)
+                return await self._failed(item, str(error), maybe_delivered, refused_media=True)
             else:
                 await self._record_sent(item, message.message_id, sent_file_id(message))
                 return Delivered(message.message_id)
@@ -223,15 +260,16 @@ class Delivery:
         maybe_delivered: bool,
         *,
         chat_unreachable: bool = False,
+        refused_media: bool = False,
     ) -> GaveUp:
         if maybe_delivered:
             # An earlier attempt may be in the chat with its buttons: keep the row.
             return await self._unconfirmed(item, error, chat_unreachable=chat_unreachable)
 
-        async def fail(session: AsyncSession) -> None:
+        async def fail(session: AsyncSession) -> _Released:
             released = await QueueRepository(session).release(item.queue_id)
             if released is None:
-                return
+                return _Released(None)
             await HistoryRepository(session).record_failed_send(
                 media_item_id=item.media_item_id,
                 chat_id=item.chat_id,
@@ -239,17 +277,49 @@ class Delivery:
                 scheduled_for=released.scheduled_for,
                 error_message=error,
             )
+            if not refused_media:
+                return _Released(None)
+            # Conditional (WHERE set_aside_at IS NULL): whoever sets it aside announces it.
+            return _Released(await MediaRepository(session).set_aside(item.media_item_id, error))
 
-        await in_idempotent_transaction(
-            self.sessions,
-            "scheduler.give_up",
-            fail,
-            "the history row is written only with the queue row it deletes",
+        async def landed(session: AsyncSession) -> _Released | None:
+            """Our COMMIT landed if the row is gone; the stamp is ours if it is our failure's."""
+            if await QueueRepository(session).get(item.queue_id) is not None:
+                return None
+            media = await MediaRepository(session).get(item.media_item_id)
+            stamp = media.set_aside_at if media is not None else None
+            if stamp is None or not await HistoryRepository(session).failed_at(
+                item.media_item_id, stamp
+            ):
+                return _Released(None)
+            return _Released(stamp)
+
+        released = await in_transaction(
+            self.sessions, fail, repeat=Reread(landed), operation="scheduler.give_up"
         )
         logger.error(
-            "notify.failed", queue_id=str(item.queue_id), chat_id=item.chat_id, error=error
+            "notify.failed",
+            queue_id=str(item.queue_id),
+            chat_id=item.chat_id,
+            error=error,
+            set_aside=refused_media,
         )
-        return GaveUp(error, chat_unreachable=chat_unreachable)
+        if released.set_aside_at is not None:
+            await self._announce_set_aside(item, error)
+        return GaveUp(error, chat_unreachable=chat_unreachable, set_aside=refused_media)
+
+    async def _announce_set_aside(self, item: Notification, reason: str) -> None:
+        """Tell the team once: this send set the item aside, and the notice is never repeated."""
+        try:
+            with at_most_once():
+                await self.notifier.send_set_aside_notice(item, reason)
+        except TelegramAPIError as error:
+            # /status and /queue still list the item, with its Put back button.
+            logger.warning(
+                "notify.set_aside_notice_failed",
+                media_item_id=str(item.media_item_id),
+                error=str(error),
+            )
 
     async def _unconfirmed(
         self, item: Notification, error: str, *, chat_unreachable: bool = False

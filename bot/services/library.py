@@ -69,17 +69,52 @@ class IndexReport:
         )
 
 
+class OutsideMediaDirError(ValueError):
+    """The folder to index is not MEDIA_DIR or inside it: its paths could not be sent."""
+
+
 @dataclass(frozen=True, slots=True)
 class FoundFile:
+    # Relative to MEDIA_DIR: what is stored, sent from and published from.
     relative: str
+    # The first-level folder of the folder being indexed.
+    category: str | None
     size: int
     mtime: datetime
 
 
-def walk(root: Path) -> list[FoundFile]:
-    """Every file with a known extension under root (sorted, relative POSIX paths)."""
+def stored_prefix(root: Path, media_dir: Path) -> str:
+    """Where root sits inside media_dir ("" for media_dir itself), both resolved."""
+    try:
+        inside = root.relative_to(media_dir)
+    except ValueError:
+        raise OutsideMediaDirError(
+            f"{root} is not inside MEDIA_DIR ({media_dir}): stored paths are relative to "
+            "MEDIA_DIR, so index a folder inside it, or point MEDIA_DIR at a folder that holds it"
+        ) from None
+    return "" if inside == Path(".") else inside.as_posix() + "/"
+
+
+def _storable(relative: str) -> bool:
+    """A name that is not valid UTF-8 (kept by Python as surrogates) cannot be stored."""
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def walk(
+    root: Path, media_dir: Path | None = None, skipped: list[tuple[str, str]] | None = None
+) -> list[FoundFile]:
+    """Every file with a known extension under root (sorted, POSIX paths relative to media_dir).
+
+    Categories are the first-level folders of root. A file whose name cannot be
+    stored is added to `skipped` with the reason, and the walk goes on.
+    """
     if not root.is_dir():
         raise FileNotFoundError(f"media folder not found: {root}")
+    prefix = stored_prefix(root, media_dir or root)
     found: list[FoundFile] = []
     for directory, subdirectories, files in os.walk(root):
         subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
@@ -87,15 +122,25 @@ def walk(root: Path) -> list[FoundFile]:
             if name.startswith(".") or Path(name).suffix.lower() not in KINDS:
                 continue
             path = Path(directory, name)
+            within_root = path.relative_to(root).as_posix()
+            if not _storable(within_root):
+                shown = repr(os.fsencode(prefix + within_root))
+                reason = "the file name is not valid UTF-8: rename the file"
+                logger.warning("index.skipped", path=shown, reason=reason)
+                if skipped is not None:
+                    skipped.append((shown, reason))
+                continue
             try:
                 stat = path.stat()
             except OSError as error:
                 # Gone or unreadable since the listing: the next index run sees it again.
                 logger.warning("index.unreadable", path=str(path), reason=str(error))
                 continue
+            parts = within_root.split("/")
             found.append(
                 FoundFile(
-                    relative=path.relative_to(root).as_posix(),
+                    relative=prefix + within_root,
+                    category=parts[0] if len(parts) > 1 else None,
                     size=stat.st_size,
                     mtime=datetime.fromtimestamp(stat.st_mtime, UTC),
                 )
@@ -104,6 +149,7 @@ def walk(root: Path) -> list[FoundFile]:
 
 
 def inspect_file(root: Path, found: FoundFile, *, local_api: bool) -> dict[str, Any]:
+    """root is MEDIA_DIR (or the folder indexed, when it is its own library root)."""
     """Validate and hash one file (blocking; runs in a thread). Raises ValueError to skip."""
     kind, mime = KINDS[Path(found.relative).suffix.lower()]
     if found.size == 0:
@@ -124,16 +170,15 @@ def inspect_file(root: Path, found: FoundFile, *, local_api: bool) -> dict[str, 
                 digest.update(chunk)
     except OSError as error:
         raise ValueError(f"unreadable: {error.strerror or error}") from None
-    parts = found.relative.split("/")
     return {
         "file_path": found.relative,
-        "file_name": parts[-1],
+        "file_name": found.relative.rsplit("/", 1)[-1],
         "file_size": found.size,
         "file_mtime": found.mtime,
         "file_hash": digest.hexdigest(),
         "media_kind": kind,
         "mime_type": mime,
-        "category": parts[0] if len(parts) > 1 else None,
+        "category": found.category,
     }
 
 
@@ -169,11 +214,17 @@ class LibraryIndexer:
         self._local_api = local_api
         self._progress = progress or (lambda total: Progress(total, enabled=False))
 
-    async def index(self, root: Path, chat_id: int) -> IndexReport:
-        """Bring the chat's media rows in line with the files under root; idempotent."""
+    async def index(self, root: Path, chat_id: int, media_dir: Path | None = None) -> IndexReport:
+        """Bring the chat's media rows in line with the files under root; idempotent.
+
+        Stored paths are relative to media_dir (MEDIA_DIR; root itself when not
+        given), which root must be or be inside: OutsideMediaDirError otherwise.
+        Rows stored before under another root are found again by their hash.
+        """
         root = await asyncio.to_thread(root.resolve)
+        base = root if media_dir is None else await asyncio.to_thread(media_dir.resolve)
         report = IndexReport()
-        files = await asyncio.to_thread(walk, root)
+        files = await asyncio.to_thread(walk, root, base, report.skipped)
         async with self._sessions() as session, session.begin():
             await ChatSettingsRepository(session).ensure(chat_id)
             known = await MediaRepository(session).index_snapshot(chat_id)
@@ -193,7 +244,7 @@ class LibraryIndexer:
                 progress.advance()
                 continue
             try:
-                row = await asyncio.to_thread(inspect_file, root, found, local_api=self._local_api)
+                row = await asyncio.to_thread(inspect_file, base, found, local_api=self._local_api)
             except ValueError as error:
                 report.skipped.append((found.relative, str(error)))
                 logger.warning("index.skipped", path=found.relative, reason=str(error))

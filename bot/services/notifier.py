@@ -13,7 +13,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import FSInputFile, InputFile, Message
 
 from bot.captions import notification_caption
-from bot.keyboards import queue_keyboard
+from bot.keyboards import put_back_keyboard, queue_keyboard
 from db.models import MediaItem
 from db.vocabulary import MediaKind
 
@@ -104,6 +104,17 @@ class Notifier:
         )
         keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))
         return await self._bot.send_message(item.chat_id, text, reply_markup=keyboard)
+
+    async def send_set_aside_notice(self, item: Notification, reason: str) -> Message:
+        """Which file was set aside and why, with the admins' ↩️ Put back button."""
+        # Imported here: bot.texts reads the scheduler's vocabulary, which imports this module.
+        from bot.texts import set_aside_notice
+
+        return await self._bot.send_message(
+            item.chat_id,
+            set_aside_notice(item.file_path, reason),
+            reply_markup=put_back_keyboard(item.media_item_id),
+        )
 
     async def _send(self, item: Notification, source: str | InputFile) -> Message:
         caption = notification_caption(item.file_name, item.category, item.caption)

@@ -43,6 +43,9 @@ logger = structlog.get_logger(__name__)
 
 # Due chats claimed per transaction: one COMMIT for many, short row locks.
 CLAIM_BATCH = 100
+# Items tried for one slot when Telegram refuses them for good (each is set aside):
+# the slot is not lost to a bad file, nor a tick to a library of them.
+MAX_TRIES_PER_SLOT = 3
 
 
 class NothingToSend(StrEnum):
@@ -292,13 +295,54 @@ class Scheduler:
         return recover
 
     async def _deliver(self, item: Notification, *, in_slot: bool = False) -> DeliveryResult:
+        """Deliver the item; one set aside (refused for good) hands its slot to the next one."""
         wait = self._wait_outside_slot if in_slot else asyncio.sleep
-        result = await self.delivery.deliver(item, wait=wait)
-        if isinstance(result, GaveUp) and result.chat_unreachable:
-            self.chat_backoff.failed(item.chat_id, result.reason)
-        elif isinstance(result, Delivered):
-            self.chat_backoff.succeeded(item.chat_id)
-        return result
+        tries = 1
+        while True:
+            result = await self.delivery.deliver(item, wait=wait)
+            if isinstance(result, GaveUp) and result.chat_unreachable:
+                self.chat_backoff.failed(item.chat_id, result.reason)
+            elif isinstance(result, Delivered):
+                self.chat_backoff.succeeded(item.chat_id)
+            if not (isinstance(result, GaveUp) and result.set_aside) or tries >= MAX_TRIES_PER_SLOT:
+                return result
+            # A scheduled slot respects a pause that came meanwhile; /next never did.
+            replacement = await self._claim_replacement(item.chat_id, respect_pause=in_slot)
+            if replacement is None:
+                return result
+            tries += 1
+            logger.info(
+                "scheduler.slot_refilled",
+                chat_id=item.chat_id,
+                set_aside=str(item.media_item_id),
+                next=str(replacement.media_item_id),
+                tries=tries,
+            )
+            item = replacement
+
+    async def _claim_replacement(self, chat_id: int, *, respect_pause: bool) -> Notification | None:
+        """The next eligible item, claimed for the slot a set-aside item just gave up."""
+        now = self._clock()
+        queue_id = uuid.uuid4()
+
+        async def claim(session: AsyncSession) -> Notification | None:
+            chat = await ChatSettingsRepository(session).get_for_update(chat_id, skip_locked=False)
+            if chat is None or (respect_pause and chat.is_paused):
+                return None
+            media = await MediaRepository(session).next_eligible(chat_id, now)
+            if media is None:
+                return None
+            claimed = await QueueRepository(session).claim_for_sending(
+                media.id, chat_id, now, queue_id
+            )
+            return None if claimed is None else Notification.of(claimed, media)
+
+        return await in_transaction(
+            self._sessions,
+            claim,
+            repeat=Reread(self._claimed_by_us(queue_id)),
+            operation="scheduler.refill",
+        )
 
     async def send_now(self, chat_id: int) -> SendResult:
         """/next: the next eligible item now, ignoring the window and the pause."""

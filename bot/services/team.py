@@ -47,6 +47,7 @@ class StatusView:
     last_post_file: str | None
     library: int
     eligible: int
+    set_aside: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ class TeamService:
             media = MediaRepository(session)
             total, _ = await media.library_counts(chat_id)
             eligible = await media.count_eligible(chat_id, now)
+            set_aside = len(await media.set_aside_items(chat_id))
             in_flight = len(await QueueRepository(session).in_flight(chat_id))
             history = HistoryRepository(session)
             last = await history.last_posted(chat_id)
@@ -143,6 +145,7 @@ class TeamService:
                 last_post_file=last_file,
                 library=total,
                 eligible=eligible,
+                set_aside=set_aside,
             )
 
         return await self._run("team.status", work)
@@ -178,6 +181,34 @@ class TeamService:
             ]
 
         return await self._run("team.stats", work)
+
+    async def set_aside_items(self, chat_id: int) -> list[MediaItem]:
+        async def work(session: AsyncSession) -> list[MediaItem]:
+            return await MediaRepository(session).set_aside_items(chat_id)
+
+        return await self._run("team.set_aside", work)
+
+    async def put_back(self, chat_id: int, identity: TelegramIdentity, media_id: uuid.UUID) -> bool:
+        """Make a set-aside item selectable again; False when it already was (a double tap)."""
+        change_id = uuid.uuid4()
+
+        async def work(session: AsyncSession) -> bool:
+            if not await MediaRepository(session).put_back(media_id, chat_id):
+                return False
+            change = Interaction(
+                InteractionKind.CALLBACK,
+                "media.put_back",
+                chat_id,
+                context={"media_item_id": str(media_id)},
+            )
+            await _log_as(session, identity, change, change_id)
+            return True
+
+        async def recover(session: AsyncSession) -> bool | None:
+            # Logged under change_id: our COMMIT landed unheard, and it was us who put it back.
+            return True if await InteractionRepository(session).exists(change_id) else None
+
+        return await self._run("team.put_back", work, Reread(recover))
 
     async def set_paused(self, chat_id: int, identity: TelegramIdentity, paused: bool) -> bool:
         """Pause or resume; False when it already was. Records who and when."""

@@ -35,6 +35,15 @@ class HistoryRepository(Repository):
             )
         )
 
+    async def failed_at(self, media_item_id: uuid.UUID, acted_at: datetime) -> bool:
+        """Is there a failed send of this item recorded at exactly this moment?"""
+        statement = select(PostingHistory.id).where(
+            PostingHistory.media_item_id == media_item_id,
+            PostingHistory.status == HistoryStatus.FAILED,
+            PostingHistory.acted_at == acted_at,
+        )
+        return (await self._session.execute(statement.limit(1))).first() is not None
+
     async def recent(self, chat_id: int, limit: int) -> list[tuple[PostingHistory, MediaItem]]:
         statement = (
             select(PostingHistory, MediaItem)

@@ -21,7 +21,8 @@ def _active_lock(now: datetime | None) -> Any:
 
 
 def eligible_query(chat_id: int, now: datetime | None = None) -> Select[MediaItem]:
-    """docs/architecture.md §5: active, this chat's, unlocked, not queued, no locked hash twin."""
+    """docs/architecture.md §5: active, not set aside, this chat's, unlocked, and neither
+    it nor a hash twin locked or in flight."""
     twin = aliased(MediaItem)
     locked_twin = (
         select(twin.id)
@@ -32,13 +33,23 @@ def eligible_query(chat_id: int, now: datetime | None = None) -> Select[MediaIte
             _active_lock(now),
         )
     )
-    queued = select(PostingQueueItem.id).where(PostingQueueItem.media_item_id == MediaItem.id)
+    # Any queue row (sending, sent, publishing) of the item itself or of a twin.
+    in_flight = aliased(MediaItem)
+    queued_twin = (
+        select(PostingQueueItem.id)
+        .join(in_flight, in_flight.id == PostingQueueItem.media_item_id)
+        .where(
+            PostingQueueItem.chat_id == MediaItem.chat_id,
+            in_flight.file_hash == MediaItem.file_hash,
+        )
+    )
     return (
         select(MediaItem)
         .where(
             MediaItem.chat_id == chat_id,
             MediaItem.is_active,
-            ~exists(queued),
+            MediaItem.set_aside_at.is_(None),
+            ~exists(queued_twin),
             ~exists(locked_twin),
         )
         .order_by(
@@ -77,6 +88,43 @@ class MediaRepository(Repository):
         )
         return total, (await self._session.execute(locked)).scalar_one()
 
+    async def set_aside(self, media_id: uuid.UUID, reason: str) -> datetime | None:
+        """Set the item aside; its time when this call did it, None when it already was."""
+        return (
+            await self._session.execute(
+                update(MediaItem)
+                .where(MediaItem.id == media_id, MediaItem.set_aside_at.is_(None))
+                .values(set_aside_at=func.now(), set_aside_reason=reason[:1000])
+                .returning(MediaItem.set_aside_at)
+            )
+        ).scalar_one_or_none()
+
+    async def put_back(self, media_id: uuid.UUID, chat_id: int) -> bool:
+        """Make a set-aside item selectable again; False when it was not set aside."""
+        changed = await self._rows_changed(
+            update(MediaItem)
+            .where(
+                MediaItem.id == media_id,
+                MediaItem.chat_id == chat_id,
+                MediaItem.set_aside_at.is_not(None),
+            )
+            .values(set_aside_at=None, set_aside_reason=None, updated_at=func.now())
+        )
+        return changed > 0
+
+    async def set_aside_items(self, chat_id: int) -> list[MediaItem]:
+        """The chat's active items set aside, oldest first."""
+        statement = (
+            select(MediaItem)
+            .where(
+                MediaItem.chat_id == chat_id,
+                MediaItem.is_active,
+                MediaItem.set_aside_at.is_not(None),
+            )
+            .order_by(MediaItem.set_aside_at, MediaItem.id)
+        )
+        return list((await self._session.execute(statement)).scalars())
+
     async def set_telegram_file_id(self, media_id: uuid.UUID, file_id: str) -> None:
         await self._session.execute(
             update(MediaItem).where(MediaItem.id == media_id).values(telegram_file_id=file_id)
@@ -113,6 +161,9 @@ class MediaRepository(Repository):
                 "mime_type": statement.excluded.mime_type,
                 "category": statement.excluded.category,
                 "is_active": True,
+                # A changed (or re-found) file gets another chance.
+                "set_aside_at": None,
+                "set_aside_reason": None,
                 # A changed file must be uploaded again.
                 "telegram_file_id": case(
                     (
@@ -131,7 +182,13 @@ class MediaRepository(Repository):
         await self._session.execute(
             update(MediaItem)
             .where(MediaItem.chat_id == chat_id, MediaItem.file_path == old_path)
-            .values(**new, is_active=True, updated_at=func.now())
+            .values(
+                **new,
+                is_active=True,
+                set_aside_at=None,
+                set_aside_reason=None,
+                updated_at=func.now(),
+            )
         )
 
     async def deactivate(self, chat_id: int, paths: Sequence[str]) -> int:

@@ -150,6 +150,9 @@ class Delivery:
         while True:
             try:
                 message = await self.notifier.send(item)
+            except TelegramEntityTooLarge as error:
+                # A 413 (aiogram files it under network errors): refused, never arrived.
+                return await self._failed(item, str(error), maybe_delivered, refused_media=True)
             except TelegramNetworkError as error:
                 # The request may have reached Telegram: it may be in the chat.
                 maybe_delivered = True

@@ -449,9 +449,7 @@ def _media_dir(settings: Settings) -> Finding:
     return passed("media", f"MEDIA_DIR {folder} is readable")
 
 
-async def _library(
-    database: Database, chat_id: int, media_dir: Path
-) -> tuple[Finding, str | None]:
+async def _library(database: Database, chat_id: int, media_dir: Path) -> tuple[Finding, str | None]:
     async def counts(session: AsyncSession) -> tuple[int, int, str | None]:
         media = MediaRepository(session)
         total, _ = await media.library_counts(chat_id)

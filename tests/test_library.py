@@ -271,8 +271,10 @@ async def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(
     }
     result = _index(library, env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1].startswith(
-        "indexed 4 / updated 0 / deactivated 0 / skipped 1"
+    assert (
+        result.stdout.strip()
+        .splitlines()[-1]
+        .startswith("indexed 4 / updated 0 / deactivated 0 / skipped 1")
     )
     output = result.stdout + result.stderr
     assert "not valid UTF-8" in output and "Traceback" not in output

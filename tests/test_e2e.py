@@ -32,8 +32,10 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 
 
 class BotProcess:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path | None = None) -> None:
         self._env = env
+        # Where it runs: relative paths in env (MEDIA_DIR=media) are read from here.
+        self._cwd = cwd
         self.process: asyncio.subprocess.Process | None = None
         self.lines: list[str] = []
         self._reader: asyncio.Task[None] | None = None
@@ -45,6 +47,7 @@ class BotProcess:
             "bot",
             "run",
             env=self._env,
+            cwd=self._cwd,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )

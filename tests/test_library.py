@@ -10,8 +10,12 @@ from typing import Any
 
 import pytest
 
+from bot.config import Settings
 from bot.services.library import LibraryIndexer
-from tests.support import OTHER_CHAT, TEAM_CHAT, TestApp, fetch_all
+from tests.support import OTHER_CHAT, TEAM_CHAT, TestApp, fetch_all, seed_chat, seed_media
+
+# The doctor's fixture and helpers, shared.
+from tests.test_doctor import healthy, line_of, run_check  # noqa: F401
 
 JPEG = b"\xff\xd8\xff\xe0"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -280,3 +284,16 @@ async def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(
     assert "not valid UTF-8" in output and "Traceback" not in output
     rows = await fetch_all(session_factory, "SELECT file_path FROM media_items")
     assert len(rows) == 4
+
+
+async def test_check_warns_when_a_stored_path_is_not_under_media_dir(
+    healthy: Settings,  # noqa: F811
+    session_factory: Any,
+) -> None:
+    await seed_chat(session_factory)
+    # As an older version stored `index media/bakery`: relative to the folder, not MEDIA_DIR.
+    await seed_media(session_factory, file_path="cakes/lemon.jpg")
+    code, lines = await run_check(healthy)
+    line = line_of(lines, f"library {TEAM_CHAT}")
+    assert code == 0 and line.startswith("WARN ") and "not found under MEDIA_DIR" in line
+    assert "index DIR --chat ID" in "\n".join(lines)

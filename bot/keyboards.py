@@ -63,11 +63,27 @@ class PutBackCallback(CallbackData, prefix="back"):
     media_id: uuid.UUID
 
 
+# Buttons under /queue's list of set-aside items; the rest are put back from their notice.
+PUT_BACK_BUTTONS_MAX = 20
+
+
+def _put_back_button(text: str, media_id: uuid.UUID) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=PutBackCallback(media_id=media_id).pack())
+
+
 def put_back_keyboard(media_id: uuid.UUID) -> InlineKeyboardMarkup:
-    button = InlineKeyboardButton(
-        text="↩️ Put back", callback_data=PutBackCallback(media_id=media_id).pack()
+    """The set-aside notice's one button."""
+    return InlineKeyboardMarkup(inline_keyboard=[[_put_back_button("↩️ Put back", media_id)]])
+
+
+def put_back_list_keyboard(items: list[tuple[uuid.UUID, str]]) -> InlineKeyboardMarkup:
+    """One ↩️ button per set-aside item (id, file name), for /queue's list."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_put_back_button(f"↩️ {name[:40]}", media_id)]
+            for media_id, name in items[:PUT_BACK_BUTTONS_MAX]
+        ]
     )
-    return InlineKeyboardMarkup(inline_keyboard=[[button]])
 
 
 class SettingsCallback(CallbackData, prefix="set"):

@@ -24,6 +24,7 @@ from db.repositories.media import eligible_query
 from tests.pgproxy import PgProxy
 from tests.support import ADA, ALICE, TEAM_CHAT, TestApp, execute, fetch_all, seed_media
 from tests.telegram_fake import callback_update, command_update, text_message
+from tests.test_commands import ProxiedTeam, proxied_team  # noqa: F401 (a fixture)
 from tests.test_scheduler import (  # noqa: F401 (proxied is a fixture)
     JPEG,
     NOW,
@@ -272,6 +273,12 @@ async def test_status_counts_and_queue_lists_the_items_set_aside(app: TestApp) -
     listing = app.telegram.of(SendMessage)[-1].text
     assert "2 set aside" in listing and "cat/item1.jpg" in listing
     assert "PHOTO_INVALID_DIMENSIONS" in listing
+    buttons = app.telegram.of(SendMessage)[-1].reply_markup
+    assert isinstance(buttons, InlineKeyboardMarkup)
+    assert sorted(row[0].text for row in buttons.inline_keyboard) == [
+        "↩️ item0.jpg",
+        "↩️ item1.jpg",
+    ]
 
 
 # -- no twin in flight ------------------------------------------------------------------
@@ -309,3 +316,17 @@ async def test_a_twin_is_not_sent_while_its_copy_waits_in_the_chat(app: TestApp)
     await scheduler.tick()
 
     assert len(app.telegram.of(SendPhoto)) == 1  # the copy waits for a press
+
+
+async def test_a_lost_commit_reply_of_put_back_still_says_put_back(
+    proxied_team: ProxiedTeam,  # noqa: F811
+) -> None:
+    team, proxy, sessions = proxied_team
+    [media_id] = await seed_media(sessions)
+    await execute(sessions, "UPDATE media_items SET set_aside_at = now(), set_aside_reason = 'x'")
+    proxy.cut_after_reply_to(lambda data: b"COMMIT" in data)
+    assert await team.put_back(TEAM_CHAT, ADA.identity, media_id) is True  # not "already back"
+    assert proxy.cuts == 1
+    assert await team.put_back(TEAM_CHAT, ADA.identity, media_id) is False  # a real double tap
+    [row] = await fetch_all(sessions, "SELECT set_aside_at FROM media_items")
+    assert row.set_aside_at is None

@@ -14,6 +14,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import BotCommand, BufferedInputFile, Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.keyboards import put_back_list_keyboard
 from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK, RUNS_TO_COMPLETION
 from bot.services.chart import activity_chart
 from bot.services.clock import Clock
@@ -72,7 +73,8 @@ async def queue(message: Message, team: TeamService, clock: Clock) -> None:
     await message.answer(queue_text(rows, now) if rows else NOTHING_IN_FLIGHT)
     set_aside = await team.set_aside_items(message.chat.id)
     if set_aside:
-        await message.answer(set_aside_text(set_aside))
+        buttons = put_back_list_keyboard([(item.id, item.file_name) for item in set_aside])
+        await message.answer(set_aside_text(set_aside), reply_markup=buttons)
 
 
 async def history(

@@ -7,6 +7,8 @@ the chat with its buttons, so the row is never deleted nor recorded as failed.
 It is resent at most once, with the attempt counted on the row; a press on
 either message settles it. If that does not settle it, the row is kept as `sent`
 without a message id and the team gets a short notice carrying the same buttons.
+A refusal about the file itself (or a missing file) also sets the item aside and
+tells the team once (docs/architecture.md §6).
 """
 
 from __future__ import annotations

@@ -98,9 +98,11 @@ def _refuses_the_media(error: TelegramAPIError) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Released:
-    """A refused send's row is gone; `set_aside_at` when this send set its item aside."""
+    """What giving up did: freed the row (False: someone else had), set the item aside."""
 
-    set_aside_at: datetime | None
+    freed: bool
+    # When this send set its item aside; None when it did not.
+    set_aside_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +276,7 @@ class Delivery:
         async def fail(session: AsyncSession) -> _Released:
             released = await QueueRepository(session).release(item.queue_id)
             if released is None:
-                return _Released(None)
+                return _Released(freed=False)
             await HistoryRepository(session).record_failed_send(
                 media_item_id=item.media_item_id,
                 chat_id=item.chat_id,
@@ -283,9 +285,10 @@ class Delivery:
                 error_message=error,
             )
             if not refused_media:
-                return _Released(None)
+                return _Released(freed=True)
             # Conditional (WHERE set_aside_at IS NULL): whoever sets it aside announces it.
-            return _Released(await MediaRepository(session).set_aside(item.media_item_id, error))
+            stamp = await MediaRepository(session).set_aside(item.media_item_id, error)
+            return _Released(freed=True, set_aside_at=stamp)
 
         async def landed(session: AsyncSession) -> _Released | None:
             """Our COMMIT landed if the row is gone; the stamp is ours if it is our failure's."""
@@ -296,8 +299,8 @@ class Delivery:
             if stamp is None or not await HistoryRepository(session).failed_at(
                 item.media_item_id, stamp
             ):
-                return _Released(None)
-            return _Released(stamp)
+                return _Released(freed=True)
+            return _Released(freed=True, set_aside_at=stamp)
 
         released = await in_transaction(
             self.sessions, fail, repeat=Reread(landed), operation="scheduler.give_up"
@@ -311,7 +314,8 @@ class Delivery:
         )
         if released.set_aside_at is not None:
             await self._announce_set_aside(item, error)
-        return GaveUp(error, chat_unreachable=chat_unreachable, set_aside=refused_media)
+        set_aside = refused_media and released.freed
+        return GaveUp(error, chat_unreachable=chat_unreachable, set_aside=set_aside)
 
     async def _announce_set_aside(self, item: Notification, reason: str) -> None:
         """Tell the team once: this send set the item aside, and the notice is never repeated."""

@@ -115,7 +115,6 @@ def build_services(
     delivery = Delivery(
         database.sessions,
         notifier,
-        clock=clock,
         stuck_after=timedelta(seconds=settings.send_stuck_after_seconds),
     )
     scheduler = Scheduler(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, case, func, insert, select
+from sqlalchemy import ColumnElement, case, func, insert, select, update
 
 from db.models import MediaItem, PostingHistory
 from db.repositories.base import Repository
@@ -33,6 +33,21 @@ class HistoryRepository(Repository):
                 scheduled_for=scheduled_for,
                 error_message=error_message[:1000],
             )
+        )
+
+    async def captions_pending(self) -> list[PostingHistory]:
+        """Recorded Auto Posts whose message may still show a status line, not the outcome."""
+        statement = select(PostingHistory).where(
+            PostingHistory.caption_pending_message_id.is_not(None)
+        )
+        return list((await self._session.execute(statement)).scalars())
+
+    async def caption_settled(self, queue_item_id: uuid.UUID) -> None:
+        """The message shows the recorded outcome: nothing left to repair."""
+        await self._session.execute(
+            update(PostingHistory)
+            .where(PostingHistory.queue_item_id == queue_item_id)
+            .values(caption_pending_message_id=None)
         )
 
     async def recent(self, chat_id: int, limit: int) -> list[tuple[PostingHistory, MediaItem]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,8 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.methods import SendMessage, SendPhoto, SendVideo
+from aiohttp import ClientConnectorError
+from aiohttp.client_reqrep import ConnectionKey
 from sqlalchemy import text
 
 from bot.app import create_bot
@@ -34,6 +37,7 @@ from tests.support import (
     TEAM_CHAT,
     ProxiedEngines,
     TestApp,
+    execute,
     fetch_all,
     seed_chat,
     seed_media,
@@ -719,3 +723,156 @@ async def test_a_stuck_sweep_that_lost_its_connection_never_takes_another_sweeps
     [theirs] = taken_by_other
     assert [item.attempt for item in theirs] == [1]
     assert mine == []
+
+
+# -- the unconfirmed notice at most once, confirmed sends never lost, leases on one clock ---
+
+
+async def _two_timeouts_then(
+    app: TestApp, notice_error: Exception, telegram: RecordingSession | None = None
+) -> Scheduler:
+    """An item whose two sends went unanswered, and whose notice meets `notice_error`."""
+    telegram = telegram or app.telegram
+    await _window(app)
+    await _library(app)
+    for _ in range(2):
+        telegram.fail_next(SendPhoto, _timeout())
+    telegram.fail_next(SendMessage, notice_error)
+    scheduler = make_scheduler(app, Clock(NOW), telegram)
+    await scheduler.tick()
+    return scheduler
+
+
+@pytest.mark.parametrize(
+    "notice_error",
+    [_bad_gateway(SendMessage(chat_id=1, text="x")), _timeout()],
+    ids=["5xx", "timeout"],
+)
+async def test_a_notice_that_may_have_arrived_is_never_sent_again(
+    app: TestApp, notice_error: Exception
+) -> None:
+    """Not by the request middleware (at once), nor by the stuck-row sweep (later)."""
+    scheduler = await _two_timeouts_then(app, notice_error)
+    assert len(app.telegram.of(SendMessage)) == 1
+    [row] = await fetch_all(
+        app.sessions,
+        "SELECT status, unconfirmed_notice_at IS NOT NULL AS noticed FROM posting_queue",
+    )
+    assert (row.status, row.noticed) == ("sent", True)
+
+    await _lease_ran_out(app)
+    await scheduler.tick()
+    assert len(app.telegram.of(SendMessage)) == 1
+    assert len(app.telegram.of(SendPhoto)) == 2
+
+
+async def test_a_notice_marked_by_a_sender_that_died_is_not_sent_again(app: TestApp) -> None:
+    await _window(app, last_post_sent_at=NOW)
+    await _stuck_in_sending(app, attempts=2)
+    await execute(app.sessions, "UPDATE posting_queue SET unconfirmed_notice_at = now()")
+    await make_scheduler(app, Clock(NOW)).tick()
+
+    assert app.telegram.of(SendMessage) == [] and app.telegram.of(SendPhoto) == []
+    [row] = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
+    assert row.status == "sent"  # actionable from the notice already in the chat
+
+
+async def test_a_notice_whose_connection_was_refused_is_tried_later(app: TestApp) -> None:
+    """Telegram never saw it: the mark is removed and the sweep sends it (once)."""
+    key = ConnectionKey("api.telegram.org", 443, True, None, None, None, None)
+    refused = TelegramNetworkError(method=SendMessage(chat_id=1, text="x"), message="refused")
+    refused.__cause__ = ClientConnectorError(key, ConnectionRefusedError(111, "refused"))
+    # A session of its own: one request middleware, which repeats a connection never made.
+    telegram = RecordingSession()
+    for _ in range(3):
+        telegram.fail_next(SendMessage, refused)
+    scheduler = await _two_timeouts_then(app, refused, telegram)
+    [row] = await fetch_all(app.sessions, "SELECT status, unconfirmed_notice_at FROM posting_queue")
+    assert (row.status, row.unconfirmed_notice_at) == ("sending", None)
+
+    await _lease_ran_out(app)
+    await scheduler.tick()
+    assert len(telegram.of(SendMessage)) == 5  # four refused, one delivered
+    [row] = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
+    assert row.status == "sent"
+    assert len(telegram.of(SendPhoto)) == 2
+
+
+def _mark_sent_replies_cut(proxy: PgProxy) -> None:
+    """Every attempt to write a confirmed send's message id loses its connection."""
+    proxy.cut_at_random(
+        1.0,
+        lambda data: b"UPDATE posting_queue SET status" in data and b"telegram_message_id" in data,
+    )
+
+
+async def test_a_confirmed_send_is_recorded_through_an_outage_past_the_retry_deadline(
+    app: TestApp, proxy: PgProxy, proxied: Any
+) -> None:
+    await _window(app)
+    await _library(app)
+    _mark_sent_replies_cut(proxy)
+    ticking = asyncio.create_task(make_scheduler(app, Clock(NOW), sessions=proxied).tick())
+    await asyncio.sleep(6.0)  # longer than the database retry deadline (4 s)
+    assert not ticking.done()
+    proxy.cut_at_random(0.0)
+    await asyncio.wait_for(ticking, 60)
+
+    assert proxy.cuts >= 2
+    assert len(app.telegram.of(SendPhoto)) == 1
+    [row] = await fetch_all(app.sessions, "SELECT status, telegram_message_id FROM posting_queue")
+    assert row.status == "sent" and row.telegram_message_id is not None
+    assert app.telegram.of(SendMessage) == []
+
+
+async def test_a_confirmed_send_whose_sender_stopped_before_recording_it_is_not_resent(
+    app: TestApp, proxy: PgProxy, proxied: Any
+) -> None:
+    """The process stopped while the database was away: the next one gives the notice."""
+    await _window(app)
+    await _library(app)
+    _mark_sent_replies_cut(proxy)
+    ticking = asyncio.create_task(make_scheduler(app, Clock(NOW), sessions=proxied).tick())
+    await asyncio.sleep(5.0)
+    ticking.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ticking
+    proxy.cut_at_random(0.0)
+    [row] = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
+    assert row.status == "sending"
+
+    await _lease_ran_out(app)
+    await make_scheduler(app, Clock(NOW + timedelta(hours=1))).tick()
+    assert len(app.telegram.of(SendPhoto)) == 1  # never a second copy
+    [notice] = app.telegram.of(SendMessage)
+    assert "didn't confirm" in notice.text
+    [row] = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
+    assert row.status == "sent"
+
+
+async def test_a_fresh_claim_is_not_stuck_to_a_host_whose_clock_runs_ahead(
+    app: TestApp,
+) -> None:
+    """NTP stepped, a VM resumed: this host's clock is an hour ahead of the database's."""
+    await _library(app)
+    release = asyncio.Event()
+
+    class SlowUpload(RecordingSession):
+        async def make_request(self, bot: Any, method: Any, timeout: int | None = None) -> Any:
+            if isinstance(method, SendPhoto):
+                await release.wait()
+            return await super().make_request(bot, method, timeout)
+
+    ahead = Clock(datetime.now(UTC) + timedelta(hours=1))
+    sending = asyncio.create_task(make_scheduler(app, ahead, SlowUpload()).send_now(TEAM_CHAT))
+    async with asyncio.timeout(10):
+        while not await fetch_all(app.sessions, "SELECT 1 FROM posting_queue"):
+            await asyncio.sleep(0.02)
+    # Another process, its clock as far ahead, sweeps for stuck rows meanwhile.
+    await make_scheduler(app, ahead).tick()
+    release.set()
+    await sending
+
+    assert app.telegram.of(SendPhoto) == [] and app.telegram.of(SendMessage) == []
+    [row] = await fetch_all(app.sessions, "SELECT status, telegram_message_id FROM posting_queue")
+    assert row.status == "sent" and row.telegram_message_id is not None

@@ -220,6 +220,12 @@ class PostingHistory(Base):
         Index("ix_posting_history_chat_id_acted_at", "chat_id", "acted_at"),
         Index("ix_posting_history_acted_by_user_id_acted_at", "acted_by_user_id", "acted_at"),
         Index("ix_posting_history_media_item_id", "media_item_id"),
+        # The sweep looks for the few captions still to repair, every interval.
+        Index(
+            "ix_posting_history_caption_pending",
+            "acted_at",
+            postgresql_where=text("caption_pending_message_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()

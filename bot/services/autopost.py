@@ -270,6 +270,9 @@ class AutoPostService:
         except Exception:
             # A bug or a surprise: never leave the message without buttons and the row held.
             logger.exception("autopost.crashed", queue_id=str(claim.queue_id))
+            if progress.recorded:
+                # Only the caption was left: its mark on the history row has the sweep fix it.
+                return AutoPostOutcome(result=AutoPostResult.RECORDED)
             if progress.publish_requested:
                 return await self._checking(claim)
             if await self._give_back(claim.queue_id, claim.token):

@@ -343,6 +343,10 @@ class Delivery:
                     "notify.notice_unconfirmed", queue_id=str(item.queue_id), error=str(error)
                 )
                 return True
+            if _chat_refuses(error):
+                # Nobody there can read a notice or press a button: settle the row as it is.
+                logger.warning("notify.notice_chat_gone", queue_id=str(item.queue_id))
+                return True
             logger.warning("notify.notice_failed", queue_id=str(item.queue_id), error=str(error))
             await self._unmark_notice(item.queue_id, marked_at)
             return False

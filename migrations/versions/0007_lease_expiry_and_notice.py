@@ -28,6 +28,12 @@ def upgrade() -> None:
         "posting_history",
         sa.Column("caption_pending_message_id", sa.BigInteger(), nullable=True),
     )
+    op.create_index(
+        "ix_posting_history_caption_pending",
+        "posting_history",
+        ["acted_at"],
+        postgresql_where=sa.text("caption_pending_message_id IS NOT NULL"),
+    )
     # Rows held when this runs keep the leases the old code judged them by.
     op.execute(
         "UPDATE posting_queue SET lease_expires_at = claimed_at + CASE status"
@@ -37,6 +43,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_posting_history_caption_pending", table_name="posting_history")
     op.drop_column("posting_history", "caption_pending_message_id")
     op.drop_column("posting_queue", "unconfirmed_notice_at")
     op.drop_column("posting_queue", "lease_expires_at")

@@ -23,7 +23,8 @@ from aiohttp import ClientConnectorError
 from aiohttp.client_reqrep import ConnectionKey
 from sqlalchemy import text
 
-from bot.app import create_bot
+from bot.app import build_app, create_bot
+from bot.database import Database
 from bot.services.delivery import Delivery
 from bot.services.notifier import Notifier
 from bot.services.scheduler import ChatBackoff, Scheduler
@@ -853,26 +854,32 @@ async def test_a_confirmed_send_whose_sender_stopped_before_recording_it_is_not_
 async def test_a_fresh_claim_is_not_stuck_to_a_host_whose_clock_runs_ahead(
     app: TestApp,
 ) -> None:
-    """NTP stepped, a VM resumed: this host's clock is an hour ahead of the database's."""
+    """NTP stepped, a VM resumed: the hosts' clocks are an hour ahead of the database's."""
     await _library(app)
-    release = asyncio.Event()
+    started, release = asyncio.Event(), asyncio.Event()
 
     class SlowUpload(RecordingSession):
         async def make_request(self, bot: Any, method: Any, timeout: int | None = None) -> Any:
             if isinstance(method, SendPhoto):
+                started.set()
                 await release.wait()
             return await super().make_request(bot, method, timeout)
 
-    ahead = Clock(datetime.now(UTC) + timedelta(hours=1))
-    sending = asyncio.create_task(make_scheduler(app, ahead, SlowUpload()).send_now(TEAM_CHAT))
-    async with asyncio.timeout(10):
-        while not await fetch_all(app.sessions, "SELECT 1 FROM posting_queue"):
-            await asyncio.sleep(0.02)
+    def ahead() -> datetime:
+        return datetime.now(UTC) + timedelta(hours=1)
+
+    database = Database(engine=app.sessions.kw["bind"], sessions=app.sessions)
+    uploading, other = SlowUpload(), RecordingSession()
+    first = build_app(app.settings, database, session=uploading, clock=ahead)
+    second = build_app(app.settings, database, session=other, clock=ahead)
+    sending = asyncio.create_task(first.services.scheduler.send_now(TEAM_CHAT))
+    await asyncio.wait_for(started.wait(), 10)
     # Another process, its clock as far ahead, sweeps for stuck rows meanwhile.
-    await make_scheduler(app, ahead).tick()
+    await second.services.scheduler.tick()
     release.set()
     await sending
 
-    assert app.telegram.of(SendPhoto) == [] and app.telegram.of(SendMessage) == []
+    assert other.of(SendPhoto) == [] and other.of(SendMessage) == []
+    assert len(uploading.of(SendPhoto)) == 1 and uploading.of(SendMessage) == []
     [row] = await fetch_all(app.sessions, "SELECT status, telegram_message_id FROM posting_queue")
     assert row.status == "sent" and row.telegram_message_id is not None

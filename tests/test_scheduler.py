@@ -883,3 +883,21 @@ async def test_a_fresh_claim_is_not_stuck_to_a_host_whose_clock_runs_ahead(
     assert len(uploading.of(SendPhoto)) == 1 and uploading.of(SendMessage) == []
     [row] = await fetch_all(app.sessions, "SELECT status, telegram_message_id FROM posting_queue")
     assert row.status == "sent" and row.telegram_message_id is not None
+
+
+async def test_processes_with_different_stuck_after_agree_on_a_lease(app: TestApp) -> None:
+    """The holder stores its expiry: a sweep with a shorter setting does not cut it short."""
+    [media_id] = await _library(app)
+    patient = make_scheduler(app, Clock(NOW))
+    async with app.sessions() as session, session.begin():
+        await QueueRepository(session).claim_for_sending(
+            media_id, TEAM_CHAT, NOW, lease=timedelta(hours=1)
+        )
+    hasty = Delivery(
+        app.sessions, patient.delivery.notifier, stuck_after=timedelta(milliseconds=100)
+    )
+    await asyncio.sleep(0.5)
+    assert await hasty.take_stuck() == []
+
+    await _lease_ran_out(app)
+    assert [item.media_item_id for item in await hasty.take_stuck()] == [media_id]

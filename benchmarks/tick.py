@@ -110,9 +110,7 @@ async def run(cluster: Cluster) -> None:
         clock = {"now": NOW}
         scheduler = Scheduler(
             sessions,
-            Delivery(
-                sessions, notifier, clock=lambda: clock["now"], stuck_after=timedelta(minutes=5)
-            ),
+            Delivery(sessions, notifier, stuck_after=timedelta(minutes=5)),
             chat_backoff=ChatBackoff(),
             data_dir=data_dir,
             clock=lambda: clock["now"],

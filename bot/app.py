@@ -115,7 +115,6 @@ def build_services(
     delivery = Delivery(
         database.sessions,
         notifier,
-        clock=clock,
         stuck_after=timedelta(seconds=settings.send_stuck_after_seconds),
     )
     scheduler = Scheduler(
@@ -139,8 +138,9 @@ def build_services(
             settings.media_public_base_url,
             bot,
             clock=clock,
-            # The holder renews its lease at each step; the longest step is the
-            # wait for the container plus a few HTTP timeouts.
+            # The holder stores its lease's expiry on the row (the database's now()
+            # plus this) and renews it at each step; the longest step is the wait
+            # for the container plus a few HTTP timeouts.
             lease_seconds=settings.instagram_publish_timeout_seconds + 90,
             sweep_interval_seconds=settings.autopost_sweep_interval_seconds,
             recheck_after_seconds=settings.instagram_poll_interval_seconds,

@@ -77,6 +77,11 @@ AUTOPOST_CHECKING = (
     "🔎 Checking with Instagram… An earlier Auto Post of this item may have gone live; "
     "nothing new is created until Instagram says."
 )
+# The caption of a `publishing` row whose chat lost its Instagram account meanwhile.
+AUTOPOST_UNRESOLVABLE = (
+    "⚠️ Auto Post is not configured for this chat any more, and the earlier publish's "
+    "outcome is unknown: check Instagram before posting by hand."
+)
 AUTOPOST_SENDING = "⏳ This item is still being sent to the chat; press again in a moment."
 BUTTON_NO_LONGER_VALID = "⚠️ This button is no longer valid."
 

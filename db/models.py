@@ -190,6 +190,11 @@ class PostingQueueItem(Base):
     scheduled_for: Mapped[datetime] = _now()
     telegram_message_id: Mapped[BigInt | None]
     claimed_at: Mapped[datetime | None]
+    # When the holder's lease runs out, on the database's clock (its now() + the holder's
+    # lease); NULL = nobody holds it. Staleness is only ever judged against now() in SQL.
+    lease_expires_at: Mapped[datetime | None]
+    # Set before the "Telegram didn't confirm" notice is sent: it goes out at most once.
+    unconfirmed_notice_at: Mapped[datetime | None]
     send_attempts: Mapped[int] = mapped_column(server_default="0")
     sent_at: Mapped[datetime | None]
     # Auto Post: kept on the row so a retry never publishes the same item twice.
@@ -220,6 +225,12 @@ class PostingHistory(Base):
         Index("ix_posting_history_chat_id_acted_at", "chat_id", "acted_at"),
         Index("ix_posting_history_acted_by_user_id_acted_at", "acted_by_user_id", "acted_at"),
         Index("ix_posting_history_media_item_id", "media_item_id"),
+        # The sweep looks for the few captions still to repair, every interval.
+        Index(
+            "ix_posting_history_caption_pending",
+            "acted_at",
+            postgresql_where=text("caption_pending_message_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -239,6 +250,8 @@ class PostingHistory(Base):
     acted_at: Mapped[datetime] = _now()
     instagram_media_id: Mapped[str | None]
     error_message: Mapped[str | None]
+    # An Auto Post's message whose caption does not show the recorded outcome yet.
+    caption_pending_message_id: Mapped[BigInt | None]
 
 
 class MediaLock(Base):

@@ -8,6 +8,8 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,6 +38,7 @@ from tests.support import (
     BOB,
     BOB_AND_CO,
     CAPTION,
+    OTHER_CHAT,
     TEAM_CHAT,
     TEST_TOKEN,
     Person,
@@ -1107,3 +1110,204 @@ async def test_a_publish_refused_for_the_token_gives_the_item_back_though_status
     last = app.telegram.of(EditMessageCaption)[-1]
     assert "Auto Post failed" in last.caption and "(error 190)" in last.caption
     assert last.reply_markup == queue_keyboard(queue_id, instagram=True)
+
+
+# -- leases on the database's clock, captions that always settle, unresolvable rows ---------
+
+
+async def test_a_fresh_hold_is_not_stale_to_a_host_whose_clock_runs_ahead(
+    app: TestApp, ig: GraphState
+) -> None:
+    """Staleness is judged against the database's now(), never this host's clock."""
+    queue_id = await _queued(app)
+    claim = await app.services.autopost.claim(queue_id, TEAM_CHAT, ALICE.identity)
+    assert isinstance(claim, AutoPostClaim)
+
+    ahead = build_app(
+        app.settings,
+        Database(engine=app.sessions.kw["bind"], sessions=app.sessions),
+        session=RecordingSession(),
+        clock=lambda: datetime.now(UTC) + timedelta(hours=1),
+    )
+    try:
+        await ahead.services.autopost.sweep()
+        assert await ahead.services.autopost.resolve(queue_id) is None
+        taken = await ahead.services.autopost.claim(queue_id, TEAM_CHAT, BOB.identity)
+    finally:
+        await ahead.services.close()
+
+    assert not isinstance(taken, AutoPostClaim)
+    [row] = await fetch_all(
+        app.sessions,
+        "SELECT status, autopost_claim_token, lease_expires_at > now() AS held FROM posting_queue",
+    )
+    assert (row.status, row.autopost_claim_token, row.held) == ("publishing", claim.token, True)
+
+
+async def _pending_captions(app: TestApp) -> list[Any]:
+    return [
+        row.caption_pending_message_id
+        for row in await fetch_all(
+            app.sessions, "SELECT caption_pending_message_id FROM posting_history"
+        )
+    ]
+
+
+async def test_a_final_edit_cut_short_by_shutdown_is_finished_by_the_sweep(
+    app: TestApp, ig: GraphState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The press statement landed, then shutdown cancelled the caption edit: the caption
+    must not fall back to "checking", and the sweep shows the recorded outcome."""
+    queue_id = await _queued(app)
+    claim = await app.services.autopost.claim(queue_id, TEAM_CHAT, ALICE.identity, message_id=500)
+    assert isinstance(claim, AutoPostClaim)
+    make_request = app.telegram.make_request
+    editing_final = asyncio.Event()
+
+    async def final_edit_hangs(bot: Any, method: Any, timeout: int | None = None) -> Any:
+        if isinstance(method, EditMessageCaption) and "Posted to Instagram" in method.caption:
+            editing_final.set()
+            await asyncio.Event().wait()
+        return await make_request(bot, method, timeout)
+
+    monkeypatch.setattr(app.telegram, "make_request", final_edit_hangs)
+    publishing = asyncio.create_task(app.services.autopost.publish(claim))
+    await asyncio.wait_for(editing_final.wait(), 10)
+    publishing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await publishing
+
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert not any(caption.endswith("🔎 Checking with Instagram…") for caption in _captions(app))
+    assert await _pending_captions(app) == [500]
+
+    monkeypatch.setattr(app.telegram, "make_request", make_request)
+    await app.services.autopost.sweep()
+    assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+    assert await _pending_captions(app) == [None]
+    assert len(ig.stories) == 1
+
+
+async def test_a_failed_final_edit_is_repaired_by_the_next_sweep(
+    app: TestApp, ig: GraphState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue_id = await _queued(app)
+    make_request = app.telegram.make_request
+    refused: list[str] = []
+
+    async def first_final_edit_refused(bot: Any, method: Any, timeout: int | None = None) -> Any:
+        if (
+            isinstance(method, EditMessageCaption)
+            and "Posted to Instagram" in method.caption
+            and not refused
+        ):
+            refused.append(method.caption)
+            raise TelegramBadRequest(method=method, message="Bad Request: try again")
+        return await make_request(bot, method, timeout)
+
+    monkeypatch.setattr(app.telegram, "make_request", first_final_edit_refused)
+    await app.feed(_press_update(queue_id))
+    await app.services.tasks.drain(5)
+    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert await _pending_captions(app) == [500]  # the edit failed: the mark stays
+
+    await app.services.autopost.sweep()
+    assert refused and _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
+    assert await _pending_captions(app) == [None]
+    await app.services.autopost.sweep()  # settled: nothing more to edit
+    assert not _captions(app)[-1].endswith("…")
+
+
+async def test_a_lost_press_answer_is_reread_before_saying_recording(
+    settings: Settings, database_url: str, proxy: PgProxy, ig: GraphState
+) -> None:
+    """The press statement landed but its answer, and every re-read for the retry deadline,
+    was lost: the caption is read back from the database, not left at "recording it…"."""
+    async with _cutting_app(settings, database_url, proxy, lambda statement: False) as (
+        built,
+        sessions,
+        telegram,
+        _,
+        queue_id,
+    ):
+        prepared: list[bool] = []
+        executed: list[float] = []
+
+        def press_replies_for_a_while(data: bytes) -> bool:
+            """The press statement runs (its execution's reply is cut), then every press
+            message's reply is cut until past the press's 4 s retry deadline."""
+            now = asyncio.get_running_loop().time()
+            if not executed:
+                if b"storyqueue:press\n" in data:
+                    prepared.append(True)  # the prepare; the execution follows
+                    return False
+                if prepared:
+                    executed.append(now)
+                    return True
+                return False
+            return b"storyqueue:press" in data and now - executed[0] < 4.5
+
+        proxy.cut_at_random(1.0, press_replies_for_a_while)
+        await built.dispatcher.feed_update(built.bot, _press_update(queue_id))
+        await built.services.tasks.drain(15)
+        proxy.cut_at_random(0.0)
+
+        assert proxy.cuts >= 2 and len(ig.stories) == 1
+        history = await fetch_all(sessions, "SELECT posting_method FROM posting_history")
+        assert [r.posting_method for r in history] == ["instagram_api"]
+        captions = [edit.caption for edit in telegram.of(EditMessageCaption)]
+        assert not any(caption.endswith("recording it…") for caption in captions)
+        assert captions[-1].endswith("✅ Posted to Instagram by Alice")
+
+
+async def test_a_publishing_row_whose_chat_lost_its_account_gets_its_buttons_back(
+    app: TestApp, ig: GraphState, tmp_path: Path
+) -> None:
+    """Nobody can ask Instagram any more: the buttons come back with a warning to look
+    first, and ✅ works on it again."""
+    [queue_id] = await _left_publishing(app, ig, 1)
+    await seed_chat(app.sessions, OTHER_CHAT)
+    token_file = tmp_path / "other.token"
+    token_file.write_text("other-token\n")
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(
+        f'[[account]]\nchat_id = {OTHER_CHAT}\ninstagram_user_id = "222"\n'
+        f'token_file = "{token_file}"\n'
+    )
+    telegram = RecordingSession()
+    restarted = build_app(
+        Settings.model_validate(
+            {
+                **app.settings.model_dump(),
+                "telegram_chat_id": (TEAM_CHAT, OTHER_CHAT),
+                "instagram_user_id": None,
+                "instagram_access_token": None,
+                "instagram_accounts_file": accounts,
+            }
+        ),
+        Database(engine=app.sessions.kw["bind"], sessions=app.sessions),
+        session=telegram,
+    )
+    try:
+        assert restarted.services.autopost is not None
+        for _ in range(2):  # a second sweep finds nothing left to do
+            await restarted.services.autopost.sweep()
+        [row] = await fetch_all(app.sessions, "SELECT status, lease_expires_at FROM posting_queue")
+        assert (row.status, row.lease_expires_at) == ("sent", None)
+        [edit] = telegram.of(EditMessageCaption)
+        assert edit.message_id == 700
+        assert "not configured for this chat" in edit.caption
+        assert "check Instagram before posting by hand" in edit.caption
+        assert [b.text for line in edit.reply_markup.inline_keyboard for b in line] == [
+            "✅ Posted",
+            "⏭️ Skip",
+            "🚫 Reject",
+        ]
+        press = _press_update(queue_id, QueueAction.POSTED, BOB)
+        await restarted.dispatcher.feed_update(restarted.bot, press)
+        assert [(r.posting_method, r.acted_by_name) for r in await _history(app)] == [
+            ("telegram_manual", "Bob")
+        ]
+    finally:
+        await restarted.services.tasks.drain(5)
+        await restarted.services.close()

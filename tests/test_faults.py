@@ -448,7 +448,8 @@ async def test_an_auto_post_begun_while_a_press_was_lost_answers_busy_not_gone(
     async with session_factory() as session, session.begin():
         await session.execute(
             text(
-                "UPDATE posting_queue SET status = 'publishing', claimed_at = now() WHERE id = :id"
+                "UPDATE posting_queue SET status = 'publishing', claimed_at = now(),"
+                " lease_expires_at = now() + interval '5 minutes' WHERE id = :id"
             ),
             {"id": queue_id},
         )

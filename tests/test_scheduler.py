@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,9 +19,12 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.methods import SendMessage, SendPhoto, SendVideo
+from aiohttp import ClientConnectorError
+from aiohttp.client_reqrep import ConnectionKey
 from sqlalchemy import text
 
-from bot.app import create_bot
+from bot.app import build_app, create_bot
+from bot.database import Database
 from bot.services.delivery import Delivery
 from bot.services.notifier import Notifier
 from bot.services.scheduler import ChatBackoff, Scheduler
@@ -34,6 +38,7 @@ from tests.support import (
     TEAM_CHAT,
     ProxiedEngines,
     TestApp,
+    execute,
     fetch_all,
     seed_chat,
     seed_media,
@@ -62,7 +67,7 @@ def make_scheduler(
     bot = create_bot(app.settings, session=session or app.telegram)
     notifier = Notifier(bot, app.settings.media_dir, instagram=False)
     sessions = sessions or app.sessions
-    delivery = Delivery(sessions, notifier, clock=clock, backoff_seconds=(0.0, 0.0))
+    delivery = Delivery(sessions, notifier, backoff_seconds=(0.0, 0.0))
     return Scheduler(
         sessions,
         delivery,
@@ -224,23 +229,49 @@ async def test_two_schedulers_on_one_database_send_once(app: TestApp, database_u
     assert len(await fetch_all(app.sessions, "SELECT 1 FROM posting_queue")) == 1
 
 
-async def test_failed_send_retries_then_records_failure_and_frees_the_item(app: TestApp) -> None:
+def _bad_gateway(method: Any = None) -> TelegramServerError:
+    return TelegramServerError(
+        method=method or SendPhoto(chat_id=1, photo="x"), message="Bad Gateway"
+    )
+
+
+async def test_a_5xx_on_a_send_may_have_arrived_so_it_is_never_a_failure(app: TestApp) -> None:
+    """A 5xx came after the request reached Telegram: like a timeout, two copies at worst."""
     await _window(app)
     await _library(app)
     for _ in range(3):
-        app.telegram.fail_next(
-            SendPhoto,
-            TelegramServerError(method=SendPhoto(chat_id=1, photo="x"), message="Bad Gateway"),
-        )
-    await make_scheduler(app, Clock(NOW)).tick()
+        app.telegram.fail_next(SendPhoto, _bad_gateway())
+    clock = Clock(NOW)
+    scheduler = make_scheduler(app, clock)
+    await scheduler.tick()
 
-    assert len(app.telegram.of(SendPhoto)) == 3
-    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_queue") == []
-    [failed] = await fetch_all(
-        app.sessions, "SELECT status, success, error_message, queue_item_id FROM posting_history"
+    assert len(app.telegram.of(SendPhoto)) == 2  # never a third copy
+    [row] = await fetch_all(
+        app.sessions, "SELECT status, send_attempts, telegram_message_id FROM posting_queue"
     )
-    assert (failed.status, failed.success, failed.queue_item_id) == ("failed", False, None)
-    assert "Bad Gateway" in failed.error_message
+    assert (row.status, row.send_attempts, row.telegram_message_id) == ("sent", 2, None)
+    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_history") == []
+    [notice] = app.telegram.of(SendMessage)
+    assert "didn't confirm" in notice.text and notice.reply_markup is not None
+    # The item is not freed: a later slot does not send it again.
+    clock.now += timedelta(hours=1)
+    await scheduler.tick()
+    assert len(app.telegram.of(SendPhoto)) == 2
+
+
+async def test_a_flood_wait_is_waited_out_and_repeated(app: TestApp) -> None:
+    """A 429 certainly did not send anything: repeated, and one message in the chat."""
+    await _window(app)
+    await _library(app)
+    app.telegram.fail_next(
+        SendPhoto,
+        TelegramRetryAfter(method=SendPhoto(chat_id=1, photo="x"), message="Flood", retry_after=0),
+    )
+    await make_scheduler(app, Clock(NOW)).tick()
+    assert len(app.telegram.of(SendPhoto)) == 2
+    [row] = await fetch_all(app.sessions, "SELECT status, telegram_message_id FROM posting_queue")
+    assert row.status == "sent" and row.telegram_message_id is not None
+    assert app.telegram.of(SendMessage) == []
 
 
 async def test_transient_failure_then_success(app: TestApp) -> None:
@@ -265,6 +296,14 @@ async def test_missing_media_file_is_a_failed_send(app: TestApp) -> None:
     assert await fetch_all(app.sessions, "SELECT 1 FROM posting_queue") == []
 
 
+async def _lease_ran_out(app: TestApp) -> None:
+    """The sending rows' leases end (on the database's clock): as if their sender died."""
+    async with app.sessions() as session, session.begin():
+        await session.execute(
+            text("UPDATE posting_queue SET lease_expires_at = now() - interval '1 second'")
+        )
+
+
 async def _stuck_in_sending(app: TestApp, attempts: int) -> None:
     """One item claimed an hour ago and sent `attempts` times, never confirmed."""
     [media_id] = await _library(app)
@@ -278,35 +317,30 @@ async def _stuck_in_sending(app: TestApp, attempts: int) -> None:
         )
 
 
-@pytest.mark.parametrize(("attempts", "resent"), [(1, True), (2, False)])
-async def test_stuck_sending_is_resent_once_then_kept_unconfirmed(
-    app: TestApp, attempts: int, resent: bool
+@pytest.mark.parametrize("attempts", [1, 2])
+async def test_a_stuck_sending_row_gets_the_notice_never_a_resend(
+    app: TestApp, attempts: int
 ) -> None:
-    """A crashed send may have arrived: after one repeat the row stays actionable, not failed."""
+    """Its sender died after counting an attempt: the send may have arrived, or even been
+    confirmed before the message id was written. The sweep cannot tell: buttons, no copy."""
     await _window(app, last_post_sent_at=NOW)
     await _stuck_in_sending(app, attempts)
     await make_scheduler(app, Clock(NOW)).tick()
 
-    assert len(app.telegram.of(SendPhoto)) == (1 if resent else 0)
-    queue = await fetch_all(
+    assert app.telegram.of(SendPhoto) == []
+    [row] = await fetch_all(
         app.sessions, "SELECT status, send_attempts, telegram_message_id FROM posting_queue"
     )
     assert await fetch_all(app.sessions, "SELECT status FROM posting_history") == []
-    [row] = queue
-    assert (row.status, row.send_attempts) == ("sent", 2)
-    if resent:
-        assert row.telegram_message_id is not None
-        assert app.telegram.of(SendMessage) == []
-    else:
-        # The team gets the item's buttons in a notice, in case the media never arrived.
-        assert row.telegram_message_id is None
-        [notice] = app.telegram.of(SendMessage)
-        assert notice.chat_id == TEAM_CHAT and "didn't confirm" in notice.text
-        assert [b.text for row in notice.reply_markup.inline_keyboard for b in row] == [
-            "✅ Posted",
-            "⏭️ Skip",
-            "🚫 Reject",
-        ]
+    assert (row.status, row.send_attempts, row.telegram_message_id) == ("sent", attempts, None)
+    # The team gets the item's buttons in a notice, in case the media never arrived.
+    [notice] = app.telegram.of(SendMessage)
+    assert notice.chat_id == TEAM_CHAT and "didn't confirm" in notice.text
+    assert [b.text for row in notice.reply_markup.inline_keyboard for b in row] == [
+        "✅ Posted",
+        "⏭️ Skip",
+        "🚫 Reject",
+    ]
 
 
 async def test_expired_locks_are_deleted_permanent_stay(app: TestApp) -> None:
@@ -497,7 +531,6 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
         Delivery(
             app.sessions,
             Notifier(bot, app.settings.media_dir, instagram=False),
-            clock=clock,
             backoff_seconds=(0.0, 0.0),
             stuck_after=timedelta(seconds=0.6),
         ),
@@ -520,8 +553,7 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
     taken = []
     for _ in range(12):
         await asyncio.sleep(0.15)
-        stuck = await other.take_stuck()
-        taken += stuck.resend + stuck.unconfirmed
+        taken += await other.take_stuck()
     await ticking
 
     flooded, other_chat = telegram.sent_at[OTHER_CHAT], telegram.sent_at[TEAM_CHAT]
@@ -592,14 +624,15 @@ async def test_next_whose_commit_reply_is_lost_is_found_and_sent(
     assert row.status == "sent"
 
 
-async def test_stuck_sweep_whose_commit_reply_is_lost_resends_once(
+async def test_stuck_sweep_whose_commit_reply_is_lost_sends_one_notice(
     app: TestApp, proxy: PgProxy, proxied: Any
 ) -> None:
     await _window(app, last_post_sent_at=NOW)
     await _stuck_in_sending(app, attempts=1)
     await _tick_losing_the_commit_reply(
-        app, proxy, proxied, b"posting_queue.claimed_at <", photos=1, attempts=2
+        app, proxy, proxied, b"FOR UPDATE SKIP LOCKED", photos=0, attempts=1
     )
+    assert len(app.telegram.of(SendMessage)) == 1
 
 
 async def test_a_failed_notice_is_tried_again_by_the_sweep(app: TestApp) -> None:
@@ -617,10 +650,7 @@ async def test_a_failed_notice_is_tried_again_by_the_sweep(app: TestApp) -> None
     [row] = await fetch_all(app.sessions, "SELECT status, send_attempts FROM posting_queue")
     assert (row.status, row.send_attempts) == ("sending", 2)
 
-    async with app.sessions() as session, session.begin():  # past SEND_STUCK_AFTER
-        await session.execute(
-            text("UPDATE posting_queue SET claimed_at = :t"), {"t": NOW - timedelta(hours=1)}
-        )
+    await _lease_ran_out(app)
     await scheduler.tick()
     assert len(app.telegram.of(SendPhoto)) == 2  # no third copy of the media
     assert len(app.telegram.of(SendMessage)) == 2  # the notice, tried again
@@ -672,9 +702,9 @@ async def test_a_stuck_sweep_that_lost_its_connection_never_takes_another_sweeps
     faulted = asyncio.Event()
 
     async def reclaim_then_lose_the_connection(
-        self: QueueRepository, queue_id: uuid.UUID, attempts: int
+        self: QueueRepository, queue_id: uuid.UUID, attempts: int, lease: timedelta
     ) -> bool:
-        result = await reclaim(self, queue_id, attempts)
+        result = await reclaim(self, queue_id, attempts, lease)
         if faulted.is_set():
             return result
         faulted.set()
@@ -692,5 +722,182 @@ async def test_a_stuck_sweep_that_lost_its_connection_never_takes_another_sweeps
     mine = await ours.take_stuck()
 
     [theirs] = taken_by_other
-    assert [item.attempt for item in theirs.resend] == [2]
-    assert mine.resend == [] and mine.unconfirmed == []
+    assert [item.attempt for item in theirs] == [1]
+    assert mine == []
+
+
+# -- the unconfirmed notice at most once, confirmed sends never lost, leases on one clock ---
+
+
+async def _two_timeouts_then(
+    app: TestApp, notice_error: Exception, telegram: RecordingSession | None = None
+) -> Scheduler:
+    """An item whose two sends went unanswered, and whose notice meets `notice_error`."""
+    telegram = telegram or app.telegram
+    await _window(app)
+    await _library(app)
+    for _ in range(2):
+        telegram.fail_next(SendPhoto, _timeout())
+    telegram.fail_next(SendMessage, notice_error)
+    scheduler = make_scheduler(app, Clock(NOW), telegram)
+    await scheduler.tick()
+    return scheduler
+
+
+@pytest.mark.parametrize(
+    "notice_error",
+    [_bad_gateway(SendMessage(chat_id=1, text="x")), _timeout()],
+    ids=["5xx", "timeout"],
+)
+async def test_a_notice_that_may_have_arrived_is_never_sent_again(
+    app: TestApp, notice_error: Exception
+) -> None:
+    """Not by the request middleware (at once), nor by the stuck-row sweep (later)."""
+    scheduler = await _two_timeouts_then(app, notice_error)
+    assert len(app.telegram.of(SendMessage)) == 1
+    [row] = await fetch_all(
+        app.sessions,
+        "SELECT status, unconfirmed_notice_at IS NOT NULL AS noticed FROM posting_queue",
+    )
+    assert (row.status, row.noticed) == ("sent", True)
+
+    await _lease_ran_out(app)
+    await scheduler.tick()
+    assert len(app.telegram.of(SendMessage)) == 1
+    assert len(app.telegram.of(SendPhoto)) == 2
+
+
+async def test_a_notice_marked_by_a_sender_that_died_is_not_sent_again(app: TestApp) -> None:
+    await _window(app, last_post_sent_at=NOW)
+    await _stuck_in_sending(app, attempts=2)
+    await execute(app.sessions, "UPDATE posting_queue SET unconfirmed_notice_at = now()")
+    await make_scheduler(app, Clock(NOW)).tick()
+
+    assert app.telegram.of(SendMessage) == [] and app.telegram.of(SendPhoto) == []
+    [row] = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
+    assert row.status == "sent"  # actionable from the notice already in the chat
+
+
+async def test_a_notice_whose_connection_was_refused_is_tried_later(app: TestApp) -> None:
+    """Telegram never saw it: the mark is removed and the sweep sends it (once)."""
+    key = ConnectionKey("api.telegram.org", 443, True, None, None, None, None)
+    refused = TelegramNetworkError(method=SendMessage(chat_id=1, text="x"), message="refused")
+    refused.__cause__ = ClientConnectorError(key, ConnectionRefusedError(111, "refused"))
+    # A session of its own: one request middleware, which repeats a connection never made.
+    telegram = RecordingSession()
+    for _ in range(3):
+        telegram.fail_next(SendMessage, refused)
+    scheduler = await _two_timeouts_then(app, refused, telegram)
+    [row] = await fetch_all(app.sessions, "SELECT status, unconfirmed_notice_at FROM posting_queue")
+    assert (row.status, row.unconfirmed_notice_at) == ("sending", None)
+
+    await _lease_ran_out(app)
+    await scheduler.tick()
+    assert len(telegram.of(SendMessage)) == 5  # four refused, one delivered
+    [row] = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
+    assert row.status == "sent"
+    assert len(telegram.of(SendPhoto)) == 2
+
+
+def _mark_sent_replies_cut(proxy: PgProxy) -> None:
+    """Every attempt to write a confirmed send's message id loses its connection."""
+    proxy.cut_at_random(
+        1.0,
+        lambda data: b"UPDATE posting_queue SET status" in data and b"telegram_message_id" in data,
+    )
+
+
+async def test_a_confirmed_send_is_recorded_through_an_outage_past_the_retry_deadline(
+    app: TestApp, proxy: PgProxy, proxied: Any
+) -> None:
+    await _window(app)
+    await _library(app)
+    _mark_sent_replies_cut(proxy)
+    ticking = asyncio.create_task(make_scheduler(app, Clock(NOW), sessions=proxied).tick())
+    await asyncio.sleep(6.0)  # longer than the database retry deadline (4 s)
+    assert not ticking.done()
+    proxy.cut_at_random(0.0)
+    await asyncio.wait_for(ticking, 60)
+
+    assert proxy.cuts >= 2
+    assert len(app.telegram.of(SendPhoto)) == 1
+    [row] = await fetch_all(app.sessions, "SELECT status, telegram_message_id FROM posting_queue")
+    assert row.status == "sent" and row.telegram_message_id is not None
+    assert app.telegram.of(SendMessage) == []
+
+
+async def test_a_confirmed_send_whose_sender_stopped_before_recording_it_is_not_resent(
+    app: TestApp, proxy: PgProxy, proxied: Any
+) -> None:
+    """The process stopped while the database was away: the next one gives the notice."""
+    await _window(app)
+    await _library(app)
+    _mark_sent_replies_cut(proxy)
+    ticking = asyncio.create_task(make_scheduler(app, Clock(NOW), sessions=proxied).tick())
+    await asyncio.sleep(5.0)
+    ticking.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ticking
+    proxy.cut_at_random(0.0)
+    [row] = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
+    assert row.status == "sending"
+
+    await _lease_ran_out(app)
+    await make_scheduler(app, Clock(NOW + timedelta(hours=1))).tick()
+    assert len(app.telegram.of(SendPhoto)) == 1  # never a second copy
+    [notice] = app.telegram.of(SendMessage)
+    assert "didn't confirm" in notice.text
+    [row] = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
+    assert row.status == "sent"
+
+
+async def test_a_fresh_claim_is_not_stuck_to_a_host_whose_clock_runs_ahead(
+    app: TestApp,
+) -> None:
+    """NTP stepped, a VM resumed: the hosts' clocks are an hour ahead of the database's."""
+    await _library(app)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    class SlowUpload(RecordingSession):
+        async def make_request(self, bot: Any, method: Any, timeout: int | None = None) -> Any:
+            if isinstance(method, SendPhoto):
+                started.set()
+                await release.wait()
+            return await super().make_request(bot, method, timeout)
+
+    def ahead() -> datetime:
+        return datetime.now(UTC) + timedelta(hours=1)
+
+    database = Database(engine=app.sessions.kw["bind"], sessions=app.sessions)
+    uploading, other = SlowUpload(), RecordingSession()
+    first = build_app(app.settings, database, session=uploading, clock=ahead)
+    second = build_app(app.settings, database, session=other, clock=ahead)
+    sending = asyncio.create_task(first.services.scheduler.send_now(TEAM_CHAT))
+    await asyncio.wait_for(started.wait(), 10)
+    # Another process, its clock as far ahead, sweeps for stuck rows meanwhile.
+    await second.services.scheduler.tick()
+    release.set()
+    await sending
+
+    assert other.of(SendPhoto) == [] and other.of(SendMessage) == []
+    assert len(uploading.of(SendPhoto)) == 1 and uploading.of(SendMessage) == []
+    [row] = await fetch_all(app.sessions, "SELECT status, telegram_message_id FROM posting_queue")
+    assert row.status == "sent" and row.telegram_message_id is not None
+
+
+async def test_processes_with_different_stuck_after_agree_on_a_lease(app: TestApp) -> None:
+    """The holder stores its expiry: a sweep with a shorter setting does not cut it short."""
+    [media_id] = await _library(app)
+    patient = make_scheduler(app, Clock(NOW))
+    async with app.sessions() as session, session.begin():
+        await QueueRepository(session).claim_for_sending(
+            media_id, TEAM_CHAT, NOW, lease=timedelta(hours=1)
+        )
+    hasty = Delivery(
+        app.sessions, patient.delivery.notifier, stuck_after=timedelta(milliseconds=100)
+    )
+    await asyncio.sleep(0.5)
+    assert await hasty.take_stuck() == []
+
+    await _lease_ran_out(app)
+    assert [item.media_item_id for item in await hasty.take_stuck()] == [media_id]

@@ -4,8 +4,9 @@ A Story cannot be deleted through the API, so a publish whose outcome is unknown
 is never repeated blindly. The state lives on the queue row, where a restart, a
 second process and a re-press all see it:
 
-- `status = 'publishing'` with `autopost_claim_token`: someone holds the item;
-  `claimed_at` is the holder's lease (renewed at each step; NULL = handed over).
+- `status = 'publishing'` with `autopost_claim_token`: someone holds the item
+  until `lease_expires_at` (the database's now() + the holder's lease, renewed
+  at each step; NULL = handed over). Only SQL against now() judges it.
 - `instagram_creation_id`: the container made for this attempt.
 - `instagram_publish_requested_at`: set (durably) before media_publish is sent.
   From then on only the container's `status_code` decides what happens next:
@@ -14,7 +15,9 @@ second process and a re-press all see it:
 - `instagram_media_id`: published; recording it in the history is all that is left.
 
 Rows nobody holds are resolved by `resolve` (the sweep, a re-press, the holder
-itself after an unknown outcome).
+itself after an unknown outcome). A recorded Auto Post whose caption may still
+show a status line (the final edit was cancelled or failed, the database's answer
+was lost) is marked on its history row; the sweep repairs the caption.
 """
 
 from __future__ import annotations
@@ -41,10 +44,12 @@ from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.periodic import every
 from bot.services.press import OutcomeKind, PressOutcome, PressService, explain
 from bot.telegram import edit_by_id_quietly
+from bot.texts import AUTOPOST_UNRESOLVABLE
 from db.errors import DatabaseUnavailableError
-from db.models import PostingQueueItem, User
+from db.models import PostingHistory, PostingQueueItem, User
 from db.repositories import (
     ChatSettingsRepository,
+    HistoryRepository,
     MediaRepository,
     Press,
     PressRepository,
@@ -53,7 +58,7 @@ from db.repositories import (
     UserRepository,
 )
 from db.retry import Idempotent, Reread, in_idempotent_transaction, in_transaction
-from db.vocabulary import MediaKind, PostingMethod, QueueStatus, Verdict
+from db.vocabulary import HistoryStatus, MediaKind, PostingMethod, QueueStatus, Verdict
 
 logger = structlog.get_logger(__name__)
 
@@ -75,6 +80,8 @@ class _Progress:
 
     publish_requested: bool = False
     requested_at: datetime | None = None
+    # The press statement landed: the row is recorded, only the caption is left.
+    recorded: bool = False
 
 
 class AutoPostRefusal(StrEnum):
@@ -168,7 +175,6 @@ class AutoPostService:
     ) -> AutoPostClaim | AutoPostRefusal | PressOutcome:
         """Hold the item so a concurrent ✅ or ⏭️ cannot also win; or say why not."""
         token = uuid.uuid4()
-        lease_before = self._clock() - self._lease
 
         async def take(session: AsyncSession) -> AutoPostClaim | AutoPostRefusal | PressOutcome:
             # Kept so whoever finishes this Auto Post (maybe after a restart) names the presser.
@@ -178,7 +184,7 @@ class AutoPostService:
                 chat_id,
                 token=token,
                 requested_by=presser.telegram_user_id,
-                lease_before=lease_before,
+                lease=self._lease,
                 message_id=message_id,
             )
             if row is None:
@@ -234,7 +240,7 @@ class AutoPostService:
             if row.status == QueueStatus.PUBLISHING and (
                 row.instagram_publish_requested_at is not None
                 or row.instagram_media_id is not None
-                or row.claimed_at is None
+                or row.lease_expires_at is None
             ):
                 return AutoPostRefusal.CHECKING
             return PressOutcome(kind=OutcomeKind.BUSY)
@@ -264,13 +270,19 @@ class AutoPostService:
         except Exception:
             # A bug or a surprise: never leave the message without buttons and the row held.
             logger.exception("autopost.crashed", queue_id=str(claim.queue_id))
+            if progress.recorded:
+                # Only the caption was left: its mark on the history row has the sweep fix it.
+                return AutoPostOutcome(result=AutoPostResult.RECORDED)
             if progress.publish_requested:
                 return await self._checking(claim)
             if await self._give_back(claim.queue_id, claim.token):
                 await self._show_buttons(claim, UNEXPECTED_LINE)
             return AutoPostOutcome(result=AutoPostResult.FAILED)
         except asyncio.CancelledError:
-            if progress.publish_requested:
+            if progress.recorded:
+                # The final edit was cut short: the history row's mark has the sweep finish it.
+                logger.warning("autopost.caption_left_to_sweep", queue_id=str(claim.queue_id))
+            elif progress.publish_requested:
                 # Whoever runs next (this process's successor or another one) asks Instagram.
                 logger.warning("autopost.handed_over_at_shutdown", queue_id=str(claim.queue_id))
                 await self._checking(claim)
@@ -340,7 +352,7 @@ class AutoPostService:
             # without the marker it gives the item back, with it it asks Instagram.
             return await self._checking(claim)
         logger.info("autopost.published", queue_id=str(claim.queue_id), media_id=media_id)
-        return await self._record_claim(claim, media_id)
+        return await self._record_claim(claim, media_id, progress)
 
     async def _after_refused_publish(
         self,
@@ -387,7 +399,9 @@ class AutoPostService:
         await self._hand_over(claim.queue_id, claim.token)
         return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
 
-    async def _record_claim(self, claim: AutoPostClaim, media_id: str | None) -> AutoPostOutcome:
+    async def _record_claim(
+        self, claim: AutoPostClaim, media_id: str | None, progress: _Progress | None = None
+    ) -> AutoPostOutcome:
         return await self._record(
             claim.queue_id,
             claim.token,
@@ -396,6 +410,7 @@ class AutoPostService:
             claim.body,
             media_id,
             claim.presser,
+            progress,
         )
 
     async def _record(
@@ -407,8 +422,12 @@ class AutoPostService:
         body: str,
         media_id: str | None,
         presser: TelegramIdentity,
+        progress: _Progress | None = None,
     ) -> AutoPostOutcome:
-        """Keep the media id on the row, then record the press; the resolver finishes a failure."""
+        """Keep the media id on the row, record the press, then show the recorded outcome.
+
+        The resolver finishes a failure; the sweep repairs a caption left unsettled.
+        """
         if media_id is not None:
             await self._renew_quietly(queue_id, token, instagram_media_id=media_id)
         press = Press(
@@ -424,13 +443,97 @@ class AutoPostService:
         try:
             outcome = await self._press.record(press)
         except DatabaseUnavailableError:
-            logger.error("autopost.unrecorded", queue_id=str(queue_id), media_id=media_id)
-            await self._show(chat_id, message_id, body, RECORDING_LINE)
-            await self._hand_over(queue_id, token)
-            return AutoPostOutcome(result=AutoPostResult.CHECKING)
+            # The statement may have landed with its answer lost: read before saying so.
+            landed = await self._recorded_meanwhile(press)
+            if landed is None:
+                logger.error("autopost.unrecorded", queue_id=str(queue_id), media_id=media_id)
+                await self._show(chat_id, message_id, body, RECORDING_LINE)
+                await self._hand_over(queue_id, token)
+                return AutoPostOutcome(result=AutoPostResult.CHECKING)
+            outcome = landed
+        if progress is not None:
+            progress.recorded = True
         if outcome.kind in (OutcomeKind.RECORDED, OutcomeKind.ALREADY) and outcome.status:
-            await self._show(chat_id, message_id, body, final_line(outcome))
+            await self._settle_caption(queue_id, chat_id, message_id, body, final_line(outcome))
         return AutoPostOutcome(result=AutoPostResult.RECORDED, press=outcome)
+
+    async def _recorded_meanwhile(self, press: Press) -> PressOutcome | None:
+        """The press's history row, if its statement landed after all; None if not or unknown."""
+
+        async def read(session: AsyncSession) -> PressOutcome | None:
+            state = await PressRepository(session).state(press.queue_id)
+            outcome = explain(state, press, after_lost_connection=True)
+            if outcome is None or outcome.status is None:
+                return None
+            return outcome
+
+        try:
+            return await in_transaction(
+                self._sessions,
+                read,
+                repeat=Idempotent("it only reads"),
+                operation="autopost.reread",
+            )
+        except DatabaseUnavailableError:
+            logger.warning("autopost.reread_failed", queue_id=str(press.queue_id))
+            return None
+
+    async def _settle_caption(
+        self, queue_id: uuid.UUID, chat_id: int, message_id: int | None, body: str, line: str
+    ) -> None:
+        """Show the recorded outcome; only once it is shown is the history row's mark cleared."""
+        if message_id is not None and not await edit_by_id_quietly(
+            self._bot, chat_id, message_id, with_status(body, line), None
+        ):
+            return  # the mark stays: the next sweep edits again
+
+        async def settled(session: AsyncSession) -> None:
+            await HistoryRepository(session).caption_settled(queue_id)
+
+        try:
+            await in_idempotent_transaction(
+                self._sessions, "autopost.caption_settled", settled, "it clears a mark"
+            )
+        except DatabaseUnavailableError:
+            # The mark stays: the next sweep repeats the same edit, which changes nothing.
+            logger.warning("autopost.caption_mark_kept", queue_id=str(queue_id))
+
+    async def settle_captions(self) -> int:
+        """Repair recorded Auto Posts whose caption may not show the outcome; how many."""
+
+        async def read(session: AsyncSession) -> list[tuple[PostingHistory, str]]:
+            pending = []
+            for row in await HistoryRepository(session).captions_pending():
+                media = await MediaRepository(session).get(row.media_item_id)
+                body = notification_caption(
+                    media.file_name if media else "?",
+                    media.category if media else None,
+                    media.caption if media else None,
+                )
+                pending.append((row, body))
+            return pending
+
+        pending = await in_transaction(
+            self._sessions, read, repeat=Idempotent("it only reads"), operation="autopost.captions"
+        )
+        for row, body in pending:
+            assert row.queue_item_id is not None  # only a press sets the mark
+            outcome = PressOutcome(
+                kind=OutcomeKind.ALREADY,
+                status=HistoryStatus(row.status),
+                acted_by_name=row.acted_by_name,
+                posting_method=PostingMethod(row.posting_method),
+                instagram_media_id=row.instagram_media_id,
+            )
+            logger.info("autopost.caption_repaired", queue_id=str(row.queue_item_id))
+            await self._settle_caption(
+                row.queue_item_id,
+                row.chat_id,
+                row.caption_pending_message_id,
+                body,
+                final_line(outcome),
+            )
+        return len(pending)
 
     # -- resolving rows nobody holds ------------------------------------------------------
 
@@ -441,11 +544,10 @@ class AutoPostService:
         )
 
     async def sweep(self) -> int:
-        """Resolve every `publishing` row nobody holds; how many were looked at."""
-        lease_before = self._clock() - self._lease
+        """Resolve every `publishing` row nobody holds, then unsettled captions; rows looked at."""
 
         async def read(session: AsyncSession) -> list[uuid.UUID]:
-            return await QueueRepository(session).autoposts_to_resolve(lease_before)
+            return await QueueRepository(session).autoposts_to_resolve()
 
         queue_ids = await in_transaction(
             self._sessions, read, repeat=Idempotent("it only reads"), operation="autopost.sweep"
@@ -456,6 +558,7 @@ class AutoPostService:
             except Exception:
                 # One row failing (handed over by resolve) never keeps the others waiting.
                 logger.exception("autopost.resolve_failed", queue_id=str(queue_id))
+        await self.settle_captions()
         return len(queue_ids)
 
     async def resolve_soon(self, queue_id: uuid.UUID, *, immediately: bool = False) -> None:
@@ -507,6 +610,8 @@ class AutoPostService:
         queue_id, chat_id, message_id = row.id, row.chat_id, row.telegram_message_id
         assert row.instagram_creation_id is not None
         container = row.instagram_creation_id
+        if self._accounts.client_for(chat_id) is None:
+            return await self._unresolvable(held, token)
         try:
             instagram = self._client(row.chat_id)
             status = await instagram.container_status(container)
@@ -585,6 +690,25 @@ class AutoPostService:
         )
         return AutoPostOutcome(result=AutoPostResult.FAILED, error=error)
 
+    async def _unresolvable(self, held: _Held, token: uuid.UUID) -> AutoPostOutcome:
+        """The chat's account was removed while the outcome was unknown: nobody can ask.
+
+        The buttons come back (✅ and ⏭️ work again) and the caption says to look
+        on Instagram first: the earlier publish may have gone live.
+        """
+        row = held.row
+        logger.warning("autopost.unresolvable", queue_id=str(row.id), chat_id=row.chat_id)
+        if not await self._give_back(row.id, token):
+            return AutoPostOutcome(result=AutoPostResult.CHECKING)
+        await self._show(
+            row.chat_id,
+            row.telegram_message_id,
+            held.body,
+            AUTOPOST_UNRESOLVABLE,
+            self._buttons(row.id, row.chat_id),
+        )
+        return AutoPostOutcome(result=AutoPostResult.FAILED)
+
     def _client(self, chat_id: int) -> InstagramClient:
         """The chat's own account (#13), with its current token."""
         client = self._accounts.client_for(chat_id)
@@ -608,10 +732,8 @@ class AutoPostService:
         return candidates[0].media_id if len(candidates) == 1 else None
 
     async def _take_lease(self, queue_id: uuid.UUID, token: uuid.UUID) -> _Held | None:
-        lease_before = self._clock() - self._lease
-
         async def take(session: AsyncSession) -> _Held | None:
-            row = await QueueRepository(session).take_autopost_lease(queue_id, token, lease_before)
+            row = await QueueRepository(session).take_autopost_lease(queue_id, token, self._lease)
             return None if row is None else await self._held(session, row)
 
         async def recover(session: AsyncSession) -> _Held | None:
@@ -641,7 +763,7 @@ class AutoPostService:
 
         async def renew(session: AsyncSession) -> bool:
             return await QueueRepository(session).renew_autopost(
-                claim.queue_id, claim.token, **values
+                claim.queue_id, claim.token, self._lease, **values
             )
 
         held = await in_transaction(
@@ -659,7 +781,7 @@ class AutoPostService:
         # Unwritten, the container's status finds the media again: a lost id costs no Story.
         await self._write_held(
             "autopost.remember",
-            lambda queue: queue.renew_autopost(queue_id, token, **values),
+            lambda queue: queue.renew_autopost(queue_id, token, self._lease, **values),
             why="it sets the same values under the same token",
             queue_id=queue_id,
             **values,

@@ -2,11 +2,16 @@
 
 A send has three outcomes, not two. Telegram said yes (Delivered), Telegram said
 no (a known failure: the item is freed and a `failed` history row written), or
-nobody knows (a timeout or reset after the request left): the message may be in
-the chat with its buttons, so the row is never deleted nor recorded as failed.
-It is resent at most once, with the attempt counted on the row; a press on
-either message settles it. If that does not settle it, the row is kept as `sent`
-without a message id and the team gets a short notice carrying the same buttons.
+nobody knows (a timeout, a reset or a 5xx after the request left): the message
+may be in the chat with its buttons, so the row is never deleted nor recorded as
+failed. It is resent at most once, with the attempt counted on the row; a press
+on either message settles it. If that does not settle it, the row is kept as
+`sent` without a message id and the team gets a short notice (at most once per
+row) carrying the same buttons.
+
+A row whose sender's lease ran out (the process died) may have been sent, even
+confirmed: the stuck-row sweep never sends it again, it gives it the notice.
+
 A refusal about the file itself (or a missing file) also sets the item aside and
 tells the team once (docs/architecture.md §6).
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
@@ -35,9 +41,9 @@ from aiogram.exceptions import (
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.services.clock import Clock, utc_now
 from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
-from bot.telegram_retry import at_most_once
+from bot.telegram_retry import at_most_once, never_sent
+from db.errors import DatabaseUnavailableError
 from db.repositories import HistoryRepository, MediaRepository, QueueRepository
 from db.retry import Reread, in_idempotent_transaction, in_transaction
 from db.vocabulary import QueueStatus
@@ -105,12 +111,9 @@ class _Released:
     set_aside_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StuckRows:
-    """What the stuck-row sweep took: rows to send once more, rows whose send stays unknown."""
-
-    resend: list[Notification]
-    unconfirmed: list[Notification]
+def _may_have_arrived(error: TelegramAPIError) -> bool:
+    """A timeout, a reset or a 5xx once the connection was made: Telegram may have acted."""
+    return isinstance(error, TelegramNetworkError | TelegramServerError) and not never_sent(error)
 
 
 @dataclass(frozen=True)
@@ -120,11 +123,15 @@ class Delivery:
     sessions: async_sessionmaker[AsyncSession]
     notifier: Notifier
     _: KW_ONLY
-    clock: Clock = utc_now
     # The wait before each repeat of a send; when they run out, the send gives up.
     backoff_seconds: tuple[float, ...] = (1.0, 5.0)
-    # A row in `sending` whose claim is older than this was left by a crash.
+    # The lease a sender stores on its row (expiry = the database's now() + this);
+    # a `sending` row whose lease ran out was left by a crash.
     stuck_after: timedelta = timedelta(minutes=5)
+    # How long a confirmed send's message id is written for, past the database's
+    # normal retry deadline: losing it would make the row look unsent.
+    record_patience: timedelta = timedelta(minutes=10)
+    record_backoff_seconds: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
     @property
     def _lease_renewal(self) -> float:
@@ -157,22 +164,23 @@ class Delivery:
             except TelegramEntityTooLarge as error:
                 # A 413 (aiogram files it under network errors): refused, never arrived.
                 return await self._failed(item, str(error), maybe_delivered, refused_media=True)
-            except TelegramNetworkError as error:
-                # The request may have reached Telegram: it may be in the chat.
+            except (TelegramNetworkError, TelegramServerError) as error:
+                # A timeout or a 5xx: the request may have reached Telegram, so the
+                # photo may be in the chat. A "may have arrived", never a refusal.
                 maybe_delivered = True
                 unanswered += 1
                 delay = next(delays, None)
                 if unanswered >= MAX_UNANSWERED_SENDS or delay is None:
                     return await self._unconfirmed(item, f"Telegram did not answer: {error}")
-            except (TelegramServerError, TelegramRetryAfter) as error:
+            except TelegramRetryAfter as error:
+                # Flood control: Telegram certainly did not send it. Wait and repeat.
                 delay = next(delays, None)
                 if delay is None:
                     return await self._failed(
                         item, f"Telegram kept failing: {error}", maybe_delivered
                     )
-                if isinstance(error, TelegramRetryAfter):
-                    # Only this chat's delivery waits; the tick goes on for the others.
-                    delay = max(delay, float(error.retry_after))
+                # Only this chat's delivery waits; the tick goes on for the others.
+                delay = max(delay, float(error.retry_after))
             except TelegramAPIError as error:
                 return await self._failed(
                     item,
@@ -213,7 +221,7 @@ class Delivery:
 
     async def _keep_claimed(self, queue_id: uuid.UUID) -> None:
         async def renew(session: AsyncSession) -> bool:
-            return await QueueRepository(session).renew_claim(queue_id)
+            return await QueueRepository(session).renew_claim(queue_id, self.stuck_after)
 
         while True:
             await asyncio.sleep(self._lease_renewal)
@@ -222,7 +230,7 @@ class Delivery:
                     self.sessions,
                     "delivery.renew_claim",
                     renew,
-                    "it sets claimed_at to the server's now",
+                    "it sets the lease's expiry from the server's now",
                 )
             except Exception:
                 logger.warning("delivery.renew_failed", queue_id=str(queue_id), exc_info=True)
@@ -231,7 +239,7 @@ class Delivery:
         """Count the next attempt; False when the row is no longer ours to send."""
 
         async def count(session: AsyncSession) -> bool:
-            return await QueueRepository(session).reclaim(queue_id, attempt)
+            return await QueueRepository(session).reclaim(queue_id, attempt, self.stuck_after)
 
         return await in_idempotent_transaction(
             self.sessions,
@@ -246,11 +254,12 @@ class Delivery:
             if file_id and file_id != item.telegram_file_id:
                 await MediaRepository(session).set_telegram_file_id(item.media_item_id, file_id)
 
-        await in_idempotent_transaction(
-            self.sessions,
+        await self._write_patiently(
             "scheduler.record_sent",
             record,
             "it sets the message id and status to the same values",
+            queue_id=str(item.queue_id),
+            message_id=message_id,
         )
         logger.info(
             "notify.sent",
@@ -330,14 +339,50 @@ class Delivery:
                 error=str(error),
             )
 
+    async def _write_patiently(
+        self,
+        operation: str,
+        work: Callable[[AsyncSession], Awaitable[None]],
+        because: str,
+        **log_values: object,
+    ) -> None:
+        """An idempotent write that outlasts an outage, for up to `record_patience`.
+
+        For what must not be lost (a confirmed send's message id): the normal
+        retry deadline is a few seconds, an outage or an exhausted pool may be
+        longer. Cancelled (shutdown), the row stays `sending` and its lease runs
+        out: the next sweep gives it the unconfirmed notice, never a resend.
+        """
+        waits = iter(self.record_backoff_seconds)
+        give_up_at = time.monotonic() + self.record_patience.total_seconds()
+        while True:
+            try:
+                await in_idempotent_transaction(self.sessions, operation, work, because)
+            except DatabaseUnavailableError:
+                delay = next(waits, self.record_backoff_seconds[-1])
+                if time.monotonic() + delay > give_up_at:
+                    logger.error(f"{operation}_abandoned", **log_values)
+                    raise
+                logger.warning(f"{operation}_waiting", delay=delay, **log_values)
+                try:
+                    await asyncio.sleep(delay)
+                except asyncio.CancelledError:
+                    logger.error(f"{operation}_cancelled", **log_values)
+                    raise
+            else:
+                return
+
     async def _unconfirmed(
         self, item: Notification, error: str, *, chat_unreachable: bool = False
     ) -> GaveUp:
         """Nobody knows if it arrived: the team gets its buttons, the row stays actionable.
 
-        The row becomes `sent` (no message id) once the notice is in the chat; if the
-        notice fails too, the row stays `sending` and the stuck-row sweep tries the
-        notice again later, so the team is never left without buttons for it.
+        The notice goes out at most once per row: it is marked on the row before it
+        is sent, and never repeated once it may have reached Telegram. The row
+        becomes `sent` (no message id) once the notice is in the chat or may be.
+        If Telegram certainly never took it, the mark is removed and the row stays
+        `sending`: the stuck-row sweep tries again later, so the team is never left
+        without buttons for it.
         """
         outcome = GaveUp(
             f"Telegram didn't confirm the send; it may have arrived ({error})",
@@ -363,32 +408,79 @@ class Delivery:
         return outcome
 
     async def _notice(self, item: Notification) -> bool:
+        """Send the notice unless it went out before; False when it certainly did not arrive."""
+        marked_at = await self._mark_notice(item.queue_id)
+        if marked_at is None:
+            logger.info("notify.notice_already_sent", queue_id=str(item.queue_id))
+            return True
         try:
-            await self.notifier.send_unconfirmed_notice(item)
+            with at_most_once():
+                await self.notifier.send_unconfirmed_notice(item)
         except TelegramAPIError as error:
+            if _may_have_arrived(error):
+                logger.warning(
+                    "notify.notice_unconfirmed", queue_id=str(item.queue_id), error=str(error)
+                )
+                return True
+            if _chat_refuses(error):
+                # Nobody there can read a notice or press a button: settle the row as it is.
+                logger.warning("notify.notice_chat_gone", queue_id=str(item.queue_id))
+                return True
             logger.warning("notify.notice_failed", queue_id=str(item.queue_id), error=str(error))
+            await self._unmark_notice(item.queue_id, marked_at)
             return False
         return True
 
-    async def take_stuck(self) -> StuckRows:
-        """Rows left in `sending` by a crash: one more send each, or kept as unconfirmed.
+    async def _mark_notice(self, queue_id: uuid.UUID) -> datetime | None:
+        stamped: list[datetime] = []
 
-        A crashed send may have arrived, so a row already sent twice is not
-        failed: the team gets a notice with its buttons and the row becomes `sent`.
-        Every row taken has its claim renewed in the same transaction.
+        async def mark(session: AsyncSession) -> datetime | None:
+            stamped[:] = [(await session.execute(select(func.now()))).scalar_one()]
+            return await QueueRepository(session).mark_notice(queue_id)
+
+        async def landed(session: AsyncSession) -> datetime | None:
+            """Our mark carries our transaction's time; another's (or none) is not ours."""
+            row = await QueueRepository(session).get(queue_id)
+            if row is None or not stamped or row.unconfirmed_notice_at != stamped[0]:
+                return None
+            return row.unconfirmed_notice_at
+
+        return await in_transaction(
+            self.sessions, mark, repeat=Reread(landed), operation="scheduler.mark_notice"
+        )
+
+    async def _unmark_notice(self, queue_id: uuid.UUID, marked_at: datetime) -> None:
+        async def unmark(session: AsyncSession) -> bool:
+            return await QueueRepository(session).unmark_notice(queue_id, marked_at)
+
+        try:
+            await in_idempotent_transaction(
+                self.sessions, "scheduler.unmark_notice", unmark, "it clears our own mark"
+            )
+        except DatabaseUnavailableError:
+            # Left marked, the sweep settles the row without a notice: the media's own
+            # buttons (if it arrived) still work; logged so someone can look.
+            logger.error("notify.notice_unmark_failed", queue_id=str(queue_id))
+
+    async def take_stuck(self) -> list[Notification]:
+        """Rows whose sender's lease ran out: each is settled with the unconfirmed notice.
+
+        Its sender died after counting an attempt, i.e. after the send may have
+        left, or even after Telegram confirmed it and before the message id was
+        written: the sweep cannot tell, so it never sends the item again. The team
+        gets the notice with its buttons (unless one went out already) and the row
+        becomes `sent`. Every row taken has its lease renewed in the same transaction.
         """
-        older_than = self.clock() - self.stuck_after
-        planned = StuckRows([], [])
+        planned: list[Notification] = []
         # The transaction time our claims carry (now() is fixed per transaction):
         # another process's sweep of the same rows stamps its own.
         stamped: list[datetime] = []
 
-        async def take(session: AsyncSession) -> StuckRows:
-            planned.resend.clear()
-            planned.unconfirmed.clear()
+        async def take(session: AsyncSession) -> list[Notification]:
+            planned.clear()
             queue = QueueRepository(session)
             media_repository = MediaRepository(session)
-            rows = await queue.stuck_sending(older_than)
+            rows = await queue.stuck_sending()
             if rows:
                 stamped[:] = [(await session.execute(select(func.now()))).scalar_one()]
             for row in rows:
@@ -396,26 +488,21 @@ class Delivery:
                 assert media is not None  # the foreign key cascades
                 # Read before the UPDATE below, which expires the loaded row.
                 row_id, attempts = row.id, row.send_attempts
-                if attempts >= MAX_UNANSWERED_SENDS:
-                    await queue.reclaim(row_id, attempts)
-                    planned.unconfirmed.append(Notification.of(row_id, media, attempts))
-                else:
-                    await queue.reclaim(row_id, attempts + 1)
-                    planned.resend.append(Notification.of(row_id, media, attempts + 1))
-            return StuckRows(list(planned.resend), list(planned.unconfirmed))
+                await queue.reclaim(row_id, attempts, self.stuck_after)
+                planned.append(Notification.of(row_id, media, attempts))
+            return list(planned)
 
-        async def landed(session: AsyncSession) -> StuckRows | None:
+        async def landed(session: AsyncSession) -> list[Notification] | None:
             """Did our COMMIT land? Then its rows carry our claim time and the count it set."""
-            items = planned.resend + planned.unconfirmed
-            if not items:
+            if not planned:
                 return None
             rows = {
                 row.id: row
                 for row in await QueueRepository(session).get_many(
-                    [item.queue_id for item in items]
+                    [item.queue_id for item in planned]
                 )
             }
-            for item in items:
+            for item in planned:
                 row = rows.get(item.queue_id)
                 if (
                     row is None
@@ -424,13 +511,13 @@ class Delivery:
                     or row.claimed_at != stamped[0]
                 ):
                     return None
-            return StuckRows(list(planned.resend), list(planned.unconfirmed))
+            return list(planned)
 
         return await in_transaction(
             self.sessions, take, repeat=Reread(landed), operation="scheduler.stuck"
         )
 
     async def settle_unconfirmed(self, item: Notification) -> GaveUp:
-        """A stuck row already sent twice: the notice with its buttons, then `sent`."""
+        """A row its sender left in `sending`: the notice with its buttons, then `sent`."""
         async with self._lease(item.queue_id):
-            return await self._unconfirmed(item, "never confirmed as sent after a repeat")
+            return await self._unconfirmed(item, "its sender stopped before the send was recorded")

@@ -155,12 +155,9 @@ class Scheduler:
 
     async def _start_tick(self) -> None:
         await asyncio.to_thread(heartbeat.beat, self._data_dir)
-        stuck = await self.delivery.take_stuck()
-        for item in stuck.resend:
-            logger.warning("scheduler.resending_stuck", queue_id=str(item.queue_id))
-            # Keyed by the row, not the chat: a taken row is always sent once more.
-            self._spawn(item.queue_id, self._deliver(item, in_slot=True))
-        for item in stuck.unconfirmed:
+        for item in await self.delivery.take_stuck():
+            logger.warning("scheduler.settling_stuck", queue_id=str(item.queue_id))
+            # Keyed by the row, not the chat: a taken row always gets its notice.
             self._spawn(item.queue_id, self.delivery.settle_unconfirmed(item))
         due = [
             chat_id
@@ -251,7 +248,7 @@ class Scheduler:
                     continue
                 self._without_media.discard(chat_id)
                 queue_id = await queue.claim_for_sending(
-                    media.id, chat_id, slot, queue_ids[chat_id]
+                    media.id, chat_id, slot, queue_ids[chat_id], lease=self.delivery.stuck_after
                 )
                 if queue_id is None:
                     continue
@@ -333,7 +330,7 @@ class Scheduler:
             if media is None:
                 return None
             claimed = await QueueRepository(session).claim_for_sending(
-                media.id, chat_id, now, queue_id
+                media.id, chat_id, now, queue_id, lease=self.delivery.stuck_after
             )
             return None if claimed is None else Notification.of(claimed, media)
 
@@ -357,7 +354,7 @@ class Scheduler:
             claimed = None
             if media is not None:
                 claimed = await QueueRepository(session).claim_for_sending(
-                    media.id, chat_id, now, queue_id
+                    media.id, chat_id, now, queue_id, lease=self.delivery.stuck_after
                 )
             if media is None or claimed is None:
                 return await self._why_nothing(session, chat_id)

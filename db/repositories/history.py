@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, case, func, insert, select
+from sqlalchemy import ColumnElement, case, func, insert, select, update
 
 from db.models import MediaItem, PostingHistory
 from db.repositories.base import Repository
 from db.vocabulary import HistoryStatus
+
+# How long the sweep keeps trying to show a recorded Auto Post's outcome on its message.
+CAPTION_REPAIR_WINDOW = timedelta(days=2)
 
 
 class HistoryRepository(Repository):
@@ -43,6 +46,25 @@ class HistoryRepository(Repository):
             PostingHistory.acted_at == acted_at,
         )
         return (await self._session.execute(statement.limit(1))).first() is not None
+
+    async def captions_pending(self) -> list[PostingHistory]:
+        """Recorded Auto Posts whose message may still show a status line, not the outcome.
+
+        Only recent ones: a message that cannot be edited (deleted) is not retried for ever.
+        """
+        statement = select(PostingHistory).where(
+            PostingHistory.caption_pending_message_id.is_not(None),
+            PostingHistory.acted_at > func.now() - CAPTION_REPAIR_WINDOW,
+        )
+        return list((await self._session.execute(statement)).scalars())
+
+    async def caption_settled(self, queue_item_id: uuid.UUID) -> None:
+        """The message shows the recorded outcome: nothing left to repair."""
+        await self._session.execute(
+            update(PostingHistory)
+            .where(PostingHistory.queue_item_id == queue_item_id)
+            .values(caption_pending_message_id=None)
+        )
 
     async def recent(self, chat_id: int, limit: int) -> list[tuple[PostingHistory, MediaItem]]:
         statement = (

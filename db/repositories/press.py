@@ -23,9 +23,6 @@ from db.vocabulary import HistoryStatus, InteractionKind, PostingMethod, QueueSt
 
 Word = TypeVar("Word", bound=StrEnum)
 
-# An Auto Post claim older than this was abandoned (the process died mid-publish).
-AUTOPOST_STALE_SECONDS = 600
-
 # Tests (and the server's logs, pg_stat_statements) know each statement by its leading comment.
 PRESS_STATEMENT_NAME = "storyqueue:press"
 PRESS_STATE_STATEMENT_NAME = "storyqueue:press_state"
@@ -51,8 +48,7 @@ WITH params AS (
                CAST(:telegram_message_id AS bigint) AS telegram_message_id,
                CAST(:interaction AS text) AS interaction,
                CAST(:context AS jsonb) AS context,
-               CAST(:completes_autopost AS boolean) AS completes_autopost,
-               make_interval(secs => CAST(:stale_seconds AS int)) AS stale_after
+               CAST(:completes_autopost AS boolean) AS completes_autopost
     ) AS given
 ),
 claimed AS (
@@ -60,9 +56,13 @@ claimed AS (
     USING params
     WHERE q.id = params.queue_id AND q.chat_id = params.chat_id
       AND CASE WHEN params.completes_autopost THEN q.status = '{QueueStatus.PUBLISHING.value}'
-               -- An Auto Post in progress holds the item; an abandoned one does not.
+               -- An Auto Post in progress holds the item. One whose lease ended (no
+               -- expiry, or one past on the database's clock) before any publish
+               -- request left is abandoned; after one, only the resolver settles it.
                ELSE q.status <> '{QueueStatus.PUBLISHING.value}'
-                    OR q.claimed_at < now() - params.stale_after
+                    OR ((q.lease_expires_at IS NULL OR q.lease_expires_at <= now())
+                        AND q.instagram_publish_requested_at IS NULL
+                        AND q.instagram_media_id IS NULL)
           END
     RETURNING q.id, q.media_item_id, q.chat_id, q.created_at, q.scheduled_for
 ),
@@ -82,10 +82,13 @@ presser AS (
 history AS (
     INSERT INTO posting_history (
         queue_item_id, media_item_id, chat_id, status, success, posting_method,
-        acted_by_user_id, acted_by_name, queue_created_at, scheduled_for, instagram_media_id
+        acted_by_user_id, acted_by_name, queue_created_at, scheduled_for, instagram_media_id,
+        caption_pending_message_id
     )
     SELECT c.id, c.media_item_id, c.chat_id, params.status, true, params.posting_method,
-           p.id, params.acted_by_name, c.created_at, c.scheduled_for, params.instagram_media_id
+           p.id, params.acted_by_name, c.created_at, c.scheduled_for, params.instagram_media_id,
+           -- The Auto Post's caption still says "publishing": settled after the edit.
+           CASE WHEN params.completes_autopost THEN params.telegram_message_id END
     FROM claimed c CROSS JOIN presser p CROSS JOIN params
     RETURNING id, media_item_id, acted_at
 ),
@@ -205,7 +208,6 @@ class PressRepository(Repository):
             "interaction": f"press:{press.status}",
             "context": json.dumps({"queue_item_id": str(press.queue_id)}),
             "completes_autopost": press.completes_autopost,
-            "stale_seconds": AUTOPOST_STALE_SECONDS,
         }
         row = (await self._session.execute(_RECORD_PRESS, params)).one_or_none()
         if row is None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from db.models import MediaItem, PostingQueueItem
-from db.repositories.base import Repository, lapsed
+from db.repositories.base import Repository, lease_ended, lease_until
 from db.vocabulary import QueueStatus
 
 _SENDING = PostingQueueItem.status == QueueStatus.SENDING
@@ -40,8 +40,10 @@ class QueueRepository(Repository):
         chat_id: int,
         scheduled_for: datetime,
         queue_id: uuid.UUID | None = None,
+        *,
+        lease: timedelta,
     ) -> uuid.UUID | None:
-        """Put the item in flight as `sending`; None if it is already queued.
+        """Put the item in flight as `sending`, held for `lease`; None if it is already queued.
 
         A caller-made `queue_id` lets a retry find the row its first attempt wrote.
         """
@@ -51,6 +53,7 @@ class QueueRepository(Repository):
             "status": QueueStatus.SENDING,
             "scheduled_for": scheduled_for,
             "claimed_at": func.now(),
+            "lease_expires_at": lease_until(lease),
             "send_attempts": 1,
         }
         if queue_id is not None:
@@ -71,7 +74,7 @@ class QueueRepository(Repository):
         statement = select(PostingQueueItem).where(PostingQueueItem.id.in_(queue_ids))
         return list((await self._session.execute(statement)).scalars())
 
-    async def reclaim(self, queue_id: uuid.UUID, attempts: int) -> bool:
+    async def reclaim(self, queue_id: uuid.UUID, attempts: int, lease: timedelta) -> bool:
         """Count send attempt number `attempts` on a `sending` row and renew its claim.
 
         It sets the count (never below what is there), so a repeat counts nothing twice.
@@ -80,27 +83,66 @@ class QueueRepository(Repository):
             queue_id,
             _SENDING,
             claimed_at=func.now(),
+            lease_expires_at=lease_until(lease),
             send_attempts=func.greatest(PostingQueueItem.send_attempts, attempts),
         )
 
-    async def renew_claim(self, queue_id: uuid.UUID) -> bool:
+    async def renew_claim(self, queue_id: uuid.UUID, lease: timedelta) -> bool:
         """The sender is still at it: keeps the stuck-row sweep of other processes away."""
-        return await self._set(queue_id, _SENDING, claimed_at=func.now())
+        return await self._set(
+            queue_id, _SENDING, claimed_at=func.now(), lease_expires_at=lease_until(lease)
+        )
 
     async def mark_sent(self, queue_id: uuid.UUID, telegram_message_id: int) -> bool:
-        """`sending` -> `sent`; a row already pressed or held by an Auto Post is left alone."""
+        """`sending` -> `sent` with the message id; a row pressed or held by an Auto Post is left.
+
+        A row another process already settled with the unconfirmed notice (our lease
+        ran out while the database was away) still takes the id it lacks.
+        """
+        unconfirmed = and_(
+            PostingQueueItem.status == QueueStatus.SENT,
+            PostingQueueItem.telegram_message_id.is_(None),
+        )
         return await self._set(
             queue_id,
-            _SENDING,
+            or_(_SENDING, unconfirmed),
             status=QueueStatus.SENT,
             telegram_message_id=telegram_message_id,
-            sent_at=func.now(),
+            sent_at=func.coalesce(PostingQueueItem.sent_at, func.now()),
+            lease_expires_at=None,
         )
 
     async def mark_unconfirmed(self, queue_id: uuid.UUID) -> bool:
         """A send whose outcome is unknown: the row stays actionable as `sent`, no message id."""
         return await self._set(
-            queue_id, _SENDING, status=QueueStatus.SENT, claimed_at=None, sent_at=func.now()
+            queue_id,
+            _SENDING,
+            status=QueueStatus.SENT,
+            claimed_at=None,
+            lease_expires_at=None,
+            sent_at=func.now(),
+        )
+
+    async def mark_notice(self, queue_id: uuid.UUID) -> datetime | None:
+        """Mark the unconfirmed-send notice as going out; None if it was marked already."""
+        statement = (
+            update(PostingQueueItem)
+            .where(
+                PostingQueueItem.id == queue_id,
+                _SENDING,
+                PostingQueueItem.unconfirmed_notice_at.is_(None),
+            )
+            .values(unconfirmed_notice_at=func.now())
+            .returning(PostingQueueItem.unconfirmed_notice_at)
+        )
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def unmark_notice(self, queue_id: uuid.UUID, marked_at: datetime) -> bool:
+        """The notice certainly never reached Telegram: a later sweep may send it."""
+        return await self._set(
+            queue_id,
+            and_(_SENDING, PostingQueueItem.unconfirmed_notice_at == marked_at),
+            unconfirmed_notice_at=None,
         )
 
     async def release(self, queue_id: uuid.UUID) -> PostingQueueItem | None:
@@ -112,11 +154,11 @@ class QueueRepository(Repository):
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
 
-    async def stuck_sending(self, older_than: datetime) -> list[PostingQueueItem]:
-        """Rows a crashed process left in `sending`, locked so one process takes each."""
+    async def stuck_sending(self) -> list[PostingQueueItem]:
+        """Rows whose sender's lease ran out (it crashed), locked so one process takes each."""
         statement = (
             select(PostingQueueItem)
-            .where(_SENDING, PostingQueueItem.claimed_at < older_than)
+            .where(_SENDING, lease_ended(PostingQueueItem.lease_expires_at))
             .with_for_update(skip_locked=True)
         )
         return list((await self._session.execute(statement)).scalars())
@@ -137,7 +179,7 @@ class QueueRepository(Repository):
         *,
         token: uuid.UUID,
         requested_by: int,
-        lease_before: datetime,
+        lease: timedelta,
         message_id: int | None = None,
     ) -> PostingQueueItem | None:
         """Hold a sent item for an Auto Post under `token`; None if it is not ours to take.
@@ -158,13 +200,14 @@ class QueueRepository(Repository):
                         _PUBLISHING,
                         PostingQueueItem.instagram_publish_requested_at.is_(None),
                         PostingQueueItem.instagram_media_id.is_(None),
-                        lapsed(PostingQueueItem.claimed_at, lease_before),
+                        lease_ended(PostingQueueItem.lease_expires_at),
                     ),
                 ),
             )
             .values(
                 status=QueueStatus.PUBLISHING,
                 claimed_at=func.now(),
+                lease_expires_at=lease_until(lease),
                 autopost_claim_token=token,
                 autopost_requested_by=requested_by,
                 instagram_creation_id=None,
@@ -174,13 +217,21 @@ class QueueRepository(Repository):
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
 
-    async def renew_autopost(self, queue_id: uuid.UUID, token: uuid.UUID, **values: Any) -> bool:
+    async def renew_autopost(
+        self, queue_id: uuid.UUID, token: uuid.UUID, lease: timedelta, **values: Any
+    ) -> bool:
         """Extend the hold `token` has (setting `values` with it); False if it is lost."""
-        return await self._set(queue_id, _held_by(token), claimed_at=func.now(), **values)
+        return await self._set(
+            queue_id,
+            _held_by(token),
+            claimed_at=func.now(),
+            lease_expires_at=lease_until(lease),
+            **values,
+        )
 
     async def hand_over_autopost(self, queue_id: uuid.UUID, token: uuid.UUID) -> bool:
         """Give up the hold but keep the row `publishing`: any process's resolver takes it now."""
-        return await self._set(queue_id, _held_by(token), claimed_at=None)
+        return await self._set(queue_id, _held_by(token), claimed_at=None, lease_expires_at=None)
 
     async def release_autopost(self, queue_id: uuid.UUID, token: uuid.UUID) -> bool:
         """Give the item back to the buttons; only while nothing is known to be published."""
@@ -189,6 +240,7 @@ class QueueRepository(Repository):
             and_(_held_by(token), PostingQueueItem.instagram_media_id.is_(None)),
             status=QueueStatus.SENT,
             claimed_at=None,
+            lease_expires_at=None,
             autopost_claim_token=None,
             autopost_requested_by=None,
             instagram_creation_id=None,
@@ -196,7 +248,7 @@ class QueueRepository(Repository):
         )
 
     async def take_autopost_lease(
-        self, queue_id: uuid.UUID, token: uuid.UUID, lease_before: datetime
+        self, queue_id: uuid.UUID, token: uuid.UUID, lease: timedelta
     ) -> PostingQueueItem | None:
         """Take a `publishing` row nobody holds (handed over, or its holder went silent)."""
         statement = (
@@ -204,16 +256,20 @@ class QueueRepository(Repository):
             .where(
                 PostingQueueItem.id == queue_id,
                 _PUBLISHING,
-                lapsed(PostingQueueItem.claimed_at, lease_before),
+                lease_ended(PostingQueueItem.lease_expires_at),
             )
-            .values(claimed_at=func.now(), autopost_claim_token=token)
+            .values(
+                claimed_at=func.now(),
+                lease_expires_at=lease_until(lease),
+                autopost_claim_token=token,
+            )
             .returning(PostingQueueItem)
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
 
-    async def autoposts_to_resolve(self, lease_before: datetime) -> list[uuid.UUID]:
+    async def autoposts_to_resolve(self) -> list[uuid.UUID]:
         """`publishing` rows nobody holds: their outcome is unknown or their holder died."""
         statement = select(PostingQueueItem.id).where(
-            _PUBLISHING, lapsed(PostingQueueItem.claimed_at, lease_before)
+            _PUBLISHING, lease_ended(PostingQueueItem.lease_expires_at)
         )
         return list((await self._session.execute(statement)).scalars())

@@ -1,6 +1,6 @@
 """Media items Telegram refused for good (or whose file is gone) are set aside, with why and when.
 
-Revision ID: 0006_set_aside_media
+Revision ID: 0006
 Revises: 0005
 """
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_set_aside_media"
+revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

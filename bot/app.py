@@ -17,7 +17,7 @@ from aiogram.enums import ParseMode
 
 from bot.config import Settings
 from bot.database import Database
-from bot.handlers import admin, commands, errors, fallback, instagram, queue
+from bot.handlers import admin, commands, errors, fallback, instagram, membership, queue
 from bot.middlewares import (
     ChatGateMiddleware,
     InteractionLogMiddleware,
@@ -186,6 +186,7 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
         commands.create_router(),
         instagram.create_router(),
         admin.create_router(),
+        membership.create_router(),
         fallback.create_router(),
         errors.create_router(),
     )

@@ -39,6 +39,13 @@ class Fault:
 
 
 BOT_USER = {"id": BOT_ID, "is_bot": True, "first_name": "storyqueue", "username": "storyqueue_bot"}
+# Telegram's sender of every message an anonymous admin writes as the group.
+GROUP_ANONYMOUS_BOT = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
 WEBHOOK_CONFLICT = (
     "Conflict: can't use getUpdates method while webhook is active;"
     " use deleteWebhook to delete the webhook first"
@@ -161,6 +168,53 @@ class FakeBotApi:
         self.updates.append({"update_id": update_id, **update})
         self._new_update.set()
         return update_id
+
+    def remove_bot(self, chat_id: int, by: dict[str, Any]) -> int:
+        """`by` removes the bot: sends are refused with 403 from now on, and Telegram
+        tells the bot with a `my_chat_member` update."""
+        self.forbidden_chats.add(chat_id)
+        kicked = {"status": "kicked", "user": BOT_USER, "until_date": 0}
+        self.members[chat_id] = kicked
+        return self._my_chat_member(chat_id, by, self._administrator(), kicked)
+
+    def readd_bot(self, chat_id: int, by: dict[str, Any]) -> int:
+        """`by` adds the bot back as an administrator, and Telegram says so."""
+        self.forbidden_chats.discard(chat_id)
+        old = self.members.pop(chat_id, {"status": "left", "user": BOT_USER})
+        return self._my_chat_member(chat_id, by, old, self._administrator())
+
+    @staticmethod
+    def _administrator() -> dict[str, Any]:
+        return {"status": "administrator", "user": BOT_USER, **ADMINISTRATOR_RIGHTS}
+
+    def _my_chat_member(
+        self, chat_id: int, by: dict[str, Any], old: dict[str, Any], new: dict[str, Any]
+    ) -> int:
+        return self.push_update(
+            my_chat_member={
+                "chat": {"id": chat_id, "type": "supergroup", "title": "team"},
+                "from": by,
+                "date": int(time.time()),
+                "old_chat_member": old,
+                "new_chat_member": new,
+            }
+        )
+
+    def anonymous_admin_command(self, chat_id: int, text: str) -> int:
+        """An admin writes `text` as the group, as Telegram delivers it: from
+        GroupAnonymousBot, with `sender_chat` the group itself."""
+        chat = {"id": chat_id, "type": "supergroup", "title": "team"}
+        return self.push_update(
+            message={
+                "message_id": next(self._message_ids),
+                "date": int(time.time()),
+                "from": GROUP_ANONYMOUS_BOT,
+                "sender_chat": chat,
+                "chat": chat,
+                "text": text,
+                "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+            }
+        )
 
     def of(self, method: str, chat_id: int | None = None) -> list[Call]:
         return [

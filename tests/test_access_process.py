@@ -1,0 +1,87 @@
+"""The real `python -m bot run` meeting real groups: anonymous admins and the bot's own membership."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.fake_bot_api import FakeBotApi
+from tests.support import ALICE, TEAM_CHAT, fetch_all, seed_chat
+from tests.test_e2e import (  # noqa: F401
+    BotProcess,
+    _owe_a_slot_again,
+    bot,
+    bot_env,
+    eventually,
+    library,
+)
+
+
+def _replies(api: FakeBotApi) -> list[str]:
+    return [str(call.params.get("text")) for call in api.of("sendMessage", TEAM_CHAT)]
+
+
+async def test_an_anonymous_admin_is_an_admin_and_never_a_user(
+    api: FakeBotApi,
+    bot_env: dict[str, str],  # noqa: F811
+    session_factory: Any,
+) -> None:
+    await seed_chat(session_factory)
+    process = BotProcess({**bot_env, "ALLOWED_USER_IDS": "7777"})
+    await process.start()
+    try:
+        api.anonymous_admin_command(TEAM_CHAT, "/next")
+        api.anonymous_admin_command(TEAM_CHAT, "/pause")
+        await api.wait_for("sendMessage", count=2)
+        assert await process.stop() == 0
+    finally:
+        await process.kill_and_show_log()
+    replies = _replies(api)
+    assert any("library is empty" in reply for reply in replies), replies
+    assert any("Paused" in reply for reply in replies), replies
+    assert not any("not allowed" in reply or "Only admins" in reply for reply in replies)
+    assert await fetch_all(session_factory, "SELECT 1 FROM users") == []
+    logged = await fetch_all(
+        session_factory,
+        "SELECT name, user_id, context->>'actor' AS actor FROM user_interactions ORDER BY name",
+    )
+    assert {(row.name, row.user_id, row.actor) for row in logged} == {
+        ("next", None, "anonymous admin"),
+        ("pause", None, "anonymous admin"),
+        ("settings.change", None, "anonymous admin"),
+    }
+    assert "1087968824" not in process.log
+    assert "Traceback" not in process.log
+
+
+async def test_re_adding_the_bot_resets_the_chat_s_backoff_at_once(
+    api: FakeBotApi,
+    bot: BotProcess,  # noqa: F811
+    library: list[Any],  # noqa: F811
+    session_factory: Any,
+) -> None:
+    api.remove_bot(TEAM_CHAT, ALICE.bot_api())
+    await bot.start()
+    # Refused at four slots in a row: the chat's backoff has grown to 8 s (1, 2, 4, then 8).
+    for refused in range(1, 5):
+        await api.wait_for("sendPhoto", count=refused, timeout=30)
+        await _owe_a_slot_again(session_factory)
+    api.readd_bot(TEAM_CHAT, ALICE.bot_api())
+    readmitted = time.monotonic()
+
+    async def sent() -> bool:
+        return any(call.result is not None for call in api.of("sendPhoto", TEAM_CHAT))
+
+    await eventually(sent, timeout=15)
+    assert time.monotonic() - readmitted < 4.0
+    api.remove_bot(TEAM_CHAT, ALICE.bot_api())
+
+    async def removal_logged_twice() -> bool:
+        return bot.log.count('"chat.bot_removed"') == 2
+
+    await eventually(removal_logged_twice)
+    assert await bot.stop() == 0
+    polls = api.of("getUpdates")
+    assert "my_chat_member" in polls[0].params["allowed_updates"]
+    assert bot.log.count('"chat.bot_readmitted"') == 1
+    assert "Traceback" not in bot.log

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import itertools
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +24,44 @@ async def serve_on_loopback(app: web.Application) -> tuple[web.AppRunner, int]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
+# Telegram's limits, in UTF-16 code units of the text after entities are parsed:
+# method -> (field, limit, Telegram's description when it refuses).
+_TEXT_LIMITS = {
+    "answerCallbackQuery": ("text", 200, "Bad Request: MESSAGE_TOO_LONG"),
+    "sendMessage": ("text", 4096, "Bad Request: message is too long"),
+    "editMessageText": ("text", 4096, "Bad Request: MESSAGE_TOO_LONG"),
+    **{
+        method: ("caption", 1024, "Bad Request: message caption is too long")
+        for method in (
+            "sendPhoto",
+            "sendVideo",
+            "sendAnimation",
+            "sendDocument",
+            "editMessageCaption",
+        )
+    },
+}
+
+
+def parsed_length(text: str, parse_mode: str | None) -> int:
+    """What Telegram counts: UTF-16 units of the text once HTML tags and entities are parsed."""
+    if (parse_mode or "").upper() == "HTML":
+        text = html.unescape(re.sub(r"<[^>]*>", "", text))
+    return len(text.encode("utf-16-le")) // 2
+
+
+def over_limit(method: str, params: dict[str, Any]) -> str | None:
+    """Telegram's refusal of a text over its limit, or None."""
+    if method not in _TEXT_LIMITS:
+        return None
+    field, limit, refusal = _TEXT_LIMITS[method]
+    text = params.get(field)
+    if not isinstance(text, str):
+        return None
+    parse_mode = None if method == "answerCallbackQuery" else params.get("parse_mode")
+    return refusal if parsed_length(text, parse_mode) > limit else None
 
 
 @dataclass
@@ -292,6 +332,10 @@ class FakeBotApi:
             return web.json_response(body, status=409)
         if method in {"getChat", "getChatMember"} and int(params["chat_id"]) in self.missing_chats:
             body = {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
+            return web.json_response(body, status=400)
+        too_long = over_limit(method, params)
+        if too_long is not None:
+            body = {"ok": False, "error_code": 400, "description": too_long}
             return web.json_response(body, status=400)
         result = await self._result(method, params)
         call.result = result

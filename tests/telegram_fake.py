@@ -37,6 +37,8 @@ from aiogram.types import (
     Video,
 )
 
+from tests.fake_bot_api import over_limit
+
 Method = TypeVar("Method", bound=TelegramMethod[Any])
 
 BOT_USER = User(id=42, is_bot=True, first_name="storyqueue", username="storyqueue_bot")
@@ -84,6 +86,14 @@ class RecordingSession(BaseSession):
         queued = self.failures.get(type(method))
         if queued:
             raise queued.pop(0)
+        texts = {name: getattr(method, name, None) for name in ("text", "caption")}
+        parse_mode = getattr(method, "parse_mode", None)
+        # A parse mode left to the bot's default is its HTML.
+        texts["parse_mode"] = parse_mode if isinstance(parse_mode, str | None) else "HTML"
+        refusal = over_limit(method.__api_method__, texts)
+        if refusal is not None:
+            # As Telegram does (bot.limits keeps the bot's texts from getting here).
+            raise TelegramBadRequest(method=method, message=refusal)
         now = datetime.now(UTC)
         if isinstance(method, GetMe):
             return BOT_USER

@@ -32,6 +32,7 @@ from bot.services.instagram import (
     LiveStory,
     PublishingQuota,
 )
+from bot.texts import AUTOPOST_NOT_CONFIGURED, AUTOPOST_TOKEN_EXPIRED
 from db.models import InstagramAccount
 from db.repositories import ChatSettingsRepository
 from db.repositories.activity import ActivityRepository, PublishedStory
@@ -277,10 +278,10 @@ class InstagramAccounts:
     def autopost_refusal(self, chat_id: int) -> str | None:
         """Why Auto Post cannot run in this chat now, for the presser; None when it can."""
         if not self.autopost_available(chat_id):
-            return "🤖 Auto Post isn't configured for this chat."
+            return AUTOPOST_NOT_CONFIGURED
         health = self._health.get(chat_id)
         if health is not None and health.expired(self._clock()):
-            return f"🔑 The Instagram token has expired: {RENEW_TOKEN}. Post by hand meanwhile."
+            return AUTOPOST_TOKEN_EXPIRED
         return None
 
     def use_token(self, chat_id: int, token: str) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
 from tests.fake_bot_api import FakeBotApi
-from tests.support import ALICE, TEAM_CHAT, fetch_all, seed_chat
+from tests.fake_graph import FakeGraphServer
+from tests.support import ALICE, TEAM_CHAT, execute, fetch_all, seed_chat
 from tests.test_e2e import (  # noqa: F401
     BotProcess,
     _owe_a_slot_again,
@@ -14,6 +16,14 @@ from tests.test_e2e import (  # noqa: F401
     bot_env,
     eventually,
     library,
+    press,
+)
+from tests.test_e2e_autopost import (  # noqa: F401
+    IG_TOKEN,
+    IG_USER,
+    autopost_button,
+    autopost_env,
+    graph,
 )
 
 
@@ -85,3 +95,44 @@ async def test_re_adding_the_bot_resets_the_chat_s_backoff_at_once(
     assert "my_chat_member" in polls[0].params["allowed_updates"]
     assert bot.log.count('"chat.bot_readmitted"') == 1
     assert "Traceback" not in bot.log
+
+
+async def test_the_expired_token_alert_reaches_the_presser(
+    api: FakeBotApi,
+    graph: FakeGraphServer,  # noqa: F811
+    autopost_env: dict[str, str],  # noqa: F811
+    library: list[Any],  # noqa: F811
+    session_factory: Any,
+) -> None:
+    """Telegram refuses a callback answer over 200 characters: the alert must fit."""
+    graph.state.token_expires_at = int(time.time()) - 86400
+    await execute(
+        session_factory,
+        "INSERT INTO instagram_accounts (chat_id, ig_user_id, access_token, flavour,"
+        " configured_token_sha256, token_obtained_at, expires_at, expires_at_source)"
+        " VALUES (:chat, :user, :token, 'facebook', :sha, now() - interval '70 days',"
+        " now() - interval '1 day', 'assumed')",
+        chat=TEAM_CHAT,
+        user=IG_USER,
+        token=IG_TOKEN,
+        sha=hashlib.sha256(IG_TOKEN.encode()).hexdigest(),
+    )
+    process = BotProcess(autopost_env)
+    await process.start()
+    try:
+        [send] = await api.wait_for("sendPhoto")
+
+        async def marked_sent() -> bool:
+            rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
+            return [row.status for row in rows] == ["sent"]
+
+        await eventually(marked_sent)
+        press(api, send.result, autopost_button(send.result))
+        [answer] = await api.wait_for("answerCallbackQuery")
+        assert await process.stop() == 0
+    finally:
+        await process.kill_and_show_log()
+    assert answer.result is True, answer.params  # not refused as too long
+    assert "token has expired" in answer.params["text"]
+    assert str(answer.params["show_alert"]).lower() == "true"
+    assert '"telegram.answer_failed"' not in process.log

@@ -61,6 +61,10 @@ async def test_an_anonymous_admin_pauses_and_is_logged_as_one_not_as_a_user(
     ]
     # Writing as the chat is proof enough: Telegram's admin list is not asked.
     assert app.telegram.of(GetChatAdministrators) == []
+    before = len(app.telegram.of(SendMessage))
+    await app.feed(command_update("/status", TEAM_CHAT, ALICE.user))
+    [status] = await _replies(app, before)
+    assert "Paused</b> by anonymous admin" in status
 
 
 async def test_an_anonymous_admin_may_use_next_with_allowed_user_ids(app: TestApp) -> None:

@@ -122,6 +122,11 @@ class TeamService:
             if chat.paused_by_user_id is not None:
                 user = await session.get(User, chat.paused_by_user_id)
                 paused_by = _name_of(user)
+            elif chat.is_paused:
+                # No user: an anonymous admin paused it, as the change's log entry says.
+                paused_by = await InteractionRepository(session).last_change_actor(
+                    chat_id, "is_paused"
+                )
             media = MediaRepository(session)
             total, _ = await media.library_counts(chat_id)
             eligible = await media.count_eligible(chat_id, now)

@@ -153,6 +153,8 @@ class FakeBotApi:
     # chat id -> extra getChat fields (e.g. "type", "permissions").
     chats: dict[int, dict[str, Any]] = field(default_factory=dict)
     missing_chats: set[int] = field(default_factory=set)
+    # chat id -> its human administrators (Bot API `User`s), for getChatAdministrators.
+    admins: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -430,5 +432,8 @@ class FakeBotApi:
         if method == "sendMessage":
             return self._message(params, text=params.get("text"))
         if method == "getChatAdministrators":
-            return []
+            return [
+                {"status": "administrator", "user": user, **ADMINISTRATOR_RIGHTS}
+                for user in self.admins.get(int(params["chat_id"]), [])
+            ]
         return True

@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.fake_bot_api import FakeBotApi
 from tests.fake_graph import FakeGraphServer
-from tests.support import ALICE, TEAM_CHAT, execute, fetch_all, seed_chat
+from tests.support import ALICE, CAROL, TEAM_CHAT, execute, fetch_all, seed_chat
 from tests.test_e2e import (  # noqa: F401
     BotProcess,
     _owe_a_slot_again,
@@ -16,6 +16,7 @@ from tests.test_e2e import (  # noqa: F401
     bot_env,
     eventually,
     library,
+    posted_button,
     press,
 )
 from tests.test_e2e_autopost import (  # noqa: F401
@@ -136,3 +137,42 @@ async def test_the_expired_token_alert_reaches_the_presser(
     assert "token has expired" in answer.params["text"]
     assert str(answer.params["show_alert"]).lower() == "true"
     assert '"telegram.answer_failed"' not in process.log
+
+
+async def test_a_chat_admin_may_press_with_allowed_user_ids(
+    api: FakeBotApi,
+    bot_env: dict[str, str],  # noqa: F811
+    library: list[Any],  # noqa: F811
+    session_factory: Any,
+) -> None:
+    api.admins[TEAM_CHAT] = [CAROL.bot_api()]  # a Telegram admin, not in ADMIN_USER_IDS
+    process = BotProcess({**bot_env, "ALLOWED_USER_IDS": "7777"})
+    await process.start()
+    try:
+        [send] = await api.wait_for("sendPhoto")
+
+        async def marked_sent() -> bool:
+            rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
+            return [row.status for row in rows] == ["sent"]
+
+        await eventually(marked_sent)
+        api.push_update(
+            callback_query={
+                "id": "cb-carol",
+                "from": CAROL.bot_api(),
+                "chat_instance": "ci",
+                "message": send.result,
+                "data": posted_button(send.result),
+            }
+        )
+        await api.wait_for("editMessageCaption")
+        assert await process.stop() == 0
+    finally:
+        await process.kill_and_show_log()
+    [posted] = await fetch_all(
+        session_factory,
+        "SELECT h.status, u.telegram_user_id FROM posting_history h"
+        " JOIN users u ON u.id = h.acted_by_user_id",
+    )
+    assert (posted.status, posted.telegram_user_id) == ("posted", CAROL.id)
+    assert '"callback.not_allowed"' not in process.log

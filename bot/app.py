@@ -17,7 +17,8 @@ from aiogram.enums import ParseMode
 
 from bot.config import Settings
 from bot.database import Database
-from bot.handlers import admin, commands, errors, fallback, instagram, queue
+from bot.handlers import admin, commands, errors, fallback, instagram, membership, queue
+from bot.limits import TextLimitsMiddleware
 from bot.middlewares import (
     ChatGateMiddleware,
     InteractionLogMiddleware,
@@ -52,10 +53,14 @@ def telegram_session(settings: Settings, *, timeout: float | None = None) -> Aio
 def create_bot(
     settings: Settings, session: BaseSession | None = None, *, ride_out_errors: bool = True
 ) -> Bot:
-    """The bot; `ride_out_errors` adds the retrying request middleware (off for `check`)."""
+    """The bot; `ride_out_errors` adds the retrying request middleware (off for `check`).
+
+    Every text is kept within Telegram's limits on the way out (`bot.limits`).
+    """
     assert settings.bot_token is not None
     if session is None:
         session = telegram_session(settings)
+    session.middleware(TextLimitsMiddleware())
     if ride_out_errors:
         session.middleware(TelegramRetryMiddleware())
     return Bot(
@@ -186,6 +191,7 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
         commands.create_router(),
         instagram.create_router(),
         admin.create_router(),
+        membership.create_router(),
         fallback.create_router(),
         errors.create_router(),
     )

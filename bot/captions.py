@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bot.services.press import PressOutcome
 
+from bot.limits import CAPTION_LIMIT, fit_plain, visible_length
 from db.vocabulary import HistoryStatus, PostingMethod
 
 STATUS_VERBS: dict[str, tuple[str, str]] = {
@@ -23,12 +24,29 @@ STATUS_VERBS: dict[str, tuple[str, str]] = {
 META_PREFIX = "📄"
 
 
+# Telegram's 1,024 for a caption holds the notification and, later, one status line.
+STATUS_ROOM = 256
+BODY_LIMIT = CAPTION_LIMIT - STATUS_ROOM
+FILE_NAME_MAX = 120
+CATEGORY_MAX = 60
+
+
+def shortened(name: str, most: int) -> str:
+    """A long name cut in the middle (its start and its extension both stay readable)."""
+    if len(name) <= most:
+        return name
+    half = (most - 1) // 2
+    return f"{name[:half]}…{name[-half:]}"
+
+
 def notification_caption(file_name: str, category: str | None, caption: str | None) -> str:
-    meta = f"{META_PREFIX} <code>{escape(file_name)}</code>"
+    """The queue message's caption; a long caption is cut so a status line still fits."""
+    meta = f"{META_PREFIX} <code>{escape(shortened(file_name, FILE_NAME_MAX))}</code>"
     if category:
-        meta += f" · #{escape(category.replace(' ', '_'))}"
+        meta += f" · #{escape(shortened(category, CATEGORY_MAX).replace(' ', '_'))}"
     if caption:
-        return f"{escape(caption)}\n\n{meta}"
+        room = BODY_LIMIT - visible_length(meta) - 2
+        return f"{escape(fit_plain(caption, room))}\n\n{meta}"
     return meta
 
 
@@ -62,5 +80,8 @@ def body_of(html: str) -> str:
 
 
 def with_status(html: str, line: str) -> str:
-    """The notification (HTML) with one plain-text status line appended, escaped."""
-    return f"{body_of(html)}\n\n{escape(line, quote=False)}"
+    """The notification (HTML) with one plain-text status line appended, escaped.
+
+    The line is cut to the room the notification keeps for it (`STATUS_ROOM`).
+    """
+    return f"{body_of(html)}\n\n{escape(fit_plain(line, STATUS_ROOM - 2), quote=False)}"

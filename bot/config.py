@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 
 from db.vocabulary import InstagramFlavour
@@ -20,6 +20,19 @@ class LogFormat(StrEnum):
 
 class ConfigError(Exception):
     """A setting is missing or invalid; the message names it in one line."""
+
+
+def _numbers(listed: str) -> list[int]:
+    """Ids separated by commas (or semicolons); ValueError names the first that is not one."""
+    numbers = []
+    for part in (part.strip() for part in listed.replace(";", ",").split(",")):
+        if not part:
+            continue
+        try:
+            numbers.append(int(part))
+        except ValueError:
+            raise ValueError(f"must be numbers separated by commas, not {part!r}") from None
+    return numbers
 
 
 class Settings(BaseSettings):
@@ -81,8 +94,7 @@ class Settings(BaseSettings):
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
         if isinstance(value, str):
-            parts = [part.strip() for part in value.replace(";", ",").split(",")]
-            return frozenset(int(part) for part in parts if part)
+            return frozenset(_numbers(value))
         if isinstance(value, int):
             return frozenset({value})
         return value
@@ -95,8 +107,7 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             return (value,)
         if isinstance(value, str):
-            parts = [part.strip() for part in value.replace(";", ",").split(",")]
-            value = [int(part) for part in parts if part]
+            value = _numbers(value)
         if isinstance(value, list | tuple | frozenset | set):
             # Order kept, duplicates dropped: the first chat is the default for `index`.
             return tuple(dict.fromkeys(int(item) for item in value))
@@ -173,6 +184,13 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        first = errors[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "settings"
-        raise ConfigError(f"{name}: {first['msg']}") from None
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{name} (environment or .env): {first['msg']}{more}") from None
+    except UnicodeDecodeError as error:
+        # pydantic-settings reads `.env` as UTF-8 before any value is validated.
+        raise ConfigError(f".env: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    except SettingsError as error:
+        raise ConfigError(f"settings (environment or .env): {error}") from None

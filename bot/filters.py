@@ -9,11 +9,14 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.config import Settings
 from bot.services.admins import AdminDirectory
-from bot.telegram import identity_of
+from bot.telegram import actor_of
 
 
 class IsAdmin(Filter):
     """An admin of a chat this bot serves; hands the handler `admin`, their identity.
+
+    An anonymous admin (writing as the chat) is one; their identity says so
+    (`TelegramIdentity.anonymous_admin`), never naming a shared user.
 
     A chat the bot does not serve is never asked about (no getChatAdministrators
     for a stranger's chat): the update falls through to a refusal, and the chat
@@ -23,15 +26,15 @@ class IsAdmin(Filter):
     async def __call__(
         self, event: Message | CallbackQuery, admins: AdminDirectory, settings: Settings
     ) -> bool | dict[str, Any]:
-        user = event.from_user
+        actor = actor_of(event)
         if isinstance(event, CallbackQuery):
             if event.message is None:
                 return False
             chat_id = event.message.chat.id
         else:
             chat_id = event.chat.id
-        if user is None or not settings.serves(chat_id):
+        if actor is None or not settings.serves(chat_id):
             return False
-        if not await admins.is_admin(chat_id, user.id):
+        if not await admins.is_admin(chat_id, actor):
             return False
-        return {"admin": identity_of(user)}
+        return {"admin": actor}

@@ -11,9 +11,10 @@ from aiogram.dispatcher.flags import get_flag
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update
 
 from bot.config import Settings
+from bot.services.admins import AdminDirectory
 from bot.services.tasks import TaskTracker
 from bot.services.team import TeamService
-from bot.telegram import answer_quietly, identity_of
+from bot.telegram import actor_of, answer_quietly, identity_of, who, writes_as_the_chat
 from bot.texts import (
     FOREIGN_CHAT_BUTTON,
     FOREIGN_CHAT_REFUSED,
@@ -21,7 +22,8 @@ from bot.texts import (
     NOT_ALLOWED,
     PRIVATE_CHAT_REFUSED,
 )
-from db.repositories import Interaction
+from db.repositories import Interaction, TelegramIdentity
+from db.repositories.users import ANONYMOUS_ADMIN
 from db.vocabulary import InteractionKind
 
 logger = structlog.get_logger(__name__)
@@ -39,21 +41,18 @@ class LogContextMiddleware(BaseMiddleware):
             user = data.get("event_from_user")
             if chat is not None:
                 context["chat_id"] = chat.id
-            if user is not None:
+            if event.message is not None and writes_as_the_chat(event.message):
+                # from_user is GroupAnonymousBot, shared by every anonymous admin.
+                context["actor"] = ANONYMOUS_ADMIN
+            elif user is not None:
                 context["user_id"] = user.id
         with structlog.contextvars.bound_contextvars(**context):
             return await handler(event, data)
 
 
-def may_press(settings: Settings, user_id: int) -> bool:
-    if not settings.allowed_user_ids:
-        return True
-    return user_id in settings.allowed_user_ids or user_id in settings.admin_user_ids
-
-
 # Handler flags the gate reads (`router.message.register(..., flags={PRIVATE_OK: True})`).
 PRIVATE_OK = "private_ok"  # a command that also answers in a private chat
-ACTS_ON_QUEUE = "acts_on_queue"  # a command or button only ALLOWED_USER_IDS (and admins) may use
+ACTS_ON_QUEUE = "acts_on_queue"  # a command or button only ALLOWED_USER_IDS and admins may use
 # Read by RunToCompletionMiddleware: a handler whose effect must finish once it started.
 RUNS_TO_COMPLETION = "runs_to_completion"
 
@@ -63,8 +62,8 @@ class ChatGateMiddleware(BaseMiddleware):
 
     Commands and buttons work only in a chat listed in TELEGRAM_CHAT_ID (a few
     commands also in private); buttons only on the bot's own reachable messages;
-    queue actions only for allowed users. Everything refused is answered and logged.
-    Who is an admin is not the gate's question: that is `bot.filters.IsAdmin`'s.
+    queue actions only for allowed users and admins (`AdminDirectory.may_act_on_queue`).
+    Everything refused is answered and logged. Admin commands are `bot.filters.IsAdmin`'s.
     """
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
@@ -87,8 +86,12 @@ class ChatGateMiddleware(BaseMiddleware):
             logger.warning("callback.foreign_chat", chat_id=message.chat.id)
             await answer_quietly(event, FOREIGN_CHAT_BUTTON)
             return None
-        if get_flag(data, ACTS_ON_QUEUE) and not may_press(settings, event.from_user.id):
-            logger.warning("callback.not_allowed", user_id=event.from_user.id)
+        admins: AdminDirectory = data["admins"]
+        presser = identity_of(event.from_user)
+        if get_flag(data, ACTS_ON_QUEUE) and not await admins.may_act_on_queue(
+            message.chat.id, presser, settings.allowed_user_ids
+        ):
+            logger.warning("callback.not_allowed", **who(presser))
             await answer_quietly(event, NOT_ALLOWED)
             return None
         # What the gate checked, handed on typed: handlers take `button_message: Message`.
@@ -98,7 +101,8 @@ class ChatGateMiddleware(BaseMiddleware):
     async def _command(
         self, handler: Handler, event: Message, data: dict[str, Any], settings: Settings
     ) -> Any:
-        if event.from_user is None:
+        actor = actor_of(event)
+        if actor is None:
             return None
         name = command_name(event)
         if event.chat.type == "private":
@@ -109,8 +113,11 @@ class ChatGateMiddleware(BaseMiddleware):
             logger.warning("command.foreign_chat", chat_id=event.chat.id, command=name)
             await event.answer(FOREIGN_CHAT_REFUSED)
             return None
-        if get_flag(data, ACTS_ON_QUEUE) and not may_press(settings, event.from_user.id):
-            logger.warning("command.not_allowed", user_id=event.from_user.id, command=name)
+        admins: AdminDirectory = data["admins"]
+        if get_flag(data, ACTS_ON_QUEUE) and not await admins.may_act_on_queue(
+            event.chat.id, actor, settings.allowed_user_ids
+        ):
+            logger.warning("command.not_allowed", command=name, **who(actor))
             await event.answer(NOT_ALLOWED)
             return None
         return await handler(event, data)
@@ -147,18 +154,20 @@ class InteractionLogMiddleware(BaseMiddleware):
     """
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        if isinstance(event, Message) and event.from_user is not None:
+        actor = actor_of(event) if isinstance(event, Message) else None
+        if isinstance(event, Message) and actor is not None:
             team: TeamService = data["team"]
             tasks: TaskTracker = data["tasks"]
-            tasks.spawn(_touch_quietly(team, event, command_name(event)))
+            tasks.spawn(_touch_quietly(team, event, actor, command_name(event)))
         return await handler(event, data)
 
 
-async def _touch_quietly(team: TeamService, message: Message, name: str) -> None:
-    assert message.from_user is not None
+async def _touch_quietly(
+    team: TeamService, message: Message, actor: TelegramIdentity, name: str
+) -> None:
     try:
         await team.touch(
-            identity_of(message.from_user),
+            actor,
             Interaction(
                 InteractionKind.COMMAND,
                 name,

@@ -97,3 +97,28 @@ async def edit_by_id_quietly(
 def identity_of(user: User) -> TelegramIdentity:
     """Who pressed or typed, as the service layer sees them."""
     return TelegramIdentity(user.id, user.username, user.first_name, user.last_name)
+
+
+def writes_as_the_chat(message: Message) -> bool:
+    """An anonymous admin: the message is sent as the chat itself (via GroupAnonymousBot).
+
+    Only a chat's administrators can write as the chat, so this is an admin,
+    though Telegram does not say which one.
+    """
+    return message.sender_chat is not None and message.sender_chat.id == message.chat.id
+
+
+def actor_of(event: Message | CallbackQuery) -> TelegramIdentity | None:
+    """Who acts: the presser, the sender, or an anonymous admin; None for no one we can name."""
+    if isinstance(event, Message) and writes_as_the_chat(event):
+        return TelegramIdentity(event.chat.id, anonymous_admin=True)
+    if event.from_user is None:
+        return None
+    return identity_of(event.from_user)
+
+
+def who(actor: TelegramIdentity) -> dict[str, object]:
+    """An actor for a log line: their user id, or that an anonymous admin acted."""
+    if actor.anonymous_admin:
+        return {"actor": actor.display_name}
+    return {"user_id": actor.telegram_user_id}

@@ -12,6 +12,8 @@ from html import escape
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from bot.captions import FILE_NAME_MAX, shortened
+from bot.limits import MESSAGE_LIMIT, fit_plain, utf16_length
 from bot.services.scheduler import NothingToSend
 from db.models import ChatSettings
 from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus
@@ -22,8 +24,6 @@ if TYPE_CHECKING:
     from bot.services.team import PersonStats, StatusView
     from db.models import MediaItem, PostingHistory, PostingQueueItem
 
-MESSAGE_LIMIT = 4096  # Telegram's limit for a message's text
-FILE_NAME_MAX = 120  # characters of a file name shown in a list
 
 COMMANDS: list[tuple[str, str]] = [
     ("start", "what this bot does"),
@@ -73,6 +73,11 @@ WRONG_CHAT_ITEM = "⚠️ That item isn't in this chat's queue."
 UNKNOWN_ITEM = "⚠️ That item is no longer in the queue."
 AUTOPOST_PROGRESS = "⏳ Publishing to Instagram…"
 AUTOPOST_NOT_CONFIGURED = "🤖 Auto Post isn't configured for this chat."
+# An alert (a toast): Telegram refuses one over 200 characters.
+AUTOPOST_TOKEN_EXPIRED = (
+    "🔑 The Instagram token has expired. An admin must put a new long-lived token where "
+    "this chat's account reads it and restart the bot. Post by hand meanwhile."
+)
 AUTOPOST_CHECKING = (
     "🔎 Checking with Instagram… An earlier Auto Post of this item may have gone live; "
     "nothing new is created until Instagram says."
@@ -112,10 +117,6 @@ def local(moment: datetime, timezone: str) -> str:
     return moment.astimezone(ZoneInfo(timezone)).strftime("%a %d %b %H:%M")
 
 
-def _utf16_length(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
 def fit_message(header: str, lines: list[str]) -> str:
     """Header and as many lines as fit in one message, then how many were left out.
 
@@ -123,25 +124,22 @@ def fit_message(header: str, lines: list[str]) -> str:
     Telegram counts against its limit.
     """
     kept = [header]
-    used = _utf16_length(header)
+    used = utf16_length(header)
     for shown, line in enumerate(lines):
         left = len(lines) - shown
         # Room for this line and, should more follow, the "left out" note.
         note = f"\n… and {left - 1} more not shown" if left > 1 else ""
-        if used + 1 + _utf16_length(line) + _utf16_length(note) > MESSAGE_LIMIT:
+        if used + 1 + utf16_length(line) + utf16_length(note) > MESSAGE_LIMIT:
             kept.append(f"… and {left} more not shown")
             break
         kept.append(line)
-        used += 1 + _utf16_length(line)
+        used += 1 + utf16_length(line)
     return "\n".join(kept)
 
 
 def file_label(file_name: str) -> str:
     """A file name for a list line: escaped, long ones shortened in the middle."""
-    if len(file_name) > FILE_NAME_MAX:
-        half = (FILE_NAME_MAX - 1) // 2
-        file_name = f"{file_name[:half]}…{file_name[-half:]}"
-    return f"<code>{escape(file_name)}</code>"
+    return f"<code>{escape(shortened(file_name, FILE_NAME_MAX))}</code>"
 
 
 def render_settings(chat: ChatSettings) -> str:
@@ -286,7 +284,8 @@ def stats_text(people: list[PersonStats]) -> str:
 def nothing_sent_text(result: SendResult) -> str:
     """/next when nothing went out: why."""
     if result.error:
-        return f"⚠️ Couldn't send the next item: {escape(result.error)}"
+        # An error's text can be anything Telegram or the OS said, at any length.
+        return f"⚠️ Couldn't send the next item: {escape(fit_plain(result.error, 1000))}"
     if result.reason is NothingToSend.EMPTY_LIBRARY:
         return (
             "📭 Nothing to send: the library is empty. "

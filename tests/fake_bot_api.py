@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import itertools
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +24,44 @@ async def serve_on_loopback(app: web.Application) -> tuple[web.AppRunner, int]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
+# Telegram's limits, in UTF-16 code units of the text after entities are parsed:
+# method -> (field, limit, Telegram's description when it refuses).
+_TEXT_LIMITS = {
+    "answerCallbackQuery": ("text", 200, "Bad Request: MESSAGE_TOO_LONG"),
+    "sendMessage": ("text", 4096, "Bad Request: message is too long"),
+    "editMessageText": ("text", 4096, "Bad Request: MESSAGE_TOO_LONG"),
+    **{
+        method: ("caption", 1024, "Bad Request: message caption is too long")
+        for method in (
+            "sendPhoto",
+            "sendVideo",
+            "sendAnimation",
+            "sendDocument",
+            "editMessageCaption",
+        )
+    },
+}
+
+
+def parsed_length(text: str, parse_mode: str | None) -> int:
+    """What Telegram counts: UTF-16 units of the text once HTML tags and entities are parsed."""
+    if (parse_mode or "").upper() == "HTML":
+        text = html.unescape(re.sub(r"<[^>]*>", "", text))
+    return len(text.encode("utf-16-le")) // 2
+
+
+def over_limit(method: str, params: dict[str, Any]) -> str | None:
+    """Telegram's refusal of a text over its limit, or None."""
+    if method not in _TEXT_LIMITS:
+        return None
+    field, limit, refusal = _TEXT_LIMITS[method]
+    text = params.get(field)
+    if not isinstance(text, str):
+        return None
+    parse_mode = None if method == "answerCallbackQuery" else params.get("parse_mode")
+    return refusal if parsed_length(text, parse_mode) > limit else None
 
 
 @dataclass
@@ -41,6 +81,13 @@ class Fault:
 
 
 BOT_USER = {"id": BOT_ID, "is_bot": True, "first_name": "storyqueue", "username": "storyqueue_bot"}
+# Telegram's sender of every message an anonymous admin writes as the group.
+GROUP_ANONYMOUS_BOT = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
 WEBHOOK_CONFLICT = (
     "Conflict: can't use getUpdates method while webhook is active;"
     " use deleteWebhook to delete the webhook first"
@@ -111,6 +158,8 @@ class FakeBotApi:
     # An upload containing one of these bytes is refused, as Telegram refuses a file
     # it cannot process: marker -> (status, description).
     refused_content: dict[bytes, tuple[int, str]] = field(default_factory=dict)
+    # chat id -> its human administrators (Bot API `User`s), for getChatAdministrators.
+    admins: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -175,6 +224,53 @@ class FakeBotApi:
         self.updates.append({"update_id": update_id, **update})
         self._new_update.set()
         return update_id
+
+    def remove_bot(self, chat_id: int, by: dict[str, Any]) -> int:
+        """`by` removes the bot: sends are refused with 403 from now on, and Telegram
+        tells the bot with a `my_chat_member` update."""
+        self.forbidden_chats.add(chat_id)
+        kicked = {"status": "kicked", "user": BOT_USER, "until_date": 0}
+        self.members[chat_id] = kicked
+        return self._my_chat_member(chat_id, by, self._administrator(), kicked)
+
+    def readd_bot(self, chat_id: int, by: dict[str, Any]) -> int:
+        """`by` adds the bot back as an administrator, and Telegram says so."""
+        self.forbidden_chats.discard(chat_id)
+        old = self.members.pop(chat_id, {"status": "left", "user": BOT_USER})
+        return self._my_chat_member(chat_id, by, old, self._administrator())
+
+    @staticmethod
+    def _administrator() -> dict[str, Any]:
+        return {"status": "administrator", "user": BOT_USER, **ADMINISTRATOR_RIGHTS}
+
+    def _my_chat_member(
+        self, chat_id: int, by: dict[str, Any], old: dict[str, Any], new: dict[str, Any]
+    ) -> int:
+        return self.push_update(
+            my_chat_member={
+                "chat": {"id": chat_id, "type": "supergroup", "title": "team"},
+                "from": by,
+                "date": int(time.time()),
+                "old_chat_member": old,
+                "new_chat_member": new,
+            }
+        )
+
+    def anonymous_admin_command(self, chat_id: int, text: str) -> int:
+        """An admin writes `text` as the group, as Telegram delivers it: from
+        GroupAnonymousBot, with `sender_chat` the group itself."""
+        chat = {"id": chat_id, "type": "supergroup", "title": "team"}
+        return self.push_update(
+            message={
+                "message_id": next(self._message_ids),
+                "date": int(time.time()),
+                "from": GROUP_ANONYMOUS_BOT,
+                "sender_chat": chat,
+                "chat": chat,
+                "text": text,
+                "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+            }
+        )
 
     def of(self, method: str, chat_id: int | None = None) -> list[Call]:
         return [
@@ -257,6 +353,10 @@ class FakeBotApi:
             return web.json_response(body, status=409)
         if method in {"getChat", "getChatMember"} and int(params["chat_id"]) in self.missing_chats:
             body = {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
+            return web.json_response(body, status=400)
+        too_long = over_limit(method, params)
+        if too_long is not None:
+            body = {"ok": False, "error_code": 400, "description": too_long}
             return web.json_response(body, status=400)
         result = await self._result(method, params)
         call.result = result
@@ -351,5 +451,8 @@ class FakeBotApi:
         if method == "sendMessage":
             return self._message(params, text=params.get("text"))
         if method == "getChatAdministrators":
-            return []
+            return [
+                {"status": "administrator", "user": user, **ADMINISTRATOR_RIGHTS}
+                for user in self.admins.get(int(params["chat_id"]), [])
+            ]
         return True

@@ -48,6 +48,8 @@ class GraphState:
     # Run once, at the next media_publish before it answers: faults that begin then.
     on_publish: list[Callable[[], None]] = field(default_factory=list)
     status_error: tuple[int, dict[str, Any]] | None = None  # every status read answers this
+    # What debug_token says of the token's expiry (epoch seconds); 0: it never expires.
+    token_expires_at: int = 0
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -173,7 +175,7 @@ class FakeGraphServer:
         elif request.method == "GET" and path == f"{user}/content_publishing_limit":
             code, body = 200, {"data": [{"quota_usage": 0, "config": {"quota_total": 50}}]}
         elif request.method == "GET" and path == "debug_token":
-            code, body = 200, {"data": {"expires_at": 0}}  # a token that never expires
+            code, body = 200, {"data": {"expires_at": self.state.token_expires_at}}
         elif request.method == "GET":
             code, body = self.state.status(path)
         else:

@@ -37,9 +37,15 @@ from aiogram.types import (
     Video,
 )
 
+from tests.fake_bot_api import over_limit
+
 Method = TypeVar("Method", bound=TelegramMethod[Any])
 
 BOT_USER = User(id=42, is_bot=True, first_name="storyqueue", username="storyqueue_bot")
+# What Telegram puts in `from` of every message an anonymous admin sends as the chat.
+GROUP_ANONYMOUS_BOT = User(
+    id=1087968824, is_bot=True, first_name="Group", username="GroupAnonymousBot"
+)
 
 
 class RecordingSession(BaseSession):
@@ -80,6 +86,14 @@ class RecordingSession(BaseSession):
         queued = self.failures.get(type(method))
         if queued:
             raise queued.pop(0)
+        texts = {name: getattr(method, name, None) for name in ("text", "caption")}
+        parse_mode = getattr(method, "parse_mode", None)
+        # A parse mode left to the bot's default is its HTML.
+        texts["parse_mode"] = parse_mode if isinstance(parse_mode, str | None) else "HTML"
+        refusal = over_limit(method.__api_method__, texts)
+        if refusal is not None:
+            # As Telegram does (bot.limits keeps the bot's texts from getting here).
+            raise TelegramBadRequest(method=method, message=refusal)
         now = datetime.now(UTC)
         if isinstance(method, GetMe):
             return BOT_USER
@@ -224,6 +238,20 @@ def command_update(
             text=text,
             entities=[MessageEntity(type="bot_command", offset=0, length=len(command))],
         ),
+    )
+
+
+def anonymous_admin_update(text: str, chat_id: int, sender_chat_id: int | None = None) -> Update:
+    """A command an admin sent as the chat (`sender_chat` the chat itself, unless given)."""
+    update = command_update(text, chat_id, GROUP_ANONYMOUS_BOT)
+    assert update.message is not None
+    sender_chat = Chat(
+        id=chat_id if sender_chat_id is None else sender_chat_id,
+        type="supergroup" if sender_chat_id is None else "channel",
+        title="team",
+    )
+    return update.model_copy(
+        update={"message": update.message.model_copy(update={"sender_chat": sender_chat})}
     )
 
 

@@ -157,7 +157,11 @@ async def test_item_arrives_and_posted_is_recorded(
     commands = api.of("setMyCommands")[0].params["commands"]
     assert commands[0]["command"] == "start"
     polls = api.of("getUpdates")
-    assert set(polls[0].params["allowed_updates"]) == {"message", "callback_query"}
+    assert set(polls[0].params["allowed_updates"]) == {
+        "message",
+        "callback_query",
+        "my_chat_member",
+    }
 
     press(api, send.result, posted_button(send.result))
     [edit] = await api.wait_for("editMessageCaption")

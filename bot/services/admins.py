@@ -1,4 +1,9 @@
-"""Who is an admin: ADMIN_USER_IDS plus the chat's Telegram administrators (cached)."""
+"""Who may do what: the one access rule (docs/architecture.md §8).
+
+Admins are ADMIN_USER_IDS, the chat's Telegram administrators (cached) and
+anonymous admins (who write as the chat). Queue actions are open to everyone
+when ALLOWED_USER_IDS is empty, else to those users and to admins.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ import structlog
 from aiogram import Bot
 from aiogram.exceptions import AiogramError
 from pydantic import ValidationError
+
+from db.repositories import TelegramIdentity
 
 logger = structlog.get_logger(__name__)
 
@@ -24,10 +31,19 @@ class AdminDirectory:
     # chat id -> (when read, its administrators)
     _cache: dict[int, tuple[float, frozenset[int]]] = field(init=False, default_factory=dict)
 
-    async def is_admin(self, chat_id: int, user_id: int) -> bool:
-        if user_id in self.configured:
+    async def is_admin(self, chat_id: int, actor: TelegramIdentity) -> bool:
+        # Telegram lets only a chat's administrators write as the chat: no lookup needed.
+        if actor.anonymous_admin or actor.telegram_user_id in self.configured:
             return True
-        return user_id in await self._chat_admins(chat_id)
+        return actor.telegram_user_id in await self._chat_admins(chat_id)
+
+    async def may_act_on_queue(
+        self, chat_id: int, actor: TelegramIdentity, allowed: frozenset[int]
+    ) -> bool:
+        """Queue buttons and /next: `allowed` (ALLOWED_USER_IDS; empty: everyone) and admins."""
+        if not allowed or actor.telegram_user_id in allowed:
+            return True
+        return await self.is_admin(chat_id, actor)
 
     async def _chat_admins(self, chat_id: int) -> frozenset[int]:
         cached = self._cache.get(chat_id)

@@ -32,6 +32,7 @@ from bot.services.instagram import (
     LiveStory,
     PublishingQuota,
 )
+from bot.texts import AUTOPOST_NOT_CONFIGURED, AUTOPOST_TOKEN_EXPIRED
 from db.models import InstagramAccount
 from db.repositories import ChatSettingsRepository
 from db.repositories.activity import ActivityRepository, PublishedStory
@@ -79,17 +80,48 @@ def _read_token(entry: dict[str, Any], where: str) -> str:
     if bool(env_name) == bool(file_name):
         raise ConfigError(f"{where}: give exactly one of token_env or token_file")
     if env_name:
-        token = os.environ.get(str(env_name), "").strip()
+        if not isinstance(env_name, str):
+            raise ConfigError(f"{where}: token_env must be the name of an environment variable")
+        token = os.environ.get(env_name, "").strip()
         if not token:
             raise ConfigError(f"{where}: environment variable {env_name} is not set")
         return token
+    if not isinstance(file_name, str):
+        raise ConfigError(f"{where}: token_file must be a path (a string)")
+    path = Path(file_name).expanduser()
     try:
-        token = Path(str(file_name)).expanduser().read_text(encoding="utf-8").strip()
+        token = path.read_text(encoding="utf-8").strip()
     except OSError as error:
-        raise ConfigError(f"{where}: cannot read token_file ({error.strerror})") from None
+        raise ConfigError(f"{where}: token_file {path} cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{where}: token_file {path} is not UTF-8 text (a token is plain ASCII)"
+        ) from None
     if not token:
-        raise ConfigError(f"{where}: token_file {file_name} is empty")
+        raise ConfigError(f"{where}: token_file {path} is empty")
     return token
+
+
+def _read_accounts_file(path: Path) -> list[dict[str, Any]]:
+    """The `[[account]]` tables of the accounts file; ConfigError names what is wrong."""
+    where = f"INSTAGRAM_ACCOUNTS_FILE {path}"
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot read it ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{where}: not UTF-8 text (byte {error.start})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{where}: not valid TOML ({error})") from None
+    entries = document.get("account", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{where}: account must be [[account]] tables")
+    for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            raise ConfigError(
+                f"{where} account #{number}: must be an [[account]] table, not {entry!r}"
+            )
+    return entries
 
 
 def load_account_configs(settings: Settings) -> list[AccountConfig]:
@@ -118,29 +150,22 @@ def load_account_configs(settings: Settings) -> list[AccountConfig]:
             "INSTAGRAM_ACCOUNTS_FILE: set either it or INSTAGRAM_USER_ID/INSTAGRAM_ACCESS_TOKEN"
         )
     path = settings.instagram_accounts_file
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(
-            f"INSTAGRAM_ACCOUNTS_FILE: cannot read {path} ({error.strerror})"
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"INSTAGRAM_ACCOUNTS_FILE: {path} is not valid TOML ({error})") from None
-    entries = document.get("account", [])
-    if not isinstance(entries, list):
-        raise ConfigError("INSTAGRAM_ACCOUNTS_FILE: use [[account]] tables")
     configs: dict[int, AccountConfig] = {}
-    for number, entry in enumerate(entries, 1):
-        where = f"INSTAGRAM_ACCOUNTS_FILE account #{number}"
+    for number, entry in enumerate(_read_accounts_file(path), 1):
+        where = f"INSTAGRAM_ACCOUNTS_FILE {path} account #{number}"
         chat_id = entry.get("chat_id")
         user_id = entry.get("instagram_user_id")
-        if not isinstance(chat_id, int) or not user_id:
-            raise ConfigError(f"{where}: chat_id (a number) and instagram_user_id are required")
+        if not isinstance(chat_id, int) or isinstance(chat_id, bool):
+            raise ConfigError(f"{where}: chat_id is required and must be a number")
+        if not isinstance(user_id, str | int) or isinstance(user_id, bool) or not user_id:
+            raise ConfigError(f"{where}: instagram_user_id is required (a string of digits)")
         if served and chat_id not in served:
             raise ConfigError(f"{where}: chat {chat_id} is not in TELEGRAM_CHAT_ID")
         if chat_id in configs:
             raise ConfigError(f"{where}: chat {chat_id} is listed twice")
-        graph_url = str(entry.get("graph_url") or settings.instagram_graph_url)
+        graph_url = entry.get("graph_url") or settings.instagram_graph_url
+        if not isinstance(graph_url, str):
+            raise ConfigError(f"{where}: graph_url must be a URL (a string)")
         configs[chat_id] = AccountConfig(
             chat_id=chat_id,
             ig_user_id=str(user_id),
@@ -253,10 +278,10 @@ class InstagramAccounts:
     def autopost_refusal(self, chat_id: int) -> str | None:
         """Why Auto Post cannot run in this chat now, for the presser; None when it can."""
         if not self.autopost_available(chat_id):
-            return "🤖 Auto Post isn't configured for this chat."
+            return AUTOPOST_NOT_CONFIGURED
         health = self._health.get(chat_id)
         if health is not None and health.expired(self._clock()):
-            return f"🔑 The Instagram token has expired: {RENEW_TOKEN}. Post by hand meanwhile."
+            return AUTOPOST_TOKEN_EXPIRED
         return None
 
     def use_token(self, chat_id: int, token: str) -> None:

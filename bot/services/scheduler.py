@@ -102,6 +102,11 @@ class ChatBackoff:
         if self._troubles.pop(chat_id, None) is not None:
             logger.info("scheduler.chat_recovered", chat_id=chat_id)
 
+    def reset(self, chat_id: int) -> None:
+        """Telegram says the chat takes the bot again: its next due slot is not held back."""
+        if self._troubles.pop(chat_id, None) is not None:
+            logger.info("scheduler.chat_backoff_reset", chat_id=chat_id)
+
 
 class Scheduler:
     def __init__(

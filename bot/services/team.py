@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -25,6 +25,7 @@ from db.repositories import (
     TelegramIdentity,
     UserRepository,
 )
+from db.repositories.users import ANONYMOUS_ADMIN
 from db.retry import Idempotent, Reread, in_transaction
 from db.vocabulary import InteractionKind
 
@@ -122,6 +123,11 @@ class TeamService:
             if chat.paused_by_user_id is not None:
                 user = await session.get(User, chat.paused_by_user_id)
                 paused_by = _name_of(user)
+            elif chat.is_paused:
+                # No user: an anonymous admin paused it, as the change's log entry says.
+                paused_by = await InteractionRepository(session).last_change_actor(
+                    chat_id, "is_paused"
+                )
             media = MediaRepository(session)
             total, _ = await media.library_counts(chat_id)
             eligible = await media.count_eligible(chat_id, now)
@@ -296,8 +302,16 @@ def _resolve(field: str, value: Any) -> tuple[str, Any]:
 
 async def _log_as(
     session: AsyncSession, identity: TelegramIdentity, entry: Interaction, interaction_id: uuid.UUID
-) -> uuid.UUID:
-    """Upsert who did it and log what they did; the user's row id."""
+) -> uuid.UUID | None:
+    """Upsert who did it and log what they did; the user's row id (None: an anonymous admin).
+
+    An anonymous admin gets no `users` row (Telegram does not say who it was): the
+    log entry has no user and says `"actor": "anonymous admin"` in its context.
+    """
+    if identity.anonymous_admin:
+        entry = replace(entry, context={**(entry.context or {}), "actor": ANONYMOUS_ADMIN})
+        await InteractionRepository(session).log(entry, user_id=None, interaction_id=interaction_id)
+        return None
     user_id = await UserRepository(session).upsert(identity)
     await InteractionRepository(session).log(entry, user_id=user_id, interaction_id=interaction_id)
     return user_id

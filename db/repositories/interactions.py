@@ -37,6 +37,20 @@ class InteractionRepository(Repository):
         )
         await self._session.execute(statement)
 
+    async def last_change_actor(self, chat_id: int, column: str) -> str | None:
+        """The `actor` recorded with the latest change of a chat setting (an anonymous admin)."""
+        statement = (
+            select(UserInteraction.context["actor"].astext)
+            .where(
+                UserInteraction.chat_id == chat_id,
+                UserInteraction.name == "settings.change",
+                UserInteraction.context["field"].astext == column,
+            )
+            .order_by(UserInteraction.created_at.desc())
+            .limit(1)
+        )
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
     async def exists(self, interaction_id: uuid.UUID) -> bool:
         """Whether the row a unit of work logged under `interaction_id` is there (it committed)."""
         statement = select(exists().where(UserInteraction.id == interaction_id))

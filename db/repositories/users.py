@@ -11,18 +11,28 @@ from sqlalchemy.dialects.postgresql import insert
 from db.models import User
 from db.repositories.base import Repository
 
+ANONYMOUS_ADMIN = "anonymous admin"
+
 
 @dataclass(frozen=True, slots=True)
 class TelegramIdentity:
-    """Who pressed or typed, as Telegram reported it."""
+    """Who pressed or typed, as Telegram reported it.
+
+    An anonymous admin wrote as the chat itself (Telegram's GroupAnonymousBot):
+    Telegram does not say who, so there is no person to keep a `users` row for;
+    `telegram_user_id` is then the chat's id, and only the log records them.
+    """
 
     telegram_user_id: int
     username: str | None = None
     first_name: str | None = None
     last_name: str | None = None
+    anonymous_admin: bool = False
 
     @property
     def display_name(self) -> str:
+        if self.anonymous_admin:
+            return ANONYMOUS_ADMIN
         full = " ".join(part for part in (self.first_name, self.last_name) if part)
         if full:
             return full
@@ -33,6 +43,8 @@ class TelegramIdentity:
 
 class UserRepository(Repository):
     async def upsert(self, identity: TelegramIdentity) -> uuid.UUID:
+        if identity.anonymous_admin:
+            raise ValueError("an anonymous admin is not a person: log them without a users row")
         statement = (
             insert(User)
             .values(

@@ -187,7 +187,7 @@ def set_aside_notice(file_path: str, reason: str) -> str:
     """Told once, when a send sets an item aside: which file, why, what to do."""
     return (
         f"⚠️ Set aside: {file_label(file_path)}\n"
-        f"Telegram can't take it or the file can't be read: {escape(reason)}\n\n"
+        f"Telegram can't take it or the file can't be read: {escape(fit_plain(reason, 1000))}\n\n"
         "It won't be sent again as it is. Fix or replace the file and run "
         "<code>python -m bot index</code> again, or press ↩️ Put back."
     )
@@ -196,7 +196,8 @@ def set_aside_notice(file_path: str, reason: str) -> str:
 def set_aside_text(items: list[MediaItem]) -> str:
     """/queue's list of set-aside items, each with why."""
     lines = [
-        f"• {file_label(item.file_path)} — {escape(item.set_aside_reason or '?')}" for item in items
+        f"• {file_label(item.file_path)} — {escape(fit_plain(item.set_aside_reason or '?', 300))}"
+        for item in items
     ]
     return fit_message(
         f"⚠️ <b>{len(items)} set aside</b> (fix the file and index again, or ↩️ Put back)", lines

@@ -147,6 +147,20 @@ BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
         ),
     ],
     "texts.live_text": [(_live, MESSAGE_LIMIT)],
+    "texts.set_aside_notice": [
+        (lambda: texts.set_aside_notice(LONG_FILE * 10, LONG_ERROR), MESSAGE_LIMIT)
+    ],
+    "texts.set_aside_text": [
+        (
+            lambda: texts.set_aside_text(
+                [
+                    MediaItem(file_path=f"{index}{LONG_FILE}", set_aside_reason=LONG_ERROR)
+                    for index in range(100)
+                ]
+            ),
+            MESSAGE_LIMIT,
+        )
+    ],
     "texts.file_label": [(lambda: texts.file_label(LONG_FILE * 10), MESSAGE_LIMIT)],
     "texts.fit_message": [(lambda: texts.fit_message("header", [LONG_FILE] * 1000), MESSAGE_LIMIT)],
     "captions.notification_caption": [

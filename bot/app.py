@@ -17,7 +17,7 @@ from aiogram.enums import ParseMode
 
 from bot.config import Settings
 from bot.database import Database
-from bot.handlers import admin, commands, errors, fallback, instagram, queue
+from bot.handlers import admin, chats, commands, errors, fallback, instagram, queue
 from bot.middlewares import (
     ChatGateMiddleware,
     InteractionLogMiddleware,
@@ -26,6 +26,7 @@ from bot.middlewares import (
 )
 from bot.services.admins import AdminDirectory
 from bot.services.autopost import AutoPostService
+from bot.services.chats import ChatDirectory
 from bot.services.clock import Clock, utc_now
 from bot.services.delivery import Delivery
 from bot.services.instagram import create_http_client
@@ -76,6 +77,7 @@ class Services:
     admins: AdminDirectory
     instagram_accounts: InstagramAccounts
     token_care: TokenCare
+    chat_directory: ChatDirectory
     autopost: AutoPostService | None = None
     http: httpx.AsyncClient | None = None
     clock: Clock = utc_now
@@ -112,11 +114,19 @@ def build_services(
         on_token=on_secret,
     )
     notifier = Notifier(bot, settings.media_dir, instagram=accounts.autopost_available)
+    chat_directory = ChatDirectory(
+        database.sessions, settings.chat_ids, on_move=[accounts.follow_chat]
+    )
+
+    async def follow_migration(old_chat_id: int, new_chat_id: int) -> None:
+        await chat_directory.follow(old_chat_id, new_chat_id, bot)
+
     delivery = Delivery(
         database.sessions,
         notifier,
         clock=clock,
         stuck_after=timedelta(seconds=settings.send_stuck_after_seconds),
+        follow_migration=follow_migration,
     )
     scheduler = Scheduler(
         database.sessions,
@@ -127,7 +137,7 @@ def build_services(
         interval_seconds=settings.scheduler_interval_seconds,
         clock=clock,
         concurrency=settings.scheduler_concurrency,
-        chat_ids=settings.chat_ids,
+        chat_ids=chat_directory.served,
     )
     press = PressService(database.sessions)
     autopost = None
@@ -159,6 +169,7 @@ def build_services(
             clock=clock,
             interval_seconds=settings.instagram_care_interval_seconds,
         ),
+        chat_directory=chat_directory,
         autopost=autopost,
         http=http,
         clock=clock,
@@ -182,6 +193,7 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
     dispatcher.message.middleware(shield)
     dispatcher.callback_query.middleware(shield)
     dispatcher.include_routers(
+        chats.create_router(),
         queue.create_router(),
         commands.create_router(),
         instagram.create_router(),

@@ -177,6 +177,13 @@ HISTORY_ICONS: dict[str, str] = {
 }
 
 
+def chat_migrated_notice(old_chat_id: int, new_chat_id: int) -> str:
+    return (
+        "ℹ️ Telegram upgraded this group to a supergroup. The queue, the library, the"
+        " settings and the history moved here with it; nothing was lost."
+    )
+
+
 def timezone_set(timezone: str) -> str:
     return f"🌍 Timezone set to {escape(timezone)}."
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
@@ -34,7 +35,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock, utc_now
 from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
-from db.repositories import HistoryRepository, MediaRepository, QueueRepository
+from db.repositories import (
+    ChatSettingsRepository,
+    HistoryRepository,
+    MediaRepository,
+    QueueRepository,
+)
 from db.retry import Reread, in_idempotent_transaction, in_transaction
 from db.vocabulary import QueueStatus
 
@@ -88,6 +94,8 @@ class Delivery:
     backoff_seconds: tuple[float, ...] = (1.0, 5.0)
     # A row in `sending` whose claim is older than this was left by a crash.
     stuck_after: timedelta = timedelta(minutes=5)
+    # Moves a chat's rows to the supergroup Telegram upgraded it to (ChatDirectory.follow).
+    follow_migration: Callable[[int, int], Awaitable[None]] | None = None
 
     @property
     def _lease_renewal(self) -> float:
@@ -114,9 +122,21 @@ class Delivery:
         # Earlier attempts of a row taken from a crashed process count as unanswered.
         unanswered = attempt - 1
         maybe_delivered = unanswered > 0
+        followed = False
         while True:
             try:
                 message = await self.notifier.send(item)
+            except TelegramMigrateToChat as error:
+                # The group became a supergroup: nothing arrived. Its rows move to the new
+                # id and the item goes there, neither failed nor backed off (once per send).
+                if followed or self.follow_migration is None:
+                    return await self._failed(item, str(error), maybe_delivered)
+                followed = True
+                await self.follow_migration(item.chat_id, error.migrate_to_chat_id)
+                item = dataclasses.replace(
+                    item, chat_id=error.migrate_to_chat_id, message_thread_id=None
+                )
+                continue
             except TelegramNetworkError as error:
                 # The request may have reached Telegram: it may be in the chat.
                 maybe_delivered = True
@@ -315,14 +335,20 @@ class Delivery:
             for row in rows:
                 media = await media_repository.get(row.media_item_id)
                 assert media is not None  # the foreign key cascades
+                chat = await ChatSettingsRepository(session).get(row.chat_id)
+                topic = None if chat is None else chat.message_thread_id
                 # Read before the UPDATE below, which expires the loaded row.
                 row_id, attempts = row.id, row.send_attempts
                 if attempts >= MAX_UNANSWERED_SENDS:
                     await queue.reclaim(row_id, attempts)
-                    planned.unconfirmed.append(Notification.of(row_id, media, attempts))
+                    planned.unconfirmed.append(
+                        Notification.of(row_id, media, attempts, message_thread_id=topic)
+                    )
                 else:
                     await queue.reclaim(row_id, attempts + 1)
-                    planned.resend.append(Notification.of(row_id, media, attempts + 1))
+                    planned.resend.append(
+                        Notification.of(row_id, media, attempts + 1, message_thread_id=topic)
+                    )
             return StuckRows(list(planned.resend), list(planned.unconfirmed))
 
         async def landed(session: AsyncSession) -> StuckRows | None:

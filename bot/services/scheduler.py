@@ -100,6 +100,12 @@ class ChatBackoff:
             logger.info("scheduler.chat_recovered", chat_id=chat_id)
 
 
+async def _topic_of(session: AsyncSession, chat_id: int) -> int | None:
+    """The forum topic a chat's queue lives in."""
+    chat = await ChatSettingsRepository(session).get(chat_id)
+    return None if chat is None else chat.message_thread_id
+
+
 class Scheduler:
     def __init__(
         self,
@@ -111,12 +117,13 @@ class Scheduler:
         interval_seconds: float = 60.0,
         clock: Clock = utc_now,
         concurrency: int = 4,
-        chat_ids: tuple[int, ...] | None = None,
+        chat_ids: tuple[int, ...] | Callable[[], tuple[int, ...]] | None = None,
     ) -> None:
         self._sessions = sessions
         self.delivery = delivery
         self.chat_backoff = chat_backoff
-        # The chats this process serves (TELEGRAM_CHAT_ID); None: every chat in the database.
+        # The chats this process serves (TELEGRAM_CHAT_ID, followed to where Telegram moved
+        # them: a callable is asked each tick); None: every chat in the database.
         self._chat_ids = chat_ids
         self._data_dir = data_dir
         self._interval = interval_seconds
@@ -201,7 +208,8 @@ class Scheduler:
         now = self._clock()
 
         async def read(session: AsyncSession) -> list[int]:
-            chats = await ChatSettingsRepository(session).schedules_of_active(self._chat_ids)
+            among = self._chat_ids() if callable(self._chat_ids) else self._chat_ids
+            chats = await ChatSettingsRepository(session).schedules_of_active(among)
             return [
                 chat.telegram_chat_id
                 for chat in chats
@@ -254,7 +262,9 @@ class Scheduler:
                     continue
                 # The slot is filled whatever happens to the send: never two items for one slot.
                 await chats.update(chat_id, last_post_sent_at=slot)
-                claimed.append(Notification.of(queue_id, media))
+                claimed.append(
+                    Notification.of(queue_id, media, message_thread_id=chat.message_thread_id)
+                )
             return claimed
 
         async def landed(session: AsyncSession) -> list[Notification] | None:
@@ -267,7 +277,10 @@ class Scheduler:
             for row in rows:
                 media = await media_repository.get(row.media_item_id)
                 assert media is not None
-                found.append(Notification.of(row.id, media, row.send_attempts))
+                topic = await _topic_of(session, row.chat_id)
+                found.append(
+                    Notification.of(row.id, media, row.send_attempts, message_thread_id=topic)
+                )
             logger.info("scheduler.claim_found_by_reread", count=len(found))
             return found
 
@@ -287,7 +300,8 @@ class Scheduler:
             media = await MediaRepository(session).get(row.media_item_id)
             assert media is not None
             logger.info("scheduler.claim_found_by_reread", queue_id=str(queue_id))
-            return Notification.of(row.id, media, row.send_attempts)
+            topic = await _topic_of(session, row.chat_id)
+            return Notification.of(row.id, media, row.send_attempts, message_thread_id=topic)
 
         return recover
 
@@ -323,7 +337,8 @@ class Scheduler:
                     chat.last_post_sent_at is None or slot > chat.last_post_sent_at
                 ):
                     await chats.update(chat_id, last_post_sent_at=slot)
-            return Notification.of(claimed, media)
+            topic = None if chat is None else chat.message_thread_id
+            return Notification.of(claimed, media, message_thread_id=topic)
 
         reread: Reread[Notification | SendResult] = Reread(self._claimed_by_us(queue_id))
         claimed = await in_transaction(

@@ -1,0 +1,207 @@
+"""Real Telegram groups: a group upgraded to a supergroup, topics, presses on vanished messages."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from sqlalchemy import text
+
+from tests.fake_bot_api import FakeBotApi
+from tests.support import ALICE, fetch_all, seed_chat, seed_media
+
+# The process tests' fixtures and helpers, shared (api is conftest's).
+from tests.test_e2e import (  # noqa: F401
+    BotProcess,
+    bot_env,
+    command,
+    eventually,
+    posted_button,
+    press,
+)
+
+OLD_GROUP = -4001000  # a basic group's id
+SUPERGROUP = -1004001000  # the id Telegram gives it on the upgrade
+
+CHAT_KEYED = (
+    ("chat_settings", "telegram_chat_id"),
+    ("media_items", "chat_id"),
+    ("posting_queue", "chat_id"),
+    ("posting_history", "chat_id"),
+    ("user_interactions", "chat_id"),
+    ("instagram_accounts", "chat_id"),
+)
+
+
+async def _group_library(session_factory: Any) -> None:
+    """The old group's library; a slot is owed as soon as the bot starts (bot_env's files)."""
+    await seed_chat(
+        session_factory, OLD_GROUP, posting_hours_start=0, posting_hours_end=0, posts_per_day=50
+    )
+    await seed_media(session_factory, OLD_GROUP, count=3)
+
+
+async def _owe_a_slot_again(session_factory: Any) -> None:
+    async with session_factory() as session, session.begin():
+        await session.execute(text("UPDATE chat_settings SET last_post_sent_at = NULL"))
+
+
+async def _rows_keyed_by(session_factory: Any, chat_id: int) -> dict[str, int]:
+    found = {}
+    for table, column in CHAT_KEYED:
+        rows = await fetch_all(
+            session_factory, f"SELECT count(*) AS n FROM {table} WHERE {column} = :c", c=chat_id
+        )
+        if rows[0].n:
+            found[table] = rows[0].n
+    return found
+
+
+def _delivered_files(api: FakeBotApi, chat_id: int) -> list[str]:
+    """The files Telegram accepted in `chat_id` (a refused send has no result)."""
+    return [
+        str(call.result["caption"]).split("<code>", 1)[1].split("</code>", 1)[0]
+        for call in api.of("sendPhoto", chat_id)
+        if call.result is not None
+    ]
+
+
+async def test_a_group_upgraded_mid_queue_continues_in_the_supergroup(
+    api: FakeBotApi, bot_env: dict[str, str], session_factory: Any
+) -> None:
+    await _group_library(session_factory)
+    env = {**bot_env, "TELEGRAM_CHAT_ID": str(OLD_GROUP)}
+    first = BotProcess(env)
+    await first.start()
+    try:
+        [sent] = await api.wait_for("sendPhoto")
+        assert sent.result["chat"]["id"] == OLD_GROUP
+
+        async def settled() -> bool:
+            rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
+            return [r.status for r in rows] == ["sent"]
+
+        await eventually(settled)
+        # Telegram upgrades the group (no service message yet): the next send is refused.
+        api.upgrade_group(OLD_GROUP, SUPERGROUP, service=False)
+        await _owe_a_slot_again(session_factory)
+
+        async def in_the_supergroup() -> bool:
+            return bool(_delivered_files(api, SUPERGROUP))
+
+        await eventually(in_the_supergroup, timeout=5)
+        await eventually(_queue_count(session_factory, 2))
+
+        # The service messages arrive late: nothing moves twice, nobody is told twice.
+        api.upgrade_group(OLD_GROUP, SUPERGROUP)
+        api.push_update(message=command(SUPERGROUP, "/status"))
+        await api.wait_for("sendMessage", count=2)
+        await asyncio.sleep(0.5)
+        notices = [
+            c for c in api.of("sendMessage", SUPERGROUP) if "upgraded" in c.params["text"]
+        ]
+        assert len(notices) == 1
+        [status] = [c for c in api.of("sendMessage", SUPERGROUP) if "Running" in c.params["text"]]
+        assert status is not None
+        assert not api.of("sendMessage", OLD_GROUP)
+
+        assert await _rows_keyed_by(session_factory, OLD_GROUP) == {}
+        moved = await _rows_keyed_by(session_factory, SUPERGROUP)
+        assert moved["media_items"] == 3 and moved["posting_queue"] == 2
+        assert moved["chat_settings"] == 1
+        [setting] = await fetch_all(
+            session_factory,
+            "SELECT posts_per_day FROM chat_settings WHERE telegram_chat_id = :c",
+            c=SUPERGROUP,
+        )
+        assert setting.posts_per_day == 50  # the team's settings came along
+        mapping = await fetch_all(
+            session_factory, "SELECT old_chat_id, new_chat_id, team_told_at FROM chat_migrations"
+        )
+        assert [(m.old_chat_id, m.new_chat_id) for m in mapping] == [(OLD_GROUP, SUPERGROUP)]
+        assert mapping[0].team_told_at is not None
+        # Not failed, not backed off; no item delivered twice.
+        assert await fetch_all(session_factory, "SELECT 1 FROM posting_history") == []
+        delivered = _delivered_files(api, OLD_GROUP) + _delivered_files(api, SUPERGROUP)
+        assert len(delivered) == len(set(delivered)) == 2
+        assert await first.stop() == 0
+    finally:
+        await first.kill_and_show_log()
+    assert '"chat.migrated"' in first.log
+    assert f"TELEGRAM_CHAT_ID={SUPERGROUP}" in first.log
+    assert '"scheduler.chat_unreachable"' not in first.log
+    assert '"notify.failed"' not in first.log
+
+    # Restarted with the old id still configured: warned, and the supergroup is served.
+    second = BotProcess(env)
+    await second.start()
+    try:
+        [item] = [c for c in api.of("sendPhoto", SUPERGROUP) if c.result is not None]
+        press(api, item.result, posted_button(item.result))
+
+        async def recorded() -> bool:
+            rows = await fetch_all(session_factory, "SELECT chat_id, status FROM posting_history")
+            return [tuple(r) for r in rows] == [(SUPERGROUP, "posted")]
+
+        await eventually(recorded)
+        assert await second.stop() == 0
+    finally:
+        await second.kill_and_show_log()
+    assert second.log.count('"chat.config_outdated"') == 1
+    assert await _rows_keyed_by(session_factory, OLD_GROUP) == {}
+
+    check = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "check",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await check.communicate()
+    assert f"set TELEGRAM_CHAT_ID to {SUPERGROUP} instead of {OLD_GROUP}" in output.decode()
+
+
+def _queue_count(session_factory: Any, count: int) -> Any:
+    async def reached() -> bool:
+        rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
+        return [r.status for r in rows] == ["sent"] * count
+
+    return reached
+
+
+async def test_the_service_message_moves_the_chat_before_any_send_fails(
+    api: FakeBotApi, bot_env: dict[str, str], session_factory: Any
+) -> None:
+    await _group_library(session_factory)
+    await seed_chat(session_factory, OLD_GROUP, is_paused=True)
+    process = BotProcess(
+        {**bot_env, "TELEGRAM_CHAT_ID": str(OLD_GROUP), "ADMIN_USER_IDS": str(ALICE.id)}
+    )
+    await process.start()
+    try:
+        await api.wait_for("getUpdates")
+        api.upgrade_group(OLD_GROUP, SUPERGROUP)
+
+        async def moved() -> bool:
+            return not await _rows_keyed_by(session_factory, OLD_GROUP)
+
+        await eventually(moved)
+        # /resume in the supergroup is served: the queue runs there.
+        api.push_update(message=command(SUPERGROUP, "/resume"))
+        await eventually(lambda: _sent_to(api, SUPERGROUP))
+        assert not [c for c in api.of("sendPhoto", OLD_GROUP)]
+        notices = [
+            c for c in api.of("sendMessage", SUPERGROUP) if "upgraded" in c.params["text"]
+        ]
+        assert len(notices) == 1
+        assert await process.stop() == 0
+    finally:
+        await process.kill_and_show_log()
+    assert "Traceback" not in process.log
+
+
+async def _sent_to(api: FakeBotApi, chat_id: int) -> bool:
+    return bool(_delivered_files(api, chat_id))

@@ -7,6 +7,7 @@ from typing import Any
 from aiogram.filters import Filter
 from aiogram.types import CallbackQuery, Message
 
+from bot.config import Settings
 from bot.services.admins import AdminDirectory
 from bot.services.chats import ChatDirectory
 from bot.telegram import identity_of
@@ -21,7 +22,11 @@ class IsAdmin(Filter):
     """
 
     async def __call__(
-        self, event: Message | CallbackQuery, admins: AdminDirectory, chat_directory: ChatDirectory
+        self,
+        event: Message | CallbackQuery,
+        admins: AdminDirectory,
+        settings: Settings,
+        chat_directory: ChatDirectory,
     ) -> bool | dict[str, Any]:
         user = event.from_user
         if isinstance(event, CallbackQuery):
@@ -30,7 +35,7 @@ class IsAdmin(Filter):
             chat_id = event.message.chat.id
         else:
             chat_id = event.chat.id
-        if user is None or not chat_directory.serves(chat_id):
+        if user is None or not (settings.serves(chat_id) or chat_directory.serves(chat_id)):
             return False
         if not await admins.is_admin(chat_id, user.id):
             return False

@@ -124,8 +124,9 @@ class ChatGateMiddleware(BaseMiddleware):
 
 def _serves(data: dict[str, Any], chat_id: int) -> bool:
     """A configured chat, or the supergroup Telegram upgraded one to."""
+    settings: Settings = data["settings"]
     directory: ChatDirectory = data["chat_directory"]
-    return directory.serves(chat_id)
+    return settings.serves(chat_id) or directory.serves(chat_id)
 
 
 class RunToCompletionMiddleware(BaseMiddleware):

@@ -147,9 +147,12 @@ async def _run(settings: Settings, redactor: SecretRedactor) -> int:
             me = await _at_startup(app.bot.get_me, "getMe")
             await _take_over_from_webhook(app.bot)
             # A configured chat Telegram upgraded is served under its new id (warned each start).
-            await app.services.chat_directory.load()
-            for chat_id in app.services.chat_directory.served():
-                await app.services.team.register_chat(chat_id, None)
+            directory = app.services.chat_directory
+            await directory.load()
+            for configured in settings.chat_ids:
+                await app.services.team.register_chat(
+                    directory.resolve(configured), None, topic=settings.chat_topics.get(configured)
+                )
             # After every chat is registered: an account refers to its chat's row.
             await app.services.instagram_accounts.sync()
             await _register_commands(app.bot)

@@ -6,10 +6,12 @@ import asyncio
 import sys
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
+from bot.config import ConfigError, load_settings
 from tests.fake_bot_api import FakeBotApi
-from tests.support import ALICE, fetch_all, seed_chat, seed_media
+from tests.support import ALICE, TEAM_CHAT, fetch_all, seed_chat, seed_media
 
 # The process tests' fixtures and helpers, shared (api is conftest's).
 from tests.test_e2e import (  # noqa: F401
@@ -98,9 +100,7 @@ async def test_a_group_upgraded_mid_queue_continues_in_the_supergroup(
         api.push_update(message=command(SUPERGROUP, "/status"))
         await api.wait_for("sendMessage", count=2)
         await asyncio.sleep(0.5)
-        notices = [
-            c for c in api.of("sendMessage", SUPERGROUP) if "upgraded" in c.params["text"]
-        ]
+        notices = [c for c in api.of("sendMessage", SUPERGROUP) if "upgraded" in c.params["text"]]
         assert len(notices) == 1
         [status] = [c for c in api.of("sendMessage", SUPERGROUP) if "Running" in c.params["text"]]
         assert status is not None
@@ -193,9 +193,7 @@ async def test_the_service_message_moves_the_chat_before_any_send_fails(
         api.push_update(message=command(SUPERGROUP, "/resume"))
         await eventually(lambda: _sent_to(api, SUPERGROUP))
         assert not [c for c in api.of("sendPhoto", OLD_GROUP)]
-        notices = [
-            c for c in api.of("sendMessage", SUPERGROUP) if "upgraded" in c.params["text"]
-        ]
+        notices = [c for c in api.of("sendMessage", SUPERGROUP) if "upgraded" in c.params["text"]]
         assert len(notices) == 1
         assert await process.stop() == 0
     finally:
@@ -205,3 +203,66 @@ async def test_the_service_message_moves_the_chat_before_any_send_fails(
 
 async def _sent_to(api: FakeBotApi, chat_id: int) -> bool:
     return bool(_delivered_files(api, chat_id))
+
+
+# -- forum supergroups: the queue lives in one topic ------------------------------------
+
+
+def _in_topic(message: dict[str, Any], topic: int) -> dict[str, Any]:
+    return {**message, "message_thread_id": topic, "is_topic_message": True}
+
+
+async def test_the_queue_lives_in_its_topic(
+    api: FakeBotApi, bot_env: dict[str, str], session_factory: Any
+) -> None:
+    await seed_chat(
+        session_factory, TEAM_CHAT, posting_hours_start=0, posting_hours_end=0, posts_per_day=50
+    )
+    await seed_media(session_factory, TEAM_CHAT, count=3)
+    process = BotProcess(
+        {**bot_env, "TELEGRAM_CHAT_ID": f"{TEAM_CHAT}:55", "ADMIN_USER_IDS": str(ALICE.id)}
+    )
+    await process.start()
+    try:
+        [scheduled] = await api.wait_for("sendPhoto")
+        assert int(scheduled.params["message_thread_id"]) == 55
+        assert scheduled.result["is_topic_message"] is True
+
+        # /next typed in another topic: the item goes to the queue's, the answer says so.
+        api.push_update(message=_in_topic(command(TEAM_CHAT, "/next"), 77))
+        sends = await api.wait_for("sendPhoto", count=2)
+        assert int(sends[1].params["message_thread_id"]) == 55
+        [where] = await api.wait_for("sendMessage")
+        assert where.params["text"] == "📬 Sent to the queue's topic (#55)."
+        assert int(where.params["message_thread_id"]) == 77
+
+        # The team moves the queue to topic 77 from inside it.
+        api.push_update(message=_in_topic(command(TEAM_CHAT, "/settings topic here"), 77))
+        replies = await api.wait_for("sendMessage", count=2)
+        assert "#77" in replies[1].params["text"]
+        [row] = await fetch_all(
+            session_factory,
+            "SELECT message_thread_id FROM chat_settings WHERE telegram_chat_id = :c",
+            c=TEAM_CHAT,
+        )
+        assert row.message_thread_id == 77
+        # "here" outside a topic is refused, and nothing changes.
+        api.push_update(message=command(TEAM_CHAT, "/settings topic here"))
+        refused = await api.wait_for("sendMessage", count=3)
+        assert "inside the topic" in refused[2].params["text"]
+
+        await _owe_a_slot_again(session_factory)
+        sends = await api.wait_for("sendPhoto", count=3)
+        assert int(sends[2].params["message_thread_id"]) == 77
+        assert await process.stop() == 0
+    finally:
+        await process.kill_and_show_log()
+    assert "Traceback" not in process.log
+
+
+def test_a_configured_chat_may_name_its_topic() -> None:
+    settings = load_settings(_env_file=None, telegram_chat_id=f"{TEAM_CHAT}:55, -1002000")
+    assert settings.chat_ids == (TEAM_CHAT, -1002000)
+    assert settings.chat_topics == {TEAM_CHAT: 55}
+    with pytest.raises(ConfigError, match="TELEGRAM_CHAT_ID: the topic of"):
+        load_settings(_env_file=None, telegram_chat_id=f"{TEAM_CHAT}:general")

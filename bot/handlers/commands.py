@@ -32,6 +32,7 @@ from bot.texts import (
     history_usage,
     nothing_sent_text,
     queue_text,
+    sent_to_topic,
     stats_text,
     status_text,
 )
@@ -127,6 +128,10 @@ async def next_item(message: Message, scheduler: Scheduler) -> None:
     result = await scheduler.send_now(message.chat.id)
     if not result.sent:
         await message.answer(nothing_sent_text(result))
+        return
+    typed_in = message.message_thread_id if message.is_topic_message else None
+    if typed_in != result.topic:
+        await message.answer(sent_to_topic(result.topic))
 
 
 async def register_commands(bot: Bot) -> None:

@@ -59,6 +59,8 @@ class SendResult:
     locked: int = 0
     total: int = 0
     error: str | None = None
+    # The forum topic the item went to (the queue's; None: General).
+    topic: int | None = None
 
 
 @dataclass
@@ -351,7 +353,7 @@ class Scheduler:
             return claimed
         result = await self._deliver(claimed)
         if isinstance(result, Delivered):
-            return SendResult(sent=True)
+            return SendResult(sent=True, topic=claimed.message_thread_id)
         return SendResult(sent=False, error=result.reason)
 
     @staticmethod

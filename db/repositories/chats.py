@@ -30,6 +30,24 @@ class ChatSettingsRepository(Repository):
         assert found is not None
         return found
 
+    async def default_topic(self, telegram_chat_id: int, topic: int) -> None:
+        """The configured topic, unless the team already chose one."""
+        await self._session.execute(
+            update(ChatSettings)
+            .where(
+                ChatSettings.telegram_chat_id == telegram_chat_id,
+                ChatSettings.message_thread_id.is_(None),
+            )
+            .values(message_thread_id=topic, updated_at=func.now())
+        )
+
+    async def topic_of(self, telegram_chat_id: int) -> int | None:
+        """The forum topic the chat's queue lives in (None: General)."""
+        statement = select(ChatSettings.message_thread_id).where(
+            ChatSettings.telegram_chat_id == telegram_chat_id
+        )
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
     async def get(self, telegram_chat_id: int) -> ChatSettings | None:
         statement = select(ChatSettings).where(ChatSettings.telegram_chat_id == telegram_chat_id)
         return (await self._session.execute(statement)).scalar_one_or_none()

@@ -70,7 +70,9 @@ def _delivered_files(api: FakeBotApi, chat_id: int) -> list[str]:
 
 
 async def test_a_group_upgraded_mid_queue_continues_in_the_supergroup(
-    api: FakeBotApi, bot_env: dict[str, str], session_factory: Any
+    api: FakeBotApi,
+    bot_env: dict[str, str],  # noqa: F811
+    session_factory: Any,
 ) -> None:
     await _group_library(session_factory)
     env = {**bot_env, "TELEGRAM_CHAT_ID": str(OLD_GROUP)}
@@ -173,7 +175,9 @@ def _queue_count(session_factory: Any, count: int) -> Any:
 
 
 async def test_the_service_message_moves_the_chat_before_any_send_fails(
-    api: FakeBotApi, bot_env: dict[str, str], session_factory: Any
+    api: FakeBotApi,
+    bot_env: dict[str, str],  # noqa: F811
+    session_factory: Any,
 ) -> None:
     await _group_library(session_factory)
     await seed_chat(session_factory, OLD_GROUP, is_paused=True)
@@ -213,7 +217,9 @@ def _in_topic(message: dict[str, Any], topic: int) -> dict[str, Any]:
 
 
 async def test_the_queue_lives_in_its_topic(
-    api: FakeBotApi, bot_env: dict[str, str], session_factory: Any
+    api: FakeBotApi,
+    bot_env: dict[str, str],  # noqa: F811
+    session_factory: Any,
 ) -> None:
     await seed_chat(
         session_factory, TEAM_CHAT, posting_hours_start=0, posting_hours_end=0, posts_per_day=50

@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 from aiogram import BaseMiddleware
 from aiogram.dispatcher.flags import get_flag
-from aiogram.types import CallbackQuery, Message, TelegramObject, Update
+from aiogram.types import CallbackQuery, InaccessibleMessage, Message, TelegramObject, Update
 
 from bot.config import Settings
 from bot.services.chats import ChatDirectory
@@ -60,6 +60,9 @@ RUNS_TO_COMPLETION = "runs_to_completion"
 # Telegram's own service message about a chat this process serves or served before an
 # upgrade: the handler checks the chats itself (the new id is not served yet).
 CHAT_SERVICE = "chat_service"
+# A button that still works on a message Telegram no longer shows (deleted, too old):
+# the handler takes `button_message: Message | InaccessibleMessage` and answers by toast.
+VANISHED_OK = "vanished_ok"
 
 
 class ChatGateMiddleware(BaseMiddleware):
@@ -85,10 +88,12 @@ class ChatGateMiddleware(BaseMiddleware):
         self, handler: Handler, event: CallbackQuery, data: dict[str, Any], settings: Settings
     ) -> Any:
         message = event.message
-        if not isinstance(message, Message):
+        vanished = isinstance(message, InaccessibleMessage) and get_flag(data, VANISHED_OK)
+        if not (isinstance(message, Message) or vanished):
             logger.warning("callback.inaccessible_message")
             await answer_quietly(event, MESSAGE_TOO_OLD)
             return None
+        assert message is not None
         if not _serves(data, message.chat.id):
             logger.warning("callback.foreign_chat", chat_id=message.chat.id)
             await answer_quietly(event, FOREIGN_CHAT_BUTTON)

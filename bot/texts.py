@@ -166,6 +166,13 @@ def lifetime_set(days: int) -> str:
     return f"✅ Items nobody pressed return to the library after {days} days."
 
 
+def returned_to_library(file_names: list[str], days: int) -> str:
+    """Sent items nobody pressed in time: back in the library, to be sent again later."""
+    shown = ", ".join(file_label(name) for name in file_names[:10])
+    more = f" and {len(file_names) - 10} more" if len(file_names) > 10 else ""
+    return f"↩️ Nobody pressed these in {days} days; they're back in the library: {shown}{more}"
+
+
 def sent_to_topic(topic: int | None) -> str:
     """/next typed in another topic than the queue's: where the item went."""
     return f"📬 Sent to the queue's topic ({topic_name(topic)})."

@@ -11,7 +11,15 @@ from sqlalchemy import text
 
 from bot.config import ConfigError, load_settings
 from tests.fake_bot_api import FakeBotApi
-from tests.support import ALICE, TEAM_CHAT, fetch_all, seed_chat, seed_media
+from tests.support import (
+    ALICE,
+    TEAM_CHAT,
+    execute,
+    fetch_all,
+    seed_chat,
+    seed_media,
+    seed_queue_item,
+)
 
 # The process tests' fixtures and helpers, shared (api is conftest's).
 from tests.test_e2e import (  # noqa: F401
@@ -272,3 +280,88 @@ def test_a_configured_chat_may_name_its_topic() -> None:
     assert settings.chat_topics == {TEAM_CHAT: 55}
     with pytest.raises(ConfigError, match="TELEGRAM_CHAT_ID: the topic of"):
         load_settings(_env_file=None, telegram_chat_id=f"{TEAM_CHAT}:general")
+
+
+# -- presses on messages Telegram no longer shows; sent items have a lifetime ---------------
+
+
+async def test_a_press_on_a_vanished_message_is_recorded_with_a_toast(
+    api: FakeBotApi,
+    bot_env: dict[str, str],  # noqa: F811
+    session_factory: Any,
+) -> None:
+    await seed_chat(
+        session_factory, TEAM_CHAT, posting_hours_start=0, posting_hours_end=0, posts_per_day=50
+    )
+    await seed_media(session_factory, TEAM_CHAT, count=3)
+    process = BotProcess(bot_env)
+    await process.start()
+    try:
+        [sent] = await api.wait_for("sendPhoto")
+
+        async def marked_sent() -> bool:
+            rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
+            return [r.status for r in rows] == ["sent"]
+
+        await eventually(marked_sent)
+        # A member deleted the message: Telegram sends the press with an InaccessibleMessage.
+        vanished = api.inaccessible(sent.result)
+        press(api, vanished, posted_button(sent.result))
+        [answer] = await api.wait_for("answerCallbackQuery")
+        assert answer.params["text"] == "✅ Posted by Alice"
+        history = await fetch_all(
+            session_factory, "SELECT status, acted_by_name, chat_id FROM posting_history"
+        )
+        assert [tuple(r) for r in history] == [("posted", "Alice", TEAM_CHAT)]
+        # Pressed again: already recorded, still one row, still a toast.
+        press(api, vanished, posted_button(sent.result))
+        answers = await api.wait_for("answerCallbackQuery", count=2)
+        assert "Alice" in answers[1].params["text"]
+        assert len(await fetch_all(session_factory, "SELECT 1 FROM posting_history")) == 1
+        assert not api.of("editMessageCaption") and not api.of("editMessageText")
+        assert await process.stop() == 0
+    finally:
+        await process.kill_and_show_log()
+    assert "Traceback" not in process.log
+
+
+async def test_an_unpressed_item_goes_back_to_the_library_after_its_lifetime(
+    api: FakeBotApi,
+    bot_env: dict[str, str],  # noqa: F811
+    session_factory: Any,
+) -> None:
+    # Paused: nothing new is sent, so only the lifetime's effect shows.
+    await seed_chat(
+        session_factory, TEAM_CHAT, sent_ttl_days=3, message_thread_id=55, is_paused=True
+    )
+    old, fresh = await seed_media(session_factory, TEAM_CHAT, count=2)
+    await seed_queue_item(session_factory, old, message_id=501)
+    await seed_queue_item(session_factory, fresh, message_id=502)
+    await execute(
+        session_factory,
+        "UPDATE posting_queue SET sent_at = now() - make_interval(days => :d)"
+        " WHERE media_item_id = :m",
+        d=4,
+        m=old,
+    )
+    await execute(session_factory, "UPDATE posting_queue SET sent_at = now() WHERE sent_at IS NULL")
+    process = BotProcess(bot_env)
+    await process.start()
+    try:
+        [line] = await api.wait_for("sendMessage")
+        assert line.params["text"].startswith("↩️ Nobody pressed these in 3 days")
+        assert "item0.jpg" in line.params["text"] and "item1.jpg" not in line.params["text"]
+        assert int(line.params["message_thread_id"]) == 55
+        await asyncio.sleep(1.0)  # more ticks: told once
+        assert len(api.of("sendMessage")) == 1
+        assert await process.stop() == 0
+    finally:
+        await process.kill_and_show_log()
+    queue = await fetch_all(session_factory, "SELECT media_item_id FROM posting_queue")
+    assert [r.media_item_id for r in queue] == [fresh]
+    assert await fetch_all(session_factory, "SELECT 1 FROM posting_history") == []
+    # Back in the library: eligible again.
+    eligible = await fetch_all(
+        session_factory, "SELECT 1 FROM media_items m WHERE m.id = :m AND m.is_active", m=old
+    )
+    assert eligible

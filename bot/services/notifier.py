@@ -117,6 +117,10 @@ class Notifier:
             item.chat_id, text, reply_markup=keyboard, message_thread_id=item.message_thread_id
         )
 
+    async def send_line(self, chat_id: int, text: str, topic: int | None) -> Message:
+        """A line for the team, in the topic the queue lives in."""
+        return await self._bot.send_message(chat_id, text, message_thread_id=topic)
+
     async def _send(self, item: Notification, source: str | InputFile) -> Message:
         caption = notification_caption(item.file_name, item.category, item.caption)
         keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from aiogram.exceptions import TelegramAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services import heartbeat
@@ -33,6 +34,7 @@ from db.repositories import (
     MediaRepository,
     QueueRepository,
 )
+from db.repositories.queue import ReturnedItem
 from db.retry import Idempotent, Reread, in_transaction
 from db.vocabulary import QueueStatus
 
@@ -176,6 +178,7 @@ class Scheduler:
         for start in range(0, len(due), CLAIM_BATCH):
             for item in await self.claim_due(due[start : start + CLAIM_BATCH]):
                 self._spawn(item.chat_id, self._deliver(item, in_slot=True))
+        await self.return_unpressed()
         await self.delete_expired_locks()
 
     def _spawn(self, key: int | uuid.UUID, work: Coroutine[Any, Any, object]) -> None:
@@ -367,6 +370,46 @@ class Scheduler:
         else:
             reason = NothingToSend.ALL_LOCKED
         return SendResult(sent=False, reason=reason, queued=queued, locked=locked, total=total)
+
+    async def return_unpressed(self) -> list[ReturnedItem]:
+        """Sent items nobody pressed within their chat's lifetime go back to the library.
+
+        Each chat hears it in one line, in the queue's topic.
+        """
+        now = self._clock()
+        planned: list[ReturnedItem] = []
+
+        async def take(session: AsyncSession) -> list[ReturnedItem]:
+            planned[:] = await QueueRepository(session).return_unpressed(now)
+            return list(planned)
+
+        async def landed(session: AsyncSession) -> list[ReturnedItem] | None:
+            """Our rows gone means our DELETE's COMMIT landed (nobody can press a taken row)."""
+            if not planned:
+                return None
+            rows = await QueueRepository(session).get_many([item.queue_id for item in planned])
+            return None if rows else list(planned)
+
+        returned = await in_transaction(
+            self._sessions, take, repeat=Reread(landed), operation="scheduler.return_unpressed"
+        )
+        # Here, not at the top: bot.texts imports this module's result types.
+        from bot.texts import returned_to_library
+
+        by_chat: dict[int, list[ReturnedItem]] = {}
+        for item in returned:
+            by_chat.setdefault(item.chat_id, []).append(item)
+        for chat_id, items in by_chat.items():
+            logger.info("queue.returned_unpressed", chat_id=chat_id, count=len(items))
+            try:
+                await self.delivery.notifier.send_line(
+                    chat_id,
+                    returned_to_library([item.file_name for item in items], items[0].lifetime_days),
+                    items[0].message_thread_id,
+                )
+            except TelegramAPIError as error:
+                logger.warning("queue.return_line_failed", chat_id=chat_id, error=str(error))
+        return returned
 
     async def delete_expired_locks(self) -> int:
         async def purge(session: AsyncSession) -> int:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from db.models import MediaItem, PostingQueueItem
+from db.models import ChatSettings, MediaItem, PostingQueueItem
 from db.repositories.base import Repository, lapsed
 from db.vocabulary import QueueStatus
 
@@ -217,3 +218,55 @@ class QueueRepository(Repository):
             _PUBLISHING, lapsed(PostingQueueItem.claimed_at, lease_before)
         )
         return list((await self._session.execute(statement)).scalars())
+
+    async def return_unpressed(self, now: datetime) -> list[ReturnedItem]:
+        """Remove the `sent` rows nobody pressed within their chat's lifetime (sent_ttl_days).
+
+        The item goes back to the library as if never sent (no history row: nothing
+        happened to it). Rows another process is removing right now are skipped.
+        """
+        lifetime = func.make_interval(0, 0, 0, ChatSettings.sent_ttl_days)
+        expired = (
+            select(PostingQueueItem.id)
+            .join(ChatSettings, ChatSettings.telegram_chat_id == PostingQueueItem.chat_id)
+            .where(
+                PostingQueueItem.status == QueueStatus.SENT,
+                PostingQueueItem.sent_at < now - lifetime,
+            )
+            .with_for_update(of=PostingQueueItem, skip_locked=True)
+        )
+        removed = (
+            delete(PostingQueueItem)
+            .where(PostingQueueItem.id.in_(expired.scalar_subquery()))
+            .returning(
+                PostingQueueItem.id, PostingQueueItem.chat_id, PostingQueueItem.media_item_id
+            )
+            .cte("removed")
+        )
+        statement = (
+            select(removed.c.id, removed.c.chat_id, MediaItem.file_name, ChatSettings)
+            .join(MediaItem, MediaItem.id == removed.c.media_item_id)
+            .join(ChatSettings, ChatSettings.telegram_chat_id == removed.c.chat_id)
+            .order_by(removed.c.chat_id, MediaItem.file_name)
+        )
+        return [
+            ReturnedItem(
+                row.id,
+                row.chat_id,
+                row.file_name,
+                row.ChatSettings.message_thread_id,
+                row.ChatSettings.sent_ttl_days,
+            )
+            for row in await self._session.execute(statement)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnedItem:
+    """A sent item nobody pressed in time, back in the library."""
+
+    queue_id: uuid.UUID
+    chat_id: int
+    file_name: str
+    message_thread_id: int | None
+    lifetime_days: int

@@ -17,7 +17,7 @@ from aiogram.enums import ParseMode
 
 from bot.config import Settings
 from bot.database import Database
-from bot.handlers import admin, chats, commands, errors, fallback, instagram, queue
+from bot.handlers import admin, chats, commands, errors, fallback, inflight, instagram, queue
 from bot.middlewares import (
     ChatGateMiddleware,
     InteractionLogMiddleware,
@@ -29,6 +29,7 @@ from bot.services.autopost import AutoPostService
 from bot.services.chats import ChatDirectory
 from bot.services.clock import Clock, utc_now
 from bot.services.delivery import Delivery
+from bot.services.inflight import InFlightService
 from bot.services.instagram import create_http_client
 from bot.services.instagram_accounts import InstagramAccounts, load_account_configs
 from bot.services.instagram_care import TokenCare
@@ -78,6 +79,7 @@ class Services:
     instagram_accounts: InstagramAccounts
     token_care: TokenCare
     chat_directory: ChatDirectory
+    inflight: InFlightService
     autopost: AutoPostService | None = None
     http: httpx.AsyncClient | None = None
     clock: Clock = utc_now
@@ -170,6 +172,7 @@ def build_services(
             interval_seconds=settings.instagram_care_interval_seconds,
         ),
         chat_directory=chat_directory,
+        inflight=InFlightService(database.sessions, delivery, clock=clock),
         autopost=autopost,
         http=http,
         clock=clock,
@@ -198,6 +201,7 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
         commands.create_router(),
         instagram.create_router(),
         admin.create_router(),
+        inflight.create_router(),
         fallback.create_router(),
         errors.create_router(),
     )

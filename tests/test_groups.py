@@ -13,6 +13,7 @@ from bot.config import ConfigError, load_settings
 from tests.fake_bot_api import FakeBotApi
 from tests.support import (
     ALICE,
+    BOB,
     TEAM_CHAT,
     execute,
     fetch_all,
@@ -365,3 +366,86 @@ async def test_an_unpressed_item_goes_back_to_the_library_after_its_lifetime(
         session_factory, "SELECT 1 FROM media_items m WHERE m.id = :m AND m.is_active", m=old
     )
     assert eligible
+
+
+def _inflight_buttons(reply: Any) -> list[str]:
+    keyboard = reply.params["reply_markup"]["inline_keyboard"]
+    return [button["callback_data"] for row in keyboard for button in row]
+
+
+async def tap(
+    api: FakeBotApi, message: dict[str, Any], data: str, by: dict[str, object] | None = None
+) -> str:
+    """Press a button and return the toast it got."""
+    before = len(api.of("answerCallbackQuery"))
+    api.push_update(
+        callback_query={
+            "id": f"tap{len(api.updates)}",
+            "from": by or ALICE.bot_api(),
+            "chat_instance": "ci",
+            "message": message,
+            "data": data,
+        }
+    )
+    answers = await api.wait_for("answerCallbackQuery", count=before + 1)
+    return str(answers[-1].params["text"])
+
+
+async def test_an_admin_resends_or_drops_an_item_in_flight_once(
+    api: FakeBotApi,
+    bot_env: dict[str, str],  # noqa: F811
+    session_factory: Any,
+) -> None:
+    await seed_chat(
+        session_factory, TEAM_CHAT, posting_hours_start=0, posting_hours_end=0, posts_per_day=50
+    )
+    await seed_media(session_factory, TEAM_CHAT, count=3)
+    process = BotProcess({**bot_env, "ADMIN_USER_IDS": str(ALICE.id)})
+    await process.start()
+    try:
+        [first] = await api.wait_for("sendPhoto")
+
+        async def sent_at(message_id: int) -> bool:
+            rows = await fetch_all(
+                session_factory, "SELECT status, telegram_message_id AS m FROM posting_queue"
+            )
+            return [(r.status, r.m) for r in rows] == [("sent", message_id)]
+
+        await eventually(lambda: sent_at(first.result["message_id"]))
+        api.push_update(message=command(TEAM_CHAT, "/queue"))
+        [listing] = await api.wait_for("sendMessage")
+        resend, drop = _inflight_buttons(listing)
+        assert resend.startswith("fl:resend:") and drop.startswith("fl:drop:")
+
+        # Its answer is lost, so the admin taps again: one resend, never two.
+        api.lose_answer("answerCallbackQuery")
+        press(api, listing.result, resend)
+        [_, again] = await api.wait_for("sendPhoto", count=2)
+        assert again.params["caption"] == first.params["caption"]
+        await eventually(lambda: sent_at(again.result["message_id"]))
+        [removed] = await api.wait_for("editMessageReplyMarkup")
+        assert int(removed.params["message_id"]) == first.result["message_id"]
+        assert await tap(api, listing.result, resend) == (
+            "Already pressed, dropped or resent since /queue listed it."
+        )
+        # The stale list's drop acts on nothing either: the item moved to a new message.
+        assert (await tap(api, listing.result, drop)).startswith("Already")
+        assert len(api.of("sendPhoto")) == 2
+
+        # A member who is not an admin is refused.
+        api.push_update(message=command(TEAM_CHAT, "/queue"))
+        listings = await api.wait_for("sendMessage", count=2)
+        _, fresh_drop = _inflight_buttons(listings[-1])
+        refused = await tap(api, listings[-1].result, fresh_drop, by=BOB.bot_api())
+        assert refused == "⛔ Only admins can drop or resend an item."
+        assert await fetch_all(session_factory, "SELECT 1 FROM posting_queue")
+
+        dropped = await tap(api, listings[-1].result, fresh_drop)
+        assert dropped == "↩️ Dropped: the item is back in the library."
+        assert (await tap(api, listings[-1].result, fresh_drop)).startswith("Already")
+        assert await fetch_all(session_factory, "SELECT 1 FROM posting_queue") == []
+        assert await fetch_all(session_factory, "SELECT 1 FROM posting_history") == []
+        assert await process.stop() == 0
+    finally:
+        await process.kill_and_show_log()
+    assert "Traceback" not in process.log

@@ -14,6 +14,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import BotCommand, BufferedInputFile, Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.keyboards import inflight_keyboard
 from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK, RUNS_TO_COMPLETION
 from bot.services.chart import activity_chart
 from bot.services.clock import Clock
@@ -36,6 +37,7 @@ from bot.texts import (
     stats_text,
     status_text,
 )
+from db.vocabulary import QueueStatus
 
 logger = structlog.get_logger(__name__)
 
@@ -72,7 +74,13 @@ async def queue(message: Message, team: TeamService, clock: Clock) -> None:
     if not rows:
         await message.answer(NOTHING_IN_FLIGHT)
         return
-    await message.answer(queue_text(rows, now))
+    # An admin's drop and resend buttons for the items that arrived (IsAdmin guards them).
+    sent = [
+        (row.id, row.telegram_message_id, media.file_name)
+        for row, media in rows
+        if row.status == QueueStatus.SENT
+    ]
+    await message.answer(queue_text(rows, now), reply_markup=inflight_keyboard(sent))
 
 
 async def history(

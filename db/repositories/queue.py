@@ -270,3 +270,36 @@ class ReturnedItem:
     file_name: str
     message_thread_id: int | None
     lifetime_days: int
+
+
+class InFlightRepository(Repository):
+    """An admin's drop or resend of one `sent` item, from the message it was shown at."""
+
+    def _shown_at(self, queue_id: uuid.UUID, chat_id: int, message_id: int | None) -> Any:
+        return and_(
+            PostingQueueItem.id == queue_id,
+            PostingQueueItem.chat_id == chat_id,
+            PostingQueueItem.status == QueueStatus.SENT,
+            PostingQueueItem.telegram_message_id.is_not_distinct_from(message_id),
+        )
+
+    async def drop(self, queue_id: uuid.UUID, chat_id: int, message_id: int | None) -> bool:
+        """Remove the row while it is still `sent` at that message: the item is free again."""
+        statement = delete(PostingQueueItem).where(self._shown_at(queue_id, chat_id, message_id))
+        return bool(await self._rows_changed(statement))
+
+    async def claim_resend(
+        self, queue_id: uuid.UUID, chat_id: int, message_id: int | None, stamp: datetime
+    ) -> bool:
+        """`sent` at that message -> `sending`, claimed at `stamp` (our own, for a re-read).
+
+        Counted as a second send (the first message is in the chat): a crash
+        mid-resend leaves the row to the stuck-row sweep, which sends no third
+        message but a notice with the item's buttons.
+        """
+        statement = (
+            update(PostingQueueItem)
+            .where(self._shown_at(queue_id, chat_id, message_id))
+            .values(status=QueueStatus.SENDING, claimed_at=stamp, send_attempts=2)
+        )
+        return bool(await self._rows_changed(statement))

@@ -170,6 +170,7 @@ def build_services(
             bot,
             clock=clock,
             interval_seconds=settings.instagram_care_interval_seconds,
+            follow_migration=follow_migration,
         ),
         chat_directory=chat_directory,
         inflight=InFlightService(database.sessions, delivery, clock=clock),

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import respx
+from aiogram.exceptions import TelegramMigrateToChat
+from aiogram.methods import SendMessage
 from sqlalchemy import text
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, Settings, load_settings
 from tests.fake_bot_api import FakeBotApi
 from tests.support import (
     ALICE,
@@ -30,6 +34,14 @@ from tests.test_e2e import (  # noqa: F401
     eventually,
     posted_button,
     press,
+)
+from tests.test_instagram_care import (  # noqa: F401
+    FB_GRAPH,
+    T0,
+    Clock,
+    account_process,
+    graph,
+    ig_settings,
 )
 
 OLD_GROUP = -4001000  # a basic group's id
@@ -449,3 +461,47 @@ async def test_an_admin_resends_or_drops_an_item_in_flight_once(
     finally:
         await process.kill_and_show_log()
     assert "Traceback" not in process.log
+
+
+# -- an Instagram expiry warning sent just as the group is upgraded -------------------------
+
+
+async def test_an_expiry_warning_follows_the_upgraded_group(
+    settings: Settings,
+    database_url: str,
+    graph: respx.MockRouter,  # noqa: F811
+) -> None:
+    clock = Clock()
+    graph.get(f"{FB_GRAPH}/debug_token").respond(
+        json={"data": {"expires_at": int((T0 + timedelta(days=5)).timestamp())}}
+    )
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
+        await execute(
+            bot.sessions,
+            "UPDATE chat_settings SET message_thread_id = 55 WHERE telegram_chat_id = :c",
+            c=TEAM_CHAT,
+        )
+        bot.telegram.fail_next(
+            SendMessage,
+            TelegramMigrateToChat(
+                method=SendMessage(chat_id=TEAM_CHAT, text="warning"),
+                message="Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=SUPERGROUP,
+            ),
+        )
+        await bot.services.token_care.tick()
+        await bot.services.token_care.tick()  # marked once: never sent twice
+
+        warnings = [m for m in bot.telegram.of(SendMessage) if "expires in about" in m.text]
+        assert [(m.chat_id, m.message_thread_id) for m in warnings] == [
+            (TEAM_CHAT, 55),  # refused: the group was upgraded
+            (SUPERGROUP, 55),  # the settings, the topic included, moved with it
+        ]
+        [account] = await fetch_all(
+            bot.sessions, "SELECT chat_id, warned_7d_at FROM instagram_accounts"
+        )
+        assert (account.chat_id, account.warned_7d_at) == (SUPERGROUP, clock.now)
+        notices = [m for m in bot.telegram.of(SendMessage) if "upgraded" in m.text]
+        assert [m.chat_id for m in notices] == [SUPERGROUP]
+        assert bot.services.instagram_accounts.autopost_available(SUPERGROUP)
+        assert await _rows_keyed_by(bot.sessions, TEAM_CHAT) == {}

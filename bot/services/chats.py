@@ -16,7 +16,7 @@ from aiogram.exceptions import TelegramAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.texts import chat_migrated_notice
-from db.repositories import ChatMigrationRepository
+from db.repositories import ChatMigrationRepository, ChatSettingsRepository
 from db.retry import in_idempotent_transaction
 
 logger = structlog.get_logger(__name__)
@@ -114,9 +114,19 @@ class ChatDirectory:
         ):
             return
         try:
-            await bot.send_message(new_chat_id, chat_migrated_notice(old_chat_id, new_chat_id))
+            await bot.send_message(
+                new_chat_id,
+                chat_migrated_notice(old_chat_id, new_chat_id),
+                message_thread_id=await self._topic(new_chat_id),
+            )
         except TelegramAPIError as error:
             logger.warning("chat.migration_notice_failed", chat_id=new_chat_id, error=str(error))
+
+    async def _topic(self, chat_id: int) -> int | None:
+        async def read(session: AsyncSession) -> int | None:
+            return await ChatSettingsRepository(session).topic_of(chat_id)
+
+        return await in_idempotent_transaction(self.sessions, "chats.topic", read, "it reads")
 
     def known(self, chat_ids: Iterable[int]) -> bool:
         """Is any of these chats one this process serves or served before a move?"""

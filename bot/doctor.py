@@ -397,9 +397,10 @@ async def _database_lines(
         return facts
     report.add(_media_dir(settings))
     if at_head:
-        for finding in await _moved_chats(settings, database):
+        findings, served = await _moved_chats(settings, database)
+        for finding in findings:
             report.add(finding)
-        for chat_id in settings.chat_ids:
+        for chat_id in served:
             finding, path = await _library(database, chat_id)
             report.add(finding)
             facts.sample = facts.sample or path
@@ -407,14 +408,20 @@ async def _database_lines(
     return facts
 
 
-async def _moved_chats(settings: Settings, database: Database) -> list[Finding]:
-    """A configured group Telegram upgraded to a supergroup: the bot follows it, say so."""
+async def _moved_chats(
+    settings: Settings, database: Database
+) -> tuple[list[Finding], tuple[int, ...]]:
+    """A configured group Telegram upgraded to a supergroup: the bot follows it, say so.
+
+    Also the chats served, each configured id followed to where it moved.
+    """
     directory = ChatDirectory(database.sessions, settings.chat_ids)
     try:
         async with asyncio.timeout(2 * NETWORK_TIMEOUT_SECONDS + 1):
             await directory.load()
     except Exception as error:
-        return [failed("chats", f"moves could not be read ({_short(error)})", "run check again")]
+        fix = "run check again"
+        return [failed("chats", f"moves could not be read ({_short(error)})", fix)], ()
     return [
         warned(
             f"chat {old}",
@@ -422,7 +429,7 @@ async def _moved_chats(settings: Settings, database: Database) -> list[Finding]:
             f"set TELEGRAM_CHAT_ID to {new} instead of {old}",
         )
         for old, new in directory.outdated().items()
-    ]
+    ], directory.served()
 
 
 async def _stored_tokens(database: Database, chat_ids: list[int]) -> dict[int, tuple[str, str]]:

@@ -42,6 +42,7 @@ from tests.test_instagram_care import (  # noqa: F401
     account_process,
     graph,
     ig_settings,
+    process,
 )
 
 OLD_GROUP = -4001000  # a basic group's id
@@ -185,6 +186,25 @@ async def test_a_group_upgraded_mid_queue_continues_in_the_supergroup(
     )
     output, _ = await check.communicate()
     assert f"set TELEGRAM_CHAT_ID to {SUPERGROUP} instead of {OLD_GROUP}" in output.decode()
+    assert f"library {SUPERGROUP}: 3 item(s) indexed" in output.decode()
+
+    # Indexing for the old id indexes the supergroup's library.
+    index = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "index",
+        env["MEDIA_DIR"],
+        "--chat",
+        str(OLD_GROUP),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await index.communicate()
+    assert index.returncode == 0, output.decode()
+    assert f"became the supergroup {SUPERGROUP}" in output.decode()
+    assert await _rows_keyed_by(session_factory, OLD_GROUP) == {}
 
 
 def _queue_count(session_factory: Any, count: int) -> Any:
@@ -505,3 +525,30 @@ async def test_an_expiry_warning_follows_the_upgraded_group(
         assert [m.chat_id for m in notices] == [SUPERGROUP]
         assert bot.services.instagram_accounts.autopost_available(SUPERGROUP)
         assert await _rows_keyed_by(bot.sessions, TEAM_CHAT) == {}
+
+
+async def test_two_processes_following_one_upgrade_move_it_once_and_tell_once(
+    settings: Settings, database_url: str
+) -> None:
+    clock = Clock()
+    async with (
+        process(settings, database_url, clock) as first,
+        process(settings, database_url, clock) as second,
+    ):
+        await seed_chat(first.sessions, posts_per_day=7)
+        [media_id] = await seed_media(first.sessions)
+        await seed_queue_item(first.sessions, media_id)
+        await asyncio.gather(
+            first.services.chat_directory.follow(TEAM_CHAT, SUPERGROUP, first.bot),
+            second.services.chat_directory.follow(TEAM_CHAT, SUPERGROUP, second.bot),
+        )
+        notices = first.telegram.of(SendMessage) + second.telegram.of(SendMessage)
+        assert [m.chat_id for m in notices] == [SUPERGROUP]
+        assert await _rows_keyed_by(first.sessions, TEAM_CHAT) == {}
+        [chat] = await fetch_all(
+            first.sessions, "SELECT telegram_chat_id, posts_per_day FROM chat_settings"
+        )
+        assert (chat.telegram_chat_id, chat.posts_per_day) == (SUPERGROUP, 7)
+        # Both now serve the supergroup (the configuration still names the old id).
+        assert first.services.chat_directory.served() == (SUPERGROUP,)
+        assert second.services.chat_directory.served() == (SUPERGROUP,)

@@ -16,15 +16,18 @@ from sqlalchemy import text
 from bot.config import ConfigError, Settings, load_settings
 from tests.fake_bot_api import FakeBotApi
 from tests.support import (
+    ADA,
     ALICE,
     BOB,
     TEAM_CHAT,
+    TestApp,
     execute,
     fetch_all,
     seed_chat,
     seed_media,
     seed_queue_item,
 )
+from tests.telegram_fake import command_update
 
 # The process tests' fixtures and helpers, shared (api is conftest's).
 from tests.test_e2e import (  # noqa: F401
@@ -552,3 +555,29 @@ async def test_two_processes_following_one_upgrade_move_it_once_and_tell_once(
         # Both now serve the supergroup (the configuration still names the old id).
         assert first.services.chat_directory.served() == (SUPERGROUP,)
         assert second.services.chat_directory.served() == (SUPERGROUP,)
+
+
+async def test_an_admin_sets_the_lifetime_and_the_topic_by_command(app: TestApp) -> None:
+    async def say(text: str) -> str:
+        await app.feed(command_update(text, TEAM_CHAT, ADA.user))
+        await app.services.tasks.drain(5)
+        return str(app.telegram.of(SendMessage)[-1].text)
+
+    async def stored() -> tuple[int, int | None]:
+        [chat] = await fetch_all(
+            app.sessions, "SELECT sent_ttl_days, message_thread_id FROM chat_settings"
+        )
+        return chat.sent_ttl_days, chat.message_thread_id
+
+    assert await say("/settings lifetime 3") == (
+        "✅ Items nobody pressed return to the library after 3 days."
+    )
+    assert "Usage" in await say("/settings lifetime soon")
+    assert "between 1 and 365" in await say("/settings lifetime 0")
+    assert await say("/settings topic 55") == "✅ The queue now lives in the #55 topic."
+    assert "inside the topic" in await say("/settings topic here")
+    assert await stored() == (3, 55)
+    assert await say("/settings topic off") == "✅ The queue now lives in the General topic."
+    assert await stored() == (3, None)
+    shown = await say("/settings")
+    assert "Queue topic: General" in shown and "after 3 days" in shown

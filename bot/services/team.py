@@ -271,6 +271,10 @@ def _resolve(field: str, value: Any) -> tuple[str, Any]:
                 raise SettingRejectedError(
                     f"Posts per day must stay between {lowest} and {highest}."
                 )
+            if column == "sent_ttl_days":
+                raise SettingRejectedError(
+                    f"The lifetime is a number of days between {lowest} and {highest}."
+                )
             raise SettingRejectedError("That button is out of date.")
         return column, value
     raise SettingRejectedError("That button is out of date.")

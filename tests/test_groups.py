@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -581,3 +581,21 @@ async def test_an_admin_sets_the_lifetime_and_the_topic_by_command(app: TestApp)
     assert await stored() == (3, None)
     shown = await say("/settings")
     assert "Queue topic: General" in shown and "after 3 days" in shown
+
+
+async def test_a_move_another_process_made_is_scheduled_here_too(
+    settings: Settings, database_url: str
+) -> None:
+    async with (
+        process(settings, database_url, Clock(datetime.now(UTC))) as mover,
+        process(settings, database_url, Clock(datetime.now(UTC))) as bystander,
+    ):
+        await seed_chat(
+            mover.sessions, posting_hours_start=0, posting_hours_end=0, posts_per_day=50
+        )
+        await seed_media(mover.sessions)
+        assert await bystander.services.scheduler.due_chats() == [TEAM_CHAT]
+        await mover.services.chat_directory.follow(TEAM_CHAT, SUPERGROUP, mover.bot)
+        # The bystander never saw the move, yet its scheduler serves the supergroup.
+        assert bystander.services.chat_directory.served() == (TEAM_CHAT,)
+        assert await bystander.services.scheduler.due_chats() == [SUPERGROUP]

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from db.models import ChatSettings, MediaItem
+from db.models import ChatMigration, ChatSettings, MediaItem
 from db.repositories.base import Repository
 
 
@@ -85,7 +85,15 @@ class ChatSettingsRepository(Repository):
         )
         statement = select(ChatSettings).where(ChatSettings.is_paused.is_(False), has_media)
         if among is not None:
-            statement = statement.where(ChatSettings.telegram_chat_id.in_(list(among)))
+            # A listed group Telegram upgraded (maybe seen by another process) is its
+            # supergroup now.
+            moved_to = select(ChatMigration.new_chat_id).where(
+                ChatMigration.old_chat_id.in_(list(among))
+            )
+            statement = statement.where(
+                ChatSettings.telegram_chat_id.in_(list(among))
+                | ChatSettings.telegram_chat_id.in_(moved_to)
+            )
         return list((await self._session.execute(statement)).scalars())
 
     async def update(self, telegram_chat_id: int, **values: Any) -> None:

@@ -120,8 +120,8 @@ def build_services(
         database.sessions, settings.chat_ids, on_move=[accounts.follow_chat]
     )
 
-    async def follow_migration(old_chat_id: int, new_chat_id: int) -> None:
-        await chat_directory.follow(old_chat_id, new_chat_id, bot)
+    async def follow_migration(old_chat_id: int, new_chat_id: int) -> int | None:
+        return await chat_directory.follow(old_chat_id, new_chat_id, bot)
 
     delivery = Delivery(
         database.sessions,

@@ -599,3 +599,20 @@ async def test_a_move_another_process_made_is_scheduled_here_too(
         # The bystander never saw the move, yet its scheduler serves the supergroup.
         assert bystander.services.chat_directory.served() == (TEAM_CHAT,)
         assert await bystander.services.scheduler.due_chats() == [SUPERGROUP]
+
+
+async def test_a_supergroup_already_registered_keeps_its_topic_and_takes_the_settings(
+    settings: Settings, database_url: str
+) -> None:
+    async with process(settings, database_url, Clock()) as bot:
+        await seed_chat(bot.sessions, posts_per_day=9)
+        await seed_chat(bot.sessions, SUPERGROUP, message_thread_id=77)
+        topic = await bot.services.chat_directory.follow(TEAM_CHAT, SUPERGROUP, bot.bot)
+        assert topic == 77
+        [chat] = await fetch_all(
+            bot.sessions,
+            "SELECT telegram_chat_id, posts_per_day, message_thread_id FROM chat_settings",
+        )
+        assert tuple(chat) == (SUPERGROUP, 9, 77)
+        [notice] = bot.telegram.of(SendMessage)
+        assert (notice.chat_id, notice.message_thread_id) == (SUPERGROUP, 77)

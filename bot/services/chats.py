@@ -79,8 +79,11 @@ class ChatDirectory:
                 hint=f"Telegram upgraded the group: set TELEGRAM_CHAT_ID to {new} instead of {old}",
             )
 
-    async def follow(self, old_chat_id: int, new_chat_id: int, bot: Bot) -> None:
-        """Move the chat's rows to its new id (once, whoever asks), then tell the team once."""
+    async def follow(self, old_chat_id: int, new_chat_id: int, bot: Bot) -> int | None:
+        """Move the chat's rows to its new id (once, whoever asks), then tell the team once.
+
+        Returns the new chat's queue topic.
+        """
 
         async def move(session: AsyncSession) -> bool:
             return await ChatMigrationRepository(session).move(old_chat_id, new_chat_id)
@@ -99,28 +102,32 @@ class ChatDirectory:
                 new_chat_id=new_chat_id,
                 hint=self._hint(),
             )
-        await self._tell_team(old_chat_id, new_chat_id, bot)
+        return await self._tell_team(old_chat_id, new_chat_id, bot)
 
     def _hint(self) -> str:
         return "set TELEGRAM_CHAT_ID=" + ",".join(str(chat_id) for chat_id in self.served())
 
-    async def _tell_team(self, old_chat_id: int, new_chat_id: int, bot: Bot) -> None:
+    async def _tell_team(self, old_chat_id: int, new_chat_id: int, bot: Bot) -> int | None:
+        """The team's notice, once; the new chat's queue topic."""
+
         async def claim(session: AsyncSession) -> bool:
             return await ChatMigrationRepository(session).claim_notice(old_chat_id)
 
+        topic = await self._topic(new_chat_id)
         # Marked before it is sent: a lost answer or a second process never repeats it.
         if not await in_idempotent_transaction(
             self.sessions, "chats.claim_notice", claim, "it sets team_told_at once"
         ):
-            return
+            return topic
         try:
             await bot.send_message(
                 new_chat_id,
                 chat_migrated_notice(old_chat_id, new_chat_id),
-                message_thread_id=await self._topic(new_chat_id),
+                message_thread_id=topic,
             )
         except TelegramAPIError as error:
             logger.warning("chat.migration_notice_failed", chat_id=new_chat_id, error=str(error))
+        return topic
 
     async def _topic(self, chat_id: int) -> int | None:
         async def read(session: AsyncSession) -> int | None:

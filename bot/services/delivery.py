@@ -94,8 +94,9 @@ class Delivery:
     backoff_seconds: tuple[float, ...] = (1.0, 5.0)
     # A row in `sending` whose claim is older than this was left by a crash.
     stuck_after: timedelta = timedelta(minutes=5)
-    # Moves a chat's rows to the supergroup Telegram upgraded it to (ChatDirectory.follow).
-    follow_migration: Callable[[int, int], Awaitable[None]] | None = None
+    # Moves a chat's rows to the supergroup Telegram upgraded it to (ChatDirectory.follow);
+    # answers the new chat's queue topic.
+    follow_migration: Callable[[int, int], Awaitable[int | None]] | None = None
 
     @property
     def _lease_renewal(self) -> float:
@@ -132,9 +133,9 @@ class Delivery:
                 if followed or self.follow_migration is None:
                     return await self._failed(item, str(error), maybe_delivered)
                 followed = True
-                await self.follow_migration(item.chat_id, error.migrate_to_chat_id)
+                topic = await self.follow_migration(item.chat_id, error.migrate_to_chat_id)
                 item = dataclasses.replace(
-                    item, chat_id=error.migrate_to_chat_id, message_thread_id=None
+                    item, chat_id=error.migrate_to_chat_id, message_thread_id=topic
                 )
                 continue
             except TelegramNetworkError as error:

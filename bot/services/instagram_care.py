@@ -74,7 +74,7 @@ class TokenCare:
     clock: Callable[[], datetime]
     interval_seconds: float = 3600.0
     # Moves a chat's rows to the supergroup Telegram upgraded it to (ChatDirectory.follow).
-    follow_migration: Callable[[int, int], Awaitable[None]] | None = None
+    follow_migration: Callable[[int, int], Awaitable[int | None]] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until `stop` is set; a failing tick is logged and the loop goes on."""
@@ -277,8 +277,7 @@ class TokenCare:
             if self.follow_migration is None:
                 raise
             new_chat_id = moved.migrate_to_chat_id
-            await self.follow_migration(chat_id, new_chat_id)
-            topic = await self._topic(new_chat_id)
+            topic = await self.follow_migration(chat_id, new_chat_id)
             await self.bot.send_message(new_chat_id, text, message_thread_id=topic)
 
     async def _topic(self, chat_id: int) -> int | None:

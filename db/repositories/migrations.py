@@ -69,7 +69,14 @@ class ChatMigrationRepository(Repository):
         statement = pg_insert(table).from_select(["telegram_chat_id", *copied], source)
         statement = statement.on_conflict_do_update(
             index_elements=[table.c.telegram_chat_id],
-            set_={name: statement.excluded[name] for name in copied} | {"updated_at": func.now()},
+            set_={name: statement.excluded[name] for name in copied}
+            | {
+                # A topic the new chat already has (configured for it) is kept.
+                "message_thread_id": func.coalesce(
+                    statement.excluded.message_thread_id, table.c.message_thread_id
+                ),
+                "updated_at": func.now(),
+            },
         )
         await self._session.execute(statement)
         for keyed in _keyed_by_chat():

@@ -68,6 +68,7 @@ def _index_chat(settings: Settings, chat_id: int | None) -> int:
 
 async def _index(settings: Settings, directory: Path | None, chat_id: int | None) -> int:
     from bot.database import open_database
+    from bot.services.chats import ChatDirectory
     from bot.services.library import LibraryIndexer, OutsideMediaDirError, Progress, stored_prefix
     from db import migrate
 
@@ -84,6 +85,15 @@ async def _index(settings: Settings, directory: Path | None, chat_id: int | None
         return EXIT_CONFIG
     async with open_database(settings) as database:
         await migrate.upgrade(database.engine)
+        # A group Telegram upgraded: its library lives under the supergroup's id now.
+        moves = ChatDirectory(database.sessions, (chat,))
+        await moves.load()
+        if moves.resolve(chat) != chat:
+            print(
+                f"chat {chat} became the supergroup {moves.resolve(chat)}: indexing for it",
+                file=sys.stderr,
+            )
+            chat = moves.resolve(chat)
         indexer = LibraryIndexer(
             database.sessions,
             local_api=bool(settings.telegram_api_url),

@@ -17,7 +17,17 @@ from aiogram.enums import ParseMode
 
 from bot.config import Settings
 from bot.database import Database
-from bot.handlers import admin, commands, errors, fallback, instagram, membership, queue
+from bot.handlers import (
+    admin,
+    chats,
+    commands,
+    errors,
+    fallback,
+    inflight,
+    instagram,
+    membership,
+    queue,
+)
 from bot.limits import TextLimitsMiddleware
 from bot.middlewares import (
     ChatGateMiddleware,
@@ -27,8 +37,10 @@ from bot.middlewares import (
 )
 from bot.services.admins import AdminDirectory
 from bot.services.autopost import AutoPostService
+from bot.services.chats import ChatDirectory
 from bot.services.clock import Clock, utc_now
 from bot.services.delivery import Delivery
+from bot.services.inflight import InFlightService
 from bot.services.instagram import create_http_client
 from bot.services.instagram_accounts import InstagramAccounts, load_account_configs
 from bot.services.instagram_care import TokenCare
@@ -81,6 +93,8 @@ class Services:
     admins: AdminDirectory
     instagram_accounts: InstagramAccounts
     token_care: TokenCare
+    chat_directory: ChatDirectory
+    inflight: InFlightService
     autopost: AutoPostService | None = None
     http: httpx.AsyncClient | None = None
     clock: Clock = utc_now
@@ -117,10 +131,18 @@ def build_services(
         on_token=on_secret,
     )
     notifier = Notifier(bot, settings.media_dir, instagram=accounts.autopost_available)
+    chat_directory = ChatDirectory(
+        database.sessions, settings.chat_ids, on_move=[accounts.follow_chat]
+    )
+
+    async def follow_migration(old_chat_id: int, new_chat_id: int) -> int | None:
+        return await chat_directory.follow(old_chat_id, new_chat_id, bot)
+
     delivery = Delivery(
         database.sessions,
         notifier,
         stuck_after=timedelta(seconds=settings.send_stuck_after_seconds),
+        follow_migration=follow_migration,
     )
     scheduler = Scheduler(
         database.sessions,
@@ -131,7 +153,7 @@ def build_services(
         interval_seconds=settings.scheduler_interval_seconds,
         clock=clock,
         concurrency=settings.scheduler_concurrency,
-        chat_ids=settings.chat_ids,
+        chat_ids=chat_directory.served,
     )
     press = PressService(database.sessions)
     autopost = None
@@ -163,7 +185,10 @@ def build_services(
             bot,
             clock=clock,
             interval_seconds=settings.instagram_care_interval_seconds,
+            follow_migration=follow_migration,
         ),
+        chat_directory=chat_directory,
+        inflight=InFlightService(database.sessions, delivery, clock=clock),
         autopost=autopost,
         http=http,
         clock=clock,
@@ -187,11 +212,13 @@ def build_dispatcher(settings: Settings, database: Database, services: Services)
     dispatcher.message.middleware(shield)
     dispatcher.callback_query.middleware(shield)
     dispatcher.include_routers(
+        chats.create_router(),
         queue.create_router(),
         commands.create_router(),
         instagram.create_router(),
         admin.create_router(),
         membership.create_router(),
+        inflight.create_router(),
         fallback.create_router(),
         errors.create_router(),
     )

@@ -6,7 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 
@@ -45,8 +45,11 @@ class Settings(BaseSettings):
     )
 
     bot_token: SecretStr | None = None
-    # One team chat, or several separated by commas: `-100123,-100456`.
+    # One team chat, or several separated by commas: `-100123,-100456`. A forum's chat
+    # may name the topic its queue lives in: `-100123:55`.
     telegram_chat_id: Annotated[tuple[int, ...], NoDecode] = ()
+    # chat id -> topic (message_thread_id), from TELEGRAM_CHAT_ID's `:55` suffixes.
+    chat_topics: Annotated[dict[int, int], NoDecode] = Field(default_factory=dict)
     telegram_api_url: str | None = None
     admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     # Empty means every member of the team chat may press the queue buttons.
@@ -98,6 +101,30 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             return frozenset({value})
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _topics_of_chats(cls, data: Any) -> Any:
+        """`-100123:55` is the chat -100123 whose queue lives in topic 55."""
+        if not isinstance(data, dict):
+            return data
+        value = data.get("telegram_chat_id")
+        if not isinstance(value, str) or ":" not in value:
+            return data
+        chats: list[str] = []
+        topics: dict[int, int] = {}
+        for part in value.replace(";", ",").split(","):
+            chat, _, topic = part.strip().partition(":")
+            if not chat:
+                continue
+            chats.append(chat)
+            if topic:
+                if not topic.strip().isascii() or not topic.strip().isdigit():
+                    raise ValueError(
+                        f"TELEGRAM_CHAT_ID: the topic of {chat} must be a number ({part.strip()})"
+                    )
+                topics[int(chat)] = int(topic)
+        return {**data, "telegram_chat_id": ",".join(chats), "chat_topics": topics}
 
     @field_validator("telegram_chat_id", mode="before")
     @classmethod

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.app import create_bot, telegram_session
 from bot.config import ConfigError, Settings
 from bot.database import Database, open_database
+from bot.services.chats import ChatDirectory
 from db import migrate
 from db.models import MediaItem
 from db.repositories.instagram_accounts import InstagramAccountRepository
@@ -396,12 +397,39 @@ async def _database_lines(
         return facts
     report.add(_media_dir(settings))
     if at_head:
-        for chat_id in settings.chat_ids:
+        findings, served = await _moved_chats(settings, database)
+        for finding in findings:
+            report.add(finding)
+        for chat_id in served:
             finding, path = await _library(database, chat_id, settings.media_dir)
             report.add(finding)
             facts.sample = facts.sample or path
         facts.stored_tokens = await _stored_tokens(database, list(settings.chat_ids))
     return facts
+
+
+async def _moved_chats(
+    settings: Settings, database: Database
+) -> tuple[list[Finding], tuple[int, ...]]:
+    """A configured group Telegram upgraded to a supergroup: the bot follows it, say so.
+
+    Also the chats served, each configured id followed to where it moved.
+    """
+    directory = ChatDirectory(database.sessions, settings.chat_ids)
+    try:
+        async with asyncio.timeout(2 * NETWORK_TIMEOUT_SECONDS + 1):
+            await directory.load()
+    except Exception as error:
+        fix = "run check again"
+        return [failed("chats", f"moves could not be read ({_short(error)})", fix)], ()
+    return [
+        warned(
+            f"chat {old}",
+            f"Telegram upgraded it to the supergroup {new}; the bot serves {new}",
+            f"set TELEGRAM_CHAT_ID to {new} instead of {old}",
+        )
+        for old, new in directory.outdated().items()
+    ], directory.served()
 
 
 async def _stored_tokens(database: Database, chat_ids: list[int]) -> dict[int, tuple[str, str]]:

@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.config import Settings
 from bot.services.admins import AdminDirectory
+from bot.services.chats import ChatDirectory
 from bot.telegram import actor_of
 
 
@@ -24,7 +25,11 @@ class IsAdmin(Filter):
     """
 
     async def __call__(
-        self, event: Message | CallbackQuery, admins: AdminDirectory, settings: Settings
+        self,
+        event: Message | CallbackQuery,
+        admins: AdminDirectory,
+        settings: Settings,
+        chat_directory: ChatDirectory,
     ) -> bool | dict[str, Any]:
         actor = actor_of(event)
         if isinstance(event, CallbackQuery):
@@ -33,7 +38,7 @@ class IsAdmin(Filter):
             chat_id = event.message.chat.id
         else:
             chat_id = event.chat.id
-        if actor is None or not settings.serves(chat_id):
+        if actor is None or not (settings.serves(chat_id) or chat_directory.serves(chat_id)):
             return False
         if not await admins.is_admin(chat_id, actor):
             return False

@@ -86,6 +86,47 @@ def put_back_list_keyboard(items: list[tuple[uuid.UUID, str]]) -> InlineKeyboard
     )
 
 
+class InFlightAction(StrEnum):
+    DROP = "drop"
+    RESEND = "resend"
+
+
+class InFlightCallback(CallbackData, prefix="fl"):
+    """`fl:<action>:<queue id hex>:<message id>`: acts only while the item is still at that
+    message (0: it has none), so a double tap or a stale /queue acts on nothing."""
+
+    action: InFlightAction
+    queue_id: uuid.UUID
+    message_id: int = 0
+
+
+# /queue offers buttons for this many items at most (the rest: /queue again later).
+INFLIGHT_BUTTONS_MAX = 10
+
+
+def _inflight_button(
+    text: str, action: InFlightAction, queue_id: uuid.UUID, message_id: int | None
+) -> InlineKeyboardButton:
+    data = InFlightCallback(action=action, queue_id=queue_id, message_id=message_id or 0)
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def inflight_keyboard(
+    items: list[tuple[uuid.UUID, int | None, str]],
+) -> InlineKeyboardMarkup | None:
+    """/queue's buttons: for each (queue id, message id, file name) a resend and a drop."""
+    rows = []
+    for queue_id, message_id, file_name in items[:INFLIGHT_BUTTONS_MAX]:
+        short = file_name if len(file_name) <= 24 else f"{file_name[:11]}…{file_name[-12:]}"
+        rows.append(
+            [
+                _inflight_button(f"🔁 {short}", InFlightAction.RESEND, queue_id, message_id),
+                _inflight_button("↩️ Drop", InFlightAction.DROP, queue_id, message_id),
+            ]
+        )
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
 class SettingsCallback(CallbackData, prefix="set"):
     """`set:<field>:<value>`: the button SETS field to value (never a toggle or a step).
 

@@ -8,10 +8,11 @@ from typing import Any
 import structlog
 from aiogram import BaseMiddleware
 from aiogram.dispatcher.flags import get_flag
-from aiogram.types import CallbackQuery, Message, TelegramObject, Update
+from aiogram.types import CallbackQuery, InaccessibleMessage, Message, TelegramObject, Update
 
 from bot.config import Settings
 from bot.services.admins import AdminDirectory
+from bot.services.chats import ChatDirectory
 from bot.services.tasks import TaskTracker
 from bot.services.team import TeamService
 from bot.telegram import actor_of, answer_quietly, identity_of, who, writes_as_the_chat
@@ -55,6 +56,12 @@ PRIVATE_OK = "private_ok"  # a command that also answers in a private chat
 ACTS_ON_QUEUE = "acts_on_queue"  # a command or button only ALLOWED_USER_IDS and admins may use
 # Read by RunToCompletionMiddleware: a handler whose effect must finish once it started.
 RUNS_TO_COMPLETION = "runs_to_completion"
+# Telegram's own service message about a chat this process serves or served before an
+# upgrade: the handler checks the chats itself (the new id is not served yet).
+CHAT_SERVICE = "chat_service"
+# A button that still works on a message Telegram no longer shows (deleted, too old):
+# the handler takes `button_message: Message | InaccessibleMessage` and answers by toast.
+VANISHED_OK = "vanished_ok"
 
 
 class ChatGateMiddleware(BaseMiddleware):
@@ -68,6 +75,8 @@ class ChatGateMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         settings: Settings = data["settings"]
+        if get_flag(data, CHAT_SERVICE):
+            return await handler(event, data)
         if isinstance(event, CallbackQuery):
             return await self._button(handler, event, data, settings)
         if isinstance(event, Message):
@@ -78,11 +87,13 @@ class ChatGateMiddleware(BaseMiddleware):
         self, handler: Handler, event: CallbackQuery, data: dict[str, Any], settings: Settings
     ) -> Any:
         message = event.message
-        if not isinstance(message, Message):
+        vanished = isinstance(message, InaccessibleMessage) and get_flag(data, VANISHED_OK)
+        if not (isinstance(message, Message) or vanished):
             logger.warning("callback.inaccessible_message")
             await answer_quietly(event, MESSAGE_TOO_OLD)
             return None
-        if not settings.serves(message.chat.id):
+        assert message is not None
+        if not _serves(data, message.chat.id):
             logger.warning("callback.foreign_chat", chat_id=message.chat.id)
             await answer_quietly(event, FOREIGN_CHAT_BUTTON)
             return None
@@ -109,7 +120,7 @@ class ChatGateMiddleware(BaseMiddleware):
             if not get_flag(data, PRIVATE_OK):
                 await event.answer(PRIVATE_CHAT_REFUSED)
                 return None
-        elif not settings.serves(event.chat.id):
+        elif not _serves(data, event.chat.id):
             logger.warning("command.foreign_chat", chat_id=event.chat.id, command=name)
             await event.answer(FOREIGN_CHAT_REFUSED)
             return None
@@ -121,6 +132,13 @@ class ChatGateMiddleware(BaseMiddleware):
             await event.answer(NOT_ALLOWED)
             return None
         return await handler(event, data)
+
+
+def _serves(data: dict[str, Any], chat_id: int) -> bool:
+    """A configured chat, or the supergroup Telegram upgraded one to."""
+    settings: Settings = data["settings"]
+    directory: ChatDirectory = data["chat_directory"]
+    return settings.serves(chat_id) or directory.serves(chat_id)
 
 
 class RunToCompletionMiddleware(BaseMiddleware):
@@ -156,6 +174,8 @@ class InteractionLogMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         actor = actor_of(event) if isinstance(event, Message) else None
         if isinstance(event, Message) and actor is not None:
+            if get_flag(data, CHAT_SERVICE):
+                return await handler(event, data)
             team: TeamService = data["team"]
             tasks: TaskTracker = data["tasks"]
             tasks.spawn(_touch_quietly(team, event, actor, command_name(event)))

@@ -146,12 +146,21 @@ async def _run(settings: Settings, redactor: SecretRedactor) -> int:
             stack.push_async_callback(app.services.close)
             me = await _at_startup(app.bot.get_me, "getMe")
             await _take_over_from_webhook(app.bot)
-            for chat_id in settings.chat_ids:
-                await app.services.team.register_chat(chat_id, None)
+            # A configured chat Telegram upgraded is served under its new id (warned each start).
+            directory = app.services.chat_directory
+            await directory.load()
+            for configured in settings.chat_ids:
+                await app.services.team.register_chat(
+                    directory.resolve(configured), None, topic=settings.chat_topics.get(configured)
+                )
             # After every chat is registered: an account refers to its chat's row.
             await app.services.instagram_accounts.sync()
             await _register_commands(app.bot)
-        logger.info("bot.started", username=me.username, chat_ids=list(settings.chat_ids))
+        logger.info(
+            "bot.started",
+            username=me.username,
+            chat_ids=list(app.services.chat_directory.served()),
+        )
         # Startup objects (aiogram's models, SQLAlchemy's metadata) never die: keep
         # them out of garbage collection so its pauses stay short.
         gc.freeze()

@@ -151,9 +151,37 @@ def render_settings(chat: ChatSettings) -> str:
         f"Dry run: {'on' if chat.dry_run else 'off'}\n"
         f"Posts per day: {chat.posts_per_day}\n"
         f"Window: {chat.posting_hours_start:02d}:00–{chat.posting_hours_end:02d}:00 "
-        f"({escape(chat.timezone)})\n\n"
-        "Timezone: <code>/settings tz Europe/Berlin</code>"
+        f"({escape(chat.timezone)})\n"
+        f"Queue topic: {topic_name(chat.message_thread_id)}\n"
+        f"Unpressed items return to the library after {chat.sent_ttl_days} days\n\n"
+        "Timezone: <code>/settings tz Europe/Berlin</code>\n"
+        "Topic: <code>/settings topic here</code> (typed in the topic), or an id, or off\n"
+        "Lifetime: <code>/settings lifetime 7</code> (days)"
     )
+
+
+def topic_name(topic: int | None) -> str:
+    return "General" if topic is None else f"#{topic}"
+
+
+def topic_set(topic: int | None) -> str:
+    return f"✅ The queue now lives in the {topic_name(topic)} topic."
+
+
+def lifetime_set(days: int) -> str:
+    return f"✅ Items nobody pressed return to the library after {days} days."
+
+
+def returned_to_library(file_names: list[str], days: int) -> str:
+    """Sent items nobody pressed in time: back in the library, to be sent again later."""
+    shown = ", ".join(file_label(name) for name in file_names[:10])
+    more = f" and {len(file_names) - 10} more" if len(file_names) > 10 else ""
+    return f"↩️ Nobody pressed these in {days} days; they're back in the library: {shown}{more}"
+
+
+def sent_to_topic(topic: int | None) -> str:
+    """/next typed in another topic than the queue's: where the item went."""
+    return f"📬 Sent to the queue's topic ({topic_name(topic)})."
 
 
 # -- command replies (bot.handlers.commands, bot.handlers.admin, bot.handlers.instagram) --
@@ -162,8 +190,19 @@ PAUSED = "⏸ Paused: no scheduled posts until /resume."
 ALREADY_PAUSED = "Already paused."
 RESUMED = "▶️ Resumed."
 ALREADY_RUNNING = "Already running."
-SETTINGS_USAGE = "Usage: /settings, or /settings tz Europe/Berlin"
+SETTINGS_USAGE = (
+    "Usage: /settings, /settings tz Europe/Berlin, /settings topic here|ID|off,"
+    " /settings lifetime DAYS"
+)
+TOPIC_USAGE = "A topic is its number (from a message link), “here” inside it, or “off”."
+TOPIC_HERE_OUTSIDE = "Type /settings topic here inside the topic the queue should live in."
 NOTHING_IN_FLIGHT = "📭 Nothing is waiting for a press."
+INFLIGHT_DROPPED = "↩️ Dropped: the item is back in the library."
+INFLIGHT_RESENT = "🔁 Sent again; the old message's buttons are gone."
+INFLIGHT_UNCONFIRMED = "⚠️ Telegram didn't confirm the resend; the chat got its buttons in a notice."
+INFLIGHT_CHANGED = "Already pressed, dropped or resent since /queue listed it."
+INFLIGHT_BEING_SENT = "⏳ It is being sent right now."
+ADMINS_ONLY_INFLIGHT = "⛔ Only admins can drop or resend an item."
 NO_HISTORY = "No history yet."
 NO_PRESSES = "No presses recorded yet."
 CHART_CAPTION = "📈 Presses per day, last 4 weeks, by person"
@@ -201,6 +240,13 @@ def set_aside_text(items: list[MediaItem]) -> str:
     ]
     return fit_message(
         f"⚠️ <b>{len(items)} set aside</b> (fix the file and index again, or ↩️ Put back)", lines
+    )
+
+
+def chat_migrated_notice(old_chat_id: int, new_chat_id: int) -> str:
+    return (
+        "ℹ️ Telegram upgraded this group to a supergroup. The queue, the library, the"
+        " settings and the history moved here with it; nothing was lost."
     )
 
 

@@ -113,6 +113,7 @@ class ChatSettings(Base):
         CheckConstraint("posting_hours_end BETWEEN 0 AND 23", name="posting_hours_end"),
         CheckConstraint("repost_ttl_days >= 0", name="repost_ttl_days"),
         CheckConstraint("skip_ttl_days >= 0", name="skip_ttl_days"),
+        CheckConstraint("sent_ttl_days BETWEEN 1 AND 365", name="sent_ttl_days"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -129,8 +130,25 @@ class ChatSettings(Base):
     repost_ttl_days: Mapped[int] = mapped_column(server_default="30")
     skip_ttl_days: Mapped[int] = mapped_column(server_default="45")
     last_post_sent_at: Mapped[datetime | None]
+    # A forum supergroup's topic the queue lives in; None: the General topic.
+    message_thread_id: Mapped[BigInt | None]
+    # A sent item nobody pressed for this many days goes back to the library.
+    sent_ttl_days: Mapped[int] = mapped_column(server_default="7")
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
+
+
+class ChatMigration(Base):
+    """A group Telegram upgraded to a supergroup: its rows moved from the old id to the new."""
+
+    __tablename__ = "chat_migrations"
+    __table_args__ = (CheckConstraint("old_chat_id <> new_chat_id", name="moves_somewhere"),)
+
+    old_chat_id: Mapped[BigInt] = mapped_column(primary_key=True)
+    new_chat_id: Mapped[BigInt]
+    migrated_at: Mapped[datetime] = _now()
+    # Set before the team's notice is sent, so a second process never sends it again.
+    team_told_at: Mapped[datetime | None]
 
 
 class MediaItem(Base):

@@ -160,6 +160,9 @@ class FakeBotApi:
     refused_content: dict[bytes, tuple[int, str]] = field(default_factory=dict)
     # chat id -> its human administrators (Bot API `User`s), for getChatAdministrators.
     admins: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    # old group id -> the supergroup Telegram upgraded it to: every call naming the old
+    # id answers 400 with parameters.migrate_to_chat_id, as Telegram does.
+    migrated_chats: dict[int, int] = field(default_factory=dict)
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -218,6 +221,40 @@ class FakeBotApi:
             **RESTRICTIONS_LIFTED,
             **rights,
         }
+
+    def upgrade_group(self, old_chat_id: int, new_chat_id: int, *, service: bool = True) -> None:
+        """Telegram upgrades a group: the old id is refused from now on; with `service`, the
+        two service messages arrive (`migrate_to_chat_id` in the old group,
+        `migrate_from_chat_id` in the new supergroup)."""
+        self.migrated_chats[old_chat_id] = new_chat_id
+        if not service:
+            return
+        now = int(time.time())
+        starter = {"id": 7, "is_bot": False, "first_name": "Alice"}
+        self.push_update(
+            message={
+                "message_id": next(self._message_ids),
+                "date": now,
+                "chat": {"id": old_chat_id, "type": "group", "title": "team"},
+                "from": starter,
+                "migrate_to_chat_id": new_chat_id,
+            }
+        )
+        self.push_update(
+            message={
+                "message_id": 1,
+                "date": now,
+                "chat": {"id": new_chat_id, "type": "supergroup", "title": "team"},
+                "from": {"id": 1087968824, "is_bot": True, "first_name": "Group"},
+                "sender_chat": {"id": new_chat_id, "type": "supergroup", "title": "team"},
+                "migrate_from_chat_id": old_chat_id,
+            }
+        )
+
+    @staticmethod
+    def inaccessible(message: dict[str, Any]) -> dict[str, Any]:
+        """What a callback carries for a message Telegram no longer shows (deleted, too old)."""
+        return {"chat": message["chat"], "message_id": message["message_id"], "date": 0}
 
     def push_update(self, **update: Any) -> int:
         update_id = next(self._update_ids)
@@ -332,6 +369,14 @@ class FakeBotApi:
                 body = {"ok": False, "error_code": status, "description": description}
                 return web.json_response(body, status=status)
         chat = params.get("chat_id")
+        if chat is not None and int(chat) in self.migrated_chats:
+            body = {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                "parameters": {"migrate_to_chat_id": self.migrated_chats[int(chat)]},
+            }
+            return web.json_response(body, status=400)
         if method.startswith("send") and chat is not None:
             if int(chat) in self.forbidden_chats:
                 body = {
@@ -376,6 +421,10 @@ class FakeBotApi:
         }
         if "reply_markup" in params:
             message["reply_markup"] = params["reply_markup"]
+        if params.get("message_thread_id") not in (None, ""):
+            # A forum topic: Telegram marks the message as the topic's.
+            message["message_thread_id"] = int(params["message_thread_id"])
+            message["is_topic_message"] = True
         return message
 
     async def _result(self, method: str, params: dict[str, Any]) -> Any:

@@ -15,12 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiogram.methods import SendMessage, SendPhoto
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import Services, build_services, create_bot
 from bot.config import Settings
 from bot.database import Database
+from bot.services.inflight import InFlightOutcome
 from bot.services.notifier import Notification
 from bot.services.press import OutcomeKind, Press
 from db.engine import create_session_factory
@@ -218,6 +220,73 @@ async def _only_the_live_lock_left(run: Run, result: Any) -> None:
     assert [lock.media_item_id for lock in locks] == [run.seeded["live"]]
 
 
+NEW_SUPERGROUP = -1009009009
+
+
+async def _follow_upgrade(run: Run) -> Any:
+    bot = run.services.token_care.bot
+    return await run.services.chat_directory.follow(TEAM_CHAT, NEW_SUPERGROUP, bot)
+
+
+async def _moved_once_and_told_once(run: Run, result: Any) -> None:
+    chats = await fetch_all(run.sessions, "SELECT telegram_chat_id FROM chat_settings")
+    assert [chat.telegram_chat_id for chat in chats] == [NEW_SUPERGROUP]
+    queue = await fetch_all(run.sessions, "SELECT chat_id FROM posting_queue")
+    assert [row.chat_id for row in queue] == [NEW_SUPERGROUP]
+    [moved] = await fetch_all(run.sessions, "SELECT new_chat_id, team_told_at FROM chat_migrations")
+    assert moved.new_chat_id == NEW_SUPERGROUP and moved.team_told_at is not None
+    telegram = run.services.token_care.bot.session
+    assert isinstance(telegram, RecordingSession)
+    assert [m.chat_id for m in telegram.of(SendMessage)] == [NEW_SUPERGROUP]
+
+
+async def _drop_in_flight(run: Run) -> Any:
+    return await run.services.inflight.drop(run.seeded["queue_id"], TEAM_CHAT, 500)
+
+
+async def _dropped(run: Run, outcome: Any) -> None:
+    assert outcome is InFlightOutcome.DROPPED
+    assert await fetch_all(run.sessions, "SELECT 1 FROM posting_queue") == []
+    assert await fetch_all(run.sessions, "SELECT 1 FROM posting_history") == []
+
+
+async def _queued_with_file_id(run: Run) -> None:
+    await _queued(run)
+    async with run.sessions() as session, session.begin():
+        await session.execute(text("UPDATE media_items SET telegram_file_id = 'file-1'"))
+
+
+async def _resend_in_flight(run: Run) -> Any:
+    return await run.services.inflight.resend(run.seeded["queue_id"], TEAM_CHAT, 500)
+
+
+async def _resent_once(run: Run, outcome: Any) -> None:
+    assert outcome is InFlightOutcome.RESENT
+    telegram = run.services.token_care.bot.session
+    assert isinstance(telegram, RecordingSession)
+    assert len(telegram.of(SendPhoto)) == 1
+    [row] = await fetch_all(run.sessions, "SELECT status, telegram_message_id FROM posting_queue")
+    assert row.status == "sent" and row.telegram_message_id not in (None, 500)
+
+
+async def _sent_long_ago(run: Run) -> None:
+    await _queued(run)
+    async with run.sessions() as session, session.begin():
+        await session.execute(text("UPDATE posting_queue SET sent_at = now() - interval '8 days'"))
+
+
+async def _return_unpressed(run: Run) -> Any:
+    return await run.services.scheduler.return_unpressed()
+
+
+async def _returned_and_told(run: Run, returned: Any) -> None:
+    assert [item.queue_id for item in returned] == [run.seeded["queue_id"]]
+    assert await fetch_all(run.sessions, "SELECT 1 FROM posting_queue") == []
+    telegram = run.services.token_care.bot.session
+    assert isinstance(telegram, RecordingSession)
+    assert len(telegram.of(SendMessage)) == 1
+
+
 CASES: list[DroppedReply] = [
     _press_case("posted", "recent_post"),
     _press_case("skipped", "skip"),
@@ -231,6 +300,14 @@ CASES: list[DroppedReply] = [
     DroppedReply("scheduler.record_sent", _record_sent, _recorded_as_sent, arrange=_sending),
     DroppedReply("scheduler.give_up", _give_up, _failed_once, arrange=_sending),
     DroppedReply("scheduler.locks", _purge_locks, _only_the_live_lock_left, arrange=_two_locks),
+    DroppedReply(
+        "chats.follow_migration", _follow_upgrade, _moved_once_and_told_once, arrange=_queued
+    ),
+    DroppedReply("inflight.drop", _drop_in_flight, _dropped, arrange=_queued),
+    DroppedReply("inflight.resend", _resend_in_flight, _resent_once, arrange=_queued_with_file_id),
+    DroppedReply(
+        "scheduler.return_unpressed", _return_unpressed, _returned_and_told, arrange=_sent_long_ago
+    ),
 ]
 
 

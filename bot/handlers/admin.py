@@ -32,8 +32,12 @@ from bot.texts import (
     SETTING_ALREADY_SET,
     SETTING_SAVED,
     SETTINGS_USAGE,
+    TOPIC_HERE_OUTSIDE,
+    TOPIC_USAGE,
+    lifetime_set,
     render_settings,
     timezone_set,
+    topic_set,
 )
 from db.repositories import TelegramIdentity
 
@@ -56,19 +60,49 @@ async def settings_command(
     message: Message, command: CommandObject, team: TeamService, admin: TelegramIdentity
 ) -> None:
     arguments = (command.args or "").split()
-    if arguments:
-        if len(arguments) != 2 or arguments[0].lower() not in {"tz", "timezone"}:
-            await message.answer(SETTINGS_USAGE)
-            return
-        try:
-            chat, _ = await team.change_setting(message.chat.id, admin, "tz", arguments[1])
-        except SettingRejectedError as rejected:
-            await message.answer(escape(str(rejected)))
-            return
-        await message.answer(timezone_set(chat.timezone))
+    if not arguments:
+        chat = await team.chat(message.chat.id)
+        await message.answer(render_settings(chat), reply_markup=settings_keyboard(chat))
         return
-    chat = await team.chat(message.chat.id)
-    await message.answer(render_settings(chat), reply_markup=settings_keyboard(chat))
+    name = arguments[0].lower()
+    if len(arguments) != 2 or name not in {"tz", "timezone", "topic", "lifetime"}:
+        await message.answer(SETTINGS_USAGE)
+        return
+    try:
+        if name == "topic":
+            value: object = topic_argument(message, arguments[1])
+            field = "topic"
+        elif name == "lifetime":
+            if not arguments[1].isascii() or not arguments[1].isdigit():
+                await message.answer(SETTINGS_USAGE)
+                return
+            value, field = int(arguments[1]), "sentttl"
+        else:
+            value, field = arguments[1], "tz"
+        chat, _ = await team.change_setting(message.chat.id, admin, field, value)
+    except SettingRejectedError as rejected:
+        await message.answer(escape(str(rejected)))
+        return
+    if name == "topic":
+        await message.answer(topic_set(chat.message_thread_id))
+    elif name == "lifetime":
+        await message.answer(lifetime_set(chat.sent_ttl_days))
+    else:
+        await message.answer(timezone_set(chat.timezone))
+
+
+def topic_argument(message: Message, argument: str) -> int | None:
+    """`here` (typed inside a topic), `off` (General) or a topic id."""
+    word = argument.lower()
+    if word == "here":
+        if not message.is_topic_message or message.message_thread_id is None:
+            raise SettingRejectedError(TOPIC_HERE_OUTSIDE)
+        return message.message_thread_id
+    if word in {"off", "general"}:
+        return None
+    if not word.isascii() or not word.isdigit() or int(word) <= 0:
+        raise SettingRejectedError(TOPIC_USAGE)
+    return int(word)
 
 
 async def change(

@@ -14,7 +14,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import BotCommand, BufferedInputFile, Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.keyboards import put_back_list_keyboard
+from bot.keyboards import inflight_keyboard, put_back_list_keyboard
 from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK, RUNS_TO_COMPLETION
 from bot.services.chart import activity_chart
 from bot.services.clock import Clock
@@ -33,10 +33,12 @@ from bot.texts import (
     history_usage,
     nothing_sent_text,
     queue_text,
+    sent_to_topic,
     set_aside_text,
     stats_text,
     status_text,
 )
+from db.vocabulary import QueueStatus
 
 logger = structlog.get_logger(__name__)
 
@@ -70,7 +72,16 @@ async def status(
 async def queue(message: Message, team: TeamService, clock: Clock) -> None:
     now = clock()
     rows = await team.in_flight(message.chat.id)
-    await message.answer(queue_text(rows, now) if rows else NOTHING_IN_FLIGHT)
+    if rows:
+        # An admin's drop and resend buttons for the items that arrived (IsAdmin guards them).
+        sent = [
+            (row.id, row.telegram_message_id, media.file_name)
+            for row, media in rows
+            if row.status == QueueStatus.SENT
+        ]
+        await message.answer(queue_text(rows, now), reply_markup=inflight_keyboard(sent))
+    else:
+        await message.answer(NOTHING_IN_FLIGHT)
     set_aside = await team.set_aside_items(message.chat.id)
     if set_aside:
         buttons = put_back_list_keyboard([(item.id, item.file_name) for item in set_aside])
@@ -130,6 +141,10 @@ async def next_item(message: Message, scheduler: Scheduler) -> None:
     result = await scheduler.send_now(message.chat.id)
     if not result.sent:
         await message.answer(nothing_sent_text(result))
+        return
+    typed_in = message.message_thread_id if message.is_topic_message else None
+    if typed_in != result.topic:
+        await message.answer(sent_to_topic(result.topic))
 
 
 async def register_commands(bot: Bot) -> None:

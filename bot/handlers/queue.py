@@ -6,11 +6,11 @@ import asyncio
 
 import structlog
 from aiogram import F, Router
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
 from bot.captions import already_line, body_of, final_line, with_status
 from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
-from bot.middlewares import ACTS_ON_QUEUE, RUNS_TO_COMPLETION
+from bot.middlewares import ACTS_ON_QUEUE, RUNS_TO_COMPLETION, VANISHED_OK
 from bot.services.autopost import (
     AutoPostRefusal,
     AutoPostResult,
@@ -52,9 +52,16 @@ RECORDED_STATUS = {
 
 
 async def show_outcome(
-    callback: CallbackQuery, message: Message, outcome: PressOutcome, *, answered: bool
+    callback: CallbackQuery,
+    message: Message | InaccessibleMessage,
+    outcome: PressOutcome,
+    *,
+    answered: bool,
 ) -> None:
-    """Toast (unless already answered) and caption for a settled press."""
+    """Toast (unless already answered) and caption for a settled press.
+
+    A message Telegram no longer shows (deleted, too old) gets the toast only.
+    """
     if outcome.kind is OutcomeKind.RECORDED:
         toast = final_line(outcome)
     elif outcome.kind is OutcomeKind.ALREADY:
@@ -69,14 +76,17 @@ async def show_outcome(
         toast = UNKNOWN_ITEM
     if not answered:
         await answer_quietly(callback, toast)
-    if outcome.kind in (OutcomeKind.RECORDED, OutcomeKind.ALREADY):
+    if isinstance(message, Message) and outcome.kind in (
+        OutcomeKind.RECORDED,
+        OutcomeKind.ALREADY,
+    ):
         # Also repairs a message whose buttons survived someone else's press.
         await edit_quietly(message, with_status(message.html_text, final_line(outcome)), None)
 
 
 async def record_press(
     callback: CallbackQuery,
-    button_message: Message,
+    button_message: Message | InaccessibleMessage,
     callback_data: QueueCallback,
     press: PressService,
     instagram_accounts: InstagramAccounts,
@@ -100,6 +110,8 @@ async def record_press(
     except DatabaseUnavailableError:
         if not answered:
             await answer_quietly(callback, PRESS_FAILED)
+        if not isinstance(button_message, Message):
+            return
         keyboard = queue_keyboard(
             callback_data.queue_id, instagram=instagram_accounts.autopost_available(chat_id)
         )
@@ -197,10 +209,11 @@ def create_router() -> Router:
     # A press and an Auto Post, once past the gate, survive shutdown cancelling them.
     on_queue = {ACTS_ON_QUEUE: True}
     to_completion = {**on_queue, RUNS_TO_COMPLETION: True}
+    # A press on a deleted or too-old message still carries the chat and the queue id.
     router.callback_query.register(
         record_press,
         QueueCallback.filter(F.action.in_(set(RECORDED_STATUS))),
-        flags=to_completion,
+        flags={**to_completion, VANISHED_OK: True},
     )
     router.callback_query.register(
         ask_to_confirm_reject, QueueCallback.filter(F.action == QueueAction.REJECT), flags=on_queue

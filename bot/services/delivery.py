@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,7 +45,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
 from bot.telegram_retry import at_most_once, never_sent
 from db.errors import DatabaseUnavailableError
-from db.repositories import HistoryRepository, MediaRepository, QueueRepository
+from db.repositories import (
+    ChatSettingsRepository,
+    HistoryRepository,
+    MediaRepository,
+    QueueRepository,
+)
 from db.retry import Reread, in_idempotent_transaction, in_transaction
 from db.vocabulary import QueueStatus
 
@@ -132,6 +138,9 @@ class Delivery:
     # normal retry deadline: losing it would make the row look unsent.
     record_patience: timedelta = timedelta(minutes=10)
     record_backoff_seconds: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+    # Moves a chat's rows to the supergroup Telegram upgraded it to (ChatDirectory.follow);
+    # answers the new chat's queue topic.
+    follow_migration: Callable[[int, int], Awaitable[int | None]] | None = None
 
     @property
     def _lease_renewal(self) -> float:
@@ -158,9 +167,23 @@ class Delivery:
         # Earlier attempts of a row taken from a crashed process count as unanswered.
         unanswered = attempt - 1
         maybe_delivered = unanswered > 0
+        followed = False
         while True:
             try:
                 message = await self.notifier.send(item)
+            except TelegramMigrateToChat as error:
+                # The group became a supergroup: nothing arrived. Its rows move to the new
+                # id and the item goes there, neither failed nor backed off (once per send).
+                if followed or self.follow_migration is None:
+                    return await self._failed(
+                        item, str(error), maybe_delivered, chat_unreachable=True
+                    )
+                followed = True
+                topic = await self.follow_migration(item.chat_id, error.migrate_to_chat_id)
+                item = dataclasses.replace(
+                    item, chat_id=error.migrate_to_chat_id, message_thread_id=topic
+                )
+                continue
             except TelegramEntityTooLarge as error:
                 # A 413 (aiogram files it under network errors): refused, never arrived.
                 return await self._failed(item, str(error), maybe_delivered, refused_media=True)
@@ -486,10 +509,12 @@ class Delivery:
             for row in rows:
                 media = await media_repository.get(row.media_item_id)
                 assert media is not None  # the foreign key cascades
+                chat = await ChatSettingsRepository(session).get(row.chat_id)
+                topic = None if chat is None else chat.message_thread_id
                 # Read before the UPDATE below, which expires the loaded row.
                 row_id, attempts = row.id, row.send_attempts
                 await queue.reclaim(row_id, attempts, self.stuck_after)
-                planned.append(Notification.of(row_id, media, attempts))
+                planned.append(Notification.of(row_id, media, attempts, message_thread_id=topic))
             return list(planned)
 
         async def landed(session: AsyncSession) -> list[Notification] | None:

@@ -10,6 +10,7 @@ token survives a restart; a NEW configured token (its sha256 differs) replaces i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import time
@@ -261,6 +262,18 @@ class InstagramAccounts:
     @property
     def chat_ids(self) -> list[int]:
         return list(self._configs)
+
+    def follow_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        """The chat moved (a supergroup upgrade): its account now serves the new id."""
+        config = self._configs.pop(old_chat_id, None)
+        if config is None or new_chat_id in self._configs:
+            return
+        self._configs[new_chat_id] = dataclasses.replace(config, chat_id=new_chat_id)
+        if old_chat_id in self._clients:
+            self._clients[new_chat_id] = self._clients.pop(old_chat_id)
+        if old_chat_id in self._health:
+            self._health[new_chat_id] = self._health.pop(old_chat_id)
+        self._quota.pop(old_chat_id, None)
 
     def client_for(self, chat_id: int) -> InstagramClient | None:
         return self._clients.get(chat_id)

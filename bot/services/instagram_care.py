@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -27,6 +27,7 @@ from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
+    TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramRetryAfter,
 )
@@ -37,6 +38,7 @@ from bot.services.instagram_accounts import ASSUMED_LIFETIME, RENEW_TOKEN, Insta
 from bot.services.periodic import every
 from bot.telegram_retry import at_most_once, never_sent
 from db.models import InstagramAccount
+from db.repositories import ChatSettingsRepository
 from db.repositories.instagram_accounts import ExpiryWarning, InstagramAccountRepository
 from db.retry import Reread, in_idempotent_transaction, in_transaction
 from db.vocabulary import ExpirySource, InstagramFlavour
@@ -71,6 +73,8 @@ class TokenCare:
     _: KW_ONLY
     clock: Callable[[], datetime]
     interval_seconds: float = 3600.0
+    # Moves a chat's rows to the supergroup Telegram upgraded it to (ChatDirectory.follow).
+    follow_migration: Callable[[int, int], Awaitable[int | None]] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until `stop` is set; a failing tick is logged and the loop goes on."""
@@ -242,7 +246,7 @@ class TokenCare:
             return None
         try:
             with at_most_once():
-                await self.bot.send_message(chat_id, warning.text)
+                await self._send(chat_id, warning.text)
         except TelegramAPIError as error:
             if not _delivered_nothing(error):
                 # It may have arrived; a duplicate warning is worse than none.
@@ -262,6 +266,25 @@ class TokenCare:
             return None
         logger.info("instagram.expiry_warned", chat_id=chat_id, warning=warning.kind.value)
         return warning.kind
+
+    async def _send(self, chat_id: int, text: str) -> None:
+        """To the chat's queue topic; a group Telegram upgraded is followed to its new id."""
+        try:
+            await self.bot.send_message(chat_id, text, message_thread_id=await self._topic(chat_id))
+        except TelegramMigrateToChat as moved:
+            # Nothing arrived: the warning (marked on the account row, which moves with
+            # the chat) goes to the supergroup instead of being lost.
+            if self.follow_migration is None:
+                raise
+            new_chat_id = moved.migrate_to_chat_id
+            topic = await self.follow_migration(chat_id, new_chat_id)
+            await self.bot.send_message(new_chat_id, text, message_thread_id=topic)
+
+    async def _topic(self, chat_id: int) -> int | None:
+        async def read(session: AsyncSession) -> int | None:
+            return await ChatSettingsRepository(session).topic_of(chat_id)
+
+        return await in_idempotent_transaction(self.sessions, "instagram.topic", read, "it reads")
 
 
 def _delivered_nothing(error: TelegramAPIError) -> bool:

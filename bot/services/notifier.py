@@ -36,9 +36,18 @@ class Notification:
     telegram_file_id: str | None
     # Which send attempt of the queue row this is (1 for a fresh claim).
     attempt: int = 1
+    # The forum topic the chat's queue lives in (None: General, or not a forum).
+    message_thread_id: int | None = None
 
     @classmethod
-    def of(cls, queue_id: uuid.UUID, media: MediaItem, attempt: int = 1) -> Notification:
+    def of(
+        cls,
+        queue_id: uuid.UUID,
+        media: MediaItem,
+        attempt: int = 1,
+        *,
+        message_thread_id: int | None = None,
+    ) -> Notification:
         """The send of queue row `queue_id`, with what it needs of its library row."""
         return cls(
             queue_id=queue_id,
@@ -52,6 +61,7 @@ class Notification:
             caption=media.caption,
             telegram_file_id=media.telegram_file_id,
             attempt=attempt,
+            message_thread_id=message_thread_id,
         )
 
 
@@ -103,7 +113,13 @@ class Notifier:
             + notification_caption(item.file_name, item.category, None)
         )
         keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))
-        return await self._bot.send_message(item.chat_id, text, reply_markup=keyboard)
+        return await self._bot.send_message(
+            item.chat_id, text, reply_markup=keyboard, message_thread_id=item.message_thread_id
+        )
+
+    async def send_line(self, chat_id: int, text: str, topic: int | None) -> Message:
+        """A line for the team, in the topic the queue lives in."""
+        return await self._bot.send_message(chat_id, text, message_thread_id=topic)
 
     async def send_set_aside_notice(self, item: Notification, reason: str) -> Message:
         """Which file was set aside and why, with the admins' ↩️ Put back button."""
@@ -114,19 +130,34 @@ class Notifier:
             item.chat_id,
             set_aside_notice(item.file_path, reason),
             reply_markup=put_back_keyboard(item.media_item_id),
+            message_thread_id=item.message_thread_id,
         )
 
     async def _send(self, item: Notification, source: str | InputFile) -> Message:
         caption = notification_caption(item.file_name, item.category, item.caption)
         keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))
+        topic = item.message_thread_id
         if item.media_kind == MediaKind.PHOTO:
             return await self._bot.send_photo(
-                item.chat_id, source, caption=caption, reply_markup=keyboard
+                item.chat_id,
+                source,
+                caption=caption,
+                reply_markup=keyboard,
+                message_thread_id=topic,
             )
         if item.mime_type == "image/gif":
             return await self._bot.send_animation(
-                item.chat_id, source, caption=caption, reply_markup=keyboard
+                item.chat_id,
+                source,
+                caption=caption,
+                reply_markup=keyboard,
+                message_thread_id=topic,
             )
         return await self._bot.send_video(
-            item.chat_id, source, caption=caption, reply_markup=keyboard, supports_streaming=True
+            item.chat_id,
+            source,
+            caption=caption,
+            reply_markup=keyboard,
+            supports_streaming=True,
+            message_thread_id=topic,
         )

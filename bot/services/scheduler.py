@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from aiogram.exceptions import TelegramAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services import heartbeat
@@ -33,6 +34,7 @@ from db.repositories import (
     MediaRepository,
     QueueRepository,
 )
+from db.repositories.queue import ReturnedItem
 from db.retry import Idempotent, Reread, in_transaction
 from db.vocabulary import QueueStatus
 
@@ -62,6 +64,8 @@ class SendResult:
     locked: int = 0
     total: int = 0
     error: str | None = None
+    # The forum topic the item went to (the queue's; None: General).
+    topic: int | None = None
 
 
 @dataclass
@@ -108,6 +112,12 @@ class ChatBackoff:
             logger.info("scheduler.chat_backoff_reset", chat_id=chat_id)
 
 
+async def _topic_of(session: AsyncSession, chat_id: int) -> int | None:
+    """The forum topic a chat's queue lives in."""
+    chat = await ChatSettingsRepository(session).get(chat_id)
+    return None if chat is None else chat.message_thread_id
+
+
 class Scheduler:
     def __init__(
         self,
@@ -119,12 +129,13 @@ class Scheduler:
         interval_seconds: float = 60.0,
         clock: Clock = utc_now,
         concurrency: int = 4,
-        chat_ids: tuple[int, ...] | None = None,
+        chat_ids: tuple[int, ...] | Callable[[], tuple[int, ...]] | None = None,
     ) -> None:
         self._sessions = sessions
         self.delivery = delivery
         self.chat_backoff = chat_backoff
-        # The chats this process serves (TELEGRAM_CHAT_ID); None: every chat in the database.
+        # The chats this process serves (TELEGRAM_CHAT_ID, followed to where Telegram moved
+        # them: a callable is asked each tick); None: every chat in the database.
         self._chat_ids = chat_ids
         self._data_dir = data_dir
         self._interval = interval_seconds
@@ -172,6 +183,7 @@ class Scheduler:
         for start in range(0, len(due), CLAIM_BATCH):
             for item in await self.claim_due(due[start : start + CLAIM_BATCH]):
                 self._spawn(item.chat_id, self._deliver(item, in_slot=True))
+        await self.return_unpressed()
         await self.delete_expired_locks()
 
     def _spawn(self, key: int | uuid.UUID, work: Coroutine[Any, Any, object]) -> None:
@@ -206,7 +218,8 @@ class Scheduler:
         now = self._clock()
 
         async def read(session: AsyncSession) -> list[int]:
-            chats = await ChatSettingsRepository(session).schedules_of_active(self._chat_ids)
+            among = self._chat_ids() if callable(self._chat_ids) else self._chat_ids
+            chats = await ChatSettingsRepository(session).schedules_of_active(among)
             return [
                 chat.telegram_chat_id
                 for chat in chats
@@ -259,7 +272,9 @@ class Scheduler:
                     continue
                 # The slot is filled whatever happens to the send: never two items for one slot.
                 await chats.update(chat_id, last_post_sent_at=slot)
-                claimed.append(Notification.of(queue_id, media))
+                claimed.append(
+                    Notification.of(queue_id, media, message_thread_id=chat.message_thread_id)
+                )
             return claimed
 
         async def landed(session: AsyncSession) -> list[Notification] | None:
@@ -272,7 +287,10 @@ class Scheduler:
             for row in rows:
                 media = await media_repository.get(row.media_item_id)
                 assert media is not None
-                found.append(Notification.of(row.id, media, row.send_attempts))
+                topic = await _topic_of(session, row.chat_id)
+                found.append(
+                    Notification.of(row.id, media, row.send_attempts, message_thread_id=topic)
+                )
             logger.info("scheduler.claim_found_by_reread", count=len(found))
             return found
 
@@ -292,7 +310,8 @@ class Scheduler:
             media = await MediaRepository(session).get(row.media_item_id)
             assert media is not None
             logger.info("scheduler.claim_found_by_reread", queue_id=str(queue_id))
-            return Notification.of(row.id, media, row.send_attempts)
+            topic = await _topic_of(session, row.chat_id)
+            return Notification.of(row.id, media, row.send_attempts, message_thread_id=topic)
 
         return recover
 
@@ -337,7 +356,9 @@ class Scheduler:
             claimed = await QueueRepository(session).claim_for_sending(
                 media.id, chat_id, now, queue_id, lease=self.delivery.stuck_after
             )
-            return None if claimed is None else Notification.of(claimed, media)
+            if claimed is None:
+                return None
+            return Notification.of(claimed, media, message_thread_id=chat.message_thread_id)
 
         return await in_transaction(
             self._sessions,
@@ -369,7 +390,8 @@ class Scheduler:
                     chat.last_post_sent_at is None or slot > chat.last_post_sent_at
                 ):
                     await chats.update(chat_id, last_post_sent_at=slot)
-            return Notification.of(claimed, media)
+            topic = None if chat is None else chat.message_thread_id
+            return Notification.of(claimed, media, message_thread_id=topic)
 
         reread: Reread[Notification | SendResult] = Reread(self._claimed_by_us(queue_id))
         claimed = await in_transaction(
@@ -382,7 +404,7 @@ class Scheduler:
             return claimed
         result = await self._deliver(claimed)
         if isinstance(result, Delivered):
-            return SendResult(sent=True)
+            return SendResult(sent=True, topic=claimed.message_thread_id)
         return SendResult(sent=False, error=result.reason)
 
     @staticmethod
@@ -396,6 +418,46 @@ class Scheduler:
         else:
             reason = NothingToSend.ALL_LOCKED
         return SendResult(sent=False, reason=reason, queued=queued, locked=locked, total=total)
+
+    async def return_unpressed(self) -> list[ReturnedItem]:
+        """Sent items nobody pressed within their chat's lifetime go back to the library.
+
+        Each chat hears it in one line, in the queue's topic.
+        """
+        now = self._clock()
+        planned: list[ReturnedItem] = []
+
+        async def take(session: AsyncSession) -> list[ReturnedItem]:
+            planned[:] = await QueueRepository(session).return_unpressed(now)
+            return list(planned)
+
+        async def landed(session: AsyncSession) -> list[ReturnedItem] | None:
+            """Our rows gone means our DELETE's COMMIT landed (nobody can press a taken row)."""
+            if not planned:
+                return None
+            rows = await QueueRepository(session).get_many([item.queue_id for item in planned])
+            return None if rows else list(planned)
+
+        returned = await in_transaction(
+            self._sessions, take, repeat=Reread(landed), operation="scheduler.return_unpressed"
+        )
+        # Here, not at the top: bot.texts imports this module's result types.
+        from bot.texts import returned_to_library
+
+        by_chat: dict[int, list[ReturnedItem]] = {}
+        for item in returned:
+            by_chat.setdefault(item.chat_id, []).append(item)
+        for chat_id, items in by_chat.items():
+            logger.info("queue.returned_unpressed", chat_id=chat_id, count=len(items))
+            try:
+                await self.delivery.notifier.send_line(
+                    chat_id,
+                    returned_to_library([item.file_name for item in items], items[0].lifetime_days),
+                    items[0].message_thread_id,
+                )
+            except TelegramAPIError as error:
+                logger.warning("queue.return_line_failed", chat_id=chat_id, error=str(error))
+        return returned
 
     async def delete_expired_locks(self) -> int:
         async def purge(session: AsyncSession) -> int:

@@ -64,6 +64,7 @@ NUMBERS: dict[str, tuple[str, int, int]] = {
     "ppd": ("posts_per_day", 1, 50),
     "start": ("posting_hours_start", 0, 23),
     "end": ("posting_hours_end", 0, 23),
+    "sentttl": ("sent_ttl_days", 1, 365),
 }
 SWITCHES = {"pause": "is_paused", "dry": "dry_run"}  # value 1 = on, 0 = off
 
@@ -104,9 +105,16 @@ class TeamService:
             Idempotent("the log row's id is made here: a repeat conflicts on it and adds none"),
         )
 
-    async def register_chat(self, chat_id: int, title: str | None) -> None:
+    async def register_chat(
+        self, chat_id: int, title: str | None, *, topic: int | None = None
+    ) -> None:
+        """The chat's row; a configured topic is where its queue starts out (/settings moves it)."""
+
         async def work(session: AsyncSession) -> None:
-            await ChatSettingsRepository(session).ensure(chat_id, title)
+            chats = ChatSettingsRepository(session)
+            await chats.ensure(chat_id, title)
+            if topic is not None:
+                await chats.default_topic(chat_id, topic)
 
         await self._run("team.register", work)
 
@@ -284,6 +292,11 @@ def _resolve(field: str, value: Any) -> tuple[str, Any]:
                 f"Unknown timezone “{value}”. Use an IANA name such as Europe/Berlin."
             )
         return "timezone", value
+    if field == "topic":
+        # A forum topic id, or None for the General topic.
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            raise SettingRejectedError("A topic is a positive number, or “off” for General.")
+        return "message_thread_id", value
     if field in SWITCHES:
         if value not in (0, 1):
             raise SettingRejectedError("That button is out of date.")
@@ -294,6 +307,10 @@ def _resolve(field: str, value: Any) -> tuple[str, Any]:
             if column == "posts_per_day":
                 raise SettingRejectedError(
                     f"Posts per day must stay between {lowest} and {highest}."
+                )
+            if column == "sent_ttl_days":
+                raise SettingRejectedError(
+                    f"The lifetime is a number of days between {lowest} and {highest}."
                 )
             raise SettingRejectedError("That button is out of date.")
         return column, value

@@ -11,11 +11,13 @@ from db.repositories.history import HistoryRepository
 from db.repositories.interactions import Interaction, InteractionRepository
 from db.repositories.locks import LockRepository
 from db.repositories.media import MediaRepository
+from db.repositories.migrations import ChatMigrationRepository
 from db.repositories.press import Press, PressRecord, PressRepository, PressState
 from db.repositories.queue import QueueRepository
 from db.repositories.users import TelegramIdentity, UserRepository
 
 __all__ = [
+    "ChatMigrationRepository",
     "ChatSettingsRepository",
     "HistoryRepository",
     "Interaction",

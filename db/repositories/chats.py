@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from db.models import ChatSettings, MediaItem
+from db.models import ChatMigration, ChatSettings, MediaItem
 from db.repositories.base import Repository
 
 
@@ -29,6 +29,24 @@ class ChatSettingsRepository(Repository):
         found = await self.get(telegram_chat_id)
         assert found is not None
         return found
+
+    async def default_topic(self, telegram_chat_id: int, topic: int) -> None:
+        """The configured topic, unless the team already chose one."""
+        await self._session.execute(
+            update(ChatSettings)
+            .where(
+                ChatSettings.telegram_chat_id == telegram_chat_id,
+                ChatSettings.message_thread_id.is_(None),
+            )
+            .values(message_thread_id=topic, updated_at=func.now())
+        )
+
+    async def topic_of(self, telegram_chat_id: int) -> int | None:
+        """The forum topic the chat's queue lives in (None: General)."""
+        statement = select(ChatSettings.message_thread_id).where(
+            ChatSettings.telegram_chat_id == telegram_chat_id
+        )
+        return (await self._session.execute(statement)).scalar_one_or_none()
 
     async def get(self, telegram_chat_id: int) -> ChatSettings | None:
         statement = select(ChatSettings).where(ChatSettings.telegram_chat_id == telegram_chat_id)
@@ -67,7 +85,15 @@ class ChatSettingsRepository(Repository):
         )
         statement = select(ChatSettings).where(ChatSettings.is_paused.is_(False), has_media)
         if among is not None:
-            statement = statement.where(ChatSettings.telegram_chat_id.in_(list(among)))
+            # A listed group Telegram upgraded (maybe seen by another process) is its
+            # supergroup now.
+            moved_to = select(ChatMigration.new_chat_id).where(
+                ChatMigration.old_chat_id.in_(list(among))
+            )
+            statement = statement.where(
+                ChatSettings.telegram_chat_id.in_(list(among))
+                | ChatSettings.telegram_chat_id.in_(moved_to)
+            )
         return list((await self._session.execute(statement)).scalars())
 
     async def update(self, telegram_chat_id: int, **values: Any) -> None:

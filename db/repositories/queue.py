@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from db.models import MediaItem, PostingQueueItem
+from db.models import ChatSettings, MediaItem, PostingQueueItem
 from db.repositories.base import Repository, lease_ended, lease_until
 from db.vocabulary import QueueStatus
 
@@ -273,3 +274,88 @@ class QueueRepository(Repository):
             _PUBLISHING, lease_ended(PostingQueueItem.lease_expires_at)
         )
         return list((await self._session.execute(statement)).scalars())
+
+    async def return_unpressed(self, now: datetime) -> list[ReturnedItem]:
+        """Remove the `sent` rows nobody pressed within their chat's lifetime (sent_ttl_days).
+
+        The item goes back to the library as if never sent (no history row: nothing
+        happened to it). Rows another process is removing right now are skipped.
+        """
+        lifetime = func.make_interval(0, 0, 0, ChatSettings.sent_ttl_days)
+        expired = (
+            select(PostingQueueItem.id)
+            .join(ChatSettings, ChatSettings.telegram_chat_id == PostingQueueItem.chat_id)
+            .where(
+                PostingQueueItem.status == QueueStatus.SENT,
+                PostingQueueItem.sent_at < now - lifetime,
+            )
+            .with_for_update(of=PostingQueueItem, skip_locked=True)
+        )
+        removed = (
+            delete(PostingQueueItem)
+            .where(PostingQueueItem.id.in_(expired.scalar_subquery()))
+            .returning(
+                PostingQueueItem.id, PostingQueueItem.chat_id, PostingQueueItem.media_item_id
+            )
+            .cte("removed")
+        )
+        statement = (
+            select(removed.c.id, removed.c.chat_id, MediaItem.file_name, ChatSettings)
+            .join(MediaItem, MediaItem.id == removed.c.media_item_id)
+            .join(ChatSettings, ChatSettings.telegram_chat_id == removed.c.chat_id)
+            .order_by(removed.c.chat_id, MediaItem.file_name)
+        )
+        return [
+            ReturnedItem(
+                row.id,
+                row.chat_id,
+                row.file_name,
+                row.ChatSettings.message_thread_id,
+                row.ChatSettings.sent_ttl_days,
+            )
+            for row in await self._session.execute(statement)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnedItem:
+    """A sent item nobody pressed in time, back in the library."""
+
+    queue_id: uuid.UUID
+    chat_id: int
+    file_name: str
+    message_thread_id: int | None
+    lifetime_days: int
+
+
+class InFlightRepository(Repository):
+    """An admin's drop or resend of one `sent` item, from the message it was shown at."""
+
+    def _shown_at(self, queue_id: uuid.UUID, chat_id: int, message_id: int | None) -> Any:
+        return and_(
+            PostingQueueItem.id == queue_id,
+            PostingQueueItem.chat_id == chat_id,
+            PostingQueueItem.status == QueueStatus.SENT,
+            PostingQueueItem.telegram_message_id.is_not_distinct_from(message_id),
+        )
+
+    async def drop(self, queue_id: uuid.UUID, chat_id: int, message_id: int | None) -> bool:
+        """Remove the row while it is still `sent` at that message: the item is free again."""
+        statement = delete(PostingQueueItem).where(self._shown_at(queue_id, chat_id, message_id))
+        return bool(await self._rows_changed(statement))
+
+    async def claim_resend(
+        self, queue_id: uuid.UUID, chat_id: int, message_id: int | None, stamp: datetime
+    ) -> bool:
+        """`sent` at that message -> `sending`, claimed at `stamp` (our own, for a re-read).
+
+        Counted as a second send (the first message is in the chat): a crash
+        mid-resend leaves the row to the stuck-row sweep, which sends no third
+        message but a notice with the item's buttons.
+        """
+        statement = (
+            update(PostingQueueItem)
+            .where(self._shown_at(queue_id, chat_id, message_id))
+            .values(status=QueueStatus.SENDING, claimed_at=stamp, send_attempts=2)
+        )
+        return bool(await self._rows_changed(statement))

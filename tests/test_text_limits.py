@@ -161,6 +161,18 @@ BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
             MESSAGE_LIMIT,
         )
     ],
+    "texts.topic_set": [(lambda: texts.topic_set(2**31), TOAST_LIMIT)],
+    "texts.lifetime_set": [(lambda: texts.lifetime_set(10**6), TOAST_LIMIT)],
+    "texts.sent_to_topic": [(lambda: texts.sent_to_topic(2**31), TOAST_LIMIT)],
+    "texts.chat_migrated_notice": [
+        (lambda: texts.chat_migrated_notice(-(10**13), -(10**13)), MESSAGE_LIMIT)
+    ],
+    "texts.returned_to_library": [
+        (
+            lambda: texts.returned_to_library([f"{i}{LONG_FILE}" for i in range(1000)], 10**6),
+            MESSAGE_LIMIT,
+        )
+    ],
     "texts.file_label": [(lambda: texts.file_label(LONG_FILE * 10), MESSAGE_LIMIT)],
     "texts.fit_message": [(lambda: texts.fit_message("header", [LONG_FILE] * 1000), MESSAGE_LIMIT)],
     "captions.notification_caption": [
@@ -189,6 +201,7 @@ NOT_BUILDERS = {
     "texts.ago",
     "texts.local",
     "texts.escape",
+    "texts.topic_name",
     "captions.shortened",
     "captions.body_of",
     "captions.escape",

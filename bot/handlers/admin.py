@@ -6,6 +6,7 @@ change is logged once. A non-admin reaches the refusals below and is told so.
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 import structlog
@@ -29,6 +30,7 @@ from bot.texts import (
     SETTING_SAVED,
     SETTINGS_USAGE,
     render_settings,
+    runway_threshold_set,
     timezone_set,
 )
 from db.repositories import TelegramIdentity
@@ -36,6 +38,8 @@ from db.repositories import TelegramIdentity
 logger = structlog.get_logger(__name__)
 
 ADMIN_COMMANDS = ("pause", "resume", "settings")
+# `/settings WORD VALUE`: the word and the setting field it changes.
+SETTINGS_WORDS = {"tz": "tz", "timezone": "tz", "runway": "runway"}
 
 
 async def pause(message: Message, team: TeamService, admin: TelegramIdentity) -> None:
@@ -53,15 +57,22 @@ async def settings_command(
 ) -> None:
     arguments = (command.args or "").split()
     if arguments:
-        if len(arguments) != 2 or arguments[0].lower() not in {"tz", "timezone"}:
+        field = SETTINGS_WORDS.get(arguments[0].lower()) if len(arguments) == 2 else None
+        if field is None:
             await message.answer(SETTINGS_USAGE)
             return
+        value: str | int = arguments[1]
+        if field == "runway":
+            value = int(arguments[1]) if re.fullmatch(r"[0-9]{1,4}", arguments[1]) else -1
         try:
-            chat, _ = await team.change_setting(message.chat.id, admin, "tz", arguments[1])
+            chat, _ = await team.change_setting(message.chat.id, admin, field, value)
         except SettingRejectedError as rejected:
             await message.answer(escape(str(rejected)))
             return
-        await message.answer(timezone_set(chat.timezone))
+        if field == "runway":
+            await message.answer(runway_threshold_set(chat.runway_warning_days))
+        else:
+            await message.answer(timezone_set(chat.timezone))
         return
     chat = await team.chat(message.chat.id)
     await message.answer(render_settings(chat), reply_markup=settings_keyboard(chat))

@@ -23,19 +23,13 @@ from html import escape
 
 import structlog
 from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramAPIError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-)
+from aiogram.exceptions import TelegramAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.instagram import InstagramError
 from bot.services.instagram_accounts import ASSUMED_LIFETIME, RENEW_TOKEN, InstagramAccounts
 from bot.services.periodic import every
-from bot.telegram_retry import at_most_once, never_sent
+from bot.telegram_retry import at_most_once, delivered_nothing
 from db.models import InstagramAccount
 from db.repositories.instagram_accounts import ExpiryWarning, InstagramAccountRepository
 from db.retry import Reread, in_idempotent_transaction, in_transaction
@@ -244,7 +238,7 @@ class TokenCare:
             with at_most_once():
                 await self.bot.send_message(chat_id, warning.text)
         except TelegramAPIError as error:
-            if not _delivered_nothing(error):
+            if not delivered_nothing(error):
                 # It may have arrived; a duplicate warning is worse than none.
                 logger.warning("instagram.warning_unknown", chat_id=chat_id, error=str(error))
                 return None
@@ -262,11 +256,3 @@ class TokenCare:
             return None
         logger.info("instagram.expiry_warned", chat_id=chat_id, warning=warning.kind.value)
         return warning.kind
-
-
-def _delivered_nothing(error: TelegramAPIError) -> bool:
-    """Telegram refused the send (a flood wait longer than the request middleware
-    waits out included), or never saw it: every connection was refused."""
-    if isinstance(error, TelegramNetworkError):
-        return never_sent(error)
-    return isinstance(error, TelegramBadRequest | TelegramForbiddenError | TelegramRetryAfter)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.runway import Runway, read_runway
 from bot.services.slots import PostingSchedule
 from db.models import ChatSettings, MediaItem, PostingHistory, PostingQueueItem, User
 from db.repositories import (
@@ -24,6 +25,14 @@ from db.repositories import (
     QueueRepository,
     TelegramIdentity,
     UserRepository,
+)
+from db.repositories.stats import (
+    EXPORT_COLUMNS,
+    CategoryRow,
+    HourCell,
+    NamedItems,
+    PersonRow,
+    StatsRepository,
 )
 from db.retry import Idempotent, Reread, in_transaction
 from db.vocabulary import InteractionKind
@@ -47,6 +56,7 @@ class StatusView:
     last_post_file: str | None
     library: int
     eligible: int
+    runway: Runway | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +65,26 @@ class PersonStats:
     week: tuple[int, int, int]
     month: tuple[int, int, int]
     total: tuple[int, int, int]
+    decisions: int = 0  # within the /stats period
+    median_seconds: float | None = None  # from an item's arrival to this person's decision
+
+
+@dataclass(frozen=True, slots=True)
+class StatsView:
+    """What /stats shows for a period of `days`."""
+
+    days: int
+    timezone: str
+    people: list[PersonStats]
+    categories: list[CategoryRow]
+    reach_by_hour: list[HourCell]  # weekday × hour of the kept Story results
+    posts_by_hour: list[HourCell]
+    never_sent: NamedItems
+    skipped_often: NamedItems
+
+
+SKIPPED_OFTEN = 3  # skips after which an item is listed
+ITEMS_SHOWN = 5  # names listed per item list in /stats
 
 
 # A button carries the value it sets. field -> (column, lowest, highest)
@@ -62,6 +92,7 @@ NUMBERS: dict[str, tuple[str, int, int]] = {
     "ppd": ("posts_per_day", 1, 50),
     "start": ("posting_hours_start", 0, 23),
     "end": ("posting_hours_end", 0, 23),
+    "runway": ("runway_warning_days", 0, 365),
 }
 SWITCHES = {"pause": "is_paused", "dry": "dry_run"}  # value 1 = on, 0 = off
 
@@ -134,7 +165,9 @@ class TeamService:
             upcoming = None
             if not chat.is_paused:
                 upcoming = PostingSchedule.of(chat).next_slot(now, chat.last_post_sent_at)
+            runway = await read_runway(session, chat, now)
             return StatusView(
+                runway=runway,
                 chat=chat,
                 paused_by=paused_by,
                 in_flight=in_flight,
@@ -159,25 +192,39 @@ class TeamService:
 
         return await self._run("team.history", work)
 
-    async def stats(self, chat_id: int, now: datetime) -> list[PersonStats]:
-        async def work(session: AsyncSession) -> list[PersonStats]:
-            history = HistoryRepository(session)
-            week = await history.per_person(chat_id, now - timedelta(days=7))
-            month = await history.per_person(chat_id, now - timedelta(days=30))
-            total = await history.per_person(chat_id, None)
-            by_week = {row[0]: row[1:] for row in week}
-            by_month = {row[0]: row[1:] for row in month}
-            return [
-                PersonStats(
-                    name=row[0] or "someone",
-                    week=by_week.get(row[0], (0, 0, 0)),
-                    month=by_month.get(row[0], (0, 0, 0)),
-                    total=row[1:],
-                )
-                for row in total
-            ]
+    async def stats(self, chat_id: int, now: datetime, days: int = 30) -> StatsView:
+        """People keyed by their user row (two "Alex" stay two; a rename keeps the counts)."""
+
+        async def work(session: AsyncSession) -> StatsView:
+            chat = await ChatSettingsRepository(session).ensure(chat_id)
+            stats = StatsRepository(session)
+            since = now - timedelta(days=days)
+            people = await stats.people(
+                chat_id,
+                week=now - timedelta(days=7),
+                month=now - timedelta(days=30),
+                since=since,
+            )
+            return StatsView(
+                days=days,
+                timezone=chat.timezone,
+                people=[_person_stats(row) for row in people],
+                categories=await stats.categories(chat_id, since),
+                reach_by_hour=await stats.reach_by_hour(chat_id, since, chat.timezone),
+                posts_by_hour=await stats.posts_by_hour(chat_id, since, chat.timezone),
+                never_sent=await stats.never_sent(chat_id, ITEMS_SHOWN),
+                skipped_often=await stats.skipped_often(chat_id, SKIPPED_OFTEN, ITEMS_SHOWN),
+            )
 
         return await self._run("team.stats", work)
+
+    async def export(self, chat_id: int) -> tuple[tuple[str, ...], list[Sequence[Any]]]:
+        """The chat's history with its kept Story results: the columns and the rows."""
+
+        async def work(session: AsyncSession) -> list[Sequence[Any]]:
+            return await StatsRepository(session).export_rows(chat_id)
+
+        return EXPORT_COLUMNS, await self._run("team.export", work)
 
     async def set_paused(self, chat_id: int, identity: TelegramIdentity, paused: bool) -> bool:
         """Pause or resume; False when it already was. Records who and when."""
@@ -258,6 +305,10 @@ def _resolve(field: str, value: Any) -> tuple[str, Any]:
                 raise SettingRejectedError(
                     f"Posts per day must stay between {lowest} and {highest}."
                 )
+            if column == "runway_warning_days":
+                raise SettingRejectedError(
+                    f"The runway warning takes a number of days from {lowest} (off) to {highest}."
+                )
             raise SettingRejectedError("That button is out of date.")
         return column, value
     raise SettingRejectedError("That button is out of date.")
@@ -270,6 +321,23 @@ async def _log_as(
     user_id = await UserRepository(session).upsert(identity)
     await InteractionRepository(session).log(entry, user_id=user_id, interaction_id=interaction_id)
     return user_id
+
+
+def _person_stats(row: PersonRow) -> PersonStats:
+    name = row.recorded_name or "someone"
+    if row.telegram_user_id is not None:
+        # The name they go by now: a renamed member keeps their counts under the new name.
+        name = TelegramIdentity(
+            row.telegram_user_id, row.username, row.first_name, row.last_name
+        ).display_name
+    return PersonStats(
+        name=name,
+        week=row.week,
+        month=row.month,
+        total=row.total,
+        decisions=row.decisions,
+        median_seconds=row.median_seconds,
+    )
 
 
 def _name_of(user: User | None) -> str | None:

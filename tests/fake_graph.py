@@ -55,6 +55,7 @@ class GraphState:
     small: set[str] = field(default_factory=set)  # too few viewers: error 10
     insights_error: tuple[int, dict[str, Any]] | None = None  # every insights read answers this
     insights_calls: list[str] = field(default_factory=list)
+    insights_timeouts: int = 0  # this many insights reads are answered, then the answer is lost
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -181,6 +182,9 @@ def install_respx(router: respx.MockRouter, state: GraphState) -> None:
 
     def insights(request: httpx.Request, media: str) -> httpx.Response:
         code, body = state.insights(media)
+        if state.insights_timeouts:
+            state.insights_timeouts -= 1
+            raise httpx.ReadTimeout("no answer", request=request)
         return httpx.Response(code, json=body)
 
     router.get(f"/{state.user_id}/stories").mock(side_effect=live)

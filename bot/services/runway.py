@@ -66,8 +66,8 @@ def days_lasting(releases: dict[int, float], rate: float, repost_days: int) -> f
     pool = 0.0
     for day in range(HORIZON_DAYS):
         pool += returns.pop(day, 0.0)
-        if pool < rate:
-            return day + pool / rate
+        if pool < rate - 1e-9:  # float sums must not lose a whole day
+            return round(day + max(0.0, pool) / rate, 6)
         pool -= rate
         returns[day + max(1, repost_days)] += rate
     return None

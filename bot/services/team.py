@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -208,7 +208,7 @@ class TeamService:
             return StatsView(
                 days=days,
                 timezone=chat.timezone,
-                people=[_person_stats(row) for row in people],
+                people=_told_apart([_person_stats(row) for row in people], people),
                 categories=await stats.categories(chat_id, since),
                 reach_by_hour=await stats.reach_by_hour(chat_id, since, chat.timezone),
                 posts_by_hour=await stats.posts_by_hour(chat_id, since, chat.timezone),
@@ -321,6 +321,20 @@ async def _log_as(
     user_id = await UserRepository(session).upsert(identity)
     await InteractionRepository(session).log(entry, user_id=user_id, interaction_id=interaction_id)
     return user_id
+
+
+def _told_apart(stats: list[PersonStats], rows: list[PersonRow]) -> list[PersonStats]:
+    """Two people with one name (two "Alex") each get their @username or id after it."""
+    counts: dict[str, int] = {}
+    for person in stats:
+        counts[person.name] = counts.get(person.name, 0) + 1
+    apart = []
+    for person, row in zip(stats, rows, strict=True):
+        if counts[person.name] > 1:
+            handle = f"@{row.username}" if row.username else f"id {row.telegram_user_id}"
+            person = replace(person, name=f"{person.name} ({handle})")
+        apart.append(person)
+    return apart
 
 
 def _person_stats(row: PersonRow) -> PersonStats:

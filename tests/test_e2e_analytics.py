@@ -91,7 +91,7 @@ async def test_results_stats_runway_and_export_in_the_real_process(
         async def warned() -> list[Any]:
             return running_low(api)
 
-        [warning] = await eventually(warned)
+        [warning] = await eventually(warned, timeout=60)
         assert "2 days left at 3 a day" in warning.params["text"]
 
         async def kept() -> list[Any]:
@@ -100,7 +100,7 @@ async def test_results_stats_runway_and_export_in_the_real_process(
                 "SELECT reach, history_id FROM story_results WHERE reach IS NOT NULL",
             )
 
-        [result] = await eventually(kept)
+        [result] = await eventually(kept, timeout=60)
         assert result.history_id == history and result.reach >= 300
         await asyncio.sleep(2)  # several more runway rounds in both processes
         assert len(running_low(api)) == 1

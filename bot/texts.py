@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bot.services.scheduler import SendResult
     from bot.services.team import StatsView, StatusView
     from db.models import MediaItem, PostingHistory, PostingQueueItem
+    from db.repositories.stats import NamedItems
 
 MESSAGE_LIMIT = 4096  # Telegram's limit for a message's text
 FILE_NAME_MAX = 120  # characters of a file name shown in a list
@@ -335,10 +336,8 @@ def stats_text(view: StatsView) -> str:
     if hours:
         lines.append(f"<b>Reach by hour</b> ({escape(view.timezone)}), best first")
         lines.append(" · ".join(f"{hour:02d}:00 {reach:.0f}" for hour, reach in hours[:8]))
-    lines.append(_items_line("📭 Never sent", view.never_sent.total, view.never_sent.shown))
-    lines.append(
-        _items_line("⏭️ Skipped 3+ times", view.skipped_often.total, view.skipped_often.shown)
-    )
+    lines.append(_items_line("📭 Never sent", view.never_sent))
+    lines.append(_items_line("⏭️ Skipped 3+ times", view.skipped_often))
     return fit_message(f"📊 <b>Last {view.days} days</b>", lines)
 
 
@@ -356,12 +355,14 @@ def _reach_by_hour(view: StatsView) -> list[tuple[int, float]]:
     return sorted(averages, key=lambda entry: (-entry[1], entry[0]))
 
 
-def _items_line(title: str, total: int, shown: list[str]) -> str:
-    if not total:
+def _items_line(title: str, items: NamedItems) -> str:
+    if not items.total:
         return f"{title}: none"
-    names = ", ".join(file_label(name) for name in shown)
-    more = f" and {total - len(shown)} more" if total > len(shown) else ""
-    return f"{title}: {total} — {names}{more}"
+    names = [file_label(name) for name in items.shown]
+    if items.times:
+        names = [f"{name} ({times}×)" for name, times in zip(names, items.times, strict=True)]
+    more = f" and {items.total - len(names)} more" if items.total > len(names) else ""
+    return f"{title}: {items.total} — {', '.join(names)}{more}"
 
 
 def nothing_sent_text(result: SendResult) -> str:

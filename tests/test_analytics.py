@@ -121,7 +121,7 @@ async def test_stats_answers_questions_and_keeps_two_alexes_apart(app: TestApp) 
     hour = (NOW - timedelta(hours=2)).hour
     assert f"{hour:02d}:00 300" in reply  # 400 two hours ago, 200 a day before
     assert "Never sent: 1 — <code>fresh0.jpg</code>" in reply
-    assert "Skipped 3+ times: 1 — <code>cake3.jpg (3×)</code>" in reply
+    assert "Skipped 3+ times: 1 — <code>cake3.jpg</code> (3×)" in reply
     del fresh
 
     # Two people of one name stay two, told apart by their usernames.

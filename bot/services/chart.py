@@ -107,7 +107,8 @@ def render_activity_png(
 
 
 def _draw_heat_map(figure: Figure, axis: Axes, heat: HeatMap) -> None:
-    grid = [[0.0] * 24 for _ in WEEKDAYS]
+    # An hour with nothing in it stays blank (NaN), apart from an hour whose figure is low.
+    grid = [[float("nan")] * 24 for _ in WEEKDAYS]
     for cell in heat.cells:
         grid[cell.weekday - 1][cell.hour] = cell.value
     image = axis.imshow(grid, aspect="auto", cmap="viridis", origin="upper")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -191,7 +191,8 @@ class HourCell:
 @dataclass(frozen=True, slots=True)
 class NamedItems:
     total: int
-    shown: list[str]
+    shown: list[str]  # file names, the first few of `total`
+    times: list[int] = field(default_factory=list)  # how often each shown one was skipped
 
 
 class StatsRepository(Repository):
@@ -268,7 +269,9 @@ class StatsRepository(Repository):
             )
         )
         return NamedItems(
-            rows[0].total if rows else 0, [f"{row.file_name} ({row.skips}×)" for row in rows]
+            rows[0].total if rows else 0,
+            [row.file_name for row in rows],
+            [row.skips for row in rows],
         )
 
     async def export_rows(self, chat_id: int) -> list[Sequence[Any]]:

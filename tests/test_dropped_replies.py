@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiogram.methods import SendMessage
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -43,6 +44,20 @@ OTHER_CHAT = -1002002
 
 def commit(data: bytes) -> bool:
     return b"COMMIT" in data
+
+
+def nth_commit(n: int) -> Callable[[bytes], bool]:
+    """The n-th COMMIT of the unit (a unit of several transactions: read, then mark)."""
+    seen = 0
+
+    def matches(data: bytes) -> bool:
+        nonlocal seen
+        if b"COMMIT" not in data:
+            return False
+        seen += 1
+        return seen == n
+
+    return matches
 
 
 def press_statement(status: str) -> Callable[[bytes], bool]:
@@ -218,6 +233,29 @@ async def _only_the_live_lock_left(run: Run, result: Any) -> None:
     assert [lock.media_item_id for lock in locks] == [run.seeded["live"]]
 
 
+async def _running_low(run: Run) -> None:
+    await seed_media(run.sessions, count=3)  # under a day at 3 a day: below the 7-day warning
+
+
+async def _runway_check(run: Run) -> Any:
+    return await run.services.runway.check(TEAM_CHAT)
+
+
+async def _warned_once(run: Run, sent: Any) -> None:
+    assert sent is True  # the mark's COMMIT landed unheard: the re-read finds our stamp
+    [chat] = await fetch_all(run.sessions, "SELECT runway_warned_at FROM chat_settings")
+    assert chat.runway_warned_at is not None
+    telegram = run.services.runway.bot.session
+    assert isinstance(telegram, RecordingSession)
+    assert len(telegram.of(SendMessage)) == 1
+    assert await run.services.runway.check(TEAM_CHAT) is False
+    assert len(telegram.of(SendMessage)) == 1
+
+
+async def _export(run: Run) -> Any:
+    return await run.services.team.export(TEAM_CHAT)
+
+
 CASES: list[DroppedReply] = [
     _press_case("posted", "recent_post"),
     _press_case("skipped", "skip"),
@@ -231,6 +269,10 @@ CASES: list[DroppedReply] = [
     DroppedReply("scheduler.record_sent", _record_sent, _recorded_as_sent, arrange=_sending),
     DroppedReply("scheduler.give_up", _give_up, _failed_once, arrange=_sending),
     DroppedReply("scheduler.locks", _purge_locks, _only_the_live_lock_left, arrange=_two_locks),
+    DroppedReply(
+        "runway.mark_warned", _runway_check, _warned_once, _running_low, drop=nth_commit(2)
+    ),
+    DroppedReply("team.export", _export, _read_nothing_written),
 ]
 
 

@@ -24,6 +24,7 @@ from bot.database import Database
 from bot.services.runway import RunwayWatch, runway_of
 from bot.texts import runway_line
 from db.engine import create_session_factory
+from db.repositories.activity import ActivityRepository
 from tests.support import (
     ADA,
     TEAM_CHAT,
@@ -129,6 +130,12 @@ async def test_stats_answers_questions_and_keeps_two_alexes_apart(app: TestApp) 
     reply = await say(app, "/stats 90")
     assert "Alex (@alex_one): 7d 2/0/0 · 30d 2/0/0 · all 3/0/0 · 3 decisions" in reply
     assert "Alex (@alex_two): 7d 1/3/1" in reply
+    # The picture's people are keyed the same way.
+    async with sessions() as session:
+        counts = await ActivityRepository(session).daily_counts(
+            TEAM_CHAT, NOW - timedelta(days=28), "UTC"
+        )
+    assert {count.person for count in counts} == {"Alex (@alex_one)", "Alex (@alex_two)"}
     assert "Usage: /stats [days]" in await say(app, "/stats lots")
     assert "Usage: /stats [days]" in await say(app, "/stats 0")
 

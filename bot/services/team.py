@@ -34,6 +34,7 @@ from db.repositories.stats import (
     PersonRow,
     StatsRepository,
 )
+from db.repositories.users import names_told_apart
 from db.retry import Idempotent, Reread, in_transaction
 from db.vocabulary import InteractionKind
 
@@ -325,16 +326,19 @@ async def _log_as(
 
 def _told_apart(stats: list[PersonStats], rows: list[PersonRow]) -> list[PersonStats]:
     """Two people with one name (two "Alex") each get their @username or id after it."""
-    counts: dict[str, int] = {}
-    for person in stats:
-        counts[person.name] = counts.get(person.name, 0) + 1
-    apart = []
-    for person, row in zip(stats, rows, strict=True):
-        if counts[person.name] > 1:
-            handle = f"@{row.username}" if row.username else f"id {row.telegram_user_id}"
-            person = replace(person, name=f"{person.name} ({handle})")
-        apart.append(person)
-    return apart
+    names = names_told_apart(
+        {
+            row.user_id: TelegramIdentity(
+                row.telegram_user_id or 0, row.username, row.first_name, row.last_name
+            )
+            for row in rows
+            if row.telegram_user_id is not None
+        }
+    )
+    return [
+        replace(person, name=names.get(row.user_id, person.name))
+        for person, row in zip(stats, rows, strict=True)
+    ]
 
 
 def _person_stats(row: PersonRow) -> PersonStats:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -10,7 +9,7 @@ from sqlalchemy import func, select
 
 from db.models import MediaItem, PostingHistory, User
 from db.repositories.base import Repository
-from db.repositories.users import TelegramIdentity
+from db.repositories.users import TelegramIdentity, names_told_apart
 from db.vocabulary import HistoryStatus, PostingMethod, Verdict
 
 
@@ -59,14 +58,9 @@ class ActivityRepository(Repository):
             .order_by(day)
         )
         rows = list(await self._session.execute(statement))
-        people = {row[1]: (row[2], row[3], row[4], row[5]) for row in rows}
-        names = {
-            user: TelegramIdentity(*identity).display_name for user, identity in people.items()
-        }
-        taken = Counter(names.values())
-        for user, (telegram_id, username, _, _) in people.items():
-            if taken[names[user]] > 1:
-                names[user] += f" (@{username})" if username else f" (id {telegram_id})"
+        names = names_told_apart(
+            {row[1]: TelegramIdentity(row[2], row[3], row[4], row[5]) for row in rows}
+        )
         return [
             DailyCount(day=row[0], person=names[row[1]], status=HistoryStatus(row[6]), count=row[7])
             for row in rows

@@ -8,7 +8,7 @@ import logging
 import os
 import resource
 
-from benchmarks import chaos, library, presses, tick
+from benchmarks import chaos, library, presses, stats, tick
 from benchmarks.common import cluster
 from bot.config import LogFormat
 from bot.logging import configure_logging
@@ -29,6 +29,9 @@ async def main(only: set[str]) -> None:
         if not only or "tick" in only:
             await tick.run(pg)
             print()
+        if not only or "stats" in only:
+            await stats.run(pg)
+            print()
         if not only or "chaos" in only:
             await chaos.run(pg)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -40,7 +43,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "only",
         nargs="*",
-        choices=["library", "presses", "tick", "chaos", []],
+        choices=["library", "presses", "tick", "stats", "chaos", []],
         help="run only these parts",
     )
     parser.add_argument(

@@ -46,7 +46,9 @@ from bot.services.instagram_accounts import InstagramAccounts, load_account_conf
 from bot.services.instagram_care import TokenCare
 from bot.services.notifier import Notifier
 from bot.services.press import PressService
+from bot.services.runway import RunwayWatch
 from bot.services.scheduler import ChatBackoff, Scheduler
+from bot.services.story_results import StoryResultsCare
 from bot.services.tasks import TaskTracker
 from bot.services.team import TeamService
 from bot.telegram_retry import TelegramRetryMiddleware
@@ -95,6 +97,8 @@ class Services:
     token_care: TokenCare
     chat_directory: ChatDirectory
     inflight: InFlightService
+    story_results: StoryResultsCare
+    runway: RunwayWatch
     autopost: AutoPostService | None = None
     http: httpx.AsyncClient | None = None
     clock: Clock = utc_now
@@ -189,6 +193,19 @@ def build_services(
         ),
         chat_directory=chat_directory,
         inflight=InFlightService(database.sessions, delivery, clock=clock),
+        story_results=StoryResultsCare(
+            database.sessions,
+            accounts,
+            clock=clock,
+            interval_seconds=settings.story_results_interval_seconds,
+        ),
+        runway=RunwayWatch(
+            database.sessions,
+            bot,
+            clock=clock,
+            chat_ids=settings.chat_ids,
+            interval_seconds=settings.runway_check_interval_seconds,
+        ),
         autopost=autopost,
         http=http,
         clock=clock,

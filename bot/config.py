@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # Several chats, several accounts: a TOML file mapping chat ids to accounts.
     instagram_accounts_file: Path | None = None
     instagram_care_interval_seconds: float = Field(default=3600.0, gt=0)
+    # How often live Stories are listed; each one's insights are read hourly and in its last hour.
+    story_results_interval_seconds: float = Field(default=600.0, gt=0)
+    # How often each chat's runway is checked against its warning threshold.
+    runway_check_interval_seconds: float = Field(default=3600.0, gt=0)
 
     log_format: LogFormat = LogFormat.CONSOLE
     log_level: str = "INFO"

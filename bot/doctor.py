@@ -35,6 +35,11 @@ from bot.app import create_bot, telegram_session
 from bot.config import ConfigError, Settings
 from bot.database import Database, open_database
 from bot.services.chats import ChatDirectory
+from bot.services.instagram import (
+    INSIGHTS_PERMISSIONS,
+    NOT_ENOUGH_VIEWERS_CODE,
+    PERMISSION_CODE,
+)
 from db import migrate
 from db.models import MediaItem
 from db.repositories.instagram_accounts import InstagramAccountRepository
@@ -606,7 +611,9 @@ async def _check_instagram(settings: Settings, report: Report, facts: DatabaseFa
     timeout = httpx.Timeout(NETWORK_TIMEOUT_SECONDS)
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as http:
         for account in accounts:
-            report.add(await check_instagram_account(http, account.graph_url, account))
+            finding = report.add(await check_instagram_account(http, account.graph_url, account))
+            if finding.mark is Mark.PASS:
+                report.add(await check_insights_permission(http, account.graph_url, account))
         path = facts.sample or _first_media_file(settings.media_dir)
         if path is None:
             report.add(
@@ -654,6 +661,37 @@ async def check_instagram_account(
         )
     name = body.get("username") or body.get("id") or account.user_id
     return passed(account.label, f"token valid for @{name}")
+
+
+async def check_insights_permission(
+    http: httpx.AsyncClient, graph_url: str, account: InstagramAccount
+) -> Finding:
+    """Story results need the insights permission; the account's own insights ask for the same."""
+    subject = f"{account.label} insights"
+    fix = (
+        f"give the token {INSIGHTS_PERMISSIONS} (Instagram Login or Facebook Login)"
+        " and restart the bot; Auto Post works without it"
+    )
+    try:
+        async with asyncio.timeout(2 * NETWORK_TIMEOUT_SECONDS + 1):
+            response = await http.get(
+                f"{graph_url.rstrip('/')}/{account.user_id}/insights",
+                params={"metric": "reach", "period": "day"},
+                headers={"Authorization": f"Bearer {account.access_token}"},
+            )
+        body = response.json() if response.content else {}
+    except (httpx.HTTPError, ValueError, TimeoutError) as failure:
+        return warned(subject, f"could not be checked ({type(failure).__name__})", fix)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not response.is_error and not error:
+        return passed(subject, "permission granted: Story results are kept")
+    code = error.get("code") if isinstance(error, dict) else None
+    message = str(error.get("message", "")) if isinstance(error, dict) else ""
+    message = message.replace(account.access_token, "[REDACTED]")[:200]
+    permission = code == NOT_ENOUGH_VIEWERS_CODE and "permission" in message.lower()
+    if code == PERMISSION_CODE or permission:
+        return warned(subject, f"permission missing, so Story results are off ({message})", fix)
+    return warned(subject, f"could not be checked ({response.status_code}: {message})", fix)
 
 
 async def check_media_url(http: httpx.AsyncClient, url: str) -> Finding:

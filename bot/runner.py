@@ -168,7 +168,14 @@ async def _run(settings: Settings, redactor: SecretRedactor) -> int:
         background = [
             asyncio.create_task(app.services.scheduler.run(stop_background), name="scheduler"),
             asyncio.create_task(app.services.token_care.run(stop_background), name="token_care"),
+            asyncio.create_task(app.services.runway.run(stop_background), name="runway"),
         ]
+        if app.services.instagram_accounts.chat_ids:
+            background.append(
+                asyncio.create_task(
+                    app.services.story_results.run(stop_background), name="story_results"
+                )
+            )
         if app.services.autopost is not None:
             # Resolves Auto Posts a restart or an unknown outcome left `publishing`;
             # one still running after the grace is handed over (AutoPostService.publish).

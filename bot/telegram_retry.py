@@ -15,7 +15,10 @@ from aiogram.client.session.middlewares.base import (
     NextRequestMiddlewareType,
 )
 from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
     TelegramConflictError,
+    TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -57,6 +60,14 @@ def at_most_once() -> Iterator[None]:
 def never_sent(error: TelegramNetworkError | TelegramServerError) -> bool:
     """The connection was never made (refused, DNS, TLS), so Telegram never saw the request."""
     return isinstance(error.__cause__, ClientConnectorError)
+
+
+def delivered_nothing(error: TelegramAPIError) -> bool:
+    """Telegram refused the send (a flood wait longer than the request middleware
+    waits out included), or never saw it: every connection was refused."""
+    if isinstance(error, TelegramNetworkError):
+        return never_sent(error)
+    return isinstance(error, TelegramBadRequest | TelegramForbiddenError | TelegramRetryAfter)
 
 
 class TelegramRetryMiddleware(BaseRequestMiddleware):

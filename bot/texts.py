@@ -20,9 +20,11 @@ from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus
 
 if TYPE_CHECKING:
     from bot.services.instagram_accounts import LiveView
+    from bot.services.runway import Runway
     from bot.services.scheduler import SendResult
-    from bot.services.team import PersonStats, StatusView
+    from bot.services.team import StatsView, StatusView
     from db.models import MediaItem, PostingHistory, PostingQueueItem
+    from db.repositories.stats import NamedItems
 
 
 COMMANDS: list[tuple[str, str]] = [
@@ -32,11 +34,12 @@ COMMANDS: list[tuple[str, str]] = [
     ("queue", "items waiting for a button press"),
     ("next", "send the next item now"),
     ("history", "the last actions: /history [n]"),
-    ("stats", "who posted, skipped, rejected, with a chart"),
+    ("stats", "who decided what, reach by category and hour, with a chart: /stats [days]"),
+    ("export", "the chat's history with Story results as a CSV file"),
     ("live", "Stories live on Instagram now"),
     ("pause", "admins: stop scheduled posts"),
     ("resume", "admins: resume scheduled posts"),
-    ("settings", "admins: posts per day, window, timezone, dry run"),
+    ("settings", "admins: posts per day, window, timezone, dry run, runway warning"),
 ]
 
 HELP = "\n".join(f"/{name} — {escape(text)}" for name, text in COMMANDS)
@@ -153,11 +156,17 @@ def render_settings(chat: ChatSettings) -> str:
         f"Window: {chat.posting_hours_start:02d}:00–{chat.posting_hours_end:02d}:00 "
         f"({escape(chat.timezone)})\n"
         f"Queue topic: {topic_name(chat.message_thread_id)}\n"
-        f"Unpressed items return to the library after {chat.sent_ttl_days} days\n\n"
+        f"Unpressed items return to the library after {chat.sent_ttl_days} days\n"
+        f"Runway warning: {runway_threshold(chat.runway_warning_days)}\n\n"
         "Timezone: <code>/settings tz Europe/Berlin</code>\n"
         "Topic: <code>/settings topic here</code> (typed in the topic), or an id, or off\n"
-        "Lifetime: <code>/settings lifetime 7</code> (days)"
+        "Lifetime: <code>/settings lifetime 7</code> (days)\n"
+        "Runway warning: <code>/settings runway 7</code> (days; 0 turns it off)"
     )
+
+
+def runway_threshold(days: int) -> str:
+    return "off" if not days else f"below {days} day{'s' if days != 1 else ''}"
 
 
 def topic_name(topic: int | None) -> str:
@@ -192,7 +201,7 @@ RESUMED = "▶️ Resumed."
 ALREADY_RUNNING = "Already running."
 SETTINGS_USAGE = (
     "Usage: /settings, /settings tz Europe/Berlin, /settings topic here|ID|off,"
-    " /settings lifetime DAYS"
+    " /settings lifetime DAYS, /settings runway DAYS"
 )
 TOPIC_USAGE = "A topic is its number (from a message link), “here” inside it, or “off”."
 TOPIC_HERE_OUTSIDE = "Type /settings topic here inside the topic the queue should live in."
@@ -205,7 +214,9 @@ INFLIGHT_BEING_SENT = "⏳ It is being sent right now."
 ADMINS_ONLY_INFLIGHT = "⛔ Only admins can drop or resend an item."
 NO_HISTORY = "No history yet."
 NO_PRESSES = "No presses recorded yet."
-CHART_CAPTION = "📈 Presses per day, last 4 weeks, by person"
+CHART_CAPTION = "📈 Presses per day, last 4 weeks, by person; below, reach by weekday and hour"
+EXPORT_CAPTION = "🧾 History with Story results (CSV)"
+NO_EXPORT = "No history to export yet."
 NO_LIVE_STORIES = "📭 No Stories are live on Instagram right now."
 
 QUEUE_STATES: dict[str, str] = {
@@ -254,8 +265,18 @@ def timezone_set(timezone: str) -> str:
     return f"🌍 Timezone set to {escape(timezone)}."
 
 
+def runway_threshold_set(days: int) -> str:
+    if not days:
+        return "📆 Runway warning turned off."
+    return f"📆 I'll warn this chat when the library lasts fewer than {days} days."
+
+
 def history_usage(most: int) -> str:
     return f"Usage: /history [n] with n from 1 to {most}."
+
+
+def stats_usage(most: int) -> str:
+    return f"Usage: /stats [days] with days from 1 to {most} (default 30)."
 
 
 def status_text(view: StatusView, now: datetime, instagram: list[str]) -> str:
@@ -287,11 +308,8 @@ def status_text(view: StatusView, now: datetime, instagram: list[str]) -> str:
             f"⚠️ Set aside: {view.set_aside} "
             "(Telegram refused them or the file is gone; /queue lists them)"
         )
-    if chat.posts_per_day:
-        days = view.eligible / chat.posts_per_day
-        lines.append(
-            f"📆 The eligible pool lasts about {days:.0f} days at {chat.posts_per_day} a day"
-        )
+    if view.runway is not None:
+        lines.append(runway_line(view.runway))
     lines.extend(instagram)
     return "\n".join(lines)
 
@@ -318,14 +336,111 @@ def history_text(rows: list[tuple[PostingHistory, MediaItem]], now: datetime) ->
     return fit_message(f"🧾 <b>Last {len(rows)}</b>", lines)
 
 
-def stats_text(people: list[PersonStats]) -> str:
-    lines = ["📊 <b>posted / skipped / rejected</b>"]
-    for person in people:
+def category_label(category: str | None) -> str:
+    return escape(category) if category else "(no folder)"
+
+
+def days_text(days: float) -> str:
+    whole = int(days)
+    return f"{whole} day{'s' if whole != 1 else ''}"
+
+
+def runway_line(runway: Runway) -> str:
+    """/status: "41 days left at 3 a day; cakes runs out in 6 days"."""
+    rate = f"at {runway.posts_per_day} a day"
+    if runway.days is None:
+        text = f"📆 Runway: over a year {rate}"
+    elif runway.days < 1:
+        text = f"📆 Runway: less than a day left {rate}"
+    else:
+        text = f"📆 Runway: {days_text(runway.days)} left {rate}"
+    shortest = runway.shortest
+    if shortest is not None and shortest.days is not None:
+        label = category_label(shortest.category)
+        if shortest.days < 1:
+            text += f"; {label} has run out"
+        else:
+            text += f"; {label} runs out in {days_text(shortest.days)}"
+    return text
+
+
+def runway_warning(runway: Runway, threshold: int) -> str:
+    """The once-per-drop warning that the library is running dry."""
+    return (
+        f"⚠️ <b>The library is running low.</b> {runway_line(runway).removeprefix('📆 ')}, "
+        f"below this chat's {threshold}-day warning. Add media and run "
+        "<code>python -m bot index</code>, or lower the posts per day in /settings."
+    )
+
+
+def duration_text(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    if minutes < 36 * 60:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes / 1440:.1f} days"
+
+
+def stats_text(view: StatsView) -> str:
+    """/stats: people (keyed by user id), categories, reach by hour, items to look at.
+
+    Cut below Telegram's 4,096 characters like every list (`fit_message`).
+    """
+    lines = ["<b>People</b> — posted / skipped / rejected"]
+    for person in view.people:
+        decided = f"{person.decisions} decisions"
+        if person.median_seconds is not None:
+            decided += f", median {duration_text(person.median_seconds)} from arrival"
         lines.append(
             f"{escape(person.name)}: 7d {'/'.join(map(str, person.week))} · "
             f"30d {'/'.join(map(str, person.month))} · all {'/'.join(map(str, person.total))}"
+            f" · {decided}"
         )
-    return "\n".join(lines)
+    if view.categories:
+        lines.append("<b>Categories</b> — decisions, skipped, rejected, average reach")
+        for row in view.categories:
+            reach = (
+                f"reach {row.average_reach:.0f} ({row.results} Stories)"
+                if row.average_reach is not None
+                else "no Story results"
+            )
+            lines.append(
+                f"{category_label(row.category)}: {row.decisions}, "
+                f"{_share(row.skipped, row.decisions)} skipped, "
+                f"{_share(row.rejected, row.decisions)} rejected, {reach}"
+            )
+    hours = _reach_by_hour(view)
+    if hours:
+        lines.append(f"<b>Reach by hour</b> ({escape(view.timezone)}), best first")
+        lines.append(" · ".join(f"{hour:02d}:00 {reach:.0f}" for hour, reach in hours[:8]))
+    lines.append(_items_line("📭 Never sent", view.never_sent))
+    lines.append(_items_line("⏭️ Skipped 3+ times", view.skipped_often))
+    return fit_message(f"📊 <b>Last {view.days} days</b>", lines)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "–"
+
+
+def _reach_by_hour(view: StatsView) -> list[tuple[int, float]]:
+    """Average reach per hour of the day (all weekdays), best first."""
+    totals: dict[int, tuple[float, int]] = {}
+    for cell in view.reach_by_hour:
+        reach, stories = totals.get(cell.hour, (0.0, 0))
+        totals[cell.hour] = (reach + cell.value * cell.count, stories + cell.count)
+    averages = [(hour, reach / stories) for hour, (reach, stories) in totals.items() if stories]
+    return sorted(averages, key=lambda entry: (-entry[1], entry[0]))
+
+
+def _items_line(title: str, items: NamedItems) -> str:
+    if not items.total:
+        return f"{title}: none"
+    names = [file_label(name) for name in items.shown]
+    if items.times:
+        names = [f"{name} ({times}×)" for name, times in zip(names, items.times, strict=True)]
+    more = f" and {items.total - len(names)} more" if items.total > len(names) else ""
+    return f"{title}: {items.total} — {', '.join(names)}{more}"
 
 
 def nothing_sent_text(result: SendResult) -> str:

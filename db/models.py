@@ -114,6 +114,7 @@ class ChatSettings(Base):
         CheckConstraint("repost_ttl_days >= 0", name="repost_ttl_days"),
         CheckConstraint("skip_ttl_days >= 0", name="skip_ttl_days"),
         CheckConstraint("sent_ttl_days BETWEEN 1 AND 365", name="sent_ttl_days"),
+        CheckConstraint("runway_warning_days BETWEEN 0 AND 365", name="runway_warning_days"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -134,6 +135,10 @@ class ChatSettings(Base):
     message_thread_id: Mapped[BigInt | None]
     # A sent item nobody pressed for this many days goes back to the library.
     sent_ttl_days: Mapped[int] = mapped_column(server_default="7")
+    # Warn the chat when the eligible library lasts fewer days than this (0: never).
+    runway_warning_days: Mapped[int] = mapped_column(server_default="7")
+    # Set (conditionally) before the runway warning is sent; cleared once the runway recovers.
+    runway_warned_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
@@ -340,3 +345,54 @@ class InstagramAccount(Base):
     warned_expired_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
+
+
+STORY_METRICS = (
+    "reach",
+    "views",
+    "replies",
+    "shares",
+    "navigation",
+    "profile_visits",
+    "follows",
+    "total_interactions",
+)
+
+
+class StoryResult(Base):
+    """One Story seen live on a chat's account and the last insights read before it expired."""
+
+    __tablename__ = "story_results"
+    __table_args__ = (
+        Index("uq_story_results_chat_id_ig_media_id", "chat_id", "ig_media_id", unique=True),
+        # A queue item's post is tied to at most one Story.
+        Index(
+            "uq_story_results_history_id",
+            "history_id",
+            unique=True,
+            postgresql_where=text("history_id IS NOT NULL"),
+        ),
+        Index("ix_story_results_chat_id_posted_at", "chat_id", "posted_at"),
+        *(CheckConstraint(f"{metric} >= 0", name=metric) for metric in STORY_METRICS),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    chat_id: Mapped[BigInt] = _chat("CASCADE")
+    ig_media_id: Mapped[str]
+    posted_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime]
+    history_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("posting_history.id", ondelete="SET NULL")
+    )
+    reach: Mapped[int | None]
+    views: Mapped[int | None]
+    replies: Mapped[int | None]
+    shares: Mapped[int | None]
+    navigation: Mapped[int | None]
+    profile_visits: Mapped[int | None]
+    follows: Mapped[int | None]
+    total_interactions: Mapped[int | None]
+    # Why the last read gave no figures (e.g. Instagram's "not enough viewers").
+    insights_note: Mapped[str | None]
+    first_seen_at: Mapped[datetime] = _now()
+    last_read_at: Mapped[datetime | None]

@@ -70,8 +70,12 @@ class Call:
     params: dict[str, Any]
     uploaded: bool = False
     result: Any = None
-    # The bytes of the uploaded file, if any.
-    content: bytes = b""
+    files: dict[str, bytes] = field(default_factory=dict)  # uploads by field name
+
+    @property
+    def content(self) -> bytes:
+        """The bytes of the uploaded files (one per send), b"" when nothing was uploaded."""
+        return b"".join(self.files.values())
 
 
 @dataclass
@@ -329,17 +333,17 @@ class FakeBotApi:
 
     # -- the API ------------------------------------------------------------------
 
-    async def _params(self, request: web.Request) -> tuple[dict[str, Any], bytes | None]:
-        """The call's parameters, and the uploaded file's bytes (None: nothing uploaded)."""
+    async def _params(self, request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """The call's parameters, and the uploaded files' bytes by field name."""
         params: dict[str, Any] = dict(request.query)
-        uploaded: bytes | None = None
+        files: dict[str, bytes] = {}
         if request.content_type.startswith("multipart/") or request.content_type.endswith(
             "x-www-form-urlencoded"
         ):
             form = await request.post()
             for key, value in form.items():
                 if isinstance(value, web.FileField):
-                    uploaded = value.file.read()
+                    files[key] = value.file.read()
                     params[key] = f"<upload {value.filename}>"
                 else:
                     params[key] = value
@@ -348,12 +352,12 @@ class FakeBotApi:
         for key in ("reply_markup", "allowed_updates", "commands"):
             if isinstance(params.get(key), str):
                 params[key] = json.loads(params[key])
-        return params, uploaded
+        return params, files
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        params, uploaded = await self._params(request)
-        call = Call(method, params, uploaded is not None, content=uploaded or b"")
+        params, files = await self._params(request)
+        call = Call(method, params, bool(files), files=files)
         self.calls.append(call)
         if request.match_info["token"] != self.token:
             return web.json_response(
@@ -365,7 +369,7 @@ class FakeBotApi:
             if fault is not None:
                 return web.json_response(fault.body, status=fault.status)
         for marker, (status, description) in self.refused_content.items():
-            if uploaded is not None and marker in uploaded:
+            if marker in call.content:
                 body = {"ok": False, "error_code": status, "description": description}
                 return web.json_response(body, status=status)
         chat = params.get("chat_id")
@@ -497,6 +501,15 @@ class FakeBotApi:
                 **{kind: [media] if kind == "photo" else media},
                 caption=params.get("caption"),
             )
+        if method == "sendDocument":
+            # Multipart like a photo upload; Telegram answers with the document's file id.
+            source = str(params.get("document", ""))
+            if source.startswith("attach://"):  # the part aiogram named for the upload
+                source = str(params.get(source.removeprefix("attach://"), ""))
+            name = source.removeprefix("<upload ").removesuffix(">")
+            file_id = f"file-{next(self._message_ids)}"
+            document = {"file_id": file_id, "file_unique_id": file_id, "file_name": name}
+            return self._message(params, document=document, caption=params.get("caption"))
         if method == "sendMessage":
             return self._message(params, text=params.get("text"))
         if method == "getChatAdministrators":

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -50,6 +50,14 @@ class GraphState:
     status_error: tuple[int, dict[str, Any]] | None = None  # every status read answers this
     # What debug_token says of the token's expiry (epoch seconds); 0: it never expires.
     token_expires_at: int = 0
+    # Story insights: like Instagram, a Story is listed and readable for 24 hours
+    # (by `clock`), its figures grow with its age, and a small one answers error 10.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    reach_per_hour: dict[str, int] = field(default_factory=dict)  # media id -> growth
+    small: set[str] = field(default_factory=set)  # too few viewers: error 10
+    insights_error: tuple[int, dict[str, Any]] | None = None  # every insights read answers this
+    insights_calls: list[str] = field(default_factory=list)
+    insights_timeouts: int = 0  # this many insights reads are answered, then the answer is lost
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -97,14 +105,54 @@ class GraphState:
             return 400, {"error": {"code": 9007, "error_subcode": 2207027}}, "ok"
         media_id = f"ig-media-{len(self.stories) + 1}"
         self.containers[container] = "PUBLISHED"
-        self.stories.append((media_id, datetime.now(UTC)))
+        self.stories.append((media_id, self.clock()))
         self.published.set()
         return 200, {"id": media_id}, fault
+
+    def add_story(self, media_id: str, when: datetime, reach_per_hour: int = 60) -> None:
+        """A Story that went live (by hand, say) at `when`."""
+        self.stories.append((media_id, when))
+        self.reach_per_hour[media_id] = reach_per_hour
+
+    def _is_live(self, when: datetime) -> bool:
+        return self.clock() - when < timedelta(hours=24)
 
     def live(self) -> tuple[int, dict[str, Any]]:
         data = [
             {"id": media_id, "timestamp": when.strftime("%Y-%m-%dT%H:%M:%S+0000")}
             for media_id, when in reversed(self.stories)
+            if self._is_live(when)
+        ]
+        return 200, {"data": data}
+
+    def insights(self, media_id: str) -> tuple[int, dict[str, Any]]:
+        self.insights_calls.append(media_id)
+        if self.insights_error is not None:
+            return self.insights_error
+        when = dict(self.stories).get(media_id)
+        if when is None or not self._is_live(when):
+            message = f"Unsupported get request. Object with ID '{media_id}' does not exist"
+            return 400, {"error": {"code": 100, "message": message}}
+        if media_id in self.small:
+            message = "(#10) Not enough viewers for the media to show insights"
+            return 400, {"error": {"code": 10, "message": message}}
+        age_hours = (self.clock() - when).total_seconds() / 3600
+        if age_hours < 0.25:
+            return 200, {"data": []}  # no data yet: every metric is left out
+        reach = int(self.reach_per_hour.get(media_id, 60) * age_hours)
+        figures = {
+            "reach": reach,
+            "views": 2 * reach,
+            "replies": reach // 50,
+            "shares": reach // 100,
+            "navigation": reach // 2,
+            "profile_visits": reach // 20,
+            "follows": reach // 200,
+            "total_interactions": reach // 50 + reach // 100,
+        }
+        data = [
+            {"name": name, "period": "lifetime", "values": [{"value": value}], "id": media_id}
+            for name, value in figures.items()
         ]
         return 200, {"data": data}
 
@@ -133,7 +181,16 @@ def install_respx(router: respx.MockRouter, state: GraphState) -> None:
 
     router.post(f"/{state.user_id}/media").mock(side_effect=create)
     router.post(f"/{state.user_id}/media_publish").mock(side_effect=publish)
+
+    def insights(request: httpx.Request, media: str) -> httpx.Response:
+        code, body = state.insights(media)
+        if state.insights_timeouts:
+            state.insights_timeouts -= 1
+            raise httpx.ReadTimeout("no answer", request=request)
+        return httpx.Response(code, json=body)
+
     router.get(f"/{state.user_id}/stories").mock(side_effect=live)
+    router.get(path__regex=r"/(?P<media>[^/]+)/insights$").mock(side_effect=insights)
     router.get(path__regex=r"/(?P<container>container-\d+)$").mock(side_effect=status)
 
 
@@ -172,6 +229,8 @@ class FakeGraphServer:
                 await self._release.wait()
         elif request.method == "GET" and path == f"{user}/stories":
             code, body = self.state.live()
+        elif request.method == "GET" and path.endswith("/insights"):
+            code, body = self.state.insights(path.removesuffix("/insights"))
         elif request.method == "GET" and path == f"{user}/content_publishing_limit":
             code, body = 200, {"data": [{"quota_usage": 0, "config": {"quota_total": 50}}]}
         elif request.method == "GET" and path == "debug_token":

@@ -76,10 +76,13 @@ async def test_stats_sends_the_text_and_a_png_rendered_off_the_loop(
     seen: list[list[DailyCount]] = []
     real = chart.render_activity_png
 
-    def spy(counts: list[DailyCount], last_day: date) -> bytes:
+    heats: list[chart.HeatMap | None] = []
+
+    def spy(counts: list[DailyCount], last_day: date, heat: chart.HeatMap | None = None) -> bytes:
         rendered_on.append(threading.current_thread())
         seen.append(list(counts))
-        return real(counts, last_day)
+        heats.append(heat)
+        return real(counts, last_day, heat)
 
     monkeypatch.setattr(chart, "render_activity_png", spy)
     ticks = 0
@@ -106,7 +109,9 @@ async def test_stats_sends_the_text_and_a_png_rendered_off_the_loop(
     assert isinstance(photo.photo, BufferedInputFile)
     data: bytes = photo.photo.data
     width, height = png_size(data)
-    assert (width, height) == (1000, 700)
+    assert (width, height) == (1000, 1100)  # the four weeks, and the heat map below
+    [heat] = heats
+    assert heat is not None and heat.title.startswith("Posts by weekday and hour")
     assert 10_000 < len(data) < 1_000_000
     assert rendered_on and rendered_on[0] is not threading.main_thread()
     assert during > 0  # the loop kept running while the chart rendered

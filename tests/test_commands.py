@@ -119,7 +119,7 @@ async def test_status(app: TestApp) -> None:
     assert "In flight: 1" in reply
     assert "Last post: <code>item0.jpg</code> by Bob, 2 h ago" in reply
     assert "Library: 3 items, 2 eligible now" in reply
-    assert "about 1 days at 3 a day" in reply
+    assert "Runway: less than a day left at 3 a day" in reply
 
 
 async def test_status_running_shows_next_slot(app: TestApp) -> None:

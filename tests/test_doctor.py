@@ -95,11 +95,16 @@ def closed_port() -> int:
 
 @contextlib.contextmanager
 def graph(
-    account: httpx.Response | None = None, media: httpx.Response | None = None
+    account: httpx.Response | None = None,
+    media: httpx.Response | None = None,
+    insights: httpx.Response | None = None,
 ) -> Iterator[respx.MockRouter]:
     with respx.mock(assert_all_called=False) as router:
         router.get(f"{GRAPH}/{IG_USER}").mock(
             return_value=account or httpx.Response(200, json={"id": IG_USER, "username": "team"})
+        )
+        router.get(f"{GRAPH}/{IG_USER}/insights").mock(
+            return_value=insights or httpx.Response(200, json={"data": []})
         )
         router.head(f"{CDN}/cat/item0.jpg").mock(
             return_value=media or httpx.Response(200, headers={"content-type": "image/jpeg"})
@@ -136,9 +141,11 @@ async def test_all_green_without_instagram(healthy: Settings, indexed: list[Any]
 async def test_all_green_with_instagram(healthy: Settings, indexed: list[Any]) -> None:
     with graph() as router:
         code, lines = await run_check(with_instagram(healthy))
-        [account] = [call.request for call in router.calls if call.request.method == "GET"]
+        [account, insights] = [c.request for c in router.calls if c.request.method == "GET"]
     assert code == 0, lines
     assert "token valid for @team" in line_of(lines, "instagram")
+    assert "Story results are kept" in line_of(lines, "instagram insights")
+    assert insights.headers["authorization"] == f"Bearer {IG_TOKEN}"
     assert line_of(lines, "media url").startswith("PASS ")
     assert "image/jpeg" in line_of(lines, "media url")
     assert account.headers["authorization"] == f"Bearer {IG_TOKEN}"
@@ -390,6 +397,25 @@ async def test_nothing_indexed_or_nothing_eligible_is_a_warning(
 # -- Instagram ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        {"code": 10, "message": "(#10) Application does not have permission for this action"},
+        {"code": 200, "message": "(#200) Permissions error"},
+    ],
+    ids=["code-10", "code-200"],
+)
+async def test_a_token_without_the_insights_permission_is_a_warning(
+    healthy: Settings, indexed: list[Any], refusal: dict[str, Any]
+) -> None:
+    with graph(insights=httpx.Response(403, json={"error": refusal})):
+        code, lines = await run_check(with_instagram(healthy))
+    assert code == 0, lines
+    line = line_of(lines, "instagram insights")
+    assert line.startswith("WARN ") and "Story results are off" in line
+    assert "instagram_business_manage_insights" in line
+
+
 async def test_an_expired_instagram_token(healthy: Settings, indexed: list[Any]) -> None:
     expired = httpx.Response(
         400,
@@ -503,10 +529,11 @@ async def test_the_refreshed_token_the_bot_uses_is_the_one_checked(
     with graph() as router:
         router.routes[0].mock(side_effect=by_token)
         code, lines = await run_check(with_instagram(healthy))
-        [account] = [call.request for call in router.calls if call.request.method == "GET"]
+        asked = [call.request for call in router.calls if call.request.method == "GET"]
     assert code == 0, lines
     assert line_of(lines, "instagram").startswith("PASS ")
-    assert account.headers["authorization"] == f"Bearer {refreshed}"
+    # The account and its insights permission, both with the token in use.
+    assert [request.headers["authorization"] for request in asked] == [f"Bearer {refreshed}"] * 2
     assert refreshed not in "\n".join(lines)
 
 
@@ -526,10 +553,11 @@ token_env = "SQ_TEST_IG_TOKEN"
     configured = changed(healthy, instagram_accounts_file=accounts, media_public_base_url=CDN)
     with graph() as router:
         code, lines = await run_check(configured)
-        [account] = [call.request for call in router.calls if call.request.method == "GET"]
+        [account, _] = [call.request for call in router.calls if call.request.method == "GET"]
     assert code == 0, lines
     line = line_of(lines, f"instagram chat {TEAM_CHAT}")
     assert line.startswith("PASS ") and "token valid for @team" in line
+    assert line_of(lines, f"instagram chat {TEAM_CHAT} insights").startswith("PASS ")
     assert line_of(lines, "media url").startswith("PASS ")
     assert account.headers["authorization"] == f"Bearer {IG_TOKEN}"
 

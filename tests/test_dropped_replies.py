@@ -47,6 +47,20 @@ def commit(data: bytes) -> bool:
     return b"COMMIT" in data
 
 
+def nth_commit(n: int) -> Callable[[bytes], bool]:
+    """The n-th COMMIT of the unit (a unit of several transactions: read, then mark)."""
+    seen = 0
+
+    def matches(data: bytes) -> bool:
+        nonlocal seen
+        if b"COMMIT" not in data:
+            return False
+        seen += 1
+        return seen == n
+
+    return matches
+
+
 def press_statement(status: str) -> Callable[[bytes], bool]:
     # The press runs in autocommit: its parameters travel in its Bind message.
     marker = f"press:{status}".encode()
@@ -287,6 +301,29 @@ async def _returned_and_told(run: Run, returned: Any) -> None:
     assert len(telegram.of(SendMessage)) == 1
 
 
+async def _running_low(run: Run) -> None:
+    await seed_media(run.sessions, count=3)  # under a day at 3 a day: below the 7-day warning
+
+
+async def _runway_check(run: Run) -> Any:
+    return await run.services.runway.check(TEAM_CHAT)
+
+
+async def _warned_once(run: Run, sent: Any) -> None:
+    assert sent is True  # the mark's COMMIT landed unheard: the re-read finds our stamp
+    [chat] = await fetch_all(run.sessions, "SELECT runway_warned_at FROM chat_settings")
+    assert chat.runway_warned_at is not None
+    telegram = run.services.runway.bot.session
+    assert isinstance(telegram, RecordingSession)
+    assert len(telegram.of(SendMessage)) == 1
+    assert await run.services.runway.check(TEAM_CHAT) is False
+    assert len(telegram.of(SendMessage)) == 1
+
+
+async def _export(run: Run) -> Any:
+    return await run.services.team.export(TEAM_CHAT)
+
+
 CASES: list[DroppedReply] = [
     _press_case("posted", "recent_post"),
     _press_case("skipped", "skip"),
@@ -308,6 +345,10 @@ CASES: list[DroppedReply] = [
     DroppedReply(
         "scheduler.return_unpressed", _return_unpressed, _returned_and_told, arrange=_sent_long_ago
     ),
+    DroppedReply(
+        "runway.mark_warned", _runway_check, _warned_once, _running_low, drop=nth_commit(2)
+    ),
+    DroppedReply("team.export", _export, _read_nothing_written),
 ]
 
 

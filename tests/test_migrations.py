@@ -26,6 +26,7 @@ TABLES = {
     "media_locks",
     "user_interactions",
     "instagram_accounts",
+    "story_results",
 }
 
 

@@ -7,6 +7,7 @@ change is logged once. A non-admin reaches the refusals below and is told so.
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 import structlog
@@ -36,6 +37,7 @@ from bot.texts import (
     TOPIC_USAGE,
     lifetime_set,
     render_settings,
+    runway_threshold_set,
     timezone_set,
     topic_set,
 )
@@ -44,6 +46,7 @@ from db.repositories import TelegramIdentity
 logger = structlog.get_logger(__name__)
 
 ADMIN_COMMANDS = ("pause", "resume", "settings")
+# `/settings WORD VALUE`: the word and the setting field it changes.
 
 
 async def pause(message: Message, team: TeamService, admin: TelegramIdentity) -> None:
@@ -65,7 +68,7 @@ async def settings_command(
         await message.answer(render_settings(chat), reply_markup=settings_keyboard(chat))
         return
     name = arguments[0].lower()
-    if len(arguments) != 2 or name not in {"tz", "timezone", "topic", "lifetime"}:
+    if len(arguments) != 2 or name not in {"tz", "timezone", "topic", "lifetime", "runway"}:
         await message.answer(SETTINGS_USAGE)
         return
     try:
@@ -77,6 +80,10 @@ async def settings_command(
                 await message.answer(SETTINGS_USAGE)
                 return
             value, field = int(arguments[1]), "sentttl"
+        elif name == "runway":
+            # Out of range or not a number: the setting's own check refuses it.
+            value = int(arguments[1]) if re.fullmatch(r"[0-9]{1,4}", arguments[1]) else -1
+            field = "runway"
         else:
             value, field = arguments[1], "tz"
         chat, _ = await team.change_setting(message.chat.id, admin, field, value)
@@ -87,6 +94,8 @@ async def settings_command(
         await message.answer(topic_set(chat.message_thread_id))
     elif name == "lifetime":
         await message.answer(lifetime_set(chat.sent_ttl_days))
+    elif name == "runway":
+        await message.answer(runway_threshold_set(chat.runway_warning_days))
     else:
         await message.answer(timezone_set(chat.timezone))
 

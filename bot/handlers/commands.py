@@ -1,10 +1,12 @@
-"""Team commands: /start /help /status /queue /next /history /stats.
+"""Team commands: /start /help /status /queue /next /history /stats /export.
 
 The admin commands are bot.handlers.admin's. The design: docs/architecture.md §8.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import datetime
 
@@ -16,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.keyboards import inflight_keyboard, put_back_list_keyboard
 from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK, RUNS_TO_COMPLETION
-from bot.services.chart import activity_chart
+from bot.services.chart import HeatMap, activity_chart, heat_map_of
 from bot.services.clock import Clock
 from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.scheduler import Scheduler
@@ -24,8 +26,10 @@ from bot.services.team import TeamService
 from bot.texts import (
     CHART_CAPTION,
     COMMANDS,
+    EXPORT_CAPTION,
     HELP,
     INTRO,
+    NO_EXPORT,
     NO_HISTORY,
     NO_PRESSES,
     NOTHING_IN_FLIGHT,
@@ -36,6 +40,7 @@ from bot.texts import (
     sent_to_topic,
     set_aside_text,
     stats_text,
+    stats_usage,
     status_text,
 )
 from db.vocabulary import QueueStatus
@@ -44,6 +49,8 @@ logger = structlog.get_logger(__name__)
 
 HISTORY_DEFAULT = 10
 HISTORY_MAX = 50
+STATS_DEFAULT_DAYS = 30
+STATS_MAX_DAYS = 3650
 
 
 def bot_commands() -> list[BotCommand]:
@@ -106,27 +113,48 @@ async def history(
     await message.answer(history_text(rows, clock()))
 
 
+def _number_argument(command: CommandObject, most: int) -> int | None:
+    """The command's one argument as 1..most; None when it is anything else."""
+    argument = (command.args or "").strip()
+    # Only ASCII digits: str.isdigit() also accepts "²", which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,5}", argument) or not 1 <= int(argument) <= most:
+        return None
+    return int(argument)
+
+
 async def stats(
     message: Message,
+    command: CommandObject,
     team: TeamService,
     sessions: async_sessionmaker[AsyncSession],
     clock: Clock,
 ) -> None:
+    days = STATS_DEFAULT_DAYS
+    if command.args:
+        chosen = _number_argument(command, STATS_MAX_DAYS)
+        if chosen is None:
+            await message.answer(stats_usage(STATS_MAX_DAYS))
+            return
+        days = chosen
     now = clock()
-    people = await team.stats(message.chat.id, now)
-    if not people:
+    view = await team.stats(message.chat.id, now, days)
+    if not view.people:
         await message.answer(NO_PRESSES)
         return
-    await message.answer(stats_text(people))
-    await send_chart(message, sessions, now)
+    await message.answer(stats_text(view))
+    heat = heat_map_of(view.reach_by_hour, view.posts_by_hour, days)
+    await send_chart(message, sessions, now, heat)
 
 
 async def send_chart(
-    message: Message, sessions: async_sessionmaker[AsyncSession], now: datetime
+    message: Message,
+    sessions: async_sessionmaker[AsyncSession],
+    now: datetime,
+    heat: HeatMap | None = None,
 ) -> None:
     """The picture after the text; a chart that fails to render leaves the text alone."""
     try:
-        png = await activity_chart(sessions, message.chat.id, now)
+        png = await activity_chart(sessions, message.chat.id, now, heat)
     except Exception:
         logger.exception("stats.chart_failed")
         return
@@ -135,6 +163,26 @@ async def send_chart(
             BufferedInputFile(png, filename="stats.png"),
             caption=CHART_CAPTION,
         )
+
+
+async def export(message: Message, team: TeamService, clock: Clock) -> None:
+    """The chat's history with its kept Story results, as a CSV document."""
+    columns, rows = await team.export(message.chat.id)
+    if not rows:
+        await message.answer(NO_EXPORT)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(
+            value.isoformat() if isinstance(value, datetime) else ("" if value is None else value)
+            for value in row
+        )
+    name = f"storyqueue-{message.chat.id}-{clock():%Y%m%d}.csv"
+    # UTF-8 with a byte order mark, so spreadsheets read the emoji and accents right.
+    data = buffer.getvalue().encode("utf-8-sig")
+    await message.answer_document(BufferedInputFile(data, filename=name), caption=EXPORT_CAPTION)
 
 
 async def next_item(message: Message, scheduler: Scheduler) -> None:
@@ -166,4 +214,5 @@ def create_router() -> Router:
     )
     router.message.register(history, Command("history"))
     router.message.register(stats, Command("stats"))
+    router.message.register(export, Command("export"))
     return router

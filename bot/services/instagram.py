@@ -23,6 +23,21 @@ RATE_LIMIT_CODES = {4, 17, 32, 613}
 EXPIRED_TOKEN_CODE = 190
 NOT_READY_CODES = {9007, 2207027}
 DOWNLOAD_FAILED_CODES = {2207052}
+# Code 10 on a Story's insights: too few viewers to show them (also the code of a
+# missing permission, which its message tells apart); 200: a permissions error.
+NOT_ENOUGH_VIEWERS_CODE = 10
+PERMISSION_CODE = 200
+STORY_METRICS = (
+    "reach",
+    "views",
+    "replies",
+    "shares",
+    "navigation",
+    "profile_visits",
+    "follows",
+    "total_interactions",
+)
+INSIGHTS_PERMISSIONS = "instagram_business_manage_insights or instagram_manage_insights"
 _GRAPH_CODE = re.compile(r"\b(\d{4,7})\b")
 
 
@@ -39,6 +54,7 @@ class InstagramFailure(StrEnum):
     SERVER_ERROR = "server_error"  # a 5xx: the request may have been acted on
     API = "api"
     QUOTA_REACHED = "quota_reached"  # checked before any container is made
+    NO_PERMISSION = "no_permission"  # the token lacks a permission the call needs
 
 
 CAUSES = {
@@ -57,6 +73,7 @@ CAUSES = {
     InstagramFailure.SERVER_ERROR: "Instagram had a server error",
     InstagramFailure.API: "Instagram refused the request",
     InstagramFailure.QUOTA_REACHED: "the daily Instagram publishing limit is reached",
+    InstagramFailure.NO_PERMISSION: "the Instagram token lacks a permission this needs",
 }
 
 
@@ -100,6 +117,8 @@ def _failure_for(codes: set[int], status_code: int) -> InstagramFailure:
         return InstagramFailure.DOWNLOAD_FAILED
     if codes & NOT_READY_CODES:
         return InstagramFailure.NOT_READY
+    if PERMISSION_CODE in codes:
+        return InstagramFailure.NO_PERMISSION
     return InstagramFailure.API
 
 
@@ -302,6 +321,52 @@ class InstagramClient:
                 )
             )
         return stories
+
+    async def story_insights(self, media_id: str) -> StoryInsights:
+        """A live Story's insights; a metric Instagram leaves out has no data yet (None).
+
+        Error 10 ("not enough viewers") is an answer, not a failure: no figures yet.
+        Code 10 naming a permission, or code 200, is NO_PERMISSION.
+        """
+        try:
+            body = await self._call(
+                "GET", f"{media_id}/insights", params={"metric": ",".join(STORY_METRICS)}
+            )
+        except InstagramError as error:
+            if error.failure is InstagramFailure.API and NOT_ENOUGH_VIEWERS_CODE in error.codes:
+                if "permission" in error.detail.lower():
+                    raise InstagramError(
+                        InstagramFailure.NO_PERMISSION, error.detail, codes=error.codes
+                    ) from None
+                return StoryInsights(values={}, note="not_enough_viewers")
+            raise
+        values: dict[str, int] = {}
+        for entry in body.get("data") or []:
+            if not isinstance(entry, dict) or entry.get("name") not in STORY_METRICS:
+                continue
+            value = _metric_value(entry)
+            if value is not None:
+                values[str(entry["name"])] = value
+        return StoryInsights(values=values, note=None)
+
+
+def _metric_value(entry: dict[str, Any]) -> int | None:
+    """`values[0].value` (media insights) or `total_value.value` (newer answers)."""
+    total = entry.get("total_value")
+    if isinstance(total, dict) and isinstance(total.get("value"), int):
+        return max(0, int(total["value"]))
+    points = entry.get("values")
+    if isinstance(points, list) and points and isinstance(points[-1], dict):
+        value = points[-1].get("value")
+        if isinstance(value, int):
+            return max(0, value)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryInsights:
+    values: dict[str, int]  # only the metrics Instagram answered
+    note: str | None  # why there are no figures, e.g. "not_enough_viewers"
 
 
 DEFAULT_QUOTA_TOTAL = 50

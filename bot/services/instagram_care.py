@@ -23,20 +23,13 @@ from html import escape
 
 import structlog
 from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramAPIError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramMigrateToChat,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-)
+from aiogram.exceptions import TelegramAPIError, TelegramMigrateToChat
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.instagram import InstagramError
 from bot.services.instagram_accounts import ASSUMED_LIFETIME, RENEW_TOKEN, InstagramAccounts
 from bot.services.periodic import every
-from bot.telegram_retry import at_most_once, never_sent
+from bot.telegram_retry import at_most_once, delivered_nothing
 from db.models import InstagramAccount
 from db.repositories import ChatSettingsRepository
 from db.repositories.instagram_accounts import ExpiryWarning, InstagramAccountRepository
@@ -248,7 +241,7 @@ class TokenCare:
             with at_most_once():
                 await self._send(chat_id, warning.text)
         except TelegramAPIError as error:
-            if not _delivered_nothing(error):
+            if not delivered_nothing(error):
                 # It may have arrived; a duplicate warning is worse than none.
                 logger.warning("instagram.warning_unknown", chat_id=chat_id, error=str(error))
                 return None
@@ -285,11 +278,3 @@ class TokenCare:
             return await ChatSettingsRepository(session).topic_of(chat_id)
 
         return await in_idempotent_transaction(self.sessions, "instagram.topic", read, "it reads")
-
-
-def _delivered_nothing(error: TelegramAPIError) -> bool:
-    """Telegram refused the send (a flood wait longer than the request middleware
-    waits out included), or never saw it: every connection was refused."""
-    if isinstance(error, TelegramNetworkError):
-        return never_sent(error)
-    return isinstance(error, TelegramBadRequest | TelegramForbiddenError | TelegramRetryAfter)

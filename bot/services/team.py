@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.runway import Runway, read_runway
 from bot.services.slots import PostingSchedule
 from db.models import ChatSettings, MediaItem, PostingHistory, PostingQueueItem, User
 from db.repositories import (
@@ -25,7 +26,15 @@ from db.repositories import (
     TelegramIdentity,
     UserRepository,
 )
-from db.repositories.users import ANONYMOUS_ADMIN
+from db.repositories.stats import (
+    EXPORT_COLUMNS,
+    CategoryRow,
+    HourCell,
+    NamedItems,
+    PersonRow,
+    StatsRepository,
+)
+from db.repositories.users import ANONYMOUS_ADMIN, names_told_apart
 from db.retry import Idempotent, Reread, in_transaction
 from db.vocabulary import InteractionKind
 
@@ -49,6 +58,7 @@ class StatusView:
     library: int
     eligible: int
     set_aside: int = 0
+    runway: Runway | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +67,26 @@ class PersonStats:
     week: tuple[int, int, int]
     month: tuple[int, int, int]
     total: tuple[int, int, int]
+    decisions: int = 0  # within the /stats period
+    median_seconds: float | None = None  # from an item's arrival to this person's decision
+
+
+@dataclass(frozen=True, slots=True)
+class StatsView:
+    """What /stats shows for a period of `days`."""
+
+    days: int
+    timezone: str
+    people: list[PersonStats]
+    categories: list[CategoryRow]
+    reach_by_hour: list[HourCell]  # weekday × hour of the kept Story results
+    posts_by_hour: list[HourCell]
+    never_sent: NamedItems
+    skipped_often: NamedItems
+
+
+SKIPPED_OFTEN = 3  # skips after which an item is listed
+ITEMS_SHOWN = 5  # names listed per item list in /stats
 
 
 # A button carries the value it sets. field -> (column, lowest, highest)
@@ -65,6 +95,7 @@ NUMBERS: dict[str, tuple[str, int, int]] = {
     "start": ("posting_hours_start", 0, 23),
     "end": ("posting_hours_end", 0, 23),
     "sentttl": ("sent_ttl_days", 1, 365),
+    "runway": ("runway_warning_days", 0, 365),
 }
 SWITCHES = {"pause": "is_paused", "dry": "dry_run"}  # value 1 = on, 0 = off
 
@@ -150,7 +181,9 @@ class TeamService:
             upcoming = None
             if not chat.is_paused:
                 upcoming = PostingSchedule.of(chat).next_slot(now, chat.last_post_sent_at)
+            runway = await read_runway(session, chat, now)
             return StatusView(
+                runway=runway,
                 chat=chat,
                 paused_by=paused_by,
                 in_flight=in_flight,
@@ -176,23 +209,29 @@ class TeamService:
 
         return await self._run("team.history", work)
 
-    async def stats(self, chat_id: int, now: datetime) -> list[PersonStats]:
-        async def work(session: AsyncSession) -> list[PersonStats]:
-            history = HistoryRepository(session)
-            week = await history.per_person(chat_id, now - timedelta(days=7))
-            month = await history.per_person(chat_id, now - timedelta(days=30))
-            total = await history.per_person(chat_id, None)
-            by_week = {row[0]: row[1:] for row in week}
-            by_month = {row[0]: row[1:] for row in month}
-            return [
-                PersonStats(
-                    name=row[0] or "someone",
-                    week=by_week.get(row[0], (0, 0, 0)),
-                    month=by_month.get(row[0], (0, 0, 0)),
-                    total=row[1:],
-                )
-                for row in total
-            ]
+    async def stats(self, chat_id: int, now: datetime, days: int = 30) -> StatsView:
+        """People keyed by their user row (two "Alex" stay two; a rename keeps the counts)."""
+
+        async def work(session: AsyncSession) -> StatsView:
+            chat = await ChatSettingsRepository(session).ensure(chat_id)
+            stats = StatsRepository(session)
+            since = now - timedelta(days=days)
+            people = await stats.people(
+                chat_id,
+                week=now - timedelta(days=7),
+                month=now - timedelta(days=30),
+                since=since,
+            )
+            return StatsView(
+                days=days,
+                timezone=chat.timezone,
+                people=_told_apart([_person_stats(row) for row in people], people),
+                categories=await stats.categories(chat_id, since),
+                reach_by_hour=await stats.reach_by_hour(chat_id, since, chat.timezone),
+                posts_by_hour=await stats.posts_by_hour(chat_id, since, chat.timezone),
+                never_sent=await stats.never_sent(chat_id, ITEMS_SHOWN),
+                skipped_often=await stats.skipped_often(chat_id, SKIPPED_OFTEN, ITEMS_SHOWN),
+            )
 
         return await self._run("team.stats", work)
 
@@ -223,6 +262,14 @@ class TeamService:
             return True if await InteractionRepository(session).exists(change_id) else None
 
         return await self._run("team.put_back", work, Reread(recover))
+
+    async def export(self, chat_id: int) -> tuple[tuple[str, ...], list[Sequence[Any]]]:
+        """The chat's history with its kept Story results: the columns and the rows."""
+
+        async def work(session: AsyncSession) -> list[Sequence[Any]]:
+            return await StatsRepository(session).export_rows(chat_id)
+
+        return EXPORT_COLUMNS, await self._run("team.export", work)
 
     async def set_paused(self, chat_id: int, identity: TelegramIdentity, paused: bool) -> bool:
         """Pause or resume; False when it already was. Records who and when."""
@@ -312,6 +359,10 @@ def _resolve(field: str, value: Any) -> tuple[str, Any]:
                 raise SettingRejectedError(
                     f"The lifetime is a number of days between {lowest} and {highest}."
                 )
+            if column == "runway_warning_days":
+                raise SettingRejectedError(
+                    f"The runway warning takes a number of days from {lowest} (off) to {highest}."
+                )
             raise SettingRejectedError("That button is out of date.")
         return column, value
     raise SettingRejectedError("That button is out of date.")
@@ -332,6 +383,40 @@ async def _log_as(
     user_id = await UserRepository(session).upsert(identity)
     await InteractionRepository(session).log(entry, user_id=user_id, interaction_id=interaction_id)
     return user_id
+
+
+def _told_apart(stats: list[PersonStats], rows: list[PersonRow]) -> list[PersonStats]:
+    """Two people with one name (two "Alex") each get their @username or id after it."""
+    names = names_told_apart(
+        {
+            row.user_id: TelegramIdentity(
+                row.telegram_user_id or 0, row.username, row.first_name, row.last_name
+            )
+            for row in rows
+            if row.telegram_user_id is not None
+        }
+    )
+    return [
+        replace(person, name=names.get(row.user_id, person.name))
+        for person, row in zip(stats, rows, strict=True)
+    ]
+
+
+def _person_stats(row: PersonRow) -> PersonStats:
+    name = row.recorded_name or "someone"
+    if row.telegram_user_id is not None:
+        # The name they go by now: a renamed member keeps their counts under the new name.
+        name = TelegramIdentity(
+            row.telegram_user_id, row.username, row.first_name, row.last_name
+        ).display_name
+    return PersonStats(
+        name=name,
+        week=row.week,
+        month=row.month,
+        total=row.total,
+        decisions=row.decisions,
+        median_seconds=row.median_seconds,
+    )
 
 
 def _name_of(user: User | None) -> str | None:

@@ -7,8 +7,9 @@ from datetime import date, datetime
 
 from sqlalchemy import func, select
 
-from db.models import MediaItem, PostingHistory
+from db.models import MediaItem, PostingHistory, User
 from db.repositories.base import Repository
+from db.repositories.users import TelegramIdentity, names_told_apart
 from db.vocabulary import HistoryStatus, PostingMethod, Verdict
 
 
@@ -30,25 +31,39 @@ class PublishedStory:
 
 class ActivityRepository(Repository):
     async def daily_counts(self, chat_id: int, since: datetime, timezone: str) -> list[DailyCount]:
-        """Presses per local day, person and status (posted, skipped, rejected)."""
+        """Presses per local day, person and status (posted, skipped, rejected).
+
+        A person is their user row, named as they go by now; two people of one
+        name (two "Alex") are told apart by their @username.
+        """
         day = func.date(func.timezone(timezone, PostingHistory.acted_at))
-        person = func.max(PostingHistory.acted_by_name)
         statement = (
-            select(day, person, PostingHistory.status, func.count())
+            select(
+                day,
+                PostingHistory.acted_by_user_id,
+                User.telegram_user_id,
+                User.username,
+                User.first_name,
+                User.last_name,
+                PostingHistory.status,
+                func.count(),
+            )
+            .join(User, User.id == PostingHistory.acted_by_user_id)
             .where(
                 PostingHistory.chat_id == chat_id,
                 PostingHistory.acted_at >= since,
-                PostingHistory.acted_by_user_id.is_not(None),
                 PostingHistory.status.in_(list(Verdict)),
             )
-            .group_by(day, PostingHistory.acted_by_user_id, PostingHistory.status)
+            .group_by(day, PostingHistory.acted_by_user_id, User.id, PostingHistory.status)
             .order_by(day)
         )
+        rows = list(await self._session.execute(statement))
+        names = names_told_apart(
+            {row[1]: TelegramIdentity(row[2], row[3], row[4], row[5]) for row in rows}
+        )
         return [
-            DailyCount(
-                day=row[0], person=row[1] or "someone", status=HistoryStatus(row[2]), count=row[3]
-            )
-            for row in await self._session.execute(statement)
+            DailyCount(day=row[0], person=names[row[1]], status=HistoryStatus(row[6]), count=row[7])
+            for row in rows
         ]
 
     async def published_by_media_ids(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, case, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from db.models import MediaItem, PostingHistory
 from db.repositories.base import Repository
@@ -84,30 +84,3 @@ class HistoryRepository(Repository):
             .limit(1)
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
-
-    async def per_person(
-        self, chat_id: int, since: datetime | None
-    ) -> list[tuple[str | None, int, int, int]]:
-        """(name, posted, skipped, rejected) per person, most posts first."""
-        conditions = [
-            PostingHistory.chat_id == chat_id,
-            PostingHistory.acted_by_user_id.is_not(None),
-        ]
-        if since is not None:
-            conditions.append(PostingHistory.acted_at >= since)
-
-        def count(status: HistoryStatus) -> ColumnElement[int]:
-            return func.count(case((PostingHistory.status == status, 1)))
-
-        statement = (
-            select(
-                func.max(PostingHistory.acted_by_name),
-                count(HistoryStatus.POSTED),
-                count(HistoryStatus.SKIPPED),
-                count(HistoryStatus.REJECTED),
-            )
-            .where(*conditions)
-            .group_by(PostingHistory.acted_by_user_id)
-            .order_by(count(HistoryStatus.POSTED).desc())
-        )
-        return [(row[0], row[1], row[2], row[3]) for row in await self._session.execute(statement)]

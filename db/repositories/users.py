@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
@@ -12,6 +15,7 @@ from db.models import User
 from db.repositories.base import Repository
 
 ANONYMOUS_ADMIN = "anonymous admin"
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,19 @@ class TelegramIdentity:
         if self.username:
             return f"@{self.username}"
         return f"user {self.telegram_user_id}"
+
+
+def names_told_apart(people: Mapping[K, TelegramIdentity]) -> dict[K, str]:
+    """Each person's display name; two of one name (two "Alex") get their @username or id."""
+    names = {key: identity.display_name for key, identity in people.items()}
+    taken = Counter(names.values())
+    for key, identity in people.items():
+        if taken[names[key]] > 1:
+            handle = (
+                f"@{identity.username}" if identity.username else f"id {identity.telegram_user_id}"
+            )
+            names[key] += f" ({handle})"
+    return names
 
 
 class UserRepository(Repository):

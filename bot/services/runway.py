@@ -1,0 +1,203 @@
+"""Runway: how long the eligible library lasts at the chat's posts per day, and a warning in time.
+
+Items locked for a while (a recent post, a skip) count from the day their lock
+runs out; each item posted comes back after the chat's repost lock. Each
+category is drawn at its share of the library (the selection order cycles
+through the whole library). When a chat's runway drops below its threshold
+(`/settings runway N`), the chat is told once; it is told again only after the
+runway recovered and dropped again. The warning is recorded (a conditional
+UPDATE) before it is sent, so a lost answer or a second process never sends it
+twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass
+from datetime import datetime
+
+import structlog
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.services.periodic import every
+from bot.telegram_retry import at_most_once, delivered_nothing
+from bot.texts import runway_warning
+from db.models import ChatSettings
+from db.repositories import ChatSettingsRepository
+from db.repositories.stats import StatsRepository
+from db.retry import Reread, in_idempotent_transaction, in_transaction
+
+logger = structlog.get_logger(__name__)
+
+HORIZON_DAYS = 365  # beyond this the runway is "over a year"
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryRunway:
+    category: str | None
+    days: float | None  # None: lasts beyond the horizon
+
+
+@dataclass(frozen=True, slots=True)
+class Runway:
+    posts_per_day: int
+    days: float | None  # None: lasts beyond the horizon
+    shortest: CategoryRunway | None  # the category that runs out first, if before the rest
+
+    def below(self, threshold_days: int) -> bool:
+        return self.days is not None and self.days < threshold_days
+
+
+def days_lasting(releases: dict[int, float], rate: float, repost_days: int) -> float | None:
+    """Days until fewer than a day's posts are free, drawing `rate` a day; None past the horizon.
+
+    `releases[d]` items become free on day d (0: now); each one posted comes back
+    `repost_days` later.
+    """
+    if rate <= 0:
+        return None
+    returns: dict[int, float] = defaultdict(float, releases)
+    pool = 0.0
+    for day in range(HORIZON_DAYS):
+        pool += returns.pop(day, 0.0)
+        if pool < rate - 1e-9:  # float sums must not lose a whole day
+            return round(day + max(0.0, pool) / rate, 6)
+        pool -= rate
+        returns[day + max(1, repost_days)] += rate
+    return None
+
+
+def runway_of(
+    releases: Sequence[tuple[str | None, int, int]], posts_per_day: int, repost_days: int
+) -> Runway:
+    """The chat's runway and the category that runs out first, from `StatsRepository.releases`."""
+    overall: dict[int, float] = defaultdict(float)
+    by_category: dict[str | None, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+    for category, day, items in releases:
+        overall[day] += items
+        by_category[category][day] += items
+    total = sum(overall.values())
+    days = days_lasting(overall, posts_per_day, repost_days)
+    shortest = None
+    if len(by_category) > 1 and total:
+        for category, category_releases in by_category.items():
+            share = sum(category_releases.values()) / total
+            lasts = days_lasting(category_releases, posts_per_day * share, repost_days)
+            if lasts is None or (days is not None and lasts >= days):
+                continue
+            if shortest is None or shortest.days is None or lasts < shortest.days:
+                shortest = CategoryRunway(category, lasts)
+    return Runway(posts_per_day=posts_per_day, days=days, shortest=shortest)
+
+
+async def read_runway(session: AsyncSession, chat: ChatSettings, now: datetime) -> Runway:
+    releases = await StatsRepository(session).releases(chat.telegram_chat_id, now)
+    return runway_of(releases, chat.posts_per_day, chat.repost_ttl_days)
+
+
+@dataclass(frozen=True)
+class RunwayWatch:
+    """Tells each chat once when its runway drops below its threshold."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    bot: Bot
+    _: KW_ONLY
+    clock: Callable[[], datetime]
+    chat_ids: Sequence[int]
+    interval_seconds: float = 3600.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """First check one interval after start (startup has enough to do), then every interval."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=self.interval_seconds)
+        if stop.is_set():
+            return
+        await every(self.interval_seconds, stop, self.tick, log=logger, failed="runway.failed")
+
+    async def tick(self) -> None:
+        for chat_id in self.chat_ids:
+            try:
+                await self.check(chat_id)
+            except Exception:
+                logger.exception("runway.chat_failed", chat_id=chat_id)
+
+    async def check(self, chat_id: int) -> bool:
+        """Warn if due; True when this call sent the warning."""
+        now = self.clock()
+
+        async def read(session: AsyncSession) -> tuple[ChatSettings, Runway] | None:
+            chat = await ChatSettingsRepository(session).get(chat_id)
+            if chat is None or chat.is_paused:
+                return None
+            return chat, await read_runway(session, chat, now)
+
+        found = await in_idempotent_transaction(self.sessions, "runway.read", read, "it only reads")
+        if found is None:
+            return False
+        chat, runway = found
+        threshold = chat.runway_warning_days
+        if not threshold or not runway.below(threshold):
+            if chat.runway_warned_at is not None:
+                await self._set_warned(chat_id, None, only_if=chat.runway_warned_at)
+                logger.info("runway.recovered", chat_id=chat_id, days=runway.days)
+            return False
+        if chat.runway_warned_at is not None:
+            return False
+
+        async def mark(session: AsyncSession) -> bool:
+            changed = await session.execute(
+                update(ChatSettings)
+                .where(
+                    ChatSettings.telegram_chat_id == chat_id,
+                    ChatSettings.runway_warned_at.is_(None),
+                )
+                .values(runway_warned_at=now)
+            )
+            return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+        async def ours(session: AsyncSession) -> bool | None:
+            # After a lost connection: did our mark land? Then we still send.
+            row = await ChatSettingsRepository(session).get(chat_id)
+            return True if row is not None and row.runway_warned_at == now else None
+
+        marked = await in_transaction(
+            self.sessions, mark, repeat=Reread(ours), operation="runway.mark_warned"
+        )
+        if not marked:
+            return False  # another process warned first
+        try:
+            with at_most_once():
+                await self.bot.send_message(
+                    chat_id,
+                    runway_warning(runway, threshold),
+                    message_thread_id=chat.message_thread_id,
+                )
+        except TelegramAPIError as error:
+            if not delivered_nothing(error):
+                # It may have arrived; a second warning is worse than none.
+                logger.warning("runway.warning_unknown", chat_id=chat_id, error=str(error))
+                return False
+            logger.warning("runway.warning_refused", chat_id=chat_id, error=error.message)
+            await self._set_warned(chat_id, None, only_if=now)
+            return False
+        logger.info("runway.warned", chat_id=chat_id, days=runway.days, threshold=threshold)
+        return True
+
+    async def _set_warned(self, chat_id: int, value: datetime | None, *, only_if: datetime) -> None:
+        async def work(session: AsyncSession) -> None:
+            await session.execute(
+                update(ChatSettings)
+                .where(
+                    ChatSettings.telegram_chat_id == chat_id,
+                    ChatSettings.runway_warned_at == only_if,
+                )
+                .values(runway_warned_at=value)
+            )
+
+        await in_idempotent_transaction(self.sessions, "runway.set_warned", work, "it sets values")

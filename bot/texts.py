@@ -185,6 +185,14 @@ def history_usage(most: int) -> str:
     return f"Usage: /history [n] with n from 1 to {most}."
 
 
+def budget_wait_line(messages: int, seconds: float) -> str:
+    """/status: this chat's messages waiting for Telegram's send budget."""
+    return (
+        f"⏳ Waiting for Telegram's send budget: {messages} message(s),"
+        f" the oldest for {seconds:.0f} s"
+    )
+
+
 def status_text(view: StatusView, now: datetime, instagram: list[str]) -> str:
     """/status: running or paused, the queue, the next slot, the last post, the library."""
     chat = view.chat

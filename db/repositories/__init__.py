@@ -12,7 +12,7 @@ from db.repositories.interactions import Interaction, InteractionRepository
 from db.repositories.locks import LockRepository
 from db.repositories.media import MediaRepository
 from db.repositories.press import Press, PressRecord, PressRepository, PressState
-from db.repositories.queue import QueueRepository
+from db.repositories.queue import QueueRepository, SendingClaim
 from db.repositories.users import TelegramIdentity, UserRepository
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "PressRepository",
     "PressState",
     "QueueRepository",
+    "SendingClaim",
     "TelegramIdentity",
     "UserRepository",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -146,16 +147,17 @@ async def run(cluster: Cluster) -> None:
             """The tick's own work (find the due chats, claim their slots), no sends."""
             await owe(due)
             await measured.start()
-            started = timer()
+            started, cpu = timer(), time.process_time()
             chats = await scheduler.due_chats()
             claimed = 0
             for start in range(0, len(chats), CLAIM_BATCH):
                 claimed += len(await scheduler.claim_due(chats[start : start + CLAIM_BATCH]))
-            wall = timer() - started
+            wall, cpu = timer() - started, time.process_time() - cpu
             database = await measured.seconds()
             print(
                 f"  {label:<34} {claimed:>5} claimed database {ms(database):>11}"
                 f" ({measured.statements} statements)   wall {ms(wall)}"
+                f" (this process's CPU {ms(cpu)}; the rest is waiting for the cores)"
             )
             if label in BEFORE:
                 print(f"  {'   before batching:':<40} {BEFORE[label]}")

@@ -40,6 +40,8 @@ logger = structlog.get_logger(__name__)
 
 # The Bot API methods that put (or change) a message in a chat: what Telegram's limits count.
 SPENDING_PREFIXES = ("send", "edit", "copy", "forward")
+# Past this many chats remembered, the quiet ones are forgotten (private chats come and go).
+MOST_LANES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,9 @@ class BudgetLimits:
     # One group (a negative chat id): at most this many in any `group_window_seconds`.
     group_per_window: int = 18
     group_window_seconds: float = 60.0
+    # A 429 up to this long holds its chat (or the bot) here; a longer flood wait is
+    # left to the caller, which gets the error (as the retrying middleware leaves it).
+    longest_pause_seconds: float = 30.0
 
 
 @dataclass
@@ -111,7 +116,15 @@ class SendBudget:
         return len(lane.waiting), self._monotonic() - min(lane.waiting)
 
     def pause(self, chat_id: int | None, seconds: float) -> None:
-        """Telegram said 429: nothing more for the chat (None: the whole bot) for `seconds`."""
+        """Telegram said 429: nothing more for the chat (None: the whole bot) for `seconds`.
+
+        A longer flood wait than `longest_pause_seconds` is not held here: waiting it
+        out inside every call would stall the caller's loop; the caller has the 429
+        and its own rule for when to try again (delivery waits outside its slot).
+        """
+        if seconds > self.limits.longest_pause_seconds:
+            logger.warning("budget.flood_wait_left_to_caller", chat_id=chat_id, seconds=seconds)
+            return
         until = self._monotonic() + seconds
         if chat_id is None:
             self._bot_paused_until = max(self._bot_paused_until, until)
@@ -131,6 +144,14 @@ class SendBudget:
         if chat_id < 0 and len(lane.sent_at) >= self.limits.group_per_window:
             delay = max(delay, lane.sent_at[-self.limits.group_per_window] + window - now)
         return delay
+
+    def _forget_quiet_lanes(self) -> None:
+        """Drop the chats with nothing waiting and nothing sent within the group window."""
+        horizon = self._monotonic() - self.limits.group_window_seconds
+        for chat_id, lane in list(self._lanes.items()):
+            quiet = not lane.sent_at or lane.sent_at[-1] <= horizon
+            if quiet and not lane.waiting and not lane.lock.locked():
+                del self._lanes[chat_id]
 
     async def _bot_turn(self) -> None:
         while True:
@@ -163,8 +184,8 @@ class SendBudget:
                 lane.sent_at.append(self._monotonic())
         finally:
             lane.waiting.remove(entered)
-            if not lane.waiting and not lane.sent_at and not lane.lock.locked():
-                self._lanes.pop(chat_id, None)
+            if len(self._lanes) > MOST_LANES:
+                self._forget_quiet_lanes()
         waited = self._monotonic() - entered
         if waited > 1.5:
             logger.info("budget.waited", chat_id=chat_id, seconds=round(waited, 2))

@@ -90,6 +90,12 @@ async def test_a_429_holds_that_chat_and_one_without_a_chat_holds_the_bot(
     await budget.spend(TEAM_CHAT)
     assert time.monotonic() - started >= 0.9
 
+    # A flood wait longer than the budget holds is the caller's (it has the 429).
+    budget.pause(-88, 600)
+    started = time.monotonic()
+    await budget.spend(-88)
+    assert time.monotonic() - started < 0.2
+
     # A toast carries no chat and never waits on the budget.
     assert chat_of(AnswerCallbackQuery(callback_query_id="1")) is None
 
@@ -167,3 +173,14 @@ async def test_sixty_chats_due_at_once_stay_inside_telegrams_limits(
     last = max(call.at for call in sends)
     assert last - started <= implied + 3.0, (last - started, implied)
     assert "Traceback" not in process.log
+
+
+async def test_quiet_chats_are_forgotten_past_the_most_remembered(monkeypatch: Any) -> None:
+    monkeypatch.setattr("bot.send_budget.MOST_LANES", 3)
+    now = [0.0]
+    budget = SendBudget(FAST, monotonic=lambda: now[0])
+    for chat_id in (-1, -2, -3):
+        await budget.spend(chat_id)
+    now[0] = 61.0
+    await budget.spend(-4)
+    assert set(budget._lanes) == {-4}

@@ -35,6 +35,7 @@ from bot.middlewares import (
     LogContextMiddleware,
     RunToCompletionMiddleware,
 )
+from bot.send_budget import SendBudget, SendBudgetMiddleware
 from bot.services.admins import AdminDirectory
 from bot.services.autopost import AutoPostService
 from bot.services.chats import ChatDirectory
@@ -65,11 +66,17 @@ def telegram_session(settings: Settings, *, timeout: float | None = None) -> Aio
 
 
 def create_bot(
-    settings: Settings, session: BaseSession | None = None, *, ride_out_errors: bool = True
+    settings: Settings,
+    session: BaseSession | None = None,
+    *,
+    ride_out_errors: bool = True,
+    budget: SendBudget | None = None,
 ) -> Bot:
     """The bot; `ride_out_errors` adds the retrying request middleware (off for `check`).
 
     Every text is kept within Telegram's limits on the way out (`bot.limits`).
+    With a `budget`, every message waits its turn inside Telegram's rate limits; it
+    is registered after the retrying middleware, so each repeat spends from it again.
     """
     assert settings.bot_token is not None
     if session is None:
@@ -77,6 +84,8 @@ def create_bot(
     session.middleware(TextLimitsMiddleware())
     if ride_out_errors:
         session.middleware(TelegramRetryMiddleware())
+    if budget is not None:
+        session.middleware(SendBudgetMiddleware(budget))
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -99,6 +108,7 @@ class Services:
     inflight: InFlightService
     story_results: StoryResultsCare
     runway: RunwayWatch
+    send_budget: SendBudget
     autopost: AutoPostService | None = None
     http: httpx.AsyncClient | None = None
     clock: Clock = utc_now
@@ -120,6 +130,7 @@ def build_services(
     *,
     clock: Clock = utc_now,
     on_secret: Callable[[str], None] = lambda secret: None,
+    send_budget: SendBudget | None = None,
 ) -> Services:
     """`on_secret` learns every Instagram token in use, refreshed ones included (log redaction)."""
     configs = load_account_configs(settings)
@@ -206,6 +217,7 @@ def build_services(
             chat_ids=settings.chat_ids,
             interval_seconds=settings.runway_check_interval_seconds,
         ),
+        send_budget=send_budget or SendBudget(),
         autopost=autopost,
         http=http,
         clock=clock,
@@ -260,7 +272,10 @@ def build_app(
     on_secret: Callable[[str], None] = lambda secret: None,
 ) -> App:
     """The one place the bot, services and dispatcher are built (runner, tests, benchmarks)."""
-    bot = create_bot(settings, session)
-    services = build_services(settings, database, bot, clock=clock, on_secret=on_secret)
+    budget = SendBudget()
+    bot = create_bot(settings, session, budget=budget)
+    services = build_services(
+        settings, database, bot, clock=clock, on_secret=on_secret, send_budget=budget
+    )
     dispatcher = build_dispatcher(settings, database, services)
     return App(bot=bot, services=services, dispatcher=dispatcher)

@@ -279,6 +279,14 @@ def stats_usage(most: int) -> str:
     return f"Usage: /stats [days] with days from 1 to {most} (default 30)."
 
 
+def budget_wait_line(messages: int, seconds: float) -> str:
+    """/status: this chat's messages waiting for Telegram's send budget."""
+    return (
+        f"⏳ Waiting for Telegram's send budget: {messages} message(s),"
+        f" the oldest for {seconds:.0f} s"
+    )
+
+
 def status_text(view: StatusView, now: datetime, instagram: list[str]) -> str:
     """/status: running or paused, the queue, the next slot, the last post, the library."""
     chat = view.chat

@@ -7,8 +7,10 @@ import contextlib
 import html
 import itertools
 import json
+import math
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,11 +79,49 @@ class Call:
         """The bytes of the uploaded files (one per send), b"" when nothing was uploaded."""
         return b"".join(self.files.values())
 
+    # When the request arrived (time.monotonic), for tests that time the bot's answers.
+    at: float = field(default_factory=time.monotonic)
+
 
 @dataclass
 class Fault:
     status: int
     body: dict[str, Any]
+
+
+# The methods Telegram's rate limits count: those that put or change a message in a chat.
+LIMITED_PREFIXES = ("send", "edit", "copy", "forward")
+
+
+@dataclass
+class RateLimits:
+    """Telegram's documented limits (Bot FAQ), enforced as sliding windows with 429s."""
+
+    chat_interval_seconds: float = 1.0
+    group_per_minute: int = 20
+    bot_per_second: int = 30
+    _bot: deque[float] = field(default_factory=deque)
+    _chats: dict[int, deque[float]] = field(default_factory=dict)
+
+    def retry_after(self, chat_id: int, now: float) -> int | None:
+        """Seconds to wait if one more message to `chat_id` now goes over; else count it."""
+        while self._bot and self._bot[0] <= now - 1.0:
+            self._bot.popleft()
+        sent = self._chats.setdefault(chat_id, deque())
+        while sent and sent[0] <= now - 60.0:
+            sent.popleft()
+        waits = []
+        if len(self._bot) >= self.bot_per_second:
+            waits.append(self._bot[0] + 1.0 - now)
+        if sent and now - sent[-1] < self.chat_interval_seconds:
+            waits.append(sent[-1] + self.chat_interval_seconds - now)
+        if chat_id < 0 and len(sent) >= self.group_per_minute:
+            waits.append(sent[-self.group_per_minute] + 60.0 - now)
+        if waits:
+            return max(1, math.ceil(max(waits)))
+        self._bot.append(now)
+        sent.append(now)
+        return None
 
 
 BOT_USER = {"id": BOT_ID, "is_bot": True, "first_name": "storyqueue", "username": "storyqueue_bot"}
@@ -167,6 +207,10 @@ class FakeBotApi:
     # old group id -> the supergroup Telegram upgraded it to: every call naming the old
     # id answers 400 with parameters.migrate_to_chat_id, as Telegram does.
     migrated_chats: dict[int, int] = field(default_factory=dict)
+    # Opt-in: enforce Telegram's rate limits (429 with retry_after when exceeded).
+    limits: RateLimits | None = None
+    # The calls refused with 429 by `limits`.
+    too_many: list[Call] = field(default_factory=list)
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -363,6 +407,22 @@ class FakeBotApi:
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
+        limited_chat = params.get("chat_id")
+        if (
+            self.limits is not None
+            and method.startswith(LIMITED_PREFIXES)
+            and limited_chat is not None
+        ):
+            wait = self.limits.retry_after(int(limited_chat), time.monotonic())
+            if wait is not None:
+                self.too_many.append(call)
+                body = {
+                    "ok": False,
+                    "error_code": 429,
+                    "description": f"Too Many Requests: retry after {wait}",
+                    "parameters": {"retry_after": wait},
+                }
+                return web.json_response(body, status=429)
         queued = self.faults.get(method)
         if queued:
             fault = queued.pop(0)

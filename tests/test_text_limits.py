@@ -200,6 +200,7 @@ BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
     "texts.runway_line": [(lambda: texts.runway_line(_runway()), MESSAGE_LIMIT)],
     "texts.runway_warning": [(lambda: texts.runway_warning(_runway(), 10**6), MESSAGE_LIMIT)],
     "texts.runway_threshold_set": [(lambda: texts.runway_threshold_set(10**6), TOAST_LIMIT)],
+    "texts.budget_wait_line": [(lambda: texts.budget_wait_line(10**9, 10.0**9), MESSAGE_LIMIT)],
     "texts.file_label": [(lambda: texts.file_label(LONG_FILE * 10), MESSAGE_LIMIT)],
     "texts.fit_message": [(lambda: texts.fit_message("header", [LONG_FILE] * 1000), MESSAGE_LIMIT)],
     "captions.notification_caption": [

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.keyboards import inflight_keyboard, put_back_list_keyboard
 from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK, RUNS_TO_COMPLETION
+from bot.send_budget import SendBudget
 from bot.services.chart import HeatMap, activity_chart, heat_map_of
 from bot.services.clock import Clock
 from bot.services.instagram_accounts import InstagramAccounts
@@ -33,6 +34,7 @@ from bot.texts import (
     NO_HISTORY,
     NO_PRESSES,
     NOTHING_IN_FLIGHT,
+    budget_wait_line,
     history_text,
     history_usage,
     nothing_sent_text,
@@ -68,12 +70,21 @@ async def help_(message: Message) -> None:
 
 
 async def status(
-    message: Message, team: TeamService, instagram_accounts: InstagramAccounts, clock: Clock
+    message: Message,
+    team: TeamService,
+    instagram_accounts: InstagramAccounts,
+    send_budget: SendBudget,
+    clock: Clock,
 ) -> None:
     now = clock()
     view = await team.status(message.chat.id, now)
     instagram = await instagram_accounts.status_lines(message.chat.id)
-    await message.answer(status_text(view, now, instagram))
+    text = status_text(view, now, instagram)
+    # Read before this reply queues behind the same budget.
+    waiting = send_budget.waiting(message.chat.id)
+    if waiting is not None:
+        text += "\n" + budget_wait_line(*waiting)
+    await message.answer(text)
 
 
 async def queue(message: Message, team: TeamService, clock: Clock) -> None:

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import KW_ONLY, dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from db.repositories import (
     LockRepository,
     MediaRepository,
     QueueRepository,
+    SendingClaim,
 )
 from db.repositories.queue import ReturnedItem
 from db.retry import Idempotent, Reread, in_transaction
@@ -249,48 +251,57 @@ class Scheduler:
         queue_ids = {chat_id: uuid.uuid4() for chat_id in chat_ids}
 
         async def claim(session: AsyncSession) -> list[Notification]:
+            # A few statements for the whole batch, whatever its size: one locks the
+            # chats, one picks each chat's next eligible item, one inserts the rows,
+            # one marks the slots filled.
             chats = ChatSettingsRepository(session)
-            media_repository = MediaRepository(session)
-            queue = QueueRepository(session)
-            claimed: list[Notification] = []
+            slots: dict[int, datetime] = {}
+            topics: dict[int, int | None] = {}
             for chat in await chats.lock_many(chat_ids):
-                chat_id = chat.telegram_chat_id
                 slot = PostingSchedule.of(chat).owed_slot(now, chat.last_post_sent_at)
-                if chat.is_paused or slot is None:
-                    continue
-                media = await media_repository.next_eligible(chat_id, now)
-                if media is None:
-                    if chat_id not in self._without_media:
-                        self._without_media.add(chat_id)
-                        logger.info("scheduler.nothing_eligible", chat_id=chat_id)
-                    continue
-                self._without_media.discard(chat_id)
-                queue_id = await queue.claim_for_sending(
-                    media.id, chat_id, slot, queue_ids[chat_id], lease=self.delivery.stuck_after
+                if not chat.is_paused and slot is not None:
+                    slots[chat.telegram_chat_id] = slot
+                    topics[chat.telegram_chat_id] = chat.message_thread_id
+            picked = await MediaRepository(session).next_eligible_many(list(slots), now)
+            for chat_id in slots.keys() - picked.keys():
+                if chat_id not in self._without_media:
+                    self._without_media.add(chat_id)
+                    logger.info("scheduler.nothing_eligible", chat_id=chat_id)
+            self._without_media.difference_update(picked)
+            wanted = [
+                SendingClaim(queue_ids[chat_id], media.id, chat_id, slots[chat_id])
+                for chat_id, media in picked.items()
+            ]
+            written = await QueueRepository(session).claim_many_for_sending(
+                wanted, lease=self.delivery.stuck_after
+            )
+            claimed = [claim for claim in wanted if claim.queue_id in written]
+            # The slot is filled whatever happens to the send: never two items for one slot.
+            await chats.fill_slots({claim.chat_id: claim.slot for claim in claimed})
+            return [
+                Notification.of(
+                    claim.queue_id,
+                    picked[claim.chat_id],
+                    message_thread_id=topics[claim.chat_id],
                 )
-                if queue_id is None:
-                    continue
-                # The slot is filled whatever happens to the send: never two items for one slot.
-                await chats.update(chat_id, last_post_sent_at=slot)
-                claimed.append(
-                    Notification.of(queue_id, media, message_thread_id=chat.message_thread_id)
-                )
-            return claimed
+                for claim in claimed
+            ]
 
         async def landed(session: AsyncSession) -> list[Notification] | None:
             """Rows with our own ids exist only if our COMMIT landed."""
             rows = await QueueRepository(session).get_many(list(queue_ids.values()))
             if not rows:
                 return None
-            media_repository = MediaRepository(session)
-            found = []
-            for row in rows:
-                media = await media_repository.get(row.media_item_id)
-                assert media is not None
-                topic = await _topic_of(session, row.chat_id)
-                found.append(
-                    Notification.of(row.id, media, row.send_attempts, message_thread_id=topic)
+            media = await MediaRepository(session).get_many([row.media_item_id for row in rows])
+            found = [
+                Notification.of(
+                    row.id,
+                    media[row.media_item_id],
+                    row.send_attempts,
+                    message_thread_id=await _topic_of(session, row.chat_id),
                 )
+                for row in rows
+            ]
             logger.info("scheduler.claim_found_by_reread", count=len(found))
             return found
 

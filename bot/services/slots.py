@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -99,10 +100,9 @@ class PostingSchedule:
         at a time, one per tick; slots of earlier windows are forgiven, so there
         is never a burst. A chat that never posted starts at the current slot.
         """
-        window = self.window_at(now)
-        if window is None:
+        begun = _begun_slots(self, now)
+        if not begun:
             return None
-        begun = window.begun(now)
         if last_filled is None:
             return begun[-1]
         return next((slot for slot in begun if slot > last_filled), None)
@@ -122,3 +122,14 @@ class PostingSchedule:
         """A /next inside the window fills the latest slot that has begun."""
         window = self.window_at(now)
         return window.begun(now)[-1] if window is not None else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _begun_slots(schedule: PostingSchedule, now: datetime) -> tuple[datetime, ...]:
+    """The slots of the window at `now` that have begun (none outside a window).
+
+    Cached: a tick asks this for every chat at one `now`, and most chats share a
+    schedule, so a thousand chats cost a handful of window computations.
+    """
+    window = schedule.window_at(now)
+    return () if window is None else tuple(window.begun(now))

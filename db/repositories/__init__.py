@@ -13,7 +13,7 @@ from db.repositories.locks import LockRepository
 from db.repositories.media import MediaRepository
 from db.repositories.migrations import ChatMigrationRepository
 from db.repositories.press import Press, PressRecord, PressRepository, PressState
-from db.repositories.queue import QueueRepository
+from db.repositories.queue import QueueRepository, SendingClaim
 from db.repositories.users import TelegramIdentity, UserRepository
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "PressRepository",
     "PressState",
     "QueueRepository",
+    "SendingClaim",
     "TelegramIdentity",
     "UserRepository",
 ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, DateTime, column, func, select, update, values
 from sqlalchemy.dialects.postgresql import insert
 
 from db.models import ChatMigration, ChatSettings, MediaItem
@@ -95,6 +96,20 @@ class ChatSettingsRepository(Repository):
                 | ChatSettings.telegram_chat_id.in_(moved_to)
             )
         return list((await self._session.execute(statement)).scalars())
+
+    async def fill_slots(self, slots: dict[int, datetime]) -> None:
+        """Set each chat's last filled slot, for many chats in one statement."""
+        if not slots:
+            return
+        filled = values(
+            column("chat_id", BigInteger), column("slot", DateTime(timezone=True)), name="filled"
+        ).data(list(slots.items()))
+        statement = (
+            update(ChatSettings)
+            .where(ChatSettings.telegram_chat_id == filled.c.chat_id)
+            .values(last_post_sent_at=filled.c.slot, updated_at=func.now())
+        )
+        await self._session.execute(statement)
 
     async def update(self, telegram_chat_id: int, **values: Any) -> None:
         statement = (

@@ -7,8 +7,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import aliased
 
 from db.models import MediaItem, MediaLock, PostingQueueItem
@@ -20,7 +32,9 @@ def _active_lock(now: datetime | None) -> Any:
     return or_(MediaLock.locked_until.is_(None), MediaLock.locked_until > moment)
 
 
-def eligible_query(chat_id: int, now: datetime | None = None) -> Select[MediaItem]:
+def eligible_query(
+    chat_id: int | ColumnElement[int], now: datetime | None = None
+) -> Select[MediaItem]:
     """docs/architecture.md §5: active, not set aside, this chat's, unlocked, and neither
     it nor a hash twin locked or in flight."""
     twin = aliased(MediaItem)
@@ -67,6 +81,28 @@ class MediaRepository(Repository):
     async def next_eligible(self, chat_id: int, now: datetime | None = None) -> MediaItem | None:
         statement = eligible_query(chat_id, now).limit(1)
         return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def next_eligible_many(
+        self, chat_ids: Sequence[int], now: datetime | None = None
+    ) -> dict[int, MediaItem]:
+        """Each chat's `next_eligible`, for many chats in one statement (a lateral join)."""
+        if not chat_ids:
+            return {}
+        due = (
+            func.unnest(literal(list(chat_ids), ARRAY(BigInteger)))
+            .table_valued("chat_id")
+            .render_derived(name="due")
+        )
+        pick = eligible_query(due.c.chat_id, now).limit(1).lateral("pick")
+        picked = aliased(MediaItem, pick)
+        statement = select(picked).select_from(due).join(pick, true())
+        return {
+            media.chat_id: media for media in (await self._session.execute(statement)).scalars()
+        }
+
+    async def get_many(self, media_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, MediaItem]:
+        statement = select(MediaItem).where(MediaItem.id.in_(list(media_ids)))
+        return {media.id: media for media in (await self._session.execute(statement)).scalars()}
 
     async def count_eligible(self, chat_id: int, now: datetime | None = None) -> int:
         inner = eligible_query(chat_id, now).order_by(None).with_only_columns(MediaItem.id)

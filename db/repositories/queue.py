@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,16 @@ _PUBLISHING = PostingQueueItem.status == QueueStatus.PUBLISHING
 def _held_by(token: uuid.UUID) -> ColumnElement[bool]:
     """An Auto Post hold that `token` still has."""
     return and_(_PUBLISHING, PostingQueueItem.autopost_claim_token == token)
+
+
+@dataclass(frozen=True, slots=True)
+class SendingClaim:
+    """One item to put in flight for a chat's slot, under a caller-made queue id."""
+
+    queue_id: uuid.UUID
+    media_item_id: uuid.UUID
+    chat_id: int
+    slot: datetime
 
 
 class QueueRepository(Repository):
@@ -315,6 +326,37 @@ class QueueRepository(Repository):
             )
             for row in await self._session.execute(statement)
         ]
+
+    async def claim_many_for_sending(
+        self, claims: Sequence[SendingClaim], *, lease: timedelta
+    ) -> set[uuid.UUID]:
+        """`claim_for_sending` for many items in one statement; the ids of the rows written.
+
+        An item already queued (ON CONFLICT on its media item) is left out.
+        """
+        if not claims:
+            return set()
+        statement = (
+            insert(PostingQueueItem)
+            .values(
+                [
+                    {
+                        "id": claim.queue_id,
+                        "media_item_id": claim.media_item_id,
+                        "chat_id": claim.chat_id,
+                        "status": QueueStatus.SENDING,
+                        "scheduled_for": claim.slot,
+                        "claimed_at": func.now(),
+                        "lease_expires_at": lease_until(lease),
+                        "send_attempts": 1,
+                    }
+                    for claim in claims
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=[PostingQueueItem.media_item_id])
+            .returning(PostingQueueItem.id)
+        )
+        return set((await self._session.execute(statement)).scalars())
 
 
 @dataclass(frozen=True, slots=True)

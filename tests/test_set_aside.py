@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -155,12 +156,27 @@ def _transient(kind: str) -> list[Exception]:
         return [TelegramNetworkError(method=PHOTO, message="Request timeout")] * 2
     if kind == "kicked":
         return [TelegramForbiddenError(method=PHOTO, message="Forbidden: bot was kicked")]
-    if kind == "chat not found":
-        return [_refused("Bad Request: chat not found")]
-    return [_refused("Bad Request: not enough rights to send photos to the chat")]
+    if kind == "no rights":
+        return [_refused("Bad Request: not enough rights to send photos to the chat")]
+    # Other answers Telegram gives about the chat (or its topic), never about the file.
+    return [_refused(f"Bad Request: {kind}")]
 
 
-@pytest.mark.parametrize("kind", ["5xx", "429", "timeout", "kicked", "chat not found", "no rights"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "5xx",
+        "429",
+        "timeout",
+        "kicked",
+        "chat not found",
+        "no rights",
+        "PEER_ID_INVALID",
+        "CHANNEL_PRIVATE",
+        "message thread not found",
+        "CHAT_SEND_PHOTOS_FORBIDDEN",
+    ],
+)
 async def test_transient_and_chat_level_failures_never_set_an_item_aside(
     app: TestApp, kind: str
 ) -> None:
@@ -174,6 +190,36 @@ async def test_transient_and_chat_level_failures_never_set_an_item_aside(
     assert _notices(app) == []
     # No second item for the slot: the trouble was not the item's.
     assert len({_file_of(photo) for photo in app.telegram.of(SendPhoto)}) == 1
+
+
+async def test_a_missing_media_dir_sets_nothing_aside(app: TestApp) -> None:
+    """MEDIA_DIR gone (an unmounted share): no file is to blame, the library stays as it is."""
+    await _window(app)
+    await _library(app, count=3)
+    app.settings.media_dir.rename(app.settings.media_dir.with_name("unmounted"))
+    await make_scheduler(app, Clock(NOW)).tick()
+
+    assert all(at is None for at, _ in (await _set_aside(app)).values())
+    assert _notices(app) == []
+    [failed] = await fetch_all(app.sessions, "SELECT status FROM posting_history")
+    assert failed.status == "failed"  # one try for the slot, not three items
+
+
+async def test_a_passing_file_system_fault_sets_nothing_aside(
+    app: TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of file descriptors is the process's trouble, not the file's."""
+    await _window(app)
+    await _library(app, count=2)
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr("bot.services.notifier.FSInputFile", exhausted)
+    await make_scheduler(app, Clock(NOW)).tick()
+
+    assert all(at is None for at, _ in (await _set_aside(app)).values())
+    assert _notices(app) == []
 
 
 async def test_next_sends_the_next_item_when_one_is_refused(app: TestApp) -> None:

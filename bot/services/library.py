@@ -91,21 +91,25 @@ def stored_prefix(root: Path, media_dir: Path) -> str:
     """
     real_root = root.resolve()
     try:
-        inside = real_root.relative_to(media_dir.resolve())
+        return _prefix(real_root.relative_to(media_dir.resolve()))
     except ValueError:
-        try:
-            inside = Path(os.path.normpath(root.absolute())).relative_to(
-                os.path.normpath(media_dir.absolute())
-            )
-        except ValueError:
-            inside = None
-        # `link/..` is not MEDIA_DIR once link points elsewhere: trust only what resolves back.
-        if inside is None or (media_dir / inside).resolve() != real_root:
-            raise OutsideMediaDirError(
-                f"{root} is not inside MEDIA_DIR ({media_dir}): stored paths are relative to "
-                "MEDIA_DIR, so index a folder inside it, or point MEDIA_DIR at a folder that "
-                "holds it"
-            ) from None
+        pass
+    try:
+        inside = Path(os.path.normpath(root.absolute())).relative_to(
+            os.path.normpath(media_dir.absolute())
+        )
+    except ValueError:
+        inside = None
+    # `link/..` is not MEDIA_DIR once link points elsewhere: trust only what resolves back.
+    if inside is None or (media_dir / inside).resolve() != real_root:
+        raise OutsideMediaDirError(
+            f"{root} is not inside MEDIA_DIR ({media_dir}): stored paths are relative to "
+            "MEDIA_DIR, so index a folder inside it, or point MEDIA_DIR at a folder that holds it"
+        )
+    return _prefix(inside)
+
+
+def _prefix(inside: Path) -> str:
     return "" if inside == Path(".") else inside.as_posix() + "/"
 
 

@@ -292,6 +292,12 @@ def nothing_sent_text(result: SendResult) -> str:
             f"📬 Nothing to send: every unlocked item is already in the queue "
             f"({result.queued} in flight)."
         )
+    if result.set_aside:
+        return (
+            f"🔒 Nothing to send: all {result.total} items are locked, set aside or in the queue "
+            f"({result.locked} locked, {result.set_aside} set aside, {result.queued} in flight). "
+            "/queue lists the items set aside."
+        )
     return (
         f"🔒 Nothing to send: all {result.total} items are locked "
         f"(recently posted, skipped or rejected) or in the queue "

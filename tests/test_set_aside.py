@@ -234,6 +234,19 @@ async def test_next_sends_the_next_item_when_one_is_refused(app: TestApp) -> Non
     assert (await _set_aside(app))[bad][0] is not None
 
 
+async def test_next_says_the_rest_is_set_aside_not_locked(app: TestApp) -> None:
+    await _library(app, count=2)
+    await execute(
+        app.sessions, "UPDATE media_items SET set_aside_at = now(), set_aside_reason = 'x'"
+    )
+
+    await app.feed(command_update("/next", TEAM_CHAT, ALICE.user))
+
+    reply = app.telegram.of(SendMessage)[-1].text
+    assert "2 set aside" in reply and "/queue" in reply and "0 locked" in reply
+    assert app.telegram.of(SendPhoto) == []
+
+
 async def test_a_lost_commit_reply_still_announces_once(
     app: TestApp,
     proxy: PgProxy,

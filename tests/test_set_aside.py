@@ -317,6 +317,27 @@ async def test_an_admin_puts_an_item_back_once_and_a_member_cannot(app: TestApp)
     assert len(logged) == 1
 
 
+async def test_an_item_put_back_is_uploaded_again_not_sent_by_its_refused_file_id(
+    app: TestApp,
+) -> None:
+    """Telegram refused the cached file id: Put back must not retry that same id for ever."""
+    await _window(app)
+    [media_id] = await _library(app, telegram_file_id="cached-id")
+    app.telegram.fail_next(SendPhoto, _refused("Bad Request: PHOTO_INVALID_DIMENSIONS"))
+    clock = Clock(NOW)
+    scheduler = make_scheduler(app, clock)
+    await scheduler.tick()
+    assert app.telegram.of(SendPhoto)[0].photo == "cached-id"
+
+    assert await _press_put_back(app, media_id, ADA.user) == "↩️ Put back: it can be sent again."
+    clock.now += timedelta(hours=1)
+    await scheduler.tick()
+
+    second = app.telegram.of(SendPhoto)[1].photo
+    assert not isinstance(second, str)  # uploaded from MEDIA_DIR
+    assert (await _set_aside(app))[media_id][0] is None
+
+
 async def test_status_counts_and_queue_lists_the_items_set_aside(app: TestApp) -> None:
     await seed_media(app.sessions, count=3)
     await execute(

@@ -332,3 +332,19 @@ async def test_check_warns_when_a_stored_path_is_not_under_media_dir(
     line = line_of(lines, f"library {TEAM_CHAT}")
     assert code == 0 and line.startswith("WARN ") and "not found under MEDIA_DIR" in line
     assert "index DIR --chat ID" in "\n".join(lines)
+
+
+async def test_check_counts_the_items_set_aside(
+    healthy: Settings,  # noqa: F811
+    session_factory: Any,
+) -> None:
+    await seed_chat(session_factory)
+    await seed_media(session_factory, count=2)
+    await fetch_all(
+        session_factory,
+        "UPDATE media_items SET set_aside_at = now(), set_aside_reason = 'x' RETURNING id",
+    )
+    code, lines = await run_check(healthy)
+    line = line_of(lines, f"library {TEAM_CHAT}")
+    assert code == 0 and line.startswith("WARN ") and "none eligible" in line
+    assert "2 set aside" in line and "Put back" in "\n".join(lines)

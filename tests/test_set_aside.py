@@ -21,6 +21,7 @@ from aiogram.types import InlineKeyboardMarkup
 
 from bot.keyboards import PutBackCallback
 from bot.services.library import LibraryIndexer
+from bot.texts import MESSAGE_LIMIT, set_aside_notice
 from db.repositories.media import eligible_query
 from tests.pgproxy import PgProxy
 from tests.support import ADA, ALICE, TEAM_CHAT, TestApp, execute, fetch_all, seed_media
@@ -410,3 +411,11 @@ async def test_a_lost_commit_reply_of_put_back_still_says_put_back(
     assert await team.put_back(TEAM_CHAT, ADA.identity, media_id) is False  # a real double tap
     [row] = await fetch_all(sessions, "SELECT set_aside_at FROM media_items")
     assert row.set_aside_at is None
+
+
+def test_a_notice_for_a_very_long_path_still_fits_one_message() -> None:
+    """The reason repeats the path: a deep path must not push the notice past Telegram's limit."""
+    path = "cat/" + "deep/" * 900 + "x.jpg"
+    notice = set_aside_notice(path, f"media file not found: {path}")
+    assert len(notice.encode("utf-16-le")) // 2 <= MESSAGE_LIMIT
+    assert "media file not found" in notice

@@ -79,7 +79,7 @@ async def _index(settings: Settings, directory: Path | None, chat_id: int | None
         return EXIT_FAILED
     try:
         # Refused before the database is opened: nothing is half-written.
-        stored_prefix(root.resolve(), settings.media_dir.resolve())
+        stored_prefix(root, settings.media_dir)
     except OutsideMediaDirError as error:
         print(f"index refused: {error}", file=sys.stderr)
         return EXIT_CONFIG

@@ -483,21 +483,22 @@ def _media_dir(settings: Settings) -> Finding:
 
 
 async def _library(database: Database, chat_id: int, media_dir: Path) -> tuple[Finding, str | None]:
-    async def counts(session: AsyncSession) -> tuple[int, int, str | None]:
+    async def counts(session: AsyncSession) -> tuple[int, int, int, str | None]:
         media = MediaRepository(session)
         total, _ = await media.library_counts(chat_id)
         eligible = await media.count_eligible(chat_id)
+        set_aside = len(await media.set_aside_items(chat_id))
         path = await session.scalar(
             select(func.min(MediaItem.file_path)).where(
                 MediaItem.chat_id == chat_id, MediaItem.is_active
             )
         )
-        return total, eligible, path
+        return total, eligible, set_aside, path
 
     subject = f"library {chat_id}"
     try:
         async with asyncio.timeout(2 * NETWORK_TIMEOUT_SECONDS + 1):
-            total, eligible, path = await in_transaction(
+            total, eligible, set_aside, path = await in_transaction(
                 database.sessions, counts, repeat=Idempotent("reads only"), operation="check"
             )
     except Exception as error:
@@ -512,13 +513,16 @@ async def _library(database: Database, chat_id: int, media_dir: Path) -> tuple[F
             "stored paths are relative to MEDIA_DIR: run `python -m bot index DIR --chat ID` "
             "with DIR inside MEDIA_DIR (moved files keep their history)",
         ), None
+    aside = f", {set_aside} set aside (`/queue` lists them)" if set_aside else ""
     if not eligible:
         return warned(
             subject,
-            f"{total} item(s) indexed, none eligible now (all recently posted, locked or queued)",
-            "add media and run `python -m bot index`, or wait for locks to expire",
+            f"{total} item(s) indexed, none eligible now (all recently posted, locked, queued "
+            f"or set aside){aside}",
+            "add media and run `python -m bot index`, or wait for locks to expire"
+            + (", or fix the files set aside and index again (or ↩️ Put back)" if set_aside else ""),
         ), path
-    return passed(subject, f"{total} item(s) indexed, {eligible} eligible now"), path
+    return passed(subject, f"{total} item(s) indexed, {eligible} eligible now{aside}"), path
 
 
 def _heartbeat(settings: Settings) -> Finding:

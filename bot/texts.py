@@ -233,11 +233,16 @@ HISTORY_ICONS: dict[str, str] = {
 }
 
 
+def _shortened(text: str, limit: int = 500) -> str:
+    """Long text cut in the middle, so a message that quotes it stays within Telegram's limit."""
+    return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-(limit // 2) :]}"
+
+
 def set_aside_notice(file_path: str, reason: str) -> str:
     """Told once, when a send sets an item aside: which file, why, what to do."""
     return (
         f"⚠️ Set aside: {file_label(file_path)}\n"
-        f"Telegram can't take it or the file can't be read: {escape(fit_plain(reason, 1000))}\n\n"
+        f"Telegram can't take it or the file can't be read: {escape(_shortened(reason))}\n\n"
         "It won't be sent again as it is. Fix or replace the file and run "
         "<code>python -m bot index</code> again, or press ↩️ Put back."
     )
@@ -465,6 +470,12 @@ def nothing_sent_text(result: SendResult) -> str:
         return (
             f"📬 Nothing to send: every unlocked item is already in the queue "
             f"({result.queued} in flight)."
+        )
+    if result.set_aside:
+        return (
+            f"🔒 Nothing to send: all {result.total} items are locked, set aside or in the queue "
+            f"({result.locked} locked, {result.set_aside} set aside, {result.queued} in flight). "
+            "/queue lists the items set aside."
         )
     return (
         f"🔒 Nothing to send: all {result.total} items are locked "

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.services.library import LibraryIndexer
+from bot.services.library import LibraryIndexer, OutsideMediaDirError
 from tests.support import OTHER_CHAT, TEAM_CHAT, TestApp, fetch_all, seed_chat, seed_media
 
 # The doctor's fixture and helpers, shared.
@@ -241,6 +241,41 @@ async def test_rows_stored_relative_to_the_indexed_folder_are_found_again_by_has
     assert (new.id, new.file_path, new.is_active) == (old.id, "bakery/cakes/lemon.jpg", True)
 
 
+async def test_a_folder_linked_into_media_dir_is_stored_by_its_path_inside_it(
+    app: TestApp, tmp_path: Path
+) -> None:
+    """`media/bakery` is a symlink to another disk: the bot reads it through the link too."""
+    media = tmp_path / "media"
+    media.mkdir()
+    _write(tmp_path / "disk", "bakery/cakes/lemon.jpg", JPEG, b"lemon")
+    (media / "bakery").symlink_to(tmp_path / "disk" / "bakery")
+
+    report = await LibraryIndexer(app.sessions).index(media / "bakery", TEAM_CHAT, media)
+
+    assert report.indexed == 1
+    [row] = await fetch_all(app.sessions, "SELECT file_path, category FROM media_items")
+    assert (row.file_path, row.category) == ("bakery/cakes/lemon.jpg", "cakes")
+    assert (media / row.file_path).is_file()
+    # `bakery/..` is the link's parent on the other disk, not MEDIA_DIR: refused.
+    with pytest.raises(OutsideMediaDirError):
+        await LibraryIndexer(app.sessions).index(media / "bakery" / "..", TEAM_CHAT, media)
+
+
+async def test_a_folder_whose_own_name_is_not_utf8_is_skipped_not_half_written(
+    app: TestApp, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    folder = Path(os.fsdecode(os.path.join(os.fsencode(media), b"caf\xe9")))
+    _write(folder, "cakes/lemon.jpg", JPEG, b"lemon")
+
+    report = await LibraryIndexer(app.sessions).index(folder, TEAM_CHAT, media)
+
+    assert report.indexed == 0
+    [(path, reason)] = report.skipped
+    assert "caf" in path and "not valid UTF-8" in reason
+    assert await fetch_all(app.sessions, "SELECT file_path FROM media_items") == []
+
+
 def test_a_folder_outside_media_dir_is_refused_in_one_line(
     library: Path, database_url: str, tmp_path: Path
 ) -> None:
@@ -297,3 +332,19 @@ async def test_check_warns_when_a_stored_path_is_not_under_media_dir(
     line = line_of(lines, f"library {TEAM_CHAT}")
     assert code == 0 and line.startswith("WARN ") and "not found under MEDIA_DIR" in line
     assert "index DIR --chat ID" in "\n".join(lines)
+
+
+async def test_check_counts_the_items_set_aside(
+    healthy: Settings,  # noqa: F811
+    session_factory: Any,
+) -> None:
+    await seed_chat(session_factory)
+    await seed_media(session_factory, count=2)
+    await fetch_all(
+        session_factory,
+        "UPDATE media_items SET set_aside_at = now(), set_aside_reason = 'x' RETURNING id",
+    )
+    code, lines = await run_check(healthy)
+    line = line_of(lines, f"library {TEAM_CHAT}")
+    assert code == 0 and line.startswith("WARN ") and "none eligible" in line
+    assert "2 set aside" in line and "Put back" in "\n".join(lines)

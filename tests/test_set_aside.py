@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from aiogram.types import InlineKeyboardMarkup
 
 from bot.keyboards import PutBackCallback
 from bot.services.library import LibraryIndexer
+from bot.texts import MESSAGE_LIMIT, set_aside_notice
 from db.repositories.media import eligible_query
 from tests.pgproxy import PgProxy
 from tests.support import ADA, ALICE, TEAM_CHAT, TestApp, execute, fetch_all, seed_media
@@ -155,12 +157,27 @@ def _transient(kind: str) -> list[Exception]:
         return [TelegramNetworkError(method=PHOTO, message="Request timeout")] * 2
     if kind == "kicked":
         return [TelegramForbiddenError(method=PHOTO, message="Forbidden: bot was kicked")]
-    if kind == "chat not found":
-        return [_refused("Bad Request: chat not found")]
-    return [_refused("Bad Request: not enough rights to send photos to the chat")]
+    if kind == "no rights":
+        return [_refused("Bad Request: not enough rights to send photos to the chat")]
+    # Other answers Telegram gives about the chat (or its topic), never about the file.
+    return [_refused(f"Bad Request: {kind}")]
 
 
-@pytest.mark.parametrize("kind", ["5xx", "429", "timeout", "kicked", "chat not found", "no rights"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "5xx",
+        "429",
+        "timeout",
+        "kicked",
+        "chat not found",
+        "no rights",
+        "PEER_ID_INVALID",
+        "CHANNEL_PRIVATE",
+        "message thread not found",
+        "CHAT_SEND_PHOTOS_FORBIDDEN",
+    ],
+)
 async def test_transient_and_chat_level_failures_never_set_an_item_aside(
     app: TestApp, kind: str
 ) -> None:
@@ -176,6 +193,36 @@ async def test_transient_and_chat_level_failures_never_set_an_item_aside(
     assert len({_file_of(photo) for photo in app.telegram.of(SendPhoto)}) == 1
 
 
+async def test_a_missing_media_dir_sets_nothing_aside(app: TestApp) -> None:
+    """MEDIA_DIR gone (an unmounted share): no file is to blame, the library stays as it is."""
+    await _window(app)
+    await _library(app, count=3)
+    app.settings.media_dir.rename(app.settings.media_dir.with_name("unmounted"))
+    await make_scheduler(app, Clock(NOW)).tick()
+
+    assert all(at is None for at, _ in (await _set_aside(app)).values())
+    assert _notices(app) == []
+    [failed] = await fetch_all(app.sessions, "SELECT status FROM posting_history")
+    assert failed.status == "failed"  # one try for the slot, not three items
+
+
+async def test_a_passing_file_system_fault_sets_nothing_aside(
+    app: TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of file descriptors is the process's trouble, not the file's."""
+    await _window(app)
+    await _library(app, count=2)
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr("bot.services.notifier.FSInputFile", exhausted)
+    await make_scheduler(app, Clock(NOW)).tick()
+
+    assert all(at is None for at, _ in (await _set_aside(app)).values())
+    assert _notices(app) == []
+
+
 async def test_next_sends_the_next_item_when_one_is_refused(app: TestApp) -> None:
     bad, good = await _library(app, count=2)
     await _in_this_order(app, [bad, good])
@@ -186,6 +233,19 @@ async def test_next_sends_the_next_item_when_one_is_refused(app: TestApp) -> Non
     [row] = await fetch_all(app.sessions, "SELECT media_item_id FROM posting_queue")
     assert row.media_item_id == good
     assert (await _set_aside(app))[bad][0] is not None
+
+
+async def test_next_says_the_rest_is_set_aside_not_locked(app: TestApp) -> None:
+    await _library(app, count=2)
+    await execute(
+        app.sessions, "UPDATE media_items SET set_aside_at = now(), set_aside_reason = 'x'"
+    )
+
+    await app.feed(command_update("/next", TEAM_CHAT, ALICE.user))
+
+    reply = app.telegram.of(SendMessage)[-1].text
+    assert "2 set aside" in reply and "/queue" in reply and "0 locked" in reply
+    assert app.telegram.of(SendPhoto) == []
 
 
 async def test_a_lost_commit_reply_still_announces_once(
@@ -256,6 +316,27 @@ async def test_an_admin_puts_an_item_back_once_and_a_member_cannot(app: TestApp)
         app.sessions, "SELECT name FROM user_interactions WHERE name = 'media.put_back'"
     )
     assert len(logged) == 1
+
+
+async def test_an_item_put_back_is_uploaded_again_not_sent_by_its_refused_file_id(
+    app: TestApp,
+) -> None:
+    """Telegram refused the cached file id: Put back must not retry that same id for ever."""
+    await _window(app)
+    [media_id] = await _library(app, telegram_file_id="cached-id")
+    app.telegram.fail_next(SendPhoto, _refused("Bad Request: PHOTO_INVALID_DIMENSIONS"))
+    clock = Clock(NOW)
+    scheduler = make_scheduler(app, clock)
+    await scheduler.tick()
+    assert app.telegram.of(SendPhoto)[0].photo == "cached-id"
+
+    assert await _press_put_back(app, media_id, ADA.user) == "↩️ Put back: it can be sent again."
+    clock.now += timedelta(hours=1)
+    await scheduler.tick()
+
+    second = app.telegram.of(SendPhoto)[1].photo
+    assert not isinstance(second, str)  # uploaded from MEDIA_DIR
+    assert (await _set_aside(app))[media_id][0] is None
 
 
 async def test_status_counts_and_queue_lists_the_items_set_aside(app: TestApp) -> None:
@@ -330,3 +411,11 @@ async def test_a_lost_commit_reply_of_put_back_still_says_put_back(
     assert await team.put_back(TEAM_CHAT, ADA.identity, media_id) is False  # a real double tap
     [row] = await fetch_all(sessions, "SELECT set_aside_at FROM media_items")
     assert row.set_aside_at is None
+
+
+def test_a_notice_for_a_very_long_path_still_fits_one_message() -> None:
+    """The reason repeats the path: a deep path must not push the notice past Telegram's limit."""
+    path = "cat/" + "deep/" * 900 + "x.jpg"
+    notice = set_aside_notice(path, f"media file not found: {path}")
+    assert len(notice.encode("utf-16-le")) // 2 <= MESSAGE_LIMIT
+    assert "media file not found" in notice

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -88,7 +89,21 @@ CHAT_LEVEL_REFUSALS = (
     "chat_restricted",
     "need administrator rights",
     "topic_closed",
+    "topic_deleted",
+    "message thread not found",
     "group chat was upgraded",
+    "peer_id_invalid",
+    "channel_private",
+    "chat_admin_required",
+    "chat_send_",
+    "user_banned_in_channel",
+    "bot is not a member",
+    "chat_id is empty",
+)
+# Reading a file failed for the file's own sake (gone, not a file, not allowed), not
+# because the process ran out of descriptors or the disk hiccuped.
+FILE_LEVEL_ERRNOS = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.ELOOP}
 )
 
 
@@ -105,6 +120,13 @@ def _refuses_the_media(error: TelegramAPIError) -> bool:
     """A 400 or 413 about the file itself (IMAGE_PROCESS_FAILED, wrong file identifier…)."""
     return isinstance(error, TelegramBadRequest | TelegramEntityTooLarge) and not _chat_refuses(
         error
+    )
+
+
+def _file_is_bad(error: Exception) -> bool:
+    """A missing or unreadable file, as opposed to a passing fault of the machine."""
+    return isinstance(error, MediaFileMissingError) or (
+        isinstance(error, OSError) and error.errno in FILE_LEVEL_ERRNOS
     )
 
 
@@ -213,7 +235,9 @@ class Delivery:
                     refused_media=_refuses_the_media(error),
                 )
             except (MediaFileMissingError, OSError) as error:
-                return await self._failed(item, str(error), maybe_delivered, refused_media=True)
+                # With MEDIA_DIR itself gone (an unmounted share) no file is to blame.
+                bad_file = _file_is_bad(error) and self.notifier.media_dir_reachable()
+                return await self._failed(item, str(error), maybe_delivered, refused_media=bad_file)
             else:
                 await self._record_sent(item, message.message_id, sent_file_id(message))
                 return Delivered(message.message_id)

@@ -84,14 +84,32 @@ class FoundFile:
 
 
 def stored_prefix(root: Path, media_dir: Path) -> str:
-    """Where root sits inside media_dir ("" for media_dir itself), both resolved."""
+    """Where root sits inside media_dir ("" for media_dir itself), as MEDIA_DIR/<prefix> reads it.
+
+    A folder reached through a symlink inside MEDIA_DIR counts as inside: the bot
+    reads it through the same link.
+    """
+    real_root = root.resolve()
     try:
-        inside = root.relative_to(media_dir)
+        return _prefix(real_root.relative_to(media_dir.resolve()))
     except ValueError:
+        pass
+    try:
+        inside = Path(os.path.normpath(root.absolute())).relative_to(
+            os.path.normpath(media_dir.absolute())
+        )
+    except ValueError:
+        inside = None
+    # `link/..` is not MEDIA_DIR once link points elsewhere: trust only what resolves back.
+    if inside is None or (media_dir / inside).resolve() != real_root:
         raise OutsideMediaDirError(
             f"{root} is not inside MEDIA_DIR ({media_dir}): stored paths are relative to "
             "MEDIA_DIR, so index a folder inside it, or point MEDIA_DIR at a folder that holds it"
-        ) from None
+        )
+    return _prefix(inside)
+
+
+def _prefix(inside: Path) -> str:
     return "" if inside == Path(".") else inside.as_posix() + "/"
 
 
@@ -123,7 +141,8 @@ def walk(
                 continue
             path = Path(directory, name)
             within_root = path.relative_to(root).as_posix()
-            if not _storable(within_root):
+            # The indexed folder's own name (the prefix) is stored too.
+            if not _storable(prefix + within_root):
                 shown = repr(os.fsencode(prefix + within_root))
                 reason = "the file name is not valid UTF-8: rename the file"
                 logger.warning("index.skipped", path=shown, reason=reason)
@@ -149,8 +168,10 @@ def walk(
 
 
 def inspect_file(root: Path, found: FoundFile, *, local_api: bool) -> dict[str, Any]:
-    """root is MEDIA_DIR (or the folder indexed, when it is its own library root)."""
-    """Validate and hash one file (blocking; runs in a thread). Raises ValueError to skip."""
+    """Validate and hash one file under root, MEDIA_DIR (blocking; runs in a thread).
+
+    Raises ValueError to skip it.
+    """
     kind, mime = KINDS[Path(found.relative).suffix.lower()]
     if found.size == 0:
         raise ValueError("empty file")
@@ -221,8 +242,9 @@ class LibraryIndexer:
         given), which root must be or be inside: OutsideMediaDirError otherwise.
         Rows stored before under another root are found again by their hash.
         """
-        root = await asyncio.to_thread(root.resolve)
-        base = root if media_dir is None else await asyncio.to_thread(media_dir.resolve)
+        # Not resolved: a folder linked into MEDIA_DIR keeps its path inside it.
+        root = await asyncio.to_thread(root.absolute)
+        base = root if media_dir is None else await asyncio.to_thread(media_dir.absolute)
         report = IndexReport()
         files = await asyncio.to_thread(walk, root, base, report.skipped)
         async with self._sessions() as session, session.begin():

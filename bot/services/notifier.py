@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,6 +87,10 @@ class Notifier:
         self._bot = bot
         self._media_dir = media_dir
         self._instagram = instagram
+
+    def media_dir_reachable(self) -> bool:
+        """MEDIA_DIR is there and can be listed (a missing file is then the file's fault)."""
+        return os.access(self._media_dir, os.R_OK | os.X_OK) and self._media_dir.is_dir()
 
     async def send(self, item: Notification) -> Message:
         """Send once; reuse the cached Telegram file id, uploading only when there is none."""

@@ -65,6 +65,7 @@ class SendResult:
     queued: int = 0
     locked: int = 0
     total: int = 0
+    set_aside: int = 0
     error: str | None = None
     # The forum topic the item went to (the queue's; None: General).
     topic: int | None = None
@@ -420,15 +421,24 @@ class Scheduler:
 
     @staticmethod
     async def _why_nothing(session: AsyncSession, chat_id: int) -> SendResult:
-        total, locked = await MediaRepository(session).library_counts(chat_id)
+        media = MediaRepository(session)
+        total, locked = await media.library_counts(chat_id)
+        set_aside = len(await media.set_aside_items(chat_id))
         queued = len(await QueueRepository(session).in_flight(chat_id))
         if total == 0:
             reason = NothingToSend.EMPTY_LIBRARY
-        elif queued > 0 and queued >= total - locked:
+        elif queued > 0 and queued >= total - locked - set_aside:
             reason = NothingToSend.ALL_QUEUED
         else:
             reason = NothingToSend.ALL_LOCKED
-        return SendResult(sent=False, reason=reason, queued=queued, locked=locked, total=total)
+        return SendResult(
+            sent=False,
+            reason=reason,
+            queued=queued,
+            locked=locked,
+            total=total,
+            set_aside=set_aside,
+        )
 
     async def return_unpressed(self) -> list[ReturnedItem]:
         """Sent items nobody pressed within their chat's lifetime go back to the library.

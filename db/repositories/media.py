@@ -130,7 +130,10 @@ class MediaRepository(Repository):
             await self._session.execute(
                 update(MediaItem)
                 .where(MediaItem.id == media_id, MediaItem.set_aside_at.is_(None))
-                .values(set_aside_at=func.now(), set_aside_reason=reason[:1000])
+                # The cached file id may be what Telegram refused: a put-back item is uploaded.
+                .values(
+                    set_aside_at=func.now(), set_aside_reason=reason[:1000], telegram_file_id=None
+                )
                 .returning(MediaItem.set_aside_at)
             )
         ).scalar_one_or_none()

@@ -901,3 +901,32 @@ async def test_processes_with_different_stuck_after_agree_on_a_lease(app: TestAp
 
     await _lease_ran_out(app)
     assert [item.media_item_id for item in await hasty.take_stuck()] == [media_id]
+
+
+async def test_a_resend_holds_its_lease_so_no_sweep_takes_it_mid_send(app: TestApp) -> None:
+    """/queue's Resend puts the row back in `sending`: with a lease on the database's clock,
+    or any process's stuck-row sweep would give it the notice while the photo is leaving."""
+    await _window(app)
+    await _library(app)
+    await make_scheduler(app, Clock(NOW)).tick()
+    [row] = await fetch_all(app.sessions, "SELECT id, telegram_message_id FROM posting_queue")
+
+    sweeps: list[int] = []
+    leases: list[bool] = []
+    real_request = app.telegram.make_request
+
+    async def sweep_meanwhile(bot: Any, method: Any, timeout: int | None = None) -> Any:
+        if isinstance(method, SendPhoto):
+            [lease] = await fetch_all(
+                app.sessions, "SELECT lease_expires_at > now() AS held FROM posting_queue"
+            )
+            leases.append(bool(lease.held))
+            sweeps.append(len(await app.services.inflight.delivery.take_stuck()))
+        return await real_request(bot, method, timeout)
+
+    app.telegram.make_request = sweep_meanwhile  # type: ignore[method-assign]
+    outcome = await app.services.inflight.resend(row.id, TEAM_CHAT, row.telegram_message_id)
+
+    assert outcome == "resent"
+    assert (leases, sweeps) == ([True], [0])
+    assert [m for m in app.telegram.of(SendMessage) if "didn't confirm" in m.text] == []

@@ -387,9 +387,18 @@ class InFlightRepository(Repository):
         return bool(await self._rows_changed(statement))
 
     async def claim_resend(
-        self, queue_id: uuid.UUID, chat_id: int, message_id: int | None, stamp: datetime
+        self,
+        queue_id: uuid.UUID,
+        chat_id: int,
+        message_id: int | None,
+        stamp: datetime,
+        *,
+        lease: timedelta,
     ) -> bool:
-        """`sent` at that message -> `sending`, claimed at `stamp` (our own, for a re-read).
+        """`sent` at that message -> `sending`, claimed at `stamp` and held for `lease`.
+
+        `stamp` is our own, for a re-read; the lease, like every claim's, keeps the
+        stuck-row sweeps away while the resend is in flight.
 
         Counted as a second send (the first message is in the chat): a crash
         mid-resend leaves the row to the stuck-row sweep, which sends no third
@@ -398,6 +407,11 @@ class InFlightRepository(Repository):
         statement = (
             update(PostingQueueItem)
             .where(self._shown_at(queue_id, chat_id, message_id))
-            .values(status=QueueStatus.SENDING, claimed_at=stamp, send_attempts=2)
+            .values(
+                status=QueueStatus.SENDING,
+                claimed_at=stamp,
+                lease_expires_at=lease_until(lease),
+                send_attempts=2,
+            )
         )
         return bool(await self._rows_changed(statement))

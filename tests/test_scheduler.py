@@ -930,3 +930,45 @@ async def test_a_resend_holds_its_lease_so_no_sweep_takes_it_mid_send(app: TestA
     assert outcome == "resent"
     assert (leases, sweeps) == ([True], [0])
     assert [m for m in app.telegram.of(SendMessage) if "didn't confirm" in m.text] == []
+
+
+async def test_a_claim_waiting_for_a_delivery_slot_keeps_its_lease(app: TestApp) -> None:
+    """A tick claims every due chat at once; the deliveries run a few at a time. A claim
+    waiting its turn behind a slow upload is still held: no sweep gives it the notice."""
+    await _two_chats_with_an_item_each(app)
+    lease = timedelta(seconds=0.3)
+    sweeps: list[int] = []
+    real_request = app.telegram.make_request
+
+    async def slow_first_upload(bot: Any, method: Any, timeout: int | None = None) -> Any:
+        if isinstance(method, SendPhoto) and not app.telegram.of(SendPhoto):
+            await asyncio.sleep(4 * lease.total_seconds())
+            # Another process's sweep, while the other chat's claim waits for the slot.
+            sweeps.append(len(await scheduler.delivery.take_stuck()))
+        return await real_request(bot, method, timeout)
+
+    app.telegram.make_request = slow_first_upload  # type: ignore[method-assign]
+    bot = create_bot(app.settings, session=app.telegram)
+    delivery = Delivery(
+        app.sessions,
+        Notifier(bot, app.settings.media_dir, instagram=False),
+        backoff_seconds=(0.0, 0.0),
+        stuck_after=lease,
+    )
+    scheduler = Scheduler(
+        app.sessions,
+        delivery,
+        chat_backoff=ChatBackoff(),
+        data_dir=app.settings.data_dir,
+        clock=Clock(NOW),
+        concurrency=1,
+    )
+    await scheduler.tick()
+
+    assert sweeps == [0]
+    assert [m for m in app.telegram.of(SendMessage) if "didn't confirm" in m.text] == []
+    rows = await fetch_all(app.sessions, "SELECT status, telegram_message_id FROM posting_queue")
+    assert sorted((r.status, r.telegram_message_id is not None) for r in rows) == [
+        ("sent", True),
+        ("sent", True),
+    ]

@@ -178,7 +178,7 @@ class Delivery:
         is renewed, so no other process's stuck-row sweep sends it meanwhile.
         `wait` sleeps between attempts (the scheduler's gives up its slot meanwhile).
         """
-        async with self._lease(item.queue_id):
+        async with self.hold(item.queue_id):
             return await self._deliver(item, wait)
 
     async def _deliver(
@@ -257,7 +257,8 @@ class Delivery:
                 return GaveUp("someone already acted on it", maybe_delivered=True)
 
     @contextlib.asynccontextmanager
-    async def _lease(self, queue_id: uuid.UUID) -> AsyncIterator[None]:
+    async def hold(self, queue_id: uuid.UUID) -> AsyncIterator[None]:
+        """Renew the row's claim while inside: its lease never runs out while it waits."""
         renewing = asyncio.create_task(self._keep_claimed(queue_id))
         try:
             yield
@@ -568,5 +569,5 @@ class Delivery:
 
     async def settle_unconfirmed(self, item: Notification) -> GaveUp:
         """A row its sender left in `sending`: the notice with its buttons, then `sent`."""
-        async with self._lease(item.queue_id):
+        async with self.hold(item.queue_id):
             return await self._unconfirmed(item, "its sender stopped before the send was recorded")

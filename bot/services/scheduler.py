@@ -1,8 +1,9 @@
 """The scheduler loop: find every due chat, claim its slot, hand the item to delivery.
 
-One tick serves every chat. The chats due are found with one query; each due
-chat's claim and delivery run as their own task, a few at a time, so a slow chat
-(a hanging upload, a flood-wait) or a failing one never holds up the others. A
+One tick serves every chat. The chats due are found with one query and claimed in
+batches; each claimed item's delivery runs as its own task, a few at a time (the
+claims waiting their turn keep their leases), so a slow chat (a hanging upload, a
+flood-wait) or a failing one never holds up the others. A
 chat that refuses the bot (removed, banned) is reported once and backed off.
 Delivery and stuck-row recovery live in bot.services.delivery.
 """
@@ -177,7 +178,9 @@ class Scheduler:
         for item in await self.delivery.take_stuck():
             logger.warning("scheduler.settling_stuck", queue_id=str(item.queue_id))
             # Keyed by the row, not the chat: a taken row always gets its notice.
-            self._spawn(item.queue_id, self.delivery.settle_unconfirmed(item))
+            self._spawn(
+                item.queue_id, self.delivery.settle_unconfirmed(item), claimed=item.queue_id
+            )
         due = [
             chat_id
             for chat_id in await self.due_chats()
@@ -185,11 +188,13 @@ class Scheduler:
         ]
         for start in range(0, len(due), CLAIM_BATCH):
             for item in await self.claim_due(due[start : start + CLAIM_BATCH]):
-                self._spawn(item.chat_id, self._deliver(item, in_slot=True))
+                self._spawn(item.chat_id, self._deliver(item, in_slot=True), claimed=item.queue_id)
         await self.return_unpressed()
         await self.delete_expired_locks()
 
-    def _spawn(self, key: int | uuid.UUID, work: Coroutine[Any, Any, object]) -> None:
+    def _spawn(
+        self, key: int | uuid.UUID, work: Coroutine[Any, Any, object], *, claimed: uuid.UUID
+    ) -> None:
         if key in self._busy:
             # Still at it since an earlier tick (a slow upload, a flood-wait).
             logger.debug("scheduler.still_busy", key=str(key))
@@ -198,8 +203,14 @@ class Scheduler:
 
         async def bounded() -> None:
             try:
-                async with self._slots:
+                # The tick claimed the row already: its lease is renewed while it waits
+                # behind the other chats' deliveries (delivery renews it from there on).
+                async with self.delivery.hold(claimed):
+                    await self._slots.acquire()
+                try:
                     await work
+                finally:
+                    self._slots.release()
             except Exception:
                 logger.exception("scheduler.chat_failed", key=str(key))
             finally:

@@ -30,7 +30,7 @@ class ChatMigrationRepository(Repository):
         rows = await self._session.execute(
             select(ChatMigration.old_chat_id, ChatMigration.new_chat_id)
         )
-        return {old: new for old, new in rows.tuples()}
+        return {row.old_chat_id: row.new_chat_id for row in rows}
 
     async def move(self, old_chat_id: int, new_chat_id: int) -> bool:
         """Move the chat's rows to the new id and remember the move; False: already moved.

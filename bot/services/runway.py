@@ -22,7 +22,6 @@ from datetime import datetime
 import structlog
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.periodic import every
@@ -144,27 +143,25 @@ class RunwayWatch:
         threshold = chat.runway_warning_days
         if not threshold or not runway.below(threshold):
             if chat.runway_warned_at is not None:
-                await self._set_warned(chat_id, None, only_if=chat.runway_warned_at)
+                await self._clear_warned(chat_id, chat.runway_warned_at)
                 logger.info("runway.recovered", chat_id=chat_id, days=runway.days)
             return False
         if chat.runway_warned_at is not None:
             return False
 
+        transaction: int | None = None
+
         async def mark(session: AsyncSession) -> bool:
-            changed = await session.execute(
-                update(ChatSettings)
-                .where(
-                    ChatSettings.telegram_chat_id == chat_id,
-                    ChatSettings.runway_warned_at.is_(None),
-                )
-                .values(runway_warned_at=now)
-            )
-            return bool(changed.rowcount)  # type: ignore[attr-defined]
+            nonlocal transaction
+            transaction = await ChatSettingsRepository(session).mark_runway_warned(chat_id, now)
+            return transaction is not None
 
         async def ours(session: AsyncSession) -> bool | None:
-            # After a lost connection: did our mark land? Then we still send.
-            row = await ChatSettingsRepository(session).get(chat_id)
-            return True if row is not None and row.runway_warned_at == now else None
+            # After a lost connection: did our mark land? Then we still send. Another
+            # process's mark, even one stamped at the same instant, is not ours.
+            if transaction is None:
+                return None
+            return True if await ChatSettingsRepository(session).committed(transaction) else None
 
         marked = await in_transaction(
             self.sessions, mark, repeat=Reread(ours), operation="runway.mark_warned"
@@ -184,20 +181,15 @@ class RunwayWatch:
                 logger.warning("runway.warning_unknown", chat_id=chat_id, error=str(error))
                 return False
             logger.warning("runway.warning_refused", chat_id=chat_id, error=error.message)
-            await self._set_warned(chat_id, None, only_if=now)
+            await self._clear_warned(chat_id, now)
             return False
         logger.info("runway.warned", chat_id=chat_id, days=runway.days, threshold=threshold)
         return True
 
-    async def _set_warned(self, chat_id: int, value: datetime | None, *, only_if: datetime) -> None:
+    async def _clear_warned(self, chat_id: int, marked_at: datetime) -> None:
         async def work(session: AsyncSession) -> None:
-            await session.execute(
-                update(ChatSettings)
-                .where(
-                    ChatSettings.telegram_chat_id == chat_id,
-                    ChatSettings.runway_warned_at == only_if,
-                )
-                .values(runway_warned_at=value)
-            )
+            await ChatSettingsRepository(session).clear_runway_warned(chat_id, marked_at)
 
-        await in_idempotent_transaction(self.sessions, "runway.set_warned", work, "it sets values")
+        await in_idempotent_transaction(
+            self.sessions, "runway.clear_warned", work, "it clears one mark, if still there"
+        )

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from db.models import STORY_METRICS, StoryResult
+from db.models import StoryResult
 from db.repositories.base import Repository
-from db.vocabulary import HistoryStatus, PostingMethod
+from db.vocabulary import STORY_METRICS, HistoryStatus, PostingMethod
 
 STORY_LIFETIME = timedelta(hours=24)
 READ_EVERY = timedelta(hours=1)

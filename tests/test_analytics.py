@@ -26,6 +26,7 @@ from bot.services.runway import RunwayWatch, runway_of
 from bot.texts import runway_line
 from db.engine import create_session_factory
 from db.repositories.activity import ActivityRepository
+from db.repositories.migrations import ChatMigrationRepository
 from tests.pgproxy import PgProxy
 from tests.support import (
     ADA,
@@ -44,6 +45,7 @@ from tests.test_scheduler import Clock, _commit_after, proxied  # noqa: F401 (a 
 NOW = datetime.now(UTC).replace(microsecond=0)
 # The conditional UPDATE that records the runway warning before it is sent.
 MARK_STATEMENT = b"UPDATE chat_settings SET runway_warned_at"
+SUPERGROUP = -1004001000  # the id Telegram gives the team chat on an upgrade
 
 
 async def person(sessions: Sessions, telegram_id: int, first: str, username: str) -> uuid.UUID:
@@ -315,6 +317,21 @@ async def test_a_lost_commit_reply_when_another_process_warned_at_the_same_insta
     assert await watch.check(TEAM_CHAT) is False
     assert proxy.cuts == 1
     assert warnings(app.telegram) == []
+
+
+async def test_a_chat_upgraded_to_a_supergroup_is_warned_there(app: TestApp) -> None:
+    """Moved by another process (this one never heard of it): the watch finds the new id."""
+    await seed_chat(app.sessions, posts_per_day=3)
+    await seed_media(app.sessions, count=3)
+    async with app.sessions() as session, session.begin():
+        await ChatMigrationRepository(session).move(TEAM_CHAT, SUPERGROUP)
+    await watch_of(app).tick()
+    [warning] = [call for call in app.telegram.of(SendMessage) if "running low" in call.text]
+    assert warning.chat_id == SUPERGROUP
+    [row] = await fetch_all(app.sessions, "SELECT runway_warned_at FROM chat_settings")
+    assert row.runway_warned_at is not None
+    await watch_of(app).tick()
+    assert len(warnings(app.telegram)) == 1
 
 
 async def test_export_sends_the_history_with_story_results_as_csv(app: TestApp) -> None:

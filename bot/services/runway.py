@@ -28,7 +28,7 @@ from bot.services.periodic import every
 from bot.telegram_retry import at_most_once, delivered_nothing
 from bot.texts import runway_warning
 from db.models import ChatSettings
-from db.repositories import ChatSettingsRepository
+from db.repositories import ChatMigrationRepository, ChatSettingsRepository
 from db.repositories.stats import StatsRepository
 from db.retry import Reread, in_idempotent_transaction, in_transaction
 
@@ -126,12 +126,18 @@ class RunwayWatch:
             except Exception:
                 logger.exception("runway.chat_failed", chat_id=chat_id)
 
-    async def check(self, chat_id: int) -> bool:
+    async def check(self, configured_chat_id: int) -> bool:
         """Warn if due; True when this call sent the warning."""
         now = self.clock()
 
         async def read(session: AsyncSession) -> tuple[ChatSettings, Runway] | None:
-            chat = await ChatSettingsRepository(session).get(chat_id)
+            chats = ChatSettingsRepository(session)
+            chat = await chats.get(configured_chat_id)
+            if chat is None:
+                # Telegram upgraded the group (maybe seen by another process): its
+                # rows live under the supergroup's id now.
+                moved_to = (await ChatMigrationRepository(session).moved()).get(configured_chat_id)
+                chat = None if moved_to is None else await chats.get(moved_to)
             if chat is None or chat.is_paused:
                 return None
             return chat, await read_runway(session, chat, now)
@@ -140,6 +146,7 @@ class RunwayWatch:
         if found is None:
             return False
         chat, runway = found
+        chat_id = chat.telegram_chat_id
         threshold = chat.runway_warning_days
         if not threshold or not runway.below(threshold):
             if chat.runway_warned_at is not None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError
+from aiogram.exceptions import TelegramBadRequest, TelegramMigrateToChat, TelegramNetworkError
 from aiogram.methods import SendDocument, SendMessage
 from aiogram.types import BufferedInputFile
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -332,6 +332,28 @@ async def test_a_chat_upgraded_to_a_supergroup_is_warned_there(app: TestApp) -> 
     assert row.runway_warned_at is not None
     await watch_of(app).tick()
     assert len(warnings(app.telegram)) == 1
+
+
+async def test_a_warning_that_meets_a_supergroup_upgrade_follows_it_there(app: TestApp) -> None:
+    """Nothing arrived in the old group: the warning goes to the supergroup, marked there."""
+    await seed_chat(app.sessions, posts_per_day=3)
+    await seed_media(app.sessions, count=3)
+    app.telegram.fail_next(
+        SendMessage,
+        TelegramMigrateToChat(
+            method=SendMessage(chat_id=TEAM_CHAT, text="warning"),
+            message="Bad Request: group chat was upgraded to a supergroup chat",
+            migrate_to_chat_id=SUPERGROUP,
+        ),
+    )
+    assert await watch_of(app).check(TEAM_CHAT) is True
+    sent = [call.chat_id for call in app.telegram.of(SendMessage) if "running low" in call.text]
+    assert sent[-1] == SUPERGROUP
+    [row] = await fetch_all(
+        app.sessions, "SELECT telegram_chat_id, runway_warned_at FROM chat_settings"
+    )
+    assert row.telegram_chat_id == SUPERGROUP and row.runway_warned_at is not None
+    assert await watch_of(app).check(TEAM_CHAT) is False
 
 
 async def test_export_sends_the_history_with_story_results_as_csv(app: TestApp) -> None:

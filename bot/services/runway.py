@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 
 import structlog
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramMigrateToChat
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.periodic import every
@@ -110,6 +110,8 @@ class RunwayWatch:
     clock: Callable[[], datetime]
     chat_ids: Sequence[int]
     interval_seconds: float = 3600.0
+    # Moves a group Telegram upgraded to its supergroup; returns the queue topic there.
+    follow_migration: Callable[[int, int], Awaitable[int | None]] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """First check one interval after start (startup has enough to do), then every interval."""
@@ -175,13 +177,21 @@ class RunwayWatch:
         )
         if not marked:
             return False  # another process warned first
+        text = runway_warning(runway, threshold)
         try:
             with at_most_once():
-                await self.bot.send_message(
-                    chat_id,
-                    runway_warning(runway, threshold),
-                    message_thread_id=chat.message_thread_id,
-                )
+                try:
+                    await self.bot.send_message(
+                        chat_id, text, message_thread_id=chat.message_thread_id
+                    )
+                except TelegramMigrateToChat as moved:
+                    # Nothing arrived: the warning (its mark moves with the chat's row)
+                    # goes to the supergroup instead of being lost.
+                    if self.follow_migration is None:
+                        raise
+                    topic = await self.follow_migration(chat_id, moved.migrate_to_chat_id)
+                    chat_id = moved.migrate_to_chat_id
+                    await self.bot.send_message(chat_id, text, message_thread_id=topic)
         except TelegramAPIError as error:
             if not delivered_nothing(error):
                 # It may have arrived; a second warning is worse than none.

@@ -216,6 +216,7 @@ def build_services(
             clock=clock,
             chat_ids=settings.chat_ids,
             interval_seconds=settings.runway_check_interval_seconds,
+            follow_migration=follow_migration,
         ),
         send_budget=send_budget or SendBudget(),
         autopost=autopost,

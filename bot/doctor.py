@@ -603,21 +603,23 @@ async def _check_instagram(settings: Settings, report: Report, facts: DatabaseFa
                 )
             )
         return
-    if not settings.media_public_base_url:
-        report.add(
-            warned(
-                "instagram",
-                "MEDIA_PUBLIC_BASE_URL missing, so Auto Post is off",
-                "set MEDIA_PUBLIC_BASE_URL, or unset the Instagram accounts",
-            )
-        )
-        return
     timeout = httpx.Timeout(NETWORK_TIMEOUT_SECONDS)
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as http:
+        # Story results are read without Auto Post: the token and its insights
+        # permission matter even without a public media URL.
         for account in accounts:
             finding = report.add(await check_instagram_account(http, account.graph_url, account))
             if finding.mark is Mark.PASS:
                 report.add(await check_insights_permission(http, account.graph_url, account))
+        if not settings.media_public_base_url:
+            report.add(
+                warned(
+                    "media url",
+                    "MEDIA_PUBLIC_BASE_URL missing, so Auto Post is off",
+                    "set MEDIA_PUBLIC_BASE_URL for Auto Post (Story results work without it)",
+                )
+            )
+            return
         path = facts.sample or _first_media_file(settings.media_dir)
         if path is None:
             report.add(

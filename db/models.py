@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from db.vocabulary import (
+    STORY_METRICS,
     ExpirySource,
     HistoryStatus,
     InstagramFlavour,
@@ -345,18 +346,6 @@ class InstagramAccount(Base):
     warned_expired_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
-
-
-STORY_METRICS = (
-    "reach",
-    "views",
-    "replies",
-    "shares",
-    "navigation",
-    "profile_visits",
-    "follows",
-    "total_interactions",
-)
 
 
 class StoryResult(Base):

@@ -102,3 +102,17 @@ class ExpirySource(StrEnum):
     ASSUMED = "assumed"  # 60 days from first use, until Instagram says otherwise
     DEBUG_TOKEN = "debug_token"
     REFRESH = "refresh"
+
+
+# A Story's insights metrics (IG Media Insights): the Graph request asks for these,
+# and story_results keeps each in a column of the same name.
+STORY_METRICS = (
+    "reach",
+    "views",
+    "replies",
+    "shares",
+    "navigation",
+    "profile_visits",
+    "follows",
+    "total_interactions",
+)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError
+from aiogram.exceptions import TelegramBadRequest, TelegramMigrateToChat, TelegramNetworkError
 from aiogram.methods import SendDocument, SendMessage
 from aiogram.types import BufferedInputFile
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,10 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.app import build_app
 from bot.config import Settings
 from bot.database import Database
+from bot.services import runway as runway_module
 from bot.services.runway import RunwayWatch, runway_of
 from bot.texts import runway_line
 from db.engine import create_session_factory
 from db.repositories.activity import ActivityRepository
+from db.repositories.migrations import ChatMigrationRepository
+from tests.pgproxy import PgProxy
 from tests.support import (
     ADA,
     TEAM_CHAT,
@@ -37,8 +40,12 @@ from tests.support import (
 )
 from tests.telegram_fake import RecordingSession, command_update
 from tests.test_commands import say
+from tests.test_scheduler import Clock, _commit_after, proxied  # noqa: F401 (a fixture)
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+# The conditional UPDATE that records the runway warning before it is sent.
+MARK_STATEMENT = b"UPDATE chat_settings SET runway_warned_at"
+SUPERGROUP = -1004001000  # the id Telegram gives the team chat on an upgrade
 
 
 async def person(sessions: Sessions, telegram_id: int, first: str, username: str) -> uuid.UUID:
@@ -270,6 +277,83 @@ async def test_two_processes_warn_once(
         await other.services.close()
     assert sorted(sent) == [False, True]
     assert len(warnings(app.telegram)) + len(warnings(other_telegram)) == 1
+
+
+async def test_a_lost_commit_reply_of_our_mark_still_sends_the_warning_once(
+    app: TestApp,
+    proxy: PgProxy,
+    proxied: Any,  # noqa: F811
+) -> None:
+    await seed_chat(app.sessions, posts_per_day=3)
+    await seed_media(app.sessions, count=3)
+    proxy.cut_after_reply_to(_commit_after(MARK_STATEMENT))
+    watch = RunwayWatch(sessions=proxied, bot=app.bot, clock=Clock(NOW), chat_ids=[TEAM_CHAT])
+    assert await watch.check(TEAM_CHAT) is True
+    assert proxy.cuts == 1
+    assert len(warnings(app.telegram)) == 1
+    [row] = await fetch_all(app.sessions, "SELECT runway_warned_at FROM chat_settings")
+    assert row.runway_warned_at == NOW
+
+
+async def test_a_lost_commit_reply_when_another_process_warned_at_the_same_instant_sends_nothing(
+    app: TestApp,
+    proxy: PgProxy,
+    proxied: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Our mark changed nothing; the other's stamp equals our clock's, yet it is not ours."""
+    await seed_chat(app.sessions, posts_per_day=3)
+    await seed_media(app.sessions, count=3)
+    read = runway_module.read_runway
+
+    async def and_another_process_warns(session: Any, chat: Any, now: datetime) -> Any:
+        runway = await read(session, chat, now)
+        await execute(app.sessions, "UPDATE chat_settings SET runway_warned_at = :t", t=now)
+        return runway
+
+    monkeypatch.setattr(runway_module, "read_runway", and_another_process_warns)
+    proxy.cut_after_reply_to(_commit_after(MARK_STATEMENT))
+    watch = RunwayWatch(sessions=proxied, bot=app.bot, clock=Clock(NOW), chat_ids=[TEAM_CHAT])
+    assert await watch.check(TEAM_CHAT) is False
+    assert proxy.cuts == 1
+    assert warnings(app.telegram) == []
+
+
+async def test_a_chat_upgraded_to_a_supergroup_is_warned_there(app: TestApp) -> None:
+    """Moved by another process (this one never heard of it): the watch finds the new id."""
+    await seed_chat(app.sessions, posts_per_day=3)
+    await seed_media(app.sessions, count=3)
+    async with app.sessions() as session, session.begin():
+        await ChatMigrationRepository(session).move(TEAM_CHAT, SUPERGROUP)
+    await watch_of(app).tick()
+    [warning] = [call for call in app.telegram.of(SendMessage) if "running low" in call.text]
+    assert warning.chat_id == SUPERGROUP
+    [row] = await fetch_all(app.sessions, "SELECT runway_warned_at FROM chat_settings")
+    assert row.runway_warned_at is not None
+    await watch_of(app).tick()
+    assert len(warnings(app.telegram)) == 1
+
+
+async def test_a_warning_that_meets_a_supergroup_upgrade_follows_it_there(app: TestApp) -> None:
+    """Nothing arrived in the old group: the warning goes to the supergroup, marked there."""
+    await seed_chat(app.sessions, posts_per_day=3)
+    await seed_media(app.sessions, count=3)
+    app.telegram.fail_next(
+        SendMessage,
+        TelegramMigrateToChat(
+            method=SendMessage(chat_id=TEAM_CHAT, text="warning"),
+            message="Bad Request: group chat was upgraded to a supergroup chat",
+            migrate_to_chat_id=SUPERGROUP,
+        ),
+    )
+    assert await watch_of(app).check(TEAM_CHAT) is True
+    sent = [call.chat_id for call in app.telegram.of(SendMessage) if "running low" in call.text]
+    assert sent[-1] == SUPERGROUP
+    [row] = await fetch_all(
+        app.sessions, "SELECT telegram_chat_id, runway_warned_at FROM chat_settings"
+    )
+    assert row.telegram_chat_id == SUPERGROUP and row.runway_warned_at is not None
+    assert await watch_of(app).check(TEAM_CHAT) is False
 
 
 async def test_export_sends_the_history_with_story_results_as_csv(app: TestApp) -> None:

@@ -416,6 +416,19 @@ async def test_a_token_without_the_insights_permission_is_a_warning(
     assert "instagram_business_manage_insights" in line
 
 
+async def test_without_a_public_media_url_the_token_and_insights_are_still_checked(
+    healthy: Settings, indexed: list[Any]
+) -> None:
+    """Story results are read without Auto Post, so their permission is still reported."""
+    with graph():
+        code, lines = await run_check(changed(with_instagram(healthy), media_public_base_url=None))
+    assert code == 0, lines
+    assert "token valid for @team" in line_of(lines, "instagram")
+    assert "Story results are kept" in line_of(lines, "instagram insights")
+    media = line_of(lines, "media url")
+    assert media.startswith("WARN ") and "MEDIA_PUBLIC_BASE_URL missing" in media
+
+
 async def test_an_expired_instagram_token(healthy: Settings, indexed: list[Any]) -> None:
     expired = httpx.Response(
         400,

@@ -163,6 +163,28 @@ async def test_a_posted_press_is_tied_to_the_one_story_that_appeared_and_to_none
         assert found["two-of-two"].history_id is None
 
 
+@pytest.mark.parametrize("tick_after_minutes", [30, 16], ids=["both-closed", "one-still-open"])
+async def test_one_story_near_two_presses_is_tied_to_neither(
+    settings: Settings, database_url: str, graph: GraphState, clock: Clock, tick_after_minutes: int
+) -> None:
+    """Which press it belongs to would be a guess, whether or not both windows have closed."""
+    async with account_process(ig_settings(settings, FB_GRAPH), database_url, clock) as bot:
+        first, second = await seed_media(bot.sessions, count=2)
+        for media_id, minutes in ((first, 0), (second, 8)):
+            await seed_history(
+                bot.sessions,
+                media_id,
+                posting_method="telegram_manual",
+                acted_at=T0 + timedelta(minutes=minutes),
+            )
+        graph.add_story("whose", T0 + timedelta(minutes=5))
+        clock.now = T0 + timedelta(minutes=tick_after_minutes)
+        await bot.services.story_results.tick()
+        clock.now = T0 + timedelta(minutes=40)
+        await bot.services.story_results.tick()
+        assert (await results(bot.sessions))["whose"].history_id is None
+
+
 async def test_a_lost_answer_is_asked_again_and_two_readers_keep_one_row(
     settings: Settings, database_url: str, graph: GraphState, clock: Clock
 ) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import structlog
 
+from db.vocabulary import STORY_METRICS
+
 logger = structlog.get_logger(__name__)
 
 RATE_LIMIT_CODES = {4, 17, 32, 613}
@@ -27,16 +29,6 @@ DOWNLOAD_FAILED_CODES = {2207052}
 # missing permission, which its message tells apart); 200: a permissions error.
 NOT_ENOUGH_VIEWERS_CODE = 10
 PERMISSION_CODE = 200
-STORY_METRICS = (
-    "reach",
-    "views",
-    "replies",
-    "shares",
-    "navigation",
-    "profile_visits",
-    "follows",
-    "total_interactions",
-)
 INSIGHTS_PERMISSIONS = "instagram_business_manage_insights or instagram_manage_insights"
 _GRAPH_CODE = re.compile(r"\b(\d{4,7})\b")
 

@@ -15,21 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 
 import structlog
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
-from sqlalchemy import update
+from aiogram.exceptions import TelegramAPIError, TelegramMigrateToChat
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.periodic import every
 from bot.telegram_retry import at_most_once, delivered_nothing
 from bot.texts import runway_warning
 from db.models import ChatSettings
-from db.repositories import ChatSettingsRepository
+from db.repositories import ChatMigrationRepository, ChatSettingsRepository
 from db.repositories.stats import StatsRepository
 from db.retry import Reread, in_idempotent_transaction, in_transaction
 
@@ -111,6 +110,8 @@ class RunwayWatch:
     clock: Callable[[], datetime]
     chat_ids: Sequence[int]
     interval_seconds: float = 3600.0
+    # Moves a group Telegram upgraded to its supergroup; returns the queue topic there.
+    follow_migration: Callable[[int, int], Awaitable[int | None]] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """First check one interval after start (startup has enough to do), then every interval."""
@@ -127,12 +128,18 @@ class RunwayWatch:
             except Exception:
                 logger.exception("runway.chat_failed", chat_id=chat_id)
 
-    async def check(self, chat_id: int) -> bool:
+    async def check(self, configured_chat_id: int) -> bool:
         """Warn if due; True when this call sent the warning."""
         now = self.clock()
 
         async def read(session: AsyncSession) -> tuple[ChatSettings, Runway] | None:
-            chat = await ChatSettingsRepository(session).get(chat_id)
+            chats = ChatSettingsRepository(session)
+            chat = await chats.get(configured_chat_id)
+            if chat is None:
+                # Telegram upgraded the group (maybe seen by another process): its
+                # rows live under the supergroup's id now.
+                moved_to = (await ChatMigrationRepository(session).moved()).get(configured_chat_id)
+                chat = None if moved_to is None else await chats.get(moved_to)
             if chat is None or chat.is_paused:
                 return None
             return chat, await read_runway(session, chat, now)
@@ -141,63 +148,65 @@ class RunwayWatch:
         if found is None:
             return False
         chat, runway = found
+        chat_id = chat.telegram_chat_id
         threshold = chat.runway_warning_days
         if not threshold or not runway.below(threshold):
             if chat.runway_warned_at is not None:
-                await self._set_warned(chat_id, None, only_if=chat.runway_warned_at)
+                await self._clear_warned(chat_id, chat.runway_warned_at)
                 logger.info("runway.recovered", chat_id=chat_id, days=runway.days)
             return False
         if chat.runway_warned_at is not None:
             return False
 
+        transaction: int | None = None
+
         async def mark(session: AsyncSession) -> bool:
-            changed = await session.execute(
-                update(ChatSettings)
-                .where(
-                    ChatSettings.telegram_chat_id == chat_id,
-                    ChatSettings.runway_warned_at.is_(None),
-                )
-                .values(runway_warned_at=now)
-            )
-            return bool(changed.rowcount)  # type: ignore[attr-defined]
+            nonlocal transaction
+            transaction = await ChatSettingsRepository(session).mark_runway_warned(chat_id, now)
+            return transaction is not None
 
         async def ours(session: AsyncSession) -> bool | None:
-            # After a lost connection: did our mark land? Then we still send.
-            row = await ChatSettingsRepository(session).get(chat_id)
-            return True if row is not None and row.runway_warned_at == now else None
+            # After a lost connection: did our mark land? Then we still send. Another
+            # process's mark, even one stamped at the same instant, is not ours.
+            if transaction is None:
+                return None
+            return True if await ChatSettingsRepository(session).committed(transaction) else None
 
         marked = await in_transaction(
             self.sessions, mark, repeat=Reread(ours), operation="runway.mark_warned"
         )
         if not marked:
             return False  # another process warned first
+        text = runway_warning(runway, threshold)
         try:
             with at_most_once():
-                await self.bot.send_message(
-                    chat_id,
-                    runway_warning(runway, threshold),
-                    message_thread_id=chat.message_thread_id,
-                )
+                try:
+                    await self.bot.send_message(
+                        chat_id, text, message_thread_id=chat.message_thread_id
+                    )
+                except TelegramMigrateToChat as moved:
+                    # Nothing arrived: the warning (its mark moves with the chat's row)
+                    # goes to the supergroup instead of being lost.
+                    if self.follow_migration is None:
+                        raise
+                    topic = await self.follow_migration(chat_id, moved.migrate_to_chat_id)
+                    chat_id = moved.migrate_to_chat_id
+                    await self.bot.send_message(chat_id, text, message_thread_id=topic)
         except TelegramAPIError as error:
             if not delivered_nothing(error):
                 # It may have arrived; a second warning is worse than none.
                 logger.warning("runway.warning_unknown", chat_id=chat_id, error=str(error))
                 return False
             logger.warning("runway.warning_refused", chat_id=chat_id, error=error.message)
-            await self._set_warned(chat_id, None, only_if=now)
+            await self._clear_warned(chat_id, now)
             return False
         logger.info("runway.warned", chat_id=chat_id, days=runway.days, threshold=threshold)
         return True
 
-    async def _set_warned(self, chat_id: int, value: datetime | None, *, only_if: datetime) -> None:
+    async def _clear_warned(self, chat_id: int, marked_at: datetime) -> None:
         async def work(session: AsyncSession) -> None:
-            await session.execute(
-                update(ChatSettings)
-                .where(
-                    ChatSettings.telegram_chat_id == chat_id,
-                    ChatSettings.runway_warned_at == only_if,
-                )
-                .values(runway_warned_at=value)
-            )
+            await ChatSettingsRepository(session).clear_runway_warned(chat_id, marked_at)
 
-        await in_idempotent_transaction(self.sessions, "runway.set_warned", work, "it sets values")
+        await in_idempotent_transaction(
+            self.sessions, "runway.clear_warned", work, "it clears one mark, if still there"
+        )

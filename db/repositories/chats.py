@@ -118,3 +118,38 @@ class ChatSettingsRepository(Repository):
             .values(**values, updated_at=func.now())
         )
         await self._session.execute(statement)
+
+    async def mark_runway_warned(self, telegram_chat_id: int, at: datetime) -> int | None:
+        """Record the runway warning unless one is; this transaction's id when it did.
+
+        The id tells a lost COMMIT reply apart: `committed` asks whether that
+        transaction landed, where comparing the stamp could not tell our mark
+        from another process's made at the same instant.
+        """
+        statement = (
+            update(ChatSettings)
+            .where(
+                ChatSettings.telegram_chat_id == telegram_chat_id,
+                ChatSettings.runway_warned_at.is_(None),
+            )
+            .values(runway_warned_at=at)
+            .returning(func.txid_current())
+        )
+        transaction: int | None = (await self._session.execute(statement)).scalar_one_or_none()
+        return transaction
+
+    async def clear_runway_warned(self, telegram_chat_id: int, marked_at: datetime) -> None:
+        """Forget the warning recorded at `marked_at` (a later one stays)."""
+        await self._session.execute(
+            update(ChatSettings)
+            .where(
+                ChatSettings.telegram_chat_id == telegram_chat_id,
+                ChatSettings.runway_warned_at == marked_at,
+            )
+            .values(runway_warned_at=None)
+        )
+
+    async def committed(self, transaction: int) -> bool:
+        """Did this transaction (from `mark_runway_warned`) commit?"""
+        status = await self._session.scalar(select(func.txid_status(transaction)))
+        return status == "committed"

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from db.models import STORY_METRICS
 from db.repositories.base import Repository
+from db.vocabulary import STORY_METRICS
 
 # Each active item not in flight and not locked for good (on itself or a file with
 # the same hash), by category and by the day (from now) its locks run out: 0 = free now.

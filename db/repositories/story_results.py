@@ -8,15 +8,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from db.models import STORY_METRICS, StoryResult
+from db.models import StoryResult
 from db.repositories.base import Repository
-from db.vocabulary import HistoryStatus, PostingMethod
+from db.vocabulary import STORY_METRICS, HistoryStatus, PostingMethod
 
 STORY_LIFETIME = timedelta(hours=24)
 READ_EVERY = timedelta(hours=1)
 
 # A hand-posted Story is tied to a ✅ Posted press only when it is the one Story
-# (not published by Auto Post) that went live in this window around the press.
+# (not published by Auto Post) that went live in this window around the press,
+# and that press the only one (window closed or not, tied or not) whose window
+# holds it: a Story near two presses would be a guess.
 TIE_MANUAL_SQL = text(
     """
     WITH presses AS (
@@ -40,6 +42,12 @@ TIE_MANUAL_SQL = text(
         )
         GROUP BY p.id
         HAVING count(*) = 1
+           AND NOT EXISTS (
+            SELECT 1 FROM posting_history o
+            WHERE o.chat_id = :chat_id AND o.id <> p.id
+              AND o.status = :posted AND o.posting_method = :manual
+              AND min(s.posted_at) BETWEEN o.acted_at - :before AND o.acted_at + :after
+        )
     )
     UPDATE story_results s
     SET history_id = c.history_id

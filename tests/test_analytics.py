@@ -363,13 +363,18 @@ async def test_export_sends_the_history_with_story_results_as_csv(app: TestApp) 
     await decided(
         app.sessions, media_id, "posted", alex, "Alex, “the baker”", hours_ago=3, reach=321
     )
+    sneaky = await person(app.sessions, 102, "=HYPERLINK(1)", "sneaky")
+    [other_id] = await seed_media(app.sessions, prefix="other", category="cakes")
+    await decided(app.sessions, other_id, "skipped", sneaky, "=HYPERLINK(1)", hours_ago=2)
     await app.feed(command_update("/export", TEAM_CHAT, ADA.user))
     [document] = app.telegram.of(SendDocument)
     assert isinstance(document.document, BufferedInputFile)
     assert document.document.filename.endswith(".csv")
     text = document.document.data.decode("utf-8-sig")
     rows: list[dict[str, Any]] = list(csv.DictReader(io.StringIO(text)))
-    [row] = rows
-    assert row["status"] == "posted" and row["acted_by"] == "Alex, “the baker”"
+    row = next(row for row in rows if row["status"] == "posted")
+    # A name a spreadsheet would run as a formula is kept as text.
+    assert [r["acted_by"] for r in rows if r["status"] == "skipped"] == ["'=HYPERLINK(1)"]
+    assert row["acted_by"] == "Alex, “the baker”"
     assert row["category"] == "cakes" and row["reach"] == "321"
     assert row["telegram_user_id"] == "101"

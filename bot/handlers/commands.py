@@ -176,6 +176,21 @@ async def send_chart(
         )
 
 
+# A cell a spreadsheet would run as a formula (a file or person named "=HYPERLINK(…)").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A CSV cell: times in ISO 8601, nothing for None, text never read as a formula."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 async def export(message: Message, team: TeamService, clock: Clock) -> None:
     """The chat's history with its kept Story results, as a CSV document."""
     columns, rows = await team.export(message.chat.id)
@@ -186,10 +201,7 @@ async def export(message: Message, team: TeamService, clock: Clock) -> None:
     writer = csv.writer(buffer)
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(
-            value.isoformat() if isinstance(value, datetime) else ("" if value is None else value)
-            for value in row
-        )
+        writer.writerow(_cell(value) for value in row)
     name = f"storyqueue-{message.chat.id}-{clock():%Y%m%d}.csv"
     # UTF-8 with a byte order mark, so spreadsheets read the emoji and accents right.
     data = buffer.getvalue().encode("utf-8-sig")

@@ -616,3 +616,26 @@ async def test_a_supergroup_already_registered_keeps_its_topic_and_takes_the_set
         assert tuple(chat) == (SUPERGROUP, 9, 77)
         [notice] = bot.telegram.of(SendMessage)
         assert (notice.chat_id, notice.message_thread_id) == (SUPERGROUP, 77)
+
+
+async def test_the_runway_warning_follows_the_upgraded_group(
+    settings: Settings, database_url: str
+) -> None:
+    async with (
+        process(settings, database_url, Clock(datetime.now(UTC))) as mover,
+        process(settings, database_url, Clock(datetime.now(UTC))) as bystander,
+    ):
+        await seed_chat(mover.sessions, posts_per_day=3, runway_warning_days=7)
+        await seed_media(mover.sessions, count=3)
+        await mover.services.chat_directory.follow(TEAM_CHAT, SUPERGROUP, mover.bot)
+        # Both the process that followed the upgrade and one that never saw it.
+        for each in (mover, bystander):
+            await each.services.runway.tick()
+        warned = [
+            call.chat_id
+            for each in (mover, bystander)
+            for call in each.telegram.of(SendMessage)
+            if "running low" in call.text
+        ]
+        assert warned == [SUPERGROUP]
+

@@ -25,6 +25,7 @@ from aiogram.exceptions import TelegramAPIError
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.chats import ChatDirectory
 from bot.services.periodic import every
 from bot.telegram_retry import at_most_once, delivered_nothing
 from bot.texts import runway_warning
@@ -109,7 +110,8 @@ class RunwayWatch:
     bot: Bot
     _: KW_ONLY
     clock: Callable[[], datetime]
-    chat_ids: Sequence[int]
+    # The served chats, followed to where Telegram moved them (by any process).
+    chat_directory: ChatDirectory
     interval_seconds: float = 3600.0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -121,7 +123,8 @@ class RunwayWatch:
         await every(self.interval_seconds, stop, self.tick, log=logger, failed="runway.failed")
 
     async def tick(self) -> None:
-        for chat_id in self.chat_ids:
+        await self.chat_directory.refresh()
+        for chat_id in self.chat_directory.served():
             try:
                 await self.check(chat_id)
             except Exception:

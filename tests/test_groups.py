@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 import respx
 from aiogram.exceptions import TelegramMigrateToChat
-from aiogram.methods import SendMessage
+from aiogram.methods import SendMessage, SendPhoto
 from sqlalchemy import text
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.services.inflight import InFlightOutcome
 from tests.fake_bot_api import FakeBotApi
 from tests.support import (
     ADA,
@@ -639,3 +640,26 @@ async def test_the_runway_warning_follows_the_upgraded_group(
         ]
         assert warned == [SUPERGROUP]
 
+
+async def test_a_resend_waiting_for_telegram_is_not_taken_as_stuck(
+    app: TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed_chat(app.sessions)
+    # Sent before: Telegram holds the file, the resend sends its id.
+    [media] = await seed_media(app.sessions, telegram_file_id="held-by-telegram")
+    queue_id = await seed_queue_item(app.sessions, media, message_id=500)
+    delivery = app.services.inflight.delivery
+    real_send = delivery.notifier.send
+    taken: list[Any] = []
+
+    async def send_while_a_sweep_runs(item: Any) -> Any:
+        # The resend waits for its turn (the send budget); another process's sweep ticks.
+        taken.extend(await delivery.take_stuck())
+        return await real_send(item)
+
+    monkeypatch.setattr(delivery.notifier, "send", send_while_a_sweep_runs)
+    outcome = await app.services.inflight.resend(queue_id, TEAM_CHAT, 500)
+    assert outcome is InFlightOutcome.RESENT
+    assert taken == []  # the resend's row is held, not a crashed sender's
+    assert len(app.telegram.of(SendPhoto)) == 1
+    assert not app.telegram.of(SendMessage)  # no unconfirmed notice beside the resend

@@ -72,7 +72,7 @@ class InFlightService:
 
         async def claim(session: AsyncSession) -> Notification | InFlightOutcome:
             if not await InFlightRepository(session).claim_resend(
-                queue_id, chat_id, message_id, stamp
+                queue_id, chat_id, message_id, stamp, lease=self.delivery.stuck_after
             ):
                 return await _why_not(session, queue_id)
             return await _notification(session, queue_id)

@@ -387,17 +387,29 @@ class InFlightRepository(Repository):
         return bool(await self._rows_changed(statement))
 
     async def claim_resend(
-        self, queue_id: uuid.UUID, chat_id: int, message_id: int | None, stamp: datetime
+        self,
+        queue_id: uuid.UUID,
+        chat_id: int,
+        message_id: int | None,
+        stamp: datetime,
+        *,
+        lease: timedelta,
     ) -> bool:
         """`sent` at that message -> `sending`, claimed at `stamp` (our own, for a re-read).
 
-        Counted as a second send (the first message is in the chat): a crash
-        mid-resend leaves the row to the stuck-row sweep, which sends no third
-        message but a notice with the item's buttons.
+        Held for `lease` like any send: a `sending` row without one is a crashed
+        sender's to the sweep. Counted as a second send (the first message is in
+        the chat): a crash mid-resend leaves the row to the stuck-row sweep, which
+        sends no third message but a notice with the item's buttons.
         """
         statement = (
             update(PostingQueueItem)
             .where(self._shown_at(queue_id, chat_id, message_id))
-            .values(status=QueueStatus.SENDING, claimed_at=stamp, send_attempts=2)
+            .values(
+                status=QueueStatus.SENDING,
+                claimed_at=stamp,
+                send_attempts=2,
+                lease_expires_at=lease_until(lease),
+            )
         )
         return bool(await self._rows_changed(statement))

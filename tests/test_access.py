@@ -18,6 +18,7 @@ from tests.support import (
     Person,
     TestApp,
     fetch_all,
+    seed_chat,
     seed_media,
     seed_queue_item,
 )
@@ -170,3 +171,15 @@ async def test_a_chat_not_served_changes_no_backoff(app: TestApp) -> None:
     backoff.failed(LINKED_CHANNEL, "kicked")
     await app.feed(_membership(LINKED_CHANNEL, {"status": "left"}, ADMINISTRATOR))
     assert backoff.waiting(LINKED_CHANNEL)
+
+
+async def test_rights_given_back_in_the_supergroup_a_group_became_reset_its_backoff(
+    app: TestApp,
+) -> None:
+    supergroup = -1009990001
+    await seed_chat(app.sessions)
+    await app.services.chat_directory.follow(TEAM_CHAT, supergroup, app.bot)
+    backoff = app.services.scheduler.chat_backoff
+    backoff.failed(supergroup, "not enough rights to send photos")
+    await app.feed(_membership(supergroup, MUTED, ADMINISTRATOR))
+    assert not backoff.waiting(supergroup)

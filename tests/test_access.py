@@ -183,3 +183,23 @@ async def test_rights_given_back_in_the_supergroup_a_group_became_reset_its_back
     backoff.failed(supergroup, "not enough rights to send photos")
     await app.feed(_membership(supergroup, MUTED, ADMINISTRATOR))
     assert not backoff.waiting(supergroup)
+
+
+async def test_a_press_in_the_old_group_s_history_is_recorded_after_the_upgrade(
+    app: TestApp,
+) -> None:
+    supergroup = -1009990001
+    await seed_chat(app.sessions)
+    [media_id] = await seed_media(app.sessions)
+    # Sent to the group before Telegram upgraded it: the message stays the old chat's.
+    queue_id = await seed_queue_item(app.sessions, media_id, message_id=500)
+    await app.services.chat_directory.follow(TEAM_CHAT, supergroup, app.bot)
+    data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
+    message = queue_message(
+        TEAM_CHAT, 500, "x\n\n📄 x.jpg", queue_keyboard(queue_id, instagram=False)
+    )
+    await app.feed(callback_update(data, message, ALICE.user))
+    [toast] = app.telegram.of(AnswerCallbackQuery)
+    assert "Posted" in str(toast.text)
+    recorded = await fetch_all(app.sessions, "SELECT chat_id, status FROM posting_history")
+    assert [tuple(row) for row in recorded] == [(supergroup, "posted")]

@@ -9,6 +9,7 @@ from aiogram.methods import AnswerCallbackQuery, GetChatAdministrators, SendMess
 from aiogram.types import Chat, ChatMemberUpdated, Update
 
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.texts import FOREIGN_CHAT_BUTTON
 from tests.fake_bot_api import ADMINISTRATOR_RIGHTS, BOT_USER, RESTRICTIONS_LIFTED
 from tests.support import (
     ALICE,
@@ -203,3 +204,27 @@ async def test_a_press_in_the_old_group_s_history_is_recorded_after_the_upgrade(
     assert "Posted" in str(toast.text)
     recorded = await fetch_all(app.sessions, "SELECT chat_id, status FROM posting_history")
     assert [tuple(row) for row in recorded] == [(supergroup, "posted")]
+
+
+async def test_an_old_group_s_press_passes_the_gate_once_the_configuration_names_the_supergroup(
+    app: TestApp,
+) -> None:
+    supergroup = -1009990001
+    await seed_chat(app.sessions)
+    [media_id] = await seed_media(app.sessions)
+    queue_id = await seed_queue_item(app.sessions, media_id, message_id=500)
+    await app.services.chat_directory.follow(TEAM_CHAT, supergroup, app.bot)
+    # The operator followed the hint: TELEGRAM_CHAT_ID names the supergroup only.
+    _only(app, telegram_chat_id=(supergroup,))
+    app.services.chat_directory.configured = (supergroup,)
+    data = QueueCallback(action=QueueAction.SKIP, queue_id=queue_id).pack()
+    message = queue_message(
+        TEAM_CHAT, 500, "x\n\n📄 x.jpg", queue_keyboard(queue_id, instagram=False)
+    )
+    await app.feed(callback_update(data, message, ALICE.user))
+    recorded = await fetch_all(app.sessions, "SELECT chat_id, status FROM posting_history")
+    assert [tuple(row) for row in recorded] == [(supergroup, "skipped")]
+    # A chat that never led here is still a stranger's.
+    elsewhere = queue_message(LINKED_CHANNEL, 900, "x", queue_keyboard(queue_id, instagram=False))
+    await app.feed(callback_update(data, elsewhere, ALICE.user))
+    assert app.telegram.of(AnswerCallbackQuery)[-1].text == FOREIGN_CHAT_BUTTON

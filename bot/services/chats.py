@@ -53,6 +53,10 @@ class ChatDirectory:
     def serves(self, chat_id: int) -> bool:
         return chat_id in self.served()
 
+    def leads_here(self, chat_id: int) -> bool:
+        """Served, or a group Telegram upgraded to a served supergroup (its history's buttons)."""
+        return self.serves(self.resolve(chat_id))
+
     def outdated(self) -> dict[int, int]:
         """Configured ids Telegram moved: old id -> the id the configuration should name."""
         return {

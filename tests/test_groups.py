@@ -663,3 +663,33 @@ async def test_a_resend_waiting_for_telegram_is_not_taken_as_stuck(
     assert taken == []  # the resend's row is held, not a crashed sender's
     assert len(app.telegram.of(SendPhoto)) == 1
     assert not app.telegram.of(SendMessage)  # no unconfirmed notice beside the resend
+
+
+async def test_the_unconfirmed_notice_follows_the_upgraded_group(
+    settings: Settings, database_url: str
+) -> None:
+    async with process(settings, database_url, Clock(datetime.now(UTC))) as bot:
+        await seed_chat(bot.sessions)
+        [media] = await seed_media(bot.sessions, telegram_file_id="held-by-telegram")
+        await seed_queue_item(bot.sessions, media)
+        # Its sender crashed after the send left; meanwhile Telegram upgraded the group.
+        await execute(
+            bot.sessions,
+            "UPDATE posting_queue SET status = 'sending', telegram_message_id = NULL,"
+            " lease_expires_at = NULL",
+        )
+        bot.telegram.fail_next(
+            SendMessage,
+            TelegramMigrateToChat(
+                method=SendMessage(chat_id=TEAM_CHAT, text="notice"),
+                message="Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=SUPERGROUP,
+            ),
+        )
+        delivery = bot.services.inflight.delivery
+        [item] = await delivery.take_stuck()
+        await delivery.settle_unconfirmed(item)
+        notices = [m.chat_id for m in bot.telegram.of(SendMessage) if m.reply_markup is not None]
+        assert notices == [TEAM_CHAT, SUPERGROUP]  # refused there, then in the supergroup
+        [row] = await fetch_all(bot.sessions, "SELECT chat_id, status FROM posting_queue")
+        assert tuple(row) == (SUPERGROUP, "sent")

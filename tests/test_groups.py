@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import respx
-from aiogram.exceptions import TelegramMigrateToChat
+from aiogram.exceptions import TelegramBadRequest, TelegramMigrateToChat
 from aiogram.methods import SendMessage, SendPhoto
 from sqlalchemy import text
 
@@ -693,3 +693,29 @@ async def test_the_unconfirmed_notice_follows_the_upgraded_group(
         assert notices == [TEAM_CHAT, SUPERGROUP]  # refused there, then in the supergroup
         [row] = await fetch_all(bot.sessions, "SELECT chat_id, status FROM posting_queue")
         assert tuple(row) == (SUPERGROUP, "sent")
+
+
+async def test_a_slot_set_aside_in_the_supergroup_is_refilled_there(app: TestApp) -> None:
+    await seed_chat(app.sessions, posting_hours_start=0, posting_hours_end=0, posts_per_day=50)
+    await seed_media(app.sessions, count=2, telegram_file_id="held-by-telegram")
+    photo = SendPhoto(chat_id=TEAM_CHAT, photo="x")
+    # Upgraded before the send; the supergroup then refuses the file itself.
+    app.telegram.fail_next(
+        SendPhoto,
+        TelegramMigrateToChat(
+            method=photo,
+            message="Bad Request: group chat was upgraded to a supergroup chat",
+            migrate_to_chat_id=SUPERGROUP,
+        ),
+    )
+    app.telegram.fail_next(
+        SendPhoto, TelegramBadRequest(method=photo, message="Bad Request: IMAGE_PROCESS_FAILED")
+    )
+    assert await app.services.scheduler.fill_owed_slot(TEAM_CHAT) is True
+    assert [call.chat_id for call in app.telegram.of(SendPhoto)] == [
+        TEAM_CHAT,  # upgraded
+        SUPERGROUP,  # refused: set aside
+        SUPERGROUP,  # the slot's next item
+    ]
+    [row] = await fetch_all(app.sessions, "SELECT chat_id, status FROM posting_queue")
+    assert tuple(row) == (SUPERGROUP, "sent")

@@ -8,8 +8,14 @@ from typing import Any
 from aiogram.methods import AnswerCallbackQuery, GetChatAdministrators, SendMessage, SendPhoto
 from aiogram.types import Chat, ChatMemberUpdated, Update
 
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
-from bot.texts import FOREIGN_CHAT_BUTTON
+from bot.keyboards import (
+    InFlightAction,
+    InFlightCallback,
+    QueueAction,
+    QueueCallback,
+    queue_keyboard,
+)
+from bot.texts import FOREIGN_CHAT_BUTTON, INFLIGHT_DROPPED
 from tests.fake_bot_api import ADMINISTRATOR_RIGHTS, BOT_USER, RESTRICTIONS_LIFTED
 from tests.support import (
     ALICE,
@@ -29,6 +35,7 @@ from tests.telegram_fake import (
     callback_update,
     command_update,
     queue_message,
+    text_message,
 )
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -228,3 +235,19 @@ async def test_an_old_group_s_press_passes_the_gate_once_the_configuration_names
     elsewhere = queue_message(LINKED_CHANNEL, 900, "x", queue_keyboard(queue_id, instagram=False))
     await app.feed(callback_update(data, elsewhere, ALICE.user))
     assert app.telegram.of(AnswerCallbackQuery)[-1].text == FOREIGN_CHAT_BUTTON
+
+
+async def test_an_admin_drops_an_item_from_a_queue_listed_before_the_upgrade(
+    app: TestApp,
+) -> None:
+    supergroup = -1009990001
+    await seed_chat(app.sessions)
+    [media_id] = await seed_media(app.sessions)
+    queue_id = await seed_queue_item(app.sessions, media_id, message_id=500)
+    await app.services.chat_directory.follow(TEAM_CHAT, supergroup, app.bot)
+    app.telegram.admins[supergroup] = [ALICE.id]
+    drop = InFlightCallback(action=InFlightAction.DROP, queue_id=queue_id, message_id=500)
+    listing = text_message(TEAM_CHAT, 600, "In flight")
+    await app.feed(callback_update(drop.pack(), listing, ALICE.user))
+    assert app.telegram.of(AnswerCallbackQuery)[-1].text == INFLIGHT_DROPPED
+    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_queue") == []

@@ -214,7 +214,7 @@ def build_services(
             database.sessions,
             bot,
             clock=clock,
-            chat_ids=settings.chat_ids,
+            chat_directory=chat_directory,
             interval_seconds=settings.runway_check_interval_seconds,
             follow_migration=follow_migration,
         ),

@@ -38,6 +38,8 @@ class IsAdmin(Filter):
             chat_id = event.message.chat.id
         else:
             chat_id = event.chat.id
+        # A button in the history of a group Telegram upgraded: the supergroup's admins.
+        chat_id = chat_directory.resolve(chat_id)
         if actor is None or not (settings.serves(chat_id) or chat_directory.serves(chat_id)):
             return False
         if not await admins.is_admin(chat_id, actor):

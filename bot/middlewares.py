@@ -135,10 +135,10 @@ class ChatGateMiddleware(BaseMiddleware):
 
 
 def _serves(data: dict[str, Any], chat_id: int) -> bool:
-    """A configured chat, or the supergroup Telegram upgraded one to."""
+    """A configured chat, the supergroup Telegram upgraded one to, or the group it was."""
     settings: Settings = data["settings"]
     directory: ChatDirectory = data["chat_directory"]
-    return settings.serves(chat_id) or directory.serves(chat_id)
+    return settings.serves(chat_id) or directory.leads_here(chat_id)
 
 
 class RunToCompletionMiddleware(BaseMiddleware):

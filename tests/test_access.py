@@ -8,7 +8,14 @@ from typing import Any
 from aiogram.methods import AnswerCallbackQuery, GetChatAdministrators, SendMessage, SendPhoto
 from aiogram.types import Chat, ChatMemberUpdated, Update
 
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.keyboards import (
+    InFlightAction,
+    InFlightCallback,
+    QueueAction,
+    QueueCallback,
+    queue_keyboard,
+)
+from bot.texts import FOREIGN_CHAT_BUTTON, INFLIGHT_DROPPED
 from tests.fake_bot_api import ADMINISTRATOR_RIGHTS, BOT_USER, RESTRICTIONS_LIFTED
 from tests.support import (
     ALICE,
@@ -18,6 +25,7 @@ from tests.support import (
     Person,
     TestApp,
     fetch_all,
+    seed_chat,
     seed_media,
     seed_queue_item,
 )
@@ -27,6 +35,7 @@ from tests.telegram_fake import (
     callback_update,
     command_update,
     queue_message,
+    text_message,
 )
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
@@ -170,3 +179,75 @@ async def test_a_chat_not_served_changes_no_backoff(app: TestApp) -> None:
     backoff.failed(LINKED_CHANNEL, "kicked")
     await app.feed(_membership(LINKED_CHANNEL, {"status": "left"}, ADMINISTRATOR))
     assert backoff.waiting(LINKED_CHANNEL)
+
+
+async def test_rights_given_back_in_the_supergroup_a_group_became_reset_its_backoff(
+    app: TestApp,
+) -> None:
+    supergroup = -1009990001
+    await seed_chat(app.sessions)
+    await app.services.chat_directory.follow(TEAM_CHAT, supergroup, app.bot)
+    backoff = app.services.scheduler.chat_backoff
+    backoff.failed(supergroup, "not enough rights to send photos")
+    await app.feed(_membership(supergroup, MUTED, ADMINISTRATOR))
+    assert not backoff.waiting(supergroup)
+
+
+async def test_a_press_in_the_old_group_s_history_is_recorded_after_the_upgrade(
+    app: TestApp,
+) -> None:
+    supergroup = -1009990001
+    await seed_chat(app.sessions)
+    [media_id] = await seed_media(app.sessions)
+    # Sent to the group before Telegram upgraded it: the message stays the old chat's.
+    queue_id = await seed_queue_item(app.sessions, media_id, message_id=500)
+    await app.services.chat_directory.follow(TEAM_CHAT, supergroup, app.bot)
+    data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
+    message = queue_message(
+        TEAM_CHAT, 500, "x\n\n📄 x.jpg", queue_keyboard(queue_id, instagram=False)
+    )
+    await app.feed(callback_update(data, message, ALICE.user))
+    [toast] = app.telegram.of(AnswerCallbackQuery)
+    assert "Posted" in str(toast.text)
+    recorded = await fetch_all(app.sessions, "SELECT chat_id, status FROM posting_history")
+    assert [tuple(row) for row in recorded] == [(supergroup, "posted")]
+
+
+async def test_an_old_group_s_press_passes_the_gate_once_the_configuration_names_the_supergroup(
+    app: TestApp,
+) -> None:
+    supergroup = -1009990001
+    await seed_chat(app.sessions)
+    [media_id] = await seed_media(app.sessions)
+    queue_id = await seed_queue_item(app.sessions, media_id, message_id=500)
+    await app.services.chat_directory.follow(TEAM_CHAT, supergroup, app.bot)
+    # The operator followed the hint: TELEGRAM_CHAT_ID names the supergroup only.
+    _only(app, telegram_chat_id=(supergroup,))
+    app.services.chat_directory.configured = (supergroup,)
+    data = QueueCallback(action=QueueAction.SKIP, queue_id=queue_id).pack()
+    message = queue_message(
+        TEAM_CHAT, 500, "x\n\n📄 x.jpg", queue_keyboard(queue_id, instagram=False)
+    )
+    await app.feed(callback_update(data, message, ALICE.user))
+    recorded = await fetch_all(app.sessions, "SELECT chat_id, status FROM posting_history")
+    assert [tuple(row) for row in recorded] == [(supergroup, "skipped")]
+    # A chat that never led here is still a stranger's.
+    elsewhere = queue_message(LINKED_CHANNEL, 900, "x", queue_keyboard(queue_id, instagram=False))
+    await app.feed(callback_update(data, elsewhere, ALICE.user))
+    assert app.telegram.of(AnswerCallbackQuery)[-1].text == FOREIGN_CHAT_BUTTON
+
+
+async def test_an_admin_drops_an_item_from_a_queue_listed_before_the_upgrade(
+    app: TestApp,
+) -> None:
+    supergroup = -1009990001
+    await seed_chat(app.sessions)
+    [media_id] = await seed_media(app.sessions)
+    queue_id = await seed_queue_item(app.sessions, media_id, message_id=500)
+    await app.services.chat_directory.follow(TEAM_CHAT, supergroup, app.bot)
+    app.telegram.admins[supergroup] = [ALICE.id]
+    drop = InFlightCallback(action=InFlightAction.DROP, queue_id=queue_id, message_id=500)
+    listing = text_message(TEAM_CHAT, 600, "In flight")
+    await app.feed(callback_update(drop.pack(), listing, ALICE.user))
+    assert app.telegram.of(AnswerCallbackQuery)[-1].text == INFLIGHT_DROPPED
+    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_queue") == []

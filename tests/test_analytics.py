@@ -287,7 +287,12 @@ async def test_a_lost_commit_reply_of_our_mark_still_sends_the_warning_once(
     await seed_chat(app.sessions, posts_per_day=3)
     await seed_media(app.sessions, count=3)
     proxy.cut_after_reply_to(_commit_after(MARK_STATEMENT))
-    watch = RunwayWatch(sessions=proxied, bot=app.bot, clock=Clock(NOW), chat_ids=[TEAM_CHAT])
+    watch = RunwayWatch(
+        sessions=proxied,
+        bot=app.bot,
+        clock=Clock(NOW),
+        chat_directory=app.services.chat_directory,
+    )
     assert await watch.check(TEAM_CHAT) is True
     assert proxy.cuts == 1
     assert len(warnings(app.telegram)) == 1
@@ -313,7 +318,12 @@ async def test_a_lost_commit_reply_when_another_process_warned_at_the_same_insta
 
     monkeypatch.setattr(runway_module, "read_runway", and_another_process_warns)
     proxy.cut_after_reply_to(_commit_after(MARK_STATEMENT))
-    watch = RunwayWatch(sessions=proxied, bot=app.bot, clock=Clock(NOW), chat_ids=[TEAM_CHAT])
+    watch = RunwayWatch(
+        sessions=proxied,
+        bot=app.bot,
+        clock=Clock(NOW),
+        chat_directory=app.services.chat_directory,
+    )
     assert await watch.check(TEAM_CHAT) is False
     assert proxy.cuts == 1
     assert warnings(app.telegram) == []

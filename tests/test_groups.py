@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 import respx
-from aiogram.exceptions import TelegramMigrateToChat
-from aiogram.methods import SendMessage
+from aiogram.exceptions import TelegramBadRequest, TelegramMigrateToChat
+from aiogram.methods import SendMessage, SendPhoto
 from sqlalchemy import text
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.services.inflight import InFlightOutcome
 from tests.fake_bot_api import FakeBotApi
 from tests.support import (
     ADA,
@@ -616,3 +617,105 @@ async def test_a_supergroup_already_registered_keeps_its_topic_and_takes_the_set
         assert tuple(chat) == (SUPERGROUP, 9, 77)
         [notice] = bot.telegram.of(SendMessage)
         assert (notice.chat_id, notice.message_thread_id) == (SUPERGROUP, 77)
+
+
+async def test_the_runway_warning_follows_the_upgraded_group(
+    settings: Settings, database_url: str
+) -> None:
+    async with (
+        process(settings, database_url, Clock(datetime.now(UTC))) as mover,
+        process(settings, database_url, Clock(datetime.now(UTC))) as bystander,
+    ):
+        await seed_chat(mover.sessions, posts_per_day=3, runway_warning_days=7)
+        await seed_media(mover.sessions, count=3)
+        await mover.services.chat_directory.follow(TEAM_CHAT, SUPERGROUP, mover.bot)
+        # Both the process that followed the upgrade and one that never saw it.
+        for each in (mover, bystander):
+            await each.services.runway.tick()
+        warned = [
+            call.chat_id
+            for each in (mover, bystander)
+            for call in each.telegram.of(SendMessage)
+            if "running low" in call.text
+        ]
+        assert warned == [SUPERGROUP]
+
+
+async def test_a_resend_waiting_for_telegram_is_not_taken_as_stuck(
+    app: TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed_chat(app.sessions)
+    # Sent before: Telegram holds the file, the resend sends its id.
+    [media] = await seed_media(app.sessions, telegram_file_id="held-by-telegram")
+    queue_id = await seed_queue_item(app.sessions, media, message_id=500)
+    delivery = app.services.inflight.delivery
+    real_send = delivery.notifier.send
+    taken: list[Any] = []
+
+    async def send_while_a_sweep_runs(item: Any) -> Any:
+        # The resend waits for its turn (the send budget); another process's sweep ticks.
+        taken.extend(await delivery.take_stuck())
+        return await real_send(item)
+
+    monkeypatch.setattr(delivery.notifier, "send", send_while_a_sweep_runs)
+    outcome = await app.services.inflight.resend(queue_id, TEAM_CHAT, 500)
+    assert outcome is InFlightOutcome.RESENT
+    assert taken == []  # the resend's row is held, not a crashed sender's
+    assert len(app.telegram.of(SendPhoto)) == 1
+    assert not app.telegram.of(SendMessage)  # no unconfirmed notice beside the resend
+
+
+async def test_the_unconfirmed_notice_follows_the_upgraded_group(
+    settings: Settings, database_url: str
+) -> None:
+    async with process(settings, database_url, Clock(datetime.now(UTC))) as bot:
+        await seed_chat(bot.sessions)
+        [media] = await seed_media(bot.sessions, telegram_file_id="held-by-telegram")
+        await seed_queue_item(bot.sessions, media)
+        # Its sender crashed after the send left; meanwhile Telegram upgraded the group.
+        await execute(
+            bot.sessions,
+            "UPDATE posting_queue SET status = 'sending', telegram_message_id = NULL,"
+            " lease_expires_at = NULL",
+        )
+        bot.telegram.fail_next(
+            SendMessage,
+            TelegramMigrateToChat(
+                method=SendMessage(chat_id=TEAM_CHAT, text="notice"),
+                message="Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=SUPERGROUP,
+            ),
+        )
+        delivery = bot.services.inflight.delivery
+        [item] = await delivery.take_stuck()
+        await delivery.settle_unconfirmed(item)
+        notices = [m.chat_id for m in bot.telegram.of(SendMessage) if m.reply_markup is not None]
+        assert notices == [TEAM_CHAT, SUPERGROUP]  # refused there, then in the supergroup
+        [row] = await fetch_all(bot.sessions, "SELECT chat_id, status FROM posting_queue")
+        assert tuple(row) == (SUPERGROUP, "sent")
+
+
+async def test_a_slot_set_aside_in_the_supergroup_is_refilled_there(app: TestApp) -> None:
+    await seed_chat(app.sessions, posting_hours_start=0, posting_hours_end=0, posts_per_day=50)
+    await seed_media(app.sessions, count=2, telegram_file_id="held-by-telegram")
+    photo = SendPhoto(chat_id=TEAM_CHAT, photo="x")
+    # Upgraded before the send; the supergroup then refuses the file itself.
+    app.telegram.fail_next(
+        SendPhoto,
+        TelegramMigrateToChat(
+            method=photo,
+            message="Bad Request: group chat was upgraded to a supergroup chat",
+            migrate_to_chat_id=SUPERGROUP,
+        ),
+    )
+    app.telegram.fail_next(
+        SendPhoto, TelegramBadRequest(method=photo, message="Bad Request: IMAGE_PROCESS_FAILED")
+    )
+    assert await app.services.scheduler.fill_owed_slot(TEAM_CHAT) is True
+    assert [call.chat_id for call in app.telegram.of(SendPhoto)] == [
+        TEAM_CHAT,  # upgraded
+        SUPERGROUP,  # refused: set aside
+        SUPERGROUP,  # the slot's next item
+    ]
+    [row] = await fetch_all(app.sessions, "SELECT chat_id, status FROM posting_queue")
+    assert tuple(row) == (SUPERGROUP, "sent")

@@ -18,6 +18,7 @@ from aiogram.types import CallbackQuery, Message
 from bot.filters import IsAdmin
 from bot.keyboards import SETTINGS_LABEL, PutBackCallback, SettingsCallback, settings_keyboard
 from bot.middlewares import RUNS_TO_COMPLETION
+from bot.services.chats import ChatDirectory
 from bot.services.team import SettingRejectedError, TeamService
 from bot.telegram import answer_quietly, edit_quietly
 from bot.texts import (
@@ -142,9 +143,12 @@ async def put_back(
     callback_data: PutBackCallback,
     team: TeamService,
     admin: TelegramIdentity,
+    chat_directory: ChatDirectory,
 ) -> None:
     """A set-aside item becomes selectable again; a double tap answers "already back"."""
-    changed = await team.put_back(button_message.chat.id, admin, callback_data.media_id)
+    # A notice in the history of a group Telegram upgraded: its item is the supergroup's.
+    chat_id = chat_directory.resolve(button_message.chat.id)
+    changed = await team.put_back(chat_id, admin, callback_data.media_id)
     await answer_quietly(callback, PUT_BACK_DONE if changed else PUT_BACK_ALREADY)
 
 

@@ -10,6 +10,7 @@ from aiogram.types import CallbackQuery, Message
 from bot.filters import IsAdmin
 from bot.keyboards import InFlightAction, InFlightCallback
 from bot.middlewares import RUNS_TO_COMPLETION
+from bot.services.chats import ChatDirectory
 from bot.services.inflight import InFlightOutcome, InFlightService
 from bot.telegram import answer_quietly
 from bot.texts import (
@@ -41,9 +42,11 @@ async def act(
     inflight: InFlightService,
     admin: TelegramIdentity,
     bot: Bot,
+    chat_directory: ChatDirectory,
 ) -> None:
     """Runs to completion: a resend that started is recorded and answered."""
-    chat_id = button_message.chat.id
+    # A /queue listed in a group Telegram upgraded since: its rows are the supergroup's.
+    chat_id = chat_directory.resolve(button_message.chat.id)
     message_id = callback_data.message_id or None
     logger.info(
         "inflight.pressed",
@@ -65,7 +68,7 @@ async def act(
         # act on the item's new message: take them away.
         try:
             await bot.edit_message_reply_markup(
-                chat_id=chat_id, message_id=message_id, reply_markup=None
+                chat_id=button_message.chat.id, message_id=message_id, reply_markup=None
             )
         except TelegramAPIError as error:
             logger.warning("inflight.buttons_not_removed", error=str(error))

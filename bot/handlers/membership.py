@@ -15,6 +15,7 @@ from aiogram.types import ChatMemberRestricted, ChatMemberUpdated
 from aiogram.types.chat_member_union import ChatMemberUnion
 
 from bot.config import Settings
+from bot.services.chats import ChatDirectory
 from bot.services.scheduler import Scheduler
 
 logger = structlog.get_logger(__name__)
@@ -32,12 +33,16 @@ def may_post(member: ChatMemberUnion) -> bool:
 
 
 async def membership_changed(
-    event: ChatMemberUpdated, settings: Settings, scheduler: Scheduler
+    event: ChatMemberUpdated,
+    settings: Settings,
+    scheduler: Scheduler,
+    chat_directory: ChatDirectory,
 ) -> None:
     chat_id = event.chat.id
     old, new = event.old_chat_member, event.new_chat_member
     by = event.from_user.id
-    if not settings.serves(chat_id):
+    # A configured chat, or the supergroup Telegram upgraded one to.
+    if not (settings.serves(chat_id) or chat_directory.serves(chat_id)):
         logger.info("chat.membership_elsewhere", chat_id=chat_id, status=new.status, by=by)
         return
     if new.status in GONE:

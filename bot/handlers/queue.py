@@ -16,6 +16,7 @@ from bot.services.autopost import (
     AutoPostResult,
     AutoPostService,
 )
+from bot.services.chats import ChatDirectory
 from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.press import OutcomeKind, PressOutcome, PressService
 from bot.services.tasks import TaskTracker
@@ -90,9 +91,11 @@ async def record_press(
     callback_data: QueueCallback,
     press: PressService,
     instagram_accounts: InstagramAccounts,
+    chat_directory: ChatDirectory,
 ) -> None:
     """Runs to completion (RUNS_TO_COMPLETION): shutdown cancelling it still commits and edits."""
-    chat_id = button_message.chat.id
+    # A message the group got before Telegram upgraded it: its item is the supergroup's now.
+    chat_id = chat_directory.resolve(button_message.chat.id)
     pressed = Press(
         queue_id=callback_data.queue_id,
         chat_id=chat_id,

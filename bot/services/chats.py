@@ -53,6 +53,10 @@ class ChatDirectory:
     def serves(self, chat_id: int) -> bool:
         return chat_id in self.served()
 
+    def leads_here(self, chat_id: int) -> bool:
+        """Served, or a group Telegram upgraded to a served supergroup (its history's buttons)."""
+        return self.serves(self.resolve(chat_id))
+
     def outdated(self) -> dict[int, int]:
         """Configured ids Telegram moved: old id -> the id the configuration should name."""
         return {
@@ -61,8 +65,8 @@ class ChatDirectory:
             if self.resolve(chat_id) != chat_id
         }
 
-    async def load(self) -> None:
-        """Read the stored moves; warn about every configured id that moved (each start)."""
+    async def refresh(self) -> None:
+        """Learn the moves stored since (another process may have followed an upgrade)."""
 
         async def read(session: AsyncSession) -> dict[int, int]:
             return await ChatMigrationRepository(session).moved()
@@ -70,7 +74,12 @@ class ChatDirectory:
         for old, new in (
             await in_idempotent_transaction(self.sessions, "chats.load", read, "it only reads")
         ).items():
-            self._remember(old, new)
+            if self.moved.get(old) != new:
+                self._remember(old, new)
+
+    async def load(self) -> None:
+        """Read the stored moves; warn about every configured id that moved (each start)."""
+        await self.refresh()
         for old, new in self.outdated().items():
             logger.warning(
                 "chat.config_outdated",

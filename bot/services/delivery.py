@@ -462,8 +462,7 @@ class Delivery:
             logger.info("notify.notice_already_sent", queue_id=str(item.queue_id))
             return True
         try:
-            with at_most_once():
-                await self.notifier.send_unconfirmed_notice(item)
+            await self._send_notice(item)
         except TelegramAPIError as error:
             if _may_have_arrived(error):
                 logger.warning(
@@ -478,6 +477,22 @@ class Delivery:
             await self._unmark_notice(item.queue_id, marked_at)
             return False
         return True
+
+    async def _send_notice(self, item: Notification) -> None:
+        """The notice; in the supergroup when Telegram upgraded the group meanwhile."""
+        try:
+            with at_most_once():
+                await self.notifier.send_unconfirmed_notice(item)
+        except TelegramMigrateToChat as error:
+            # Nothing arrived: the rows move (once, whoever asks) and the notice goes there.
+            if self.follow_migration is None:
+                raise
+            topic = await self.follow_migration(item.chat_id, error.migrate_to_chat_id)
+            moved = dataclasses.replace(
+                item, chat_id=error.migrate_to_chat_id, message_thread_id=topic
+            )
+            with at_most_once():
+                await self.notifier.send_unconfirmed_notice(moved)
 
     async def _mark_notice(self, queue_id: uuid.UUID) -> datetime | None:
         stamped: list[datetime] = []

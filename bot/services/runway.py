@@ -24,6 +24,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramMigrateToChat
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.chats import ChatDirectory
 from bot.services.periodic import every
 from bot.telegram_retry import at_most_once, delivered_nothing
 from bot.texts import runway_warning
@@ -108,7 +109,8 @@ class RunwayWatch:
     bot: Bot
     _: KW_ONLY
     clock: Callable[[], datetime]
-    chat_ids: Sequence[int]
+    # The served chats, followed to where Telegram moved them (by any process).
+    chat_directory: ChatDirectory
     interval_seconds: float = 3600.0
     # Moves a group Telegram upgraded to its supergroup; returns the queue topic there.
     follow_migration: Callable[[int, int], Awaitable[int | None]] | None = None
@@ -122,7 +124,8 @@ class RunwayWatch:
         await every(self.interval_seconds, stop, self.tick, log=logger, failed="runway.failed")
 
     async def tick(self) -> None:
-        for chat_id in self.chat_ids:
+        await self.chat_directory.refresh()
+        for chat_id in self.chat_directory.served():
             try:
                 await self.check(chat_id)
             except Exception:

@@ -351,7 +351,9 @@ class Scheduler:
             if not (isinstance(result, GaveUp) and result.set_aside) or tries >= MAX_TRIES_PER_SLOT:
                 return result
             # A scheduled slot respects a pause that came meanwhile; /next never did.
-            replacement = await self._claim_replacement(item.chat_id, respect_pause=in_slot)
+            replacement = await self._claim_replacement(
+                item.chat_id, item.media_item_id, respect_pause=in_slot
+            )
             if replacement is None:
                 return result
             tries += 1
@@ -364,12 +366,17 @@ class Scheduler:
             )
             item = replacement
 
-    async def _claim_replacement(self, chat_id: int, *, respect_pause: bool) -> Notification | None:
+    async def _claim_replacement(
+        self, sent_to: int, given_up: uuid.UUID, *, respect_pause: bool
+    ) -> Notification | None:
         """The next eligible item, claimed for the slot a set-aside item just gave up."""
         now = self._clock()
         queue_id = uuid.uuid4()
 
         async def claim(session: AsyncSession) -> Notification | None:
+            # The given-up item's chat now: a group Telegram upgraded during the send moved it.
+            media_now = await MediaRepository(session).get(given_up)
+            chat_id = sent_to if media_now is None else media_now.chat_id
             chat = await ChatSettingsRepository(session).get_for_update(chat_id, skip_locked=False)
             if chat is None or (respect_pause and chat.is_paused):
                 return None

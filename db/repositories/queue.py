@@ -400,9 +400,10 @@ class InFlightRepository(Repository):
         `stamp` is our own, for a re-read; the lease, like every claim's, keeps the
         stuck-row sweeps away while the resend is in flight.
 
-        Counted as a second send (the first message is in the chat): a crash
-        mid-resend leaves the row to the stuck-row sweep, which sends no third
-        message but a notice with the item's buttons.
+        Held for `lease` like any send: a `sending` row without one is a crashed
+        sender's to the sweep. Counted as a second send (the first message is in
+        the chat): a crash mid-resend leaves the row to the stuck-row sweep, which
+        sends no third message but a notice with the item's buttons.
         """
         statement = (
             update(PostingQueueItem)

@@ -279,6 +279,16 @@ async def test_two_processes_warn_once(
     assert len(warnings(app.telegram)) + len(warnings(other_telegram)) == 1
 
 
+def _watch_through(sessions: Any, app: TestApp) -> RunwayWatch:
+    """The app's runway watch, its database reached through `sessions` (the proxy)."""
+    return RunwayWatch(
+        sessions=sessions,
+        bot=app.bot,
+        clock=Clock(NOW),
+        chat_directory=app.services.chat_directory,
+    )
+
+
 async def test_a_lost_commit_reply_of_our_mark_still_sends_the_warning_once(
     app: TestApp,
     proxy: PgProxy,
@@ -287,12 +297,7 @@ async def test_a_lost_commit_reply_of_our_mark_still_sends_the_warning_once(
     await seed_chat(app.sessions, posts_per_day=3)
     await seed_media(app.sessions, count=3)
     proxy.cut_after_reply_to(_commit_after(MARK_STATEMENT))
-    watch = RunwayWatch(
-        sessions=proxied,
-        bot=app.bot,
-        clock=Clock(NOW),
-        chat_directory=app.services.chat_directory,
-    )
+    watch = _watch_through(proxied, app)
     assert await watch.check(TEAM_CHAT) is True
     assert proxy.cuts == 1
     assert len(warnings(app.telegram)) == 1
@@ -318,12 +323,7 @@ async def test_a_lost_commit_reply_when_another_process_warned_at_the_same_insta
 
     monkeypatch.setattr(runway_module, "read_runway", and_another_process_warns)
     proxy.cut_after_reply_to(_commit_after(MARK_STATEMENT))
-    watch = RunwayWatch(
-        sessions=proxied,
-        bot=app.bot,
-        clock=Clock(NOW),
-        chat_directory=app.services.chat_directory,
-    )
+    watch = _watch_through(proxied, app)
     assert await watch.check(TEAM_CHAT) is False
     assert proxy.cuts == 1
     assert warnings(app.telegram) == []

@@ -6,43 +6,27 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.fake_bot_api import FakeBotApi
-from tests.fake_graph import FakeGraphServer, GraphState
+from tests.fake_graph import FakeGraphServer
 from tests.support import ALICE, TEAM_CHAT, TEST_TOKEN, fetch_all, seed_chat, seed_media
 from tests.test_analytics import decided, person
 
 # bot_env is the process tests' fixture, shared (api is conftest's).
 from tests.test_e2e import BotProcess, bot_env, command, eventually  # noqa: F401
 
-IG_USER = "1789"
-IG_TOKEN = "EAAGe2e-secret-token"
+# graph and instagram_env are the Auto Post process tests' fixtures, shared.
+from tests.test_e2e_autopost import IG_TOKEN, graph, instagram_env  # noqa: F401
 
 
 @pytest.fixture
-async def graph() -> AsyncIterator[FakeGraphServer]:
-    server = FakeGraphServer(GraphState(IG_USER))
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-def analytics_env(
-    bot_env: dict[str, str],  # noqa: F811
-    graph: FakeGraphServer,
-) -> dict[str, str]:
+def analytics_env(instagram_env: dict[str, str]) -> dict[str, str]:  # noqa: F811
     return {
-        **bot_env,
-        "INSTAGRAM_USER_ID": IG_USER,
-        "INSTAGRAM_ACCESS_TOKEN": IG_TOKEN,
-        "INSTAGRAM_GRAPH_URL": graph.url,
-        "MEDIA_PUBLIC_BASE_URL": "https://cdn.test/media",
+        **instagram_env,
         "STORY_RESULTS_INTERVAL_SECONDS": "0.3",
         "RUNWAY_CHECK_INTERVAL_SECONDS": "0.3",
     }
@@ -54,7 +38,7 @@ def running_low(api: FakeBotApi) -> list[Any]:
 
 async def test_results_stats_runway_and_export_in_the_real_process(
     api: FakeBotApi,
-    graph: FakeGraphServer,
+    graph: FakeGraphServer,  # noqa: F811
     analytics_env: dict[str, str],
     session_factory: Any,
 ) -> None:

@@ -28,16 +28,24 @@ async def graph() -> AsyncIterator[FakeGraphServer]:
 
 
 @pytest.fixture
-def autopost_env(
+def instagram_env(
     bot_env: dict[str, str],  # noqa: F811
     graph: FakeGraphServer,
 ) -> dict[str, str]:
+    """The process tests' environment, with one Instagram account on the fake Graph server."""
     return {
         **bot_env,
         "INSTAGRAM_USER_ID": IG_USER,
         "INSTAGRAM_ACCESS_TOKEN": IG_TOKEN,
         "INSTAGRAM_GRAPH_URL": graph.url,
         "MEDIA_PUBLIC_BASE_URL": "https://cdn.test/media",
+    }
+
+
+@pytest.fixture
+def autopost_env(instagram_env: dict[str, str]) -> dict[str, str]:
+    return {
+        **instagram_env,
         "INSTAGRAM_POLL_INTERVAL_SECONDS": "0.05",
         "AUTOPOST_SWEEP_INTERVAL_SECONDS": "0.5",
         "SHUTDOWN_GRACE_SECONDS": "1",

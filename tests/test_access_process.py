@@ -25,6 +25,7 @@ from tests.test_e2e_autopost import (  # noqa: F401
     autopost_button,
     autopost_env,
     graph,
+    instagram_env,
 )
 
 

@@ -24,7 +24,7 @@ import dataclasses
 import errno
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 
@@ -43,6 +43,7 @@ from aiogram.exceptions import (
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.batching import GroupCommit
 from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
 from bot.telegram_retry import at_most_once, never_sent
 from db.errors import DatabaseUnavailableError
@@ -144,6 +145,22 @@ def _may_have_arrived(error: TelegramAPIError) -> bool:
     return isinstance(error, TelegramNetworkError | TelegramServerError) and not never_sent(error)
 
 
+@dataclass(frozen=True, slots=True)
+class _SentMessage:
+    """A send Telegram confirmed, to be recorded with the others confirmed meanwhile."""
+
+    queue_id: uuid.UUID
+    message_id: int
+    media_item_id: uuid.UUID
+    # Telegram's id for the uploaded file, when it is new (the next send reuses it).
+    new_file_id: str | None
+
+
+# Confirmed sends recorded in one statement at most; the budget's 30 sends a
+# second rarely fill one.
+SENT_BATCH_MAX = 200
+
+
 @dataclass(frozen=True)
 class Delivery:
     """Sends claimed items to their chats; takes back the rows a crash left in `sending`."""
@@ -163,6 +180,13 @@ class Delivery:
     # Moves a chat's rows to the supergroup Telegram upgraded it to (ChatDirectory.follow);
     # answers the new chat's queue topic.
     follow_migration: Callable[[int, int], Awaitable[int | None]] | None = None
+
+    # Sends confirmed while one batch is being recorded are recorded together next.
+    _sent_ledger: GroupCommit[_SentMessage] = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        ledger = GroupCommit(self._record_sent_batch, SENT_BATCH_MAX)
+        object.__setattr__(self, "_sent_ledger", ledger)
 
     @property
     def _lease_renewal(self) -> float:
@@ -297,17 +321,9 @@ class Delivery:
         )
 
     async def _record_sent(self, item: Notification, message_id: int, file_id: str | None) -> None:
-        async def record(session: AsyncSession) -> None:
-            await QueueRepository(session).mark_sent(item.queue_id, message_id)
-            if file_id and file_id != item.telegram_file_id:
-                await MediaRepository(session).set_telegram_file_id(item.media_item_id, file_id)
-
-        await self._write_patiently(
-            "scheduler.record_sent",
-            record,
-            "it sets the message id and status to the same values",
-            queue_id=str(item.queue_id),
-            message_id=message_id,
+        new_file_id = file_id if file_id and file_id != item.telegram_file_id else None
+        await self._sent_ledger.submit(
+            _SentMessage(item.queue_id, message_id, item.media_item_id, new_file_id)
         )
         logger.info(
             "notify.sent",
@@ -315,6 +331,24 @@ class Delivery:
             chat_id=item.chat_id,
             message_id=message_id,
             uploaded=item.telegram_file_id is None,
+        )
+
+    async def _record_sent_batch(self, batch: Sequence[_SentMessage]) -> None:
+        """Record confirmed sends in one transaction: the rows become `sent` with their ids."""
+
+        async def record(session: AsyncSession) -> None:
+            await QueueRepository(session).mark_many_sent(
+                [(sent.queue_id, sent.message_id) for sent in batch]
+            )
+            await MediaRepository(session).set_telegram_file_ids(
+                [(sent.media_item_id, sent.new_file_id) for sent in batch if sent.new_file_id]
+            )
+
+        await self._write_patiently(
+            "scheduler.record_sent",
+            record,
+            "it sets the message ids and statuses to the same values",
+            queue_ids=[str(sent.queue_id) for sent in batch],
         )
 
     async def _failed(

@@ -11,7 +11,10 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
+    Text,
+    Uuid,
     case,
+    column,
     exists,
     func,
     literal,
@@ -19,6 +22,7 @@ from sqlalchemy import (
     select,
     true,
     update,
+    values,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import aliased
@@ -167,6 +171,19 @@ class MediaRepository(Repository):
     async def set_telegram_file_id(self, media_id: uuid.UUID, file_id: str) -> None:
         await self._session.execute(
             update(MediaItem).where(MediaItem.id == media_id).values(telegram_file_id=file_id)
+        )
+
+    async def set_telegram_file_ids(self, file_ids: Sequence[tuple[uuid.UUID, str]]) -> None:
+        """`set_telegram_file_id` for many (media id, file id) pairs in one statement."""
+        if not file_ids:
+            return
+        known = values(column("media_id", Uuid), column("file_id", Text), name="file_ids").data(
+            list(file_ids)
+        )
+        await self._session.execute(
+            update(MediaItem)
+            .where(MediaItem.id == known.c.media_id)
+            .values(telegram_file_id=known.c.file_id)
         )
 
     async def index_snapshot(

@@ -8,7 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Uuid,
+    and_,
+    column,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+    values,
+)
 from sqlalchemy.dialects.postgresql import insert
 
 from db.models import ChatSettings, MediaItem, PostingQueueItem
@@ -123,6 +135,29 @@ class QueueRepository(Repository):
             sent_at=func.coalesce(PostingQueueItem.sent_at, func.now()),
             lease_expires_at=None,
         )
+
+    async def mark_many_sent(self, sent: Sequence[tuple[uuid.UUID, int]]) -> int:
+        """`mark_sent` for many (queue id, message id) pairs in one statement; rows changed."""
+        if not sent:
+            return 0
+        messages = values(
+            column("queue_id", Uuid), column("message_id", BigInteger), name="sent_messages"
+        ).data(list(sent))
+        unconfirmed = and_(
+            PostingQueueItem.status == QueueStatus.SENT,
+            PostingQueueItem.telegram_message_id.is_(None),
+        )
+        statement = (
+            update(PostingQueueItem)
+            .where(PostingQueueItem.id == messages.c.queue_id, or_(_SENDING, unconfirmed))
+            .values(
+                status=QueueStatus.SENT,
+                telegram_message_id=messages.c.message_id,
+                sent_at=func.coalesce(PostingQueueItem.sent_at, func.now()),
+                lease_expires_at=None,
+            )
+        )
+        return await self._rows_changed(statement)
 
     async def mark_unconfirmed(self, queue_id: uuid.UUID) -> bool:
         """A send whose outcome is unknown: the row stays actionable as `sent`, no message id."""

@@ -20,9 +20,11 @@ A press's toast (answerCallbackQuery) carries no chat and never waits here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import structlog
@@ -42,6 +44,36 @@ logger = structlog.get_logger(__name__)
 SPENDING_PREFIXES = ("send", "edit", "copy", "forward")
 # Past this many chats remembered, the quiet ones are forgotten (private chats come and go).
 MOST_LANES = 10_000
+
+
+@dataclass(slots=True)
+class Departure:
+    """Where a watched send stands: waiting for the budget with nothing sent before it,
+    nothing has left (a repeat by the retrying middleware waits here after one left)."""
+
+    waiting_for_budget: bool = False
+    any_left: bool = False
+
+    @property
+    def nothing_left(self) -> bool:
+        """Cancelled now, no request of the watched send can have reached Telegram."""
+        return self.waiting_for_budget and not self.any_left
+
+
+# The departure the current task watches (a context variable: the request middleware
+# runs in the sender's own task).
+_watched: ContextVar[Departure | None] = ContextVar("storyqueue_departure", default=None)
+
+
+@contextlib.contextmanager
+def watch_departure() -> Iterator[Departure]:
+    """Learn whether a send cancelled inside this block was still waiting for the budget."""
+    departure = Departure()
+    token = _watched.set(departure)
+    try:
+        yield departure
+    finally:
+        _watched.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +237,14 @@ class SendBudgetMiddleware(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         chat_id = chat_of(method)
         if chat_id is not None:
+            departure = _watched.get()
+            if departure is not None:
+                # Left set if this wait is cancelled: the message certainly never left.
+                departure.waiting_for_budget = True
             await self._budget.spend(chat_id)
+            if departure is not None:
+                departure.waiting_for_budget = False
+                departure.any_left = True
         try:
             return await make_request(bot, method)
         except TelegramRetryAfter as error:

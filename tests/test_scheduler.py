@@ -25,6 +25,7 @@ from sqlalchemy import text
 
 from bot.app import build_app, create_bot
 from bot.database import Database
+from bot.send_budget import BudgetLimits, SendBudget
 from bot.services.delivery import Delivery
 from bot.services.notifier import Notifier
 from bot.services.scheduler import ChatBackoff, Scheduler
@@ -972,3 +973,62 @@ async def test_a_claim_waiting_for_a_delivery_slot_keeps_its_lease(app: TestApp)
         ("sent", True),
         ("sent", True),
     ]
+
+
+async def test_a_shutdown_mid_tick_hands_back_the_claims_it_never_sent(app: TestApp) -> None:
+    """Three chats due, one send in flight, one waiting for the send budget, one for a
+    delivery slot: stopped there, the two never sent go out normally from the next
+    process, with no "didn't confirm" notice; only the one in flight gets it."""
+    third_chat = OTHER_CHAT - 1
+    await _two_chats_with_an_item_each(app)
+    await seed_chat(
+        app.sessions, third_chat, posting_hours_start=9, posting_hours_end=21, posts_per_day=12
+    )
+    await seed_media(app.sessions, third_chat, prefix="third")
+    (app.settings.media_dir / "cat" / "third0.jpg").write_bytes(JPEG)
+
+    class FirstSendHangs(RecordingSession):
+        async def make_request(self, bot: Any, method: Any, timeout: int | None = None) -> Any:
+            if isinstance(method, SendPhoto) and not self.of(SendPhoto):
+                self.calls.append(method)
+                await asyncio.Event().wait()  # it left; its answer never comes
+            return await super().make_request(bot, method, timeout)
+
+    telegram = FirstSendHangs()
+    # One send a minute for the whole bot: the second chat's send waits for the budget.
+    budget = SendBudget(BudgetLimits(bot_per_second=1 / 60, bot_burst=1))
+    bot = create_bot(app.settings, session=telegram, budget=budget)
+    scheduler = Scheduler(
+        app.sessions,
+        Delivery(app.sessions, Notifier(bot, app.settings.media_dir, instagram=False)),
+        chat_backoff=ChatBackoff(),
+        data_dir=app.settings.data_dir,
+        clock=Clock(NOW),
+        concurrency=2,
+    )
+    ticking = asyncio.create_task(scheduler.tick())
+    chats = (TEAM_CHAT, OTHER_CHAT, third_chat)
+    while not telegram.of(SendPhoto) or not any(budget.waiting(chat) for chat in chats):
+        await asyncio.sleep(0.01)
+    [in_flight] = telegram.of(SendPhoto)
+    ticking.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ticking
+    scheduler_rows = await fetch_all(
+        app.sessions, "SELECT chat_id, send_attempts FROM posting_queue ORDER BY chat_id"
+    )
+    attempts = {row.chat_id: row.send_attempts for row in scheduler_rows}
+    assert attempts.pop(int(in_flight.chat_id)) == 1
+    assert sorted(attempts.values()) == [0, 0]  # handed back, their leases ended
+
+    nxt = make_scheduler(app, Clock(NOW))
+    await nxt.tick()
+    sent_again = sorted(int(call.chat_id) for call in app.telegram.of(SendPhoto))
+    assert sent_again == sorted(attempts)
+    assert app.telegram.of(SendMessage) == []  # no notice for what never left
+
+    await _lease_ran_out(app)
+    await make_scheduler(app, Clock(NOW)).tick()
+    [notice] = app.telegram.of(SendMessage)
+    assert "didn't confirm" in notice.text and int(notice.chat_id) == int(in_flight.chat_id)
+    assert len(app.telegram.of(SendPhoto)) == 2

@@ -43,6 +43,7 @@ from aiogram.exceptions import (
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.send_budget import watch_departure
 from bot.services.batching import GroupCommit
 from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
 from bot.telegram_retry import at_most_once, never_sent
@@ -201,9 +202,42 @@ class Delivery:
         While it runs (waits for Telegram, a flood-wait, a backoff) the row's claim
         is renewed, so no other process's stuck-row sweep sends it meanwhile.
         `wait` sleeps between attempts (the scheduler's gives up its slot meanwhile).
+        Cancelled (shutdown) while its first send still waited for the send budget,
+        the claim is released: the next process sends it, with no notice.
         """
-        async with self.hold(item.queue_id):
-            return await self._deliver(item, wait)
+        with watch_departure() as departure:
+            try:
+                async with self.hold(item.queue_id):
+                    return await self._deliver(item, wait)
+            except asyncio.CancelledError:
+                if departure.nothing_left and item.attempt == 1:
+                    await self.release_unsent(item.queue_id)
+                raise
+
+    async def release_unsent(self, queue_id: uuid.UUID) -> None:
+        """Hand back a claim whose send never started; kept for the notice if that fails."""
+
+        async def release(session: AsyncSession) -> bool:
+            return await QueueRepository(session).release_unsent(queue_id)
+
+        releasing = asyncio.ensure_future(
+            in_idempotent_transaction(
+                self.sessions,
+                "delivery.release_unsent",
+                release,
+                "it sets the attempt count and the lease to fixed values",
+            )
+        )
+        try:
+            # Shielded: the caller is being cancelled; the release still completes.
+            released = await asyncio.shield(releasing)
+        except asyncio.CancelledError:
+            return
+        except DatabaseUnavailableError:
+            # Its lease runs out and the next sweep gives the unconfirmed notice instead.
+            logger.warning("delivery.release_failed", queue_id=str(queue_id))
+            return
+        logger.info("delivery.released_unsent", queue_id=str(queue_id), released=released)
 
     async def _deliver(
         self, item: Notification, wait: Callable[[float], Awaitable[None]]
@@ -586,9 +620,14 @@ class Delivery:
                 chat = await ChatSettingsRepository(session).get(row.chat_id)
                 topic = None if chat is None else chat.message_thread_id
                 # Read before the UPDATE below, which expires the loaded row.
-                row_id, attempts = row.id, row.send_attempts
+                row_id, unsent = row.id, row.send_attempts == 0
+                attempts = max(row.send_attempts, 1)
                 await queue.reclaim(row_id, attempts, self.stuck_after)
-                planned.append(Notification.of(row_id, media, attempts, message_thread_id=topic))
+                planned.append(
+                    Notification.of(
+                        row_id, media, attempts, message_thread_id=topic, never_sent=unsent
+                    )
+                )
             return list(planned)
 
         async def landed(session: AsyncSession) -> list[Notification] | None:

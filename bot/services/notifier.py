@@ -39,6 +39,8 @@ class Notification:
     attempt: int = 1
     # The forum topic the chat's queue lives in (None: General, or not a forum).
     message_thread_id: int | None = None
+    # Taken over from a sender that released it before any attempt: a plain send, no notice.
+    never_sent: bool = False
 
     @classmethod
     def of(
@@ -48,6 +50,7 @@ class Notification:
         attempt: int = 1,
         *,
         message_thread_id: int | None = None,
+        never_sent: bool = False,
     ) -> Notification:
         """The send of queue row `queue_id`, with what it needs of its library row."""
         return cls(
@@ -63,6 +66,7 @@ class Notification:
             telegram_file_id=media.telegram_file_id,
             attempt=attempt,
             message_thread_id=message_thread_id,
+            never_sent=never_sent,
         )
 
 

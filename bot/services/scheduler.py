@@ -176,8 +176,17 @@ class Scheduler:
     async def _start_tick(self) -> None:
         await asyncio.to_thread(heartbeat.beat, self._data_dir)
         for item in await self.delivery.take_stuck():
+            # Keyed by the row, not the chat: a taken row always gets its send or notice.
+            if item.never_sent:
+                logger.info("scheduler.sending_released", queue_id=str(item.queue_id))
+                self._spawn(
+                    item.queue_id,
+                    self._deliver(item, in_slot=True),
+                    claimed=item.queue_id,
+                    unstarted_release=True,
+                )
+                continue
             logger.warning("scheduler.settling_stuck", queue_id=str(item.queue_id))
-            # Keyed by the row, not the chat: a taken row always gets its notice.
             self._spawn(
                 item.queue_id, self.delivery.settle_unconfirmed(item), claimed=item.queue_id
             )
@@ -188,13 +197,25 @@ class Scheduler:
         ]
         for start in range(0, len(due), CLAIM_BATCH):
             for item in await self.claim_due(due[start : start + CLAIM_BATCH]):
-                self._spawn(item.chat_id, self._deliver(item, in_slot=True), claimed=item.queue_id)
+                self._spawn(
+                    item.chat_id,
+                    self._deliver(item, in_slot=True),
+                    claimed=item.queue_id,
+                    unstarted_release=True,
+                )
         await self.return_unpressed()
         await self.delete_expired_locks()
 
     def _spawn(
-        self, key: int | uuid.UUID, work: Coroutine[Any, Any, object], *, claimed: uuid.UUID
+        self,
+        key: int | uuid.UUID,
+        work: Coroutine[Any, Any, object],
+        *,
+        claimed: uuid.UUID,
+        unstarted_release: bool = False,
     ) -> None:
+        """Run `work` when a delivery slot is free; with `unstarted_release`, a shutdown
+        before it started hands the claim back (never sent: no notice for it later)."""
         if key in self._busy:
             # Still at it since an earlier tick (a slow upload, a flood-wait).
             logger.debug("scheduler.still_busy", key=str(key))
@@ -205,8 +226,14 @@ class Scheduler:
             try:
                 # The tick claimed the row already: its lease is renewed while it waits
                 # behind the other chats' deliveries (delivery renews it from there on).
-                async with self.delivery.hold(claimed):
-                    await self._slots.acquire()
+                try:
+                    async with self.delivery.hold(claimed):
+                        await self._slots.acquire()
+                except asyncio.CancelledError:
+                    work.close()
+                    if unstarted_release:
+                        await self.delivery.release_unsent(claimed)
+                    raise
                 try:
                     await work
                 finally:

@@ -159,6 +159,16 @@ class QueueRepository(Repository):
         )
         return await self._rows_changed(statement)
 
+    async def release_unsent(self, queue_id: uuid.UUID) -> bool:
+        """A claim whose first send never started (shutdown): its lease ends now and no attempt
+        is counted, so the next sweep sends it as it would have been, with no notice."""
+        return await self._set(
+            queue_id,
+            and_(_SENDING, PostingQueueItem.send_attempts == 1),
+            send_attempts=0,
+            lease_expires_at=func.now(),
+        )
+
     async def mark_unconfirmed(self, queue_id: uuid.UUID) -> bool:
         """A send whose outcome is unknown: the row stays actionable as `sent`, no message id."""
         return await self._set(

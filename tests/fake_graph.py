@@ -19,6 +19,7 @@ import httpx
 import respx
 from aiohttp import web
 
+from bot.services.instagram import ContainerStatus
 from tests.fake_bot_api import serve_on_loopback
 
 
@@ -66,7 +67,7 @@ class GraphState:
     def create(self) -> tuple[int, dict[str, Any]]:
         self.creates += 1
         container = f"container-{next(self._ids)}"
-        self.containers[container] = "FINISHED"
+        self.containers[container] = ContainerStatus.FINISHED
         return 200, {"id": container}
 
     def status(self, container: str) -> tuple[int, dict[str, Any]]:
@@ -101,10 +102,10 @@ class GraphState:
             hook()
         if fault == "502_before":
             return 502, {"error": {"code": 1, "message": "An unknown error occurred"}}, fault
-        if self.containers.get(container) != "FINISHED":
+        if self.containers.get(container) != ContainerStatus.FINISHED:
             return 400, {"error": {"code": 9007, "error_subcode": 2207027}}, "ok"
         media_id = f"ig-media-{len(self.stories) + 1}"
-        self.containers[container] = "PUBLISHED"
+        self.containers[container] = ContainerStatus.PUBLISHED
         self.stories.append((media_id, self.clock()))
         self.published.set()
         return 200, {"id": media_id}, fault

@@ -39,7 +39,7 @@ class GraphState:
     # (publishes, then the answer is lost); "502_before" (fails before publishing);
     # "hang_after" (publishes, then never answers).
     publish_faults: list[str] = field(default_factory=list)
-    # Status polls after publishing-fault answers can be forced, e.g. {"container-1": "ERROR"}.
+    # Status polls after publishing-fault answers can be forced, e.g. {"container-1": ContainerStatus.ERROR}.
     forced_status: dict[str, str] = field(default_factory=dict)
     status_after_publish: dict[str, str] = field(default_factory=dict)  # applied at a publish
     # Answers read once each before the container's own status (a stale replica, say).

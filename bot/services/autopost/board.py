@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import StrEnum, auto
 from typing import Protocol
 
 from bot.services.instagram import InstagramError
@@ -14,19 +14,19 @@ from bot.services.press import PressOutcome
 class AutoPostStep(StrEnum):
     """What an Auto Post in progress is doing, shown under the item."""
 
-    PUBLISHING = "publishing"
-    CHECKING = "checking"  # the outcome is unknown: being asked of Instagram
-    RECORDING = "recording"  # published; the record did not land yet
+    PUBLISHING = auto()
+    CHECKING = auto()  # the outcome is unknown: being asked of Instagram
+    RECORDING = auto()  # published; the record did not land yet
 
 
 class GiveBackReason(StrEnum):
     """Why the item got its buttons back (nothing was published)."""
 
-    FAILED = "failed"  # Instagram refused or failed; the error says why
-    DRY_RUN = "dry_run"
-    INTERRUPTED = "interrupted"  # stopped before any publish request left
-    UNEXPECTED = "unexpected"  # a bug, logged
-    UNRESOLVABLE = "unresolvable"  # the chat's account is gone: nobody can ask Instagram
+    FAILED = auto()  # Instagram refused or failed; the error says why
+    DRY_RUN = auto()
+    INTERRUPTED = auto()  # stopped before any publish request left
+    UNEXPECTED = auto()  # a bug, logged
+    UNRESOLVABLE = auto()  # the chat's account is gone: nobody can ask Instagram
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ now(): renewing and handing over change the lease, never the phase.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
+from enum import StrEnum, auto
 
 from db.vocabulary import QueueStatus
 
@@ -17,13 +17,13 @@ from db.vocabulary import QueueStatus
 class AutoPostPhase(StrEnum):
     """Where an item is on its way through an Auto Post."""
 
-    SENDING = "sending"  # not in the chat yet: 🤖 cannot be pressed
-    OFFERED = "offered"  # in the chat with its buttons
-    CLAIMED = "claimed"  # held for an Auto Post; nothing exists on Instagram
-    CONTAINER_MADE = "container_made"  # a container exists; no publish request left
-    PUBLISH_REQUESTED = "publish_requested"  # from here only the container's status decides
-    PUBLISHED = "published"  # the Story's id is known; recording it is all that is left
-    SETTLED = "settled"  # a press statement wrote the history row; the queue row is gone
+    SENDING = auto()  # not in the chat yet: 🤖 cannot be pressed
+    OFFERED = auto()  # in the chat with its buttons
+    CLAIMED = auto()  # held for an Auto Post; nothing exists on Instagram
+    CONTAINER_MADE = auto()  # a container exists; no publish request left
+    PUBLISH_REQUESTED = auto()  # from here only the container's status decides
+    PUBLISHED = auto()  # the Story's id is known; recording it is all that is left
+    SETTLED = auto()  # a press statement wrote the history row; the queue row is gone
 
 
 Phase = AutoPostPhase

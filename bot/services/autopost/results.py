@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import StrEnum, auto
 
 from bot.services.autopost.holds import Hold
 from bot.services.instagram import InstagramError
@@ -14,8 +14,8 @@ from bot.services.press import PressOutcome
 class AutoPostRefusal(StrEnum):
     """Why a press of 🤖 did not start a publish (besides the press outcomes)."""
 
-    CHECKING = "checking"  # an earlier publish's outcome is being checked with Instagram
-    SENDING = "sending"  # the item is still being sent to the chat
+    CHECKING = auto()  # an earlier publish's outcome is being checked with Instagram
+    SENDING = auto()  # the item is still being sent to the chat
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.services import autopost
 from bot.services.autopost import (
     TRANSITIONS,
     AutoPostPhase,
@@ -160,3 +163,25 @@ def test_the_lease_outlasts_the_longest_step() -> None:
     """The wait for the container is the longest step; the lease covers it and a few requests."""
     assert autopost_lease(60.0).total_seconds() == 150.0
     assert autopost_lease(300.0).total_seconds() > 300.0
+
+
+def test_the_autopost_package_imports_nothing_the_team_sees() -> None:
+    """Its captions reach Telegram only through the injected AutoPostBoard."""
+    shown = ("bot.captions", "bot.keyboards", "bot.texts", "bot.telegram", "aiogram")
+    package = Path(autopost.__file__).parent
+    imported = {
+        f"{path.name}: {name}"
+        for path in package.glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        for name in _imported_names(node)
+        if name.startswith(shown)
+    }
+    assert imported == set()
+
+
+def _imported_names(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and node.module is not None:
+        return [node.module]
+    return []

@@ -10,7 +10,6 @@ from bot.captions import (
     AUTOPOST_CHECKING_LINE,
     AUTOPOST_DRY_RUN_LINE,
     AUTOPOST_INTERRUPTED_LINE,
-    AUTOPOST_PUBLISHING_LINE,
     AUTOPOST_RECORDING_LINE,
     AUTOPOST_UNEXPECTED_LINE,
     autopost_checking_line,
@@ -24,10 +23,10 @@ from bot.services.autopost import AutoPostStep, GiveBackReason, ItemMessage
 from bot.services.instagram import InstagramError
 from bot.services.press import PressOutcome
 from bot.telegram import edit_by_id_quietly
-from bot.texts import AUTOPOST_UNRESOLVABLE
+from bot.texts import AUTOPOST_PROGRESS, AUTOPOST_UNRESOLVABLE
 
 _STEP_LINES = {
-    AutoPostStep.PUBLISHING: AUTOPOST_PUBLISHING_LINE,
+    AutoPostStep.PUBLISHING: AUTOPOST_PROGRESS,
     AutoPostStep.CHECKING: AUTOPOST_CHECKING_LINE,
     AutoPostStep.RECORDING: AUTOPOST_RECORDING_LINE,
 }

@@ -67,9 +67,9 @@ def final_line(outcome: PressOutcome) -> str:
     )
 
 
-# Auto Post's status lines, under the item while it runs and after it gave the item back.
+# Auto Post's status lines, under the item while it runs and after it gave the item back
+# (the publishing line is the toast's, `texts.AUTOPOST_PROGRESS`).
 AUTOPOST_CHECKING_LINE = "🔎 Checking with Instagram…"
-AUTOPOST_PUBLISHING_LINE = "⏳ Publishing to Instagram…"
 AUTOPOST_RECORDING_LINE = "✅ Published to Instagram; recording it…"
 AUTOPOST_UNEXPECTED_LINE = (
     "⚠️ Auto Post failed on an unexpected error (logged). Nothing was published."

@@ -15,6 +15,7 @@ from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 
+from bot.autopost_board import TelegramAutoPostBoard
 from bot.config import Settings
 from bot.database import Database
 from bot.handlers import (
@@ -37,7 +38,7 @@ from bot.middlewares import (
 )
 from bot.send_budget import SendBudget, SendBudgetMiddleware
 from bot.services.admins import AdminDirectory
-from bot.services.autopost import AutoPostService
+from bot.services.autopost import AutoPostService, autopost_lease
 from bot.services.chats import ChatDirectory
 from bot.services.clock import Clock, utc_now
 from bot.services.delivery import Delivery
@@ -178,12 +179,9 @@ def build_services(
             press,
             accounts,
             settings.media_public_base_url,
-            bot,
+            TelegramAutoPostBoard(bot, accounts.autopost_available),
             clock=clock,
-            # The holder stores its lease's expiry on the row (the database's now()
-            # plus this) and renews it at each step; the longest step is the wait
-            # for the container plus a few HTTP timeouts.
-            lease_seconds=settings.instagram_publish_timeout_seconds + 90,
+            lease=autopost_lease(settings.instagram_publish_timeout_seconds),
             sweep_interval_seconds=settings.autopost_sweep_interval_seconds,
             recheck_after_seconds=settings.instagram_poll_interval_seconds,
         )

@@ -10,6 +10,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bot.services.instagram import InstagramError
     from bot.services.press import PressOutcome
 
 from bot.limits import CAPTION_LIMIT, fit_plain, visible_length
@@ -64,6 +65,27 @@ def final_line(outcome: PressOutcome) -> str:
         outcome.acted_by_name or "someone",
         instagram=outcome.posting_method == PostingMethod.INSTAGRAM_API,
     )
+
+
+# Auto Post's status lines, under the item while it runs and after it gave the item back
+# (the publishing line is the toast's, `texts.AUTOPOST_PROGRESS`).
+AUTOPOST_CHECKING_LINE = "🔎 Checking with Instagram…"
+AUTOPOST_RECORDING_LINE = "✅ Published to Instagram; recording it…"
+AUTOPOST_UNEXPECTED_LINE = (
+    "⚠️ Auto Post failed on an unexpected error (logged). Nothing was published."
+)
+AUTOPOST_DRY_RUN_LINE = "🧪 Dry run: Instagram accepted the story; nothing was published."
+AUTOPOST_INTERRUPTED_LINE = "⚠️ Auto Post was interrupted before publishing; nothing was published."
+
+
+def autopost_failed_line(error: InstagramError) -> str:
+    """Plain text: the caption escapes it, a toast shows it as is."""
+    return f"⚠️ Auto Post failed: {error.cause}. Nothing was published."
+
+
+def autopost_checking_line(answer: InstagramError) -> str:
+    """Instagram answered but will not tell the outcome (e.g. error 190): what blocks it."""
+    return f"{AUTOPOST_CHECKING_LINE} Instagram answered: {answer.cause}."
 
 
 def already_line(status: str, name: str | None) -> str:

@@ -19,6 +19,7 @@ import httpx
 import respx
 from aiohttp import web
 
+from bot.services.instagram import ContainerStatus
 from tests.fake_bot_api import serve_on_loopback
 
 
@@ -38,7 +39,7 @@ class GraphState:
     # (publishes, then the answer is lost); "502_before" (fails before publishing);
     # "hang_after" (publishes, then never answers).
     publish_faults: list[str] = field(default_factory=list)
-    # Status polls after publishing-fault answers can be forced, e.g. {"container-1": "ERROR"}.
+    # Status polls after publishing-fault answers can be forced, e.g. {"container-1": ContainerStatus.ERROR}.
     forced_status: dict[str, str] = field(default_factory=dict)
     status_after_publish: dict[str, str] = field(default_factory=dict)  # applied at a publish
     # Answers read once each before the container's own status (a stale replica, say).
@@ -66,7 +67,7 @@ class GraphState:
     def create(self) -> tuple[int, dict[str, Any]]:
         self.creates += 1
         container = f"container-{next(self._ids)}"
-        self.containers[container] = "FINISHED"
+        self.containers[container] = ContainerStatus.FINISHED
         return 200, {"id": container}
 
     def status(self, container: str) -> tuple[int, dict[str, Any]]:
@@ -101,10 +102,10 @@ class GraphState:
             hook()
         if fault == "502_before":
             return 502, {"error": {"code": 1, "message": "An unknown error occurred"}}, fault
-        if self.containers.get(container) != "FINISHED":
+        if self.containers.get(container) != ContainerStatus.FINISHED:
             return 400, {"error": {"code": 9007, "error_subcode": 2207027}}, "ok"
         media_id = f"ig-media-{len(self.stories) + 1}"
-        self.containers[container] = "PUBLISHED"
+        self.containers[container] = ContainerStatus.PUBLISHED
         self.stories.append((media_id, self.clock()))
         self.published.set()
         return 200, {"id": media_id}, fault

@@ -997,16 +997,16 @@ async def test_one_row_failing_never_starves_the_other_rows_of_the_sweep(
 ) -> None:
     await _left_publishing(app, ig, 2)
     service = app.services.autopost
-    settle = service._settle_container
+    settle = service.resolver.settle_container
     poisoned: list[uuid.UUID] = []
 
-    async def first_one_breaks(held: Any, token: uuid.UUID) -> Any:
+    async def first_one_breaks(hold: Any) -> Any:
         if not poisoned:
-            poisoned.append(held.row.id)
+            poisoned.append(hold.queue_id)
             raise RuntimeError("a bug on one row")
-        return await settle(held, token)
+        return await settle(hold)
 
-    monkeypatch.setattr(service, "_settle_container", first_one_breaks)
+    monkeypatch.setattr(service.resolver, "settle_container", first_one_breaks)
 
     assert await service.sweep() == 2
 
@@ -1015,7 +1015,7 @@ async def test_one_row_failing_never_starves_the_other_rows_of_the_sweep(
     # The broken row is handed over, for the next sweep; the other one was recorded.
     assert (row.id, row.status, row.claimed_at) == (poisoned[0], "publishing", None)
     assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
-    monkeypatch.setattr(service, "_settle_container", settle)
+    monkeypatch.setattr(service.resolver, "settle_container", settle)
     assert await service.sweep() == 1
     assert len(ig.stories) == 2 and await _queue_status(app) == []
 
@@ -1045,7 +1045,7 @@ async def test_a_background_resolve_that_fails_is_logged(
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(service, "_settle_container", broken)
+    monkeypatch.setattr(service.resolver, "settle_container", broken)
     with structlog.testing.capture_logs() as logs:
         await service.resolve_soon(queue_id, immediately=True)
 
@@ -1233,13 +1233,13 @@ async def test_a_lost_press_answer_is_reread_before_saying_recording(
         prepared: list[bool] = []
         executed: list[bool] = []
         rereading: list[bool] = []
-        recorded_meanwhile = built.services.autopost._recorded_meanwhile
+        recorded_meanwhile = built.services.autopost.recorder.recorded_meanwhile
 
         async def reread_after_the_press_gave_up(press: Any) -> Any:
             rereading.append(True)
             return await recorded_meanwhile(press)
 
-        built.services.autopost._recorded_meanwhile = reread_after_the_press_gave_up  # type: ignore[method-assign]
+        built.services.autopost.recorder.recorded_meanwhile = reread_after_the_press_gave_up  # type: ignore[method-assign]
 
         def press_replies_until_the_press_gives_up(data: bytes) -> bool:
             """The press statement runs (its execution's reply is cut), then every press

@@ -20,7 +20,7 @@ from bot import captions, texts
 from bot.app import create_bot, telegram_session
 from bot.config import Settings
 from bot.limits import CAPTION_LIMIT, MESSAGE_LIMIT, TOAST_LIMIT, fit_html
-from bot.services.instagram import LiveStory
+from bot.services.instagram import InstagramError, InstagramFailure, LiveStory
 from bot.services.instagram_accounts import LiveEntry, LiveView
 from bot.services.press import OutcomeKind, PressOutcome
 from bot.services.runway import CategoryRunway, Runway
@@ -132,6 +132,10 @@ def _status_line_caption(line: str) -> str:
 
 
 # builder -> (its worst case, Telegram's limit for where it is shown)
+def _long_error() -> InstagramError:
+    return InstagramError(InstagramFailure.API, "refused " * 40, codes=(2207052, 9007))
+
+
 def _runway() -> Runway:
     return Runway(10**6, 10.0**9, CategoryRunway("a category " * 200, 10.0**8))
 
@@ -219,6 +223,15 @@ BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
     ],
     "captions.final_line": [
         (lambda: captions.final_line(_outcome(HistoryStatus.REJECTED)), TOAST_LIMIT)
+    ],
+    "captions.autopost_failed_line": [
+        (lambda: _status_line_caption(captions.autopost_failed_line(_long_error())), CAPTION_LIMIT)
+    ],
+    "captions.autopost_checking_line": [
+        (
+            lambda: _status_line_caption(captions.autopost_checking_line(_long_error())),
+            CAPTION_LIMIT,
+        )
     ],
     "captions.already_line": [
         (lambda: captions.already_line(HistoryStatus.POSTED, LONG_NAME), TOAST_LIMIT)

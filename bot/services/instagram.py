@@ -114,17 +114,43 @@ def _failure_for(codes: set[int], status_code: int) -> InstagramFailure:
     return InstagramFailure.API
 
 
+class ContainerStatus(StrEnum):
+    """A container's `status_code`, as Graph spells it."""
+
+    IN_PROGRESS = "IN_PROGRESS"
+    FINISHED = "FINISHED"  # ready; not published yet
+    PUBLISHED = "PUBLISHED"
+    ERROR = "ERROR"
+    EXPIRED = "EXPIRED"  # not published within 24 hours
+
+    @classmethod
+    def read(cls, code: str) -> ContainerStatus | None:
+        """The status `code` names; None for one this client does not know."""
+        try:
+            return cls(code)
+        except ValueError:
+            return None
+
+
+# The container will never publish: what it made (if anything) is no Story.
+CONTAINER_FAILED = frozenset({ContainerStatus.ERROR, ContainerStatus.EXPIRED})
+
+
 @dataclass(frozen=True, slots=True)
-class ContainerStatus:
-    """A container's `status_code` (IN_PROGRESS, FINISHED, PUBLISHED, ERROR, EXPIRED)."""
+class ContainerState:
+    """A container's status as Graph answered it (`code` verbatim, for the logs)."""
 
     code: str
     detail: str = ""
 
+    @property
+    def status(self) -> ContainerStatus | None:
+        return ContainerStatus.read(self.code)
+
     def error(self) -> InstagramError:
         """The failure an ERROR or EXPIRED container stands for, with Instagram's code."""
-        if self.code == "EXPIRED":
-            return InstagramError(InstagramFailure.CONTAINER_EXPIRED, "status EXPIRED")
+        if self.status is ContainerStatus.EXPIRED:
+            return InstagramError(InstagramFailure.CONTAINER_EXPIRED, f"status {self.code}")
         codes = tuple(int(code) for code in _GRAPH_CODE.findall(self.detail))
         failure = (
             InstagramFailure.DOWNLOAD_FAILED
@@ -212,9 +238,9 @@ class InstagramClient:
             raise InstagramError(InstagramFailure.API, "no container id in the answer")
         return str(body["id"])
 
-    async def container_status(self, container_id: str) -> ContainerStatus:
+    async def container_status(self, container_id: str) -> ContainerState:
         body = await self._call("GET", container_id, params={"fields": "status_code,status"})
-        return ContainerStatus(str(body.get("status_code", "")), str(body.get("status", "")))
+        return ContainerState(str(body.get("status_code", "")), str(body.get("status", "")))
 
     async def wait_until_ready(self, container_id: str) -> None:
         """Poll the container until FINISHED, within the publish timeout."""
@@ -222,9 +248,9 @@ class InstagramClient:
         deadline = loop.time() + self._publish_timeout
         while True:
             status = await self.container_status(container_id)
-            if status.code == "FINISHED":
+            if status.status is ContainerStatus.FINISHED:
                 return
-            if status.code in ("ERROR", "EXPIRED"):
+            if status.status in CONTAINER_FAILED:
                 raise status.error()
             if loop.time() + self._poll_interval > deadline:
                 raise InstagramError(

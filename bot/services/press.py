@@ -142,7 +142,7 @@ class PressService:
             # press: its statement, orphaned on a silent socket, ran after our re-read.
             later = attempts > 1
             outcome = explain(state, press, after_lost_connection=later)
-            if outcome is None and state.queue_status == "publishing":
+            if outcome is None and state.queue_status == QueueStatus.PUBLISHING:
                 # The claim just refused it: an Auto Post holds it (begun while an
                 # earlier attempt of this press was lost), not an abandoned one.
                 outcome = PressOutcome(kind=OutcomeKind.BUSY)

@@ -16,8 +16,12 @@ from enum import StrEnum
 from typing import TypeVar
 
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import aliased
 
+from db.models import PostingQueueItem
 from db.repositories.base import Repository
+from db.repositories.queue import abandoned_autopost
 from db.repositories.users import TelegramIdentity
 from db.vocabulary import HistoryStatus, InteractionKind, PostingMethod, QueueStatus, Verdict
 
@@ -26,6 +30,13 @@ Word = TypeVar("Word", bound=StrEnum)
 # Tests (and the server's logs, pg_stat_statements) know each statement by its leading comment.
 PRESS_STATEMENT_NAME = "storyqueue:press"
 PRESS_STATE_STATEMENT_NAME = "storyqueue:press_state"
+
+# The queue row as the statement names it, and the Auto Post hold rule rendered against it.
+_Q = aliased(PostingQueueItem, name="q")
+_ABANDONED_AUTOPOST = abandoned_autopost(_Q).compile(
+    dialect=postgresql.dialect(),  # type: ignore[no-untyped-call]
+    compile_kwargs={"literal_binds": True},
+)
 
 _RECORD_PRESS = text(
     f"""-- {PRESS_STATEMENT_NAME}
@@ -56,13 +67,8 @@ claimed AS (
     USING params
     WHERE q.id = params.queue_id AND q.chat_id = params.chat_id
       AND CASE WHEN params.completes_autopost THEN q.status = '{QueueStatus.PUBLISHING.value}'
-               -- An Auto Post in progress holds the item. One whose lease ended (no
-               -- expiry, or one past on the database's clock) before any publish
-               -- request left is abandoned; after one, only the resolver settles it.
-               ELSE q.status <> '{QueueStatus.PUBLISHING.value}'
-                    OR ((q.lease_expires_at IS NULL OR q.lease_expires_at <= now())
-                        AND q.instagram_publish_requested_at IS NULL
-                        AND q.instagram_media_id IS NULL)
+               -- An Auto Post in progress holds the item, unless it is abandoned.
+               ELSE q.status <> '{QueueStatus.PUBLISHING.value}' OR ({_ABANDONED_AUTOPOST})
           END
     RETURNING q.id, q.media_item_id, q.chat_id, q.created_at, q.scheduled_for
 ),
@@ -87,7 +93,7 @@ history AS (
     )
     SELECT c.id, c.media_item_id, c.chat_id, params.status, true, params.posting_method,
            p.id, params.acted_by_name, c.created_at, c.scheduled_for, params.instagram_media_id,
-           -- The Auto Post's caption still says "publishing": settled after the edit.
+           -- The Auto Post's caption still shows its progress: settled after the edit.
            CASE WHEN params.completes_autopost THEN params.telegram_message_id END
     FROM claimed c CROSS JOIN presser p CROSS JOIN params
     RETURNING id, media_item_id, acted_at

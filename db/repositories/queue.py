@@ -31,6 +31,21 @@ _SENDING = PostingQueueItem.status == QueueStatus.SENDING
 _PUBLISHING = PostingQueueItem.status == QueueStatus.PUBLISHING
 
 
+def abandoned_autopost(item: Any = PostingQueueItem) -> ColumnElement[bool]:
+    """An Auto Post hold anyone may take over: its lease ended before a publish request left.
+
+    The one rule for both the claim of 🤖 and the press statement (which renders
+    it against its alias). After a publish request may have left, only the
+    resolver settles the row, however long its lease has been over.
+    """
+    return and_(
+        item.status == QueueStatus.PUBLISHING,
+        lease_ended(item.lease_expires_at),
+        item.instagram_publish_requested_at.is_(None),
+        item.instagram_media_id.is_(None),
+    )
+
+
 def _held_by(token: uuid.UUID) -> ColumnElement[bool]:
     """An Auto Post hold that `token` still has."""
     return and_(_PUBLISHING, PostingQueueItem.autopost_claim_token == token)
@@ -251,15 +266,7 @@ class QueueRepository(Repository):
             .where(
                 PostingQueueItem.id == queue_id,
                 PostingQueueItem.chat_id == chat_id,
-                or_(
-                    PostingQueueItem.status == QueueStatus.SENT,
-                    and_(
-                        _PUBLISHING,
-                        PostingQueueItem.instagram_publish_requested_at.is_(None),
-                        PostingQueueItem.instagram_media_id.is_(None),
-                        lease_ended(PostingQueueItem.lease_expires_at),
-                    ),
-                ),
+                or_(PostingQueueItem.status == QueueStatus.SENT, abandoned_autopost()),
             )
             .values(
                 status=QueueStatus.PUBLISHING,

@@ -222,7 +222,6 @@ NO_LIVE_STORIES = "📭 No Stories are live on Instagram right now."
 QUEUE_STATES: dict[str, str] = {
     QueueStatus.SENT: "waiting for a press",
     QueueStatus.SENDING: "being sent",
-    QueueStatus.PENDING: "queued",
     QueueStatus.PUBLISHING: "being posted to Instagram",
 }
 HISTORY_ICONS: dict[str, str] = {

@@ -235,7 +235,7 @@ class AutoPostService:
     ) -> AutoPostRefusal | PressOutcome:
         row = await QueueRepository(session).get(queue_id)
         if row is not None and row.chat_id == chat_id:
-            if row.status in (QueueStatus.SENDING, QueueStatus.PENDING):
+            if row.status == QueueStatus.SENDING:
                 return AutoPostRefusal.SENDING
             if row.status == QueueStatus.PUBLISHING and (
                 row.instagram_publish_requested_at is not None

@@ -33,7 +33,7 @@ from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.logging import configure_logging
 from bot.services.instagram_accounts import load_account_configs
 from bot.services.instagram_care import RefreshResult
-from bot.services.notifier import Notification, Notifier
+from bot.services.notifier import ClaimedItem, Notifier
 from bot.telegram_retry import TelegramRetryMiddleware
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.vocabulary import MediaKind
@@ -684,7 +684,7 @@ async def test_a_chat_without_an_account_gets_no_robot_button(
         notifier = Notifier(bot.bot, settings.media_dir, instagram=accounts.autopost_available)
         keyboards = {}
         for chat_id in (TEAM_CHAT, OTHER_CHAT):
-            item = Notification(
+            item = ClaimedItem(
                 queue_id=uuid.uuid4(),
                 chat_id=chat_id,
                 media_item_id=uuid.uuid4(),

@@ -172,7 +172,7 @@ async def auto_post(
     if autopost is None:
         await answer_quietly(callback, AUTOPOST_NOT_CONFIGURED)
         return
-    # igcare: no account for this chat, or its token expired: say so and what to do.
+    # No account for this chat, or its token expired: say so and what to do.
     refusal = instagram_accounts.autopost_refusal(button_message.chat.id)
     if refusal is not None:
         await answer_quietly(callback, refusal, alert=True)

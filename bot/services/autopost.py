@@ -301,7 +301,7 @@ class AutoPostService:
         """
         try:
             instagram = self._client(claim.chat_id)
-            # The daily publishing quota (#14): at the limit nothing is created.
+            # The daily publishing quota: at the limit nothing is created.
             await self._accounts.check_quota(claim.chat_id)
             container = await instagram.create_story_container(claim.media_url, video=claim.video)
             if not await self._renew(claim, instagram_creation_id=container):
@@ -710,7 +710,7 @@ class AutoPostService:
         return AutoPostOutcome(result=AutoPostResult.FAILED)
 
     def _client(self, chat_id: int) -> InstagramClient:
-        """The chat's own account (#13), with its current token."""
+        """The chat's own account, with its current token."""
         client = self._accounts.client_for(chat_id)
         if client is None:
             raise InstagramError(InstagramFailure.API, "no Instagram account for this chat")

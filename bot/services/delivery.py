@@ -43,7 +43,7 @@ from aiogram.exceptions import (
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
+from bot.services.notifier import ClaimedItem, MediaFileMissingError, Notifier, sent_file_id
 from bot.telegram_retry import at_most_once, never_sent
 from db.errors import DatabaseUnavailableError
 from db.repositories import (
@@ -170,7 +170,7 @@ class Delivery:
         return max(self.stuck_after.total_seconds() / 3, 0.05)
 
     async def deliver(
-        self, item: Notification, *, wait: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self, item: ClaimedItem, *, wait: Callable[[float], Awaitable[None]] = asyncio.sleep
     ) -> DeliveryResult:
         """Send a claimed item, retrying what Telegram refused or never answered.
 
@@ -182,7 +182,7 @@ class Delivery:
             return await self._deliver(item, wait)
 
     async def _deliver(
-        self, item: Notification, wait: Callable[[float], Awaitable[None]]
+        self, item: ClaimedItem, wait: Callable[[float], Awaitable[None]]
     ) -> DeliveryResult:
         delays = iter(self.backoff_seconds)
         attempt = item.attempt
@@ -243,7 +243,7 @@ class Delivery:
                 return Delivered(message.message_id)
             attempt += 1
             logger.warning(
-                "notify.retry",
+                "delivery.retry",
                 queue_id=str(item.queue_id),
                 chat_id=item.chat_id,
                 attempt=attempt,
@@ -253,7 +253,7 @@ class Delivery:
             await wait(delay)
             if not await self._count_attempt(item.queue_id, attempt):
                 # Pressed, or held by an Auto Post, from a message that did arrive.
-                logger.info("notify.settled_meanwhile", queue_id=str(item.queue_id))
+                logger.info("delivery.settled_meanwhile", queue_id=str(item.queue_id))
                 return GaveUp("someone already acted on it", maybe_delivered=True)
 
     @contextlib.asynccontextmanager
@@ -291,26 +291,26 @@ class Delivery:
 
         return await in_idempotent_transaction(
             self.sessions,
-            "scheduler.count_attempt",
+            "delivery.count_attempt",
             count,
             "it sets the attempt number (GREATEST), never increments",
         )
 
-    async def _record_sent(self, item: Notification, message_id: int, file_id: str | None) -> None:
+    async def _record_sent(self, item: ClaimedItem, message_id: int, file_id: str | None) -> None:
         async def record(session: AsyncSession) -> None:
             await QueueRepository(session).mark_sent(item.queue_id, message_id)
             if file_id and file_id != item.telegram_file_id:
                 await MediaRepository(session).set_telegram_file_id(item.media_item_id, file_id)
 
         await self._write_patiently(
-            "scheduler.record_sent",
+            "delivery.record_sent",
             record,
             "it sets the message id and status to the same values",
             queue_id=str(item.queue_id),
             message_id=message_id,
         )
         logger.info(
-            "notify.sent",
+            "delivery.sent",
             queue_id=str(item.queue_id),
             chat_id=item.chat_id,
             message_id=message_id,
@@ -319,7 +319,7 @@ class Delivery:
 
     async def _failed(
         self,
-        item: Notification,
+        item: ClaimedItem,
         error: str,
         maybe_delivered: bool,
         *,
@@ -360,10 +360,10 @@ class Delivery:
             return _Released(freed=True, set_aside_at=stamp)
 
         released = await in_transaction(
-            self.sessions, fail, repeat=Reread(landed), operation="scheduler.give_up"
+            self.sessions, fail, repeat=Reread(landed), operation="delivery.give_up"
         )
         logger.error(
-            "notify.failed",
+            "delivery.failed",
             queue_id=str(item.queue_id),
             chat_id=item.chat_id,
             error=error,
@@ -374,7 +374,7 @@ class Delivery:
         set_aside = refused_media and released.freed
         return GaveUp(error, chat_unreachable=chat_unreachable, set_aside=set_aside)
 
-    async def _announce_set_aside(self, item: Notification, reason: str) -> None:
+    async def _announce_set_aside(self, item: ClaimedItem, reason: str) -> None:
         """Tell the team once: this send set the item aside, and the notice is never repeated."""
         try:
             with at_most_once():
@@ -382,7 +382,7 @@ class Delivery:
         except TelegramAPIError as error:
             # /status and /queue still list the item, with its Put back button.
             logger.warning(
-                "notify.set_aside_notice_failed",
+                "delivery.set_aside_notice_failed",
                 media_item_id=str(item.media_item_id),
                 error=str(error),
             )
@@ -421,7 +421,7 @@ class Delivery:
                 return
 
     async def _unconfirmed(
-        self, item: Notification, error: str, *, chat_unreachable: bool = False
+        self, item: ClaimedItem, error: str, *, chat_unreachable: bool = False
     ) -> GaveUp:
         """Nobody knows if it arrived: the team gets its buttons, the row stays actionable.
 
@@ -438,7 +438,7 @@ class Delivery:
             chat_unreachable=chat_unreachable,
         )
         logger.warning(
-            "notify.unconfirmed", queue_id=str(item.queue_id), chat_id=item.chat_id, error=error
+            "delivery.unconfirmed", queue_id=str(item.queue_id), chat_id=item.chat_id, error=error
         )
         # A chat that refuses the bot can take no notice and press no button.
         if not chat_unreachable and not await self._notice(item):
@@ -449,36 +449,36 @@ class Delivery:
 
         await in_idempotent_transaction(
             self.sessions,
-            "scheduler.unconfirmed",
+            "delivery.unconfirmed",
             keep,
             "it sets the status of a `sending` row to `sent`",
         )
         return outcome
 
-    async def _notice(self, item: Notification) -> bool:
+    async def _notice(self, item: ClaimedItem) -> bool:
         """Send the notice unless it went out before; False when it certainly did not arrive."""
         marked_at = await self._mark_notice(item.queue_id)
         if marked_at is None:
-            logger.info("notify.notice_already_sent", queue_id=str(item.queue_id))
+            logger.info("delivery.notice_already_sent", queue_id=str(item.queue_id))
             return True
         try:
             await self._send_notice(item)
         except TelegramAPIError as error:
             if _may_have_arrived(error):
                 logger.warning(
-                    "notify.notice_unconfirmed", queue_id=str(item.queue_id), error=str(error)
+                    "delivery.notice_unconfirmed", queue_id=str(item.queue_id), error=str(error)
                 )
                 return True
             if _chat_refuses(error):
                 # Nobody there can read a notice or press a button: settle the row as it is.
-                logger.warning("notify.notice_chat_gone", queue_id=str(item.queue_id))
+                logger.warning("delivery.notice_chat_gone", queue_id=str(item.queue_id))
                 return True
-            logger.warning("notify.notice_failed", queue_id=str(item.queue_id), error=str(error))
+            logger.warning("delivery.notice_failed", queue_id=str(item.queue_id), error=str(error))
             await self._unmark_notice(item.queue_id, marked_at)
             return False
         return True
 
-    async def _send_notice(self, item: Notification) -> None:
+    async def _send_notice(self, item: ClaimedItem) -> None:
         """The notice; in the supergroup when Telegram upgraded the group meanwhile."""
         try:
             with at_most_once():
@@ -509,7 +509,7 @@ class Delivery:
             return row.unconfirmed_notice_at
 
         return await in_transaction(
-            self.sessions, mark, repeat=Reread(landed), operation="scheduler.mark_notice"
+            self.sessions, mark, repeat=Reread(landed), operation="delivery.mark_notice"
         )
 
     async def _unmark_notice(self, queue_id: uuid.UUID, marked_at: datetime) -> None:
@@ -518,14 +518,14 @@ class Delivery:
 
         try:
             await in_idempotent_transaction(
-                self.sessions, "scheduler.unmark_notice", unmark, "it clears our own mark"
+                self.sessions, "delivery.unmark_notice", unmark, "it clears our own mark"
             )
         except DatabaseUnavailableError:
             # Left marked, the sweep settles the row without a notice: the media's own
             # buttons (if it arrived) still work; logged so someone can look.
-            logger.error("notify.notice_unmark_failed", queue_id=str(queue_id))
+            logger.error("delivery.notice_unmark_failed", queue_id=str(queue_id))
 
-    async def take_stuck(self) -> list[Notification]:
+    async def take_stuck(self) -> list[ClaimedItem]:
         """Rows whose sender's lease ran out: each is settled with the unconfirmed notice.
 
         Its sender died after counting an attempt, i.e. after the send may have
@@ -534,12 +534,12 @@ class Delivery:
         gets the notice with its buttons (unless one went out already) and the row
         becomes `sent`. Every row taken has its lease renewed in the same transaction.
         """
-        planned: list[Notification] = []
+        planned: list[ClaimedItem] = []
         # The transaction time our claims carry (now() is fixed per transaction):
         # another process's sweep of the same rows stamps its own.
         stamped: list[datetime] = []
 
-        async def take(session: AsyncSession) -> list[Notification]:
+        async def take(session: AsyncSession) -> list[ClaimedItem]:
             planned.clear()
             queue = QueueRepository(session)
             media_repository = MediaRepository(session)
@@ -554,10 +554,10 @@ class Delivery:
                 # Read before the UPDATE below, which expires the loaded row.
                 row_id, attempts = row.id, row.send_attempts
                 await queue.reclaim(row_id, attempts, self.stuck_after)
-                planned.append(Notification.of(row_id, media, attempts, message_thread_id=topic))
+                planned.append(ClaimedItem.of(row_id, media, attempts, message_thread_id=topic))
             return list(planned)
 
-        async def landed(session: AsyncSession) -> list[Notification] | None:
+        async def landed(session: AsyncSession) -> list[ClaimedItem] | None:
             """Did our COMMIT land? Then its rows carry our claim time and the count it set."""
             if not planned:
                 return None
@@ -579,10 +579,10 @@ class Delivery:
             return list(planned)
 
         return await in_transaction(
-            self.sessions, take, repeat=Reread(landed), operation="scheduler.stuck"
+            self.sessions, take, repeat=Reread(landed), operation="delivery.stuck"
         )
 
-    async def settle_unconfirmed(self, item: Notification) -> GaveUp:
+    async def settle_unconfirmed(self, item: ClaimedItem) -> GaveUp:
         """A row its sender left in `sending`: the notice with its buttons, then `sent`."""
         async with self.hold(item.queue_id):
             return await self._unconfirmed(item, "its sender stopped before the send was recorded")

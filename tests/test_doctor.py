@@ -18,6 +18,8 @@ from pydantic import SecretStr
 
 from bot import doctor
 from bot.config import Settings
+from bot.doctor import timeouts
+from bot.doctor.database import pooler_finding
 from tests.fake_bot_api import BOT_USER, FakeBotApi
 from tests.support import TEAM_CHAT, TEST_TOKEN, execute, fetch_all, seed_chat, seed_media
 
@@ -29,7 +31,7 @@ CDN = "https://cdn.example/media"
 
 @pytest.fixture(autouse=True)
 def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(doctor, "NETWORK_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(timeouts, "NETWORK_TIMEOUT_SECONDS", 1.0)
 
 
 @pytest.fixture
@@ -356,7 +358,7 @@ async def test_a_pooler_url_without_db_pgbouncer(healthy: Settings, closed_port:
 )
 def test_pooler_heuristic(url: str, pgbouncer: bool, mark: str) -> None:
     settings = Settings(_env_file=None, database_url=url, db_pgbouncer=pgbouncer)  # type: ignore[call-arg]
-    assert doctor.pooler_finding(settings).mark == mark
+    assert pooler_finding(settings).mark == mark
 
 
 async def test_a_database_behind_head(healthy: Settings, empty_database_url: str) -> None:

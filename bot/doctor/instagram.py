@@ -21,13 +21,13 @@ from bot.doctor.report import (
     passed,
     warned,
 )
+from bot.services.accounts.config import load_account_configs
 from bot.services.instagram import (
     INSIGHTS_PERMISSIONS,
     InstagramClient,
     InstagramError,
     InstagramFailure,
 )
-from bot.services.instagram_accounts import load_account_configs
 
 RENEW = "renew INSTAGRAM_ACCESS_TOKEN (long-lived tokens last 60 days) and restart the bot"
 

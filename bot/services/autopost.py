@@ -38,9 +38,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.captions import final_line, notification_caption, with_status
 from bot.keyboards import queue_keyboard
+from bot.services.accounts.clients import InstagramAccounts
 from bot.services.clock import Clock, utc_now
 from bot.services.instagram import InstagramClient, InstagramError, InstagramFailure
-from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.periodic import every
 from bot.services.press import OutcomeKind, PressOutcome, PressService, explain
 from bot.telegram import edit_by_id_quietly

@@ -451,6 +451,30 @@ async def test_an_expired_instagram_token(healthy: Settings, indexed: list[Any])
 
 
 @pytest.mark.parametrize(
+    ("answer", "mark", "shown"),
+    [
+        (httpx.Response(401, json={}), "FAIL", "expired or invalid (HTTP 401)"),
+        (
+            httpx.Response(400, json={"error": {"message": "Bad id", "code": 100}}),
+            "FAIL",
+            "the Graph API refused (Bad id, error 100)",
+        ),
+        (httpx.Response(503, text="down"), "FAIL", "the Graph API refused (HTTP 503)"),
+    ],
+    ids=["bare-401", "code-100", "http-503"],
+)
+async def test_graph_refusals_are_worded_by_the_client(
+    healthy: Settings, indexed: list[Any], answer: httpx.Response, mark: str, shown: str
+) -> None:
+    """The doctor reads the account through the bot's Graph client and words its errors."""
+    with graph(account=answer):
+        code, lines = await run_check(with_instagram(healthy))
+    assert code == 1
+    line = line_of(lines, "instagram")
+    assert line.startswith(f"{mark} ") and shown in line, line
+
+
+@pytest.mark.parametrize(
     ("media", "shown"),
     [
         (httpx.Response(404, headers={"content-type": "text/html"}), "404 text/html"),

@@ -12,6 +12,8 @@ from bot.services.instagram import InstagramError, PublishingQuota
 
 @dataclass(frozen=True, slots=True)
 class InstagramStatus:
+    """A chat's account as /status shows it, read at `now`."""
+
     now: datetime
     quota: PublishingQuota | None  # None: it could not be read
     quota_refused: InstagramError | None  # why, when Instagram answered; None: no answer in time

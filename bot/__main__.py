@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         if command == "run":
             settings.require_for_run()
-        from bot.services.instagram_accounts import load_account_configs
+        from bot.services.accounts.config import load_account_configs
 
         accounts = load_account_configs(settings) if command in ("run", "check") else []
     except ConfigError as error:

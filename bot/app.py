@@ -37,6 +37,9 @@ from bot.middlewares import (
     RunToCompletionMiddleware,
 )
 from bot.send_budget import SendBudget, SendBudgetMiddleware
+from bot.services.accounts.care import TokenCare
+from bot.services.accounts.clients import InstagramAccounts
+from bot.services.accounts.config import load_account_configs
 from bot.services.admins import AdminDirectory
 from bot.services.autopost import AutoPostService, autopost_lease
 from bot.services.chats import ChatDirectory
@@ -44,8 +47,6 @@ from bot.services.clock import Clock, utc_now
 from bot.services.delivery import Delivery
 from bot.services.inflight import InFlightService
 from bot.services.instagram import create_http_client
-from bot.services.instagram_accounts import InstagramAccounts, load_account_configs
-from bot.services.instagram_care import TokenCare
 from bot.services.notifier import Notifier
 from bot.services.press import PressService
 from bot.services.runway import RunwayWatch
@@ -54,6 +55,7 @@ from bot.services.story_results import StoryResultsCare
 from bot.services.tasks import TaskTracker
 from bot.services.team import TeamService
 from bot.telegram_retry import TelegramRetryMiddleware
+from bot.texts import expiry_warning
 
 logger = structlog.get_logger(__name__)
 
@@ -197,6 +199,7 @@ def build_services(
             accounts,
             bot,
             clock=clock,
+            render_warning=expiry_warning,
             interval_seconds=settings.instagram_care_interval_seconds,
             follow_migration=follow_migration,
         ),

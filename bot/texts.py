@@ -14,12 +14,23 @@ from zoneinfo import ZoneInfo
 
 from bot.captions import FILE_NAME_MAX, shortened
 from bot.limits import MESSAGE_LIMIT, fit_plain, utf16_length
+from bot.services.accounts.status import AutoPostUnavailable
 from bot.services.scheduler import NothingToSend
 from db.models import ChatSettings
-from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus
+from db.repositories.instagram_accounts import ExpiryWarning
+from db.vocabulary import (
+    ExpirySource,
+    HistoryStatus,
+    InstagramFlavour,
+    PostingMethod,
+    QueueStatus,
+)
 
 if TYPE_CHECKING:
-    from bot.services.instagram_accounts import LiveView
+    from bot.services.accounts.care import ExpiryNotice
+    from bot.services.accounts.live import LiveView
+    from bot.services.accounts.status import InstagramStatus
+    from bot.services.accounts.tokens import AccountHealth
     from bot.services.runway import Runway
     from bot.services.scheduler import SendResult
     from bot.services.team import StatsView, StatusView
@@ -81,6 +92,10 @@ AUTOPOST_TOKEN_EXPIRED = (
     "🔑 The Instagram token has expired. An admin must put a new long-lived token where "
     "this chat's account reads it and restart the bot. Post by hand meanwhile."
 )
+AUTOPOST_UNAVAILABLE: dict[AutoPostUnavailable, str] = {
+    AutoPostUnavailable.NOT_CONFIGURED: AUTOPOST_NOT_CONFIGURED,
+    AutoPostUnavailable.TOKEN_EXPIRED: AUTOPOST_TOKEN_EXPIRED,
+}
 AUTOPOST_CHECKING = (
     "🔎 Checking with Instagram… An earlier Auto Post of this item may have gone live; "
     "nothing new is created until Instagram says."
@@ -222,7 +237,6 @@ NO_LIVE_STORIES = "📭 No Stories are live on Instagram right now."
 QUEUE_STATES: dict[str, str] = {
     QueueStatus.SENT: "waiting for a press",
     QueueStatus.SENDING: "being sent",
-    QueueStatus.PENDING: "queued",
     QueueStatus.PUBLISHING: "being posted to Instagram",
 }
 HISTORY_ICONS: dict[str, str] = {
@@ -499,3 +513,76 @@ def live_text(view: LiveView, now: datetime) -> str:
         lines.append(f"• {when} — {what}")
     # Up to 100 Stories a day would outgrow one message, which Telegram then refuses.
     return fit_message(header, lines)
+
+
+# -- Instagram accounts (/live, /status, the token warnings) -------------------------------
+
+_HOW_TO_CONFIGURE = (
+    "Instagram isn't configured for this chat. Set INSTAGRAM_USER_ID, "
+    "INSTAGRAM_ACCESS_TOKEN and MEDIA_PUBLIC_BASE_URL (one chat), or add the chat to "
+    "the INSTAGRAM_ACCOUNTS_FILE (several chats), then restart the bot. "
+    "The README's “Instagram” section explains both token flavours."
+)
+_RENEW_TOKEN = (
+    "an admin must create a new long-lived token, put it in the environment variable "
+    "or token file this chat's account names (INSTAGRAM_ACCESS_TOKEN for one chat), "
+    "and restart the bot"
+)
+
+LIVE_NOT_CONFIGURED = f"📡 {escape(_HOW_TO_CONFIGURE)}"
+
+
+def live_failed(cause: str) -> str:
+    return f"⚠️ Couldn't read the live Stories: {escape(cause)}."
+
+
+def instagram_status_lines(status: InstagramStatus | None) -> list[str]:
+    """/status: usage today and the token's days left; nothing without an account."""
+    if status is None:
+        return []
+    if status.quota is not None:
+        usage = f"📸 Instagram: {status.quota.used}/{status.quota.total} today"
+    else:
+        cause = status.quota_refused.cause if status.quota_refused else "no answer in time"
+        usage = f"📸 Instagram: usage unknown ({cause})"
+    return [usage, token_line(status.health, status.now)]
+
+
+def token_line(health: AccountHealth | None, now: datetime) -> str:
+    if health is None:
+        return "🔑 Token: not checked yet"
+    days = health.days_left(now)
+    if days is None:
+        text = "🔑 Token: never expires"
+    elif days <= 0:
+        text = "🔑 Token: <b>expired</b> — renew it (see the README)"
+    else:
+        assumed = (
+            " (assumed: 60 days from first use)"
+            if health.expires_at_source == ExpirySource.ASSUMED
+            else ""
+        )
+        left = "less than a day" if days < 1 else f"{days:.0f} days"
+        text = f"🔑 Token: {left} left{assumed}"
+    if health.last_refresh_error:
+        text += " · automatic refresh failing"
+    elif health.flavour is InstagramFlavour.INSTAGRAM:
+        text += " · refreshed automatically"
+    return text
+
+
+def expiry_warning(notice: ExpiryNotice) -> str:
+    """The admins' warning that the chat's token expires soon, or has expired."""
+    why = ""
+    if notice.refresh_failed:
+        error = notice.last_refresh_error
+        why = " Refreshing it automatically failed" + (f": {escape(error)}." if error else ".")
+    renew = f"To keep 🤖 Auto Post working, {_RENEW_TOKEN}."
+    when = notice.expires_at.strftime("%d %b %Y %H:%M UTC")
+    if notice.kind is ExpiryWarning.EXPIRED:
+        return (
+            f"⛔ <b>Admins:</b> the Instagram token expired on {when}; 🤖 Auto Post "
+            f"stops working until it is renewed.{why} {renew}"
+        )
+    days = "1 day" if notice.kind is ExpiryWarning.ONE_DAY else f"{max(1, notice.left.days)} days"
+    return f"⚠️ <b>Admins:</b> the Instagram token expires in about {days} ({when}).{why} {renew}"

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from db.vocabulary import (
+    SETTING_RANGES,
     STORY_METRICS,
     ExpirySource,
     HistoryStatus,
@@ -48,6 +49,11 @@ def _one_of(column: str, vocabulary: type[StrEnum]) -> CheckConstraint:
     """The CHECK that keeps `column` within the enum's values (named after the column)."""
     allowed = ", ".join(f"'{member.value}'" for member in vocabulary)
     return CheckConstraint(f"{column} IN ({allowed})", name=column)
+
+
+def _within_range(column: str) -> CheckConstraint:
+    """The CHECK that keeps a chat setting within its declared range (named after the column)."""
+    return CheckConstraint(SETTING_RANGES[column].check(column), name=column)
 
 
 def _uuid_pk() -> Mapped[uuid.UUID]:
@@ -108,15 +114,7 @@ class User(Base):
 
 class ChatSettings(Base):
     __tablename__ = "chat_settings"
-    __table_args__ = (
-        CheckConstraint("posts_per_day BETWEEN 1 AND 50", name="posts_per_day"),
-        CheckConstraint("posting_hours_start BETWEEN 0 AND 23", name="posting_hours_start"),
-        CheckConstraint("posting_hours_end BETWEEN 0 AND 23", name="posting_hours_end"),
-        CheckConstraint("repost_ttl_days >= 0", name="repost_ttl_days"),
-        CheckConstraint("skip_ttl_days >= 0", name="skip_ttl_days"),
-        CheckConstraint("sent_ttl_days BETWEEN 1 AND 365", name="sent_ttl_days"),
-        CheckConstraint("runway_warning_days BETWEEN 0 AND 365", name="runway_warning_days"),
-    )
+    __table_args__ = tuple(_within_range(column) for column in SETTING_RANGES)
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     telegram_chat_id: Mapped[BigInt] = mapped_column(unique=True)
@@ -210,7 +208,7 @@ class PostingQueueItem(Base):
     id: Mapped[uuid.UUID] = _uuid_pk()
     media_item_id: Mapped[uuid.UUID] = _media("CASCADE", unique=True)
     chat_id: Mapped[BigInt] = _chat("CASCADE")
-    status: Mapped[str] = mapped_column(String(16), server_default=QueueStatus.PENDING.value)
+    status: Mapped[str] = mapped_column(String(16), server_default=QueueStatus.SENDING.value)
     scheduled_for: Mapped[datetime] = _now()
     telegram_message_id: Mapped[BigInt | None]
     claimed_at: Mapped[datetime | None]

@@ -6,14 +6,14 @@ can go straight into a statement's parameters.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
 class QueueStatus(StrEnum):
     """Where an item in flight is (posting_queue.status)."""
 
-    PENDING = "pending"
-    SENDING = "sending"  # claimed; the message is on its way to the chat
+    SENDING = "sending"  # claimed; the message is on its way to the chat (a row is born here)
     SENT = "sent"  # in the chat with its buttons, waiting for a press
     PUBLISHING = "publishing"  # held by an Auto Post
 
@@ -102,6 +102,35 @@ class ExpirySource(StrEnum):
     ASSUMED = "assumed"  # 60 days from first use, until Instagram says otherwise
     DEBUG_TOKEN = "debug_token"
     REFRESH = "refresh"
+
+
+@dataclass(frozen=True, slots=True)
+class SettingRange:
+    """The whole numbers a chat setting may hold: its CHECK and the /settings validation read it."""
+
+    lowest: int
+    highest: int | None = None  # None: no upper bound
+
+    def allows(self, value: int) -> bool:
+        return self.lowest <= value and (self.highest is None or value <= self.highest)
+
+    def check(self, column: str) -> str:
+        """The CHECK constraint's text for `column`."""
+        if self.highest is None:
+            return f"{column} >= {self.lowest}"
+        return f"{column} BETWEEN {self.lowest} AND {self.highest}"
+
+
+# chat_settings column -> the values it may hold.
+SETTING_RANGES: dict[str, SettingRange] = {
+    "posts_per_day": SettingRange(1, 50),
+    "posting_hours_start": SettingRange(0, 23),
+    "posting_hours_end": SettingRange(0, 23),
+    "repost_ttl_days": SettingRange(0),
+    "skip_ttl_days": SettingRange(0),
+    "sent_ttl_days": SettingRange(1, 365),
+    "runway_warning_days": SettingRange(0, 365),
+}
 
 
 # A Story's insights metrics (IG Media Insights): the Graph request asks for these,

@@ -18,6 +18,8 @@ from pydantic import SecretStr
 
 from bot import doctor
 from bot.config import Settings
+from bot.doctor import timeouts
+from bot.doctor.database import pooler_finding
 from tests.fake_bot_api import BOT_USER, FakeBotApi
 from tests.support import TEAM_CHAT, TEST_TOKEN, execute, fetch_all, seed_chat, seed_media
 
@@ -29,7 +31,7 @@ CDN = "https://cdn.example/media"
 
 @pytest.fixture(autouse=True)
 def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(doctor, "NETWORK_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(timeouts, "NETWORK_TIMEOUT_SECONDS", 1.0)
 
 
 @pytest.fixture
@@ -356,7 +358,7 @@ async def test_a_pooler_url_without_db_pgbouncer(healthy: Settings, closed_port:
 )
 def test_pooler_heuristic(url: str, pgbouncer: bool, mark: str) -> None:
     settings = Settings(_env_file=None, database_url=url, db_pgbouncer=pgbouncer)  # type: ignore[call-arg]
-    assert doctor.pooler_finding(settings).mark == mark
+    assert pooler_finding(settings).mark == mark
 
 
 async def test_a_database_behind_head(healthy: Settings, empty_database_url: str) -> None:
@@ -446,6 +448,30 @@ async def test_an_expired_instagram_token(healthy: Settings, indexed: list[Any])
     line = line_of(lines, "instagram")
     assert line.startswith("FAIL ") and "expired" in line
     assert "Fix: renew INSTAGRAM_ACCESS_TOKEN" in line
+
+
+@pytest.mark.parametrize(
+    ("answer", "mark", "shown"),
+    [
+        (httpx.Response(401, json={}), "FAIL", "expired or invalid (HTTP 401)"),
+        (
+            httpx.Response(400, json={"error": {"message": "Bad id", "code": 100}}),
+            "FAIL",
+            "the Graph API refused (Bad id, error 100)",
+        ),
+        (httpx.Response(503, text="down"), "FAIL", "the Graph API refused (HTTP 503)"),
+    ],
+    ids=["bare-401", "code-100", "http-503"],
+)
+async def test_graph_refusals_are_worded_by_the_client(
+    healthy: Settings, indexed: list[Any], answer: httpx.Response, mark: str, shown: str
+) -> None:
+    """The doctor reads the account through the bot's Graph client and words its errors."""
+    with graph(account=answer):
+        code, lines = await run_check(with_instagram(healthy))
+    assert code == 1
+    line = line_of(lines, "instagram")
+    assert line.startswith(f"{mark} ") and shown in line, line
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from bot.app import Services, build_services, create_bot
 from bot.config import Settings
 from bot.database import Database
 from bot.services.inflight import InFlightOutcome
-from bot.services.notifier import Notification
+from bot.services.notifier import ClaimedItem
 from bot.services.press import OutcomeKind, Press
 from db.engine import create_session_factory
 from db.repositories.media import MediaRepository
@@ -103,7 +103,7 @@ async def _sending(run: Run) -> None:
         )
         media = await MediaRepository(session).get(run.seeded["media_id"])
         assert media is not None
-        run.seeded["item"] = Notification.of(run.seeded["queue_id"], media)
+        run.seeded["item"] = ClaimedItem.of(run.seeded["queue_id"], media)
 
 
 def _press_case(status: str, lock_reason: str) -> DroppedReply:
@@ -334,8 +334,8 @@ CASES: list[DroppedReply] = [
     DroppedReply("team.in_flight", _in_flight, _one_in_flight, arrange=_queued),
     DroppedReply("team.history", _history, _read_nothing_written),
     DroppedReply("team.stats", _stats, _read_nothing_written),
-    DroppedReply("scheduler.record_sent", _record_sent, _recorded_as_sent, arrange=_sending),
-    DroppedReply("scheduler.give_up", _give_up, _failed_once, arrange=_sending),
+    DroppedReply("delivery.record_sent", _record_sent, _recorded_as_sent, arrange=_sending),
+    DroppedReply("delivery.give_up", _give_up, _failed_once, arrange=_sending),
     DroppedReply("scheduler.locks", _purge_locks, _only_the_live_lock_left, arrange=_two_locks),
     DroppedReply(
         "chats.follow_migration", _follow_upgrade, _moved_once_and_told_once, arrange=_queued

@@ -159,7 +159,7 @@ async def test_a_group_upgraded_mid_queue_continues_in_the_supergroup(
     assert '"chat.migrated"' in first.log
     assert f"TELEGRAM_CHAT_ID={SUPERGROUP}" in first.log
     assert '"scheduler.chat_unreachable"' not in first.log
-    assert '"notify.failed"' not in first.log
+    assert '"delivery.failed"' not in first.log
 
     # Restarted with the old id still configured: warned, and the supergroup is served.
     second = BotProcess(env)

@@ -31,10 +31,11 @@ from bot.config import ConfigError, InstagramFlavour, LogFormat, Settings
 from bot.database import Database
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.logging import configure_logging
-from bot.services.instagram_accounts import load_account_configs
-from bot.services.instagram_care import RefreshResult
-from bot.services.notifier import Notification, Notifier
+from bot.services.accounts.care import RefreshResult
+from bot.services.accounts.config import load_account_configs
+from bot.services.notifier import ClaimedItem, Notifier
 from bot.telegram_retry import TelegramRetryMiddleware
+from bot.texts import AUTOPOST_UNAVAILABLE
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.vocabulary import MediaKind
 from tests.pgproxy import PgProxy
@@ -684,7 +685,7 @@ async def test_a_chat_without_an_account_gets_no_robot_button(
         notifier = Notifier(bot.bot, settings.media_dir, instagram=accounts.autopost_available)
         keyboards = {}
         for chat_id in (TEAM_CHAT, OTHER_CHAT):
-            item = Notification(
+            item = ClaimedItem(
                 queue_id=uuid.uuid4(),
                 chat_id=chat_id,
                 media_item_id=uuid.uuid4(),
@@ -701,9 +702,9 @@ async def test_a_chat_without_an_account_gets_no_robot_button(
             keyboards[chat_id] = [b.text for row in markup.inline_keyboard for b in row]
         assert "🤖 Auto Post" in keyboards[TEAM_CHAT]
         assert "🤖 Auto Post" not in keyboards[OTHER_CHAT]
-        assert (
-            accounts.autopost_refusal(OTHER_CHAT) == "🤖 Auto Post isn't configured for this chat."
-        )
+        refusal = accounts.autopost_refusal(OTHER_CHAT)
+        assert refusal is not None
+        assert AUTOPOST_UNAVAILABLE[refusal] == "🤖 Auto Post isn't configured for this chat."
         assert accounts.autopost_refusal(TEAM_CHAT) is None
 
 

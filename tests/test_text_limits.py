@@ -20,16 +20,26 @@ from bot import captions, texts
 from bot.app import create_bot, telegram_session
 from bot.config import Settings
 from bot.limits import CAPTION_LIMIT, MESSAGE_LIMIT, TOAST_LIMIT, fit_html
+from bot.services.accounts.care import ExpiryNotice
+from bot.services.accounts.live import LiveEntry, LiveView
+from bot.services.accounts.status import InstagramStatus
+from bot.services.accounts.tokens import AccountHealth
 from bot.services.instagram import InstagramError, InstagramFailure, LiveStory
-from bot.services.instagram_accounts import LiveEntry, LiveView
 from bot.services.press import OutcomeKind, PressOutcome
 from bot.services.runway import CategoryRunway, Runway
 from bot.services.scheduler import NothingToSend, SendResult
 from bot.services.team import PersonStats, StatsView, StatusView
 from db.models import ChatSettings, MediaItem, PostingHistory, PostingQueueItem
 from db.repositories.activity import PublishedStory
+from db.repositories.instagram_accounts import ExpiryWarning
 from db.repositories.stats import CategoryRow, HourCell, NamedItems
-from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus
+from db.vocabulary import (
+    ExpirySource,
+    HistoryStatus,
+    InstagramFlavour,
+    PostingMethod,
+    QueueStatus,
+)
 from tests.fake_bot_api import FakeBotApi, parsed_length
 from tests.support import TEAM_CHAT, TEST_TOKEN
 
@@ -156,6 +166,23 @@ def _stats() -> str:
     return texts.stats_text(view)
 
 
+def _graph_refusal() -> InstagramError:
+    """The longest cause the Graph client words: its detail is cut at 200 characters."""
+    return InstagramError(InstagramFailure.SERVER_ERROR, "x" * 200, codes=(10**9, 10**9))
+
+
+def _instagram_status() -> str:
+    health = AccountHealth(InstagramFlavour.INSTAGRAM, NOW, ExpirySource.ASSUMED, LONG_ERROR)
+    status = InstagramStatus(NOW, None, _graph_refusal(), health)
+    return "\n".join(texts.instagram_status_lines(status))
+
+
+def _expiry_warning() -> str:
+    cause = _graph_refusal().cause
+    notice = ExpiryNotice(ExpiryWarning.SEVEN_DAYS, NOW, timedelta(days=7), True, cause)
+    return texts.expiry_warning(notice)
+
+
 BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
     "texts.render_settings": [(lambda: texts.render_settings(_chat()), MESSAGE_LIMIT)],
     "texts.timezone_set": [(lambda: texts.timezone_set("A" * 4000), MESSAGE_LIMIT)],
@@ -206,6 +233,9 @@ BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
     "texts.runway_threshold_set": [(lambda: texts.runway_threshold_set(10**6), TOAST_LIMIT)],
     "texts.budget_wait_line": [(lambda: texts.budget_wait_line(10**9, 10.0**9), MESSAGE_LIMIT)],
     "texts.file_label": [(lambda: texts.file_label(LONG_FILE * 10), MESSAGE_LIMIT)],
+    "texts.live_failed": [(lambda: texts.live_failed(_graph_refusal().cause), MESSAGE_LIMIT)],
+    "texts.instagram_status_lines": [(_instagram_status, MESSAGE_LIMIT)],
+    "texts.expiry_warning": [(_expiry_warning, MESSAGE_LIMIT)],
     "texts.fit_message": [(lambda: texts.fit_message("header", [LONG_FILE] * 1000), MESSAGE_LIMIT)],
     "captions.notification_caption": [
         (
@@ -247,12 +277,13 @@ NOT_BUILDERS = {
     "texts.days_text",
     "texts.duration_text",
     "texts.runway_threshold",
+    "texts.token_line",
     "captions.shortened",
     "captions.body_of",
     "captions.escape",
 }
 # Constants shown as a whole message; every other one may be a toast (200).
-MESSAGES = {"texts.HELP", "texts.INTRO", "texts.PRIVATE_CHAT_REFUSED"}
+MESSAGES = {"texts.HELP", "texts.INTRO", "texts.PRIVATE_CHAT_REFUSED", "texts.LIVE_NOT_CONFIGURED"}
 
 
 def _public(module: ModuleType, kind: Callable[[object], bool]) -> set[str]:

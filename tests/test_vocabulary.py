@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 from aiogram.methods import EditMessageCaption
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.handlers.queue import RECORDED_STATUS
 from bot.keyboards import QueueAction, queue_keyboard
+from bot.services.team import SettingRejectedError, TeamService
 from db.models import Base
-from db.vocabulary import HistoryStatus, LockReason, QueueStatus, Verdict
-from tests.support import ALICE, TEAM_CHAT, TestApp, fetch_all, seed_media, seed_queue_item
+from db.vocabulary import SETTING_RANGES, HistoryStatus, LockReason, QueueStatus, Verdict
+from tests.support import ADA, ALICE, TEAM_CHAT, TestApp, fetch_all, seed_media, seed_queue_item
 from tests.telegram_fake import callback_update, queue_message
 
 
@@ -49,6 +52,46 @@ def test_the_check_constraints_allow_exactly_the_enum(
     [check] = [c for c in Base.metadata.tables[table].constraints if c.name == constraint]
     allowed = str(check.sqltext).split(" IN ", 1)[1]  # type: ignore[attr-defined]
     assert allowed == "(" + ", ".join(f"'{member.value}'" for member in vocabulary) + ")"
+
+
+async def test_the_migrated_settings_checks_are_the_declared_ranges(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE conrelid = 'chat_settings'::regclass AND contype = 'c'"
+            )
+        )
+        checks = {name: definition for name, definition in rows}
+    for column, allowed in SETTING_RANGES.items():
+        definition = checks[f"ck_chat_settings_{column}"]
+        assert f"{column} >= {allowed.lowest}" in definition
+        if allowed.highest is not None:
+            assert f"{column} <= {allowed.highest}" in definition
+
+
+@pytest.mark.parametrize(
+    ("field", "column"),
+    [
+        ("ppd", "posts_per_day"),
+        ("runway", "runway_warning_days"),
+        ("sentttl", "sent_ttl_days"),
+        ("end", "posting_hours_end"),
+    ],
+)
+async def test_settings_accept_exactly_the_declared_range(
+    session_factory: async_sessionmaker[AsyncSession], field: str, column: str
+) -> None:
+    team = TeamService(session_factory)
+    allowed = SETTING_RANGES[column]
+    assert allowed.highest is not None
+    for value in (allowed.lowest, allowed.highest):
+        chat, _ = await team.change_setting(TEAM_CHAT, ADA.identity, field, value)
+        assert getattr(chat, column) == value
+    for value in (allowed.lowest - 1, allowed.highest + 1):
+        with pytest.raises(SettingRejectedError):
+            await team.change_setting(TEAM_CHAT, ADA.identity, field, value)
+    assert getattr(await team.chat(TEAM_CHAT), column) == allowed.highest
 
 
 # The callback data of buttons already sent in chats: their spelling must keep working.

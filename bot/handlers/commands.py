@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.keyboards import inflight_keyboard, put_back_list_keyboard
 from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK, RUNS_TO_COMPLETION
 from bot.send_budget import SendBudget
+from bot.services.accounts.clients import InstagramAccounts
 from bot.services.chart import HeatMap, activity_chart, heat_map_of
 from bot.services.clock import Clock
-from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.scheduler import Scheduler
 from bot.services.team import TeamService
 from bot.texts import (
@@ -37,6 +37,7 @@ from bot.texts import (
     budget_wait_line,
     history_text,
     history_usage,
+    instagram_status_lines,
     nothing_sent_text,
     queue_text,
     sent_to_topic,
@@ -78,7 +79,7 @@ async def status(
 ) -> None:
     now = clock()
     view = await team.status(message.chat.id, now)
-    instagram = await instagram_accounts.status_lines(message.chat.id)
+    instagram = instagram_status_lines(await instagram_accounts.status(message.chat.id))
     text = status_text(view, now, instagram)
     # Read before this reply queues behind the same budget.
     waiting = send_budget.waiting(message.chat.id)

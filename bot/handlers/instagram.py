@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from html import escape
-
 import structlog
 from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.accounts.clients import InstagramAccounts
+from bot.services.accounts.live import live_view
 from bot.services.clock import Clock
 from bot.services.instagram import InstagramError
-from bot.services.instagram_accounts import HOW_TO_CONFIGURE, InstagramAccounts, live_view
-from bot.texts import NO_LIVE_STORIES, live_text
+from bot.texts import LIVE_NOT_CONFIGURED, NO_LIVE_STORIES, live_failed, live_text
 
 logger = structlog.get_logger(__name__)
 
@@ -26,13 +25,13 @@ async def live(
 ) -> None:
     client = instagram_accounts.client_for(message.chat.id)
     if client is None:
-        await message.answer(f"📡 {escape(HOW_TO_CONFIGURE)}")
+        await message.answer(LIVE_NOT_CONFIGURED)
         return
     try:
         view = await live_view(sessions, client, message.chat.id)
     except InstagramError as error:
         logger.warning("live.failed", failure=error.failure.value, detail=error.detail)
-        await message.answer(f"⚠️ Couldn't read the live Stories: {escape(error.cause)}.")
+        await message.answer(live_failed(error.cause))
         return
     if not view.entries:
         await message.answer(NO_LIVE_STORIES)

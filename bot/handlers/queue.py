@@ -11,13 +11,13 @@ from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 from bot.captions import already_line, body_of, final_line, with_status
 from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
 from bot.middlewares import ACTS_ON_QUEUE, RUNS_TO_COMPLETION, VANISHED_OK
+from bot.services.accounts.clients import InstagramAccounts
 from bot.services.autopost import (
     AutoPostRefusal,
     AutoPostResult,
     AutoPostService,
 )
 from bot.services.chats import ChatDirectory
-from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.press import OutcomeKind, PressOutcome, PressService
 from bot.services.tasks import TaskTracker
 from bot.telegram import answer_quietly, edit_quietly, identity_of
@@ -27,6 +27,7 @@ from bot.texts import (
     AUTOPOST_NOT_CONFIGURED,
     AUTOPOST_PROGRESS,
     AUTOPOST_SENDING,
+    AUTOPOST_UNAVAILABLE,
     PRESS_CRASHED,
     PRESS_FAILED,
     RECORDING,
@@ -172,10 +173,10 @@ async def auto_post(
     if autopost is None:
         await answer_quietly(callback, AUTOPOST_NOT_CONFIGURED)
         return
-    # igcare: no account for this chat, or its token expired: say so and what to do.
+    # No account for this chat, or its token expired: say so and what to do.
     refusal = instagram_accounts.autopost_refusal(button_message.chat.id)
     if refusal is not None:
-        await answer_quietly(callback, refusal, alert=True)
+        await answer_quietly(callback, AUTOPOST_UNAVAILABLE[refusal], alert=True)
         return
     try:
         claim = await autopost.claim(

@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.send_budget import watch_departure
 from bot.services.batching import GroupCommit
-from bot.services.notifier import MediaFileMissingError, Notification, Notifier, sent_file_id
+from bot.services.notifier import ClaimedItem, MediaFileMissingError, Notifier, sent_file_id
 from bot.telegram_retry import at_most_once, never_sent
 from db.errors import DatabaseUnavailableError
 from db.repositories import (
@@ -195,7 +195,7 @@ class Delivery:
         return max(self.stuck_after.total_seconds() / 3, 0.05)
 
     async def deliver(
-        self, item: Notification, *, wait: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self, item: ClaimedItem, *, wait: Callable[[float], Awaitable[None]] = asyncio.sleep
     ) -> DeliveryResult:
         """Send a claimed item, retrying what Telegram refused or never answered.
 
@@ -240,7 +240,7 @@ class Delivery:
         logger.info("delivery.released_unsent", queue_id=str(queue_id), released=released)
 
     async def _deliver(
-        self, item: Notification, wait: Callable[[float], Awaitable[None]]
+        self, item: ClaimedItem, wait: Callable[[float], Awaitable[None]]
     ) -> DeliveryResult:
         delays = iter(self.backoff_seconds)
         attempt = item.attempt
@@ -301,7 +301,7 @@ class Delivery:
                 return Delivered(message.message_id)
             attempt += 1
             logger.warning(
-                "notify.retry",
+                "delivery.retry",
                 queue_id=str(item.queue_id),
                 chat_id=item.chat_id,
                 attempt=attempt,
@@ -311,7 +311,7 @@ class Delivery:
             await wait(delay)
             if not await self._count_attempt(item.queue_id, attempt):
                 # Pressed, or held by an Auto Post, from a message that did arrive.
-                logger.info("notify.settled_meanwhile", queue_id=str(item.queue_id))
+                logger.info("delivery.settled_meanwhile", queue_id=str(item.queue_id))
                 return GaveUp("someone already acted on it", maybe_delivered=True)
 
     @contextlib.asynccontextmanager
@@ -349,18 +349,18 @@ class Delivery:
 
         return await in_idempotent_transaction(
             self.sessions,
-            "scheduler.count_attempt",
+            "delivery.count_attempt",
             count,
             "it sets the attempt number (GREATEST), never increments",
         )
 
-    async def _record_sent(self, item: Notification, message_id: int, file_id: str | None) -> None:
+    async def _record_sent(self, item: ClaimedItem, message_id: int, file_id: str | None) -> None:
         new_file_id = file_id if file_id and file_id != item.telegram_file_id else None
         await self._sent_ledger.submit(
             _SentMessage(item.queue_id, message_id, item.media_item_id, new_file_id)
         )
         logger.info(
-            "notify.sent",
+            "delivery.sent",
             queue_id=str(item.queue_id),
             chat_id=item.chat_id,
             message_id=message_id,
@@ -379,7 +379,7 @@ class Delivery:
             )
 
         await self._write_patiently(
-            "scheduler.record_sent",
+            "delivery.record_sent",
             record,
             "it sets the message ids and statuses to the same values",
             queue_ids=[str(sent.queue_id) for sent in batch],
@@ -387,7 +387,7 @@ class Delivery:
 
     async def _failed(
         self,
-        item: Notification,
+        item: ClaimedItem,
         error: str,
         maybe_delivered: bool,
         *,
@@ -428,10 +428,10 @@ class Delivery:
             return _Released(freed=True, set_aside_at=stamp)
 
         released = await in_transaction(
-            self.sessions, fail, repeat=Reread(landed), operation="scheduler.give_up"
+            self.sessions, fail, repeat=Reread(landed), operation="delivery.give_up"
         )
         logger.error(
-            "notify.failed",
+            "delivery.failed",
             queue_id=str(item.queue_id),
             chat_id=item.chat_id,
             error=error,
@@ -442,7 +442,7 @@ class Delivery:
         set_aside = refused_media and released.freed
         return GaveUp(error, chat_unreachable=chat_unreachable, set_aside=set_aside)
 
-    async def _announce_set_aside(self, item: Notification, reason: str) -> None:
+    async def _announce_set_aside(self, item: ClaimedItem, reason: str) -> None:
         """Tell the team once: this send set the item aside, and the notice is never repeated."""
         try:
             with at_most_once():
@@ -450,7 +450,7 @@ class Delivery:
         except TelegramAPIError as error:
             # /status and /queue still list the item, with its Put back button.
             logger.warning(
-                "notify.set_aside_notice_failed",
+                "delivery.set_aside_notice_failed",
                 media_item_id=str(item.media_item_id),
                 error=str(error),
             )
@@ -489,7 +489,7 @@ class Delivery:
                 return
 
     async def _unconfirmed(
-        self, item: Notification, error: str, *, chat_unreachable: bool = False
+        self, item: ClaimedItem, error: str, *, chat_unreachable: bool = False
     ) -> GaveUp:
         """Nobody knows if it arrived: the team gets its buttons, the row stays actionable.
 
@@ -506,7 +506,7 @@ class Delivery:
             chat_unreachable=chat_unreachable,
         )
         logger.warning(
-            "notify.unconfirmed", queue_id=str(item.queue_id), chat_id=item.chat_id, error=error
+            "delivery.unconfirmed", queue_id=str(item.queue_id), chat_id=item.chat_id, error=error
         )
         # A chat that refuses the bot can take no notice and press no button.
         if not chat_unreachable and not await self._notice(item):
@@ -517,36 +517,36 @@ class Delivery:
 
         await in_idempotent_transaction(
             self.sessions,
-            "scheduler.unconfirmed",
+            "delivery.unconfirmed",
             keep,
             "it sets the status of a `sending` row to `sent`",
         )
         return outcome
 
-    async def _notice(self, item: Notification) -> bool:
+    async def _notice(self, item: ClaimedItem) -> bool:
         """Send the notice unless it went out before; False when it certainly did not arrive."""
         marked_at = await self._mark_notice(item.queue_id)
         if marked_at is None:
-            logger.info("notify.notice_already_sent", queue_id=str(item.queue_id))
+            logger.info("delivery.notice_already_sent", queue_id=str(item.queue_id))
             return True
         try:
             await self._send_notice(item)
         except TelegramAPIError as error:
             if _may_have_arrived(error):
                 logger.warning(
-                    "notify.notice_unconfirmed", queue_id=str(item.queue_id), error=str(error)
+                    "delivery.notice_unconfirmed", queue_id=str(item.queue_id), error=str(error)
                 )
                 return True
             if _chat_refuses(error):
                 # Nobody there can read a notice or press a button: settle the row as it is.
-                logger.warning("notify.notice_chat_gone", queue_id=str(item.queue_id))
+                logger.warning("delivery.notice_chat_gone", queue_id=str(item.queue_id))
                 return True
-            logger.warning("notify.notice_failed", queue_id=str(item.queue_id), error=str(error))
+            logger.warning("delivery.notice_failed", queue_id=str(item.queue_id), error=str(error))
             await self._unmark_notice(item.queue_id, marked_at)
             return False
         return True
 
-    async def _send_notice(self, item: Notification) -> None:
+    async def _send_notice(self, item: ClaimedItem) -> None:
         """The notice; in the supergroup when Telegram upgraded the group meanwhile."""
         try:
             with at_most_once():
@@ -577,7 +577,7 @@ class Delivery:
             return row.unconfirmed_notice_at
 
         return await in_transaction(
-            self.sessions, mark, repeat=Reread(landed), operation="scheduler.mark_notice"
+            self.sessions, mark, repeat=Reread(landed), operation="delivery.mark_notice"
         )
 
     async def _unmark_notice(self, queue_id: uuid.UUID, marked_at: datetime) -> None:
@@ -586,14 +586,14 @@ class Delivery:
 
         try:
             await in_idempotent_transaction(
-                self.sessions, "scheduler.unmark_notice", unmark, "it clears our own mark"
+                self.sessions, "delivery.unmark_notice", unmark, "it clears our own mark"
             )
         except DatabaseUnavailableError:
             # Left marked, the sweep settles the row without a notice: the media's own
             # buttons (if it arrived) still work; logged so someone can look.
-            logger.error("notify.notice_unmark_failed", queue_id=str(queue_id))
+            logger.error("delivery.notice_unmark_failed", queue_id=str(queue_id))
 
-    async def take_stuck(self) -> list[Notification]:
+    async def take_stuck(self) -> list[ClaimedItem]:
         """Rows whose sender's lease ran out: each is settled with the unconfirmed notice.
 
         Its sender died after counting an attempt, i.e. after the send may have
@@ -602,12 +602,12 @@ class Delivery:
         gets the notice with its buttons (unless one went out already) and the row
         becomes `sent`. Every row taken has its lease renewed in the same transaction.
         """
-        planned: list[Notification] = []
+        planned: list[ClaimedItem] = []
         # The transaction time our claims carry (now() is fixed per transaction):
         # another process's sweep of the same rows stamps its own.
         stamped: list[datetime] = []
 
-        async def take(session: AsyncSession) -> list[Notification]:
+        async def take(session: AsyncSession) -> list[ClaimedItem]:
             planned.clear()
             queue = QueueRepository(session)
             media_repository = MediaRepository(session)
@@ -624,13 +624,13 @@ class Delivery:
                 attempts = max(row.send_attempts, 1)
                 await queue.reclaim(row_id, attempts, self.stuck_after)
                 planned.append(
-                    Notification.of(
+                    ClaimedItem.of(
                         row_id, media, attempts, message_thread_id=topic, never_sent=unsent
                     )
                 )
             return list(planned)
 
-        async def landed(session: AsyncSession) -> list[Notification] | None:
+        async def landed(session: AsyncSession) -> list[ClaimedItem] | None:
             """Did our COMMIT land? Then its rows carry our claim time and the count it set."""
             if not planned:
                 return None
@@ -652,10 +652,10 @@ class Delivery:
             return list(planned)
 
         return await in_transaction(
-            self.sessions, take, repeat=Reread(landed), operation="scheduler.stuck"
+            self.sessions, take, repeat=Reread(landed), operation="delivery.stuck"
         )
 
-    async def settle_unconfirmed(self, item: Notification) -> GaveUp:
+    async def settle_unconfirmed(self, item: ClaimedItem) -> GaveUp:
         """A row its sender left in `sending`: the notice with its buttons, then `sent`."""
         async with self.hold(item.queue_id):
             return await self._unconfirmed(item, "its sender stopped before the send was recorded")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.clock import Clock, utc_now
 from bot.services.delivery import Delivered, Delivery
-from bot.services.notifier import Notification
+from bot.services.notifier import ClaimedItem
 from db.models import PostingHistory
 from db.repositories import ChatSettingsRepository, MediaRepository, QueueRepository
 from db.repositories.queue import InFlightRepository
@@ -70,20 +70,20 @@ class InFlightService:
         """Send the item again (its new message replaces the old); at most once per tap."""
         stamp = self.clock()
 
-        async def claim(session: AsyncSession) -> Notification | InFlightOutcome:
+        async def claim(session: AsyncSession) -> ClaimedItem | InFlightOutcome:
             if not await InFlightRepository(session).claim_resend(
                 queue_id, chat_id, message_id, stamp, lease=self.delivery.stuck_after
             ):
                 return await _why_not(session, queue_id)
-            return await _notification(session, queue_id)
+            return await _claimed_item(session, queue_id)
 
-        async def recover(session: AsyncSession) -> Notification | InFlightOutcome | None:
+        async def recover(session: AsyncSession) -> ClaimedItem | InFlightOutcome | None:
             row = await QueueRepository(session).get(queue_id)
             if row is None or row.claimed_at != stamp:
                 return None
-            return await _notification(session, queue_id)
+            return await _claimed_item(session, queue_id)
 
-        reread: Reread[Notification | InFlightOutcome] = Reread(recover)
+        reread: Reread[ClaimedItem | InFlightOutcome] = Reread(recover)
         claimed = await in_transaction(
             self.sessions, claim, repeat=reread, operation="inflight.resend"
         )
@@ -96,7 +96,7 @@ class InFlightService:
         return InFlightOutcome.RESEND_UNCONFIRMED
 
 
-async def _notification(session: AsyncSession, queue_id: uuid.UUID) -> Notification:
+async def _claimed_item(session: AsyncSession, queue_id: uuid.UUID) -> ClaimedItem:
     row = await QueueRepository(session).get(queue_id)
     assert row is not None
     media = await MediaRepository(session).get(row.media_item_id)
@@ -104,7 +104,7 @@ async def _notification(session: AsyncSession, queue_id: uuid.UUID) -> Notificat
     topic = await ChatSettingsRepository(session).topic_of(row.chat_id)
     # Counted as the second send: the first message is in the chat with its buttons, so a
     # resend Telegram refuses still leaves the row actionable (never recorded as failed).
-    return Notification.of(row.id, media, 2, message_thread_id=topic)
+    return ClaimedItem.of(row.id, media, 2, message_thread_id=topic)
 
 
 async def _why_not(session: AsyncSession, queue_id: uuid.UUID) -> InFlightOutcome:

@@ -103,7 +103,7 @@ class InstagramError(Exception):
 def _failure_for(codes: set[int], status_code: int) -> InstagramFailure:
     if codes & RATE_LIMIT_CODES or status_code == 429:
         return InstagramFailure.RATE_LIMIT
-    if EXPIRED_TOKEN_CODE in codes:
+    if EXPIRED_TOKEN_CODE in codes or status_code == 401:
         return InstagramFailure.TOKEN_EXPIRED
     if codes & DOWNLOAD_FAILED_CODES:
         return InstagramFailure.DOWNLOAD_FAILED
@@ -351,11 +351,11 @@ class InstagramClient:
                 "GET", f"{media_id}/insights", params={"metric": ",".join(STORY_METRICS)}
             )
         except InstagramError as error:
+            if _names_a_permission(error):
+                raise InstagramError(
+                    InstagramFailure.NO_PERMISSION, error.detail, codes=error.codes
+                ) from None
             if error.failure is InstagramFailure.API and NOT_ENOUGH_VIEWERS_CODE in error.codes:
-                if "permission" in error.detail.lower():
-                    raise InstagramError(
-                        InstagramFailure.NO_PERMISSION, error.detail, codes=error.codes
-                    ) from None
                 return StoryInsights(values={}, note="not_enough_viewers")
             raise
         values: dict[str, int] = {}
@@ -366,6 +366,33 @@ class InstagramClient:
             if value is not None:
                 values[str(entry["name"])] = value
         return StoryInsights(values=values, note=None)
+
+    async def username(self) -> str:
+        """The account's username (its id when it has none): proves the token works for it."""
+        body = await self._call("GET", self._user_id, params={"fields": "id,username"})
+        return str(body.get("username") or body.get("id") or self._user_id)
+
+    async def require_insights_permission(self) -> None:
+        """Raise NO_PERMISSION unless the token may read insights (asked of the account's own)."""
+        try:
+            await self._call(
+                "GET", f"{self._user_id}/insights", params={"metric": "reach", "period": "day"}
+            )
+        except InstagramError as error:
+            if _names_a_permission(error):
+                raise InstagramError(
+                    InstagramFailure.NO_PERMISSION, error.detail, codes=error.codes
+                ) from None
+            raise
+
+
+def _names_a_permission(error: InstagramError) -> bool:
+    """Code 10 is "not enough viewers" unless its message names a missing permission."""
+    return (
+        error.failure is InstagramFailure.API
+        and NOT_ENOUGH_VIEWERS_CODE in error.codes
+        and "permission" in error.detail.lower()
+    )
 
 
 def _metric_value(entry: dict[str, Any]) -> int | None:

@@ -22,7 +22,7 @@ logger = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Notification:
+class ClaimedItem:
     """What is needed to send one item, copied out of the session that claimed it."""
 
     queue_id: uuid.UUID
@@ -51,7 +51,7 @@ class Notification:
         *,
         message_thread_id: int | None = None,
         never_sent: bool = False,
-    ) -> Notification:
+    ) -> ClaimedItem:
         """The send of queue row `queue_id`, with what it needs of its library row."""
         return cls(
             queue_id=queue_id,
@@ -96,7 +96,7 @@ class Notifier:
         """MEDIA_DIR is there and can be listed (a missing file is then the file's fault)."""
         return os.access(self._media_dir, os.R_OK | os.X_OK) and self._media_dir.is_dir()
 
-    async def send(self, item: Notification) -> Message:
+    async def send(self, item: ClaimedItem) -> Message:
         """Send once; reuse the cached Telegram file id, uploading only when there is none."""
         if item.telegram_file_id:
             try:
@@ -111,10 +111,10 @@ class Notifier:
         return await self._send(item, FSInputFile(path, filename=item.file_name))
 
     def _has_instagram(self, chat_id: int) -> bool:
-        # igcare: the 🤖 button only in chats with their own Instagram account.
+        # The 🤖 button only in chats with their own Instagram account.
         return self._instagram(chat_id) if callable(self._instagram) else self._instagram
 
-    async def send_unconfirmed_notice(self, item: Notification) -> Message:
+    async def send_unconfirmed_notice(self, item: ClaimedItem) -> Message:
         """A text with the item's buttons: the team can act even if the media never arrived."""
         text = (
             "⚠️ Telegram didn't confirm that this item arrived. "
@@ -130,7 +130,7 @@ class Notifier:
         """A line for the team, in the topic the queue lives in."""
         return await self._bot.send_message(chat_id, text, message_thread_id=topic)
 
-    async def send_set_aside_notice(self, item: Notification, reason: str) -> Message:
+    async def send_set_aside_notice(self, item: ClaimedItem, reason: str) -> Message:
         """Which file was set aside and why, with the admins' ↩️ Put back button."""
         # Imported here: bot.texts reads the scheduler's vocabulary, which imports this module.
         from bot.texts import set_aside_notice
@@ -142,7 +142,7 @@ class Notifier:
             message_thread_id=item.message_thread_id,
         )
 
-    async def _send(self, item: Notification, source: str | InputFile) -> Message:
+    async def _send(self, item: ClaimedItem, source: str | InputFile) -> Message:
         caption = notification_caption(item.file_name, item.category, item.caption)
         keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))
         topic = item.message_thread_id

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services import heartbeat
 from bot.services.clock import Clock, utc_now
 from bot.services.delivery import Delivered, Delivery, DeliveryResult, GaveUp
-from bot.services.notifier import Notification
+from bot.services.notifier import ClaimedItem
 from bot.services.periodic import every
 from bot.services.slots import PostingSchedule
 from db.repositories import (
@@ -40,9 +40,6 @@ from db.repositories import (
 from db.repositories.queue import ReturnedItem
 from db.retry import Idempotent, Reread, in_transaction
 from db.vocabulary import QueueStatus
-
-# Re-exported: the clock moved to bot.services.clock.
-__all__ = ["Clock", "NothingToSend", "Scheduler", "SendResult", "utc_now"]
 
 logger = structlog.get_logger(__name__)
 
@@ -278,7 +275,7 @@ class Scheduler:
             return False
         return isinstance(await self._deliver(claimed[0]), Delivered)
 
-    async def claim_due(self, chat_ids: list[int]) -> list[Notification]:
+    async def claim_due(self, chat_ids: list[int]) -> list[ClaimedItem]:
         """Claim the owed slot of each chat, in one transaction (one COMMIT for them all).
 
         Each chat row is locked and its slot computed again under the lock, so two
@@ -289,7 +286,7 @@ class Scheduler:
         # Made here, so a retry can find the rows a lost COMMIT reply hid.
         queue_ids = {chat_id: uuid.uuid4() for chat_id in chat_ids}
 
-        async def claim(session: AsyncSession) -> list[Notification]:
+        async def claim(session: AsyncSession) -> list[ClaimedItem]:
             # A few statements for the whole batch, whatever its size: one locks the
             # chats, one picks each chat's next eligible item, one inserts the rows,
             # one marks the slots filled.
@@ -318,7 +315,7 @@ class Scheduler:
             # The slot is filled whatever happens to the send: never two items for one slot.
             await chats.fill_slots({claim.chat_id: claim.slot for claim in claimed})
             return [
-                Notification.of(
+                ClaimedItem.of(
                     claim.queue_id,
                     picked[claim.chat_id],
                     message_thread_id=topics[claim.chat_id],
@@ -326,14 +323,14 @@ class Scheduler:
                 for claim in claimed
             ]
 
-        async def landed(session: AsyncSession) -> list[Notification] | None:
+        async def landed(session: AsyncSession) -> list[ClaimedItem] | None:
             """Rows with our own ids exist only if our COMMIT landed."""
             rows = await QueueRepository(session).get_many(list(queue_ids.values()))
             if not rows:
                 return None
             media = await MediaRepository(session).get_many([row.media_item_id for row in rows])
             found = [
-                Notification.of(
+                ClaimedItem.of(
                     row.id,
                     media[row.media_item_id],
                     row.send_attempts,
@@ -350,10 +347,10 @@ class Scheduler:
 
     def _claimed_by_us(
         self, queue_id: uuid.UUID
-    ) -> Callable[[AsyncSession], Awaitable[Notification | None]]:
+    ) -> Callable[[AsyncSession], Awaitable[ClaimedItem | None]]:
         """The re-read of a claim: the row with our own id exists only if our COMMIT landed."""
 
-        async def recover(session: AsyncSession) -> Notification | None:
+        async def recover(session: AsyncSession) -> ClaimedItem | None:
             row = await QueueRepository(session).get(queue_id)
             if row is None or row.status != QueueStatus.SENDING:
                 return None
@@ -361,11 +358,11 @@ class Scheduler:
             assert media is not None
             logger.info("scheduler.claim_found_by_reread", queue_id=str(queue_id))
             topic = await _topic_of(session, row.chat_id)
-            return Notification.of(row.id, media, row.send_attempts, message_thread_id=topic)
+            return ClaimedItem.of(row.id, media, row.send_attempts, message_thread_id=topic)
 
         return recover
 
-    async def _deliver(self, item: Notification, *, in_slot: bool = False) -> DeliveryResult:
+    async def _deliver(self, item: ClaimedItem, *, in_slot: bool = False) -> DeliveryResult:
         """Deliver the item; one set aside (refused for good) hands its slot to the next one."""
         wait = self._wait_outside_slot if in_slot else asyncio.sleep
         tries = 1
@@ -395,12 +392,12 @@ class Scheduler:
 
     async def _claim_replacement(
         self, sent_to: int, given_up: uuid.UUID, *, respect_pause: bool
-    ) -> Notification | None:
+    ) -> ClaimedItem | None:
         """The next eligible item, claimed for the slot a set-aside item just gave up."""
         now = self._clock()
         queue_id = uuid.uuid4()
 
-        async def claim(session: AsyncSession) -> Notification | None:
+        async def claim(session: AsyncSession) -> ClaimedItem | None:
             # The given-up item's chat now: a group Telegram upgraded during the send moved it.
             media_now = await MediaRepository(session).get(given_up)
             chat_id = sent_to if media_now is None else media_now.chat_id
@@ -415,7 +412,7 @@ class Scheduler:
             )
             if claimed is None:
                 return None
-            return Notification.of(claimed, media, message_thread_id=chat.message_thread_id)
+            return ClaimedItem.of(claimed, media, message_thread_id=chat.message_thread_id)
 
         return await in_transaction(
             self._sessions,
@@ -429,7 +426,7 @@ class Scheduler:
         now = self._clock()
         queue_id = uuid.uuid4()
 
-        async def claim(session: AsyncSession) -> Notification | SendResult:
+        async def claim(session: AsyncSession) -> ClaimedItem | SendResult:
             media_repository = MediaRepository(session)
             chats = ChatSettingsRepository(session)
             chat = await chats.get_for_update(chat_id, skip_locked=False)
@@ -448,9 +445,9 @@ class Scheduler:
                 ):
                     await chats.update(chat_id, last_post_sent_at=slot)
             topic = None if chat is None else chat.message_thread_id
-            return Notification.of(claimed, media, message_thread_id=topic)
+            return ClaimedItem.of(claimed, media, message_thread_id=topic)
 
-        reread: Reread[Notification | SendResult] = Reread(self._claimed_by_us(queue_id))
+        reread: Reread[ClaimedItem | SendResult] = Reread(self._claimed_by_us(queue_id))
         claimed = await in_transaction(
             self._sessions,
             claim,

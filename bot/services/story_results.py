@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.accounts.clients import InstagramAccounts
 from bot.services.instagram import (
     INSIGHTS_PERMISSIONS,
     InstagramClient,
@@ -29,7 +30,6 @@ from bot.services.instagram import (
     LiveStory,
     StoryInsights,
 )
-from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.periodic import every
 from db.repositories.story_results import StoryResultsRepository
 from db.retry import in_idempotent_transaction

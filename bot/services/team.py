@@ -36,7 +36,7 @@ from db.repositories.stats import (
 )
 from db.repositories.users import ANONYMOUS_ADMIN, names_told_apart
 from db.retry import Idempotent, Reread, in_transaction
-from db.vocabulary import InteractionKind
+from db.vocabulary import SETTING_RANGES, InteractionKind
 
 logger = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -89,13 +89,13 @@ SKIPPED_OFTEN = 3  # skips after which an item is listed
 ITEMS_SHOWN = 5  # names listed per item list in /stats
 
 
-# A button carries the value it sets. field -> (column, lowest, highest)
-NUMBERS: dict[str, tuple[str, int, int]] = {
-    "ppd": ("posts_per_day", 1, 50),
-    "start": ("posting_hours_start", 0, 23),
-    "end": ("posting_hours_end", 0, 23),
-    "sentttl": ("sent_ttl_days", 1, 365),
-    "runway": ("runway_warning_days", 0, 365),
+# A button carries the value it sets. field -> column; its range is in SETTING_RANGES.
+NUMBERS: dict[str, str] = {
+    "ppd": "posts_per_day",
+    "start": "posting_hours_start",
+    "end": "posting_hours_end",
+    "sentttl": "sent_ttl_days",
+    "runway": "runway_warning_days",
 }
 SWITCHES = {"pause": "is_paused", "dry": "dry_run"}  # value 1 = on, 0 = off
 
@@ -349,8 +349,10 @@ def _resolve(field: str, value: Any) -> tuple[str, Any]:
             raise SettingRejectedError("That button is out of date.")
         return SWITCHES[field], bool(value)
     if field in NUMBERS:
-        column, lowest, highest = NUMBERS[field]
-        if not isinstance(value, int) or not lowest <= value <= highest:
+        column = NUMBERS[field]
+        allowed = SETTING_RANGES[column]
+        if not isinstance(value, int) or not allowed.allows(value):
+            lowest, highest = allowed.lowest, allowed.highest
             if column == "posts_per_day":
                 raise SettingRejectedError(
                     f"Posts per day must stay between {lowest} and {highest}."

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.accounts.clients import InstagramAccounts
 from bot.services.autopost.board import AutoPostBoard, AutoPostStep, GiveBackReason, ItemMessage
 from bot.services.autopost.holds import Hold, Holds, autopost_lease
 from bot.services.autopost.phases import TRANSITIONS, AutoPostPhase, phase_of
@@ -29,7 +30,6 @@ from bot.services.autopost.results import (
     AutoPostResult,
 )
 from bot.services.clock import Clock, utc_now
-from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.press import PressOutcome, PressService
 from db.repositories import TelegramIdentity
 

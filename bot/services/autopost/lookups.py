@@ -8,6 +8,7 @@ from enum import StrEnum
 
 import structlog
 
+from bot.services.accounts.clients import InstagramAccounts
 from bot.services.instagram import (
     CONTAINER_FAILED,
     ContainerStatus,
@@ -15,7 +16,6 @@ from bot.services.instagram import (
     InstagramError,
     InstagramFailure,
 )
-from bot.services.instagram_accounts import InstagramAccounts
 
 logger = structlog.get_logger(__name__)
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.accounts.clients import InstagramAccounts
 from bot.services.autopost.board import AutoPostBoard, AutoPostStep, GiveBackReason
 from bot.services.autopost.holds import Hold, HoldProgress, Holds, hold_from
 from bot.services.autopost.lookups import AfterRefusal, chat_client, find_story, recheck_refused
@@ -27,7 +28,6 @@ from bot.services.autopost.results import (
 )
 from bot.services.clock import Clock
 from bot.services.instagram import InstagramError
-from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.press import OutcomeKind, PressOutcome, explain
 from db.errors import DatabaseUnavailableError
 from db.models import PostingQueueItem

@@ -14,6 +14,7 @@ import uuid
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.accounts.clients import InstagramAccounts
 from bot.services.autopost.board import AutoPostBoard, AutoPostStep, GiveBackReason, ItemMessage
 from bot.services.autopost.holds import Hold, HoldProgress, Holds
 from bot.services.autopost.lookups import AfterRefusal, chat_client, find_story, recheck_refused
@@ -26,7 +27,6 @@ from bot.services.instagram import (
     InstagramError,
     InstagramFailure,
 )
-from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.periodic import every
 from bot.services.press import OutcomeKind, PressOutcome
 from db.errors import DatabaseUnavailableError

@@ -19,15 +19,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from html import escape
 
 import structlog
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramMigrateToChat
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.accounts.clients import InstagramAccounts
+from bot.services.accounts.tokens import ASSUMED_LIFETIME
 from bot.services.instagram import InstagramError
-from bot.services.instagram_accounts import ASSUMED_LIFETIME, RENEW_TOKEN, InstagramAccounts
 from bot.services.periodic import every
 from bot.telegram_retry import at_most_once, delivered_nothing
 from db.models import InstagramAccount
@@ -52,8 +52,14 @@ class RefreshResult(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ExpiryNotice:
+    """A warning due to a chat's admins about its token; the presentation words it."""
+
     kind: ExpiryWarning
-    text: str
+    expires_at: datetime
+    left: timedelta
+    # Instagram Login refreshes by itself: the warning says that refreshing failed.
+    refresh_failed: bool
+    last_refresh_error: str | None
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,8 @@ class TokenCare:
     bot: Bot
     _: KW_ONLY
     clock: Callable[[], datetime]
+    # Words a due warning (the presentation's, injected by the composition root).
+    render_warning: Callable[[ExpiryNotice], str]
     interval_seconds: float = 3600.0
     # Moves a chat's rows to the supergroup Telegram upgraded it to (ChatDirectory.follow).
     follow_migration: Callable[[int, int], Awaitable[int | None]] | None = None
@@ -191,24 +199,18 @@ class TokenCare:
         left = health.expires_at - now
         if left > timedelta(days=7):
             return None
-        why = ""
-        if health.flavour is InstagramFlavour.INSTAGRAM:
-            why = " Refreshing it automatically failed" + (
-                f": {escape(health.last_refresh_error)}." if health.last_refresh_error else "."
-            )
-        renew = f"To keep 🤖 Auto Post working, {RENEW_TOKEN}."
-        when = health.expires_at.strftime("%d %b %Y %H:%M UTC")
         if left <= timedelta(0):
-            return ExpiryNotice(
-                ExpiryWarning.EXPIRED,
-                f"⛔ <b>Admins:</b> the Instagram token expired on {when}; 🤖 Auto Post "
-                f"stops working until it is renewed.{why} {renew}",
-            )
-        kind = ExpiryWarning.ONE_DAY if left <= timedelta(days=1) else ExpiryWarning.SEVEN_DAYS
-        days = "1 day" if kind is ExpiryWarning.ONE_DAY else f"{max(1, left.days)} days"
+            kind = ExpiryWarning.EXPIRED
+        elif left <= timedelta(days=1):
+            kind = ExpiryWarning.ONE_DAY
+        else:
+            kind = ExpiryWarning.SEVEN_DAYS
         return ExpiryNotice(
             kind,
-            f"⚠️ <b>Admins:</b> the Instagram token expires in about {days} ({when}).{why} {renew}",
+            health.expires_at,
+            left,
+            refresh_failed=health.flavour is InstagramFlavour.INSTAGRAM,
+            last_refresh_error=health.last_refresh_error,
         )
 
     async def warn_if_due(self, chat_id: int) -> ExpiryWarning | None:
@@ -239,7 +241,7 @@ class TokenCare:
             return None
         try:
             with at_most_once():
-                await self._send(chat_id, warning.text)
+                await self._send(chat_id, self.render_warning(warning))
         except TelegramAPIError as error:
             if not delivered_nothing(error):
                 # It may have arrived; a duplicate warning is worse than none.

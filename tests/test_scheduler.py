@@ -1006,20 +1006,23 @@ async def test_a_shutdown_mid_tick_hands_back_the_claims_it_never_sent(app: Test
         clock=Clock(NOW),
         concurrency=2,
     )
-    ticking = asyncio.create_task(scheduler.tick())
+    stop = asyncio.Event()
+    running = asyncio.create_task(scheduler.run(stop))
     chats = (TEAM_CHAT, OTHER_CHAT, third_chat)
     while not telegram.of(SendPhoto) or not any(budget.waiting(chat) for chat in chats):
         await asyncio.sleep(0.01)
     [in_flight] = telegram.of(SendPhoto)
-    ticking.cancel()
+    # Shutdown as the runner does it: stop, then cancel what outlasts the grace.
+    stop.set()
+    running.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await ticking
+        await running
     scheduler_rows = await fetch_all(
         app.sessions, "SELECT chat_id, send_attempts FROM posting_queue ORDER BY chat_id"
     )
     attempts = {row.chat_id: row.send_attempts for row in scheduler_rows}
     assert attempts.pop(int(in_flight.chat_id)) == 1
-    assert sorted(attempts.values()) == [0, 0]  # handed back, their leases ended
+    assert sorted(attempts.values()) == [0, 0], (in_flight.chat_id, scheduler_rows)  # handed back
 
     nxt = make_scheduler(app, Clock(NOW))
     await nxt.tick()

@@ -119,6 +119,11 @@ async def _topic_of(session: AsyncSession, chat_id: int) -> int | None:
     return None if chat is None else chat.message_thread_id
 
 
+# How long a stopping scheduler waits for its cancelled deliveries to hand back the
+# claims they never sent (one short transaction each, side by side).
+HAND_BACK_SECONDS = 3.0
+
+
 class Scheduler:
     def __init__(
         self,
@@ -156,8 +161,12 @@ class Scheduler:
             )
             await self.drain()
         finally:
-            for task in self._busy.values():
+            busy = list(self._busy.values())
+            for task in busy:
                 task.cancel()
+            if busy:
+                # Bounded: a delivery cancelled before its send hands its claim back first.
+                await asyncio.wait(busy, timeout=HAND_BACK_SECONDS)
         logger.info("scheduler.stopped")
 
     async def tick(self) -> None:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.keyboards import QueueAction, QueueCallback
 from sqlalchemy import text
 
 from benchmarks.common import BenchApp, Cluster, LoopMonitor, ms, percentile, timer
-from bot.keyboards import QueueAction, QueueCallback
 from bot.services.press import Press, PressService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.errors import DatabaseUnavailableError
@@ -258,7 +258,6 @@ def json_for_aiogram(iterations: int = 20000) -> None:
 
     from aiogram.client.session.aiohttp import AiohttpSession
     from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
-
     from bot.keyboards import queue_keyboard
 
     update = callback_update(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from bot.texts import stats_text, status_text
 from sqlalchemy import text
 
 from benchmarks.common import Cluster, mean, ms, percentile, timer
 from bot.services.chart import activity_chart, heat_map_of
 from bot.services.team import TeamService
-from bot.texts import stats_text, status_text
 
 CHAT = -100888
 ITEMS = 5_000

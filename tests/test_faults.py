@@ -20,7 +20,7 @@ from sqlalchemy.util import await_
 from bot.app import build_app
 from bot.config import Settings
 from bot.database import Database
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.errors import DatabaseUnavailableError

@@ -29,8 +29,8 @@ from sqlalchemy.engine import make_url
 from bot.app import build_app, telegram_session
 from bot.config import ConfigError, InstagramFlavour, LogFormat, Settings
 from bot.database import Database
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.logging import configure_logging
+from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.instagram_accounts import load_account_configs
 from bot.services.instagram_care import RefreshResult
 from bot.services.notifier import Notification, Notifier

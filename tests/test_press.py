@@ -9,8 +9,8 @@ import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
 from aiogram.types import Update
 
-from bot.captions import notification_caption
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.presentation.captions import notification_caption
+from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
 from db.vocabulary import Verdict
 from tests.support import (
     ALICE,

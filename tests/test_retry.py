@@ -10,7 +10,7 @@ from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.press import OutcomeKind, Press, PressService
 from db.errors import DatabaseUnavailableError
 from db.repositories import PressRepository

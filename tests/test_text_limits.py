@@ -16,10 +16,10 @@ import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 
-from bot import captions, texts
 from bot.app import create_bot, telegram_session
 from bot.config import Settings
 from bot.limits import CAPTION_LIMIT, MESSAGE_LIMIT, TOAST_LIMIT, fit_html
+from bot.presentation import captions, texts
 from bot.services.instagram import LiveStory
 from bot.services.instagram_accounts import LiveEntry, LiveView
 from bot.services.press import OutcomeKind, PressOutcome

@@ -6,7 +6,7 @@ import pytest
 from aiogram.methods import EditMessageCaption
 
 from bot.handlers.queue import RECORDED_STATUS
-from bot.keyboards import QueueAction, queue_keyboard
+from bot.presentation.keyboards import QueueAction, queue_keyboard
 from db.models import Base
 from db.vocabulary import HistoryStatus, LockReason, QueueStatus, Verdict
 from tests.support import ALICE, TEAM_CHAT, TestApp, fetch_all, seed_media, seed_queue_item

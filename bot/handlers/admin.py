@@ -1,7 +1,7 @@
 """The admin router: /pause, /resume, /settings, the settings and ↩️ Put back buttons, behind
 one IsAdmin.
 
-Every settings button SETS a value (see `bot.keyboards.SettingsCallback`) and every
+Every settings button SETS a value (see `bot.presentation.keyboards.SettingsCallback`) and every
 change is logged once. A non-admin reaches the refusals below and is told so.
 """
 
@@ -16,12 +16,14 @@ from aiogram.filters import Command, CommandObject, or_f
 from aiogram.types import CallbackQuery, Message
 
 from bot.filters import IsAdmin
-from bot.keyboards import SETTINGS_LABEL, PutBackCallback, SettingsCallback, settings_keyboard
 from bot.middlewares import RUNS_TO_COMPLETION
-from bot.services.chats import ChatDirectory
-from bot.services.team import SettingRejectedError, TeamService
-from bot.telegram import answer_quietly, edit_quietly
-from bot.texts import (
+from bot.presentation.keyboards import (
+    SETTINGS_LABEL,
+    PutBackCallback,
+    SettingsCallback,
+    settings_keyboard,
+)
+from bot.presentation.texts import (
     ADMINS_ONLY_COMMAND,
     ADMINS_ONLY_PUT_BACK,
     ADMINS_ONLY_SETTINGS,
@@ -42,6 +44,9 @@ from bot.texts import (
     timezone_set,
     topic_set,
 )
+from bot.services.chats import ChatDirectory
+from bot.services.team import SettingRejectedError, TeamService
+from bot.telegram import answer_quietly, edit_quietly
 from db.repositories import TelegramIdentity
 
 logger = structlog.get_logger(__name__)

@@ -16,15 +16,9 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import BotCommand, BufferedInputFile, Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.keyboards import inflight_keyboard, put_back_list_keyboard
 from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK, RUNS_TO_COMPLETION
-from bot.send_budget import SendBudget
-from bot.services.chart import HeatMap, activity_chart, heat_map_of
-from bot.services.clock import Clock
-from bot.services.instagram_accounts import InstagramAccounts
-from bot.services.scheduler import Scheduler
-from bot.services.team import TeamService
-from bot.texts import (
+from bot.presentation.keyboards import inflight_keyboard, put_back_list_keyboard
+from bot.presentation.texts import (
     CHART_CAPTION,
     COMMANDS,
     EXPORT_CAPTION,
@@ -45,6 +39,12 @@ from bot.texts import (
     stats_usage,
     status_text,
 )
+from bot.send_budget import SendBudget
+from bot.services.chart import HeatMap, activity_chart, heat_map_of
+from bot.services.clock import Clock
+from bot.services.instagram_accounts import InstagramAccounts
+from bot.services.scheduler import Scheduler
+from bot.services.team import TeamService
 from db.vocabulary import QueueStatus
 
 logger = structlog.get_logger(__name__)

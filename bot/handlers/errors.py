@@ -7,8 +7,8 @@ from aiogram import Router
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent
 
+from bot.presentation.texts import DATABASE_UNAVAILABLE
 from bot.telegram import answer_quietly
-from bot.texts import DATABASE_UNAVAILABLE
 from db.errors import DatabaseUnavailableError
 
 logger = structlog.get_logger(__name__)

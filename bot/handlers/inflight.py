@@ -8,12 +8,9 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message
 
 from bot.filters import IsAdmin
-from bot.keyboards import InFlightAction, InFlightCallback
 from bot.middlewares import RUNS_TO_COMPLETION
-from bot.services.chats import ChatDirectory
-from bot.services.inflight import InFlightOutcome, InFlightService
-from bot.telegram import answer_quietly
-from bot.texts import (
+from bot.presentation.keyboards import InFlightAction, InFlightCallback
+from bot.presentation.texts import (
     ADMINS_ONLY_INFLIGHT,
     INFLIGHT_BEING_SENT,
     INFLIGHT_CHANGED,
@@ -21,6 +18,9 @@ from bot.texts import (
     INFLIGHT_RESENT,
     INFLIGHT_UNCONFIRMED,
 )
+from bot.services.chats import ChatDirectory
+from bot.services.inflight import InFlightOutcome, InFlightService
+from bot.telegram import answer_quietly
 from db.errors import DatabaseUnavailableError
 from db.repositories import TelegramIdentity
 

@@ -10,10 +10,10 @@ from aiogram.filters import Command
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.presentation.texts import NO_LIVE_STORIES, live_text
 from bot.services.clock import Clock
 from bot.services.instagram import InstagramError
 from bot.services.instagram_accounts import HOW_TO_CONFIGURE, InstagramAccounts, live_view
-from bot.texts import NO_LIVE_STORIES, live_text
 
 logger = structlog.get_logger(__name__)
 

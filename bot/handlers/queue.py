@@ -8,20 +8,15 @@ import structlog
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
-from bot.captions import already_line, body_of, final_line, with_status
-from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
 from bot.middlewares import ACTS_ON_QUEUE, RUNS_TO_COMPLETION, VANISHED_OK
-from bot.services.autopost import (
-    AutoPostRefusal,
-    AutoPostResult,
-    AutoPostService,
+from bot.presentation.captions import already_line, body_of, final_line, with_status
+from bot.presentation.keyboards import (
+    QueueAction,
+    QueueCallback,
+    confirm_reject_keyboard,
+    queue_keyboard,
 )
-from bot.services.chats import ChatDirectory
-from bot.services.instagram_accounts import InstagramAccounts
-from bot.services.press import OutcomeKind, PressOutcome, PressService
-from bot.services.tasks import TaskTracker
-from bot.telegram import answer_quietly, edit_quietly, identity_of
-from bot.texts import (
+from bot.presentation.texts import (
     AUTOPOST_BUSY,
     AUTOPOST_CHECKING,
     AUTOPOST_NOT_CONFIGURED,
@@ -35,6 +30,16 @@ from bot.texts import (
     UNKNOWN_ITEM,
     WRONG_CHAT_ITEM,
 )
+from bot.services.autopost import (
+    AutoPostRefusal,
+    AutoPostResult,
+    AutoPostService,
+)
+from bot.services.chats import ChatDirectory
+from bot.services.instagram_accounts import InstagramAccounts
+from bot.services.press import OutcomeKind, PressOutcome, PressService
+from bot.services.tasks import TaskTracker
+from bot.telegram import answer_quietly, edit_quietly, identity_of
 from db.errors import DatabaseUnavailableError
 from db.repositories import Press
 from db.vocabulary import Verdict

@@ -36,15 +36,15 @@ from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.captions import final_line, notification_caption, with_status
-from bot.keyboards import queue_keyboard
+from bot.presentation.captions import final_line, notification_caption, with_status
+from bot.presentation.keyboards import queue_keyboard
+from bot.presentation.texts import AUTOPOST_UNRESOLVABLE
 from bot.services.clock import Clock, utc_now
 from bot.services.instagram import InstagramClient, InstagramError, InstagramFailure
 from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.periodic import every
 from bot.services.press import OutcomeKind, PressOutcome, PressService, explain
 from bot.telegram import edit_by_id_quietly
-from bot.texts import AUTOPOST_UNRESOLVABLE
 from db.errors import DatabaseUnavailableError
 from db.models import PostingHistory, PostingQueueItem, User
 from db.repositories import (

@@ -15,7 +15,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.texts import chat_migrated_notice
+from bot.presentation.texts import chat_migrated_notice
 from db.repositories import ChatMigrationRepository, ChatSettingsRepository
 from db.retry import in_idempotent_transaction
 

@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import ConfigError, Settings
+from bot.presentation.texts import AUTOPOST_NOT_CONFIGURED, AUTOPOST_TOKEN_EXPIRED
 from bot.services.instagram import (
     InstagramClient,
     InstagramError,
@@ -33,7 +34,6 @@ from bot.services.instagram import (
     LiveStory,
     PublishingQuota,
 )
-from bot.texts import AUTOPOST_NOT_CONFIGURED, AUTOPOST_TOKEN_EXPIRED
 from db.models import InstagramAccount
 from db.repositories import ChatSettingsRepository
 from db.repositories.activity import ActivityRepository, PublishedStory

@@ -13,8 +13,8 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import FSInputFile, InputFile, Message
 
-from bot.captions import notification_caption
-from bot.keyboards import put_back_keyboard, queue_keyboard
+from bot.presentation.captions import notification_caption
+from bot.presentation.keyboards import put_back_keyboard, queue_keyboard
 from db.models import MediaItem
 from db.vocabulary import MediaKind
 
@@ -128,8 +128,8 @@ class Notifier:
 
     async def send_set_aside_notice(self, item: Notification, reason: str) -> Message:
         """Which file was set aside and why, with the admins' ↩️ Put back button."""
-        # Imported here: bot.texts reads the scheduler's vocabulary, which imports this module.
-        from bot.texts import set_aside_notice
+        # Imported here: the texts read the scheduler's vocabulary, which imports this module.
+        from bot.presentation.texts import set_aside_notice
 
         return await self._bot.send_message(
             item.chat_id,

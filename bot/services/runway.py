@@ -24,10 +24,10 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramMigrateToChat
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.presentation.texts import runway_warning
 from bot.services.chats import ChatDirectory
 from bot.services.periodic import every
 from bot.telegram_retry import at_most_once, delivered_nothing
-from bot.texts import runway_warning
 from db.models import ChatSettings
 from db.repositories import ChatMigrationRepository, ChatSettingsRepository
 from db.repositories.stats import StatsRepository

@@ -480,8 +480,8 @@ class Scheduler:
         returned = await in_transaction(
             self._sessions, take, repeat=Reread(landed), operation="scheduler.return_unpressed"
         )
-        # Here, not at the top: bot.texts imports this module's result types.
-        from bot.texts import returned_to_library
+        # Here, not at the top: bot.presentation.texts imports this module's result types.
+        from bot.presentation.texts import returned_to_library
 
         by_chat: dict[int, list[ReturnedItem]] = {}
         for item in returned:

@@ -1,8 +1,8 @@
 """What the bot says: replies, toasts and status lines, apart from the handlers that say them.
 
 Replies are HTML (the bot's parse mode); toasts and the status lines appended to a
-caption are plain text (`bot.captions.with_status` escapes them). Caption building
-stays in `bot.captions`.
+caption are plain text (`bot.presentation.captions.with_status` escapes them). Caption building
+stays in `bot.presentation.captions`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from html import escape
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from bot.captions import FILE_NAME_MAX, shortened
 from bot.limits import MESSAGE_LIMIT, fit_plain, utf16_length
+from bot.presentation.captions import FILE_NAME_MAX, shortened
 from bot.services.scheduler import NothingToSend
 from db.models import ChatSettings
 from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus
@@ -146,7 +146,7 @@ def file_label(file_name: str) -> str:
 
 
 def render_settings(chat: ChatSettings) -> str:
-    """The /settings message; its buttons are `bot.keyboards.settings_keyboard`."""
+    """The /settings message; its buttons are `bot.presentation.keyboards.settings_keyboard`."""
     state = "⏸ paused" if chat.is_paused else "▶️ running"
     return (
         "⚙️ <b>Settings</b>\n"

@@ -35,6 +35,8 @@ from bot.middlewares import (
     LogContextMiddleware,
     RunToCompletionMiddleware,
 )
+from bot.presentation.notices import Notices
+from bot.presentation.notifier import TelegramNotifier
 from bot.send_budget import SendBudget, SendBudgetMiddleware
 from bot.services.admins import AdminDirectory
 from bot.services.autopost import AutoPostService
@@ -45,7 +47,6 @@ from bot.services.inflight import InFlightService
 from bot.services.instagram import create_http_client
 from bot.services.instagram_accounts import InstagramAccounts, load_account_configs
 from bot.services.instagram_care import TokenCare
-from bot.services.notifier import Notifier
 from bot.services.press import PressService
 from bot.services.runway import RunwayWatch
 from bot.services.scheduler import ChatBackoff, Scheduler
@@ -145,9 +146,10 @@ def build_services(
         poll_interval_seconds=settings.instagram_poll_interval_seconds,
         on_token=on_secret,
     )
-    notifier = Notifier(bot, settings.media_dir, instagram=accounts.autopost_available)
+    notifier = TelegramNotifier(bot, settings.media_dir, instagram=accounts.autopost_available)
+    notices = Notices()
     chat_directory = ChatDirectory(
-        database.sessions, settings.chat_ids, on_move=[accounts.follow_chat]
+        database.sessions, settings.chat_ids, on_move=[accounts.follow_chat], notices=notices
     )
 
     async def follow_migration(old_chat_id: int, new_chat_id: int) -> int | None:
@@ -215,6 +217,7 @@ def build_services(
             bot,
             clock=clock,
             chat_directory=chat_directory,
+            notices=notices,
             interval_seconds=settings.runway_check_interval_seconds,
             follow_migration=follow_migration,
         ),

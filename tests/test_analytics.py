@@ -286,6 +286,7 @@ def _watch_through(sessions: Any, app: TestApp) -> RunwayWatch:
         bot=app.bot,
         clock=Clock(NOW),
         chat_directory=app.services.chat_directory,
+        notices=app.services.runway.notices,
     )
 
 

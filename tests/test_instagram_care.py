@@ -31,9 +31,10 @@ from bot.config import ConfigError, InstagramFlavour, LogFormat, Settings
 from bot.database import Database
 from bot.logging import configure_logging
 from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.presentation.notifier import TelegramNotifier
 from bot.services.instagram_accounts import load_account_configs
 from bot.services.instagram_care import RefreshResult
-from bot.services.notifier import Notification, Notifier
+from bot.services.notifier import Notification
 from bot.telegram_retry import TelegramRetryMiddleware
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.vocabulary import MediaKind
@@ -681,7 +682,9 @@ async def test_a_chat_without_an_account_gets_no_robot_button(
 ) -> None:
     async with process(ig_settings(settings), database_url, Clock()) as bot:
         accounts = bot.services.instagram_accounts
-        notifier = Notifier(bot.bot, settings.media_dir, instagram=accounts.autopost_available)
+        notifier = TelegramNotifier(
+            bot.bot, settings.media_dir, instagram=accounts.autopost_available
+        )
         keyboards = {}
         for chat_id in (TEAM_CHAT, OTHER_CHAT):
             item = Notification(

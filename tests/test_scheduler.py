@@ -25,8 +25,8 @@ from sqlalchemy import text
 
 from bot.app import build_app, create_bot
 from bot.database import Database
+from bot.presentation.notifier import TelegramNotifier
 from bot.services.delivery import Delivery
-from bot.services.notifier import Notifier
 from bot.services.scheduler import ChatBackoff, Scheduler
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories import QueueRepository
@@ -65,7 +65,7 @@ def make_scheduler(
     chat_ids: tuple[int, ...] | None = None,
 ) -> Scheduler:
     bot = create_bot(app.settings, session=session or app.telegram)
-    notifier = Notifier(bot, app.settings.media_dir, instagram=False)
+    notifier = TelegramNotifier(bot, app.settings.media_dir, instagram=False)
     sessions = sessions or app.sessions
     delivery = Delivery(sessions, notifier, backoff_seconds=(0.0, 0.0))
     return Scheduler(
@@ -530,7 +530,7 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
         app.sessions,
         Delivery(
             app.sessions,
-            Notifier(bot, app.settings.media_dir, instagram=False),
+            TelegramNotifier(bot, app.settings.media_dir, instagram=False),
             backoff_seconds=(0.0, 0.0),
             stuck_after=timedelta(seconds=0.6),
         ),
@@ -542,7 +542,7 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
     # Another process whose stuck-row sweep runs while the first waits out the flood.
     other = Delivery(
         app.sessions,
-        Notifier(
+        TelegramNotifier(
             create_bot(app.settings, session=RecordingSession()),
             app.settings.media_dir,
             instagram=False,
@@ -951,7 +951,7 @@ async def test_a_claim_waiting_for_a_delivery_slot_keeps_its_lease(app: TestApp)
     bot = create_bot(app.settings, session=app.telegram)
     delivery = Delivery(
         app.sessions,
-        Notifier(bot, app.settings.media_dir, instagram=False),
+        TelegramNotifier(bot, app.settings.media_dir, instagram=False),
         backoff_seconds=(0.0, 0.0),
         stuck_after=lease,
     )

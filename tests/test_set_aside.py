@@ -216,7 +216,7 @@ async def test_a_passing_file_system_fault_sets_nothing_aside(
     def exhausted(*args: object, **kwargs: object) -> None:
         raise OSError(errno.EMFILE, "Too many open files")
 
-    monkeypatch.setattr("bot.services.notifier.FSInputFile", exhausted)
+    monkeypatch.setattr("bot.presentation.notifier.FSInputFile", exhausted)
     await make_scheduler(app, Clock(NOW)).tick()
 
     assert all(at is None for at, _ in (await _set_aside(app)).values())

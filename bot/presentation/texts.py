@@ -208,6 +208,10 @@ TOPIC_HERE_OUTSIDE = "Type /settings topic here inside the topic the queue shoul
 NOTHING_IN_FLIGHT = "📭 Nothing is waiting for a press."
 INFLIGHT_DROPPED = "↩️ Dropped: the item is back in the library."
 INFLIGHT_RESENT = "🔁 Sent again; the old message's buttons are gone."
+UNCONFIRMED_NOTICE = (
+    "⚠️ Telegram didn't confirm that this item arrived. "
+    "If you see it above, its buttons work; these work too."
+)
 INFLIGHT_UNCONFIRMED = "⚠️ Telegram didn't confirm the resend; the chat got its buttons in a notice."
 INFLIGHT_CHANGED = "Already pressed, dropped or resent since /queue listed it."
 INFLIGHT_BEING_SENT = "⏳ It is being sent right now."

@@ -480,18 +480,16 @@ class Scheduler:
         returned = await in_transaction(
             self._sessions, take, repeat=Reread(landed), operation="scheduler.return_unpressed"
         )
-        # Here, not at the top: bot.presentation.texts imports this module's result types.
-        from bot.presentation.texts import returned_to_library
-
         by_chat: dict[int, list[ReturnedItem]] = {}
         for item in returned:
             by_chat.setdefault(item.chat_id, []).append(item)
         for chat_id, items in by_chat.items():
             logger.info("queue.returned_unpressed", chat_id=chat_id, count=len(items))
             try:
-                await self.delivery.notifier.send_line(
+                await self.delivery.notifier.send_returned_to_library(
                     chat_id,
-                    returned_to_library([item.file_name for item in items], items[0].lifetime_days),
+                    [item.file_name for item in items],
+                    items[0].lifetime_days,
                     items[0].message_thread_id,
                 )
             except TelegramAPIError as error:

@@ -7,6 +7,7 @@ code units of the text after its HTML is parsed (the fake Bot API's own count).
 from __future__ import annotations
 
 import inspect
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,15 +19,22 @@ from aiogram.exceptions import TelegramBadRequest
 
 from bot.app import create_bot, telegram_session
 from bot.config import Settings
+from bot.domain import NothingToSend, SendResult
 from bot.limits import CAPTION_LIMIT, MESSAGE_LIMIT, TOAST_LIMIT, fit_html
 from bot.presentation import captions, texts
 from bot.services.instagram import LiveStory
 from bot.services.instagram_accounts import LiveEntry, LiveView
 from bot.services.press import OutcomeKind, PressOutcome
 from bot.services.runway import CategoryRunway, Runway
-from bot.services.scheduler import NothingToSend, SendResult
-from bot.services.team import PersonStats, StatsView, StatusView
-from db.models import ChatSettings, MediaItem, PostingHistory, PostingQueueItem
+from bot.services.team import (
+    ChatView,
+    DecisionView,
+    FileView,
+    PersonStats,
+    QueuedView,
+    StatsView,
+    StatusView,
+)
 from db.repositories.activity import PublishedStory
 from db.repositories.stats import CategoryRow, HourCell, NamedItems
 from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus
@@ -42,11 +50,11 @@ LONG_ERROR = "Telegram server says - Bad Request: " + "x" * 5000
 MANY = 500
 
 
-def _media(index: int = 0) -> MediaItem:
-    return MediaItem(file_name=f"{index}{LONG_FILE}", file_path=f"a/{index}.jpg")
+def _media(index: int = 0) -> FileView:
+    return FileView(uuid.uuid4(), file_name=f"{index}{LONG_FILE}", file_path=f"a/{index}.jpg")
 
 
-def _chat(**values: object) -> ChatSettings:
+def _chat(**values: object) -> ChatView:
     fields: dict[str, object] = {
         "telegram_chat_id": TEAM_CHAT,
         "is_paused": True,
@@ -56,15 +64,18 @@ def _chat(**values: object) -> ChatSettings:
         "posting_hours_start": 9,
         "posting_hours_end": 21,
         "timezone": "America/Argentina/ComodRivadavia",
+        "message_thread_id": 2**31,
+        "sent_ttl_days": 10**6,
+        "runway_warning_days": 10**6,
         **values,
     }
-    return ChatSettings(**fields)
+    return ChatView(**fields)
 
 
-def _history() -> list[tuple[PostingHistory, MediaItem]]:
+def _history() -> list[tuple[DecisionView, FileView]]:
     return [
         (
-            PostingHistory(
+            DecisionView(
                 status=HistoryStatus.POSTED,
                 acted_by_name=LONG_NAME,
                 acted_at=NOW - timedelta(days=index),
@@ -76,10 +87,10 @@ def _history() -> list[tuple[PostingHistory, MediaItem]]:
     ]
 
 
-def _queue() -> list[tuple[PostingQueueItem, MediaItem]]:
+def _queue() -> list[tuple[QueuedView, FileView]]:
     return [
         (
-            PostingQueueItem(status=QueueStatus.PUBLISHING, created_at=NOW - timedelta(hours=1)),
+            QueuedView(uuid.uuid4(), QueueStatus.PUBLISHING, created_at=NOW - timedelta(hours=1)),
             _media(index),
         )
         for index in range(MANY)
@@ -92,7 +103,7 @@ def _status() -> str:
         paused_by=LONG_NAME,
         in_flight=10**6,
         next_slot=NOW,
-        last_post=PostingHistory(acted_by_name=LONG_NAME, acted_at=NOW),
+        last_post=DecisionView(HistoryStatus.POSTED, acted_by_name=LONG_NAME, acted_at=NOW),
         last_post_file=LONG_FILE,
         library=10**6,
         eligible=10**6,
@@ -176,7 +187,12 @@ BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
         (
             lambda: texts.set_aside_text(
                 [
-                    MediaItem(file_path=f"{index}{LONG_FILE}", set_aside_reason=LONG_ERROR)
+                    FileView(
+                        uuid.uuid4(),
+                        file_name=f"{index}{LONG_FILE}",
+                        file_path=f"{index}{LONG_FILE}",
+                        set_aside_reason=LONG_ERROR,
+                    )
                     for index in range(100)
                 ]
             ),

@@ -15,6 +15,7 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, or_f
 from aiogram.types import CallbackQuery, Message
 
+from bot.domain import TelegramIdentity
 from bot.filters import IsAdmin
 from bot.middlewares import RUNS_TO_COMPLETION
 from bot.presentation.keyboards import (
@@ -47,7 +48,6 @@ from bot.presentation.texts import (
 from bot.services.chats import ChatDirectory
 from bot.services.team import SettingRejectedError, TeamService
 from bot.telegram import answer_quietly, edit_quietly
-from db.repositories import TelegramIdentity
 
 logger = structlog.get_logger(__name__)
 

@@ -45,7 +45,6 @@ from bot.services.clock import Clock
 from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.scheduler import Scheduler
 from bot.services.team import TeamService
-from db.vocabulary import QueueStatus
 
 logger = structlog.get_logger(__name__)
 
@@ -93,9 +92,7 @@ async def queue(message: Message, team: TeamService, clock: Clock) -> None:
     if rows:
         # An admin's drop and resend buttons for the items that arrived (IsAdmin guards them).
         sent = [
-            (row.id, row.telegram_message_id, media.file_name)
-            for row, media in rows
-            if row.status == QueueStatus.SENT
+            (row.id, row.telegram_message_id, media.file_name) for row, media in rows if row.arrived
         ]
         await message.answer(queue_text(rows, now), reply_markup=inflight_keyboard(sent))
     else:

@@ -8,9 +8,11 @@ import structlog
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
+from bot.domain import Press, UnavailableError
 from bot.middlewares import ACTS_ON_QUEUE, RUNS_TO_COMPLETION, VANISHED_OK
 from bot.presentation.captions import already_line, body_of, final_line, with_status
 from bot.presentation.keyboards import (
+    VERDICTS,
     QueueAction,
     QueueCallback,
     confirm_reject_keyboard,
@@ -40,21 +42,12 @@ from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.press import OutcomeKind, PressOutcome, PressService
 from bot.services.tasks import TaskTracker
 from bot.telegram import answer_quietly, edit_quietly, identity_of
-from db.errors import DatabaseUnavailableError
-from db.repositories import Press
-from db.vocabulary import Verdict
 
 logger = structlog.get_logger(__name__)
 
 # A press normally commits in milliseconds; the toast can then tell the result.
 # A slow one gets "Recording…" so the spinner never hangs.
 ACK_AFTER_SECONDS = 0.8
-
-RECORDED_STATUS = {
-    QueueAction.POSTED: Verdict.POSTED,
-    QueueAction.SKIP: Verdict.SKIPPED,
-    QueueAction.CONFIRM_REJECT: Verdict.REJECTED,
-}
 
 
 async def show_outcome(
@@ -104,7 +97,7 @@ async def record_press(
     pressed = Press(
         queue_id=callback_data.queue_id,
         chat_id=chat_id,
-        status=RECORDED_STATUS[callback_data.action],
+        status=VERDICTS[callback_data.action],
         presser=identity_of(callback.from_user),
         telegram_message_id=button_message.message_id,
     )
@@ -115,7 +108,7 @@ async def record_press(
         await answer_quietly(callback, RECORDING)
     try:
         outcome = await recording
-    except DatabaseUnavailableError:
+    except UnavailableError:
         if not answered:
             await answer_quietly(callback, PRESS_FAILED)
         if not isinstance(button_message, Message):
@@ -190,7 +183,7 @@ async def auto_post(
             body=body_of(button_message.html_text),
             message_id=button_message.message_id,
         )
-    except DatabaseUnavailableError:
+    except UnavailableError:
         await answer_quietly(callback, PRESS_FAILED)
         return
     if isinstance(claim, PressOutcome):
@@ -220,7 +213,7 @@ def create_router() -> Router:
     # A press on a deleted or too-old message still carries the chat and the queue id.
     router.callback_query.register(
         record_press,
-        QueueCallback.filter(F.action.in_(set(RECORDED_STATUS))),
+        QueueCallback.filter(F.action.in_(set(VERDICTS))),
         flags={**to_completion, VANISHED_OK: True},
     )
     router.callback_query.register(

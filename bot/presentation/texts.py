@@ -12,18 +12,22 @@ from html import escape
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from bot.domain import NothingToSend, SendResult
 from bot.limits import MESSAGE_LIMIT, fit_plain, utf16_length
 from bot.presentation.captions import FILE_NAME_MAX, shortened
-from bot.services.scheduler import NothingToSend
-from db.models import ChatSettings
 from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus
 
 if TYPE_CHECKING:
     from bot.services.instagram_accounts import LiveView
     from bot.services.runway import Runway
-    from bot.services.scheduler import SendResult
-    from bot.services.team import StatsView, StatusView
-    from db.models import MediaItem, PostingHistory, PostingQueueItem
+    from bot.services.team import (
+        ChatView,
+        DecisionView,
+        FileView,
+        QueuedView,
+        StatsView,
+        StatusView,
+    )
     from db.repositories.stats import NamedItems
 
 
@@ -145,7 +149,7 @@ def file_label(file_name: str) -> str:
     return f"<code>{escape(shortened(file_name, FILE_NAME_MAX))}</code>"
 
 
-def render_settings(chat: ChatSettings) -> str:
+def render_settings(chat: ChatView) -> str:
     """The /settings message; its buttons are `bot.presentation.keyboards.settings_keyboard`."""
     state = "⏸ paused" if chat.is_paused else "▶️ running"
     return (
@@ -206,6 +210,7 @@ SETTINGS_USAGE = (
 TOPIC_USAGE = "A topic is its number (from a message link), “here” inside it, or “off”."
 TOPIC_HERE_OUTSIDE = "Type /settings topic here inside the topic the queue should live in."
 NOTHING_IN_FLIGHT = "📭 Nothing is waiting for a press."
+INFLIGHT_FAILED = "❌ Couldn't do that — please press again"
 INFLIGHT_DROPPED = "↩️ Dropped: the item is back in the library."
 INFLIGHT_RESENT = "🔁 Sent again; the old message's buttons are gone."
 UNCONFIRMED_NOTICE = (
@@ -252,7 +257,7 @@ def set_aside_notice(file_path: str, reason: str) -> str:
     )
 
 
-def set_aside_text(items: list[MediaItem]) -> str:
+def set_aside_text(items: list[FileView]) -> str:
     """/queue's list of set-aside items, each with why."""
     lines = [
         f"• {file_label(item.file_path)} — {escape(fit_plain(item.set_aside_reason or '?', 300))}"
@@ -331,7 +336,7 @@ def status_text(view: StatusView, now: datetime, instagram: list[str]) -> str:
     return "\n".join(lines)
 
 
-def queue_text(rows: list[tuple[PostingQueueItem, MediaItem]], now: datetime) -> str:
+def queue_text(rows: list[tuple[QueuedView, FileView]], now: datetime) -> str:
     lines = [
         f"{position}. {file_label(media.file_name)} — "
         f"{QUEUE_STATES.get(item.status, item.status)}, {ago(item.created_at, now)}"
@@ -340,7 +345,7 @@ def queue_text(rows: list[tuple[PostingQueueItem, MediaItem]], now: datetime) ->
     return fit_message(f"📬 <b>{len(rows)} in flight</b>", lines)
 
 
-def history_text(rows: list[tuple[PostingHistory, MediaItem]], now: datetime) -> str:
+def history_text(rows: list[tuple[DecisionView, FileView]], now: datetime) -> str:
     lines = []
     for entry, media in rows:
         who = escape(entry.acted_by_name or "the bot")

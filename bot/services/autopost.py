@@ -36,6 +36,7 @@ from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain import Press, TelegramIdentity
 from bot.presentation.captions import final_line, notification_caption, with_status
 from bot.presentation.keyboards import queue_keyboard
 from bot.presentation.texts import AUTOPOST_UNRESOLVABLE
@@ -51,10 +52,8 @@ from db.repositories import (
     ChatSettingsRepository,
     HistoryRepository,
     MediaRepository,
-    Press,
     PressRepository,
     QueueRepository,
-    TelegramIdentity,
     UserRepository,
 )
 from db.retry import Idempotent, Reread, in_idempotent_transaction, in_transaction

@@ -17,8 +17,8 @@ from typing import TypeVar
 
 from sqlalchemy import text
 
+from bot.domain import Press
 from db.repositories.base import Repository
-from db.repositories.users import TelegramIdentity
 from db.vocabulary import HistoryStatus, InteractionKind, PostingMethod, QueueStatus, Verdict
 
 Word = TypeVar("Word", bound=StrEnum)
@@ -145,20 +145,6 @@ LEFT JOIN posting_history h ON h.queue_item_id = params.queue_id
 LEFT JOIN users u ON u.id = h.acted_by_user_id
 """
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Press:
-    """One button press: what `record` writes, and who pressed."""
-
-    queue_id: uuid.UUID
-    chat_id: int
-    status: Verdict
-    presser: TelegramIdentity
-    telegram_message_id: int | None = None
-    posting_method: PostingMethod = PostingMethod.TELEGRAM_MANUAL
-    instagram_media_id: str | None = None
-    completes_autopost: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from bot.services.team import (
     FileView,
     PersonStats,
     QueuedView,
+    SettingRejectedError,
     StatsView,
     StatusView,
 )
@@ -164,6 +165,18 @@ def _stats() -> str:
 
 
 BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
+    "texts.setting_rejected": [
+        (
+            lambda: texts.setting_rejected(SettingRejectedError("timezone", "🌸" * 2000)),
+            TOAST_LIMIT,
+        ),
+        (
+            lambda: texts.setting_rejected(
+                SettingRejectedError("runway_warning_days", -1, 0, 10**6)
+            ),
+            TOAST_LIMIT,
+        ),
+    ],
     "texts.render_settings": [(lambda: texts.render_settings(_chat()), MESSAGE_LIMIT)],
     "texts.timezone_set": [(lambda: texts.timezone_set("A" * 4000), MESSAGE_LIMIT)],
     "texts.history_usage": [(lambda: texts.history_usage(10**9), MESSAGE_LIMIT)],

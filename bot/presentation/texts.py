@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         DecisionView,
         FileView,
         QueuedView,
+        SettingRejectedError,
         StatsView,
         StatusView,
     )
@@ -273,6 +274,24 @@ def chat_migrated_notice(old_chat_id: int, new_chat_id: int) -> str:
         "ℹ️ Telegram upgraded this group to a supergroup. The queue, the library, the"
         " settings and the history moved here with it; nothing was lost."
     )
+
+
+def setting_rejected(rejected: SettingRejectedError) -> str:
+    """Why a settings change was refused (plain text: a toast, or escaped into a reply)."""
+    lowest, highest = rejected.lowest, rejected.highest
+    if rejected.column == "timezone":
+        # Typed by the admin, at any length.
+        named = fit_plain(str(rejected.value), 100)
+        return f"Unknown timezone “{named}”. Use an IANA name such as Europe/Berlin."
+    if rejected.column == "message_thread_id":
+        return "A topic is a positive number, or “off” for General."
+    if rejected.column == "posts_per_day":
+        return f"Posts per day must stay between {lowest} and {highest}."
+    if rejected.column == "sent_ttl_days":
+        return f"The lifetime is a number of days between {lowest} and {highest}."
+    if rejected.column == "runway_warning_days":
+        return f"The runway warning takes a number of days from {lowest} (off) to {highest}."
+    return "That button is out of date."
 
 
 def timezone_set(timezone: str) -> str:

@@ -44,7 +44,23 @@ READ_ONLY = Idempotent("it only reads, or upserts the chat's row with ON CONFLIC
 
 
 class SettingRejectedError(Exception):
-    """A settings change that is out of range or unknown; the message says why."""
+    """A settings change that is out of range or unknown: which column, the value and the range.
+
+    `column` None: no setting takes that button (an out-of-date message).
+    """
+
+    def __init__(
+        self,
+        column: str | None,
+        value: object = None,
+        lowest: int | None = None,
+        highest: int | None = None,
+    ) -> None:
+        super().__init__(f"{column or 'unknown setting'} refuses {value!r}")
+        self.column = column
+        self.value = value
+        self.lowest = lowest
+        self.highest = highest
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,37 +437,23 @@ def _resolve(field: str, value: Any) -> tuple[str, Any]:
     """The column a button or command sets, and the value, checked against its range."""
     if field == "tz":
         if not isinstance(value, str) or not valid_timezone(value):
-            raise SettingRejectedError(
-                f"Unknown timezone “{value}”. Use an IANA name such as Europe/Berlin."
-            )
+            raise SettingRejectedError("timezone", value)
         return "timezone", value
     if field == "topic":
         # A forum topic id, or None for the General topic.
         if value is not None and (not isinstance(value, int) or value <= 0):
-            raise SettingRejectedError("A topic is a positive number, or “off” for General.")
+            raise SettingRejectedError("message_thread_id", value)
         return "message_thread_id", value
     if field in SWITCHES:
         if value not in (0, 1):
-            raise SettingRejectedError("That button is out of date.")
+            raise SettingRejectedError(None, value)
         return SWITCHES[field], bool(value)
     if field in NUMBERS:
         column, lowest, highest = NUMBERS[field]
         if not isinstance(value, int) or not lowest <= value <= highest:
-            if column == "posts_per_day":
-                raise SettingRejectedError(
-                    f"Posts per day must stay between {lowest} and {highest}."
-                )
-            if column == "sent_ttl_days":
-                raise SettingRejectedError(
-                    f"The lifetime is a number of days between {lowest} and {highest}."
-                )
-            if column == "runway_warning_days":
-                raise SettingRejectedError(
-                    f"The runway warning takes a number of days from {lowest} (off) to {highest}."
-                )
-            raise SettingRejectedError("That button is out of date.")
+            raise SettingRejectedError(column, value, lowest, highest)
         return column, value
-    raise SettingRejectedError("That button is out of date.")
+    raise SettingRejectedError(None, value)
 
 
 async def _log_as(

@@ -23,7 +23,7 @@ from bot.domain import NothingToSend, SendResult
 from bot.limits import CAPTION_LIMIT, MESSAGE_LIMIT, TOAST_LIMIT, fit_html
 from bot.presentation import captions, texts
 from bot.services.instagram import LiveStory
-from bot.services.instagram_accounts import LiveEntry, LiveView
+from bot.services.instagram_accounts import HOW_TO_CONFIGURE, LiveEntry, LiveView
 from bot.services.press import OutcomeKind, PressOutcome
 from bot.services.runway import CategoryRunway, Runway
 from bot.services.team import (
@@ -193,6 +193,10 @@ BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
         ),
     ],
     "texts.live_text": [(_live, MESSAGE_LIMIT)],
+    "texts.live_not_configured": [
+        (lambda: texts.live_not_configured(HOW_TO_CONFIGURE), MESSAGE_LIMIT)
+    ],
+    "texts.live_failed": [(lambda: texts.live_failed(LONG_ERROR), MESSAGE_LIMIT)],
     "texts.set_aside_notice": [
         (lambda: texts.set_aside_notice(LONG_FILE * 10, LONG_ERROR), MESSAGE_LIMIT)
     ],

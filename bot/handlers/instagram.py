@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from html import escape
-
 import structlog
 from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.presentation.texts import NO_LIVE_STORIES, live_text
+from bot.presentation.texts import NO_LIVE_STORIES, live_failed, live_not_configured, live_text
 from bot.services.clock import Clock
 from bot.services.instagram import InstagramError
 from bot.services.instagram_accounts import HOW_TO_CONFIGURE, InstagramAccounts, live_view
@@ -26,13 +24,13 @@ async def live(
 ) -> None:
     client = instagram_accounts.client_for(message.chat.id)
     if client is None:
-        await message.answer(f"📡 {escape(HOW_TO_CONFIGURE)}")
+        await message.answer(live_not_configured(HOW_TO_CONFIGURE))
         return
     try:
         view = await live_view(sessions, client, message.chat.id)
     except InstagramError as error:
         logger.warning("live.failed", failure=error.failure.value, detail=error.detail)
-        await message.answer(f"⚠️ Couldn't read the live Stories: {escape(error.cause)}.")
+        await message.answer(live_failed(error.cause))
         return
     if not view.entries:
         await message.answer(NO_LIVE_STORIES)

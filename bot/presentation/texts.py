@@ -512,6 +512,16 @@ def nothing_sent_text(result: SendResult) -> str:
     )
 
 
+def live_not_configured(how_to_configure: str) -> str:
+    """/live in a chat without an Instagram account: how to give it one."""
+    return f"📡 {escape(how_to_configure)}"
+
+
+def live_failed(cause: str) -> str:
+    """/live when Instagram could not be read: why."""
+    return f"⚠️ Couldn't read the live Stories: {escape(fit_plain(cause, 1000))}."
+
+
 def live_text(view: LiveView, now: datetime) -> str:
     """/live: each Story live now, and whether (and by whom) it came from the queue."""
     header = f"📡 <b>{len(view.entries)} live on Instagram</b> (Stories last 24 h)"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from aiogram.methods import EditMessageCaption
 
-from bot.handlers.queue import RECORDED_STATUS
-from bot.presentation.keyboards import QueueAction, queue_keyboard
+from bot.presentation.keyboards import RECORDED_STATUS, QueueAction, queue_keyboard
 from db.models import Base
 from db.vocabulary import HistoryStatus, LockReason, QueueStatus, Verdict
 from tests.support import ALICE, TEAM_CHAT, TestApp, fetch_all, seed_media, seed_queue_item

@@ -12,7 +12,7 @@ from bot.domain import Press, UnavailableError
 from bot.middlewares import ACTS_ON_QUEUE, RUNS_TO_COMPLETION, VANISHED_OK
 from bot.presentation.captions import already_line, body_of, final_line, with_status
 from bot.presentation.keyboards import (
-    VERDICTS,
+    RECORDED_STATUS,
     QueueAction,
     QueueCallback,
     confirm_reject_keyboard,
@@ -97,7 +97,7 @@ async def record_press(
     pressed = Press(
         queue_id=callback_data.queue_id,
         chat_id=chat_id,
-        status=VERDICTS[callback_data.action],
+        status=RECORDED_STATUS[callback_data.action],
         presser=identity_of(callback.from_user),
         telegram_message_id=button_message.message_id,
     )
@@ -213,7 +213,7 @@ def create_router() -> Router:
     # A press on a deleted or too-old message still carries the chat and the queue id.
     router.callback_query.register(
         record_press,
-        QueueCallback.filter(F.action.in_(set(VERDICTS))),
+        QueueCallback.filter(F.action.in_(set(RECORDED_STATUS))),
         flags={**to_completion, VANISHED_OK: True},
     )
     router.callback_query.register(

@@ -25,7 +25,7 @@ class QueueAction(StrEnum):
 
 
 # The queue buttons that record a press, and what each decides.
-VERDICTS: dict[QueueAction, Verdict] = {
+RECORDED_STATUS: dict[QueueAction, Verdict] = {
     QueueAction.POSTED: Verdict.POSTED,
     QueueAction.SKIP: Verdict.SKIPPED,
     QueueAction.CONFIRM_REJECT: Verdict.REJECTED,

@@ -14,7 +14,6 @@ import structlog
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import BotCommand, BufferedInputFile, Message
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK, RUNS_TO_COMPLETION
 from bot.presentation.keyboards import inflight_keyboard, put_back_list_keyboard
@@ -40,7 +39,7 @@ from bot.presentation.texts import (
     status_text,
 )
 from bot.send_budget import SendBudget
-from bot.services.chart import HeatMap, activity_chart, heat_map_of
+from bot.services.chart import HeatMap, heat_map_of
 from bot.services.clock import Clock
 from bot.services.instagram_accounts import InstagramAccounts
 from bot.services.scheduler import Scheduler
@@ -134,7 +133,6 @@ async def stats(
     message: Message,
     command: CommandObject,
     team: TeamService,
-    sessions: async_sessionmaker[AsyncSession],
     clock: Clock,
 ) -> None:
     days = STATS_DEFAULT_DAYS
@@ -151,18 +149,18 @@ async def stats(
         return
     await message.answer(stats_text(view))
     heat = heat_map_of(view.reach_by_hour, view.posts_by_hour, days)
-    await send_chart(message, sessions, now, heat)
+    await send_chart(message, team, now, heat)
 
 
 async def send_chart(
     message: Message,
-    sessions: async_sessionmaker[AsyncSession],
+    team: TeamService,
     now: datetime,
     heat: HeatMap | None = None,
 ) -> None:
     """The picture after the text; a chart that fails to render leaves the text alone."""
     try:
-        png = await activity_chart(sessions, message.chat.id, now, heat)
+        png = await team.chart(message.chat.id, now, heat)
     except Exception:
         logger.exception("stats.chart_failed")
         return

@@ -14,6 +14,7 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import ANONYMOUS_ADMIN, TelegramIdentity
+from bot.services.chart import HeatMap, activity_chart
 from bot.services.runway import Runway, read_runway
 from bot.services.slots import PostingSchedule
 from db.models import ChatSettings, MediaItem, PostingHistory, PostingQueueItem, User
@@ -333,6 +334,10 @@ class TeamService:
             )
 
         return await self._run("team.stats", work)
+
+    async def chart(self, chat_id: int, now: datetime, heat: HeatMap | None = None) -> bytes | None:
+        """The /stats picture: the chat's last four weeks; None when nobody pressed."""
+        return await activity_chart(self._sessions, chat_id, now, heat)
 
     async def set_aside_items(self, chat_id: int) -> list[FileView]:
         async def work(session: AsyncSession) -> list[FileView]:

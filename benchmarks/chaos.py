@@ -16,8 +16,8 @@ from aiogram.methods import AnswerCallbackQuery
 
 from benchmarks.common import BenchApp, Cluster, LoopMonitor, ms, timer
 from benchmarks.presses import CHAT, TOKEN, seed_queue
-from bot.keyboards import QueueAction, QueueCallback
-from bot.texts import PRESS_FAILED
+from bot.presentation.keyboards import QueueAction, QueueCallback
+from bot.presentation.texts import PRESS_FAILED
 from db.engine import EngineOptions
 from tests.pgproxy import PgProxy, ThreadedPgProxy
 from tests.telegram_fake import callback_update, queue_message, user

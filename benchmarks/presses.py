@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import text
 
 from benchmarks.common import BenchApp, Cluster, LoopMonitor, ms, percentile, timer
-from bot.keyboards import QueueAction, QueueCallback
+from bot.presentation.keyboards import QueueAction, QueueCallback
 from bot.services.press import Press, PressService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.errors import DatabaseUnavailableError
@@ -259,7 +259,7 @@ def json_for_aiogram(iterations: int = 20000) -> None:
     from aiogram.client.session.aiohttp import AiohttpSession
     from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
 
-    from bot.keyboards import queue_keyboard
+    from bot.presentation.keyboards import queue_keyboard
 
     update = callback_update(
         QueueCallback(action=QueueAction.POSTED, queue_id=uuid.uuid4()).pack(),

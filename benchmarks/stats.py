@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 
 from benchmarks.common import Cluster, mean, ms, percentile, timer
+from bot.presentation.texts import stats_text, status_text
 from bot.services.chart import activity_chart, heat_map_of
 from bot.services.team import TeamService
-from bot.texts import stats_text, status_text
 
 CHAT = -100888
 ITEMS = 5_000

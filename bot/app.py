@@ -15,7 +15,6 @@ from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 
-from bot.autopost_board import TelegramAutoPostBoard
 from bot.config import Settings
 from bot.database import Database
 from bot.handlers import (
@@ -36,6 +35,10 @@ from bot.middlewares import (
     LogContextMiddleware,
     RunToCompletionMiddleware,
 )
+from bot.presentation.autopost_board import TelegramAutoPostBoard
+from bot.presentation.notices import Notices
+from bot.presentation.notifier import TelegramNotifier
+from bot.presentation.texts import expiry_warning
 from bot.send_budget import SendBudget, SendBudgetMiddleware
 from bot.services.accounts.care import TokenCare
 from bot.services.accounts.clients import InstagramAccounts
@@ -47,7 +50,6 @@ from bot.services.clock import Clock, utc_now
 from bot.services.delivery import Delivery
 from bot.services.inflight import InFlightService
 from bot.services.instagram import create_http_client
-from bot.services.notifier import Notifier
 from bot.services.press import PressService
 from bot.services.runway import RunwayWatch
 from bot.services.scheduler import ChatBackoff, Scheduler
@@ -55,7 +57,6 @@ from bot.services.story_results import StoryResultsCare
 from bot.services.tasks import TaskTracker
 from bot.services.team import TeamService
 from bot.telegram_retry import TelegramRetryMiddleware
-from bot.texts import expiry_warning
 
 logger = structlog.get_logger(__name__)
 
@@ -148,9 +149,10 @@ def build_services(
         poll_interval_seconds=settings.instagram_poll_interval_seconds,
         on_token=on_secret,
     )
-    notifier = Notifier(bot, settings.media_dir, instagram=accounts.autopost_available)
+    notifier = TelegramNotifier(bot, settings.media_dir, instagram=accounts.autopost_available)
+    notices = Notices()
     chat_directory = ChatDirectory(
-        database.sessions, settings.chat_ids, on_move=[accounts.follow_chat]
+        database.sessions, settings.chat_ids, on_move=[accounts.follow_chat], notices=notices
     )
 
     async def follow_migration(old_chat_id: int, new_chat_id: int) -> int | None:
@@ -216,6 +218,7 @@ def build_services(
             bot,
             clock=clock,
             chat_directory=chat_directory,
+            notices=notices,
             interval_seconds=settings.runway_check_interval_seconds,
             follow_migration=follow_migration,
         ),

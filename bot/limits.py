@@ -5,7 +5,7 @@ text, tags removed, `&amp;` one character): a toast (answerCallbackQuery) 200,
 a caption 1,024, a message 4,096. Over the limit, Telegram refuses the call
 (400 MESSAGE_TOO_LONG or "caption is too long") and the user sees nothing.
 
-The builders in `bot.texts` and `bot.captions` keep within these by design (a
+The builders in `bot.presentation` keep within these by design (a
 test table feeds them worst-case inputs). `TextLimitsMiddleware`, on the bot's
 session, is the backstop for anything else: it shortens an over-long text
 before it leaves, keeping the HTML well formed, and logs that it did.

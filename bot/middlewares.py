@@ -11,20 +11,20 @@ from aiogram.dispatcher.flags import get_flag
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message, TelegramObject, Update
 
 from bot.config import Settings
-from bot.services.admins import AdminDirectory
-from bot.services.chats import ChatDirectory
-from bot.services.tasks import TaskTracker
-from bot.services.team import TeamService
-from bot.telegram import actor_of, answer_quietly, identity_of, who, writes_as_the_chat
-from bot.texts import (
+from bot.domain import ANONYMOUS_ADMIN, TelegramIdentity
+from bot.presentation.texts import (
     FOREIGN_CHAT_BUTTON,
     FOREIGN_CHAT_REFUSED,
     MESSAGE_TOO_OLD,
     NOT_ALLOWED,
     PRIVATE_CHAT_REFUSED,
 )
-from db.repositories import Interaction, TelegramIdentity
-from db.repositories.users import ANONYMOUS_ADMIN
+from bot.services.admins import AdminDirectory
+from bot.services.chats import ChatDirectory
+from bot.services.tasks import TaskTracker
+from bot.services.team import TeamService
+from bot.telegram import actor_of, answer_quietly, identity_of, who, writes_as_the_chat
+from db.repositories import Interaction
 from db.vocabulary import InteractionKind
 
 logger = structlog.get_logger(__name__)

@@ -9,7 +9,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, User
 
-from db.repositories import TelegramIdentity
+from bot.domain import TelegramIdentity
 
 logger = structlog.get_logger(__name__)
 

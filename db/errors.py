@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncpg
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from bot.domain import UnavailableError
 
-class DatabaseUnavailableError(Exception):
+
+class DatabaseUnavailableError(UnavailableError):
     """The database could not be reached, even after the retry."""
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.services.press import OutcomeKind, Press, PressService
+from bot.domain import Press
+from bot.services.press import OutcomeKind, PressService
 from db import migrate
 from db.errors import DatabaseUnavailableError
 from db.vocabulary import Verdict

@@ -14,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import Services
 from bot.config import Settings
+from bot.domain import TelegramIdentity
 from db.embedded import EmbeddedPostgres
 from db.engine import EngineOptions, create_engine
 from db.models import MediaItem, PostingHistory, PostingQueueItem
-from db.repositories import ChatSettingsRepository, TelegramIdentity
+from db.repositories import ChatSettingsRepository
 from tests.telegram_fake import RecordingSession
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -8,14 +8,14 @@ from typing import Any
 from aiogram.methods import AnswerCallbackQuery, GetChatAdministrators, SendMessage, SendPhoto
 from aiogram.types import Chat, ChatMemberUpdated, Update
 
-from bot.keyboards import (
+from bot.presentation.keyboards import (
     InFlightAction,
     InFlightCallback,
     QueueAction,
     QueueCallback,
     queue_keyboard,
 )
-from bot.texts import FOREIGN_CHAT_BUTTON, INFLIGHT_DROPPED
+from bot.presentation.texts import FOREIGN_CHAT_BUTTON, INFLIGHT_DROPPED
 from tests.fake_bot_api import ADMINISTRATOR_RIGHTS, BOT_USER, RESTRICTIONS_LIFTED
 from tests.support import (
     ALICE,

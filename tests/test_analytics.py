@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.app import build_app
 from bot.config import Settings
 from bot.database import Database
+from bot.presentation.texts import runway_line
 from bot.services import runway as runway_module
 from bot.services.runway import RunwayWatch, runway_of
-from bot.texts import runway_line
 from db.engine import create_session_factory
 from db.repositories.activity import ActivityRepository
 from db.repositories.migrations import ChatMigrationRepository
@@ -286,6 +286,7 @@ def _watch_through(sessions: Any, app: TestApp) -> RunwayWatch:
         bot=app.bot,
         clock=Clock(NOW),
         chat_directory=app.services.chat_directory,
+        notices=app.services.runway.notices,
     )
 
 

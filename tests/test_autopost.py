@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from bot.app import build_app, build_services, create_bot
 from bot.config import Settings
 from bot.database import Database
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.autopost import AutoPostClaim, AutoPostResult
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories import PressRepository

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram.methods import AnswerCallbackQuery, GetChatAdministrators, SendMessage, SendPhoto
 
-from bot.keyboards import SettingsCallback
+from bot.presentation.keyboards import SettingsCallback
 from tests.support import (
     ADA,
     ALICE,

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.handlers.commands import register_commands
-from bot.keyboards import SettingsCallback
+from bot.presentation.keyboards import SettingsCallback
 from bot.services.team import TeamService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories import Interaction
@@ -185,7 +185,7 @@ async def test_stats(app: TestApp) -> None:
     assert "No presses recorded yet" in await say(app, "/stats")  # rows without a person
     [media_id] = await seed_media(app.sessions, prefix="s")
     queue_id = await seed_queue_item(app.sessions, media_id)
-    from bot.keyboards import QueueAction, QueueCallback
+    from bot.presentation.keyboards import QueueAction, QueueCallback
 
     await app.feed(
         callback_update(

@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.app import Services, build_services, create_bot
 from bot.config import Settings
 from bot.database import Database
+from bot.domain import Press
 from bot.services.inflight import InFlightOutcome
 from bot.services.notifier import ClaimedItem
-from bot.services.press import OutcomeKind, Press
+from bot.services.press import OutcomeKind
 from db.engine import create_session_factory
 from db.repositories.media import MediaRepository
 from db.vocabulary import Verdict

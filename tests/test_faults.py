@@ -20,8 +20,9 @@ from sqlalchemy.util import await_
 from bot.app import build_app
 from bot.config import Settings
 from bot.database import Database
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
-from bot.services.press import OutcomeKind, Press, PressOutcome, PressService
+from bot.domain import Press
+from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.services.press import OutcomeKind, PressOutcome, PressService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.errors import DatabaseUnavailableError
 from db.repositories.press import PRESS_STATE_STATEMENT_NAME, PRESS_STATEMENT_NAME

@@ -29,13 +29,14 @@ from sqlalchemy.engine import make_url
 from bot.app import build_app, telegram_session
 from bot.config import ConfigError, InstagramFlavour, LogFormat, Settings
 from bot.database import Database
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.logging import configure_logging
+from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.presentation.notifier import TelegramNotifier
+from bot.presentation.texts import AUTOPOST_UNAVAILABLE
 from bot.services.accounts.care import RefreshResult
 from bot.services.accounts.config import load_account_configs
-from bot.services.notifier import ClaimedItem, Notifier
+from bot.services.notifier import ClaimedItem
 from bot.telegram_retry import TelegramRetryMiddleware
-from bot.texts import AUTOPOST_UNAVAILABLE
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.vocabulary import MediaKind
 from tests.pgproxy import PgProxy
@@ -682,7 +683,9 @@ async def test_a_chat_without_an_account_gets_no_robot_button(
 ) -> None:
     async with process(ig_settings(settings), database_url, Clock()) as bot:
         accounts = bot.services.instagram_accounts
-        notifier = Notifier(bot.bot, settings.media_dir, instagram=accounts.autopost_available)
+        notifier = TelegramNotifier(
+            bot.bot, settings.media_dir, instagram=accounts.autopost_available
+        )
         keyboards = {}
         for chat_id in (TEAM_CHAT, OTHER_CHAT):
             item = ClaimedItem(

@@ -13,10 +13,10 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from bot.services.press import OutcomeKind, Press, PressService
+from bot.domain import Press, TelegramIdentity
+from bot.services.press import OutcomeKind, PressService
 from db import migrate
 from db.engine import EngineOptions, create_engine, create_session_factory
-from db.repositories import TelegramIdentity
 from db.vocabulary import Verdict
 from tests.pgbouncer import PgBouncer, pgbouncer_binary
 from tests.pgproxy import PgProxy

@@ -9,8 +9,8 @@ import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
 from aiogram.types import Update
 
-from bot.captions import notification_caption
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.presentation.captions import notification_caption
+from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
 from db.vocabulary import Verdict
 from tests.support import (
     ALICE,
@@ -192,8 +192,7 @@ async def test_item_of_another_chat_changes_nothing(app: TestApp) -> None:
 
 async def test_a_finished_item_of_another_chat_leaves_this_message_alone(app: TestApp) -> None:
     """A forged or replayed button for another chat's settled item: no caption, no names."""
-    from bot.services.press import Press
-    from db.repositories import TelegramIdentity
+    from bot.domain import Press, TelegramIdentity
 
     await seed_chat(app.sessions, OTHER_CHAT)
     _, queue_id = await _queued(app, OTHER_CHAT)
@@ -272,7 +271,8 @@ async def test_two_processes_pressing_at_once_record_one_row(
     app: TestApp, database_url: str
 ) -> None:
     """Two engines (two pools, as two bot processes would have) race on one item."""
-    from bot.services.press import OutcomeKind, Press, PressService
+    from bot.domain import Press
+    from bot.services.press import OutcomeKind, PressService
     from db.engine import EngineOptions, create_engine, create_session_factory
 
     _, queue_id = await _queued(app)

@@ -10,8 +10,9 @@ from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
-from bot.services.press import OutcomeKind, Press, PressService
+from bot.domain import Press
+from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.services.press import OutcomeKind, PressService
 from db.errors import DatabaseUnavailableError
 from db.repositories import PressRepository
 from db.retry import Idempotent, Reread, RetryPolicy, run_with_retry

@@ -25,9 +25,9 @@ from sqlalchemy import text
 
 from bot.app import build_app, create_bot
 from bot.database import Database
+from bot.presentation.notifier import TelegramNotifier
 from bot.send_budget import BudgetLimits, SendBudget
 from bot.services.delivery import Delivery
-from bot.services.notifier import Notifier
 from bot.services.scheduler import ChatBackoff, Scheduler
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories import QueueRepository
@@ -66,7 +66,7 @@ def make_scheduler(
     chat_ids: tuple[int, ...] | None = None,
 ) -> Scheduler:
     bot = create_bot(app.settings, session=session or app.telegram)
-    notifier = Notifier(bot, app.settings.media_dir, instagram=False)
+    notifier = TelegramNotifier(bot, app.settings.media_dir, instagram=False)
     sessions = sessions or app.sessions
     delivery = Delivery(sessions, notifier, backoff_seconds=(0.0, 0.0))
     return Scheduler(
@@ -531,7 +531,7 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
         app.sessions,
         Delivery(
             app.sessions,
-            Notifier(bot, app.settings.media_dir, instagram=False),
+            TelegramNotifier(bot, app.settings.media_dir, instagram=False),
             backoff_seconds=(0.0, 0.0),
             stuck_after=timedelta(seconds=0.6),
         ),
@@ -543,7 +543,7 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
     # Another process whose stuck-row sweep runs while the first waits out the flood.
     other = Delivery(
         app.sessions,
-        Notifier(
+        TelegramNotifier(
             create_bot(app.settings, session=RecordingSession()),
             app.settings.media_dir,
             instagram=False,
@@ -952,7 +952,7 @@ async def test_a_claim_waiting_for_a_delivery_slot_keeps_its_lease(app: TestApp)
     bot = create_bot(app.settings, session=app.telegram)
     delivery = Delivery(
         app.sessions,
-        Notifier(bot, app.settings.media_dir, instagram=False),
+        TelegramNotifier(bot, app.settings.media_dir, instagram=False),
         backoff_seconds=(0.0, 0.0),
         stuck_after=lease,
     )
@@ -1000,7 +1000,7 @@ async def test_a_shutdown_mid_tick_hands_back_the_claims_it_never_sent(app: Test
     bot = create_bot(app.settings, session=telegram, budget=budget)
     scheduler = Scheduler(
         app.sessions,
-        Delivery(app.sessions, Notifier(bot, app.settings.media_dir, instagram=False)),
+        Delivery(app.sessions, TelegramNotifier(bot, app.settings.media_dir, instagram=False)),
         chat_backoff=ChatBackoff(),
         data_dir=app.settings.data_dir,
         clock=Clock(NOW),

@@ -19,9 +19,9 @@ from aiogram.exceptions import (
 from aiogram.methods import AnswerCallbackQuery, SendMessage, SendPhoto
 from aiogram.types import InlineKeyboardMarkup
 
-from bot.keyboards import PutBackCallback
+from bot.presentation.keyboards import PutBackCallback
+from bot.presentation.texts import MESSAGE_LIMIT, set_aside_notice
 from bot.services.library import LibraryIndexer
-from bot.texts import MESSAGE_LIMIT, set_aside_notice
 from db.repositories.media import eligible_query
 from tests.pgproxy import PgProxy
 from tests.support import ADA, ALICE, TEAM_CHAT, TestApp, execute, fetch_all, seed_media
@@ -216,7 +216,7 @@ async def test_a_passing_file_system_fault_sets_nothing_aside(
     def exhausted(*args: object, **kwargs: object) -> None:
         raise OSError(errno.EMFILE, "Too many open files")
 
-    monkeypatch.setattr("bot.services.notifier.FSInputFile", exhausted)
+    monkeypatch.setattr("bot.presentation.notifier.FSInputFile", exhausted)
     await make_scheduler(app, Clock(NOW)).tick()
 
     assert all(at is None for at, _ in (await _set_aside(app)).values())

@@ -14,9 +14,9 @@ from aiogram.types import Update
 from sqlalchemy import text
 
 from bot import runner
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.presentation.texts import PAUSED
 from bot.services.tasks import TaskTracker
-from bot.texts import PAUSED
 from tests.support import (
     ADA,
     ALICE,

@@ -16,7 +16,7 @@ import pytest
 import respx
 
 from bot.config import Settings
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
 from tests.fake_graph import GraphState, install_respx
 from tests.support import (
     ALICE,

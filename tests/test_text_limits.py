@@ -7,6 +7,7 @@ code units of the text after its HTML is parsed (the fake Bot API's own count).
 from __future__ import annotations
 
 import inspect
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,10 +17,11 @@ import pytest
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 
-from bot import captions, texts
 from bot.app import create_bot, telegram_session
 from bot.config import Settings
+from bot.domain import NothingToSend, SendResult
 from bot.limits import CAPTION_LIMIT, MESSAGE_LIMIT, TOAST_LIMIT, fit_html
+from bot.presentation import captions, texts
 from bot.services.accounts.care import ExpiryNotice
 from bot.services.accounts.live import LiveEntry, LiveView
 from bot.services.accounts.status import InstagramStatus
@@ -27,9 +29,16 @@ from bot.services.accounts.tokens import AccountHealth
 from bot.services.instagram import InstagramError, InstagramFailure, LiveStory
 from bot.services.press import OutcomeKind, PressOutcome
 from bot.services.runway import CategoryRunway, Runway
-from bot.services.scheduler import NothingToSend, SendResult
-from bot.services.team import PersonStats, StatsView, StatusView
-from db.models import ChatSettings, MediaItem, PostingHistory, PostingQueueItem
+from bot.services.team import (
+    ChatView,
+    DecisionView,
+    FileView,
+    PersonStats,
+    QueuedView,
+    SettingRejectedError,
+    StatsView,
+    StatusView,
+)
 from db.repositories.activity import PublishedStory
 from db.repositories.instagram_accounts import ExpiryWarning
 from db.repositories.stats import CategoryRow, HourCell, NamedItems
@@ -52,11 +61,11 @@ LONG_ERROR = "Telegram server says - Bad Request: " + "x" * 5000
 MANY = 500
 
 
-def _media(index: int = 0) -> MediaItem:
-    return MediaItem(file_name=f"{index}{LONG_FILE}", file_path=f"a/{index}.jpg")
+def _media(index: int = 0) -> FileView:
+    return FileView(uuid.uuid4(), file_name=f"{index}{LONG_FILE}", file_path=f"a/{index}.jpg")
 
 
-def _chat(**values: object) -> ChatSettings:
+def _chat(**values: object) -> ChatView:
     fields: dict[str, object] = {
         "telegram_chat_id": TEAM_CHAT,
         "is_paused": True,
@@ -66,15 +75,18 @@ def _chat(**values: object) -> ChatSettings:
         "posting_hours_start": 9,
         "posting_hours_end": 21,
         "timezone": "America/Argentina/ComodRivadavia",
+        "message_thread_id": 2**31,
+        "sent_ttl_days": 10**6,
+        "runway_warning_days": 10**6,
         **values,
     }
-    return ChatSettings(**fields)
+    return ChatView(**fields)
 
 
-def _history() -> list[tuple[PostingHistory, MediaItem]]:
+def _history() -> list[tuple[DecisionView, FileView]]:
     return [
         (
-            PostingHistory(
+            DecisionView(
                 status=HistoryStatus.POSTED,
                 acted_by_name=LONG_NAME,
                 acted_at=NOW - timedelta(days=index),
@@ -86,10 +98,10 @@ def _history() -> list[tuple[PostingHistory, MediaItem]]:
     ]
 
 
-def _queue() -> list[tuple[PostingQueueItem, MediaItem]]:
+def _queue() -> list[tuple[QueuedView, FileView]]:
     return [
         (
-            PostingQueueItem(status=QueueStatus.PUBLISHING, created_at=NOW - timedelta(hours=1)),
+            QueuedView(uuid.uuid4(), QueueStatus.PUBLISHING, created_at=NOW - timedelta(hours=1)),
             _media(index),
         )
         for index in range(MANY)
@@ -102,7 +114,7 @@ def _status() -> str:
         paused_by=LONG_NAME,
         in_flight=10**6,
         next_slot=NOW,
-        last_post=PostingHistory(acted_by_name=LONG_NAME, acted_at=NOW),
+        last_post=DecisionView(HistoryStatus.POSTED, acted_by_name=LONG_NAME, acted_at=NOW),
         last_post_file=LONG_FILE,
         library=10**6,
         eligible=10**6,
@@ -184,6 +196,18 @@ def _expiry_warning() -> str:
 
 
 BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
+    "texts.setting_rejected": [
+        (
+            lambda: texts.setting_rejected(SettingRejectedError("timezone", "🌸" * 2000)),
+            TOAST_LIMIT,
+        ),
+        (
+            lambda: texts.setting_rejected(
+                SettingRejectedError("runway_warning_days", -1, 0, 10**6)
+            ),
+            TOAST_LIMIT,
+        ),
+    ],
     "texts.render_settings": [(lambda: texts.render_settings(_chat()), MESSAGE_LIMIT)],
     "texts.timezone_set": [(lambda: texts.timezone_set("A" * 4000), MESSAGE_LIMIT)],
     "texts.history_usage": [(lambda: texts.history_usage(10**9), MESSAGE_LIMIT)],
@@ -200,6 +224,7 @@ BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
         ),
     ],
     "texts.live_text": [(_live, MESSAGE_LIMIT)],
+    "texts.live_failed": [(lambda: texts.live_failed(LONG_ERROR), MESSAGE_LIMIT)],
     "texts.set_aside_notice": [
         (lambda: texts.set_aside_notice(LONG_FILE * 10, LONG_ERROR), MESSAGE_LIMIT)
     ],
@@ -207,7 +232,12 @@ BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
         (
             lambda: texts.set_aside_text(
                 [
-                    MediaItem(file_path=f"{index}{LONG_FILE}", set_aside_reason=LONG_ERROR)
+                    FileView(
+                        uuid.uuid4(),
+                        file_name=f"{index}{LONG_FILE}",
+                        file_path=f"{index}{LONG_FILE}",
+                        set_aside_reason=LONG_ERROR,
+                    )
                     for index in range(100)
                 ]
             ),
@@ -233,7 +263,6 @@ BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
     "texts.runway_threshold_set": [(lambda: texts.runway_threshold_set(10**6), TOAST_LIMIT)],
     "texts.budget_wait_line": [(lambda: texts.budget_wait_line(10**9, 10.0**9), MESSAGE_LIMIT)],
     "texts.file_label": [(lambda: texts.file_label(LONG_FILE * 10), MESSAGE_LIMIT)],
-    "texts.live_failed": [(lambda: texts.live_failed(_graph_refusal().cause), MESSAGE_LIMIT)],
     "texts.instagram_status_lines": [(_instagram_status, MESSAGE_LIMIT)],
     "texts.expiry_warning": [(_expiry_warning, MESSAGE_LIMIT)],
     "texts.fit_message": [(lambda: texts.fit_message("header", [LONG_FILE] * 1000), MESSAGE_LIMIT)],

@@ -7,8 +7,7 @@ from aiogram.methods import EditMessageCaption
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.handlers.queue import RECORDED_STATUS
-from bot.keyboards import QueueAction, queue_keyboard
+from bot.presentation.keyboards import RECORDED_STATUS, QueueAction, queue_keyboard
 from bot.services.team import SettingRejectedError, TeamService
 from db.models import Base
 from db.vocabulary import SETTING_RANGES, HistoryStatus, LockReason, QueueStatus, Verdict

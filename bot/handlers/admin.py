@@ -1,7 +1,7 @@
 """The admin router: /pause, /resume, /settings, the settings and ↩️ Put back buttons, behind
 one IsAdmin.
 
-Every settings button SETS a value (see `bot.keyboards.SettingsCallback`) and every
+Every settings button SETS a value (see `bot.presentation.keyboards.SettingsCallback`) and every
 change is logged once. A non-admin reaches the refusals below and is told so.
 """
 
@@ -15,13 +15,16 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, or_f
 from aiogram.types import CallbackQuery, Message
 
+from bot.domain import TelegramIdentity
 from bot.filters import IsAdmin
-from bot.keyboards import SETTINGS_LABEL, PutBackCallback, SettingsCallback, settings_keyboard
 from bot.middlewares import RUNS_TO_COMPLETION
-from bot.services.chats import ChatDirectory
-from bot.services.team import SettingRejectedError, TeamService
-from bot.telegram import answer_quietly, edit_quietly
-from bot.texts import (
+from bot.presentation.keyboards import (
+    SETTINGS_LABEL,
+    PutBackCallback,
+    SettingsCallback,
+    settings_keyboard,
+)
+from bot.presentation.texts import (
     ADMINS_ONLY_COMMAND,
     ADMINS_ONLY_PUT_BACK,
     ADMINS_ONLY_SETTINGS,
@@ -39,10 +42,13 @@ from bot.texts import (
     lifetime_set,
     render_settings,
     runway_threshold_set,
+    setting_rejected,
     timezone_set,
     topic_set,
 )
-from db.repositories import TelegramIdentity
+from bot.services.chats import ChatDirectory
+from bot.services.team import SettingRejectedError, TeamService
+from bot.telegram import answer_quietly, edit_quietly
 
 logger = structlog.get_logger(__name__)
 
@@ -88,8 +94,11 @@ async def settings_command(
         else:
             value, field = arguments[1], "tz"
         chat, _ = await team.change_setting(message.chat.id, admin, field, value)
+    except TopicArgumentError as refused:
+        await message.answer(escape(refused.text))
+        return
     except SettingRejectedError as rejected:
-        await message.answer(escape(str(rejected)))
+        await message.answer(escape(setting_rejected(rejected)))
         return
     if name == "topic":
         await message.answer(topic_set(chat.message_thread_id))
@@ -101,17 +110,25 @@ async def settings_command(
         await message.answer(timezone_set(chat.timezone))
 
 
+class TopicArgumentError(Exception):
+    """`/settings topic` got a word it cannot use; `text` tells the admin what to type."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
 def topic_argument(message: Message, argument: str) -> int | None:
     """`here` (typed inside a topic), `off` (General) or a topic id."""
     word = argument.lower()
     if word == "here":
         if not message.is_topic_message or message.message_thread_id is None:
-            raise SettingRejectedError(TOPIC_HERE_OUTSIDE)
+            raise TopicArgumentError(TOPIC_HERE_OUTSIDE)
         return message.message_thread_id
     if word in {"off", "general"}:
         return None
     if not word.isascii() or not word.isdigit() or int(word) <= 0:
-        raise SettingRejectedError(TOPIC_USAGE)
+        raise TopicArgumentError(TOPIC_USAGE)
     return int(word)
 
 
@@ -127,7 +144,7 @@ async def change(
             button_message.chat.id, admin, callback_data.field, callback_data.value
         )
     except SettingRejectedError as rejected:
-        await answer_quietly(callback, str(rejected))
+        await answer_quietly(callback, setting_rejected(rejected))
         # A stale message: show the current values again.
         current = await team.chat(button_message.chat.id)
         await edit_quietly(button_message, render_settings(current), settings_keyboard(current))

@@ -14,17 +14,10 @@ import structlog
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import BotCommand, BufferedInputFile, Message
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.keyboards import inflight_keyboard, put_back_list_keyboard
 from bot.middlewares import ACTS_ON_QUEUE, PRIVATE_OK, RUNS_TO_COMPLETION
-from bot.send_budget import SendBudget
-from bot.services.accounts.clients import InstagramAccounts
-from bot.services.chart import HeatMap, activity_chart, heat_map_of
-from bot.services.clock import Clock
-from bot.services.scheduler import Scheduler
-from bot.services.team import TeamService
-from bot.texts import (
+from bot.presentation.keyboards import inflight_keyboard, put_back_list_keyboard
+from bot.presentation.texts import (
     CHART_CAPTION,
     COMMANDS,
     EXPORT_CAPTION,
@@ -46,7 +39,12 @@ from bot.texts import (
     stats_usage,
     status_text,
 )
-from db.vocabulary import QueueStatus
+from bot.send_budget import SendBudget
+from bot.services.accounts.clients import InstagramAccounts
+from bot.services.chart import HeatMap, heat_map_of
+from bot.services.clock import Clock
+from bot.services.scheduler import Scheduler
+from bot.services.team import TeamService
 
 logger = structlog.get_logger(__name__)
 
@@ -94,9 +92,7 @@ async def queue(message: Message, team: TeamService, clock: Clock) -> None:
     if rows:
         # An admin's drop and resend buttons for the items that arrived (IsAdmin guards them).
         sent = [
-            (row.id, row.telegram_message_id, media.file_name)
-            for row, media in rows
-            if row.status == QueueStatus.SENT
+            (row.id, row.telegram_message_id, media.file_name) for row, media in rows if row.arrived
         ]
         await message.answer(queue_text(rows, now), reply_markup=inflight_keyboard(sent))
     else:
@@ -138,7 +134,6 @@ async def stats(
     message: Message,
     command: CommandObject,
     team: TeamService,
-    sessions: async_sessionmaker[AsyncSession],
     clock: Clock,
 ) -> None:
     days = STATS_DEFAULT_DAYS
@@ -155,18 +150,18 @@ async def stats(
         return
     await message.answer(stats_text(view))
     heat = heat_map_of(view.reach_by_hour, view.posts_by_hour, days)
-    await send_chart(message, sessions, now, heat)
+    await send_chart(message, team, now, heat)
 
 
 async def send_chart(
     message: Message,
-    sessions: async_sessionmaker[AsyncSession],
+    team: TeamService,
     now: datetime,
     heat: HeatMap | None = None,
 ) -> None:
     """The picture after the text; a chart that fails to render leaves the text alone."""
     try:
-        png = await activity_chart(sessions, message.chat.id, now, heat)
+        png = await team.chart(message.chat.id, now, heat)
     except Exception:
         logger.exception("stats.chart_failed")
         return

@@ -7,9 +7,9 @@ from aiogram import Router
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent
 
+from bot.domain import UnavailableError
+from bot.presentation.texts import DATABASE_UNAVAILABLE
 from bot.telegram import answer_quietly
-from bot.texts import DATABASE_UNAVAILABLE
-from db.errors import DatabaseUnavailableError
 
 logger = structlog.get_logger(__name__)
 
@@ -28,5 +28,5 @@ async def database_unavailable(event: ErrorEvent) -> None:
 
 def create_router() -> Router:
     router = Router(name=__name__)
-    router.errors.register(database_unavailable, ExceptionTypeFilter(DatabaseUnavailableError))
+    router.errors.register(database_unavailable, ExceptionTypeFilter(UnavailableError))
     return router

@@ -7,8 +7,8 @@ from aiogram import Router
 from aiogram.types import CallbackQuery
 
 from bot.middlewares import ACTS_ON_QUEUE
+from bot.presentation.texts import BUTTON_NO_LONGER_VALID
 from bot.telegram import answer_quietly
-from bot.texts import BUTTON_NO_LONGER_VALID
 
 logger = structlog.get_logger(__name__)
 

@@ -7,22 +7,22 @@ from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message
 
+from bot.domain import TelegramIdentity, UnavailableError
 from bot.filters import IsAdmin
-from bot.keyboards import InFlightAction, InFlightCallback
 from bot.middlewares import RUNS_TO_COMPLETION
-from bot.services.chats import ChatDirectory
-from bot.services.inflight import InFlightOutcome, InFlightService
-from bot.telegram import answer_quietly
-from bot.texts import (
+from bot.presentation.keyboards import InFlightAction, InFlightCallback
+from bot.presentation.texts import (
     ADMINS_ONLY_INFLIGHT,
     INFLIGHT_BEING_SENT,
     INFLIGHT_CHANGED,
     INFLIGHT_DROPPED,
+    INFLIGHT_FAILED,
     INFLIGHT_RESENT,
     INFLIGHT_UNCONFIRMED,
 )
-from db.errors import DatabaseUnavailableError
-from db.repositories import TelegramIdentity
+from bot.services.chats import ChatDirectory
+from bot.services.inflight import InFlightOutcome, InFlightService
+from bot.telegram import answer_quietly
 
 logger = structlog.get_logger(__name__)
 
@@ -59,8 +59,8 @@ async def act(
             outcome = await inflight.drop(callback_data.queue_id, chat_id, message_id)
         else:
             outcome = await inflight.resend(callback_data.queue_id, chat_id, message_id)
-    except DatabaseUnavailableError:
-        await answer_quietly(callback, "❌ Couldn't do that — please press again")
+    except UnavailableError:
+        await answer_quietly(callback, INFLIGHT_FAILED)
         return
     await answer_quietly(callback, TOASTS[outcome])
     if message_id is not None and outcome in (InFlightOutcome.DROPPED, InFlightOutcome.RESENT):

@@ -8,11 +8,11 @@ from aiogram.filters import Command
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.presentation.texts import LIVE_NOT_CONFIGURED, NO_LIVE_STORIES, live_failed, live_text
 from bot.services.accounts.clients import InstagramAccounts
 from bot.services.accounts.live import live_view
 from bot.services.clock import Clock
 from bot.services.instagram import InstagramError
-from bot.texts import LIVE_NOT_CONFIGURED, NO_LIVE_STORIES, live_failed, live_text
 
 logger = structlog.get_logger(__name__)
 

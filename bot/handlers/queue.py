@@ -8,20 +8,17 @@ import structlog
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
-from bot.captions import already_line, body_of, final_line, with_status
-from bot.keyboards import QueueAction, QueueCallback, confirm_reject_keyboard, queue_keyboard
+from bot.domain import Press, UnavailableError
 from bot.middlewares import ACTS_ON_QUEUE, RUNS_TO_COMPLETION, VANISHED_OK
-from bot.services.accounts.clients import InstagramAccounts
-from bot.services.autopost import (
-    AutoPostRefusal,
-    AutoPostResult,
-    AutoPostService,
+from bot.presentation.captions import already_line, body_of, final_line, with_status
+from bot.presentation.keyboards import (
+    RECORDED_STATUS,
+    QueueAction,
+    QueueCallback,
+    confirm_reject_keyboard,
+    queue_keyboard,
 )
-from bot.services.chats import ChatDirectory
-from bot.services.press import OutcomeKind, PressOutcome, PressService
-from bot.services.tasks import TaskTracker
-from bot.telegram import answer_quietly, edit_quietly, identity_of
-from bot.texts import (
+from bot.presentation.texts import (
     AUTOPOST_BUSY,
     AUTOPOST_CHECKING,
     AUTOPOST_NOT_CONFIGURED,
@@ -36,21 +33,22 @@ from bot.texts import (
     UNKNOWN_ITEM,
     WRONG_CHAT_ITEM,
 )
-from db.errors import DatabaseUnavailableError
-from db.repositories import Press
-from db.vocabulary import Verdict
+from bot.services.accounts.clients import InstagramAccounts
+from bot.services.autopost import (
+    AutoPostRefusal,
+    AutoPostResult,
+    AutoPostService,
+)
+from bot.services.chats import ChatDirectory
+from bot.services.press import OutcomeKind, PressOutcome, PressService
+from bot.services.tasks import TaskTracker
+from bot.telegram import answer_quietly, edit_quietly, identity_of
 
 logger = structlog.get_logger(__name__)
 
 # A press normally commits in milliseconds; the toast can then tell the result.
 # A slow one gets "Recording…" so the spinner never hangs.
 ACK_AFTER_SECONDS = 0.8
-
-RECORDED_STATUS = {
-    QueueAction.POSTED: Verdict.POSTED,
-    QueueAction.SKIP: Verdict.SKIPPED,
-    QueueAction.CONFIRM_REJECT: Verdict.REJECTED,
-}
 
 
 async def show_outcome(
@@ -111,7 +109,7 @@ async def record_press(
         await answer_quietly(callback, RECORDING)
     try:
         outcome = await recording
-    except DatabaseUnavailableError:
+    except UnavailableError:
         if not answered:
             await answer_quietly(callback, PRESS_FAILED)
         if not isinstance(button_message, Message):
@@ -186,7 +184,7 @@ async def auto_post(
             body=body_of(button_message.html_text),
             message_id=button_message.message_id,
         )
-    except DatabaseUnavailableError:
+    except UnavailableError:
         await answer_quietly(callback, PRESS_FAILED)
         return
     if isinstance(claim, PressOutcome):

@@ -16,7 +16,7 @@ from aiogram import Bot
 from aiogram.exceptions import AiogramError
 from pydantic import ValidationError
 
-from db.repositories import TelegramIdentity
+from bot.domain import TelegramIdentity
 
 logger = structlog.get_logger(__name__)
 

@@ -15,7 +15,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.texts import chat_migrated_notice
+from bot.services.notices import TeamNotices
 from db.repositories import ChatMigrationRepository, ChatSettingsRepository
 from db.retry import in_idempotent_transaction
 
@@ -32,6 +32,9 @@ class ChatDirectory:
     moved: dict[int, int] = field(default_factory=dict)
     # Told of each move, so what is kept per chat in memory follows it (Instagram accounts).
     on_move: list[Callable[[int, int], None]] = field(default_factory=list)
+    # Renders the team's notice of a move; only a directory that follows moves needs it
+    # (the doctor and the indexer only read them).
+    notices: TeamNotices | None = None
 
     def _remember(self, old_chat_id: int, new_chat_id: int) -> None:
         self.moved[old_chat_id] = new_chat_id
@@ -93,6 +96,10 @@ class ChatDirectory:
 
         Returns the new chat's queue topic.
         """
+        if self.notices is None:
+            # Refused before anything moves: a move nobody is told of would be a silent one.
+            raise RuntimeError("ChatDirectory.follow needs notices to tell the team")
+        notices = self.notices
 
         async def move(session: AsyncSession) -> bool:
             return await ChatMigrationRepository(session).move(old_chat_id, new_chat_id)
@@ -111,12 +118,14 @@ class ChatDirectory:
                 new_chat_id=new_chat_id,
                 hint=self._hint(),
             )
-        return await self._tell_team(old_chat_id, new_chat_id, bot)
+        return await self._tell_team(old_chat_id, new_chat_id, bot, notices)
 
     def _hint(self) -> str:
         return "set TELEGRAM_CHAT_ID=" + ",".join(str(chat_id) for chat_id in self.served())
 
-    async def _tell_team(self, old_chat_id: int, new_chat_id: int, bot: Bot) -> int | None:
+    async def _tell_team(
+        self, old_chat_id: int, new_chat_id: int, bot: Bot, notices: TeamNotices
+    ) -> int | None:
         """The team's notice, once; the new chat's queue topic."""
 
         async def claim(session: AsyncSession) -> bool:
@@ -131,7 +140,7 @@ class ChatDirectory:
         try:
             await bot.send_message(
                 new_chat_id,
-                chat_migrated_notice(old_chat_id, new_chat_id),
+                notices.chat_migrated(old_chat_id, new_chat_id),
                 message_thread_id=topic,
             )
         except TelegramAPIError as error:

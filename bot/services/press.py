@@ -10,8 +10,9 @@ from enum import StrEnum
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain import Press
 from db.engine import command_timeout
-from db.repositories import Press, PressRepository, PressState
+from db.repositories import PressRepository, PressState
 from db.retry import Reread, RetryPolicy, run_with_retry
 from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus
 

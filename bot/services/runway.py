@@ -25,9 +25,9 @@ from aiogram.exceptions import TelegramAPIError, TelegramMigrateToChat
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.chats import ChatDirectory
+from bot.services.notices import TeamNotices
 from bot.services.periodic import every
 from bot.telegram_retry import at_most_once, delivered_nothing
-from bot.texts import runway_warning
 from db.models import ChatSettings
 from db.repositories import ChatMigrationRepository, ChatSettingsRepository
 from db.repositories.stats import StatsRepository
@@ -111,6 +111,8 @@ class RunwayWatch:
     clock: Callable[[], datetime]
     # The served chats, followed to where Telegram moved them (by any process).
     chat_directory: ChatDirectory
+    # Renders the warning (bot.presentation).
+    notices: TeamNotices
     interval_seconds: float = 3600.0
     # Moves a group Telegram upgraded to its supergroup; returns the queue topic there.
     follow_migration: Callable[[int, int], Awaitable[int | None]] | None = None
@@ -180,7 +182,7 @@ class RunwayWatch:
         )
         if not marked:
             return False  # another process warned first
-        text = runway_warning(runway, threshold)
+        text = self.notices.runway_warning(runway, threshold)
         try:
             with at_most_once():
                 try:

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import structlog
 from aiogram.exceptions import TelegramAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain import NothingToSend, SendResult
 from bot.services import heartbeat
 from bot.services.clock import Clock, utc_now
 from bot.services.delivery import Delivered, Delivery, DeliveryResult, GaveUp
@@ -48,25 +48,6 @@ CLAIM_BATCH = 100
 # Items tried for one slot when Telegram refuses them for good (each is set aside):
 # the slot is not lost to a bad file, nor a tick to a library of them.
 MAX_TRIES_PER_SLOT = 3
-
-
-class NothingToSend(StrEnum):
-    EMPTY_LIBRARY = "empty_library"
-    ALL_LOCKED = "all_locked"
-    ALL_QUEUED = "all_queued"
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    sent: bool
-    reason: NothingToSend | None = None
-    queued: int = 0
-    locked: int = 0
-    total: int = 0
-    set_aside: int = 0
-    error: str | None = None
-    # The forum topic the item went to (the queue's; None: General).
-    topic: int | None = None
 
 
 @dataclass
@@ -513,18 +494,16 @@ class Scheduler:
         returned = await in_transaction(
             self._sessions, take, repeat=Reread(landed), operation="scheduler.return_unpressed"
         )
-        # Here, not at the top: bot.texts imports this module's result types.
-        from bot.texts import returned_to_library
-
         by_chat: dict[int, list[ReturnedItem]] = {}
         for item in returned:
             by_chat.setdefault(item.chat_id, []).append(item)
         for chat_id, items in by_chat.items():
             logger.info("queue.returned_unpressed", chat_id=chat_id, count=len(items))
             try:
-                await self.delivery.notifier.send_line(
+                await self.delivery.notifier.send_returned_to_library(
                     chat_id,
-                    returned_to_library([item.file_name for item in items], items[0].lifetime_days),
+                    [item.file_name for item in items],
+                    items[0].lifetime_days,
                     items[0].message_thread_id,
                 )
             except TelegramAPIError as error:

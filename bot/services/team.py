@@ -13,6 +13,8 @@ import structlog
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain import ANONYMOUS_ADMIN, TelegramIdentity
+from bot.services.chart import HeatMap, activity_chart
 from bot.services.runway import Runway, read_runway
 from bot.services.slots import PostingSchedule
 from db.models import ChatSettings, MediaItem, PostingHistory, PostingQueueItem, User
@@ -23,7 +25,6 @@ from db.repositories import (
     InteractionRepository,
     MediaRepository,
     QueueRepository,
-    TelegramIdentity,
     UserRepository,
 )
 from db.repositories.stats import (
@@ -34,9 +35,9 @@ from db.repositories.stats import (
     PersonRow,
     StatsRepository,
 )
-from db.repositories.users import ANONYMOUS_ADMIN, names_told_apart
+from db.repositories.users import names_told_apart
 from db.retry import Idempotent, Reread, in_transaction
-from db.vocabulary import SETTING_RANGES, InteractionKind
+from db.vocabulary import SETTING_RANGES, HistoryStatus, InteractionKind, PostingMethod, QueueStatus
 
 logger = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -44,16 +45,113 @@ READ_ONLY = Idempotent("it only reads, or upserts the chat's row with ON CONFLIC
 
 
 class SettingRejectedError(Exception):
-    """A settings change that is out of range or unknown; the message says why."""
+    """A settings change that is out of range or unknown: which column, the value and the range.
+
+    `column` None: no setting takes that button (an out-of-date message).
+    """
+
+    def __init__(
+        self,
+        column: str | None,
+        value: object = None,
+        lowest: int | None = None,
+        highest: int | None = None,
+    ) -> None:
+        super().__init__(f"{column or 'unknown setting'} refuses {value!r}")
+        self.column = column
+        self.value = value
+        self.lowest = lowest
+        self.highest = highest
+
+
+@dataclass(frozen=True, slots=True)
+class ChatView:
+    """A chat's settings, copied out of its row for the texts and keyboards."""
+
+    telegram_chat_id: int
+    is_paused: bool
+    paused_at: datetime | None
+    dry_run: bool
+    posts_per_day: int
+    posting_hours_start: int
+    posting_hours_end: int
+    timezone: str
+    message_thread_id: int | None
+    sent_ttl_days: int
+    runway_warning_days: int
+
+    @classmethod
+    def of(cls, chat: ChatSettings) -> ChatView:
+        return cls(
+            telegram_chat_id=chat.telegram_chat_id,
+            is_paused=chat.is_paused,
+            paused_at=chat.paused_at,
+            dry_run=chat.dry_run,
+            posts_per_day=chat.posts_per_day,
+            posting_hours_start=chat.posting_hours_start,
+            posting_hours_end=chat.posting_hours_end,
+            timezone=chat.timezone,
+            message_thread_id=chat.message_thread_id,
+            sent_ttl_days=chat.sent_ttl_days,
+            runway_warning_days=chat.runway_warning_days,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FileView:
+    """A library item as the team sees it."""
+
+    id: uuid.UUID
+    file_name: str
+    file_path: str
+    set_aside_reason: str | None = None
+
+    @classmethod
+    def of(cls, media: MediaItem) -> FileView:
+        return cls(media.id, media.file_name, media.file_path, media.set_aside_reason)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedView:
+    """An item in flight (/queue)."""
+
+    id: uuid.UUID
+    status: QueueStatus
+    created_at: datetime
+    telegram_message_id: int | None = None
+
+    @property
+    def arrived(self) -> bool:
+        """In the chat with its buttons, so an admin may drop or resend it."""
+        return self.status is QueueStatus.SENT
+
+    @classmethod
+    def of(cls, item: PostingQueueItem) -> QueuedView:
+        return cls(item.id, QueueStatus(item.status), item.created_at, item.telegram_message_id)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionView:
+    """How an item left the queue, and who decided (/history, /status)."""
+
+    status: HistoryStatus
+    acted_by_name: str | None
+    acted_at: datetime
+    posting_method: PostingMethod | None = None
+
+    @classmethod
+    def of(cls, entry: PostingHistory) -> DecisionView:
+        method = None if entry.posting_method is None else PostingMethod(entry.posting_method)
+        return cls(HistoryStatus(entry.status), entry.acted_by_name, entry.acted_at, method)
 
 
 @dataclass(frozen=True, slots=True)
 class StatusView:
-    chat: ChatSettings
+    chat: ChatView
     paused_by: str | None
     in_flight: int
     next_slot: datetime | None
-    last_post: PostingHistory | None
+    last_post: DecisionView | None
     last_post_file: str | None
     library: int
     eligible: int
@@ -149,9 +247,9 @@ class TeamService:
 
         await self._run("team.register", work)
 
-    async def chat(self, chat_id: int) -> ChatSettings:
-        async def work(session: AsyncSession) -> ChatSettings:
-            return await ChatSettingsRepository(session).ensure(chat_id)
+    async def chat(self, chat_id: int) -> ChatView:
+        async def work(session: AsyncSession) -> ChatView:
+            return ChatView.of(await ChatSettingsRepository(session).ensure(chat_id))
 
         return await self._run("team.chat", work)
 
@@ -184,11 +282,11 @@ class TeamService:
             runway = await read_runway(session, chat, now)
             return StatusView(
                 runway=runway,
-                chat=chat,
+                chat=ChatView.of(chat),
                 paused_by=paused_by,
                 in_flight=in_flight,
                 next_slot=upcoming,
-                last_post=last,
+                last_post=None if last is None else DecisionView.of(last),
                 last_post_file=last_file,
                 library=total,
                 eligible=eligible,
@@ -197,15 +295,17 @@ class TeamService:
 
         return await self._run("team.status", work)
 
-    async def in_flight(self, chat_id: int) -> list[tuple[PostingQueueItem, MediaItem]]:
-        async def work(session: AsyncSession) -> list[tuple[PostingQueueItem, MediaItem]]:
-            return await QueueRepository(session).in_flight(chat_id)
+    async def in_flight(self, chat_id: int) -> list[tuple[QueuedView, FileView]]:
+        async def work(session: AsyncSession) -> list[tuple[QueuedView, FileView]]:
+            rows = await QueueRepository(session).in_flight(chat_id)
+            return [(QueuedView.of(item), FileView.of(media)) for item, media in rows]
 
         return await self._run("team.queue", work)
 
-    async def history(self, chat_id: int, limit: int) -> list[tuple[PostingHistory, MediaItem]]:
-        async def work(session: AsyncSession) -> list[tuple[PostingHistory, MediaItem]]:
-            return await HistoryRepository(session).recent(chat_id, limit)
+    async def history(self, chat_id: int, limit: int) -> list[tuple[DecisionView, FileView]]:
+        async def work(session: AsyncSession) -> list[tuple[DecisionView, FileView]]:
+            rows = await HistoryRepository(session).recent(chat_id, limit)
+            return [(DecisionView.of(entry), FileView.of(media)) for entry, media in rows]
 
         return await self._run("team.history", work)
 
@@ -235,9 +335,16 @@ class TeamService:
 
         return await self._run("team.stats", work)
 
-    async def set_aside_items(self, chat_id: int) -> list[MediaItem]:
-        async def work(session: AsyncSession) -> list[MediaItem]:
-            return await MediaRepository(session).set_aside_items(chat_id)
+    async def chart(self, chat_id: int, now: datetime, heat: HeatMap | None = None) -> bytes | None:
+        """The /stats picture: the chat's last four weeks; None when nobody pressed."""
+        return await activity_chart(self._sessions, chat_id, now, heat)
+
+    async def set_aside_items(self, chat_id: int) -> list[FileView]:
+        async def work(session: AsyncSession) -> list[FileView]:
+            return [
+                FileView.of(item)
+                for item in await MediaRepository(session).set_aside_items(chat_id)
+            ]
 
         return await self._run("team.set_aside", work)
 
@@ -278,7 +385,7 @@ class TeamService:
 
     async def change_setting(
         self, chat_id: int, identity: TelegramIdentity, field: str, value: Any
-    ) -> tuple[ChatSettings, bool]:
+    ) -> tuple[ChatView, bool]:
         """Set one setting to `value` (a button's target or a timezone); False: it already was."""
         column, new = _resolve(field, value)
         return await self._set(chat_id, identity, column, new, "team.settings")
@@ -290,11 +397,11 @@ class TeamService:
         column: str,
         new: Any,
         operation: str,
-    ) -> tuple[ChatSettings, bool]:
+    ) -> tuple[ChatView, bool]:
         """SET the column (never toggle or step) and log the change once, under our own id."""
         change_id = uuid.uuid4()
 
-        async def work(session: AsyncSession) -> tuple[ChatSettings, bool]:
+        async def work(session: AsyncSession) -> tuple[ChatView, bool]:
             chats = ChatSettingsRepository(session)
             chat = await chats.get_for_update(chat_id, skip_locked=False)
             if chat is None:
@@ -303,7 +410,7 @@ class TeamService:
                 assert chat is not None
             old = getattr(chat, column)
             if old == new:
-                return chat, False
+                return ChatView.of(chat), False
             change = Interaction(
                 InteractionKind.COMMAND,
                 "settings.change",
@@ -319,14 +426,14 @@ class TeamService:
                 )
             await chats.update(chat_id, **changes)
             await session.refresh(chat)
-            return chat, True
+            return ChatView.of(chat), True
 
-        async def recover(session: AsyncSession) -> tuple[ChatSettings, bool] | None:
+        async def recover(session: AsyncSession) -> tuple[ChatView, bool] | None:
             # Our change logged under change_id means its COMMIT landed unheard.
             if not await InteractionRepository(session).exists(change_id):
                 return None
             chat = await ChatSettingsRepository(session).get(chat_id)
-            return None if chat is None else (chat, True)
+            return None if chat is None else (ChatView.of(chat), True)
 
         return await self._run(operation, work, Reread(recover))
 
@@ -335,39 +442,24 @@ def _resolve(field: str, value: Any) -> tuple[str, Any]:
     """The column a button or command sets, and the value, checked against its range."""
     if field == "tz":
         if not isinstance(value, str) or not valid_timezone(value):
-            raise SettingRejectedError(
-                f"Unknown timezone “{value}”. Use an IANA name such as Europe/Berlin."
-            )
+            raise SettingRejectedError("timezone", value)
         return "timezone", value
     if field == "topic":
         # A forum topic id, or None for the General topic.
         if value is not None and (not isinstance(value, int) or value <= 0):
-            raise SettingRejectedError("A topic is a positive number, or “off” for General.")
+            raise SettingRejectedError("message_thread_id", value)
         return "message_thread_id", value
     if field in SWITCHES:
         if value not in (0, 1):
-            raise SettingRejectedError("That button is out of date.")
+            raise SettingRejectedError(None, value)
         return SWITCHES[field], bool(value)
     if field in NUMBERS:
         column = NUMBERS[field]
         allowed = SETTING_RANGES[column]
         if not isinstance(value, int) or not allowed.allows(value):
-            lowest, highest = allowed.lowest, allowed.highest
-            if column == "posts_per_day":
-                raise SettingRejectedError(
-                    f"Posts per day must stay between {lowest} and {highest}."
-                )
-            if column == "sent_ttl_days":
-                raise SettingRejectedError(
-                    f"The lifetime is a number of days between {lowest} and {highest}."
-                )
-            if column == "runway_warning_days":
-                raise SettingRejectedError(
-                    f"The runway warning takes a number of days from {lowest} (off) to {highest}."
-                )
-            raise SettingRejectedError("That button is out of date.")
+            raise SettingRejectedError(column, value, allowed.lowest, allowed.highest)
         return column, value
-    raise SettingRejectedError("That button is out of date.")
+    raise SettingRejectedError(None, value)
 
 
 async def _log_as(

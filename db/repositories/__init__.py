@@ -12,9 +12,9 @@ from db.repositories.interactions import Interaction, InteractionRepository
 from db.repositories.locks import LockRepository
 from db.repositories.media import MediaRepository
 from db.repositories.migrations import ChatMigrationRepository
-from db.repositories.press import Press, PressRecord, PressRepository, PressState
+from db.repositories.press import PressRecord, PressRepository, PressState
 from db.repositories.queue import QueueRepository, SendingClaim
-from db.repositories.users import TelegramIdentity, UserRepository
+from db.repositories.users import UserRepository
 
 __all__ = [
     "ChatMigrationRepository",
@@ -24,12 +24,10 @@ __all__ = [
     "InteractionRepository",
     "LockRepository",
     "MediaRepository",
-    "Press",
     "PressRecord",
     "PressRepository",
     "PressState",
     "QueueRepository",
     "SendingClaim",
-    "TelegramIdentity",
     "UserRepository",
 ]

@@ -7,9 +7,10 @@ from datetime import date, datetime
 
 from sqlalchemy import func, select
 
+from bot.domain import TelegramIdentity
 from db.models import MediaItem, PostingHistory, User
 from db.repositories.base import Repository
-from db.repositories.users import TelegramIdentity, names_told_apart
+from db.repositories.users import names_told_apart
 from db.vocabulary import HistoryStatus, PostingMethod, Verdict
 
 

@@ -19,10 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 
+from bot.domain import Press
 from db.models import PostingQueueItem
 from db.repositories.base import Repository
 from db.repositories.queue import abandoned_autopost
-from db.repositories.users import TelegramIdentity
 from db.vocabulary import HistoryStatus, InteractionKind, PostingMethod, QueueStatus, Verdict
 
 Word = TypeVar("Word", bound=StrEnum)
@@ -151,20 +151,6 @@ LEFT JOIN posting_history h ON h.queue_item_id = params.queue_id
 LEFT JOIN users u ON u.id = h.acted_by_user_id
 """
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Press:
-    """One button press: what `record` writes, and who pressed."""
-
-    queue_id: uuid.UUID
-    chat_id: int
-    status: Verdict
-    presser: TelegramIdentity
-    telegram_message_id: int | None = None
-    posting_method: PostingMethod = PostingMethod.TELEGRAM_MANUAL
-    instagram_media_id: str | None = None
-    completes_autopost: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,44 +5,16 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 
+from bot.domain import TelegramIdentity
 from db.models import User
 from db.repositories.base import Repository
 
-ANONYMOUS_ADMIN = "anonymous admin"
 K = TypeVar("K", bound=Hashable)
-
-
-@dataclass(frozen=True, slots=True)
-class TelegramIdentity:
-    """Who pressed or typed, as Telegram reported it.
-
-    An anonymous admin wrote as the chat itself (Telegram's GroupAnonymousBot):
-    Telegram does not say who, so there is no person to keep a `users` row for;
-    `telegram_user_id` is then the chat's id, and only the log records them.
-    """
-
-    telegram_user_id: int
-    username: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    anonymous_admin: bool = False
-
-    @property
-    def display_name(self) -> str:
-        if self.anonymous_admin:
-            return ANONYMOUS_ADMIN
-        full = " ".join(part for part in (self.first_name, self.last_name) if part)
-        if full:
-            return full
-        if self.username:
-            return f"@{self.username}"
-        return f"user {self.telegram_user_id}"
 
 
 def names_told_apart(people: Mapping[K, TelegramIdentity]) -> dict[K, str]:

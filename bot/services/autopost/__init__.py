@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain import TelegramIdentity
 from bot.services.accounts.clients import InstagramAccounts
 from bot.services.autopost.board import AutoPostBoard, AutoPostStep, GiveBackReason, ItemMessage
 from bot.services.autopost.holds import Hold, Holds, autopost_lease
@@ -31,7 +32,6 @@ from bot.services.autopost.results import (
 )
 from bot.services.clock import Clock, utc_now
 from bot.services.press import PressOutcome, PressService
-from db.repositories import TelegramIdentity
 
 __all__ = [
     "TRANSITIONS",

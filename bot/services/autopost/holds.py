@@ -17,11 +17,12 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain import TelegramIdentity
 from bot.services.autopost.board import ItemMessage
 from bot.services.autopost.phases import AutoPostPhase, check_transition, phase_of
 from db.errors import DatabaseUnavailableError
 from db.models import MediaItem, PostingQueueItem, User
-from db.repositories import MediaRepository, QueueRepository, TelegramIdentity
+from db.repositories import MediaRepository, QueueRepository
 from db.retry import Idempotent, Reread, in_idempotent_transaction, in_transaction
 from db.vocabulary import QueueStatus
 

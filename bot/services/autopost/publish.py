@@ -14,6 +14,7 @@ from urllib.parse import quote
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain import Press, TelegramIdentity
 from bot.services.accounts.clients import InstagramAccounts
 from bot.services.autopost.board import AutoPostBoard, AutoPostStep, GiveBackReason
 from bot.services.autopost.holds import Hold, HoldProgress, Holds, hold_from
@@ -34,10 +35,8 @@ from db.models import PostingQueueItem
 from db.repositories import (
     ChatSettingsRepository,
     MediaRepository,
-    Press,
     PressRepository,
     QueueRepository,
-    TelegramIdentity,
     UserRepository,
 )
 from db.retry import Reread, in_transaction

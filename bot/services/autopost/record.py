@@ -5,13 +5,14 @@ from __future__ import annotations
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain import Press
 from bot.services.autopost.board import AutoPostBoard, AutoPostStep, ItemMessage
 from bot.services.autopost.holds import HoldProgress, Holds
 from bot.services.autopost.phases import AutoPostPhase, check_transition
 from bot.services.autopost.results import AutoPostOutcome, AutoPostResult
 from bot.services.press import OutcomeKind, PressOutcome, PressService, explain
 from db.errors import DatabaseUnavailableError
-from db.repositories import HistoryRepository, Press, PressRepository
+from db.repositories import HistoryRepository, PressRepository
 from db.retry import Idempotent, in_idempotent_transaction, in_transaction
 from db.vocabulary import PostingMethod, Verdict
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from aiogram import Bot
 
-from bot.captions import (
+from bot.presentation.captions import (
     AUTOPOST_CHECKING_LINE,
     AUTOPOST_DRY_RUN_LINE,
     AUTOPOST_INTERRUPTED_LINE,
@@ -18,12 +18,12 @@ from bot.captions import (
     notification_caption,
     with_status,
 )
-from bot.keyboards import queue_keyboard
+from bot.presentation.keyboards import queue_keyboard
+from bot.presentation.texts import AUTOPOST_PROGRESS, AUTOPOST_UNRESOLVABLE
 from bot.services.autopost import AutoPostStep, GiveBackReason, ItemMessage
 from bot.services.instagram import InstagramError
 from bot.services.press import PressOutcome
 from bot.telegram import edit_by_id_quietly
-from bot.texts import AUTOPOST_PROGRESS, AUTOPOST_UNRESOLVABLE
 
 _STEP_LINES = {
     AutoPostStep.PUBLISHING: AUTOPOST_PROGRESS,

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from db.models import ChatSettings
+from db.vocabulary import Verdict
+
+if TYPE_CHECKING:
+    from bot.services.team import ChatView
 
 
 class QueueAction(StrEnum):
@@ -18,6 +22,14 @@ class QueueAction(StrEnum):
     CONFIRM_REJECT = "confirm_reject"
     CANCEL_REJECT = "cancel_reject"
     AUTOPOST = "autopost"
+
+
+# The queue buttons that record a press, and what each decides.
+RECORDED_STATUS: dict[QueueAction, Verdict] = {
+    QueueAction.POSTED: Verdict.POSTED,
+    QueueAction.SKIP: Verdict.SKIPPED,
+    QueueAction.CONFIRM_REJECT: Verdict.REJECTED,
+}
 
 
 class QueueCallback(CallbackData, prefix="q"):
@@ -157,7 +169,7 @@ def _hour_row(field: str, label: str, hour: int) -> list[InlineKeyboardButton]:
     ]
 
 
-def settings_keyboard(chat: ChatSettings) -> InlineKeyboardMarkup:
+def settings_keyboard(chat: ChatView) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [

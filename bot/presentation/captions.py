@@ -1,4 +1,4 @@
-"""Caption building (HTML parse mode); the other texts are `bot.texts`'s.
+"""Caption building (HTML parse mode); the other texts are in `bot.presentation.texts`.
 
 Status lines are plain text: a toast (answerCallbackQuery) shows them as they
 are, and `with_status` escapes them when it appends them to an HTML caption.

@@ -1,8 +1,8 @@
 """What the bot says: replies, toasts and status lines, apart from the handlers that say them.
 
 Replies are HTML (the bot's parse mode); toasts and the status lines appended to a
-caption are plain text (`bot.captions.with_status` escapes them). Caption building
-stays in `bot.captions`.
+caption are plain text (`bot.presentation.captions.with_status` escapes them). Caption building
+stays in `bot.presentation.captions`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from html import escape
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from bot.captions import FILE_NAME_MAX, shortened
+from bot.domain import NothingToSend, SendResult
 from bot.limits import MESSAGE_LIMIT, fit_plain, utf16_length
+from bot.presentation.captions import FILE_NAME_MAX, shortened
 from bot.services.accounts.status import AutoPostUnavailable
-from bot.services.scheduler import NothingToSend
-from db.models import ChatSettings
 from db.repositories.instagram_accounts import ExpiryWarning
 from db.vocabulary import (
     ExpirySource,
@@ -32,9 +31,15 @@ if TYPE_CHECKING:
     from bot.services.accounts.status import InstagramStatus
     from bot.services.accounts.tokens import AccountHealth
     from bot.services.runway import Runway
-    from bot.services.scheduler import SendResult
-    from bot.services.team import StatsView, StatusView
-    from db.models import MediaItem, PostingHistory, PostingQueueItem
+    from bot.services.team import (
+        ChatView,
+        DecisionView,
+        FileView,
+        QueuedView,
+        SettingRejectedError,
+        StatsView,
+        StatusView,
+    )
     from db.repositories.stats import NamedItems
 
 
@@ -160,8 +165,8 @@ def file_label(file_name: str) -> str:
     return f"<code>{escape(shortened(file_name, FILE_NAME_MAX))}</code>"
 
 
-def render_settings(chat: ChatSettings) -> str:
-    """The /settings message; its buttons are `bot.keyboards.settings_keyboard`."""
+def render_settings(chat: ChatView) -> str:
+    """The /settings message; its buttons are `bot.presentation.keyboards.settings_keyboard`."""
     state = "⏸ paused" if chat.is_paused else "▶️ running"
     return (
         "⚙️ <b>Settings</b>\n"
@@ -221,8 +226,13 @@ SETTINGS_USAGE = (
 TOPIC_USAGE = "A topic is its number (from a message link), “here” inside it, or “off”."
 TOPIC_HERE_OUTSIDE = "Type /settings topic here inside the topic the queue should live in."
 NOTHING_IN_FLIGHT = "📭 Nothing is waiting for a press."
+INFLIGHT_FAILED = "❌ Couldn't do that — please press again"
 INFLIGHT_DROPPED = "↩️ Dropped: the item is back in the library."
 INFLIGHT_RESENT = "🔁 Sent again; the old message's buttons are gone."
+UNCONFIRMED_NOTICE = (
+    "⚠️ Telegram didn't confirm that this item arrived. "
+    "If you see it above, its buttons work; these work too."
+)
 INFLIGHT_UNCONFIRMED = "⚠️ Telegram didn't confirm the resend; the chat got its buttons in a notice."
 INFLIGHT_CHANGED = "Already pressed, dropped or resent since /queue listed it."
 INFLIGHT_BEING_SENT = "⏳ It is being sent right now."
@@ -262,7 +272,7 @@ def set_aside_notice(file_path: str, reason: str) -> str:
     )
 
 
-def set_aside_text(items: list[MediaItem]) -> str:
+def set_aside_text(items: list[FileView]) -> str:
     """/queue's list of set-aside items, each with why."""
     lines = [
         f"• {file_label(item.file_path)} — {escape(fit_plain(item.set_aside_reason or '?', 300))}"
@@ -278,6 +288,24 @@ def chat_migrated_notice(old_chat_id: int, new_chat_id: int) -> str:
         "ℹ️ Telegram upgraded this group to a supergroup. The queue, the library, the"
         " settings and the history moved here with it; nothing was lost."
     )
+
+
+def setting_rejected(rejected: SettingRejectedError) -> str:
+    """Why a settings change was refused (plain text: a toast, or escaped into a reply)."""
+    lowest, highest = rejected.lowest, rejected.highest
+    if rejected.column == "timezone":
+        # Typed by the admin, at any length.
+        named = fit_plain(str(rejected.value), 100)
+        return f"Unknown timezone “{named}”. Use an IANA name such as Europe/Berlin."
+    if rejected.column == "message_thread_id":
+        return "A topic is a positive number, or “off” for General."
+    if rejected.column == "posts_per_day":
+        return f"Posts per day must stay between {lowest} and {highest}."
+    if rejected.column == "sent_ttl_days":
+        return f"The lifetime is a number of days between {lowest} and {highest}."
+    if rejected.column == "runway_warning_days":
+        return f"The runway warning takes a number of days from {lowest} (off) to {highest}."
+    return "That button is out of date."
 
 
 def timezone_set(timezone: str) -> str:
@@ -341,7 +369,7 @@ def status_text(view: StatusView, now: datetime, instagram: list[str]) -> str:
     return "\n".join(lines)
 
 
-def queue_text(rows: list[tuple[PostingQueueItem, MediaItem]], now: datetime) -> str:
+def queue_text(rows: list[tuple[QueuedView, FileView]], now: datetime) -> str:
     lines = [
         f"{position}. {file_label(media.file_name)} — "
         f"{QUEUE_STATES.get(item.status, item.status)}, {ago(item.created_at, now)}"
@@ -350,7 +378,7 @@ def queue_text(rows: list[tuple[PostingQueueItem, MediaItem]], now: datetime) ->
     return fit_message(f"📬 <b>{len(rows)} in flight</b>", lines)
 
 
-def history_text(rows: list[tuple[PostingHistory, MediaItem]], now: datetime) -> str:
+def history_text(rows: list[tuple[DecisionView, FileView]], now: datetime) -> str:
     lines = []
     for entry, media in rows:
         who = escape(entry.acted_by_name or "the bot")
@@ -498,6 +526,11 @@ def nothing_sent_text(result: SendResult) -> str:
     )
 
 
+def live_failed(cause: str) -> str:
+    """/live when Instagram could not be read: why."""
+    return f"⚠️ Couldn't read the live Stories: {escape(fit_plain(cause, 1000))}."
+
+
 def live_text(view: LiveView, now: datetime) -> str:
     """/live: each Story live now, and whether (and by whom) it came from the queue."""
     header = f"📡 <b>{len(view.entries)} live on Instagram</b> (Stories last 24 h)"
@@ -530,10 +563,6 @@ _RENEW_TOKEN = (
 )
 
 LIVE_NOT_CONFIGURED = f"📡 {escape(_HOW_TO_CONFIGURE)}"
-
-
-def live_failed(cause: str) -> str:
-    return f"⚠️ Couldn't read the live Stories: {escape(cause)}."
 
 
 def instagram_status_lines(status: InstagramStatus | None) -> list[str]:

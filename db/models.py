@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from db.vocabulary import (
     STORY_METRICS,
     ExpirySource,
+    Framing,
     HistoryStatus,
     InstagramFlavour,
     InteractionKind,
@@ -116,6 +117,7 @@ class ChatSettings(Base):
         CheckConstraint("skip_ttl_days >= 0", name="skip_ttl_days"),
         CheckConstraint("sent_ttl_days BETWEEN 1 AND 365", name="sent_ttl_days"),
         CheckConstraint("runway_warning_days BETWEEN 0 AND 365", name="runway_warning_days"),
+        _one_of("photo_framing", Framing),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -140,6 +142,8 @@ class ChatSettings(Base):
     runway_warning_days: Mapped[int] = mapped_column(server_default="7")
     # Set (conditionally) before the runway warning is sent; cleared once the runway recovers.
     runway_warned_at: Mapped[datetime | None]
+    # How a photo that is not 9:16 becomes an Instagram Story (bot.services.media_prep).
+    photo_framing: Mapped[str] = mapped_column(String(16), server_default=Framing.BLUR.value)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
@@ -196,6 +200,8 @@ class MediaItem(Base):
     # changes (index) or an admin puts it back.
     set_aside_at: Mapped[datetime | None]
     set_aside_reason: Mapped[str | None]
+    # Why Instagram would refuse the file even after preparation (index sets it): manual only.
+    autopost_refusal: Mapped[str | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

@@ -21,6 +21,7 @@ def two_colour_photo(size: tuple[int, int], left=(255, 0, 0), right=(0, 0, 255))
 
 
 def write_photo(path: Path, size=(400, 300), image_format: str | None = None, **save) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     two_colour_photo(size).save(path, image_format, **save)
     return path
 
@@ -65,6 +66,7 @@ def write_video(
     faststart: bool = False,
 ) -> Path:
     """A moving test video; mpeg4 (MPEG-4 Part 2) with MP2 audio unless told otherwise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     width, height = size
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format="mp4", options=options) as output:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -29,6 +31,8 @@ from tests.media_samples import (
     write_rgba_png,
     write_video,
 )
+from tests.support import TEAM_CHAT, fetch_all
+from tests.test_e2e_library import index
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -259,3 +263,50 @@ async def test_the_event_loop_keeps_answering_while_a_video_transcodes(
     # Ticks went on throughout: the loop was never held for long.
     assert len(gaps) > took / 0.05
     assert max(gaps) < 0.25
+
+
+async def test_index_says_per_file_what_instagram_would_take_and_stores_why_not(
+    tmp_path: Path, database_url: str, session_factory: Any
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    write_photo(media / "wide.png", (400, 300), "PNG")
+    write_video(media / "clips" / "long.mp4", 75, fps=2, size=(64, 112), audio=False)
+    write_video(media / "clips" / "old_codec.mp4", 20, fps=2, size=(64, 112), audio=False)
+    # Prepared files live under MEDIA_DIR; index must never take them for the library.
+    write_photo(prepared_dir(media) / "ab" / "cd.jpg", (90, 160), "JPEG")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
+        "DATA_DIR": str(tmp_path / "data"),
+        "MEDIA_DIR": str(media),
+    }
+    out = await index(env, str(media))
+    lines = out.strip().splitlines()
+    assert sorted(lines[:-1]) == [
+        "clips/long.mp4: manual only: video 75 s: over the 60 s Story limit",
+        "clips/old_codec.mp4: Auto Post after preparation "
+        "(transcode: codec mpeg4, 2 fps, moov atom not first)",
+        "wide.png: Auto Post after preparation (PNG to JPEG)",
+    ]
+    assert lines[-1].startswith("indexed 3 / updated 0 / deactivated 0 / skipped 0")
+    assert lines[-1].endswith("of 3 read, 1 manual only (no Auto Post)")
+    refusals = await fetch_all(
+        session_factory, "SELECT file_path, autopost_refusal FROM media_items ORDER BY file_path"
+    )
+    assert [tuple(row) for row in refusals] == [
+        ("clips/long.mp4", "video 75 s: over the 60 s Story limit"),
+        ("clips/old_codec.mp4", None),
+        ("wide.png", None),
+    ]
+
+    # The long video is cut to 30 s by its owner: re-index re-assesses it.
+    write_video(media / "clips" / "long.mp4", 30, fps=2, size=(64, 112), audio=False)
+    out = await index(env, str(media))
+    assert "clips/long.mp4: Auto Post after preparation" in out
+    [row] = await fetch_all(
+        session_factory,
+        "SELECT autopost_refusal FROM media_items WHERE file_path = 'clips/long.mp4'",
+    )
+    assert row.autopost_refusal is None

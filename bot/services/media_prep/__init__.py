@@ -26,6 +26,8 @@ from db.vocabulary import Framing, MediaKind
 
 logger = structlog.get_logger(__name__)
 
+UNDECODABLE = "photo unreadable: not an image format Pillow can decode"
+
 # Raise when a change to the preparation would change its output: old entries are then unused.
 PREP_VERSION = 1
 # Under MEDIA_DIR; `index` never walks it (it starts with a dot).
@@ -105,10 +107,12 @@ def _assess_photo(source: Path) -> AutoPostVerdict:
     try:
         with Image.open(source) as image:
             image_format = image.format or "unknown"
+            # The header only: decoding every photo would make a large index slow.
             orientation = image.getexif().get(0x0112, 1)
-            image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        return AutoPostVerdict(reason=f"photo unreadable: {error}")
+    except (UnidentifiedImageError, SyntaxError):
+        return AutoPostVerdict(reason=UNDECODABLE)
+    except OSError as error:
+        return AutoPostVerdict(reason=f"photo unreadable: {error.strerror or error}")
     changes = []
     if image_format == "GIF":
         changes.append("first frame of the GIF")
@@ -161,7 +165,12 @@ def _make(source: Path, photo: bool, framing: Framing, entry: Path, suffix: str)
         if photo:
             try:
                 partial.write_bytes(photos.prepare_photo(str(source), framing))
-            except (UnidentifiedImageError, SyntaxError) as error:
+            except (UnidentifiedImageError, SyntaxError):
+                raise ValueError(UNDECODABLE) from None
+            except OSError as error:
+                if error.errno is not None:
+                    raise  # the disk, not the picture
+                # Pillow's decoder errors (a truncated file) carry no errno.
                 raise ValueError(f"photo unreadable: {error}") from None
         else:
             found = videos.probe(source)

@@ -95,7 +95,8 @@ def probe(path: Path) -> VideoProbe:
                 size=size,
             )
     except av.FFmpegError as error:
-        raise ValueError(f"video unreadable: {error}") from None
+        # Not str(error): it repeats the file's full path.
+        raise ValueError(f"video unreadable: {error.strerror or error}") from None
 
 
 def refusal(found: VideoProbe) -> str | None:

@@ -36,6 +36,7 @@ from bot.texts import (
     SETTINGS_USAGE,
     TOPIC_HERE_OUTSIDE,
     TOPIC_USAGE,
+    framing_set,
     lifetime_set,
     render_settings,
     runway_threshold_set,
@@ -69,7 +70,14 @@ async def settings_command(
         await message.answer(render_settings(chat), reply_markup=settings_keyboard(chat))
         return
     name = arguments[0].lower()
-    if len(arguments) != 2 or name not in {"tz", "timezone", "topic", "lifetime", "runway"}:
+    if len(arguments) != 2 or name not in {
+        "tz",
+        "timezone",
+        "topic",
+        "lifetime",
+        "runway",
+        "framing",
+    }:
         await message.answer(SETTINGS_USAGE)
         return
     try:
@@ -85,6 +93,8 @@ async def settings_command(
             # Out of range or not a number: the setting's own check refuses it.
             value = int(arguments[1]) if re.fullmatch(r"[0-9]{1,4}", arguments[1]) else -1
             field = "runway"
+        elif name == "framing":
+            value, field = arguments[1], "framing"
         else:
             value, field = arguments[1], "tz"
         chat, _ = await team.change_setting(message.chat.id, admin, field, value)
@@ -97,6 +107,8 @@ async def settings_command(
         await message.answer(lifetime_set(chat.sent_ttl_days))
     elif name == "runway":
         await message.answer(runway_threshold_set(chat.runway_warning_days))
+    elif name == "framing":
+        await message.answer(framing_set(chat.photo_framing))
     else:
         await message.answer(timezone_set(chat.timezone))
 

@@ -18,6 +18,7 @@ from bot.services.autopost import (
 )
 from bot.services.chats import ChatDirectory
 from bot.services.instagram_accounts import InstagramAccounts
+from bot.services.media_prep import ManualOnly
 from bot.services.press import OutcomeKind, PressOutcome, PressService
 from bot.services.tasks import TaskTracker
 from bot.telegram import answer_quietly, edit_quietly, identity_of
@@ -34,6 +35,7 @@ from bot.texts import (
     REJECT_PROMPT,
     UNKNOWN_ITEM,
     WRONG_CHAT_ITEM,
+    autopost_manual_only,
 )
 from db.errors import DatabaseUnavailableError
 from db.repositories import Press
@@ -190,6 +192,12 @@ async def auto_post(
         return
     if isinstance(claim, PressOutcome):
         await show_outcome(callback, button_message, claim, answered=False)
+        return
+    if isinstance(claim, ManualOnly):
+        # A 🤖 from before index found the file unfit: say why, and take the button away.
+        await answer_quietly(callback, autopost_manual_only(claim.reason), alert=True)
+        keyboard = queue_keyboard(callback_data.queue_id, instagram=True, manual_only=True)
+        await edit_quietly(button_message, button_message.html_text, keyboard)
         return
     if claim is AutoPostRefusal.SENDING:
         await answer_quietly(callback, AUTOPOST_SENDING)

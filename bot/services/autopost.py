@@ -41,6 +41,7 @@ from bot.keyboards import queue_keyboard
 from bot.services.clock import Clock, utc_now
 from bot.services.instagram import InstagramClient, InstagramError, InstagramFailure
 from bot.services.instagram_accounts import InstagramAccounts
+from bot.services.media_prep import ManualOnly
 from bot.services.periodic import every
 from bot.services.press import OutcomeKind, PressOutcome, PressService, explain
 from bot.telegram import edit_by_id_quietly
@@ -172,11 +173,13 @@ class AutoPostService:
         *,
         body: str | None = None,
         message_id: int | None = None,
-    ) -> AutoPostClaim | AutoPostRefusal | PressOutcome:
+    ) -> AutoPostClaim | AutoPostRefusal | PressOutcome | ManualOnly:
         """Hold the item so a concurrent ✅ or ⏭️ cannot also win; or say why not."""
         token = uuid.uuid4()
 
-        async def take(session: AsyncSession) -> AutoPostClaim | AutoPostRefusal | PressOutcome:
+        async def take(
+            session: AsyncSession,
+        ) -> AutoPostClaim | AutoPostRefusal | PressOutcome | ManualOnly:
             # Kept so whoever finishes this Auto Post (maybe after a restart) names the presser.
             await UserRepository(session).upsert(presser)
             row = await QueueRepository(session).claim_for_autopost(
@@ -232,9 +235,12 @@ class AutoPostService:
 
     async def _why_not(
         self, session: AsyncSession, queue_id: uuid.UUID, chat_id: int
-    ) -> AutoPostRefusal | PressOutcome:
+    ) -> AutoPostRefusal | PressOutcome | ManualOnly:
         row = await QueueRepository(session).get(queue_id)
         if row is not None and row.chat_id == chat_id:
+            media = await MediaRepository(session).get(row.media_item_id)
+            if media is not None and media.autopost_refusal is not None:
+                return ManualOnly(media.autopost_refusal)
             if row.status in (QueueStatus.SENDING, QueueStatus.PENDING):
                 return AutoPostRefusal.SENDING
             if row.status == QueueStatus.PUBLISHING and (

@@ -39,6 +39,8 @@ class Notification:
     attempt: int = 1
     # The forum topic the chat's queue lives in (None: General, or not a forum).
     message_thread_id: int | None = None
+    # Why Instagram would refuse the file (set by index): no 🤖 button, the caption says why.
+    autopost_refusal: str | None = None
 
     @classmethod
     def of(
@@ -63,6 +65,7 @@ class Notification:
             telegram_file_id=media.telegram_file_id,
             attempt=attempt,
             message_thread_id=message_thread_id,
+            autopost_refusal=media.autopost_refusal,
         )
 
 
@@ -117,7 +120,11 @@ class Notifier:
             "If you see it above, its buttons work; these work too.\n\n"
             + notification_caption(item.file_name, item.category, None)
         )
-        keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))
+        keyboard = queue_keyboard(
+            item.queue_id,
+            instagram=self._has_instagram(item.chat_id),
+            manual_only=item.autopost_refusal is not None,
+        )
         return await self._bot.send_message(
             item.chat_id, text, reply_markup=keyboard, message_thread_id=item.message_thread_id
         )
@@ -139,8 +146,16 @@ class Notifier:
         )
 
     async def _send(self, item: Notification, source: str | InputFile) -> Message:
-        caption = notification_caption(item.file_name, item.category, item.caption)
-        keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))
+        instagram = self._has_instagram(item.chat_id)
+        caption = notification_caption(
+            item.file_name,
+            item.category,
+            item.caption,
+            manual_only=item.autopost_refusal if instagram else None,
+        )
+        keyboard = queue_keyboard(
+            item.queue_id, instagram=instagram, manual_only=item.autopost_refusal is not None
+        )
         topic = item.message_thread_id
         if item.media_kind == MediaKind.PHOTO:
             return await self._bot.send_photo(

@@ -36,7 +36,7 @@ from db.repositories.stats import (
 )
 from db.repositories.users import ANONYMOUS_ADMIN, names_told_apart
 from db.retry import Idempotent, Reread, in_transaction
-from db.vocabulary import InteractionKind
+from db.vocabulary import Framing, InteractionKind
 
 logger = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -331,6 +331,16 @@ class TeamService:
         return await self._run(operation, work, Reread(recover))
 
 
+def _framing(value: Any) -> str:
+    """A framing by name (/settings framing blur) or by its index (the button's value)."""
+    choices = list(Framing)
+    if isinstance(value, int) and 0 <= value < len(choices):
+        return choices[value].value
+    if isinstance(value, str) and value.lower() in set(Framing):
+        return Framing(value.lower()).value
+    raise SettingRejectedError(f"Framing is one of: {', '.join(Framing)}.")
+
+
 def _resolve(field: str, value: Any) -> tuple[str, Any]:
     """The column a button or command sets, and the value, checked against its range."""
     if field == "tz":
@@ -339,6 +349,8 @@ def _resolve(field: str, value: Any) -> tuple[str, Any]:
                 f"Unknown timezone “{value}”. Use an IANA name such as Europe/Berlin."
             )
         return "timezone", value
+    if field == "framing":
+        return "photo_framing", _framing(value)
     if field == "topic":
         # A forum topic id, or None for the General topic.
         if value is not None and (not isinstance(value, int) or value <= 0):

@@ -200,6 +200,7 @@ class QueueRepository(Repository):
         have left for it (no marker, no media id): those are the resolver's.
         A row without a message id (a send Telegram never confirmed) takes the
         pressed message's, so the progress and the result are shown there.
+        An item index found Instagram would refuse (manual only) is never held.
         """
         statement = (
             update(PostingQueueItem)
@@ -215,6 +216,12 @@ class QueueRepository(Repository):
                         lease_ended(PostingQueueItem.lease_expires_at),
                     ),
                 ),
+                ~select(MediaItem.id)
+                .where(
+                    MediaItem.id == PostingQueueItem.media_item_id,
+                    MediaItem.autopost_refusal.is_not(None),
+                )
+                .exists(),
             )
             .values(
                 status=QueueStatus.PUBLISHING,

@@ -74,6 +74,13 @@ class AutoPostVerdict:
         return "Auto Post as is"
 
 
+@dataclass(frozen=True, slots=True)
+class ManualOnly:
+    """A press of 🤖 on an item Instagram would refuse: nothing was held; `reason` says why."""
+
+    reason: str
+
+
 class ManualOnlyError(ValueError):
     """The file cannot become an Instagram Story; the message says why."""
 

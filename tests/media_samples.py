@@ -64,21 +64,33 @@ def write_video(
     size=(320, 568),
     audio: bool = True,
     faststart: bool = False,
+    display_rotation: int = 0,
 ) -> Path:
-    """A moving test video; mpeg4 (MPEG-4 Part 2) with MP2 audio unless told otherwise."""
+    """A moving test video; mpeg4 (MPEG-4 Part 2) with MP2 audio unless told otherwise.
+
+    With `display_rotation`, the frames are red|blue and the stream carries that display
+    matrix rotation (ffmpeg's sense: -90 asks players to turn it 90° clockwise).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     width, height = size
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format="mp4", options=options) as output:
         video = output.add_stream(codec, rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if display_rotation:
+            video.set_display_rotation(display_rotation)
         sound = None
         if audio:
             sound = output.add_stream("aac" if codec in {"libx264", "h264"} else "mp2", rate=44100)
             sound.layout = "mono"
         for index in range(int(seconds * fps)):
-            pixels = np.full((height, width, 3), (index * 7) % 255, dtype=np.uint8)
-            pixels[:, (index * 4) % width] = 255
+            if display_rotation:
+                pixels = np.zeros((height, width, 3), dtype=np.uint8)
+                pixels[:, : width // 2] = (255, 0, 0)
+                pixels[:, width // 2 :] = (0, 0, 255)
+            else:
+                pixels = np.full((height, width, 3), (index * 7) % 255, dtype=np.uint8)
+                pixels[:, (index * 4) % width] = 255
             frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
             frame.pts = index
             output.mux(video.encode(frame))

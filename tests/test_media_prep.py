@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 from PIL import Image
 
@@ -310,3 +311,21 @@ async def test_index_says_per_file_what_instagram_would_take_and_stores_why_not(
         "SELECT autopost_refusal FROM media_items WHERE file_path = 'clips/long.mp4'",
     )
     assert row.autopost_refusal is None
+
+
+def test_a_phone_video_turned_by_its_display_matrix_comes_out_upright(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    # Stored landscape red|blue, to be shown turned 90° clockwise: upright, red on top.
+    source = write_video(
+        tmp_path / "phone.mp4", 4, fps=24, size=(160, 90), audio=False, display_rotation=-90
+    )
+    found = probe(source)
+    assert (found.width, found.height, found.turn) == (90, 160, 90)
+    prepared = prepare(source, MediaKind.VIDEO, Framing.AS_IS, cache_dir)
+    with av.open(str(prepared.path)) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.width, frame.height, frame.rotation) == (90, 160, 0)
+        upright = frame.to_image()
+    assert close(upright.getpixel((45, 20)), RED, slack=60)
+    assert close(upright.getpixel((45, 140)), BLUE, slack=60)

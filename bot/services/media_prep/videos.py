@@ -44,6 +44,9 @@ class VideoProbe:
     audio_codec: str | None  # None: no audio track
     moov_first: bool
     size: int
+    # Degrees clockwise a player turns the picture (a phone's display matrix); width and
+    # height above are as shown, after that turn.
+    turn: int = 0
 
 
 def moov_before_mdat(path: Path) -> bool:
@@ -82,21 +85,42 @@ def probe(path: Path) -> VideoProbe:
                 seconds = 0.0
             size = path.stat().st_size
             bits = container.bit_rate or (int(size * 8 / seconds) if seconds else 0)
+            turn = _turn(container)
+            width, height = video.codec_context.width, video.codec_context.height
+            if turn in (90, 270):
+                width, height = height, width
             return VideoProbe(
                 container=container.format.name,
                 codec=video.codec_context.name,
                 fps=float(rate),
-                width=video.codec_context.width,
-                height=video.codec_context.height,
+                width=width,
+                height=height,
                 seconds=seconds,
                 bits_per_second=bits,
                 audio_codec=audio.codec_context.name if audio is not None else None,
                 moov_first=moov_before_mdat(path),
                 size=size,
+                turn=turn,
             )
     except av.FFmpegError as error:
         # Not str(error): it repeats the file's full path.
         raise ValueError(f"video unreadable: {error.strerror or error}") from None
+
+
+def _turn(container: Any) -> int:
+    """The clockwise turn the first frame's display matrix asks for: 0, 90, 180 or 270."""
+    for frame in container.decode(video=0):
+        # ffmpeg's rotation is counter-clockwise; players turn the other way.
+        return round(-frame.rotation / 90) % 4 * 90
+    return 0
+
+
+# The filters that turn decoded frames upright (what ffmpeg's command line does by itself).
+UPRIGHT = {
+    90: [("transpose", "clock")],
+    180: [("hflip", ""), ("vflip", "")],
+    270: [("transpose", "cclock")],
+}
 
 
 def refusal(found: VideoProbe) -> str | None:
@@ -143,6 +167,7 @@ def _video_filters(source: Any, found: VideoProbe) -> av.filter.Graph:
     graph = av.filter.Graph()
     chain = [
         graph.add_buffer(template=source),
+        *(graph.add(name, arguments) for name, arguments in UPRIGHT.get(found.turn, [])),
         graph.add("fps", f"fps={fps:g}"),
         graph.add("scale", f"{_even(width)}:{_even(height)}"),
         graph.add("format", "yuv420p"),

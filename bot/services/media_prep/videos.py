@@ -111,7 +111,8 @@ def _turn(container: Any) -> int:
     """The clockwise turn the first frame's display matrix asks for: 0, 90, 180 or 270."""
     for frame in container.decode(video=0):
         # ffmpeg's rotation is counter-clockwise; players turn the other way.
-        return round(-frame.rotation / 90) % 4 * 90
+        rotation: float = frame.rotation
+        return round(-rotation / 90) % 4 * 90
     return 0
 
 

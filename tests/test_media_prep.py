@@ -232,9 +232,12 @@ def test_a_partial_file_from_a_killed_process_is_not_taken_for_done(
     source = write_photo(tmp_path / "photo.png", (90, 160), "PNG")
     first = prepare(source, MediaKind.PHOTO, Framing.AS_IS, cache_dir)
     first.path.unlink()
-    (first.path.parent / ".partial-dead.jpg").write_bytes(b"\xff\xd8half")
+    dead = first.path.parent / ".partial-dead.jpg"
+    dead.write_bytes(b"\xff\xd8half")
     again = prepare(source, MediaKind.PHOTO, Framing.AS_IS, cache_dir)
     assert again.sha256 == first.sha256 and again.path.exists()
+    # Under the entry's lock no live writer can own it: the dead writer's file is gone.
+    assert not dead.exists()
 
 
 async def test_the_event_loop_keeps_answering_while_a_video_transcodes(

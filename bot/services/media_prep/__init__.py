@@ -158,6 +158,7 @@ def prepare(
             # Another thread or process may have finished it while we waited.
             done = cache.cached(entry, suffix)
             if done is None:
+                cache.clear_partials(entry)
                 done = _make(source, photo, framing, entry, suffix)
     else:
         logger.debug("media_prep.cache_hit", source=str(source), setting=setting)

@@ -48,6 +48,12 @@ def partial_path(entry: Path, suffix: str) -> Path:
     return entry / f".partial-{uuid.uuid4().hex}{suffix}"
 
 
+def clear_partials(entry: Path) -> None:
+    """Remove partial files; call it holding the entry's lock (their writers are dead)."""
+    for leftover in entry.glob(".partial-*"):
+        leftover.unlink(missing_ok=True)
+
+
 def publish(partial: Path, suffix: str) -> tuple[Path, str, int]:
     """Fsync and rename the partial file to its content name: (path, sha256, size)."""
     with open(partial, "rb") as handle:

@@ -332,3 +332,14 @@ def test_a_phone_video_turned_by_its_display_matrix_comes_out_upright(
         upright = frame.to_image()
     assert close(upright.getpixel((45, 20)), RED, slack=60)
     assert close(upright.getpixel((45, 140)), BLUE, slack=60)
+
+
+@pytest.mark.parametrize(
+    ("framing", "size"), [(Framing.AS_IS, (1080, 810)), (Framing.CROP, (1080, 1920))]
+)
+def test_a_12_mp_jpeg_decoded_at_a_smaller_scale_still_fills_the_story(
+    tmp_path: Path, cache_dir: Path, framing: Framing, size: tuple[int, int]
+) -> None:
+    source = write_large_jpeg(tmp_path / "camera.jpg")
+    image = opened(prepare(source, MediaKind.PHOTO, framing, cache_dir).path)
+    assert image.size == size

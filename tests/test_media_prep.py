@@ -343,3 +343,22 @@ def test_a_12_mp_jpeg_decoded_at_a_smaller_scale_still_fills_the_story(
     source = write_large_jpeg(tmp_path / "camera.jpg")
     image = opened(prepare(source, MediaKind.PHOTO, framing, cache_dir).path)
     assert image.size == size
+
+
+def test_a_video_wrong_only_in_its_moov_position_is_remuxed_not_transcoded(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_video(tmp_path / "camera.mp4", 4, fps=24, codec="libx264")
+    assert assess(source, MediaKind.VIDEO).describe() == (
+        "Auto Post after preparation (moov atom moved to the front)"
+    )
+
+    def no_transcode(*_: object) -> None:
+        raise AssertionError("transcoded")
+
+    monkeypatch.setattr("bot.services.media_prep.videos.transcode", no_transcode)
+    prepared = prepare(source, MediaKind.VIDEO, Framing.AS_IS, cache_dir)
+    before, after = probe(source), probe(prepared.path)
+    assert after.moov_first and not before.moov_first
+    assert (after.codec, after.audio_codec, after.width, after.fps) == ("h264", "aac", 320, 24)
+    assert after.seconds == pytest.approx(before.seconds, abs=0.1)

@@ -107,6 +107,8 @@ def assess(source: Path, kind: MediaKind) -> AutoPostVerdict:
     if refusal is not None:
         return AutoPostVerdict(reason=refusal)
     needed = videos.fixes(found)
+    if needed == [videos.MOOV_NOT_FIRST]:
+        return AutoPostVerdict(changes=("moov atom moved to the front",))
     return AutoPostVerdict(changes=("transcode: " + ", ".join(needed),) if needed else ())
 
 
@@ -185,7 +187,11 @@ def _make(source: Path, photo: bool, framing: Framing, entry: Path, suffix: str)
             refusal = videos.refusal(found)
             if refusal is not None:
                 raise ManualOnlyError(refusal)
-            if videos.fixes(found):
+            needed = videos.fixes(found)
+            if needed == [videos.MOOV_NOT_FIRST]:
+                # Only the layout is wrong: moving the moov atom keeps every pixel.
+                videos.remux_faststart(source, partial)
+            elif needed:
                 videos.transcode(source, partial, found)
             else:
                 # Already acceptable: a copy, so a later edit of the source cannot change it.

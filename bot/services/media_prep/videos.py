@@ -30,6 +30,7 @@ TARGET_VIDEO_BITRATE = "8M"
 TARGET_AUDIO_BITRATE = 128_000
 TARGET_AUDIO_RATE = 48_000
 MP4_BRANDS = ("mov", "mp4")
+MOOV_NOT_FIRST = "moov atom not first"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +153,23 @@ def fixes(found: VideoProbe) -> list[str]:
     if found.audio_codec is not None and found.audio_codec not in AUDIO_CODECS:
         needed.append(f"audio {found.audio_codec}")
     if not found.moov_first:
-        needed.append("moov atom not first")
+        needed.append(MOOV_NOT_FIRST)
     return needed
+
+
+def remux_faststart(source: Path, target: Path) -> None:
+    """The same video and audio packets in an MP4 with the moov atom first: no re-encoding."""
+    with (
+        av.open(str(source)) as inputs,
+        av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"}) as output,
+    ):
+        kept = [stream for stream in inputs.streams if stream.type in ("video", "audio")]
+        copies = {stream.index: output.add_stream_from_template(stream) for stream in kept}
+        for packet in inputs.demux(*kept):
+            if packet.dts is None:  # the demuxer's end-of-stream marker
+                continue
+            packet.stream = copies[packet.stream.index]
+            output.mux(packet)
 
 
 def _even(value: float) -> int:

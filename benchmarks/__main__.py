@@ -8,13 +8,17 @@ import logging
 import os
 import resource
 
-from benchmarks import chaos, library, presses, stats, tick
+from benchmarks import chaos, library, media, presses, stats, tick
 from benchmarks.common import cluster
 from bot.config import LogFormat
 from bot.logging import configure_logging
 
 
 async def main(only: set[str]) -> None:
+    if only == {"media"}:
+        # No database involved: no cluster to start.
+        await media.run()
+        return
     async with cluster() as pg:
         print(f"machine: {os.cpu_count()} cores; PostgreSQL 18 (embedded, unix socket)\n")
         if not only or "library" in only:
@@ -34,6 +38,9 @@ async def main(only: set[str]) -> None:
             print()
         if not only or "chaos" in only:
             await chaos.run(pg)
+        if not only or "media" in only:
+            print()
+            await media.run()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"\npeak resident memory of the benchmark process: {peak:.0f} MB")
 
@@ -43,7 +50,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "only",
         nargs="*",
-        choices=["library", "presses", "tick", "stats", "chaos", []],
+        choices=["library", "presses", "tick", "stats", "chaos", "media", []],
         help="run only these parts",
     )
     parser.add_argument(

@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import text
 
 from benchmarks.common import BenchApp, Cluster, LoopMonitor, ms, percentile, timer
+from bot.domain import TelegramIdentity
 from bot.presentation.keyboards import QueueAction, QueueCallback
 from bot.services.press import Press, PressService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.errors import DatabaseUnavailableError
-from db.repositories import TelegramIdentity
 from db.vocabulary import Verdict
 from tests.pgbouncer import PgBouncer, pgbouncer_binary
 from tests.pgproxy import PgProxy, ThreadedPgProxy

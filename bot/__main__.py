@@ -100,6 +100,8 @@ async def _index(settings: Settings, directory: Path | None, chat_id: int | None
             progress=lambda total: Progress(total, enabled=sys.stderr.isatty()),
         )
         report = await indexer.index(root, chat, settings.media_dir)
+    for line in report.per_file():
+        print(line)
     print(report.summary())
     return 0
 

@@ -26,6 +26,7 @@ from db.vocabulary import (
     SETTING_RANGES,
     STORY_METRICS,
     ExpirySource,
+    Framing,
     HistoryStatus,
     InstagramFlavour,
     InteractionKind,
@@ -114,7 +115,10 @@ class User(Base):
 
 class ChatSettings(Base):
     __tablename__ = "chat_settings"
-    __table_args__ = tuple(_within_range(column) for column in SETTING_RANGES)
+    __table_args__ = (
+        *(_within_range(column) for column in SETTING_RANGES),
+        _one_of("photo_framing", Framing),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     telegram_chat_id: Mapped[BigInt] = mapped_column(unique=True)
@@ -138,6 +142,8 @@ class ChatSettings(Base):
     runway_warning_days: Mapped[int] = mapped_column(server_default="7")
     # Set (conditionally) before the runway warning is sent; cleared once the runway recovers.
     runway_warned_at: Mapped[datetime | None]
+    # How a photo that is not 9:16 becomes an Instagram Story (bot.services.media_prep).
+    photo_framing: Mapped[str] = mapped_column(String(16), server_default=Framing.BLUR.value)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
@@ -194,6 +200,8 @@ class MediaItem(Base):
     # changes (index) or an admin puts it back.
     set_aside_at: Mapped[datetime | None]
     set_aside_reason: Mapped[str | None]
+    # Why Instagram would refuse the file even after preparation (index sets it): manual only.
+    autopost_refusal: Mapped[str | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

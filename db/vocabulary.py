@@ -76,6 +76,15 @@ class MediaKind(StrEnum):
     VIDEO = "video"
 
 
+class Framing(StrEnum):
+    """How a photo that is not 9:16 becomes a Story (chat_settings.photo_framing)."""
+
+    AS_IS = "as_is"  # its own proportions; Instagram letterboxes it
+    BLUR = "blur"  # fitted on a blurred, enlarged copy of itself
+    SOLID = "solid"  # fitted on a background of its average colour
+    CROP = "crop"  # centre-cropped to 9:16
+
+
 class UserRole(StrEnum):
     ADMIN = "admin"
     MEMBER = "member"

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.domain import TelegramIdentity
 from bot.services import autopost
 from bot.services.autopost import (
     TRANSITIONS,
@@ -21,7 +22,6 @@ from bot.services.autopost import (
 )
 from bot.services.autopost.holds import Holds, autopost_lease
 from bot.services.autopost.phases import ForbiddenTransition, check_transition
-from db.repositories import TelegramIdentity
 from db.vocabulary import QueueStatus
 
 Phase = AutoPostPhase

@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The words the database stores: a leaf of StrEnums the domain's values are typed with.
 VOCABULARY = "db.vocabulary"
 
+
 def module_name(path: Path) -> str:
     """`bot/services/press.py` -> `bot.services.press`; a package's `__init__` is the package."""
     parts = list(path.relative_to(ROOT).with_suffix("").parts)

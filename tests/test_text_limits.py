@@ -62,7 +62,12 @@ MANY = 500
 
 
 def _media(index: int = 0) -> FileView:
-    return FileView(uuid.uuid4(), file_name=f"{index}{LONG_FILE}", file_path=f"a/{index}.jpg")
+    return FileView(
+        uuid.uuid4(),
+        file_name=f"{index}{LONG_FILE}",
+        file_path=f"a/{index}.jpg",
+        autopost_refusal=LONG_ERROR,
+    )
 
 
 def _chat(**values: object) -> ChatView:
@@ -78,6 +83,7 @@ def _chat(**values: object) -> ChatView:
         "message_thread_id": 2**31,
         "sent_ttl_days": 10**6,
         "runway_warning_days": 10**6,
+        "photo_framing": "solid",
         **values,
     }
     return ChatView(**fields)
@@ -149,7 +155,9 @@ def _final_caption() -> str:
 
 
 def _status_line_caption(line: str) -> str:
-    body = captions.notification_caption(LONG_FILE, "a category " * 20, LONG_CAPTION)
+    body = captions.notification_caption(
+        LONG_FILE, "a category " * 20, LONG_CAPTION, manual_only=LONG_ERROR
+    )
     return captions.with_status(body, line)
 
 
@@ -261,6 +269,9 @@ BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
     "texts.runway_line": [(lambda: texts.runway_line(_runway()), MESSAGE_LIMIT)],
     "texts.runway_warning": [(lambda: texts.runway_warning(_runway(), 10**6), MESSAGE_LIMIT)],
     "texts.runway_threshold_set": [(lambda: texts.runway_threshold_set(10**6), TOAST_LIMIT)],
+    "texts.framing_set": [(lambda: texts.framing_set("crop"), TOAST_LIMIT)],
+    "texts.autopost_manual_only": [(lambda: texts.autopost_manual_only(LONG_ERROR), TOAST_LIMIT)],
+    "texts.manual_only_mark": [(lambda: texts.manual_only_mark(LONG_ERROR), MESSAGE_LIMIT)],
     "texts.budget_wait_line": [(lambda: texts.budget_wait_line(10**9, 10.0**9), MESSAGE_LIMIT)],
     "texts.file_label": [(lambda: texts.file_label(LONG_FILE * 10), MESSAGE_LIMIT)],
     "texts.instagram_status_lines": [(_instagram_status, MESSAGE_LIMIT)],
@@ -270,7 +281,13 @@ BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
         (
             lambda: captions.notification_caption(LONG_FILE, "c " * 600, LONG_CAPTION),
             CAPTION_LIMIT,
-        )
+        ),
+        (
+            lambda: captions.notification_caption(
+                LONG_FILE, "c " * 600, LONG_CAPTION, manual_only=LONG_ERROR
+            ),
+            CAPTION_LIMIT,
+        ),
     ],
     "captions.with_status": [
         (_final_caption, CAPTION_LIMIT),

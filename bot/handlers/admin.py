@@ -39,6 +39,7 @@ from bot.presentation.texts import (
     SETTINGS_USAGE,
     TOPIC_HERE_OUTSIDE,
     TOPIC_USAGE,
+    framing_set,
     lifetime_set,
     render_settings,
     runway_threshold_set,
@@ -75,7 +76,14 @@ async def settings_command(
         await message.answer(render_settings(chat), reply_markup=settings_keyboard(chat))
         return
     name = arguments[0].lower()
-    if len(arguments) != 2 or name not in {"tz", "timezone", "topic", "lifetime", "runway"}:
+    if len(arguments) != 2 or name not in {
+        "tz",
+        "timezone",
+        "topic",
+        "lifetime",
+        "runway",
+        "framing",
+    }:
         await message.answer(SETTINGS_USAGE)
         return
     try:
@@ -91,6 +99,8 @@ async def settings_command(
             # Out of range or not a number: the setting's own check refuses it.
             value = int(arguments[1]) if re.fullmatch(r"[0-9]{1,4}", arguments[1]) else -1
             field = "runway"
+        elif name == "framing":
+            value, field = arguments[1], "framing"
         else:
             value, field = arguments[1], "tz"
         chat, _ = await team.change_setting(message.chat.id, admin, field, value)
@@ -106,6 +116,8 @@ async def settings_command(
         await message.answer(lifetime_set(chat.sent_ttl_days))
     elif name == "runway":
         await message.answer(runway_threshold_set(chat.runway_warning_days))
+    elif name == "framing":
+        await message.answer(framing_set(chat.photo_framing))
     else:
         await message.answer(timezone_set(chat.timezone))
 

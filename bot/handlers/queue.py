@@ -32,6 +32,7 @@ from bot.presentation.texts import (
     REJECT_PROMPT,
     UNKNOWN_ITEM,
     WRONG_CHAT_ITEM,
+    autopost_manual_only,
 )
 from bot.services.accounts.clients import InstagramAccounts
 from bot.services.autopost import (
@@ -40,6 +41,7 @@ from bot.services.autopost import (
     AutoPostService,
 )
 from bot.services.chats import ChatDirectory
+from bot.services.media_prep import ManualOnly
 from bot.services.press import OutcomeKind, PressOutcome, PressService
 from bot.services.tasks import TaskTracker
 from bot.telegram import answer_quietly, edit_quietly, identity_of
@@ -189,6 +191,12 @@ async def auto_post(
         return
     if isinstance(claim, PressOutcome):
         await show_outcome(callback, button_message, claim, answered=False)
+        return
+    if isinstance(claim, ManualOnly):
+        # A 🤖 from before index found the file unfit: say why, and take the button away.
+        await answer_quietly(callback, autopost_manual_only(claim.reason), alert=True)
+        keyboard = queue_keyboard(callback_data.queue_id, instagram=True, manual_only=True)
+        await edit_quietly(button_message, button_message.html_text, keyboard)
         return
     if claim is AutoPostRefusal.SENDING:
         await answer_quietly(callback, AUTOPOST_SENDING)

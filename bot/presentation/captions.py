@@ -30,6 +30,7 @@ STATUS_ROOM = 256
 BODY_LIMIT = CAPTION_LIMIT - STATUS_ROOM
 FILE_NAME_MAX = 120
 CATEGORY_MAX = 60
+MANUAL_ONLY_REASON_MAX = 160
 
 
 def shortened(name: str, most: int) -> str:
@@ -40,11 +41,19 @@ def shortened(name: str, most: int) -> str:
     return f"{name[:half]}…{name[-half:]}"
 
 
-def notification_caption(file_name: str, category: str | None, caption: str | None) -> str:
-    """The queue message's caption; a long caption is cut so a status line still fits."""
+def notification_caption(
+    file_name: str, category: str | None, caption: str | None, *, manual_only: str | None = None
+) -> str:
+    """The queue message's caption; a long caption is cut so a status line still fits.
+
+    `manual_only`: why Instagram would refuse the file, said where the 🤖 button would be.
+    """
     meta = f"{META_PREFIX} <code>{escape(shortened(file_name, FILE_NAME_MAX))}</code>"
     if category:
         meta += f" · #{escape(shortened(category, CATEGORY_MAX).replace(' ', '_'))}"
+    if manual_only:
+        # Same paragraph as the file name: body_of keeps it when a status is appended.
+        meta += f"\n✋ Manual only: {escape(fit_plain(manual_only, MANUAL_ONLY_REASON_MAX))}"
     if caption:
         room = BODY_LIMIT - visible_length(meta) - 2
         return f"{escape(fit_plain(caption, room))}\n\n{meta}"

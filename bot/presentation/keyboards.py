@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from db.vocabulary import Verdict
+from db.vocabulary import Framing, Verdict
 
 if TYPE_CHECKING:
     from bot.services.team import ChatView
@@ -45,7 +45,10 @@ def _button(text: str, action: QueueAction, queue_id: uuid.UUID) -> InlineKeyboa
     )
 
 
-def queue_keyboard(queue_id: uuid.UUID, *, instagram: bool) -> InlineKeyboardMarkup:
+def queue_keyboard(
+    queue_id: uuid.UUID, *, instagram: bool, manual_only: bool = False
+) -> InlineKeyboardMarkup:
+    """✅ ⏭️ 🚫, and 🤖 where the chat has Instagram and the item is not manual-only."""
     rows = [
         [
             _button("✅ Posted", QueueAction.POSTED, queue_id),
@@ -53,7 +56,7 @@ def queue_keyboard(queue_id: uuid.UUID, *, instagram: bool) -> InlineKeyboardMar
         ],
         [_button("🚫 Reject", QueueAction.REJECT, queue_id)],
     ]
-    if instagram:
+    if instagram and not manual_only:
         rows.append([_button("🤖 Auto Post", QueueAction.AUTOPOST, queue_id)])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
@@ -143,8 +146,9 @@ class SettingsCallback(CallbackData, prefix="set"):
     """`set:<field>:<value>`: the button SETS field to value (never a toggle or a step).
 
     field is pause or dry (value 1 = on, 0 = off), ppd, start or end (the number),
-    or noop (a label). A double tap, a stale message or a retried commit then
-    leave the setting as the button says, changed once.
+    framing (the index in `db.vocabulary.Framing`), or noop (a label). A double tap,
+    a stale message or a retried commit then leave the setting as the button says,
+    changed once.
     """
 
     field: str
@@ -187,5 +191,13 @@ def settings_keyboard(chat: ChatView) -> InlineKeyboardMarkup:
             ],
             _hour_row("start", "from", chat.posting_hours_start),
             _hour_row("end", "until", chat.posting_hours_end),
+            [_framing_button(Framing(chat.photo_framing))],
         ]
     )
+
+
+def _framing_button(current: Framing) -> InlineKeyboardButton:
+    """Shows the framing; SETS the next one (a double tap sets the same one again)."""
+    choices = list(Framing)
+    following = (choices.index(current) + 1) % len(choices)
+    return _setting_button(f"🖼 Framing: {current.value}", "framing", following)

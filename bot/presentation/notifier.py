@@ -57,7 +57,11 @@ class TelegramNotifier:
         text = (
             UNCONFIRMED_NOTICE + "\n\n" + notification_caption(item.file_name, item.category, None)
         )
-        keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))
+        keyboard = queue_keyboard(
+            item.queue_id,
+            instagram=self._has_instagram(item.chat_id),
+            manual_only=item.autopost_refusal is not None,
+        )
         return await self._bot.send_message(
             item.chat_id, text, reply_markup=keyboard, message_thread_id=item.message_thread_id
         )
@@ -80,8 +84,16 @@ class TelegramNotifier:
         )
 
     async def _send(self, item: ClaimedItem, source: str | InputFile) -> Message:
-        caption = notification_caption(item.file_name, item.category, item.caption)
-        keyboard = queue_keyboard(item.queue_id, instagram=self._has_instagram(item.chat_id))
+        instagram = self._has_instagram(item.chat_id)
+        caption = notification_caption(
+            item.file_name,
+            item.category,
+            item.caption,
+            manual_only=item.autopost_refusal if instagram else None,
+        )
+        keyboard = queue_keyboard(
+            item.queue_id, instagram=instagram, manual_only=item.autopost_refusal is not None
+        )
         topic = item.message_thread_id
         if item.media_kind == MediaKind.PHOTO:
             return await self._bot.send_photo(

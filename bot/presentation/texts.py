@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.domain import NothingToSend, SendResult
-from bot.limits import MESSAGE_LIMIT, fit_plain, utf16_length
+from bot.limits import MESSAGE_LIMIT, TOAST_LIMIT, fit_plain, utf16_length
 from bot.presentation.captions import FILE_NAME_MAX, shortened
 from bot.services.accounts.status import AutoPostUnavailable
 from db.repositories.instagram_accounts import ExpiryWarning
 from db.vocabulary import (
     ExpirySource,
+    Framing,
     HistoryStatus,
     InstagramFlavour,
     PostingMethod,
@@ -177,12 +178,27 @@ def render_settings(chat: ChatView) -> str:
         f"({escape(chat.timezone)})\n"
         f"Queue topic: {topic_name(chat.message_thread_id)}\n"
         f"Unpressed items return to the library after {chat.sent_ttl_days} days\n"
-        f"Runway warning: {runway_threshold(chat.runway_warning_days)}\n\n"
+        f"Runway warning: {runway_threshold(chat.runway_warning_days)}\n"
+        f"Instagram photo framing: {FRAMING_NAMES[Framing(chat.photo_framing)]}\n\n"
         "Timezone: <code>/settings tz Europe/Berlin</code>\n"
         "Topic: <code>/settings topic here</code> (typed in the topic), or an id, or off\n"
         "Lifetime: <code>/settings lifetime 7</code> (days)\n"
-        "Runway warning: <code>/settings runway 7</code> (days; 0 turns it off)"
+        "Runway warning: <code>/settings runway 7</code> (days; 0 turns it off)\n"
+        "Framing: <code>/settings framing blur</code> (as_is, blur, solid or crop)"
     )
+
+
+# How a photo that is not 9:16 becomes a Story, as /settings names it.
+FRAMING_NAMES = {
+    Framing.AS_IS: "as is",
+    Framing.BLUR: "on a blurred copy",
+    Framing.SOLID: "on a solid colour",
+    Framing.CROP: "centre-cropped to 9:16",
+}
+
+
+def framing_set(framing: str) -> str:
+    return f"🖼 Photos that are not 9:16 now go to Instagram {FRAMING_NAMES[Framing(framing)]}."
 
 
 def runway_threshold(days: int) -> str:
@@ -221,7 +237,7 @@ RESUMED = "▶️ Resumed."
 ALREADY_RUNNING = "Already running."
 SETTINGS_USAGE = (
     "Usage: /settings, /settings tz Europe/Berlin, /settings topic here|ID|off,"
-    " /settings lifetime DAYS, /settings runway DAYS"
+    " /settings lifetime DAYS, /settings runway DAYS, /settings framing as_is|blur|solid|crop"
 )
 TOPIC_USAGE = "A topic is its number (from a message link), “here” inside it, or “off”."
 TOPIC_HERE_OUTSIDE = "Type /settings topic here inside the topic the queue should live in."
@@ -305,11 +321,20 @@ def setting_rejected(rejected: SettingRejectedError) -> str:
         return f"The lifetime is a number of days between {lowest} and {highest}."
     if rejected.column == "runway_warning_days":
         return f"The runway warning takes a number of days from {lowest} (off) to {highest}."
+    if rejected.column == "photo_framing":
+        return f"Framing is one of: {', '.join(Framing)}."
     return "That button is out of date."
 
 
 def timezone_set(timezone: str) -> str:
     return f"🌍 Timezone set to {escape(timezone)}."
+
+
+def autopost_manual_only(reason: str) -> str:
+    """The alert for 🤖 on an item Instagram would refuse (plain text, a toast's 200)."""
+    return fit_plain(
+        f"✋ Manual only: Instagram would refuse it ({reason}). Post it by hand.", TOAST_LIMIT
+    )
 
 
 def runway_threshold_set(days: int) -> str:
@@ -369,10 +394,16 @@ def status_text(view: StatusView, now: datetime, instagram: list[str]) -> str:
     return "\n".join(lines)
 
 
+def manual_only_mark(reason: str | None) -> str:
+    """/queue's mark for an item Instagram would refuse: no 🤖, and why."""
+    return f" · ✋ manual only: {escape(fit_plain(reason, 80))}" if reason else ""
+
+
 def queue_text(rows: list[tuple[QueuedView, FileView]], now: datetime) -> str:
     lines = [
         f"{position}. {file_label(media.file_name)} — "
         f"{QUEUE_STATES.get(item.status, item.status)}, {ago(item.created_at, now)}"
+        f"{manual_only_mark(media.autopost_refusal)}"
         for position, (item, media) in enumerate(rows, 1)
     ]
     return fit_message(f"📬 <b>{len(rows)} in flight</b>", lines)

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.media_prep import assess
 from db.repositories import ChatSettingsRepository, MediaRepository
 from db.vocabulary import MediaKind
 
@@ -60,12 +61,19 @@ class IndexReport:
     moved: int = 0
     deactivated: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # Each file read this run: whether Instagram takes it after preparation, and why not.
+    autopost: list[tuple[str, str]] = field(default_factory=list)
+    manual_only: int = 0
+
+    def per_file(self) -> list[str]:
+        return [f"{path}: {verdict}" for path, verdict in self.autopost]
 
     def summary(self) -> str:
         return (
             f"indexed {self.indexed} / updated {self.updated + self.moved} / "
             f"deactivated {self.deactivated} / skipped {len(self.skipped)}"
             f" (unchanged {self.unchanged})"
+            f"; of {len(self.autopost)} read, {self.manual_only} manual only (no Auto Post)"
         )
 
 
@@ -272,6 +280,11 @@ class LibraryIndexer:
                 logger.warning("index.skipped", path=found.relative, reason=str(error))
                 progress.advance()
                 continue
+            # A new or changed file: (re)assessed, so a fixed file loses its old refusal.
+            verdict = await asyncio.to_thread(assess, base / found.relative, row["media_kind"])
+            row["autopost_refusal"] = verdict.reason
+            report.autopost.append((found.relative, verdict.describe()))
+            report.manual_only += not verdict.ok
             changed.append(row)
             progress.advance()
         progress.close()
@@ -309,7 +322,7 @@ class LibraryIndexer:
         logger.info(
             "index.done",
             chat_id=chat_id,
-            **{k: v for k, v in vars(report).items() if k != "skipped"},
+            **{k: v for k, v in vars(report).items() if k not in {"skipped", "autopost"}},
             skipped=len(report.skipped),
         )
         return report

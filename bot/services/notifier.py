@@ -36,6 +36,8 @@ class ClaimedItem:
     message_thread_id: int | None = None
     # Taken over from a sender that released it before any attempt: a plain send, no notice.
     never_sent: bool = False
+    # Why Instagram would refuse the file (set by index): no 🤖 button, the caption says why.
+    autopost_refusal: str | None = None
 
     @classmethod
     def of(
@@ -62,6 +64,7 @@ class ClaimedItem:
             attempt=attempt,
             message_thread_id=message_thread_id,
             never_sent=never_sent,
+            autopost_refusal=media.autopost_refusal,
         )
 
 

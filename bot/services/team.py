@@ -37,7 +37,14 @@ from db.repositories.stats import (
 )
 from db.repositories.users import names_told_apart
 from db.retry import Idempotent, Reread, in_transaction
-from db.vocabulary import SETTING_RANGES, HistoryStatus, InteractionKind, PostingMethod, QueueStatus
+from db.vocabulary import (
+    SETTING_RANGES,
+    Framing,
+    HistoryStatus,
+    InteractionKind,
+    PostingMethod,
+    QueueStatus,
+)
 
 logger = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -79,6 +86,7 @@ class ChatView:
     message_thread_id: int | None
     sent_ttl_days: int
     runway_warning_days: int
+    photo_framing: str
 
     @classmethod
     def of(cls, chat: ChatSettings) -> ChatView:
@@ -94,6 +102,7 @@ class ChatView:
             message_thread_id=chat.message_thread_id,
             sent_ttl_days=chat.sent_ttl_days,
             runway_warning_days=chat.runway_warning_days,
+            photo_framing=chat.photo_framing,
         )
 
 
@@ -105,10 +114,18 @@ class FileView:
     file_name: str
     file_path: str
     set_aside_reason: str | None = None
+    # Why Instagram would refuse it (index's verdict): manual only, no 🤖.
+    autopost_refusal: str | None = None
 
     @classmethod
     def of(cls, media: MediaItem) -> FileView:
-        return cls(media.id, media.file_name, media.file_path, media.set_aside_reason)
+        return cls(
+            media.id,
+            media.file_name,
+            media.file_path,
+            media.set_aside_reason,
+            media.autopost_refusal,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,12 +455,24 @@ class TeamService:
         return await self._run(operation, work, Reread(recover))
 
 
+def _framing(value: Any) -> str:
+    """A framing by name (/settings framing blur) or by its index (the button's value)."""
+    choices = list(Framing)
+    if isinstance(value, int) and 0 <= value < len(choices):
+        return choices[value].value
+    if isinstance(value, str) and value.lower() in set(Framing):
+        return Framing(value.lower()).value
+    raise SettingRejectedError("photo_framing", value)
+
+
 def _resolve(field: str, value: Any) -> tuple[str, Any]:
     """The column a button or command sets, and the value, checked against its range."""
     if field == "tz":
         if not isinstance(value, str) or not valid_timezone(value):
             raise SettingRejectedError("timezone", value)
         return "timezone", value
+    if field == "framing":
+        return "photo_framing", _framing(value)
     if field == "topic":
         # A forum topic id, or None for the General topic.
         if value is not None and (not isinstance(value, int) or value <= 0):

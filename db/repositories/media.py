@@ -216,6 +216,7 @@ class MediaRepository(Repository):
                 "media_kind": statement.excluded.media_kind,
                 "mime_type": statement.excluded.mime_type,
                 "category": statement.excluded.category,
+                "autopost_refusal": statement.excluded.autopost_refusal,
                 "is_active": True,
                 # A changed (or re-found) file gets another chance.
                 "set_aside_at": None,

@@ -260,6 +260,7 @@ class QueueRepository(Repository):
         have left for it (no marker, no media id): those are the resolver's.
         A row without a message id (a send Telegram never confirmed) takes the
         pressed message's, so the progress and the result are shown there.
+        An item index found Instagram would refuse (manual only) is never held.
         """
         statement = (
             update(PostingQueueItem)
@@ -267,6 +268,12 @@ class QueueRepository(Repository):
                 PostingQueueItem.id == queue_id,
                 PostingQueueItem.chat_id == chat_id,
                 or_(PostingQueueItem.status == QueueStatus.SENT, abandoned_autopost()),
+                ~select(MediaItem.id)
+                .where(
+                    MediaItem.id == PostingQueueItem.media_item_id,
+                    MediaItem.autopost_refusal.is_not(None),
+                )
+                .exists(),
             )
             .values(
                 status=QueueStatus.PUBLISHING,

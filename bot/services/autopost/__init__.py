@@ -31,6 +31,7 @@ from bot.services.autopost.results import (
     AutoPostResult,
 )
 from bot.services.clock import Clock, utc_now
+from bot.services.media_prep import ManualOnly
 from bot.services.press import PressOutcome, PressService
 
 __all__ = [
@@ -90,7 +91,7 @@ class AutoPostService:
         *,
         body: str | None = None,
         message_id: int | None = None,
-    ) -> AutoPostClaim | AutoPostRefusal | PressOutcome:
+    ) -> AutoPostClaim | AutoPostRefusal | PressOutcome | ManualOnly:
         """Hold the item so a concurrent ✅ or ⏭️ cannot also win; or say why not."""
         return await self.publisher.claim(
             queue_id, chat_id, presser, body=body, message_id=message_id

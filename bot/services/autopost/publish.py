@@ -29,6 +29,7 @@ from bot.services.autopost.results import (
 )
 from bot.services.clock import Clock
 from bot.services.instagram import InstagramError
+from bot.services.media_prep import ManualOnly
 from bot.services.press import OutcomeKind, PressOutcome, explain
 from db.errors import DatabaseUnavailableError
 from db.models import PostingQueueItem
@@ -75,11 +76,13 @@ class Publisher:
         *,
         body: str | None = None,
         message_id: int | None = None,
-    ) -> AutoPostClaim | AutoPostRefusal | PressOutcome:
+    ) -> AutoPostClaim | AutoPostRefusal | PressOutcome | ManualOnly:
         """Hold the item so a concurrent ✅ or ⏭️ cannot also win; or say why not."""
         token = uuid.uuid4()
 
-        async def take(session: AsyncSession) -> AutoPostClaim | AutoPostRefusal | PressOutcome:
+        async def take(
+            session: AsyncSession,
+        ) -> AutoPostClaim | AutoPostRefusal | PressOutcome | ManualOnly:
             # Kept so whoever finishes this Auto Post (maybe after a restart) names the presser.
             await UserRepository(session).upsert(presser)
             row = await QueueRepository(session).claim_for_autopost(
@@ -130,9 +133,12 @@ class Publisher:
 
     async def _why_not(
         self, session: AsyncSession, queue_id: uuid.UUID, chat_id: int
-    ) -> AutoPostRefusal | PressOutcome:
+    ) -> AutoPostRefusal | PressOutcome | ManualOnly:
         row = await QueueRepository(session).get(queue_id)
         if row is not None and row.chat_id == chat_id:
+            media = await MediaRepository(session).get(row.media_item_id)
+            if media is not None and media.autopost_refusal is not None:
+                return ManualOnly(media.autopost_refusal)
             phase = phase_of(
                 QueueStatus(row.status),
                 instagram_creation_id=row.instagram_creation_id,

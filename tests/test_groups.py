@@ -14,6 +14,7 @@ from aiogram.methods import SendMessage, SendPhoto
 from sqlalchemy import text
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.services.chats import ChatDirectory
 from bot.services.inflight import InFlightOutcome
 from tests.fake_bot_api import FakeBotApi
 from tests.support import (
@@ -617,6 +618,21 @@ async def test_a_supergroup_already_registered_keeps_its_topic_and_takes_the_set
         assert tuple(chat) == (SUPERGROUP, 9, 77)
         [notice] = bot.telegram.of(SendMessage)
         assert (notice.chat_id, notice.message_thread_id) == (SUPERGROUP, 77)
+
+
+async def test_a_directory_that_cannot_tell_the_team_refuses_to_follow_before_moving_anything(
+    settings: Settings, database_url: str
+) -> None:
+    """The doctor's and the indexer's directories only read moves: following one is a bug."""
+    async with process(settings, database_url, Clock()) as bot:
+        await seed_chat(bot.sessions)
+        reader = ChatDirectory(bot.sessions, (TEAM_CHAT,))
+        with pytest.raises(RuntimeError, match="notices"):
+            await reader.follow(TEAM_CHAT, SUPERGROUP, bot.bot)
+        assert await fetch_all(bot.sessions, "SELECT 1 FROM chat_migrations") == []
+        [chat] = await fetch_all(bot.sessions, "SELECT telegram_chat_id FROM chat_settings")
+        assert chat.telegram_chat_id == TEAM_CHAT
+        assert bot.telegram.of(SendMessage) == []
 
 
 async def test_the_runway_warning_follows_the_upgraded_group(

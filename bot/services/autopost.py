@@ -28,7 +28,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from urllib.parse import quote
 
 import structlog
 from aiogram import Bot
@@ -41,6 +40,7 @@ from bot.keyboards import queue_keyboard
 from bot.services.clock import Clock, utc_now
 from bot.services.instagram import InstagramClient, InstagramError, InstagramFailure
 from bot.services.instagram_accounts import InstagramAccounts
+from bot.services.media_host import HostedMedia, MediaHost, MediaHostError, MediaToHost
 from bot.services.periodic import every
 from bot.services.press import OutcomeKind, PressOutcome, PressService, explain
 from bot.telegram import edit_by_id_quietly
@@ -82,6 +82,7 @@ class _Progress:
     requested_at: datetime | None = None
     # The press statement landed: the row is recorded, only the caption is left.
     recorded: bool = False
+    hosted: HostedMedia | None = None  # released once the outcome is settled
 
 
 class AutoPostRefusal(StrEnum):
@@ -99,7 +100,7 @@ class AutoPostClaim:
     presser: TelegramIdentity
     message_id: int | None
     body: str  # the notification caption (HTML) the status lines are appended to
-    media_url: str
+    media: MediaToHost
     video: bool
     dry_run: bool
 
@@ -144,7 +145,7 @@ class AutoPostService:
         sessions: async_sessionmaker[AsyncSession],
         press_service: PressService,
         accounts: InstagramAccounts,
-        media_public_base_url: str,
+        media_host: MediaHost,
         bot: Bot,
         *,
         clock: Clock = utc_now,
@@ -155,7 +156,7 @@ class AutoPostService:
         self._sessions = sessions
         self._press = press_service
         self._accounts = accounts
-        self._base_url = media_public_base_url.rstrip("/")
+        self._media_host = media_host
         self._bot = bot
         self._clock = clock
         self._lease = timedelta(seconds=lease_seconds)
@@ -225,7 +226,7 @@ class AutoPostService:
             presser=presser,
             message_id=row.telegram_message_id,
             body=body or notification_caption(media.file_name, media.category, media.caption),
-            media_url=f"{self._base_url}/{quote(media.file_path)}",
+            media=MediaToHost(media.file_path, MediaKind(media.media_kind), row.chat_id),
             video=media.media_kind == MediaKind.VIDEO,
             dry_run=chat.dry_run,
         )
@@ -266,7 +267,7 @@ class AutoPostService:
         await self._show(claim.chat_id, claim.message_id, claim.body, PUBLISHING_LINE, None)
         progress = _Progress()
         try:
-            return await self._publish_steps(claim, progress)
+            outcome = await self._publish_steps(claim, progress)
         except Exception:
             # A bug or a surprise: never leave the message without buttons and the row held.
             logger.exception("autopost.crashed", queue_id=str(claim.queue_id))
@@ -291,6 +292,19 @@ class AutoPostService:
                 if await self._give_back(claim.queue_id, claim.token):
                     await self._show_buttons(claim, interrupted_line())
             raise
+        if progress.hosted is not None and outcome.result is not AutoPostResult.CHECKING:
+            # Settled (published and recorded, or refused): Instagram needs the copy no more.
+            # An unknown outcome keeps it; the store's lifecycle rule removes it later.
+            await self._media_host.release(progress.hosted)
+        return outcome
+
+    async def _host(self, claim: AutoPostClaim, progress: _Progress) -> str:
+        """The public URL Instagram downloads the (prepared) media from."""
+        try:
+            progress.hosted = await self._media_host.url_for(claim.media)
+        except MediaHostError as error:
+            raise InstagramError(InstagramFailure.MEDIA_HOSTING, str(error)) from None
+        return progress.hosted.url
 
     async def _publish_steps(self, claim: AutoPostClaim, progress: _Progress) -> AutoPostOutcome:
         """create -> wait until FINISHED -> (dry run stops here) -> marker -> publish -> record.
@@ -303,7 +317,8 @@ class AutoPostService:
             instagram = self._client(claim.chat_id)
             # The daily publishing quota (#14): at the limit nothing is created.
             await self._accounts.check_quota(claim.chat_id)
-            container = await instagram.create_story_container(claim.media_url, video=claim.video)
+            media_url = await self._host(claim, progress)
+            container = await instagram.create_story_container(media_url, video=claim.video)
             if not await self._renew(claim, instagram_creation_id=container):
                 return AutoPostOutcome(result=AutoPostResult.CHECKING)
             await instagram.wait_until_ready(container)

@@ -1,0 +1,115 @@
+"""The seam Auto Post calls: prepare a media file, host it, release it once settled."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import mimetypes
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from db.vocabulary import MediaKind
+
+logger = structlog.get_logger(__name__)
+
+_HASH_CHUNK = 1 << 20
+
+
+class MediaHostError(Exception):
+    """The media could not be prepared or put where Instagram fetches it; nothing was created."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaToHost:
+    """One indexed file as Auto Post asks for it: its path under MEDIA_DIR, kind and chat."""
+
+    file_path: str
+    kind: MediaKind
+    chat_id: int
+
+
+class Prepared(Protocol):
+    """What preparation hands over (media-prep's PreparedMedia has this shape)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedFile:
+    path: Path
+    content_type: str
+    sha256: str
+    size: int
+
+
+# Takes the absolute source file and the item (its kind, and its chat for the framing).
+Prepare = Callable[[Path, MediaToHost], Awaitable[Prepared]]
+
+
+@dataclass(frozen=True, slots=True)
+class HostedMedia:
+    """A URL Instagram can fetch, and the key that removes what was put there ("" for none)."""
+
+    url: str
+    key: str = ""
+
+
+class HostingBackend(Protocol):
+    async def put(self, prepared: Prepared) -> HostedMedia: ...
+    async def remove(self, hosted: HostedMedia) -> None: ...
+
+
+def _describe(source: Path) -> PreparedFile:
+    digest = hashlib.sha256()
+    with source.open("rb") as file:
+        while chunk := file.read(_HASH_CHUNK):
+            digest.update(chunk)
+    content_type = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
+    return PreparedFile(source, content_type, digest.hexdigest(), source.stat().st_size)
+
+
+async def original_unchanged(source: Path, item: MediaToHost) -> Prepared:
+    """No preparation: the original file as it is (hashed off the event loop)."""
+    return await asyncio.to_thread(_describe, source)
+
+
+async def served_as_is(source: Path, item: MediaToHost) -> Prepared:
+    """No preparation and nothing to upload: the served original needs no reading."""
+    content_type = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
+    return PreparedFile(source, content_type, sha256="", size=0)
+
+
+class MediaHost:
+    def __init__(self, backend: HostingBackend, media_dir: Path, prepare: Prepare) -> None:
+        self._backend = backend
+        self._media_dir = media_dir
+        self._prepare = prepare
+
+    async def url_for(self, item: MediaToHost) -> HostedMedia:
+        """Prepare the item's file and host it; MediaHostError says why not."""
+        source = self._media_dir / item.file_path
+        try:
+            prepared = await self._prepare(source, item)
+        except OSError as error:
+            raise MediaHostError(f"{item.file_path} could not be read ({error.strerror})") from None
+        return await self._backend.put(prepared)
+
+    async def release(self, hosted: HostedMedia) -> None:
+        """Best effort: a copy left behind is logged and left to the store's lifecycle rule."""
+        if not hosted.key:
+            return
+        try:
+            await self._backend.remove(hosted)
+        except Exception as error:
+            logger.warning("media_host.remove_failed", key=hosted.key, error=str(error)[:200])

@@ -40,6 +40,7 @@ from bot.services.instagram import (
     NOT_ENOUGH_VIEWERS_CODE,
     PERMISSION_CODE,
 )
+from bot.services.media_host.check import HostCheck, check_media_store, check_prepared_folder
 from db import migrate
 from db.models import MediaItem
 from db.repositories.instagram_accounts import InstagramAccountRepository
@@ -579,7 +580,7 @@ def _partial_instagram(settings: Settings) -> list[str]:
     named = {
         "INSTAGRAM_USER_ID": settings.instagram_user_id,
         "INSTAGRAM_ACCESS_TOKEN": settings.instagram_access_token,
-        "MEDIA_PUBLIC_BASE_URL": settings.media_public_base_url,
+        "MEDIA_PUBLIC_BASE_URL": settings.media_public_location,
     }
     return [name for name, value in named.items() if not value]
 
@@ -611,14 +612,22 @@ async def _check_instagram(settings: Settings, report: Report, facts: DatabaseFa
             finding = report.add(await check_instagram_account(http, account.graph_url, account))
             if finding.mark is Mark.PASS:
                 report.add(await check_insights_permission(http, account.graph_url, account))
+        if settings.media_public_store:
+            report.add(_host_finding("media store", await check_media_store(settings, http)))
+            return
         if not settings.media_public_base_url:
             report.add(
                 warned(
                     "media url",
-                    "MEDIA_PUBLIC_BASE_URL missing, so Auto Post is off",
-                    "set MEDIA_PUBLIC_BASE_URL for Auto Post (Story results work without it)",
+                    "MEDIA_PUBLIC_STORE or MEDIA_PUBLIC_BASE_URL missing, so Auto Post is off",
+                    "set MEDIA_PUBLIC_STORE or MEDIA_PUBLIC_BASE_URL for Auto Post"
+                    " (Story results work without it)",
                 )
             )
+            return
+        prepared = await check_prepared_folder(settings, http)
+        if prepared is not None:
+            report.add(_host_finding("media url", prepared))
             return
         path = facts.sample or _first_media_file(settings.media_dir)
         if path is None:
@@ -717,6 +726,12 @@ async def check_media_url(http: httpx.AsyncClient, url: str) -> Finding:
     return failed(
         "media url", f"HEAD {url}: {response.status_code} {kind or 'no content type'}", fix
     )
+
+
+def _host_finding(subject: str, outcome: HostCheck) -> Finding:
+    if outcome.ok:
+        return passed(subject, outcome.detail)
+    return failed(subject, outcome.detail, outcome.fix)
 
 
 def _first_media_file(root: Path) -> str | None:

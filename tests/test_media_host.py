@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (the S3 fixtures are imported from tests.fake_s3 and named as parameters)
+# ruff: noqa: F401, F811  (fixtures imported from tests.fake_s3 and tests.test_doctor)
 """Hosting Auto Post media where Instagram fetches it: a real S3 (moto's server), the fake Graph
 downloading each container's URL as Meta does, and the documented refresh call."""
 
@@ -31,7 +31,7 @@ from bot.services.media_host import (
 )
 from db.vocabulary import MediaKind
 from tests.fake_graph import FakeGraphServer, GraphState, install_respx
-from tests.fake_s3 import (  # noqa: F401 (fixtures)
+from tests.fake_s3 import (
     BUCKET,
     PREFIX,
     STORE_URL,
@@ -53,6 +53,16 @@ from tests.support import (
     seed_queue_item,
 )
 from tests.telegram_fake import callback_update, queue_message
+from tests.test_doctor import (  # the check tests' fixtures and helpers
+    CDN,
+    changed,
+    healthy,
+    indexed,
+    line_of,
+    run_check,
+    with_instagram,
+)
+from tests.test_doctor import graph as doctor_graph
 
 GRAPH = "https://graph.test/v21.0"
 IG_USER = "1789"
@@ -414,3 +424,57 @@ async def test_an_unreachable_store_fails_before_anything_is_created(
     assert "Nothing was published" in caption
     rows = await fetch_all(app.sessions, "SELECT status FROM posting_queue")
     assert [r.status for r in rows] == ["sent"]
+
+
+# --- `check` -------------------------------------------------------------------------------
+
+
+async def test_check_round_trips_a_tiny_object_through_the_store(
+    healthy: Settings, indexed: list[object], s3: S3Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    configured = changed(
+        with_instagram(healthy), media_public_base_url=None, media_public_store=STORE_URL
+    )
+    with doctor_graph() as router:
+        router.route(host="127.0.0.1").pass_through()  # the presigned URL, fetched for real
+        code, lines = await run_check(configured)
+    line = line_of(lines, "media store")
+    assert code == 0, lines
+    assert line.startswith("PASS ") and "fetched back and deleted" in line
+    assert s3.stored_keys() == []
+
+    broken = changed(configured, media_public_store="s3://no-such-bucket/x")
+    with doctor_graph() as router:
+        router.route(host="127.0.0.1").pass_through()
+        code, lines = await run_check(broken)
+    line = line_of(lines, "media store")
+    assert code == 1 and line.startswith("FAIL ") and "s3://no-such-bucket/x/" in line
+    assert "AWS_ENDPOINT_URL" in line
+
+
+async def test_check_fetches_one_prepared_file_under_the_base_url(
+    healthy: Settings, indexed: list[object]
+) -> None:
+    prepared = write_photo(healthy.media_dir / ".storyqueue" / "prepared" / "ab.jpg")
+    url = f"{CDN}/.storyqueue/prepared/ab.jpg"
+    with doctor_graph() as router:
+        router.get(url).respond(content=prepared.read_bytes(), content_type="image/jpeg")
+        code, lines = await run_check(with_instagram(healthy))
+    assert code == 0, lines
+    assert line_of(lines, "media url").split() == [
+        "PASS",
+        "media",
+        "url:",
+        "GET",
+        f"{url}:",
+        "200",
+        "image/jpeg",
+    ]
+
+    with doctor_graph() as router:
+        router.get(url).respond(404)
+        code, lines = await run_check(with_instagram(healthy))
+    line = line_of(lines, "media url")
+    assert code == 1 and line.startswith("FAIL ") and ".storyqueue/prepared folder" in line

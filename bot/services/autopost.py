@@ -128,6 +128,7 @@ class _Held:
     row: PostingQueueItem
     body: str
     presser: TelegramIdentity
+    media: MediaToHost | None  # None: the media row is gone
 
 
 def failed_line(error: InstagramError) -> str:
@@ -594,31 +595,38 @@ class AutoPostService:
         held = await self._take_lease(queue_id, token)
         if held is None:
             return None
-        row = held.row
-        chat_id, message_id = row.chat_id, row.telegram_message_id
         try:
-            if row.instagram_media_id is not None:
-                media_id = row.instagram_media_id
-                return await self._record(
-                    queue_id, token, chat_id, message_id, held.body, media_id, held.presser
-                )
-            if row.instagram_publish_requested_at is None or row.instagram_creation_id is None:
-                # No publish request ever left: nothing can have been published.
-                if await self._give_back(queue_id, token):
-                    await self._show(
-                        chat_id,
-                        message_id,
-                        held.body,
-                        interrupted_line(),
-                        self._buttons(queue_id, chat_id),
-                    )
-                logger.info("autopost.given_back", queue_id=str(queue_id))
-                return AutoPostOutcome(result=AutoPostResult.FAILED)
-            return await self._settle_container(held, token)
+            outcome = await self._resolve_held(held, token)
         except BaseException:
             # Cancelled, the database gone, or a surprise: the next sweep tries again.
             await self._hand_over(queue_id, token)
             raise
+        if outcome.result is not AutoPostResult.CHECKING and held.media is not None:
+            # Settled: the hosted copy (uploaded by whoever pressed) is needed no more.
+            await self._media_host.release_item(held.media)
+        return outcome
+
+    async def _resolve_held(self, held: _Held, token: uuid.UUID) -> AutoPostOutcome:
+        row = held.row
+        queue_id, chat_id, message_id = row.id, row.chat_id, row.telegram_message_id
+        if row.instagram_media_id is not None:
+            media_id = row.instagram_media_id
+            return await self._record(
+                queue_id, token, chat_id, message_id, held.body, media_id, held.presser
+            )
+        if row.instagram_publish_requested_at is None or row.instagram_creation_id is None:
+            # No publish request ever left: nothing can have been published.
+            if await self._give_back(queue_id, token):
+                await self._show(
+                    chat_id,
+                    message_id,
+                    held.body,
+                    interrupted_line(),
+                    self._buttons(queue_id, chat_id),
+                )
+            logger.info("autopost.given_back", queue_id=str(queue_id))
+            return AutoPostOutcome(result=AutoPostResult.FAILED)
+        return await self._settle_container(held, token)
 
     async def _settle_container(self, held: _Held, token: uuid.UUID) -> AutoPostOutcome:
         row = held.row
@@ -769,7 +777,12 @@ class AutoPostService:
             media.caption if media else None,
         )
         presser = await _identity(session, row.autopost_requested_by)
-        return _Held(row=row, body=body, presser=presser)
+        hosted = (
+            None
+            if media is None
+            else MediaToHost(media.file_path, MediaKind(media.media_kind), row.chat_id)
+        )
+        return _Held(row=row, body=body, presser=presser, media=hosted)
 
     # -- small writes -----------------------------------------------------------------
 

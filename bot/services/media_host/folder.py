@@ -31,5 +31,8 @@ class PreparedFolder:
         # Nothing to upload: the prepared file is already where the web server serves it.
         return HostedMedia(self.url_of(prepared.path))
 
+    def placed(self, prepared: Prepared) -> HostedMedia:
+        return HostedMedia(self.url_of(prepared.path))
+
     async def remove(self, hosted: HostedMedia) -> None:
         """Kept: the prepared cache serves the next press of the same item."""

@@ -67,6 +67,10 @@ class HostedMedia:
 
 class HostingBackend(Protocol):
     async def put(self, prepared: Prepared) -> HostedMedia: ...
+    def placed(self, prepared: Prepared) -> HostedMedia:
+        """Where `put` puts it (the key to remove), without putting it."""
+        ...
+
     async def remove(self, hosted: HostedMedia) -> None: ...
 
 
@@ -104,6 +108,20 @@ class MediaHost:
         except OSError as error:
             raise MediaHostError(f"{item.file_path} could not be read ({error.strerror})") from None
         return await self._backend.put(prepared)
+
+    async def release_item(self, item: MediaToHost) -> None:
+        """Release an item's copy when only the item is known (the resolver, after a restart).
+
+        The key follows from the content: the (cached) preparation finds it again.
+        """
+        try:
+            prepared = await self._prepare(self._media_dir / item.file_path, item)
+        except Exception as error:
+            logger.warning(
+                "media_host.release_unlocated", file_path=item.file_path, error=str(error)[:200]
+            )
+            return
+        await self.release(self._backend.placed(prepared))
 
     async def release(self, hosted: HostedMedia) -> None:
         """Best effort: a copy left behind is logged and left to the store's lifecycle rule."""

@@ -82,6 +82,9 @@ class S3Store:
         logger.info("media_host.uploaded", key=key, size=prepared.size)
         return HostedMedia(url, key)
 
+    def placed(self, prepared: Prepared) -> HostedMedia:
+        return HostedMedia("", self.key_for(prepared))
+
     async def remove(self, hosted: HostedMedia) -> None:
         await asyncio.to_thread(
             self._client.delete_object, Bucket=self._location.bucket, Key=hosted.key

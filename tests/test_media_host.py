@@ -4,6 +4,7 @@ downloading each container's URL as Meta does, and the documented refresh call."
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import urllib.request
 import uuid
@@ -478,3 +479,33 @@ async def test_check_fetches_one_prepared_file_under_the_base_url(
         code, lines = await run_check(with_instagram(healthy))
     line = line_of(lines, "media url")
     assert code == 1 and line.startswith("FAIL ") and ".storyqueue/prepared folder" in line
+
+
+# --- the container's status at the documented pace -------------------------------------------
+
+
+def test_the_default_pace_is_the_content_publishing_guides() -> None:
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert defaults.instagram_poll_interval_seconds == 60  # "once per minute"
+    assert defaults.instagram_publish_timeout_seconds == 300  # "for no more than 5 minutes"
+
+
+async def test_status_is_polled_at_the_set_pace_and_no_longer_than_the_timeout() -> None:
+    with respx.mock(base_url=GRAPH) as router:
+        status = router.get("/container-1").respond(json={"status_code": "IN_PROGRESS"})
+        async with httpx.AsyncClient() as http:
+            client = InstagramClient(
+                http,
+                graph_url=GRAPH,
+                user_id=IG_USER,
+                access_token="T",
+                poll_interval_seconds=0.2,
+                publish_timeout_seconds=1.0,
+            )
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(InstagramError, match="still_processing"):
+                await client.wait_until_ready("container-1")
+            elapsed = asyncio.get_running_loop().time() - started
+    # One read at once, then one per interval while the next still fits the timeout.
+    assert status.call_count == 5
+    assert 0.8 <= elapsed < 1.2

@@ -63,7 +63,6 @@ class S3Store:
                 Key=key,
                 Body=body,
                 ContentType=prepared.content_type,
-                ContentLength=prepared.size,
             )
         return self._client.generate_presigned_url(
             "get_object",

@@ -15,7 +15,7 @@ from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 
-from bot.config import Settings
+from bot.config import Settings, parse_store_url
 from bot.database import Database
 from bot.handlers import (
     admin,
@@ -50,6 +50,17 @@ from bot.services.clock import Clock, utc_now
 from bot.services.delivery import Delivery
 from bot.services.inflight import InFlightService
 from bot.services.instagram import create_http_client
+from bot.services.media_host import (
+    MediaHost,
+    Prepare,
+    PreparedFolder,
+    S3Store,
+    create_s3_client,
+    original_unchanged,
+    prepared_by,
+    served_as_is,
+)
+from bot.services.media_prep import MediaPreparer, prepared_dir
 from bot.services.press import PressService
 from bot.services.runway import RunwayWatch
 from bot.services.scheduler import ChatBackoff, Scheduler
@@ -59,6 +70,20 @@ from bot.services.team import TeamService
 from bot.telegram_retry import TelegramRetryMiddleware
 
 logger = structlog.get_logger(__name__)
+
+
+def build_media_host(settings: Settings, prepare: Prepare | None) -> MediaHost | None:
+    """The store (MEDIA_PUBLIC_STORE) or the served folder (MEDIA_PUBLIC_BASE_URL), if either.
+
+    Without a `prepare` (media preparation), the original files go as they are.
+    """
+    if settings.media_public_store:
+        store = S3Store(create_s3_client(), parse_store_url(settings.media_public_store))
+        return MediaHost(store, settings.media_dir, prepare or original_unchanged)
+    if settings.media_public_base_url:
+        folder = PreparedFolder(settings.media_dir, settings.media_public_base_url)
+        return MediaHost(folder, settings.media_dir, prepare or served_as_is)
+    return None
 
 
 def telegram_session(settings: Settings, *, timeout: float | None = None) -> AiohttpSession:
@@ -135,6 +160,7 @@ def build_services(
     clock: Clock = utc_now,
     on_secret: Callable[[str], None] = lambda secret: None,
     send_budget: SendBudget | None = None,
+    prepare: Prepare | None = None,
 ) -> Services:
     """`on_secret` learns every Instagram token in use, refreshed ones included (log redaction)."""
     configs = load_account_configs(settings)
@@ -143,7 +169,7 @@ def build_services(
         database.sessions,
         http,
         configs,
-        media_public_base_url=settings.media_public_base_url,
+        media_public_base_url=settings.media_public_location,
         clock=clock,
         publish_timeout_seconds=settings.instagram_publish_timeout_seconds,
         poll_interval_seconds=settings.instagram_poll_interval_seconds,
@@ -177,12 +203,15 @@ def build_services(
     )
     press = PressService(database.sessions)
     autopost = None
-    if configs and settings.media_public_base_url:
+    if prepare is None and settings.media_preparation:
+        prepare = prepared_by(MediaPreparer(prepared_dir(settings.media_dir)))
+    media_host = build_media_host(settings, prepare)
+    if configs and media_host is not None:
         autopost = AutoPostService(
             database.sessions,
             press,
             accounts,
-            settings.media_public_base_url,
+            media_host,
             TelegramAutoPostBoard(bot, accounts.autopost_available),
             clock=clock,
             lease=autopost_lease(settings.instagram_publish_timeout_seconds),

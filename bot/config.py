@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,6 +35,31 @@ def _numbers(listed: str) -> list[int]:
         except ValueError:
             raise ValueError(f"must be numbers separated by commas, not {part!r}") from None
     return numbers
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLocation:
+    """MEDIA_PUBLIC_STORE parsed: the bucket and the key prefix ("" or ending in "/")."""
+
+    bucket: str
+    prefix: str
+
+
+def parse_store_url(url: str) -> StoreLocation:
+    """`s3://bucket/prefix`; ValueError says in one line what is wrong."""
+    scheme, separator, rest = url.partition("://")
+    if scheme.lower() != "s3" or not separator:
+        raise ValueError(f"must be s3://bucket/prefix, not {url!r}")
+    bucket, _, prefix = rest.partition("/")
+    if not _BUCKET.match(bucket):
+        raise ValueError(
+            f"{bucket!r} is not a bucket name (3-63 lower-case letters, digits, dots, hyphens)"
+        )
+    prefix = prefix.strip("/")
+    return StoreLocation(bucket=bucket, prefix=f"{prefix}/" if prefix else "")
 
 
 class Settings(BaseSettings):
@@ -70,11 +97,19 @@ class Settings(BaseSettings):
 
     media_dir: Path = Path("media")
     media_public_base_url: str | None = None
+    # s3://bucket/prefix (AWS S3, R2, B2, MinIO): Auto Post uploads each prepared file
+    # there and hands Instagram a presigned URL. Endpoint, region and keys come from the
+    # standard AWS variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...) as boto3 reads them.
+    media_public_store: str | None = None
+    # Auto Post hands Instagram a prepared copy (JPEG photos framed 9:16, videos within the
+    # Story limits), cached under MEDIA_DIR/.storyqueue/prepared/; off: the files as they are.
+    media_preparation: bool = True
     instagram_user_id: str | None = None
     instagram_access_token: SecretStr | None = None
     instagram_graph_url: str = "https://graph.facebook.com/v21.0"
-    instagram_publish_timeout_seconds: float = Field(default=60.0, gt=0)
-    instagram_poll_interval_seconds: float = Field(default=2.0, gt=0)
+    # The Content Publishing guide's pace: a container's status once a minute, at most 5 minutes.
+    instagram_publish_timeout_seconds: float = Field(default=300.0, gt=0)
+    instagram_poll_interval_seconds: float = Field(default=60.0, gt=0)
     # How often rows whose Auto Post outcome is unknown are checked with Instagram.
     autopost_sweep_interval_seconds: float = Field(default=15.0, gt=0)
     # Unset: derived from INSTAGRAM_GRAPH_URL (graph.instagram.com means Instagram Login).
@@ -144,6 +179,22 @@ class Settings(BaseSettings):
             return tuple(dict.fromkeys(int(item) for item in value))
         return value
 
+    @field_validator("media_public_store")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parse_store_url(value)  # raises ValueError naming what is wrong
+        return value
+
+    @model_validator(mode="after")
+    def _one_media_host(self) -> Settings:
+        if self.media_public_store and self.media_public_base_url:
+            raise ValueError(
+                "MEDIA_PUBLIC_STORE and MEDIA_PUBLIC_BASE_URL are both set; keep only one"
+            )
+        return self
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -189,9 +240,14 @@ class Settings(BaseSettings):
         return InstagramFlavour.FACEBOOK
 
     @property
+    def media_public_location(self) -> str | None:
+        """Where Instagram fetches Auto Post media from: the store or the base URL (or None)."""
+        return self.media_public_store or self.media_public_base_url
+
+    @property
     def instagram_configured(self) -> bool:
         return bool(
-            self.instagram_user_id and self.instagram_access_token and self.media_public_base_url
+            self.instagram_user_id and self.instagram_access_token and self.media_public_location
         )
 
     def require_for_run(self) -> None:

@@ -4,17 +4,28 @@ The same state serves respx (tests in this process) and a tiny aiohttp server on
 127.0.0.1 (the real `python -m bot run` in a subprocess, via INSTAGRAM_GRAPH_URL).
 It counts what matters: containers created and media_publish calls, and the
 Stories that really went live.
+
+With `fetch_media`, container creation does what Meta does (IG User Media, Story
+specs): it downloads image_url / video_url itself over HTTP and refuses an image
+that is not a JPEG (or over 8 MiB), and a video that is not H.264/HEVC, outside
+3-60 s, or without its moov atom before the media data. The refresh endpoint
+answers only its documented shape (the server's root, not under /v21.0).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
+import struct
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import av
 import httpx
 import respx
 from aiohttp import web
@@ -59,16 +70,55 @@ class GraphState:
     insights_error: tuple[int, dict[str, Any]] | None = None  # every insights read answers this
     insights_calls: list[str] = field(default_factory=list)
     insights_timeouts: int = 0  # this many insights reads are answered, then the answer is lost
+    # Download each container's media and refuse what Meta refuses (see the module doc).
+    fetch_media: bool = False
+    fetched: list[Fetched] = field(default_factory=list)  # every download, refused or not
+    refused: list[tuple[str, int]] = field(default_factory=list)  # (url, error_subcode)
+    # Documented refresh_access_token calls seen: (token sent, token returned).
+    refreshes: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
         self.published = asyncio.Event()
 
-    def create(self) -> tuple[int, dict[str, Any]]:
+    def create(self, form: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        if self.fetch_media and form is not None:
+            refusal = self._fetch_and_judge(form)
+            if refusal is not None:
+                return refusal
         self.creates += 1
         container = f"container-{next(self._ids)}"
         self.containers[container] = ContainerStatus.FINISHED
         return 200, {"id": container}
+
+    def _fetch_and_judge(self, form: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
+        video = "video_url" in form
+        url = form.get("video_url") or form.get("image_url") or ""
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                content_type = answer.headers.get("Content-Type", "")
+                data = answer.read()
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            self.refused.append((url, 2207052))
+            message = f"The media could not be fetched from this uri: {url} ({error})"
+            return _refusal(9004, 2207052, message)
+        self.fetched.append(Fetched(url, content_type, data, video))
+        problem = judge_video(data) if video else judge_image(data)
+        if problem is None:
+            return None
+        code, subcode, message = problem
+        self.refused.append((url, subcode))
+        return _refusal(code, subcode, message)
+
+    def refresh(self, query: dict[str, str], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Instagram's refresh_access_token: the token in the query, never in a header."""
+        token = query.get("access_token", "")
+        authorization = any(name.lower() == "authorization" for name in headers)
+        if query.get("grant_type") != "ig_refresh_token" or not token or authorization:
+            return _refusal(100, 33, "Unsupported request: refresh_access_token takes its query")
+        new = f"IGAA-refreshed-{len(self.refreshes) + 1}-" + "r" * 30
+        self.refreshes.append((token, new))
+        return 200, {"access_token": new, "token_type": "bearer", "expires_in": 5184000}
 
     def status(self, container: str) -> tuple[int, dict[str, Any]]:
         if container not in self.containers:
@@ -158,11 +208,76 @@ class GraphState:
         return 200, {"data": data}
 
 
+@dataclass(frozen=True)
+class Fetched:
+    url: str
+    content_type: str
+    data: bytes
+    video: bool
+
+
+def _refusal(code: int, subcode: int, message: str) -> tuple[int, dict[str, Any]]:
+    """Graph's error shape (OAuthException with a code and an error_subcode)."""
+    error = {"message": message, "type": "OAuthException", "code": code, "is_transient": False}
+    return 400, {"error": {**error, "error_subcode": subcode, "fbtrace_id": "AfakeTrace"}}
+
+
+_IMAGE_LIMIT = 8 * 1024 * 1024
+_VIDEO_CODECS = {"h264", "hevc"}
+
+
+def judge_image(data: bytes) -> tuple[int, int, str] | None:
+    """Story images: JPEG only, at most 8 MiB (Meta's error codes for each)."""
+    if not data.startswith(b"\xff\xd8\xff"):
+        return 36001, 2207005, "The image format is not supported."
+    if len(data) > _IMAGE_LIMIT:
+        return 36000, 2207004, "The image is too large to download. It should be less than 8 MiB."
+    return None
+
+
+def _top_level_boxes(data: bytes) -> list[str]:
+    """The ISO BMFF top-level box types, in file order."""
+    boxes, offset = [], 0
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        if size == 1 and offset + 16 <= len(data):
+            size = struct.unpack(">Q", data[offset + 8 : offset + 16])[0]
+        elif size == 0:
+            size = len(data) - offset
+        if size < 8:
+            break
+        boxes.append(kind.decode("latin-1"))
+        offset += size
+    return boxes
+
+
+def judge_video(data: bytes) -> tuple[int, int, str] | None:
+    """Story videos: MP4/MOV, moov before mdat, H.264/HEVC, 3-60 s."""
+    unsupported = "The video format is not supported. Please check spec for supported format."
+    boxes = _top_level_boxes(data)
+    if "moov" not in boxes or "mdat" not in boxes or boxes.index("moov") > boxes.index("mdat"):
+        return 352, 2207026, f"{unsupported} (moov atom not at the front)"
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.video[0]
+            codec = stream.codec_context.name
+            duration = (
+                float(container.duration) / av.time_base if container.duration is not None else 0.0
+            )
+    except (av.FFmpegError, IndexError) as error:
+        return 352, 2207026, f"{unsupported} ({error})"
+    if codec not in _VIDEO_CODECS:
+        return 352, 2207026, f"{unsupported} (video codec {codec})"
+    if not 3 <= duration <= 60:
+        return 352, 2207026, f"{unsupported} (duration {duration:.1f} s)"
+    return None
+
+
 def install_respx(router: respx.MockRouter, state: GraphState) -> None:
     """Route the Graph calls of `state.user_id` to `state` (router has the Graph base URL)."""
 
     def create(request: httpx.Request) -> httpx.Response:
-        status, body = state.create()
+        status, body = state.create(dict(httpx.QueryParams(request.content.decode())))
         return httpx.Response(status, json=body)
 
     def status(request: httpx.Request, container: str) -> httpx.Response:
@@ -208,9 +323,15 @@ class FakeGraphServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v21.0"
 
+    @property
+    def root(self) -> str:
+        """Where unversioned endpoints live (refresh_access_token)."""
+        return f"http://127.0.0.1:{self.port}"
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/v21.0/{path:.*}", self._handle)
+        app.router.add_route("*", "/refresh_access_token", self._refresh)
         self._runner, self.port = await serve_on_loopback(app)
 
     async def stop(self) -> None:
@@ -221,8 +342,13 @@ class FakeGraphServer:
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.match_info["path"]
         user = self.state.user_id
-        if request.method == "POST" and path == f"{user}/media":
-            code, body = self.state.create()
+        if path == "refresh_access_token":
+            # The documented path has no version: this one does not exist.
+            code, body = 404, {"error": {"code": 100, "message": "Unknown path components"}}
+        elif request.method == "POST" and path == f"{user}/media":
+            form = {key: str(value) for key, value in (await request.post()).items()}
+            # Meta's download happens in a thread: the media may be served by this loop.
+            code, body = await asyncio.to_thread(self.state.create, form)
         elif request.method == "POST" and path == f"{user}/media_publish":
             form = await request.post()
             code, body, fault = self.state.publish(str(form["creation_id"]))
@@ -240,4 +366,11 @@ class FakeGraphServer:
             code, body = self.state.status(path)
         else:
             code, body = 404, {"error": {"code": 100, "message": "unknown path"}}
+        return web.json_response(body, status=code)
+
+    async def _refresh(self, request: web.Request) -> web.Response:
+        if request.method != "GET":
+            code, body = _refusal(100, 33, "Unsupported post request")
+        else:
+            code, body = self.state.refresh(dict(request.query), dict(request.headers))
         return web.json_response(body, status=code)

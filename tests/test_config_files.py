@@ -92,6 +92,16 @@ CASES = {
     "allowed-ids-words": Case(_env(ALLOWED_USER_IDS="alice,bob"), ("ALLOWED_USER_IDS", "alice")),
     "chat-id-words": Case(_env(TELEGRAM_CHAT_ID="my team"), ("TELEGRAM_CHAT_ID", "my team")),
     "log-format-unknown": Case(_env(LOG_FORMAT="xml"), ("LOG_FORMAT",)),
+    "store-not-s3": Case(
+        _env(MEDIA_PUBLIC_STORE="https://bucket.example/x"), ("MEDIA_PUBLIC_STORE", "s3://")
+    ),
+    "store-bad-bucket": Case(
+        _env(MEDIA_PUBLIC_STORE="s3://My_Bucket/x"), ("MEDIA_PUBLIC_STORE", "My_Bucket")
+    ),
+    "store-and-base-url": Case(
+        _env(MEDIA_PUBLIC_STORE="s3://bucket/x", MEDIA_PUBLIC_BASE_URL="https://cdn.test/m"),
+        ("MEDIA_PUBLIC_STORE", "MEDIA_PUBLIC_BASE_URL", "only one"),
+    ),
     "dotenv-not-utf8": Case(_dotenv(b"BOT_TOKEN=\xff\xfe\n"), (".env", "UTF-8")),
 }
 

@@ -62,6 +62,8 @@ from tests.telegram_fake import (
 )
 
 IG_GRAPH = "https://graph.instagram.com/v21.0"
+# The documented refresh: no version in the path (the token goes in the query).
+IG_REFRESH = "https://graph.instagram.com/refresh_access_token"
 FB_GRAPH = "https://graph.facebook.com/v21.0"
 IG_USER = "1789"
 # Not token-shaped on purpose: only the redactor's learned secrets can hide them.
@@ -245,7 +247,7 @@ async def test_refresh_replaces_the_token_and_never_logs_it(
     configure, capsys = captured_logs
     redactor = configure()
     clock = Clock()
-    refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
+    refresh = graph.get(IG_REFRESH).respond(
         json={"access_token": NEW_TOKEN, "token_type": "bearer", "expires_in": 5184000}
     )
     async with account_process(ig_settings(settings), database_url, clock, redactor.add) as bot:
@@ -255,8 +257,14 @@ async def test_refresh_replaces_the_token_and_never_logs_it(
 
         assert refresh.call_count == 1
         request = refresh.calls.last.request
-        assert request.headers["Authorization"] == f"Bearer {OLD_TOKEN}"
-        assert request.url.params["grant_type"] == "ig_refresh_token"
+        # Exactly the documented shape: the token in the query, no header, no version.
+        assert "Authorization" not in request.headers
+        assert request.method == "GET"
+        assert f"{request.url.scheme}://{request.url.host}{request.url.path}" == IG_REFRESH
+        assert dict(request.url.params) == {
+            "grant_type": "ig_refresh_token",
+            "access_token": OLD_TOKEN,
+        }
         row = await account_row(bot.sessions)
         assert row.access_token == NEW_TOKEN
         assert row.expires_at == clock.now + timedelta(days=60)
@@ -299,7 +307,7 @@ async def test_refresh_failure_keeps_the_token_and_warns_in_time(
     configure, capsys = captured_logs
     redactor = configure()
     clock = Clock()
-    refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
+    refresh = graph.get(IG_REFRESH).respond(
         400, json={"error": {"message": f"Invalid OAuth access token {OLD_TOKEN}", "code": 190}}
     )
     async with account_process(ig_settings(settings), database_url, clock, redactor.add) as bot:
@@ -334,7 +342,7 @@ async def test_two_processes_refresh_once(
         await asyncio.sleep(0.3)
         return httpx.Response(200, json={"access_token": NEW_TOKEN, "expires_in": 5184000})
 
-    refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").mock(side_effect=slow_answer)
+    refresh = graph.get(IG_REFRESH).mock(side_effect=slow_answer)
     configured = ig_settings(settings)
     async with (
         account_process(configured, database_url, clock) as first,
@@ -361,7 +369,7 @@ async def test_a_lost_refresh_answer_is_retried_with_the_old_token(
     settings: Settings, database_url: str, graph: respx.MockRouter
 ) -> None:
     clock = Clock()
-    refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").mock(
+    refresh = graph.get(IG_REFRESH).mock(
         side_effect=[
             httpx.ReadTimeout("answer lost"),  # Instagram may have issued a token
             httpx.Response(200, json={"access_token": NEW_TOKEN, "expires_in": 5184000}),
@@ -373,9 +381,9 @@ async def test_a_lost_refresh_answer_is_retried_with_the_old_token(
         assert (await account_row(bot.sessions)).access_token == OLD_TOKEN
         clock.advance(hours=1, minutes=1)
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.REFRESHED
-        assert [c.request.headers["Authorization"] for c in refresh.calls] == [
-            f"Bearer {OLD_TOKEN}",
-            f"Bearer {OLD_TOKEN}",
+        assert [c.request.url.params["access_token"] for c in refresh.calls] == [
+            OLD_TOKEN,
+            OLD_TOKEN,
         ]
         assert (await account_row(bot.sessions)).access_token == NEW_TOKEN
 
@@ -385,9 +393,7 @@ async def test_a_crash_mid_refresh_frees_the_lease(
 ) -> None:
     """A process that took the lease and died: another refreshes once the lease lapses."""
     clock = Clock()
-    graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
-        json={"access_token": NEW_TOKEN, "expires_in": 5184000}
-    )
+    graph.get(IG_REFRESH).respond(json={"access_token": NEW_TOKEN, "expires_in": 5184000})
     async with account_process(ig_settings(settings), database_url, clock) as bot:
         clock.advance(days=2)
         await execute(
@@ -736,9 +742,7 @@ async def test_a_lost_commit_reply_neither_refreshes_twice_nor_loses_the_token(
     step: str,
 ) -> None:
     clock = Clock()
-    refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
-        json={"access_token": NEW_TOKEN, "expires_in": 5184000}
-    )
+    refresh = graph.get(IG_REFRESH).respond(json={"access_token": NEW_TOKEN, "expires_in": 5184000})
     url = proxy.url(make_url(database_url).database or "")
     async with account_process(ig_settings(settings), url, clock) as bot:
         clock.advance(days=2)

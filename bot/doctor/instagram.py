@@ -28,6 +28,7 @@ from bot.services.instagram import (
     InstagramError,
     InstagramFailure,
 )
+from bot.services.media_host.check import HostCheck, check_media_store, check_prepared_folder
 
 RENEW = "renew INSTAGRAM_ACCESS_TOKEN (long-lived tokens last 60 days) and restart the bot"
 
@@ -73,7 +74,7 @@ def _partial_instagram(settings: Settings) -> list[str]:
     named = {
         "INSTAGRAM_USER_ID": settings.instagram_user_id,
         "INSTAGRAM_ACCESS_TOKEN": settings.instagram_access_token,
-        "MEDIA_PUBLIC_BASE_URL": settings.media_public_base_url,
+        "MEDIA_PUBLIC_BASE_URL": settings.media_public_location,
     }
     return [name for name, value in named.items() if not value]
 
@@ -106,14 +107,22 @@ async def check_instagram(settings: Settings, report: Report, facts: DatabaseFac
             finding = report.add(await check_instagram_account(client, account.label))
             if finding.mark is Mark.PASS:
                 report.add(await check_insights_permission(client, account.label))
+        if settings.media_public_store:
+            report.add(_host_finding("media store", await check_media_store(settings, http)))
+            return
         if not settings.media_public_base_url:
             report.add(
                 warned(
                     "media url",
-                    "MEDIA_PUBLIC_BASE_URL missing, so Auto Post is off",
-                    "set MEDIA_PUBLIC_BASE_URL for Auto Post (Story results work without it)",
+                    "MEDIA_PUBLIC_STORE or MEDIA_PUBLIC_BASE_URL missing, so Auto Post is off",
+                    "set MEDIA_PUBLIC_STORE or MEDIA_PUBLIC_BASE_URL for Auto Post"
+                    " (Story results work without it)",
                 )
             )
+            return
+        prepared = await check_prepared_folder(settings, http)
+        if prepared is not None:
+            report.add(_host_finding("media url", prepared))
             return
         path = facts.sample or first_media_file(settings.media_dir)
         if path is None:
@@ -123,6 +132,12 @@ async def check_instagram(settings: Settings, report: Report, facts: DatabaseFac
         else:
             url = f"{settings.media_public_base_url.rstrip('/')}/{quote(path)}"
             report.add(await check_media_url(http, url))
+
+
+def _host_finding(subject: str, outcome: HostCheck) -> Finding:
+    if outcome.ok:
+        return passed(subject, outcome.detail)
+    return failed(subject, outcome.detail, outcome.fix)
 
 
 async def check_instagram_account(client: InstagramClient, label: str) -> Finding:

@@ -31,6 +31,12 @@ NOT_ENOUGH_VIEWERS_CODE = 10
 PERMISSION_CODE = 200
 INSIGHTS_PERMISSIONS = "instagram_business_manage_insights or instagram_manage_insights"
 _GRAPH_CODE = re.compile(r"\b(\d{4,7})\b")
+# The version segment of INSTAGRAM_GRAPH_URL ("/v21.0"); refresh_access_token has none.
+_VERSION_SEGMENT = re.compile(r"/v\d+(\.\d+)?$")
+# Content Publishing guide ("Troubleshooting"): query a container's status "once per
+# minute, for no more than 5 minutes". The settings default to that pace.
+DOCUMENTED_POLL_INTERVAL_SECONDS = 60.0
+DOCUMENTED_PUBLISH_TIMEOUT_SECONDS = 300.0
 
 
 class InstagramFailure(StrEnum):
@@ -47,6 +53,7 @@ class InstagramFailure(StrEnum):
     API = "api"
     QUOTA_REACHED = "quota_reached"  # checked before any container is made
     NO_PERMISSION = "no_permission"  # the token lacks a permission the call needs
+    MEDIA_HOSTING = "media_hosting"  # preparing or hosting the media failed; nothing was sent
 
 
 CAUSES = {
@@ -66,6 +73,7 @@ CAUSES = {
     InstagramFailure.API: "Instagram refused the request",
     InstagramFailure.QUOTA_REACHED: "the daily Instagram publishing limit is reached",
     InstagramFailure.NO_PERMISSION: "the Instagram token lacks a permission this needs",
+    InstagramFailure.MEDIA_HOSTING: "the media could not be put where Instagram fetches it",
 }
 
 
@@ -176,11 +184,12 @@ class InstagramClient:
         graph_url: str,
         user_id: str,
         access_token: str,
-        publish_timeout_seconds: float = 60.0,
-        poll_interval_seconds: float = 2.0,
+        publish_timeout_seconds: float = DOCUMENTED_PUBLISH_TIMEOUT_SECONDS,
+        poll_interval_seconds: float = DOCUMENTED_POLL_INTERVAL_SECONDS,
     ) -> None:
         self._http = http
         self._base = graph_url.rstrip("/")
+        self._unversioned = _VERSION_SEGMENT.sub("", self._base)
         self._user_id = user_id
         # In a header, not the query string, so no URL that gets logged carries it.
         self._headers: dict[str, str] = {}
@@ -189,10 +198,19 @@ class InstagramClient:
         self._publish_timeout = publish_timeout_seconds
         self._poll_interval = poll_interval_seconds
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        base: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        url = f"{base or self._base}/{path}"
         try:
             response = await self._http.request(
-                method, f"{self._base}/{path}", headers=self._headers, **kwargs
+                method, url, headers=self._headers if headers is None else headers, **kwargs
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as unsent:
             # Never connected (or never got a connection): the request did not leave.
@@ -232,6 +250,8 @@ class InstagramClient:
         return body
 
     async def create_story_container(self, media_url: str, *, video: bool) -> str:
+        # IG User Media reference (POST /<IG_USER_ID>/media, media_type=STORIES): Meta
+        # downloads image_url / video_url itself, so the URL must be public.
         data = {"media_type": "STORIES", ("video_url" if video else "image_url"): media_url}
         body = await self._call("POST", f"{self._user_id}/media", data=data)
         if not body.get("id"):
@@ -239,11 +259,16 @@ class InstagramClient:
         return str(body["id"])
 
     async def container_status(self, container_id: str) -> ContainerState:
+        # IG Container reference (GET /<IG_CONTAINER_ID>?fields=status_code,status).
         body = await self._call("GET", container_id, params={"fields": "status_code,status"})
         return ContainerState(str(body.get("status_code", "")), str(body.get("status", "")))
 
     async def wait_until_ready(self, container_id: str) -> None:
-        """Poll the container until FINISHED, within the publish timeout."""
+        """Poll the container until FINISHED, within the publish timeout.
+
+        The pace is the Content Publishing guide's (once a minute, at most 5 minutes)
+        unless the settings shorten it.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._publish_timeout
         while True:
@@ -261,6 +286,7 @@ class InstagramClient:
 
     async def publish(self, container_id: str) -> str:
         """media_publish: a container publishes at most once, so a repeat cannot double it."""
+        # IG User Media Publish reference (POST /<IG_USER_ID>/media_publish?creation_id=…).
         body = await self._call(
             "POST", f"{self._user_id}/media_publish", data={"creation_id": container_id}
         )
@@ -287,6 +313,7 @@ class InstagramClient:
         self._token = token
 
     async def publishing_limit(self) -> PublishingQuota:
+        # IG User Content Publishing Limit reference; quota_total is read, never assumed.
         body = await self._call(
             "GET",
             f"{self._user_id}/content_publishing_limit",
@@ -303,8 +330,15 @@ class InstagramClient:
 
     async def refresh_access_token(self) -> tuple[str, int | None]:
         """Instagram Login only: a new long-lived token and its lifetime in seconds."""
+        # Instagram Platform "Refresh access token" reference: exactly
+        # GET graph.instagram.com/refresh_access_token?grant_type=ig_refresh_token&access_token=…
+        # with no version in the path and the token in the query (not a header).
         body = await self._call(
-            "GET", "refresh_access_token", params={"grant_type": "ig_refresh_token"}
+            "GET",
+            "refresh_access_token",
+            base=self._unversioned,
+            params={"grant_type": "ig_refresh_token", "access_token": self._token},
+            headers={},
         )
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
@@ -314,6 +348,7 @@ class InstagramClient:
 
     async def token_expiry(self) -> datetime | None:
         """Facebook Login only: when the token expires (None: never), by /debug_token."""
+        # Graph API "Debug token" reference (GET /debug_token?input_token=…).
         body = await self._call("GET", "debug_token", params={"input_token": self._token})
         data = body.get("data") or {}
         expires = data.get("expires_at") if isinstance(data, dict) else None
@@ -323,6 +358,7 @@ class InstagramClient:
 
     async def live_stories(self) -> list[LiveStory]:
         """The Stories live on the account now (Instagram keeps them 24 hours)."""
+        # IG User Stories reference (GET /<IG_USER_ID>/stories).
         body = await self._call(
             "GET", f"{self._user_id}/stories", params={"fields": "id,timestamp,media_type"}
         )
@@ -347,6 +383,7 @@ class InstagramClient:
         Code 10 naming a permission, or code 200, is NO_PERMISSION.
         """
         try:
+            # IG Media Insights reference (GET /<IG_MEDIA_ID>/insights, Story metrics).
             body = await self._call(
                 "GET", f"{media_id}/insights", params={"metric": ",".join(STORY_METRICS)}
             )

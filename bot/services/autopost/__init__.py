@@ -31,6 +31,7 @@ from bot.services.autopost.results import (
     AutoPostResult,
 )
 from bot.services.clock import Clock, utc_now
+from bot.services.media_host import MediaHost
 from bot.services.media_prep import ManualOnly
 from bot.services.press import PressOutcome, PressService
 
@@ -60,7 +61,7 @@ class AutoPostService:
         sessions: async_sessionmaker[AsyncSession],
         press_service: PressService,
         accounts: InstagramAccounts,
-        media_public_base_url: str,
+        media_host: MediaHost,
         board: AutoPostBoard,
         *,
         clock: Clock = utc_now,
@@ -71,7 +72,7 @@ class AutoPostService:
         holds = Holds(sessions, lease or autopost_lease(publish_timeout_seconds=60.0))
         self.recorder = Recorder(sessions, press_service, holds, board)
         self.publisher = Publisher(
-            sessions, holds, self.recorder, board, accounts, media_public_base_url, clock
+            sessions, holds, self.recorder, board, accounts, media_host, clock
         )
         self.resolver = Resolver(
             sessions,
@@ -79,6 +80,7 @@ class AutoPostService:
             self.recorder,
             board,
             accounts,
+            media_host,
             sweep_interval_seconds=sweep_interval_seconds,
             recheck_after_seconds=recheck_after_seconds,
         )

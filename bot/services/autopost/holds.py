@@ -20,11 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.domain import TelegramIdentity
 from bot.services.autopost.board import ItemMessage
 from bot.services.autopost.phases import AutoPostPhase, check_transition, phase_of
+from bot.services.media_host import HostedMedia, MediaToHost
 from db.errors import DatabaseUnavailableError
 from db.models import MediaItem, PostingQueueItem, User
-from db.repositories import MediaRepository, QueueRepository
+from db.repositories import ChatSettingsRepository, MediaRepository, QueueRepository
 from db.retry import Idempotent, Reread, in_idempotent_transaction, in_transaction
-from db.vocabulary import QueueStatus
+from db.vocabulary import Framing, MediaKind, QueueStatus
 
 logger = structlog.get_logger(__name__)
 
@@ -48,6 +49,8 @@ class Hold:
     instagram_creation_id: str | None = None
     instagram_publish_requested_at: datetime | None = None
     instagram_media_id: str | None = None
+    # The file Instagram is handed (prepared and hosted); its copy goes once the outcome is settled.
+    media: MediaToHost | None = None
 
     @property
     def queue_id(self) -> uuid.UUID:
@@ -81,6 +84,8 @@ class HoldProgress:
     hold: Hold
     # The press statement landed: the row is recorded, only the caption is left.
     recorded: bool = False
+    # Where the media was put for Instagram to fetch; released once the outcome is settled.
+    hosted: HostedMedia | None = None
 
 
 async def hold_of(session: AsyncSession, row: PostingQueueItem, token: uuid.UUID) -> Hold:
@@ -89,7 +94,9 @@ async def hold_of(session: AsyncSession, row: PostingQueueItem, token: uuid.UUID
     if media is None:  # a foreign key of the row
         raise LookupError(f"queue row {row.id} without its media")
     presser = await _identity(session, row.autopost_requested_by)
-    return hold_from(row, media, token, presser)
+    chat = await ChatSettingsRepository(session).get(row.chat_id)
+    framing = Framing.BLUR if chat is None else Framing(chat.photo_framing)
+    return hold_from(row, media, token, presser, framing=framing)
 
 
 def hold_from(
@@ -98,6 +105,8 @@ def hold_from(
     token: uuid.UUID,
     presser: TelegramIdentity,
     body: str | None = None,
+    *,
+    framing: Framing,
 ) -> Hold:
     """The hold `token` has on `row`, in plain values; `body`: the caption as shown, if known."""
     message = ItemMessage(
@@ -116,6 +125,7 @@ def hold_from(
         instagram_creation_id=row.instagram_creation_id,
         instagram_publish_requested_at=row.instagram_publish_requested_at,
         instagram_media_id=row.instagram_media_id,
+        media=MediaToHost(media.file_path, MediaKind(media.media_kind), row.chat_id, framing),
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from urllib.parse import quote
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,7 +27,8 @@ from bot.services.autopost.results import (
     AutoPostResult,
 )
 from bot.services.clock import Clock
-from bot.services.instagram import InstagramError
+from bot.services.instagram import InstagramError, InstagramFailure
+from bot.services.media_host import MediaHost, MediaHostError, MediaToHost
 from bot.services.media_prep import ManualOnly
 from bot.services.press import OutcomeKind, PressOutcome, explain
 from db.errors import DatabaseUnavailableError
@@ -41,7 +41,7 @@ from db.repositories import (
     UserRepository,
 )
 from db.retry import Reread, in_transaction
-from db.vocabulary import MediaKind, PostingMethod, QueueStatus, Verdict
+from db.vocabulary import Framing, MediaKind, PostingMethod, QueueStatus, Verdict
 
 logger = structlog.get_logger(__name__)
 
@@ -57,7 +57,7 @@ class Publisher:
         recorder: Recorder,
         board: AutoPostBoard,
         accounts: InstagramAccounts,
-        media_public_base_url: str,
+        media_host: MediaHost,
         clock: Clock,
     ) -> None:
         self._sessions = sessions
@@ -65,7 +65,7 @@ class Publisher:
         self._recorder = recorder
         self._board = board
         self._accounts = accounts
-        self._base_url = media_public_base_url.rstrip("/")
+        self._media_host = media_host
         self._clock = clock
 
     async def claim(
@@ -125,8 +125,13 @@ class Publisher:
         if media is None or chat is None:  # both are foreign keys of the row
             raise LookupError(f"queue row {row.id} without its media or chat")
         return AutoPostClaim(
-            hold=hold_from(row, media, token, presser, body),
-            media_url=f"{self._base_url}/{quote(media.file_path)}",
+            hold=hold_from(row, media, token, presser, body, framing=Framing(chat.photo_framing)),
+            media=MediaToHost(
+                media.file_path,
+                MediaKind(media.media_kind),
+                row.chat_id,
+                Framing(chat.photo_framing),
+            ),
             video=media.media_kind == MediaKind.VIDEO,
             dry_run=chat.dry_run,
         )
@@ -174,7 +179,7 @@ class Publisher:
         await self._board.show_progress(claim.hold.message, AutoPostStep.PUBLISHING)
         progress = HoldProgress(claim.hold)
         try:
-            return await self._publish_steps(claim, progress)
+            outcome = await self._publish_steps(claim, progress)
         except Exception:
             # A bug or a surprise: never leave the message without buttons and the row held.
             logger.exception("autopost.crashed", queue_id=str(claim.hold.queue_id))
@@ -198,6 +203,19 @@ class Publisher:
                 logger.warning("autopost.given_back_at_shutdown", queue_id=queue_id)
                 await self._give_back(progress.hold, GiveBackReason.INTERRUPTED)
             raise
+        if progress.hosted is not None and outcome.result is not AutoPostResult.CHECKING:
+            # Settled (published and recorded, or refused): Instagram needs the copy no more.
+            # An unknown outcome keeps it; the resolver releases it once it settles the row.
+            await self._media_host.release(progress.hosted)
+        return outcome
+
+    async def _host(self, claim: AutoPostClaim, progress: HoldProgress) -> str:
+        """The public URL Instagram downloads the (prepared) media from."""
+        try:
+            progress.hosted = await self._media_host.url_for(claim.media)
+        except MediaHostError as error:
+            raise InstagramError(InstagramFailure.MEDIA_HOSTING, str(error)) from None
+        return progress.hosted.url
 
     async def _publish_steps(self, claim: AutoPostClaim, progress: HoldProgress) -> AutoPostOutcome:
         """create -> wait until FINISHED -> (dry run stops here) -> marker -> publish -> record.
@@ -211,7 +229,8 @@ class Publisher:
             instagram = chat_client(self._accounts, claim.hold.chat_id)
             # The daily publishing quota: at the limit nothing is created.
             await self._accounts.check_quota(claim.hold.chat_id)
-            container = await instagram.create_story_container(claim.media_url, video=claim.video)
+            media_url = await self._host(claim, progress)
+            container = await instagram.create_story_container(media_url, video=claim.video)
             made = await self._holds.advance(progress.hold, instagram_creation_id=container)
             if made is None:
                 return AutoPostOutcome(result=AutoPostResult.CHECKING)

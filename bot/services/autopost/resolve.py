@@ -27,6 +27,7 @@ from bot.services.instagram import (
     InstagramError,
     InstagramFailure,
 )
+from bot.services.media_host import MediaHost
 from bot.services.periodic import every
 from bot.services.press import OutcomeKind, PressOutcome
 from db.errors import DatabaseUnavailableError
@@ -45,6 +46,7 @@ class Resolver:
         recorder: Recorder,
         board: AutoPostBoard,
         accounts: InstagramAccounts,
+        media_host: MediaHost,
         *,
         sweep_interval_seconds: float,
         recheck_after_seconds: float,
@@ -54,6 +56,7 @@ class Resolver:
         self._recorder = recorder
         self._board = board
         self._accounts = accounts
+        self._media_host = media_host
         self._sweep_interval = sweep_interval_seconds
         self._recheck_after = recheck_after_seconds
 
@@ -98,6 +101,14 @@ class Resolver:
         hold = await self._holds.take(queue_id)
         if hold is None:
             return None
+        outcome = await self._resolve_held(hold)
+        if outcome.result is not AutoPostResult.CHECKING and hold.media is not None:
+            # Settled: the hosted copy (put there by whoever pressed) is needed no more.
+            await self._media_host.release_item(hold.media)
+        return outcome
+
+    async def _resolve_held(self, hold: Hold) -> AutoPostOutcome:
+        queue_id = hold.queue_id
         try:
             if hold.phase is AutoPostPhase.PUBLISHED:
                 return await self._recorder.record(HoldProgress(hold), hold.instagram_media_id)

@@ -8,6 +8,7 @@ from enum import StrEnum, auto
 
 from bot.services.autopost.holds import Hold
 from bot.services.instagram import InstagramError
+from bot.services.media_host import MediaToHost
 from bot.services.press import PressOutcome
 
 
@@ -23,7 +24,7 @@ class AutoPostClaim:
     """A hold the press of 🤖 took, with what the publish needs."""
 
     hold: Hold
-    media_url: str
+    media: MediaToHost
     video: bool
     dry_run: bool
 

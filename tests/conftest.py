@@ -20,9 +20,10 @@ from bot.database import Database
 from db import migrate
 from db.embedded import EmbeddedPostgres
 from db.engine import EngineOptions, create_engine, create_session_factory
-from tests.fake_bot_api import FakeBotApi
-from tests.pgproxy import PgProxy
-from tests.support import (
+from tests.helpers.fake_bot_api import FakeBotApi
+from tests.helpers.fake_telegram_session import RecordingSession
+from tests.helpers.pgproxy import PgProxy
+from tests.helpers.support import (
     ADA,
     TEAM_CHAT,
     TEST_TOKEN,
@@ -31,7 +32,6 @@ from tests.support import (
     TestApp,
     seed_chat,
 )
-from tests.telegram_fake import RecordingSession
 
 TEMPLATE_DB = "storyqueue_template"
 

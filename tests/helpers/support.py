@@ -1,0 +1,210 @@
+"""Helpers shared by the tests."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.types import Update, User
+from sqlalchemy import Row, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.app import Services
+from bot.config import Settings
+from db.embedded import EmbeddedPostgres
+from db.engine import EngineOptions, create_engine
+from db.models import MediaItem, PostingHistory, PostingQueueItem
+from db.repositories import ChatSettingsRepository, TelegramIdentity
+from tests.helpers.fake_telegram_session import RecordingSession
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@dataclass
+class PostgresHandle:
+    admin_url: str
+    embedded: EmbeddedPostgres | None = None
+
+    def url_for(self, database: str) -> str:
+        return make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
+
+
+@dataclass
+class TestApp:
+    """Everything a dispatcher-level test touches."""
+
+    __test__ = False
+
+    settings: Settings
+    bot: Bot
+    dispatcher: Dispatcher
+    services: Services
+    sessions: Sessions
+    telegram: RecordingSession
+
+    async def feed(self, update: Update) -> None:
+        await self.dispatcher.feed_update(self.bot, update)
+
+
+TEAM_CHAT = -1001000
+OTHER_CHAT = -1002000
+TEST_TOKEN = "123456:" + "A" * 35
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One of the suite's people: one id and one set of names, in each form a test needs."""
+
+    id: int
+    first_name: str
+    username: str | None = None
+    last_name: str | None = None
+
+    @property
+    def user(self) -> User:
+        """As aiogram's `User`, for updates fed to the dispatcher."""
+        return User(
+            id=self.id,
+            is_bot=False,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            username=self.username,
+        )
+
+    @property
+    def identity(self) -> TelegramIdentity:
+        """As the service layer sees them (what `bot.telegram.identity_of` makes of `user`)."""
+        return TelegramIdentity(self.id, self.username, self.first_name, self.last_name)
+
+    def bot_api(self) -> dict[str, object]:
+        """As the Bot API's JSON `User`, for updates the fake Bot API server hands out."""
+        fields: dict[str, object] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.last_name is not None:
+            fields["last_name"] = self.last_name
+        if self.username is not None:
+            fields["username"] = self.username
+        return fields
+
+
+# The team. ADA is in the `settings` fixture's ADMIN_USER_IDS; CAROL is an admin
+# only when a test lists her among the chat's Telegram administrators.
+ADA = Person(1, "Ada", "ada")
+ALICE = Person(7, "Alice", "alice")
+BOB = Person(8, "Bob", "bob")
+CAROL = Person(9, "Carol", "carol")
+# Names that are HTML: captions and toasts must show them escaped.
+BOB_IN_TAGS = Person(10, "Bob <b>", "bob_in_tags")
+BOB_AND_CO = Person(11, "<Bob> & Co", "bob_and_co")
+
+
+async def seed_chat(session_factory: Sessions, chat_id: int = TEAM_CHAT, **values: object) -> None:
+    async with session_factory() as session, session.begin():
+        await ChatSettingsRepository(session).ensure(chat_id, "team")
+        if values:
+            await ChatSettingsRepository(session).update(chat_id, **values)
+
+
+async def seed_media(
+    session_factory: Sessions,
+    chat_id: int = TEAM_CHAT,
+    *,
+    count: int = 1,
+    prefix: str = "item",
+    file_hash: str | None = None,
+    **values: object,
+) -> list[uuid.UUID]:
+    ids: list[uuid.UUID] = []
+    async with session_factory() as session, session.begin():
+        for index in range(count):
+            fields = {
+                "chat_id": chat_id,
+                "file_path": f"cat/{prefix}{index}.jpg",
+                "file_name": f"{prefix}{index}.jpg",
+                "file_size": 100,
+                "file_hash": file_hash or uuid.uuid4().hex * 2,
+                "media_kind": "photo",
+                "mime_type": "image/jpeg",
+                "category": "cat",
+                **values,
+            }
+            media = MediaItem(**fields)
+            session.add(media)
+            await session.flush()
+            ids.append(media.id)
+    return ids
+
+
+async def seed_queue_item(
+    session_factory: Sessions, media_id: uuid.UUID, chat_id: int = TEAM_CHAT, message_id: int = 500
+) -> uuid.UUID:
+    async with session_factory() as session, session.begin():
+        item = PostingQueueItem(
+            media_item_id=media_id,
+            chat_id=chat_id,
+            status="sent",
+            telegram_message_id=message_id,
+        )
+        session.add(item)
+        await session.flush()
+        return item.id
+
+
+async def fetch_all(session_factory: Sessions, sql: str, **params: object) -> list[Row[Any]]:
+    async with session_factory() as session, session.begin():
+        return list((await session.execute(text(sql), params)).all())
+
+
+# --- posting history rows (tests that need posts or presses already recorded) ---------------
+
+
+async def seed_history(
+    session_factory: Sessions, media_id: uuid.UUID, chat_id: int = TEAM_CHAT, **values: object
+) -> None:
+    """One posting_history row: a successful post unless `values` say otherwise."""
+    async with session_factory() as session, session.begin():
+        fields = {"status": "posted", "success": True, **values}
+        session.add(PostingHistory(media_item_id=media_id, chat_id=chat_id, **fields))
+
+
+# --- one statement in a transaction of its own (rows a test plants or changes directly) -----
+
+
+async def execute(session_factory: Sessions, sql: str, **params: object) -> None:
+    """Runs one statement that returns no rows and commits it."""
+    async with session_factory() as session, session.begin():
+        await session.execute(text(sql), params)
+
+
+# --- the queue message a press comes on (Auto Post and Instagram care tests) -----------------
+
+# The caption of the queue message for seed_media's first item (its own text "Hi"):
+# press updates carry it, and the captions the bot edits in must start with it.
+CAPTION = "Hi\n\n📄 item0.jpg · #cat"
+
+
+# --- Engines through the byte proxy (tests-t2): what the `proxied_engines` fixture in
+# conftest.py hands out, for test_scheduler, test_dropped_replies and test_faults.
+
+
+class ProxiedEngines:
+    """Opens engines to this test's database at `url` (the proxy's); the fixture disposes them."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.opened: list[AsyncEngine] = []
+
+    def open(self, *, pool_size: int = 2, **options: Any) -> AsyncEngine:
+        engine = create_engine(
+            EngineOptions(
+                url=self.url,
+                pool_size=pool_size,
+                max_overflow=0,
+                command_timeout_seconds=5,
+                **options,
+            )
+        )
+        self.opened.append(engine)
+        return engine

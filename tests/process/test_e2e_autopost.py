@@ -1,0 +1,130 @@
+"""End to end: SIGTERM during a slow Auto Post, then a restart; one Story, one history row."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tests.helpers.fake_bot_api import FakeBotApi
+from tests.helpers.fake_graph import FakeGraphServer, GraphState
+from tests.helpers.support import TEST_TOKEN, fetch_all
+
+# bot_env and library are the process tests' fixtures, shared (api is conftest's).
+from tests.process.test_e2e import BotProcess, bot_env, eventually, library, press  # noqa: F401
+
+IG_USER = "1789"
+IG_TOKEN = "EAAGe2e-secret-token"
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[FakeGraphServer]:
+    server = FakeGraphServer(GraphState(IG_USER))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def instagram_env(
+    bot_env: dict[str, str],  # noqa: F811
+    graph: FakeGraphServer,
+) -> dict[str, str]:
+    """The process tests' environment, with one Instagram account on the fake Graph server."""
+    return {
+        **bot_env,
+        "INSTAGRAM_USER_ID": IG_USER,
+        "INSTAGRAM_ACCESS_TOKEN": IG_TOKEN,
+        "INSTAGRAM_GRAPH_URL": graph.url,
+        "MEDIA_PUBLIC_BASE_URL": "https://cdn.test/media",
+    }
+
+
+@pytest.fixture
+def autopost_env(instagram_env: dict[str, str]) -> dict[str, str]:
+    return {
+        **instagram_env,
+        "INSTAGRAM_POLL_INTERVAL_SECONDS": "0.05",
+        "AUTOPOST_SWEEP_INTERVAL_SECONDS": "0.5",
+        "SHUTDOWN_GRACE_SECONDS": "1",
+    }
+
+
+def autopost_button(message: dict[str, Any]) -> str:
+    return str(message["reply_markup"]["inline_keyboard"][2][0]["callback_data"])
+
+
+async def test_sigterm_during_a_slow_auto_post_then_restart(
+    api: FakeBotApi,
+    graph: FakeGraphServer,
+    autopost_env: dict[str, str],
+    library: list[Any],  # noqa: F811
+    session_factory: Any,
+) -> None:
+    graph.state.publish_faults = ["hang_after"]  # publishes, then never answers
+    first = BotProcess(autopost_env)
+    second = BotProcess(autopost_env)
+    try:
+        await first.start()
+        [send] = await api.wait_for("sendPhoto")
+
+        async def marked_sent() -> bool:
+            rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
+            return [r.status for r in rows] == ["sent"]
+
+        await eventually(marked_sent)
+        press(api, send.result, autopost_button(send.result))
+
+        async def published() -> bool:
+            return graph.state.published.is_set()
+
+        await eventually(published)
+        await first.signal(signal.SIGTERM)
+        assert await first.wait() == 0
+
+        [row] = await fetch_all(
+            session_factory,
+            "SELECT status, claimed_at, instagram_publish_requested_at FROM posting_queue",
+        )
+        assert (row.status, row.claimed_at) == ("publishing", None)
+        assert row.instagram_publish_requested_at is not None
+        checking = api.of("editMessageCaption")[-1].params
+        assert checking["caption"].endswith("🔎 Checking with Instagram…")
+
+        await second.start()  # its first sweep asks Instagram: PUBLISHED
+
+        async def recorded() -> list[Any]:
+            return await fetch_all(
+                session_factory,
+                "SELECT status, posting_method, instagram_media_id, acted_by_name"
+                " FROM posting_history",
+            )
+
+        history = await eventually(recorded)
+        assert [tuple(r) for r in history] == [("posted", "instagram_api", "ig-media-1", "Alice")]
+
+        async def caption_final() -> bool:
+            edits = api.of("editMessageCaption")
+            return edits[-1].params["caption"].endswith("✅ Posted to Instagram by Alice")
+
+        await eventually(caption_final)
+        # The old message's 🤖, pressed again, says what happened and creates nothing.
+        press(api, send.result, autopost_button(send.result))
+
+        async def answered() -> bool:
+            answers = api.of("answerCallbackQuery")
+            return bool(answers) and answers[-1].params.get("text") == "✅ Already posted by Alice"
+
+        await eventually(answered)
+        assert graph.state.creates == 1
+        assert graph.state.publish_calls == ["container-1"]
+        assert len(graph.state.stories) == 1
+        assert await second.stop() == 0
+        for process in (first, second):
+            assert "Traceback" not in process.log
+            assert IG_TOKEN not in process.log and TEST_TOKEN not in process.log
+    finally:
+        for process in (first, second):
+            await process.kill_and_show_log()

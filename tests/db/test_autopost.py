@@ -18,7 +18,6 @@ import respx
 import structlog
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, EditMessageText
-from aiogram.types import Update
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -35,7 +34,6 @@ from tests.helpers.fake_graph import GraphState, install_respx
 from tests.helpers.fake_telegram_session import (
     RecordingSession,
     callback_update,
-    queue_message,
     text_message,
 )
 from tests.helpers.pgproxy import PgProxy
@@ -47,12 +45,14 @@ from tests.helpers.support import (
     OTHER_CHAT,
     TEAM_CHAT,
     TEST_TOKEN,
-    Person,
     TestApp,
     fetch_all,
+    history_rows,
+    press_update,
     seed_chat,
     seed_media,
     seed_queue_item,
+    seed_queued,
 )
 
 GRAPH = "https://graph.test/v21.0"
@@ -101,31 +101,11 @@ def happy(graph: respx.MockRouter, statuses: list[str] | None = None) -> dict[st
     return routes
 
 
-async def _queued(app: TestApp) -> uuid.UUID:
-    [media_id] = await seed_media(app.sessions)
-    return await seed_queue_item(app.sessions, media_id)
-
-
-def _press_update(
-    queue_id: uuid.UUID, action: QueueAction = QueueAction.AUTOPOST, who: Person = ALICE
-) -> Update:
-    data = QueueCallback(action=action, queue_id=queue_id).pack()
-    return callback_update(
-        data,
-        queue_message(TEAM_CHAT, 500, CAPTION, queue_keyboard(queue_id, instagram=True)),
-        who.user,
-    )
-
-
 def _captions(app: TestApp) -> list[str]:
     return [edit.caption for edit in app.telegram.of(EditMessageCaption)]
 
 
-async def _history(app: TestApp) -> list[Any]:
-    return await fetch_all(
-        app.sessions,
-        "SELECT status, posting_method, instagram_media_id, acted_by_name FROM posting_history",
-    )
+HISTORY = "h.status, h.posting_method, h.instagram_media_id, h.acted_by_name"
 
 
 async def _queue_status(app: TestApp) -> list[str]:
@@ -141,11 +121,11 @@ async def test_button_is_offered(app: TestApp) -> None:
 
 async def test_publishes_and_records_once(app: TestApp, graph: respx.MockRouter) -> None:
     routes = happy(graph)
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
 
-    await app.feed(_press_update(queue_id))
+    await app.feed(press_update(queue_id))
 
-    assert [tuple(r) for r in await _history(app)] == [
+    assert [tuple(r) for r in await history_rows(app.sessions, HISTORY)] == [
         ("posted", "instagram_api", "ig-media-9", "Alice")
     ]
     [media] = await fetch_all(app.sessions, "SELECT times_posted FROM media_items")
@@ -174,12 +154,12 @@ async def test_publishes_and_records_once(app: TestApp, graph: respx.MockRouter)
 async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.MockRouter) -> None:
     routes = happy(graph)
     await seed_chat(app.sessions, dry_run=True)
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
 
-    await app.feed(_press_update(queue_id))
+    await app.feed(press_update(queue_id))
 
     assert routes["create"].call_count == 1 and routes["publish"].call_count == 0
-    assert await _history(app) == []
+    assert await history_rows(app.sessions, HISTORY) == []
     assert await _queue_status(app) == ["sent"]
     last = app.telegram.of(EditMessageCaption)[-1]
     assert "Dry run" in last.caption and last.reply_markup is not None
@@ -270,19 +250,21 @@ async def test_failure_names_the_cause_and_keeps_the_item(
     app: TestApp, graph: respx.MockRouter, setup: Any, cause: str
 ) -> None:
     setup(graph)
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
 
-    await app.feed(_press_update(queue_id))
+    await app.feed(press_update(queue_id))
 
-    assert await _history(app) == []
+    assert await history_rows(app.sessions, HISTORY) == []
     assert await _queue_status(app) == ["sent"]
     last = app.telegram.of(EditMessageCaption)[-1]
     assert "Auto Post failed" in last.caption and cause in last.caption
     assert last.reply_markup == queue_keyboard(queue_id, instagram=True)
     assert IG_TOKEN not in last.caption
     # The item is still actionable: ✅ Posted now works.
-    await app.feed(_press_update(queue_id, QueueAction.POSTED))
-    assert [r.posting_method for r in await _history(app)] == ["telegram_manual"]
+    await app.feed(press_update(queue_id, QueueAction.POSTED))
+    assert [r.posting_method for r in await history_rows(app.sessions, HISTORY)] == [
+        "telegram_manual"
+    ]
 
 
 def _container_status_held(graph: respx.MockRouter) -> tuple[asyncio.Event, asyncio.Event]:
@@ -304,43 +286,45 @@ async def test_posted_during_publishing_is_told_to_wait(
 ) -> None:
     polling, release = _container_status_held(graph)
     graph.post(f"/{IG_USER}/media_publish").respond(json={"id": "ig-media-9"})
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
 
-    publishing = asyncio.create_task(app.feed(_press_update(queue_id)))
+    publishing = asyncio.create_task(app.feed(press_update(queue_id)))
     await polling.wait()
-    await app.feed(_press_update(queue_id, QueueAction.POSTED, BOB))
-    await app.feed(_press_update(queue_id, QueueAction.SKIP, BOB))
+    await app.feed(press_update(queue_id, QueueAction.POSTED, BOB))
+    await app.feed(press_update(queue_id, QueueAction.SKIP, BOB))
     release.set()
     await publishing
 
-    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert [r.posting_method for r in await history_rows(app.sessions, HISTORY)] == [
+        "instagram_api"
+    ]
     toasts = [a.text for a in app.telegram.of(AnswerCallbackQuery)]
     assert toasts.count("🤖 An Auto Post of this item is in progress.") == 2
 
 
 async def test_auto_post_after_posted_is_already(app: TestApp, graph: respx.MockRouter) -> None:
     routes = happy(graph)
-    queue_id = await _queued(app)
-    await app.feed(_press_update(queue_id, QueueAction.POSTED, BOB))
-    await app.feed(_press_update(queue_id))
+    _, queue_id = await seed_queued(app.sessions)
+    await app.feed(press_update(queue_id, QueueAction.POSTED, BOB))
+    await app.feed(press_update(queue_id))
     assert routes["create"].call_count == 0
     assert [a.text for a in app.telegram.of(AnswerCallbackQuery)][-1] == "✅ Already posted by Bob"
-    assert len(await _history(app)) == 1
+    assert len(await history_rows(app.sessions, HISTORY)) == 1
 
 
 async def test_published_but_not_recorded_never_publishes_twice(
     app: TestApp, graph: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     routes = happy(graph)
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
 
     async def lost(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError(PRESS_STATEMENT_NAME, {}, ConnectionResetError("reset"))
 
     monkeypatch.setattr(PressRepository, "record", lost)
-    await app.feed(_press_update(queue_id))
+    await app.feed(press_update(queue_id))
     await app.services.tasks.drain(5)  # the follow-up resolve fails the same way
-    assert await _history(app) == []
+    assert await history_rows(app.sessions, HISTORY) == []
     [row] = await fetch_all(
         app.sessions, "SELECT status, instagram_media_id, claimed_at FROM posting_queue"
     )
@@ -352,11 +336,11 @@ async def test_published_but_not_recorded_never_publishes_twice(
     assert _captions(app)[-1].endswith("✅ Published to Instagram; recording it…")
 
     monkeypatch.undo()
-    await app.feed(_press_update(queue_id))  # a re-press only resolves
+    await app.feed(press_update(queue_id))  # a re-press only resolves
     await app.services.tasks.drain(5)
 
     assert routes["publish"].call_count == 1 and routes["create"].call_count == 1
-    assert [tuple(r) for r in await _history(app)] == [
+    assert [tuple(r) for r in await history_rows(app.sessions, HISTORY)] == [
         ("posted", "instagram_api", "ig-media-9", "Alice")
     ]
     assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
@@ -393,8 +377,8 @@ async def _eventually(check: Any, timeout: float = 10.0) -> None:
 async def _press_into_checking(app: TestApp, ig: GraphState, publish_fault: str) -> uuid.UUID:
     """Press Auto Post on a new item whose publish meets `publish_fault`: the caption says checking."""
     ig.publish_faults = [publish_fault]
-    queue_id = await _queued(app)
-    await app.feed(_press_update(queue_id))
+    _, queue_id = await seed_queued(app.sessions)
+    await app.feed(press_update(queue_id))
     assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
     return queue_id
 
@@ -405,7 +389,7 @@ async def _assert_one_story_posted_by_alice(
     """One Story after exactly these publish calls, recorded and shown as Alice's Auto Post."""
     assert ig.publish_calls == publish_calls
     assert len(ig.stories) == 1
-    assert [tuple(r) for r in await _history(app)] == [
+    assert [tuple(r) for r in await history_rows(app.sessions, HISTORY)] == [
         ("posted", "instagram_api", "ig-media-1", "Alice")
     ]
     assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
@@ -419,7 +403,7 @@ async def test_publish_times_out_after_publishing_one_story_however_often_presse
     assert "failed" not in _captions(app)[-1]
     # Pressed again, by the presser and by others, before and while it is resolved.
     for who in (ALICE, BOB, ALICE, BOB, ALICE):
-        await app.feed(_press_update(queue_id, who=who))
+        await app.feed(press_update(queue_id, who=who))
     await app.services.tasks.drain(5)
 
     assert ig.creates == 1
@@ -434,7 +418,7 @@ async def test_publish_times_out_after_publishing_one_story_however_often_presse
         for t in toasts[1:]
     ), toasts
     # Once resolved, a press says what happened.
-    await app.feed(_press_update(queue_id, who=BOB))
+    await app.feed(press_update(queue_id, who=BOB))
     assert _toasts(app)[-1] == "✅ Already posted by Alice"
     assert ig.publish_calls == ["container-1"]
 
@@ -442,26 +426,28 @@ async def test_publish_times_out_after_publishing_one_story_however_often_presse
 async def test_repress_while_unknown_creates_nothing(app: TestApp, ig: GraphState) -> None:
     ig.publish_faults = ["timeout_after"]
     ig.status_fails_after_publish = 1000  # once published, Instagram cannot tell
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
 
-    await app.feed(_press_update(queue_id))
+    await app.feed(press_update(queue_id))
     for _ in range(3):
-        await app.feed(_press_update(queue_id, who=BOB))
+        await app.feed(press_update(queue_id, who=BOB))
         assert _toasts(app)[-1].startswith("🔎 Checking with Instagram")
     await app.services.tasks.drain(5)
     # A manual press must wait too: the Story may be live.
-    await app.feed(_press_update(queue_id, QueueAction.POSTED, BOB))
+    await app.feed(press_update(queue_id, QueueAction.POSTED, BOB))
 
     assert ig.creates == 1 and ig.publish_calls == ["container-1"]
     row = await _queue_row(app)
     assert row.status == "publishing" and row.instagram_publish_requested_at is not None
-    assert await _history(app) == []
+    assert await history_rows(app.sessions, HISTORY) == []
     assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
 
     ig.status_fails = 0
     assert await app.services.autopost.sweep() == 1
     assert ig.publish_calls == ["container-1"] and len(ig.stories) == 1
-    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert [r.posting_method for r in await history_rows(app.sessions, HISTORY)] == [
+        "instagram_api"
+    ]
 
 
 async def test_5xx_before_publishing_publishes_that_same_container(
@@ -480,9 +466,9 @@ async def test_container_error_after_unknown_gives_the_item_back(
     ig.publish_faults = ["502_before"]
     ig.status_after_publish["container-1"] = "ERROR"
     ig.statuses["container-1"] = "Error: 2207052"
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
 
-    await app.feed(_press_update(queue_id))
+    await app.feed(press_update(queue_id))
     await app.services.tasks.drain(5)
 
     assert await _queue_status(app) == ["sent"]
@@ -490,9 +476,11 @@ async def test_container_error_after_unknown_gives_the_item_back(
     assert "could not download the media from its URL (error 2207052)" in last.caption
     assert last.reply_markup == queue_keyboard(queue_id, instagram=True)
     # Only now may a new container be made.
-    await app.feed(_press_update(queue_id))
+    await app.feed(press_update(queue_id))
     assert ig.creates == 2 and ig.publish_calls == ["container-1", "container-2"]
-    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert [r.posting_method for r in await history_rows(app.sessions, HISTORY)] == [
+        "instagram_api"
+    ]
 
 
 async def test_restart_sweep_resolves_what_a_dead_process_left(
@@ -552,7 +540,7 @@ async def test_restart_sweep_resolves_what_a_dead_process_left(
 async def test_shutdown_mid_publish_hands_the_item_over(app: TestApp, ig: GraphState) -> None:
     ig.publish_faults = ["hang_after"]
     gate = asyncio.Event()
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     original = ig.publish
 
     def slow_publish(container: str) -> Any:
@@ -571,7 +559,7 @@ async def test_shutdown_mid_publish_hands_the_item_over(app: TestApp, ig: GraphS
 
     client = app.services.instagram_accounts.client_for(TEAM_CHAT)
     client.publish = hanging_publish  # type: ignore[method-assign]
-    pressing = asyncio.create_task(app.feed(_press_update(queue_id)))
+    pressing = asyncio.create_task(app.feed(press_update(queue_id)))
     await asyncio.wait_for(gate.wait(), 5)
     await app.services.tasks.drain(0)  # shutdown: grace over, the Auto Post is cancelled
     with contextlib.suppress(asyncio.CancelledError):
@@ -582,15 +570,17 @@ async def test_shutdown_mid_publish_hands_the_item_over(app: TestApp, ig: GraphS
     assert _captions(app)[-1].endswith("🔎 Checking with Instagram…")
     assert await app.services.autopost.sweep() == 1  # the next process's first sweep
     assert len(ig.stories) == 1 and ig.publish_calls == ["container-1"]
-    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert [r.posting_method for r in await history_rows(app.sessions, HISTORY)] == [
+        "instagram_api"
+    ]
     assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
 
 
 async def test_auto_post_on_a_row_still_sending(app: TestApp, ig: GraphState) -> None:
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     async with app.sessions() as session, session.begin():
         await session.execute(text("UPDATE posting_queue SET status = 'sending'"))
-    await app.feed(_press_update(queue_id))
+    await app.feed(press_update(queue_id))
     assert _toasts(app) == [
         "⏳ This item is still being sent to the chat; press again in a moment."
     ]
@@ -598,11 +588,11 @@ async def test_auto_post_on_a_row_still_sending(app: TestApp, ig: GraphState) ->
 
 
 async def test_toasts_are_plain_text_captions_escaped(app: TestApp, ig: GraphState) -> None:
-    queue_id = await _queued(app)
-    await app.feed(_press_update(queue_id, who=BOB_AND_CO))
+    _, queue_id = await seed_queued(app.sessions)
+    await app.feed(press_update(queue_id, who=BOB_AND_CO))
     assert _toasts(app)[-1] == "⏳ Publishing to Instagram…"
     assert _captions(app)[-1].endswith("✅ Posted to Instagram by &lt;Bob&gt; &amp; Co")
-    await app.feed(_press_update(queue_id, QueueAction.POSTED, ALICE))
+    await app.feed(press_update(queue_id, QueueAction.POSTED, ALICE))
     assert _toasts(app)[-1] == "✅ Already posted by <Bob> & Co"
 
 
@@ -642,8 +632,8 @@ async def test_claim_commit_reply_lost_is_recognised_as_ours(
 
 async def test_not_configured_says_so(app: TestApp) -> None:
     app.dispatcher["autopost"] = None
-    queue_id = await _queued(app)
-    await app.feed(_press_update(queue_id))
+    _, queue_id = await seed_queued(app.sessions)
+    await app.feed(press_update(queue_id))
     assert [a.text for a in app.telegram.of(AnswerCallbackQuery)] == [
         "🤖 Auto Post isn't configured for this chat."
     ]
@@ -659,9 +649,9 @@ async def test_the_token_is_never_logged(
     graph.post(f"/{IG_USER}/media").respond(
         400, json={"error": {"code": 190, "message": f"Invalid OAuth access token {IG_TOKEN}"}}
     )
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     with caplog.at_level("DEBUG"):
-        await app.feed(_press_update(queue_id))
+        await app.feed(press_update(queue_id))
     output = capsys.readouterr()
     assert "Auto Post failed" in _captions(app)[-1]
     assert IG_TOKEN not in output.out + output.err + caplog.text
@@ -681,9 +671,9 @@ async def test_shutdown_before_the_publish_request_gives_the_item_back(
     create = graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
     graph.get("/container-1").mock(side_effect=never_ready)
     publish = graph.post(f"/{IG_USER}/media_publish").respond(json={"id": "ig-media-9"})
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
 
-    pressing = asyncio.create_task(app.feed(_press_update(queue_id)))
+    pressing = asyncio.create_task(app.feed(press_update(queue_id)))
     await asyncio.wait_for(polling.wait(), 5)
     await app.services.tasks.drain(0)
     with contextlib.suppress(asyncio.CancelledError):
@@ -702,9 +692,9 @@ async def test_an_auto_post_whose_handler_shutdown_cancels_still_publishes(
     """The RUNS_TO_COMPLETION flag: cancelling the handler does not cancel its Auto Post."""
     polling, ready = _container_status_held(graph)
     publish = graph.post(f"/{IG_USER}/media_publish").respond(json={"id": "ig-media-9"})
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
 
-    handling = asyncio.create_task(app.feed(_press_update(queue_id)))
+    handling = asyncio.create_task(app.feed(press_update(queue_id)))
     await asyncio.wait_for(polling.wait(), 5)
     ready.set()  # no await before the cancel: the Auto Post is still mid-flight
     handling.cancel()  # as shutdown does to a handler still running
@@ -713,7 +703,9 @@ async def test_an_auto_post_whose_handler_shutdown_cancels_still_publishes(
     await app.services.tasks.drain(5)
 
     assert publish.call_count == 1
-    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert [r.posting_method for r in await history_rows(app.sessions, HISTORY)] == [
+        "instagram_api"
+    ]
     assert _captions(app)[-1].endswith("✅ Posted to Instagram by Alice")
 
 
@@ -724,8 +716,8 @@ async def test_a_refused_republish_looks_again_before_saying_failed(
     ig.publish_faults = ["timeout_after"]
     # Once the publish is in, one stale status answer.
     ig.on_publish.append(lambda: ig.status_sequence.update({"container-1": ["FINISHED"]}))
-    queue_id = await _queued(app)
-    await app.feed(_press_update(queue_id))
+    _, queue_id = await seed_queued(app.sessions)
+    await app.feed(press_update(queue_id))
     await app.services.tasks.drain(5)
 
     await _assert_one_story_posted_by_alice(app, ig, ["container-1", "container-1"])
@@ -738,8 +730,8 @@ async def test_checking_names_what_instagram_answered(app: TestApp, ig: GraphSta
         ig.status_error = (400, {"error": {"code": 190, "message": "Session has expired"}})
 
     ig.on_publish.append(token_expires)
-    queue_id = await _queued(app)
-    await app.feed(_press_update(queue_id))
+    _, queue_id = await seed_queued(app.sessions)
+    await app.feed(press_update(queue_id))
     await app.services.tasks.drain(5)
 
     assert await _queue_status(app) == ["publishing"]
@@ -759,8 +751,8 @@ async def test_an_unexpected_error_gives_the_item_back(
 
     client = app.services.instagram_accounts.client_for(TEAM_CHAT)
     monkeypatch.setattr(client, "wait_until_ready", broken)
-    queue_id = await _queued(app)
-    await app.feed(_press_update(queue_id))
+    _, queue_id = await seed_queued(app.sessions)
+    await app.feed(press_update(queue_id))
 
     assert await _queue_status(app) == ["sent"]
     last = app.telegram.of(EditMessageCaption)[-1]
@@ -781,13 +773,15 @@ async def test_a_publish_answer_without_a_media_id_is_checked(
     )
     publish = graph.post(f"/{IG_USER}/media_publish").respond(json={"success": True})
     graph.get(f"/{IG_USER}/stories").respond(json={"data": []})
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
 
-    await app.feed(_press_update(queue_id))
+    await app.feed(press_update(queue_id))
     await app.services.tasks.drain(5)
 
     assert publish.call_count == 1 and status.call_count == 2
-    assert [tuple(r) for r in await _history(app)] == [("posted", "instagram_api", None, "Alice")]
+    assert [tuple(r) for r in await history_rows(app.sessions, HISTORY)] == [
+        ("posted", "instagram_api", None, "Alice")
+    ]
 
 
 def _updates_queue_with(*columns: str, without: tuple[str, ...] = ()) -> Any:
@@ -879,8 +873,8 @@ async def test_every_auto_post_commit_reply_lost_still_one_story(
             armed.append(True)
             proxy.cut_after_reply_to(lambda data: marker in data)
 
-        await built.dispatcher.feed_update(built.bot, _press_update(queue_id))
-        await built.dispatcher.feed_update(built.bot, _press_update(queue_id, who=BOB))
+        await built.dispatcher.feed_update(built.bot, press_update(queue_id))
+        await built.dispatcher.feed_update(built.bot, press_update(queue_id, who=BOB))
         await built.services.tasks.drain(10)
         await built.services.autopost.sweep()  # whatever a cut left for the sweep
 
@@ -909,14 +903,14 @@ async def test_release_commit_reply_lost_gives_the_item_back_once(
     ):
         ig.status_sequence["container-1"] = ["ERROR"]
 
-        await built.dispatcher.feed_update(built.bot, _press_update(queue_id))
+        await built.dispatcher.feed_update(built.bot, press_update(queue_id))
         assert armed == [True] and proxy.cuts == 1
         [row] = await fetch_all(sessions, "SELECT status, autopost_claim_token FROM posting_queue")
         assert (row.status, row.autopost_claim_token) == ("sent", None)
         last = telegram.of(EditMessageCaption)[-1]
         assert "Auto Post failed" in last.caption and last.reply_markup is not None
 
-        await built.dispatcher.feed_update(built.bot, _press_update(queue_id))
+        await built.dispatcher.feed_update(built.bot, press_update(queue_id))
         assert ig.creates == 2 and ig.publish_calls == ["container-2"]
         history = await fetch_all(sessions, "SELECT posting_method FROM posting_history")
         assert [r.posting_method for r in history] == ["instagram_api"]
@@ -953,15 +947,17 @@ async def test_a_refused_first_publish_that_went_live_is_recorded_not_retried(
     graph.get("/container-1").mock(side_effect=status)
     publish = graph.post(f"/{IG_USER}/media_publish").mock(side_effect=refuse_after_publishing)
     graph.get(f"/{IG_USER}/stories").respond(json={"data": []})
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
 
-    await app.feed(_press_update(queue_id))
+    await app.feed(press_update(queue_id))
     await app.services.tasks.drain(5)
-    await app.feed(_press_update(queue_id, who=BOB))
+    await app.feed(press_update(queue_id, who=BOB))
     await app.services.tasks.drain(5)
 
     assert create.call_count == 1 and publish.call_count == 1
-    assert [tuple(r) for r in await _history(app)] == [("posted", "instagram_api", None, "Alice")]
+    assert [tuple(r) for r in await history_rows(app.sessions, HISTORY)] == [
+        ("posted", "instagram_api", None, "Alice")
+    ]
     assert await _queue_status(app) == []
     assert not any("Auto Post failed" in caption for caption in _captions(app))
     assert _toasts(app)[-1] == "✅ Already posted by Alice"
@@ -1014,7 +1010,9 @@ async def test_one_row_failing_never_starves_the_other_rows_of_the_sweep(
     [row] = await fetch_all(app.sessions, "SELECT id, status, claimed_at FROM posting_queue")
     # The broken row is handed over, for the next sweep; the other one was recorded.
     assert (row.id, row.status, row.claimed_at) == (poisoned[0], "publishing", None)
-    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert [r.posting_method for r in await history_rows(app.sessions, HISTORY)] == [
+        "instagram_api"
+    ]
     monkeypatch.setattr(service, "_settle_container", settle)
     assert await service.sweep() == 1
     assert len(ig.stories) == 2 and await _queue_status(app) == []
@@ -1033,7 +1031,7 @@ async def test_a_graph_answer_that_is_not_an_object_leaves_the_outcome_unknown(
     assert outcome is not None and outcome.result is AutoPostResult.CHECKING
     row = await _queue_row(app)
     assert (row.status, row.claimed_at) == ("publishing", None)
-    assert await _history(app) == []
+    assert await history_rows(app.sessions, HISTORY) == []
 
 
 async def test_a_background_resolve_that_fails_is_logged(
@@ -1060,7 +1058,7 @@ async def test_auto_post_from_the_unconfirmed_notice_shows_its_progress_and_resu
     app: TestApp, ig: GraphState
 ) -> None:
     """A send Telegram never confirmed: the row has no message id, the notice is a text."""
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     async with app.sessions() as session, session.begin():
         await session.execute(
             text("UPDATE posting_queue SET telegram_message_id = NULL WHERE id = :id"),
@@ -1082,7 +1080,9 @@ async def test_auto_post_from_the_unconfirmed_notice_shows_its_progress_and_resu
     await app.services.tasks.drain(5)
 
     assert len(ig.stories) == 1
-    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert [r.posting_method for r in await history_rows(app.sessions, HISTORY)] == [
+        "instagram_api"
+    ]
     edits = app.telegram.of(EditMessageText)
     assert edits and {e.message_id for e in edits} == {900}
     assert edits[-1].text.endswith("✅ Posted to Instagram by Alice")
@@ -1102,9 +1102,9 @@ async def test_a_publish_refused_for_the_token_gives_the_item_back_though_status
         ]
     )
     graph.post(f"/{IG_USER}/media_publish").respond(400, json=expired)
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
 
-    await app.feed(_press_update(queue_id))
+    await app.feed(press_update(queue_id))
 
     assert await _queue_status(app) == ["sent"]
     last = app.telegram.of(EditMessageCaption)[-1]
@@ -1119,7 +1119,7 @@ async def test_a_fresh_hold_is_not_stale_to_a_host_whose_clock_runs_ahead(
     app: TestApp, ig: GraphState
 ) -> None:
     """Staleness is judged against the database's now(), never this host's clock."""
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     claim = await app.services.autopost.claim(queue_id, TEAM_CHAT, ALICE.identity)
     assert isinstance(claim, AutoPostClaim)
 
@@ -1158,7 +1158,7 @@ async def test_a_final_edit_cut_short_by_shutdown_is_finished_by_the_sweep(
 ) -> None:
     """The press statement landed, then shutdown cancelled the caption edit: the caption
     must not fall back to "checking", and the sweep shows the recorded outcome."""
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     claim = await app.services.autopost.claim(queue_id, TEAM_CHAT, ALICE.identity, message_id=500)
     assert isinstance(claim, AutoPostClaim)
     make_request = app.telegram.make_request
@@ -1177,7 +1177,9 @@ async def test_a_final_edit_cut_short_by_shutdown_is_finished_by_the_sweep(
     with contextlib.suppress(asyncio.CancelledError):
         await publishing
 
-    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert [r.posting_method for r in await history_rows(app.sessions, HISTORY)] == [
+        "instagram_api"
+    ]
     assert not any(caption.endswith("🔎 Checking with Instagram…") for caption in _captions(app))
     assert await _pending_captions(app) == [500]
 
@@ -1191,7 +1193,7 @@ async def test_a_final_edit_cut_short_by_shutdown_is_finished_by_the_sweep(
 async def test_a_failed_final_edit_is_repaired_by_the_next_sweep(
     app: TestApp, ig: GraphState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     make_request = app.telegram.make_request
     refused: list[str] = []
 
@@ -1206,9 +1208,11 @@ async def test_a_failed_final_edit_is_repaired_by_the_next_sweep(
         return await make_request(bot, method, timeout)
 
     monkeypatch.setattr(app.telegram, "make_request", first_final_edit_refused)
-    await app.feed(_press_update(queue_id))
+    await app.feed(press_update(queue_id))
     await app.services.tasks.drain(5)
-    assert [r.posting_method for r in await _history(app)] == ["instagram_api"]
+    assert [r.posting_method for r in await history_rows(app.sessions, HISTORY)] == [
+        "instagram_api"
+    ]
     assert await _pending_captions(app) == [500]  # the edit failed: the mark stays
 
     await app.services.autopost.sweep()
@@ -1256,7 +1260,7 @@ async def test_a_lost_press_answer_is_reread_before_saying_recording(
             return b"storyqueue:press" in data and not rereading
 
         proxy.cut_at_random(1.0, press_replies_until_the_press_gives_up)
-        await built.dispatcher.feed_update(built.bot, _press_update(queue_id))
+        await built.dispatcher.feed_update(built.bot, press_update(queue_id))
         await built.services.tasks.drain(15)
         proxy.cut_at_random(0.0)
 
@@ -1311,11 +1315,11 @@ async def test_a_publishing_row_whose_chat_lost_its_account_gets_its_buttons_bac
             "⏭️ Skip",
             "🚫 Reject",
         ]
-        press = _press_update(queue_id, QueueAction.POSTED, BOB)
+        press = press_update(queue_id, QueueAction.POSTED, BOB)
         await restarted.dispatcher.feed_update(restarted.bot, press)
-        assert [(r.posting_method, r.acted_by_name) for r in await _history(app)] == [
-            ("telegram_manual", "Bob")
-        ]
+        assert [
+            (r.posting_method, r.acted_by_name) for r in await history_rows(app.sessions, HISTORY)
+        ] == [("telegram_manual", "Bob")]
     finally:
         await restarted.services.tasks.drain(5)
         await restarted.services.close()

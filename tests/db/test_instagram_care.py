@@ -29,7 +29,6 @@ from sqlalchemy.engine import make_url
 from bot.app import build_app, telegram_session
 from bot.config import ConfigError, InstagramFlavour, LogFormat, Settings
 from bot.database import Database
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.logging import configure_logging
 from bot.services.instagram_accounts import load_account_configs
 from bot.services.instagram_care import RefreshResult
@@ -39,20 +38,18 @@ from db.engine import EngineOptions, create_engine, create_session_factory
 from db.vocabulary import MediaKind
 from tests.helpers.fake_telegram_session import (
     RecordingSession,
-    callback_update,
     command_update,
-    queue_message,
 )
 from tests.helpers.pgproxy import PgProxy
 from tests.helpers.support import (
     ALICE,
-    CAPTION,
     OTHER_CHAT,
     TEAM_CHAT,
     TEST_TOKEN,
     TestApp,
     execute,
     fetch_all,
+    press_update,
     seed_chat,
     seed_history,
     seed_media,
@@ -157,15 +154,6 @@ async def account_row(sessions: Any) -> Any:
     return row
 
 
-def _press_update(queue_id: uuid.UUID, chat_id: int = TEAM_CHAT) -> Update:
-    data = QueueCallback(action=QueueAction.AUTOPOST, queue_id=queue_id).pack()
-    return callback_update(
-        data,
-        queue_message(chat_id, 500, CAPTION, queue_keyboard(queue_id, instagram=True)),
-        ALICE.user,
-    )
-
-
 # --- 1. the publishing quota -------------------------------------------------------------
 
 
@@ -187,7 +175,7 @@ async def test_at_the_quota_nothing_is_created_and_the_caption_says_when(
         [media_id] = await seed_media(bot.sessions)
         queue_id = await seed_queue_item(bot.sessions, media_id)
 
-        await bot.feed(_press_update(queue_id))
+        await bot.feed(press_update(queue_id))
 
         assert quota.call_count == 1
         assert create.call_count == 0
@@ -454,7 +442,7 @@ async def test_expiry_warnings_are_sent_once_each(
         calls = len(graph.calls)
         [media_id] = await seed_media(first.sessions)
         queue_id = await seed_queue_item(first.sessions, media_id)
-        await first.feed(_press_update(queue_id))
+        await first.feed(press_update(queue_id))
         answer = first.telegram.of(AnswerCallbackQuery)[-1]
         assert "token has expired" in answer.text and "new long-lived token" in answer.text
         assert answer.show_alert

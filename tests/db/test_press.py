@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from functools import partial
 
 import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
-from aiogram.types import Update
 
 from bot.captions import notification_caption
-from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.keyboards import QueueAction
 from db.vocabulary import Verdict
 from tests.helpers.fake_telegram_session import callback_update, queue_message
 from tests.helpers.support import (
@@ -19,41 +19,20 @@ from tests.helpers.support import (
     BOB_IN_TAGS,
     OTHER_CHAT,
     TEAM_CHAT,
-    Person,
     TestApp,
     fetch_all,
+    history_rows,
+    press_update,
     seed_chat,
-    seed_media,
-    seed_queue_item,
+    seed_queued,
 )
 
 CAPTION = notification_caption("item0.jpg", "cat", "Hello")
 
 
-async def _queued(app: TestApp, chat_id: int = TEAM_CHAT) -> tuple[uuid.UUID, uuid.UUID]:
-    [media_id] = await seed_media(app.sessions, chat_id)
-    queue_id = await seed_queue_item(app.sessions, media_id, chat_id)
-    return media_id, queue_id
-
-
-def _press_update(
-    queue_id: uuid.UUID,
-    action: QueueAction,
-    presser: Person = ALICE,
-    chat_id: int = TEAM_CHAT,
-    caption: str = "Hello\n\n📄 item0.jpg · #cat",
-) -> Update:
-    data = QueueCallback(action=action, queue_id=queue_id).pack()
-    message = queue_message(chat_id, 500, caption, queue_keyboard(queue_id, instagram=False))
-    return callback_update(data, message, presser.user)
-
-
-async def _history(app: TestApp) -> list:
-    return await fetch_all(
-        app.sessions,
-        "SELECT h.status, h.acted_by_name, u.telegram_user_id, h.posting_method"
-        " FROM posting_history h LEFT JOIN users u ON u.id = h.acted_by_user_id",
-    )
+# The press tests' queue message: captioned "Hello", without the Auto Post button.
+_press_update = partial(press_update, caption="Hello\n\n📄 item0.jpg · #cat", instagram=False)
+HISTORY = "h.status, h.acted_by_name, u.telegram_user_id, h.posting_method"
 
 
 def _toasts(app: TestApp) -> list[str | None]:
@@ -61,11 +40,13 @@ def _toasts(app: TestApp) -> list[str | None]:
 
 
 async def test_posted_records_every_effect_once(app: TestApp) -> None:
-    _media_id, queue_id = await _queued(app)
+    _media_id, queue_id = await seed_queued(app.sessions)
 
     await app.feed(_press_update(queue_id, QueueAction.POSTED))
 
-    assert [(r[0], r[1], r[2]) for r in await _history(app)] == [("posted", "Alice", 7)]
+    assert [(r[0], r[1], r[2]) for r in await history_rows(app.sessions, HISTORY)] == [
+        ("posted", "Alice", 7)
+    ]
     [media] = await fetch_all(app.sessions, "SELECT times_posted, last_posted_at FROM media_items")
     assert media.times_posted == 1
     assert media.last_posted_at is not None
@@ -93,10 +74,10 @@ async def test_posted_records_every_effect_once(app: TestApp) -> None:
 
 
 async def test_skip_sets_a_skip_lock_and_no_counters(app: TestApp) -> None:
-    _, queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     await app.feed(_press_update(queue_id, QueueAction.SKIP))
 
-    assert [r[0] for r in await _history(app)] == ["skipped"]
+    assert [r[0] for r in await history_rows(app.sessions, HISTORY)] == ["skipped"]
     [lock] = await fetch_all(
         app.sessions,
         "SELECT reason, round(extract(epoch FROM locked_until - created_at) / 86400) AS days"
@@ -111,7 +92,7 @@ async def test_skip_sets_a_skip_lock_and_no_counters(app: TestApp) -> None:
 
 
 async def test_reject_asks_then_cancel_restores_then_confirm_locks_for_good(app: TestApp) -> None:
-    media_id, queue_id = await _queued(app)
+    media_id, queue_id = await seed_queued(app.sessions)
     async with app.sessions() as session, session.begin():
         from sqlalchemy import text
 
@@ -128,7 +109,7 @@ async def test_reject_asks_then_cancel_restores_then_confirm_locks_for_good(app:
     assert "Reject this item for good?" in prompt.caption
     buttons = [b.text for row in prompt.reply_markup.inline_keyboard for b in row]
     assert buttons == ["✅ Yes, reject", "❌ Cancel"]
-    assert await _history(app) == []
+    assert await history_rows(app.sessions, HISTORY) == []
 
     await app.feed(_press_update(queue_id, QueueAction.CANCEL_REJECT, caption=prompt.caption))
     restored = app.telegram.of(EditMessageCaption)[-1]
@@ -138,10 +119,10 @@ async def test_reject_asks_then_cancel_restores_then_confirm_locks_for_good(app:
         "⏭️ Skip",
         "🚫 Reject",
     ]
-    assert await _history(app) == []
+    assert await history_rows(app.sessions, HISTORY) == []
 
     await app.feed(_press_update(queue_id, QueueAction.CONFIRM_REJECT, caption=prompt.caption))
-    assert [r[0] for r in await _history(app)] == ["rejected"]
+    assert [r[0] for r in await history_rows(app.sessions, HISTORY)] == ["rejected"]
     locks = await fetch_all(app.sessions, "SELECT reason, locked_until FROM media_locks")
     assert [(lock.reason, lock.locked_until) for lock in locks] == [("rejected", None)]
     final = app.telegram.of(EditMessageCaption)[-1]
@@ -150,23 +131,23 @@ async def test_reject_asks_then_cancel_restores_then_confirm_locks_for_good(app:
 
 
 async def test_double_tap_records_once_and_tells_the_truth(app: TestApp) -> None:
-    _, queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     await app.feed(_press_update(queue_id, QueueAction.POSTED))
     await app.feed(_press_update(queue_id, QueueAction.POSTED))
 
-    assert len(await _history(app)) == 1
+    assert len(await history_rows(app.sessions, HISTORY)) == 1
     assert _toasts(app) == ["✅ Posted by Alice", "✅ Already posted by Alice"]
     [presser] = await fetch_all(app.sessions, "SELECT total_posts FROM users")
     assert presser.total_posts == 1
 
 
 async def test_posted_and_skip_at_the_same_moment(app: TestApp) -> None:
-    _, queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     await asyncio.gather(
         app.feed(_press_update(queue_id, QueueAction.POSTED, ALICE)),
         app.feed(_press_update(queue_id, QueueAction.SKIP, BOB_IN_TAGS)),
     )
-    [(status, name, _telegram_id, _)] = await _history(app)
+    [(status, name, _telegram_id, _)] = await history_rows(app.sessions, HISTORY)
     toasts = sorted(t or "" for t in _toasts(app))
     if status == "posted":
         assert (name, toasts) == ("Alice", ["✅ Already posted by Alice", "✅ Posted by Alice"])
@@ -181,10 +162,10 @@ async def test_posted_and_skip_at_the_same_moment(app: TestApp) -> None:
 
 async def test_item_of_another_chat_changes_nothing(app: TestApp) -> None:
     await seed_chat(app.sessions, OTHER_CHAT)
-    _, queue_id = await _queued(app, OTHER_CHAT)
+    _, queue_id = await seed_queued(app.sessions, OTHER_CHAT)
     await app.feed(_press_update(queue_id, QueueAction.POSTED))
 
-    assert await _history(app) == []
+    assert await history_rows(app.sessions, HISTORY) == []
     assert len(await fetch_all(app.sessions, "SELECT 1 FROM posting_queue")) == 1
     assert _toasts(app) == ["⚠️ That item isn't in this chat's queue."]
     assert app.telegram.of(EditMessageCaption) == []
@@ -196,7 +177,7 @@ async def test_a_finished_item_of_another_chat_leaves_this_message_alone(app: Te
     from db.repositories import TelegramIdentity
 
     await seed_chat(app.sessions, OTHER_CHAT)
-    _, queue_id = await _queued(app, OTHER_CHAT)
+    _, queue_id = await seed_queued(app.sessions, OTHER_CHAT)
     other_chat_member = TelegramIdentity(telegram_user_id=99, first_name="Mallory")
     await app.services.press.record(
         Press(
@@ -208,7 +189,9 @@ async def test_a_finished_item_of_another_chat_leaves_this_message_alone(app: Te
     )
     await app.feed(_press_update(queue_id, QueueAction.SKIP))
 
-    assert [tuple(row)[:2] for row in await _history(app)] == [("posted", "Mallory")]
+    assert [tuple(row)[:2] for row in await history_rows(app.sessions, HISTORY)] == [
+        ("posted", "Mallory")
+    ]
     assert _toasts(app) == ["⚠️ That item isn't in this chat's queue."]
     assert app.telegram.of(EditMessageCaption) == []
 
@@ -221,50 +204,50 @@ async def test_unknown_item(app: TestApp) -> None:
 
 @pytest.mark.parametrize("data", ["q:posted:not-a-uuid", "q:explode:" + "0" * 32, "garbage", "q"])
 async def test_malformed_payload_gets_a_toast(app: TestApp, data: str) -> None:
-    _, _queue_id = await _queued(app)
+    _, _queue_id = await seed_queued(app.sessions)
     message = queue_message(TEAM_CHAT, 500, CAPTION)
     await app.feed(callback_update(data, message, ALICE.user))
     assert _toasts(app) == ["⚠️ This button is no longer valid."]
-    assert await _history(app) == []
+    assert await history_rows(app.sessions, HISTORY) == []
 
 
 async def test_press_in_a_chat_the_bot_does_not_serve(app: TestApp) -> None:
-    _, queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     await app.feed(_press_update(queue_id, QueueAction.POSTED, chat_id=OTHER_CHAT))
     assert _toasts(app) == ["⚠️ This bot doesn't serve this chat."]
-    assert await _history(app) == []
+    assert await history_rows(app.sessions, HISTORY) == []
 
 
 async def test_user_not_allowed(app: TestApp) -> None:
     app.dispatcher["settings"] = app.settings.model_copy(
         update={"allowed_user_ids": frozenset({99})}
     )
-    _, queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     await app.feed(_press_update(queue_id, QueueAction.POSTED))
     assert _toasts(app) == ["⛔ You're not allowed to act on the queue."]
-    assert await _history(app) == []
+    assert await history_rows(app.sessions, HISTORY) == []
 
 
 async def test_message_not_modified_is_not_an_error(app: TestApp) -> None:
     from tests.helpers.fake_telegram_session import not_modified
 
-    _, queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     app.telegram.fail_next(EditMessageCaption, not_modified())
     await app.feed(_press_update(queue_id, QueueAction.POSTED))
-    assert len(await _history(app)) == 1
+    assert len(await history_rows(app.sessions, HISTORY)) == 1
 
 
 async def test_a_failed_answer_does_not_stop_the_caption_edit(app: TestApp) -> None:
     from aiogram.exceptions import TelegramNetworkError
 
-    _, queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     for _ in range(4):  # more than the request middleware retries
         app.telegram.fail_next(
             AnswerCallbackQuery,
             TelegramNetworkError(method=AnswerCallbackQuery(callback_query_id="x"), message="down"),
         )
     await app.feed(_press_update(queue_id, QueueAction.POSTED))
-    assert len(await _history(app)) == 1
+    assert len(await history_rows(app.sessions, HISTORY)) == 1
     assert app.telegram.of(EditMessageCaption)[-1].caption.endswith("✅ Posted by Alice")
 
 
@@ -275,7 +258,7 @@ async def test_two_processes_pressing_at_once_record_one_row(
     from bot.services.press import OutcomeKind, Press, PressService
     from db.engine import EngineOptions, create_engine, create_session_factory
 
-    _, queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     other = create_engine(EngineOptions(url=database_url, pool_size=1, max_overflow=0))
     try:
         services = [PressService(app.sessions), PressService(create_session_factory(other))]
@@ -296,4 +279,4 @@ async def test_two_processes_pressing_at_once_record_one_row(
     winner = next(o for o in outcomes if o.kind is OutcomeKind.RECORDED)
     loser = next(o for o in outcomes if o.kind is OutcomeKind.ALREADY)
     assert (loser.status, loser.acted_by_name) == (winner.status, winner.acted_by_name)
-    assert len(await _history(app)) == 1
+    assert len(await history_rows(app.sessions, HISTORY)) == 1

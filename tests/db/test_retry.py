@@ -24,8 +24,7 @@ from tests.helpers.support import (
     Person,
     TestApp,
     fetch_all,
-    seed_media,
-    seed_queue_item,
+    seed_queued,
 )
 
 FAST = RetryPolicy(reconnect_deadline_seconds=1.0, backoff_seconds=(0.0, 0.01))
@@ -75,11 +74,6 @@ class AlwaysFailing:
         raise self.error
 
 
-async def _queued(app: TestApp) -> uuid.UUID:
-    [media_id] = await seed_media(app.sessions)
-    return await seed_queue_item(app.sessions, media_id)
-
-
 def _make_press(
     queue_id: uuid.UUID, status: Verdict = Verdict.POSTED, who: Person = ALICE
 ) -> Press:
@@ -93,7 +87,7 @@ async def _history_count(app: TestApp) -> int:
 async def test_lost_connection_then_success_runs_twice_and_records_once(
     app: TestApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     flaky = FlakyRecord(monkeypatch, failures=1, error=lost_connection())
 
     outcome = await PressService(app.sessions, FAST).record(_make_press(queue_id))
@@ -104,7 +98,7 @@ async def test_lost_connection_then_success_runs_twice_and_records_once(
 
 
 async def test_a_bug_is_never_retried(app: TestApp, monkeypatch: pytest.MonkeyPatch) -> None:
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     flaky = FlakyRecord(monkeypatch, failures=1, error=ValueError("bug"))
 
     with pytest.raises(ValueError, match="bug"):
@@ -116,7 +110,7 @@ async def test_a_bug_is_never_retried(app: TestApp, monkeypatch: pytest.MonkeyPa
 async def test_two_lost_connections_propagate_and_keep_the_buttons(
     app: TestApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     flaky = FlakyRecord(monkeypatch, failures=99, error=lost_connection())
     data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
     keyboard = queue_keyboard(queue_id, instagram=False)
@@ -146,7 +140,7 @@ async def test_two_lost_connections_propagate_and_keep_the_buttons(
 async def test_retry_finds_someone_else_acted(
     app: TestApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     service = PressService(app.sessions, FAST)
 
     async def bob_skips_meanwhile() -> None:
@@ -172,7 +166,7 @@ async def test_retry_finds_someone_else_acted(
 async def test_confirmed_reject_retries_the_same_way(
     app: TestApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
     flaky = FlakyRecord(monkeypatch, failures=1, error=lost_connection())
     data = QueueCallback(action=QueueAction.CONFIRM_REJECT, queue_id=queue_id).pack()
     message = queue_message(TEAM_CHAT, 500, "Hi\n\n📄 a.jpg\n\n🚫 Reject this item for good?")
@@ -266,7 +260,7 @@ async def test_every_later_attempt_of_a_reread_unit_starts_with_the_reread(app: 
 async def test_retry_that_finds_the_row_gone_shows_who_acted(
     app: TestApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue_id = await _queued(app)
+    _, queue_id = await seed_queued(app.sessions)
 
     async def bob_skips_meanwhile() -> None:
         monkeypatch.undo()

@@ -37,7 +37,7 @@ from tests.helpers.support import (
     fetch_all,
     seed_chat,
     seed_media,
-    seed_queue_item,
+    seed_queued,
 )
 
 OTHER_CHAT = -1002002
@@ -86,9 +86,7 @@ class DroppedReply:
 
 
 async def _queued(run: Run) -> None:
-    [media_id] = await seed_media(run.sessions)
-    run.seeded["media_id"] = media_id
-    run.seeded["queue_id"] = await seed_queue_item(run.sessions, media_id)
+    run.seeded["media_id"], run.seeded["queue_id"] = await seed_queued(run.sessions)
 
 
 async def _sending(run: Run) -> None:

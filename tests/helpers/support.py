@@ -14,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import Services
 from bot.config import Settings
+from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from db.embedded import EmbeddedPostgres
 from db.engine import EngineOptions, create_engine
 from db.models import MediaItem, PostingHistory, PostingQueueItem
 from db.repositories import ChatSettingsRepository, TelegramIdentity
-from tests.helpers.fake_telegram_session import RecordingSession
+from tests.helpers.fake_telegram_session import RecordingSession, callback_update, queue_message
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -152,12 +153,28 @@ async def seed_queue_item(
         return item.id
 
 
+async def seed_queued(
+    session_factory: Sessions, chat_id: int = TEAM_CHAT
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """One media item already sent to the chat as message 500: (media id, queue item id)."""
+    [media_id] = await seed_media(session_factory, chat_id)
+    return media_id, await seed_queue_item(session_factory, media_id, chat_id)
+
+
 async def fetch_all(session_factory: Sessions, sql: str, **params: object) -> list[Row[Any]]:
     async with session_factory() as session, session.begin():
         return list((await session.execute(text(sql), params)).all())
 
 
 # --- posting history rows (tests that need posts or presses already recorded) ---------------
+
+
+async def history_rows(session_factory: Sessions, columns: str) -> list[Row[Any]]:
+    """`columns` of every posting_history row `h`, with its presser's `users` row as `u`."""
+    return await fetch_all(
+        session_factory,
+        f"SELECT {columns} FROM posting_history h LEFT JOIN users u ON u.id = h.acted_by_user_id",
+    )
 
 
 async def seed_history(
@@ -183,6 +200,21 @@ async def execute(session_factory: Sessions, sql: str, **params: object) -> None
 # The caption of the queue message for seed_media's first item (its own text "Hi"):
 # press updates carry it, and the captions the bot edits in must start with it.
 CAPTION = "Hi\n\n📄 item0.jpg · #cat"
+
+
+def press_update(
+    queue_id: uuid.UUID,
+    action: QueueAction = QueueAction.AUTOPOST,
+    who: Person = ALICE,
+    *,
+    chat_id: int = TEAM_CHAT,
+    caption: str = CAPTION,
+    instagram: bool = True,
+) -> Update:
+    """`who` pressing `action` on the queue message (500) for `queue_id`, as Telegram sends it."""
+    data = QueueCallback(action=action, queue_id=queue_id).pack()
+    message = queue_message(chat_id, 500, caption, queue_keyboard(queue_id, instagram=instagram))
+    return callback_update(data, message, who.user)
 
 
 # --- Engines through the byte proxy (tests-t2): what the `proxied_engines` fixture in

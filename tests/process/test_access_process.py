@@ -6,27 +6,19 @@ import hashlib
 import time
 from typing import Any
 
-from tests.helpers.fake_bot_api import FakeBotApi
-from tests.helpers.fake_graph import FakeGraphServer
-from tests.helpers.support import ALICE, CAROL, TEAM_CHAT, execute, fetch_all, seed_chat
-from tests.process.test_e2e import (  # noqa: F401
+from tests.helpers.bot_process import (
+    IG_TOKEN,
+    IG_USER,
     BotProcess,
-    _owe_a_slot_again,
-    bot,
-    bot_env,
+    autopost_button,
     eventually,
-    library,
+    owe_a_slot_again,
     posted_button,
     press,
 )
-from tests.process.test_e2e_autopost import (  # noqa: F401
-    IG_TOKEN,
-    IG_USER,
-    autopost_button,
-    autopost_env,
-    graph,
-    instagram_env,
-)
+from tests.helpers.fake_bot_api import FakeBotApi
+from tests.helpers.fake_graph import FakeGraphServer
+from tests.helpers.support import ALICE, CAROL, TEAM_CHAT, execute, fetch_all, seed_chat
 
 
 def _replies(api: FakeBotApi) -> list[str]:
@@ -35,7 +27,7 @@ def _replies(api: FakeBotApi) -> list[str]:
 
 async def test_an_anonymous_admin_is_an_admin_and_never_a_user(
     api: FakeBotApi,
-    bot_env: dict[str, str],  # noqa: F811
+    bot_env: dict[str, str],
     session_factory: Any,
 ) -> None:
     await seed_chat(session_factory)
@@ -68,8 +60,8 @@ async def test_an_anonymous_admin_is_an_admin_and_never_a_user(
 
 async def test_re_adding_the_bot_resets_the_chat_s_backoff_at_once(
     api: FakeBotApi,
-    bot: BotProcess,  # noqa: F811
-    library: list[Any],  # noqa: F811
+    bot: BotProcess,
+    library: list[Any],
     session_factory: Any,
 ) -> None:
     api.remove_bot(TEAM_CHAT, ALICE.bot_api())
@@ -77,7 +69,7 @@ async def test_re_adding_the_bot_resets_the_chat_s_backoff_at_once(
     # Refused at four slots in a row: the chat's backoff has grown to 8 s (1, 2, 4, then 8).
     for refused in range(1, 5):
         await api.wait_for("sendPhoto", count=refused, timeout=30)
-        await _owe_a_slot_again(session_factory)
+        await owe_a_slot_again(session_factory)
     api.readd_bot(TEAM_CHAT, ALICE.bot_api())
     readmitted = time.monotonic()
 
@@ -101,9 +93,9 @@ async def test_re_adding_the_bot_resets_the_chat_s_backoff_at_once(
 
 async def test_the_expired_token_alert_reaches_the_presser(
     api: FakeBotApi,
-    graph: FakeGraphServer,  # noqa: F811
-    autopost_env: dict[str, str],  # noqa: F811
-    library: list[Any],  # noqa: F811
+    graph: FakeGraphServer,
+    autopost_env: dict[str, str],
+    library: list[Any],
     session_factory: Any,
 ) -> None:
     """Telegram refuses a callback answer over 200 characters: the alert must fit."""
@@ -142,8 +134,8 @@ async def test_the_expired_token_alert_reaches_the_presser(
 
 async def test_a_chat_admin_may_press_with_allowed_user_ids(
     api: FakeBotApi,
-    bot_env: dict[str, str],  # noqa: F811
-    library: list[Any],  # noqa: F811
+    bot_env: dict[str, str],
+    library: list[Any],
     session_factory: Any,
 ) -> None:
     api.admins[TEAM_CHAT] = [CAROL.bot_api()]  # a Telegram admin, not in ADMIN_USER_IDS

@@ -3,147 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from tests.helpers.bot_process import (
+    JPEG,
+    BotProcess,
+    command,
+    eventually,
+    owe_a_slot_again,
+    posted_button,
+    press,
+    sent_file,
+)
 from tests.helpers.fake_bot_api import FakeBotApi
 from tests.helpers.support import (
     ALICE,
     OTHER_CHAT,
     TEAM_CHAT,
     TEST_TOKEN,
-    Person,
     fetch_all,
     seed_chat,
     seed_media,
 )
-
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
-
-
-class BotProcess:
-    def __init__(self, env: dict[str, str], cwd: Path | None = None) -> None:
-        self._env = env
-        # Where it runs: relative paths in env (MEDIA_DIR=media) are read from here.
-        self._cwd = cwd
-        self.process: asyncio.subprocess.Process | None = None
-        self.lines: list[str] = []
-        self._reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            env=self._env,
-            cwd=self._cwd,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        async for line in self.process.stdout:
-            self.lines.append(line.decode(errors="replace").rstrip())
-
-    @property
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    async def signal(self, signum: int) -> None:
-        assert self.process is not None
-        self.process.send_signal(signum)
-
-    async def wait(self, timeout: float = 30) -> int:
-        assert self.process is not None
-        code = await asyncio.wait_for(self.process.wait(), timeout)
-        if self._reader is not None:
-            await self._reader
-        return code
-
-    async def stop(self) -> int:
-        await self.signal(signal.SIGTERM)
-        return await self.wait()
-
-    async def kill_and_show_log(self) -> None:
-        """Kill the process if a test left it running; print its log (pytest shows it on failure)."""
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.wait()
-        print(self.log[-6000:])
-
-
-@pytest.fixture
-def bot_env(api: FakeBotApi, database_url: str, tmp_path: Path) -> dict[str, str]:
-    media = tmp_path / "media"
-    (media / "cat").mkdir(parents=True)
-    for index in range(3):
-        (media / "cat" / f"item{index}.jpg").write_bytes(JPEG)
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DB_", "LOG_"))},
-        "BOT_TOKEN": TEST_TOKEN,
-        "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
-        "TELEGRAM_API_URL": api.url,
-        "DATABASE_URL": database_url,
-        "DATA_DIR": str(tmp_path / "data"),
-        "MEDIA_DIR": str(media),
-        "SCHEDULER_INTERVAL_SECONDS": "0.3",
-        "LOG_FORMAT": "json",
-        "SHUTDOWN_GRACE_SECONDS": "10",
-    }
-
-
-@pytest.fixture
-async def library(session_factory: Any) -> list[Any]:
-    # A 24-hour window with 50 slots: a slot is owed as soon as the bot starts.
-    await seed_chat(session_factory, posting_hours_start=0, posting_hours_end=0, posts_per_day=50)
-    return await seed_media(session_factory, count=3)
-
-
-@pytest.fixture
-async def bot(bot_env: dict[str, str], request: pytest.FixtureRequest) -> AsyncIterator[BotProcess]:
-    process = BotProcess(bot_env)
-    yield process
-    await process.kill_and_show_log()
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.1)
-
-
-def press(api: FakeBotApi, message: dict[str, Any], data: str) -> int:
-    return api.push_update(
-        callback_query={
-            "id": f"cb{len(api.updates)}",
-            "from": ALICE.bot_api(),
-            "chat_instance": "ci",
-            "message": message,
-            "data": data,
-        }
-    )
-
-
-def posted_button(message: dict[str, Any]) -> str:
-    return message["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
 
 
 async def test_item_arrives_and_posted_is_recorded(
@@ -403,17 +290,6 @@ async def test_a_second_poller_stays_loud_and_distinct(api: FakeBotApi, bot: Bot
 THIRD_CHAT = -1003000
 
 
-def command(chat_id: int, text: str, sender: Person = ALICE) -> dict[str, Any]:
-    return {
-        "message_id": 900,
-        "date": int(time.time()),
-        "from": sender.bot_api(),
-        "text": text,
-        "chat": {"id": chat_id, "type": "supergroup", "title": "team"},
-        "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
-    }
-
-
 async def _two_libraries(session_factory: Any, media_dir: Path) -> None:
     """Chat A's files are a*.jpg, chat B's b*.jpg; both windows owe a slot at once."""
     for chat, prefix in ((TEAM_CHAT, "a"), (OTHER_CHAT, "b")):
@@ -423,18 +299,6 @@ async def _two_libraries(session_factory: Any, media_dir: Path) -> None:
         await seed_media(session_factory, chat, count=3, prefix=prefix)
         for index in range(3):
             (media_dir / "cat" / f"{prefix}{index}.jpg").write_bytes(JPEG)
-
-
-def _sent_file(call: Any) -> str:
-    """The file name in a sent caption (the fake returns the HTML it was sent)."""
-    meta = str(call.params["caption"]).split("📄", 1)[1]
-    return meta.split("<code>", 1)[1].split("</code>", 1)[0]
-
-
-async def _owe_a_slot_again(session_factory: Any) -> None:
-    """As if the next slot had come: every chat owes one again."""
-    async with session_factory() as session, session.begin():
-        await session.execute(text("UPDATE chat_settings SET last_post_sent_at = NULL"))
 
 
 async def test_two_chats_each_get_their_own_media_and_act_per_chat(
@@ -453,7 +317,7 @@ async def test_two_chats_each_get_their_own_media_and_act_per_chat(
         await api.wait_for("sendPhoto", count=2)
         [to_a] = api.of("sendPhoto", TEAM_CHAT)
         [to_b] = api.of("sendPhoto", OTHER_CHAT)
-        assert _sent_file(to_a).startswith("a") and _sent_file(to_b).startswith("b")
+        assert sent_file(to_a).startswith("a") and sent_file(to_b).startswith("b")
         # A listed chat nobody set up is registered with the default settings.
         [third] = await fetch_all(
             session_factory,
@@ -498,11 +362,11 @@ async def test_two_chats_each_get_their_own_media_and_act_per_chat(
             return [row.telegram_chat_id for row in rows] == [TEAM_CHAT]
 
         await eventually(paused)
-        await _owe_a_slot_again(session_factory)
+        await owe_a_slot_again(session_factory)
         await api.wait_for("sendPhoto", count=3)
         await asyncio.sleep(1.0)  # a few more ticks: A stays quiet
         assert len(api.of("sendPhoto", TEAM_CHAT)) == 1
-        assert [_sent_file(c)[0] for c in api.of("sendPhoto", OTHER_CHAT)] == ["b", "b"]
+        assert [sent_file(c)[0] for c in api.of("sendPhoto", OTHER_CHAT)] == ["b", "b"]
         assert await process.stop() == 0
     finally:
         await process.kill_and_show_log()
@@ -528,7 +392,7 @@ async def test_a_slow_chat_and_a_chat_that_removed_the_bot_never_hold_up_another
         await api.wait_for("sendPhoto", count=3)  # one to each chat
         for _ in range(3):
             sent_to_c = len(api.of("sendPhoto", THIRD_CHAT))
-            await _owe_a_slot_again(session_factory)
+            await owe_a_slot_again(session_factory)
 
             async def c_got_another(before: int = sent_to_c) -> bool:
                 return len(api.of("sendPhoto", THIRD_CHAT)) > before

@@ -12,19 +12,14 @@ from typing import Any
 import pytest
 
 from tests.db.test_analytics import decided, person
+from tests.helpers.bot_process import IG_TOKEN, BotProcess, command, eventually
 from tests.helpers.fake_bot_api import FakeBotApi
 from tests.helpers.fake_graph import FakeGraphServer
 from tests.helpers.support import ALICE, TEAM_CHAT, TEST_TOKEN, fetch_all, seed_chat, seed_media
 
-# bot_env is the process tests' fixture, shared (api is conftest's).
-from tests.process.test_e2e import BotProcess, bot_env, command, eventually  # noqa: F401
-
-# graph and instagram_env are the Auto Post process tests' fixtures, shared.
-from tests.process.test_e2e_autopost import IG_TOKEN, graph, instagram_env  # noqa: F401
-
 
 @pytest.fixture
-def analytics_env(instagram_env: dict[str, str]) -> dict[str, str]:  # noqa: F811
+def analytics_env(instagram_env: dict[str, str]) -> dict[str, str]:
     return {
         **instagram_env,
         "STORY_RESULTS_INTERVAL_SECONDS": "0.3",
@@ -38,7 +33,7 @@ def running_low(api: FakeBotApi) -> list[Any]:
 
 async def test_results_stats_runway_and_export_in_the_real_process(
     api: FakeBotApi,
-    graph: FakeGraphServer,  # noqa: F811
+    graph: FakeGraphServer,
     analytics_env: dict[str, str],
     session_factory: Any,
 ) -> None:

@@ -3,64 +3,19 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
+from tests.helpers.bot_process import IG_TOKEN, BotProcess, autopost_button, eventually, press
 from tests.helpers.fake_bot_api import FakeBotApi
-from tests.helpers.fake_graph import FakeGraphServer, GraphState
+from tests.helpers.fake_graph import FakeGraphServer
 from tests.helpers.support import TEST_TOKEN, fetch_all
-
-# bot_env and library are the process tests' fixtures, shared (api is conftest's).
-from tests.process.test_e2e import BotProcess, bot_env, eventually, library, press  # noqa: F401
-
-IG_USER = "1789"
-IG_TOKEN = "EAAGe2e-secret-token"
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[FakeGraphServer]:
-    server = FakeGraphServer(GraphState(IG_USER))
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-def instagram_env(
-    bot_env: dict[str, str],  # noqa: F811
-    graph: FakeGraphServer,
-) -> dict[str, str]:
-    """The process tests' environment, with one Instagram account on the fake Graph server."""
-    return {
-        **bot_env,
-        "INSTAGRAM_USER_ID": IG_USER,
-        "INSTAGRAM_ACCESS_TOKEN": IG_TOKEN,
-        "INSTAGRAM_GRAPH_URL": graph.url,
-        "MEDIA_PUBLIC_BASE_URL": "https://cdn.test/media",
-    }
-
-
-@pytest.fixture
-def autopost_env(instagram_env: dict[str, str]) -> dict[str, str]:
-    return {
-        **instagram_env,
-        "INSTAGRAM_POLL_INTERVAL_SECONDS": "0.05",
-        "AUTOPOST_SWEEP_INTERVAL_SECONDS": "0.5",
-        "SHUTDOWN_GRACE_SECONDS": "1",
-    }
-
-
-def autopost_button(message: dict[str, Any]) -> str:
-    return str(message["reply_markup"]["inline_keyboard"][2][0]["callback_data"])
 
 
 async def test_sigterm_during_a_slow_auto_post_then_restart(
     api: FakeBotApi,
     graph: FakeGraphServer,
     autopost_env: dict[str, str],
-    library: list[Any],  # noqa: F811
+    library: list[Any],
     session_factory: Any,
 ) -> None:
     graph.state.publish_faults = ["hang_after"]  # publishes, then never answers

@@ -7,18 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.bot_process import JPEG, BotProcess, eventually, owe_a_slot_again, sent_file
 from tests.helpers.fake_bot_api import Call, FakeBotApi
 from tests.helpers.support import OTHER_CHAT, TEAM_CHAT, execute, fetch_all, seed_chat
-
-# bot_env is the process tests' fixture, shared (api is conftest's).
-from tests.process.test_e2e import (  # noqa: F401
-    JPEG,
-    BotProcess,
-    _owe_a_slot_again,
-    _sent_file,
-    bot_env,
-    eventually,
-)
 
 REFUSE_MARKER = b"telegram-cannot-process-this"
 
@@ -56,7 +47,7 @@ async def _every_slot_at_once(session_factory: Any, *chats: int) -> None:
 
 async def test_the_readmes_several_chats_layout_sends_from_each_chats_own_folder(
     api: FakeBotApi,
-    bot_env: dict[str, str],  # noqa: F811
+    bot_env: dict[str, str],
     session_factory: Any,
     tmp_path: Path,
 ) -> None:
@@ -90,7 +81,7 @@ async def test_the_readmes_several_chats_layout_sends_from_each_chats_own_folder
         [to_a] = api.of("sendPhoto", TEAM_CHAT)
         [to_b] = api.of("sendPhoto", OTHER_CHAT)
         assert to_a.result is not None and to_b.result is not None
-        assert _sent_file(to_a) in {"lemon.jpg", "rye.jpg"} and _sent_file(to_b) == "red.jpg"
+        assert sent_file(to_a) in {"lemon.jpg", "rye.jpg"} and sent_file(to_b) == "red.jpg"
         # The bytes uploaded are the chat's own file's.
         assert to_b.content == files["media/flowers/roses/red.jpg"]
         assert to_a.content in {files["media/bakery/cakes/lemon.jpg"], JPEG + b"rye"}
@@ -106,7 +97,7 @@ def _good_sends(api: FakeBotApi) -> list[Call]:
 
 async def test_a_refused_file_and_a_deleted_one_are_set_aside_and_every_slot_sends_a_good_one(
     api: FakeBotApi,
-    bot_env: dict[str, str],  # noqa: F811
+    bot_env: dict[str, str],
     session_factory: Any,
     tmp_path: Path,
 ) -> None:
@@ -130,7 +121,7 @@ async def test_a_refused_file_and_a_deleted_one_are_set_aside_and_every_slot_sen
     try:
         for slot in range(1, 4):
             if slot > 1:
-                await _owe_a_slot_again(session_factory)
+                await owe_a_slot_again(session_factory)
 
             async def sent_good(count: int = slot) -> bool:
                 return len(_good_sends(api)) >= count
@@ -138,7 +129,7 @@ async def test_a_refused_file_and_a_deleted_one_are_set_aside_and_every_slot_sen
             await eventually(sent_good)
         await asyncio.sleep(1.0)  # more ticks, no slot due: nothing more goes out
         good = _good_sends(api)
-        assert sorted(_sent_file(call) for call in good) == ["good0.jpg", "good1.jpg", "good2.jpg"]
+        assert sorted(sent_file(call) for call in good) == ["good0.jpg", "good1.jpg", "good2.jpg"]
 
         # The refused file was tried once; the deleted one never reached Telegram.
         refused = [call for call in api.of("sendPhoto") if REFUSE_MARKER in call.content]
@@ -158,10 +149,10 @@ async def test_a_refused_file_and_a_deleted_one_are_set_aside_and_every_slot_sen
         # Replaced and indexed again: it goes out at a later slot.
         _write(library / "cat" / "refused.jpg", JPEG + b"a fixed version of the file")
         await index(env)
-        await _owe_a_slot_again(session_factory)
+        await owe_a_slot_again(session_factory)
 
         async def fixed_sent() -> bool:
-            return any(_sent_file(call) == "refused.jpg" for call in _good_sends(api))
+            return any(sent_file(call) == "refused.jpg" for call in _good_sends(api))
 
         await eventually(fixed_sent)
         # No third notice: the fixed file went out, nothing else was set aside.

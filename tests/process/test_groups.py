@@ -11,7 +11,6 @@ import pytest
 import respx
 from aiogram.exceptions import TelegramBadRequest, TelegramMigrateToChat
 from aiogram.methods import SendMessage, SendPhoto
-from sqlalchemy import text
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.services.inflight import InFlightOutcome
@@ -23,6 +22,14 @@ from tests.db.test_instagram_care import (  # noqa: F401
     graph,
     ig_settings,
     process,
+)
+from tests.helpers.bot_process import (
+    BotProcess,
+    command,
+    eventually,
+    owe_a_slot_again,
+    posted_button,
+    press,
 )
 from tests.helpers.fake_bot_api import FakeBotApi
 from tests.helpers.fake_telegram_session import command_update
@@ -37,16 +44,6 @@ from tests.helpers.support import (
     seed_chat,
     seed_media,
     seed_queue_item,
-)
-
-# The process tests' fixtures and helpers, shared (api is conftest's).
-from tests.process.test_e2e import (  # noqa: F401
-    BotProcess,
-    bot_env,
-    command,
-    eventually,
-    posted_button,
-    press,
 )
 
 OLD_GROUP = -4001000  # a basic group's id
@@ -68,11 +65,6 @@ async def _group_library(session_factory: Any) -> None:
         session_factory, OLD_GROUP, posting_hours_start=0, posting_hours_end=0, posts_per_day=50
     )
     await seed_media(session_factory, OLD_GROUP, count=3)
-
-
-async def _owe_a_slot_again(session_factory: Any) -> None:
-    async with session_factory() as session, session.begin():
-        await session.execute(text("UPDATE chat_settings SET last_post_sent_at = NULL"))
 
 
 async def _rows_keyed_by(session_factory: Any, chat_id: int) -> dict[str, int]:
@@ -97,7 +89,7 @@ def _delivered_files(api: FakeBotApi, chat_id: int) -> list[str]:
 
 async def test_a_group_upgraded_mid_queue_continues_in_the_supergroup(
     api: FakeBotApi,
-    bot_env: dict[str, str],  # noqa: F811
+    bot_env: dict[str, str],
     session_factory: Any,
 ) -> None:
     await _group_library(session_factory)
@@ -115,7 +107,7 @@ async def test_a_group_upgraded_mid_queue_continues_in_the_supergroup(
         await eventually(settled)
         # Telegram upgrades the group (no service message yet): the next send is refused.
         api.upgrade_group(OLD_GROUP, SUPERGROUP, service=False)
-        await _owe_a_slot_again(session_factory)
+        await owe_a_slot_again(session_factory)
 
         async def in_the_supergroup() -> bool:
             return bool(_delivered_files(api, SUPERGROUP))
@@ -221,7 +213,7 @@ def _queue_count(session_factory: Any, count: int) -> Any:
 
 async def test_the_service_message_moves_the_chat_before_any_send_fails(
     api: FakeBotApi,
-    bot_env: dict[str, str],  # noqa: F811
+    bot_env: dict[str, str],
     session_factory: Any,
 ) -> None:
     await _group_library(session_factory)
@@ -263,7 +255,7 @@ def _in_topic(message: dict[str, Any], topic: int) -> dict[str, Any]:
 
 async def test_the_queue_lives_in_its_topic(
     api: FakeBotApi,
-    bot_env: dict[str, str],  # noqa: F811
+    bot_env: dict[str, str],
     session_factory: Any,
 ) -> None:
     await seed_chat(
@@ -302,7 +294,7 @@ async def test_the_queue_lives_in_its_topic(
         refused = await api.wait_for("sendMessage", count=3)
         assert "inside the topic" in refused[2].params["text"]
 
-        await _owe_a_slot_again(session_factory)
+        await owe_a_slot_again(session_factory)
         sends = await api.wait_for("sendPhoto", count=3)
         assert int(sends[2].params["message_thread_id"]) == 77
         assert await process.stop() == 0
@@ -324,7 +316,7 @@ def test_a_configured_chat_may_name_its_topic() -> None:
 
 async def test_a_press_on_a_vanished_message_is_recorded_with_a_toast(
     api: FakeBotApi,
-    bot_env: dict[str, str],  # noqa: F811
+    bot_env: dict[str, str],
     session_factory: Any,
 ) -> None:
     await seed_chat(
@@ -364,7 +356,7 @@ async def test_a_press_on_a_vanished_message_is_recorded_with_a_toast(
 
 async def test_an_unpressed_item_goes_back_to_the_library_after_its_lifetime(
     api: FakeBotApi,
-    bot_env: dict[str, str],  # noqa: F811
+    bot_env: dict[str, str],
     session_factory: Any,
 ) -> None:
     # Paused: nothing new is sent, so only the lifetime's effect shows.
@@ -429,7 +421,7 @@ async def tap(
 
 async def test_an_admin_resends_or_drops_an_item_in_flight_once(
     api: FakeBotApi,
-    bot_env: dict[str, str],  # noqa: F811
+    bot_env: dict[str, str],
     session_factory: Any,
 ) -> None:
     await seed_chat(

@@ -13,16 +13,9 @@ from aiogram.methods import AnswerCallbackQuery, SendMessage
 
 from bot.send_budget import BudgetLimits, SendBudget, SendBudgetMiddleware, chat_of
 from tests.db.test_commands import say
+from tests.helpers.bot_process import BotProcess, command, eventually, posted_button, press
 from tests.helpers.fake_bot_api import FakeBotApi, RateLimits
 from tests.helpers.support import TEAM_CHAT, TestApp, fetch_all, seed_chat, seed_media
-from tests.process.test_e2e import (  # noqa: F401  (bot_env is a fixture)
-    BotProcess,
-    bot_env,
-    command,
-    eventually,
-    posted_button,
-    press,
-)
 
 FAST = BudgetLimits(bot_per_second=20, bot_burst=2, chat_interval_seconds=0.3, group_per_window=3)
 
@@ -117,7 +110,7 @@ CHATS = [-1_005_000 - n for n in range(60)]
 
 async def test_sixty_chats_due_at_once_stay_inside_telegrams_limits(
     api: FakeBotApi,
-    bot_env: dict[str, str],  # noqa: F811
+    bot_env: dict[str, str],
     session_factory: Any,
 ) -> None:
     api.limits = RateLimits()

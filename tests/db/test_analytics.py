@@ -28,12 +28,12 @@ from db.engine import create_session_factory
 from db.repositories.activity import ActivityRepository
 from db.repositories.migrations import ChatMigrationRepository
 from tests.db.test_commands import say
-from tests.db.test_scheduler import Clock, _commit_after, proxied  # noqa: F401 (a fixture)
 from tests.helpers.fake_telegram_session import RecordingSession, command_update
-from tests.helpers.pgproxy import PgProxy
+from tests.helpers.pgproxy import PgProxy, commit_after
 from tests.helpers.support import (
     ADA,
     TEAM_CHAT,
+    Clock,
     Sessions,
     TestApp,
     execute,
@@ -292,11 +292,11 @@ def _watch_through(sessions: Any, app: TestApp) -> RunwayWatch:
 async def test_a_lost_commit_reply_of_our_mark_still_sends_the_warning_once(
     app: TestApp,
     proxy: PgProxy,
-    proxied: Any,  # noqa: F811
+    proxied: Any,
 ) -> None:
     await seed_chat(app.sessions, posts_per_day=3)
     await seed_media(app.sessions, count=3)
-    proxy.cut_after_reply_to(_commit_after(MARK_STATEMENT))
+    proxy.cut_after_reply_to(commit_after(MARK_STATEMENT))
     watch = _watch_through(proxied, app)
     assert await watch.check(TEAM_CHAT) is True
     assert proxy.cuts == 1
@@ -308,7 +308,7 @@ async def test_a_lost_commit_reply_of_our_mark_still_sends_the_warning_once(
 async def test_a_lost_commit_reply_when_another_process_warned_at_the_same_instant_sends_nothing(
     app: TestApp,
     proxy: PgProxy,
-    proxied: Any,  # noqa: F811
+    proxied: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Our mark changed nothing; the other's stamp equals our clock's, yet it is not ours."""
@@ -322,7 +322,7 @@ async def test_a_lost_commit_reply_when_another_process_warned_at_the_same_insta
         return runway
 
     monkeypatch.setattr(runway_module, "read_runway", and_another_process_warns)
-    proxy.cut_after_reply_to(_commit_after(MARK_STATEMENT))
+    proxy.cut_after_reply_to(commit_after(MARK_STATEMENT))
     watch = _watch_through(proxied, app)
     assert await watch.check(TEAM_CHAT) is False
     assert proxy.cuts == 1

@@ -80,7 +80,7 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def graph() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=GRAPH, assert_all_called=False) as router:
-        # Every Auto Post reads the publishing quota first (issue 14).
+        # Every Auto Post reads the publishing quota first.
         router.get(f"/{IG_USER}/content_publishing_limit").respond(
             json={"data": [{"quota_usage": 3, "config": {"quota_total": 50}}]}
         )

@@ -1,4 +1,4 @@
-"""Issue 14 and issue 13's Auto Post per chat: quota, token refresh and warnings, /live.
+"""Instagram account care and Auto Post per chat: quota, token refresh and warnings, /live.
 
 The Graph API is respx; Telegram is the recording session; the database is real,
 and "two processes" are two service sets on two engines over one database.
@@ -10,8 +10,7 @@ import asyncio
 import logging
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,22 +22,29 @@ import respx
 import structlog
 from aiogram import Bot
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption, SendMessage, SendPhoto
-from aiogram.types import Update
 from sqlalchemy.engine import make_url
 
-from bot.app import build_app, telegram_session
+from bot.app import telegram_session
 from bot.config import ConfigError, InstagramFlavour, LogFormat, Settings
-from bot.database import Database
 from bot.logging import configure_logging
 from bot.services.instagram_accounts import load_account_configs
 from bot.services.instagram_care import RefreshResult
 from bot.services.notifier import Notification, Notifier
 from bot.telegram_retry import TelegramRetryMiddleware
-from db.engine import EngineOptions, create_engine, create_session_factory
 from db.vocabulary import MediaKind
 from tests.helpers.fake_telegram_session import (
-    RecordingSession,
     command_update,
+)
+from tests.helpers.instagram_process import (
+    FB_GRAPH,
+    IG_GRAPH,
+    IG_USER,
+    NEW_TOKEN,
+    OLD_TOKEN,
+    T0,
+    account_process,
+    ig_settings,
+    process,
 )
 from tests.helpers.pgproxy import PgProxy
 from tests.helpers.support import (
@@ -46,99 +52,14 @@ from tests.helpers.support import (
     OTHER_CHAT,
     TEAM_CHAT,
     TEST_TOKEN,
-    TestApp,
+    Clock,
     execute,
     fetch_all,
     press_update,
-    seed_chat,
     seed_history,
     seed_media,
     seed_queue_item,
 )
-
-IG_GRAPH = "https://graph.instagram.com/v21.0"
-FB_GRAPH = "https://graph.facebook.com/v21.0"
-IG_USER = "1789"
-# Not token-shaped on purpose: only the redactor's learned secrets can hide them.
-OLD_TOKEN = "old-secret-" + "o" * 40
-NEW_TOKEN = "new-secret-" + "n" * 40
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-def ig_settings(base: Settings, graph_url: str = IG_GRAPH, **extra: Any) -> Settings:
-    return Settings.model_validate(
-        {
-            **base.model_dump(),
-            "bot_token": TEST_TOKEN,
-            "instagram_user_id": IG_USER,
-            "instagram_access_token": OLD_TOKEN,
-            "media_public_base_url": "https://cdn.test/media/",
-            "instagram_graph_url": graph_url,
-            "instagram_publish_timeout_seconds": 0.5,
-            "instagram_poll_interval_seconds": 0.01,
-            **extra,
-        }
-    )
-
-
-class Process(TestApp):
-    """One bot process over its own engine; `feed` also waits for the tasks an update started."""
-
-    __test__ = False
-
-    async def feed(self, update: Update) -> None:
-        await super().feed(update)
-        await self.services.tasks.drain(5)
-
-
-@asynccontextmanager
-async def process(
-    settings: Settings, url: str, clock: Clock, on_secret: Any = None
-) -> AsyncIterator[Process]:
-    engine = create_engine(EngineOptions(url=url, pool_size=3, max_overflow=2))
-    sessions = create_session_factory(engine)
-    telegram = RecordingSession()
-    built = build_app(
-        settings,
-        Database(engine=engine, sessions=sessions),
-        session=telegram,
-        clock=clock,
-        on_secret=on_secret or (lambda secret: None),
-    )
-    try:
-        yield Process(settings, built.bot, built.dispatcher, built.services, sessions, telegram)
-    finally:
-        await built.services.tasks.drain(5)
-        await built.services.close()
-        await engine.dispose()
-
-
-@asynccontextmanager
-async def account_process(
-    settings: Settings, url: str, clock: Clock, on_secret: Any = None
-) -> AsyncIterator[Process]:
-    """A process whose team chat is seeded and whose configured account is synced to it."""
-    async with process(settings, url, clock, on_secret) as bot:
-        await seed_chat(bot.sessions)
-        await bot.services.instagram_accounts.sync()
-        yield bot
-
-
-@pytest.fixture
-def graph() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        yield router
 
 
 def quota_route(graph: respx.MockRouter, used: int, base: str = IG_GRAPH) -> respx.Route:
@@ -230,7 +151,7 @@ async def test_refresh_replaces_the_token_and_never_logs_it(
 ) -> None:
     configure, capsys = captured_logs
     redactor = configure()
-    clock = Clock()
+    clock = Clock(T0)
     refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
         json={"access_token": NEW_TOKEN, "token_type": "bearer", "expires_in": 5184000}
     )
@@ -265,7 +186,7 @@ async def test_refresh_replaces_the_token_and_never_logs_it(
 async def test_a_new_configured_token_replaces_the_stored_one(
     settings: Settings, database_url: str
 ) -> None:
-    clock = Clock()
+    clock = Clock(T0)
     async with account_process(ig_settings(settings), database_url, clock):
         pass  # the first start stores the configured token
     clock.advance(days=3)
@@ -284,7 +205,7 @@ async def test_refresh_failure_keeps_the_token_and_warns_in_time(
 ) -> None:
     configure, capsys = captured_logs
     redactor = configure()
-    clock = Clock()
+    clock = Clock(T0)
     refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
         400, json={"error": {"message": f"Invalid OAuth access token {OLD_TOKEN}", "code": 190}}
     )
@@ -314,7 +235,7 @@ async def test_refresh_failure_keeps_the_token_and_warns_in_time(
 async def test_two_processes_refresh_once(
     settings: Settings, database_url: str, graph: respx.MockRouter
 ) -> None:
-    clock = Clock()
+    clock = Clock(T0)
 
     async def slow_answer(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(0.3)
@@ -346,7 +267,7 @@ async def test_two_processes_refresh_once(
 async def test_a_lost_refresh_answer_is_retried_with_the_old_token(
     settings: Settings, database_url: str, graph: respx.MockRouter
 ) -> None:
-    clock = Clock()
+    clock = Clock(T0)
     refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").mock(
         side_effect=[
             httpx.ReadTimeout("answer lost"),  # Instagram may have issued a token
@@ -370,7 +291,7 @@ async def test_a_crash_mid_refresh_frees_the_lease(
     settings: Settings, database_url: str, graph: respx.MockRouter
 ) -> None:
     """A process that took the lease and died: another refreshes once the lease lapses."""
-    clock = Clock()
+    clock = Clock(T0)
     graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
         json={"access_token": NEW_TOKEN, "expires_in": 5184000}
     )
@@ -390,7 +311,7 @@ async def test_a_crash_mid_refresh_frees_the_lease(
 async def test_expiry_warnings_are_sent_once_each(
     settings: Settings, database_url: str, graph: respx.MockRouter
 ) -> None:
-    clock = Clock()
+    clock = Clock(T0)
     expires = T0 + timedelta(days=10)
     debug = graph.get(f"{FB_GRAPH}/debug_token").respond(
         json={"data": {"is_valid": True, "expires_at": int(expires.timestamp())}}
@@ -484,7 +405,7 @@ async def test_a_warning_telegram_refused_is_tried_again_and_one_that_may_have_a
     Neither is repeated by the request middleware: a send that may have arrived is
     at most once (a duplicate warning is worse than none).
     """
-    clock = Clock()
+    clock = Clock(T0)
     graph.get(f"{FB_GRAPH}/debug_token").respond(
         json={"data": {"expires_at": int((T0 + timedelta(days=5)).timestamp())}}
     )
@@ -503,7 +424,7 @@ async def test_a_warning_whose_connection_was_never_made_is_tried_again(
     settings: Settings, database_url: str, graph: respx.MockRouter
 ) -> None:
     """Every connection refused, repeats included: Telegram never saw it, so a later tick sends it."""
-    clock = Clock()
+    clock = Clock(T0)
     graph.get(f"{FB_GRAPH}/debug_token").respond(
         json={"data": {"expires_at": int((T0 + timedelta(days=5)).timestamp())}}
     )
@@ -622,7 +543,7 @@ token_file = "{token_file}"
 graph_url = "https://graph.instagram.com/v21.0"
 """
     )
-    # Two chats served (the setting issue 13 adds); this branch has one TELEGRAM_CHAT_ID.
+    # Two chats served: TELEGRAM_CHAT_ID unset, the accounts file names each chat.
     configured = Settings.model_validate(
         {**settings.model_dump(), "telegram_chat_id": None, "instagram_accounts_file": accounts}
     )
@@ -667,7 +588,7 @@ def test_flavour_setting_or_derived_from_the_graph_url(settings: Settings) -> No
 async def test_a_chat_without_an_account_gets_no_robot_button(
     settings: Settings, database_url: str
 ) -> None:
-    async with process(ig_settings(settings), database_url, Clock()) as bot:
+    async with process(ig_settings(settings), database_url, Clock(T0)) as bot:
         accounts = bot.services.instagram_accounts
         notifier = Notifier(bot.bot, settings.media_dir, instagram=accounts.autopost_available)
         keyboards = {}
@@ -719,7 +640,7 @@ async def test_a_lost_commit_reply_neither_refreshes_twice_nor_loses_the_token(
     commit: int,
     step: str,
 ) -> None:
-    clock = Clock()
+    clock = Clock(T0)
     refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
         json={"access_token": NEW_TOKEN, "expires_in": 5184000}
     )
@@ -740,7 +661,7 @@ async def test_a_lost_commit_reply_neither_refreshes_twice_nor_loses_the_token(
 async def test_a_lost_commit_reply_of_a_warning_mark_still_sends_it_once(
     settings: Settings, database_url: str, proxy: PgProxy, graph: respx.MockRouter
 ) -> None:
-    clock = Clock()
+    clock = Clock(T0)
     graph.get(f"{FB_GRAPH}/debug_token").respond(
         json={"data": {"expires_at": int((T0 + timedelta(days=30)).timestamp())}}
     )

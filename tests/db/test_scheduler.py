@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,12 @@ from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories import QueueRepository
 from db.repositories.media import eligible_query
 from tests.helpers.fake_telegram_session import RecordingSession, command_update
-from tests.helpers.pgproxy import PgProxy
+from tests.helpers.pgproxy import PgProxy, commit_after
 from tests.helpers.support import (
     ALICE,
     OTHER_CHAT,
     TEAM_CHAT,
-    ProxiedEngines,
+    Clock,
     TestApp,
     execute,
     fetch_all,
@@ -47,14 +46,6 @@ from tests.helpers.support import (
 
 NOW = datetime(2026, 6, 1, 10, 5, tzinfo=UTC)
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def make_scheduler(
@@ -564,28 +555,11 @@ async def test_a_flood_wait_holds_up_only_its_chat_and_keeps_its_claim(
     assert [row.status for row in rows] == ["sent", "sent"]
 
 
-@pytest.fixture
-def proxied(proxied_engines: ProxiedEngines) -> Any:
-    return create_session_factory(proxied_engines.open(pool_size=3))
-
-
-def _commit_after(marker: bytes) -> Callable[[bytes], bool]:
-    """Matches the first COMMIT sent after a statement containing `marker`."""
-    seen = False
-
-    def predicate(data: bytes) -> bool:
-        nonlocal seen
-        seen = seen or marker in data
-        return seen and b"COMMIT" in data and marker not in data
-
-    return predicate
-
-
 async def _tick_losing_the_commit_reply(
     app: TestApp, proxy: PgProxy, proxied: Any, marker: bytes, *, photos: int, attempts: int
 ) -> None:
     """One tick through the proxy, losing the reply to the COMMIT after `marker`: sent once."""
-    proxy.cut_after_reply_to(_commit_after(marker))
+    proxy.cut_after_reply_to(commit_after(marker))
     await make_scheduler(app, Clock(NOW), sessions=proxied).tick()
 
     assert proxy.cuts == 1
@@ -615,7 +589,7 @@ async def test_next_whose_commit_reply_is_lost_is_found_and_sent(
     app: TestApp, proxy: PgProxy, proxied: Any
 ) -> None:
     await _library(app)
-    proxy.cut_after_reply_to(_commit_after(b"INSERT INTO posting_queue"))
+    proxy.cut_after_reply_to(commit_after(b"INSERT INTO posting_queue"))
     result = await make_scheduler(app, Clock(NOW), sessions=proxied).send_now(TEAM_CHAT)
 
     assert proxy.cuts == 1

@@ -24,19 +24,19 @@ from bot.services.library import LibraryIndexer
 from bot.texts import MESSAGE_LIMIT, set_aside_notice
 from db.repositories.media import eligible_query
 from tests.db.test_commands import ProxiedTeam, proxied_team  # noqa: F401 (a fixture)
-from tests.db.test_scheduler import (  # noqa: F401 (proxied is a fixture)
-    JPEG,
-    NOW,
-    Clock,
-    _commit_after,
-    _library,
-    _window,
-    make_scheduler,
-    proxied,
-)
+from tests.db.test_scheduler import JPEG, NOW, _library, _window, make_scheduler
 from tests.helpers.fake_telegram_session import callback_update, command_update, text_message
-from tests.helpers.pgproxy import PgProxy
-from tests.helpers.support import ADA, ALICE, TEAM_CHAT, TestApp, execute, fetch_all, seed_media
+from tests.helpers.pgproxy import PgProxy, commit_after
+from tests.helpers.support import (
+    ADA,
+    ALICE,
+    TEAM_CHAT,
+    Clock,
+    TestApp,
+    execute,
+    fetch_all,
+    seed_media,
+)
 
 PHOTO = SendPhoto(chat_id=TEAM_CHAT, photo="x")
 
@@ -251,13 +251,13 @@ async def test_next_says_the_rest_is_set_aside_not_locked(app: TestApp) -> None:
 async def test_a_lost_commit_reply_still_announces_once(
     app: TestApp,
     proxy: PgProxy,
-    proxied: Any,  # noqa: F811
+    proxied: Any,
 ) -> None:
     """The set-aside COMMIT lands but its reply is lost: the retry finds it was ours."""
     await _window(app)
     [bad] = await _library(app)
     app.telegram.fail_next(SendPhoto, _refused())
-    proxy.cut_after_reply_to(_commit_after(b"set_aside_at=now()"))
+    proxy.cut_after_reply_to(commit_after(b"set_aside_at=now()"))
     await make_scheduler(app, Clock(NOW), sessions=proxied).tick()
 
     assert proxy.cuts == 1

@@ -17,13 +17,14 @@ import respx
 
 from bot.config import Settings
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
-from tests.db.test_instagram_care import FB_GRAPH, IG_USER, T0, Clock, account_process, ig_settings
 from tests.helpers.fake_graph import GraphState, install_respx
 from tests.helpers.fake_telegram_session import callback_update, queue_message
+from tests.helpers.instagram_process import FB_GRAPH, IG_USER, T0, account_process, ig_settings
 from tests.helpers.support import (
     ALICE,
     CAPTION,
     TEAM_CHAT,
+    Clock,
     fetch_all,
     seed_history,
     seed_media,

@@ -33,7 +33,6 @@ from tests.helpers.silent_socket import (
     RECORDED_WITHIN_SECONDS,
     apply_session_defaults,
     presses_on_silent_sockets,
-    queued,
     vanish_holding_the_row,
 )
 from tests.helpers.support import (
@@ -46,6 +45,7 @@ from tests.helpers.support import (
     seed_chat,
     seed_media,
     seed_queue_item,
+    seed_queued_items,
 )
 
 APP_NAME = "storyqueue-faults"
@@ -418,7 +418,7 @@ async def test_presses_on_silent_sockets_are_recorded_by_their_retry(
     """Half-open sockets: each press is recorded within seconds, and nobody presses again."""
     engine = proxied_engines.open(pool_size=6, application_name=APP_NAME)
     sessions = create_session_factory(engine)
-    queue_ids = await queued(sessions, 6)
+    queue_ids = await seed_queued_items(sessions, 6)
 
     run = await presses_on_silent_sockets(sessions, proxy, queue_ids, delivered=delivered)
 
@@ -435,7 +435,7 @@ async def test_an_auto_post_begun_while_a_press_was_lost_answers_busy_not_gone(
     """The press statement is lost on a silent socket; meanwhile 🤖 claims the item."""
     engine = proxied_engines.open(application_name=APP_NAME)
     sessions = create_session_factory(engine)
-    [queue_id] = await queued(sessions, 1)
+    [queue_id] = await seed_queued_items(sessions, 1)
     marker = str(queue_id).encode()
     proxy.go_silent_on(lambda data: marker in data and b"press:" in data, delivered=False)
     pressing = asyncio.create_task(
@@ -468,7 +468,7 @@ async def test_a_vanished_transaction_holds_the_item_for_seconds_only(
     engine = proxied_engines.open(application_name=APP_NAME)
     sessions = create_session_factory(engine)
     await apply_session_defaults(engine)  # the role's server-side defaults (migration 0003)
-    [queue_id] = await queued(sessions, 1)
+    [queue_id] = await seed_queued_items(sessions, 1)
     await vanish_holding_the_row(
         f"postgresql://postgres@/{name}?host={proxy.socket_dir}", proxy, queue_id
     )

@@ -24,7 +24,6 @@ from tests.helpers.silent_socket import (
     RECORDED_WITHIN_SECONDS,
     apply_session_defaults,
     presses_on_silent_sockets,
-    queued,
     vanish_holding_the_row,
 )
 from tests.helpers.support import (
@@ -36,6 +35,7 @@ from tests.helpers.support import (
     seed_chat,
     seed_media,
     seed_queue_item,
+    seed_queued_items,
 )
 
 
@@ -188,7 +188,7 @@ async def pooled_sessions(database_url: str, proxied_bouncer: PgProxy) -> AsyncI
 async def test_presses_on_silent_sockets_through_the_pooler(
     proxied_bouncer: PgProxy, pooled_sessions: Sessions, delivered: bool
 ) -> None:
-    queue_ids = await queued(pooled_sessions, 6)
+    queue_ids = await seed_queued_items(pooled_sessions, 6)
 
     run = await presses_on_silent_sockets(
         pooled_sessions, proxied_bouncer, queue_ids, delivered=delivered
@@ -206,7 +206,7 @@ async def test_a_vanished_transaction_behind_the_pooler_holds_the_item_for_secon
     database_url: str, proxied_bouncer: PgProxy, pooled_sessions: Sessions
 ) -> None:
     """Session settings don't stick behind the pooler: the role's default (0003) ends it."""
-    [queue_id] = await queued(pooled_sessions, 1)
+    [queue_id] = await seed_queued_items(pooled_sessions, 1)
     name = make_url(database_url).database or ""
     await vanish_holding_the_row(
         f"postgresql://postgres@/{name}?host={proxied_bouncer.socket_dir}",
@@ -229,7 +229,7 @@ async def test_a_press_costs_two_round_trips_through_the_pooler(
     proxied_bouncer: PgProxy, pooled_sessions: Sessions
 ) -> None:
     """No statement cache: prepare, then an execute that carries its own Parse (autocommit)."""
-    warm_up, measured = await queued(pooled_sessions, 2)
+    warm_up, measured = await seed_queued_items(pooled_sessions, 2)
     service = PressService(pooled_sessions)
     alice = ALICE.identity
     await service.record(Press(warm_up, TEAM_CHAT, Verdict.POSTED, alice))  # connects

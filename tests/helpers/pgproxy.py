@@ -229,3 +229,15 @@ class ThreadedPgProxy:
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+
+
+def commit_after(marker: bytes) -> Callable[[bytes], bool]:
+    """Matches the first COMMIT sent after a statement containing `marker`."""
+    seen = False
+
+    def predicate(data: bytes) -> bool:
+        nonlocal seen
+        seen = seen or marker in data
+        return seen and b"COMMIT" in data and marker not in data
+
+    return predicate

@@ -20,9 +20,6 @@ from tests.helpers.support import (
     ALICE,
     TEAM_CHAT,
     fetch_all,
-    seed_chat,
-    seed_media,
-    seed_queue_item,
 )
 
 # A press must be recorded by its own retry within this, the user never pressing again.
@@ -42,11 +39,6 @@ async def apply_session_defaults(engine: AsyncEngine) -> None:
     """Re-run migration 0003: a database cloned from a template lacks per-database role settings."""
     await migrate.downgrade(engine, "0002")
     await migrate.upgrade(engine)
-
-
-async def queued(sessions: async_sessionmaker[AsyncSession], count: int) -> list[uuid.UUID]:
-    await seed_chat(sessions)
-    return [await seed_queue_item(sessions, m) for m in await seed_media(sessions, count=count)]
 
 
 async def presses_on_silent_sockets(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -48,6 +49,19 @@ class TestApp:
 
     async def feed(self, update: Update) -> None:
         await self.dispatcher.feed_update(self.bot, update)
+
+
+class Clock:
+    """The time a test sets, for the services that take a `clock`."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 TEAM_CHAT = -1001000
@@ -161,6 +175,15 @@ async def seed_queued(
     return media_id, await seed_queue_item(session_factory, media_id, chat_id)
 
 
+async def seed_queued_items(session_factory: Sessions, count: int) -> list[uuid.UUID]:
+    """The team chat and `count` media items already sent to it: their queue item ids."""
+    await seed_chat(session_factory)
+    return [
+        await seed_queue_item(session_factory, media_id)
+        for media_id in await seed_media(session_factory, count=count)
+    ]
+
+
 async def fetch_all(session_factory: Sessions, sql: str, **params: object) -> list[Row[Any]]:
     async with session_factory() as session, session.begin():
         return list((await session.execute(text(sql), params)).all())
@@ -217,8 +240,7 @@ def press_update(
     return callback_update(data, message, who.user)
 
 
-# --- Engines through the byte proxy (tests-t2): what the `proxied_engines` fixture in
-# conftest.py hands out, for test_scheduler, test_dropped_replies and test_faults.
+# --- Engines through the byte proxy: what the `proxied_engines` fixture in conftest.py hands out.
 
 
 class ProxiedEngines:

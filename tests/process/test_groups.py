@@ -14,15 +14,6 @@ from aiogram.methods import SendMessage, SendPhoto
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.services.inflight import InFlightOutcome
-from tests.db.test_instagram_care import (  # noqa: F401
-    FB_GRAPH,
-    T0,
-    Clock,
-    account_process,
-    graph,
-    ig_settings,
-    process,
-)
 from tests.helpers.bot_process import (
     BotProcess,
     command,
@@ -33,11 +24,20 @@ from tests.helpers.bot_process import (
 )
 from tests.helpers.fake_bot_api import FakeBotApi
 from tests.helpers.fake_telegram_session import command_update
+from tests.helpers.instagram_process import (  # noqa: F401 (graph is a fixture)
+    FB_GRAPH,
+    T0,
+    account_process,
+    graph,
+    ig_settings,
+    process,
+)
 from tests.helpers.support import (
     ADA,
     ALICE,
     BOB,
     TEAM_CHAT,
+    Clock,
     TestApp,
     execute,
     fetch_all,

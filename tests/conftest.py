@@ -22,13 +22,12 @@ from db.embedded import EmbeddedPostgres
 from db.engine import EngineOptions, create_engine, create_session_factory
 from tests.helpers.fake_bot_api import FakeBotApi
 from tests.helpers.fake_telegram_session import RecordingSession
-from tests.helpers.pgproxy import PgProxy
+from tests.helpers.pgproxy import PgProxy, ProxiedEngines
 from tests.helpers.support import (
     ADA,
     TEAM_CHAT,
     TEST_TOKEN,
     PostgresHandle,
-    ProxiedEngines,
     TestApp,
     seed_chat,
 )

@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,94 +26,47 @@ from bot.texts import runway_line
 from db.engine import create_session_factory
 from db.repositories.activity import ActivityRepository
 from db.repositories.migrations import ChatMigrationRepository
-from tests.db.test_commands import say
 from tests.helpers.fake_telegram_session import RecordingSession, command_update
 from tests.helpers.pgproxy import PgProxy, commit_after
 from tests.helpers.support import (
     ADA,
+    DECIDED_FROM,
     TEAM_CHAT,
     Clock,
-    Sessions,
     TestApp,
     execute,
     fetch_all,
+    say,
     seed_chat,
+    seed_decision,
     seed_media,
+    seed_person,
 )
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+NOW = DECIDED_FROM
 # The conditional UPDATE that records the runway warning before it is sent.
 MARK_STATEMENT = b"UPDATE chat_settings SET runway_warned_at"
 SUPERGROUP = -1004001000  # the id Telegram gives the team chat on an upgrade
 
 
-async def person(sessions: Sessions, telegram_id: int, first: str, username: str) -> uuid.UUID:
-    rows = await fetch_all(
-        sessions,
-        "INSERT INTO users (telegram_user_id, first_name, username) VALUES (:t, :f, :u)"
-        " RETURNING id",
-        t=telegram_id,
-        f=first,
-        u=username,
-    )
-    return rows[0].id
-
-
-async def decided(
-    sessions: Sessions,
-    media_id: uuid.UUID,
-    status: str,
-    who: uuid.UUID,
-    name: str,
-    *,
-    hours_ago: float,
-    waited_minutes: float = 30,
-    reach: int | None = None,
-) -> uuid.UUID:
-    """A history row (a decision `waited_minutes` after the item arrived), with its Story's reach."""
-    acted = NOW - timedelta(hours=hours_ago)
-    [row] = await fetch_all(
-        sessions,
-        "INSERT INTO posting_history (media_item_id, chat_id, status, success, acted_by_user_id,"
-        " acted_by_name, acted_at, queue_created_at)"
-        " VALUES (:m, :c, :s, true, :u, :n, :t, :q) RETURNING id",
-        m=media_id,
-        c=TEAM_CHAT,
-        s=status,
-        u=who,
-        n=name,
-        t=acted,
-        q=acted - timedelta(minutes=waited_minutes),
-    )
-    if reach is not None:
-        await execute(
-            sessions,
-            "INSERT INTO story_results (chat_id, ig_media_id, posted_at, expires_at, history_id,"
-            " reach) VALUES (:c, :i, :p, :e, :h, :r)",
-            c=TEAM_CHAT,
-            i=f"ig-{row.id}",
-            p=acted,
-            e=acted + timedelta(hours=24),
-            h=row.id,
-            r=reach,
-        )
-    return row.id
-
-
 async def test_stats_answers_questions_and_keeps_two_alexes_apart(app: TestApp) -> None:
     sessions = app.sessions
-    alex_one = await person(sessions, 101, "Alex", "alex_one")
-    alex_two = await person(sessions, 102, "Alex", "alex_two")
+    alex_one = await seed_person(sessions, 101, "Alex", "alex_one")
+    alex_two = await seed_person(sessions, 102, "Alex", "alex_two")
     cakes = await seed_media(sessions, count=4, prefix="cake", category="cakes")
     dogs = await seed_media(sessions, count=2, prefix="dog", category="dogs")
     [fresh] = await seed_media(sessions, prefix="fresh", category="dogs")
-    await decided(sessions, cakes[0], "posted", alex_one, "Alex", hours_ago=2, reach=400)
-    await decided(sessions, cakes[1], "posted", alex_one, "Alex", hours_ago=26, reach=200)
-    await decided(sessions, cakes[2], "rejected", alex_two, "Alex", hours_ago=3, waited_minutes=90)
+    await seed_decision(sessions, cakes[0], "posted", alex_one, "Alex", hours_ago=2, reach=400)
+    await seed_decision(sessions, cakes[1], "posted", alex_one, "Alex", hours_ago=26, reach=200)
+    await seed_decision(
+        sessions, cakes[2], "rejected", alex_two, "Alex", hours_ago=3, waited_minutes=90
+    )
     for days_ago in (1, 2, 3):
-        await decided(sessions, cakes[3], "skipped", alex_two, "Alex", hours_ago=24 * days_ago + 1)
-    await decided(sessions, dogs[0], "posted", alex_two, "Alex", hours_ago=5, reach=90)
-    await decided(sessions, dogs[1], "posted", alex_one, "Alex", hours_ago=24 * 60)
+        await seed_decision(
+            sessions, cakes[3], "skipped", alex_two, "Alex", hours_ago=24 * days_ago + 1
+        )
+    await seed_decision(sessions, dogs[0], "posted", alex_two, "Alex", hours_ago=5, reach=90)
+    await seed_decision(sessions, dogs[1], "posted", alex_one, "Alex", hours_ago=24 * 60)
     # Alex one renames: the counts stay theirs, under the new name.
     await execute(sessions, "UPDATE users SET first_name = 'Alexandra' WHERE id = :u", u=alex_one)
 
@@ -150,8 +102,10 @@ async def test_stats_answers_questions_and_keeps_two_alexes_apart(app: TestApp) 
 async def test_stats_of_a_big_team_is_cut_below_telegrams_limit(app: TestApp) -> None:
     media = await seed_media(app.sessions, count=45)
     for number, media_id in enumerate(media):
-        who = await person(app.sessions, 1000 + number, "Maximiliana " + "W" * 60, f"m{number}")
-        await decided(app.sessions, media_id, "posted", who, "M", hours_ago=1)
+        who = await seed_person(
+            app.sessions, 1000 + number, "Maximiliana " + "W" * 60, f"m{number}"
+        )
+        await seed_decision(app.sessions, media_id, "posted", who, "M", hours_ago=1)
     reply = await say(app, "/stats")
     assert len(reply.encode("utf-16-le")) // 2 <= 4096
     assert reply.endswith("more not shown")
@@ -368,14 +322,14 @@ async def test_a_warning_that_meets_a_supergroup_upgrade_follows_it_there(app: T
 
 async def test_export_sends_the_history_with_story_results_as_csv(app: TestApp) -> None:
     assert "No history to export" in await say(app, "/export")
-    alex = await person(app.sessions, 101, "Alex", "alex")
+    alex = await seed_person(app.sessions, 101, "Alex", "alex")
     [media_id] = await seed_media(app.sessions, category="cakes")
-    await decided(
+    await seed_decision(
         app.sessions, media_id, "posted", alex, "Alex, “the baker”", hours_ago=3, reach=321
     )
-    sneaky = await person(app.sessions, 102, "=HYPERLINK(1)", "sneaky")
+    sneaky = await seed_person(app.sessions, 102, "=HYPERLINK(1)", "sneaky")
     [other_id] = await seed_media(app.sessions, prefix="other", category="cakes")
-    await decided(app.sessions, other_id, "skipped", sneaky, "=HYPERLINK(1)", hours_ago=2)
+    await seed_decision(app.sessions, other_id, "skipped", sneaky, "=HYPERLINK(1)", hours_ago=2)
     await app.feed(command_update("/export", TEAM_CHAT, ADA.user))
     [document] = app.telegram.of(SendDocument)
     assert isinstance(document.document, BufferedInputFile)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 
-from tests.db.test_scheduler import NOW, make_scheduler
+from tests.helpers.scheduling import NOW, make_scheduler
 from tests.helpers.support import Clock, TestApp, execute, fetch_all, seed_chat, seed_media
 
 CHATS = [-1_007_000 - n for n in range(30)]

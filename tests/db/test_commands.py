@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
@@ -20,30 +19,26 @@ from aiogram.methods import (
 from aiogram.types import ChatMemberOwner
 from pydantic import ValidationError
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from bot.handlers.commands import register_commands
 from bot.keyboards import SettingsCallback
-from bot.services.team import TeamService
-from db.engine import EngineOptions, create_engine, create_session_factory
 from db.repositories import Interaction
 from db.vocabulary import InteractionKind
 from tests.helpers.fake_telegram_session import (
     callback_update,
-    command_update,
     queue_message,
     text_message,
 )
-from tests.helpers.pgproxy import PgProxy
+from tests.helpers.pgproxy import PgProxy, ProxiedTeam
 from tests.helpers.support import (
     ADA,
     ALICE,
     CAROL,
     OTHER_CHAT,
     TEAM_CHAT,
-    Sessions,
     TestApp,
     fetch_all,
+    say,
     seed_chat,
     seed_history,
     seed_media,
@@ -53,17 +48,6 @@ from tests.helpers.support import (
 ADMIN = ADA.user  # in ADMIN_USER_IDS
 MEMBER = ALICE.user
 CHAT_ADMIN = CAROL.user  # an admin through Telegram's list only
-
-
-async def say(
-    app: TestApp, text_: str, who=MEMBER, chat_id: int = TEAM_CHAT, chat_type: str = "supergroup"
-) -> str:
-    before = len(app.telegram.of(SendMessage))
-    await app.feed(command_update(text_, chat_id, who, chat_type))
-    await app.services.tasks.drain(5)
-    replies = app.telegram.of(SendMessage)[before:]
-    assert len(replies) == 1, [r.text for r in replies]
-    return replies[0].text
 
 
 async def test_start_registers_and_explains(app: TestApp) -> None:
@@ -373,23 +357,6 @@ async def test_a_dead_database_gets_a_clear_reply(
 
     monkeypatch.setattr(app.services.team, "status", unreachable)
     assert "database can't be reached" in await say(app, "/status")
-
-
-ProxiedTeam = tuple[TeamService, PgProxy, Sessions]
-
-
-@pytest.fixture
-async def proxied_team(proxy: PgProxy, database_url: str) -> AsyncIterator[ProxiedTeam]:
-    """A TeamService whose connections go through the proxy that can cut a COMMIT's reply."""
-    engine = create_engine(
-        EngineOptions(url=proxy.url(make_url(database_url).database or ""), pool_size=2)
-    )
-    sessions = create_session_factory(engine)
-    await seed_chat(sessions)
-    try:
-        yield TeamService(sessions), proxy, sessions
-    finally:
-        await engine.dispose()
 
 
 def _cut_next_commit(proxy: PgProxy) -> None:

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from bot import doctor
 from bot.config import Settings
+from tests.helpers.check import line_of, run_check
 from tests.helpers.fake_bot_api import BOT_USER, FakeBotApi
 from tests.helpers.support import TEAM_CHAT, TEST_TOKEN, execute, fetch_all, seed_chat, seed_media
 
@@ -38,22 +39,6 @@ async def indexed(session_factory: Any) -> list[Any]:
     return await seed_media(session_factory, count=2)
 
 
-@pytest.fixture
-def healthy(api: FakeBotApi, database_url: str, tmp_path: Path) -> Settings:
-    media = tmp_path / "media"
-    (media / "cat").mkdir(parents=True)
-    (media / "cat" / "item0.jpg").write_bytes(b"\xff\xd8\xff")
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        bot_token=TEST_TOKEN,
-        telegram_chat_id=TEAM_CHAT,
-        telegram_api_url=api.url,
-        database_url=database_url,
-        data_dir=tmp_path / "data",
-        media_dir=media,
-    )
-
-
 def with_instagram(settings: Settings) -> Settings:
     return Settings(
         **{
@@ -69,17 +54,6 @@ def with_instagram(settings: Settings) -> Settings:
 
 def changed(settings: Settings, **values: Any) -> Settings:
     return settings.model_copy(update=values)
-
-
-async def run_check(settings: Settings, *, live: bool = False) -> tuple[int, list[str]]:
-    lines: list[str] = []
-    code = await asyncio.wait_for(doctor.check(settings, live=live, emit=lines.append), 60)
-    return code, lines
-
-
-def line_of(lines: list[str], subject: str) -> str:
-    [line] = [line for line in lines if line.split(maxsplit=1)[1].startswith(f"{subject}:")]
-    return line
 
 
 def subjects(lines: list[str]) -> list[str]:

@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.services.library import LibraryIndexer, OutsideMediaDirError
 
 # The doctor's fixture and helpers, shared.
-from tests.db.test_doctor import healthy, line_of, run_check  # noqa: F401
+from tests.helpers.check import line_of, run_check
 from tests.helpers.support import OTHER_CHAT, TEAM_CHAT, TestApp, fetch_all, seed_chat, seed_media
 
 JPEG = b"\xff\xd8\xff\xe0"
@@ -322,7 +322,7 @@ async def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(
 
 
 async def test_check_warns_when_a_stored_path_is_not_under_media_dir(
-    healthy: Settings,  # noqa: F811
+    healthy: Settings,
     session_factory: Any,
 ) -> None:
     await seed_chat(session_factory)
@@ -335,7 +335,7 @@ async def test_check_warns_when_a_stored_path_is_not_under_media_dir(
 
 
 async def test_check_counts_the_items_set_aside(
-    healthy: Settings,  # noqa: F811
+    healthy: Settings,
     session_factory: Any,
 ) -> None:
     await seed_chat(session_factory)

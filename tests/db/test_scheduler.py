@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,8 +31,10 @@ from db.repositories import QueueRepository
 from db.repositories.media import eligible_query
 from tests.helpers.fake_telegram_session import RecordingSession, command_update
 from tests.helpers.pgproxy import PgProxy, commit_after
+from tests.helpers.scheduling import NOW, make_scheduler, seed_library, seed_window
 from tests.helpers.support import (
     ALICE,
+    JPEG,
     OTHER_CHAT,
     TEAM_CHAT,
     Clock,
@@ -43,45 +44,6 @@ from tests.helpers.support import (
     seed_chat,
     seed_media,
 )
-
-NOW = datetime(2026, 6, 1, 10, 5, tzinfo=UTC)
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
-
-
-def make_scheduler(
-    app: TestApp,
-    clock: Clock,
-    session: RecordingSession | None = None,
-    sessions=None,
-    chat_ids: tuple[int, ...] | None = None,
-) -> Scheduler:
-    bot = create_bot(app.settings, session=session or app.telegram)
-    notifier = Notifier(bot, app.settings.media_dir, instagram=False)
-    sessions = sessions or app.sessions
-    delivery = Delivery(sessions, notifier, backoff_seconds=(0.0, 0.0))
-    return Scheduler(
-        sessions,
-        delivery,
-        chat_backoff=ChatBackoff(),
-        data_dir=app.settings.data_dir,
-        clock=clock,
-        chat_ids=chat_ids,
-    )
-
-
-async def _library(app: TestApp, count: int = 1, **values) -> list[uuid.UUID]:
-    media_dir: Path = app.settings.media_dir
-    (media_dir / "cat").mkdir(parents=True, exist_ok=True)
-    ids = await seed_media(app.sessions, count=count, **values)
-    for index in range(count):
-        (media_dir / "cat" / f"item{index}.jpg").write_bytes(JPEG)
-    return ids
-
-
-async def _window(app: TestApp, **values) -> None:
-    await seed_chat(
-        app.sessions, posting_hours_start=9, posting_hours_end=21, posts_per_day=12, **values
-    )
 
 
 async def test_selection_order(app: TestApp) -> None:
@@ -126,8 +88,8 @@ async def test_each_exclusion(app: TestApp) -> None:
 
 
 async def test_tick_sends_the_owed_slot_with_its_keyboard(app: TestApp) -> None:
-    await _window(app)
-    [_media_id] = await _library(app)
+    await seed_window(app)
+    [_media_id] = await seed_library(app)
     scheduler = make_scheduler(app, Clock(NOW))
 
     await scheduler.tick()
@@ -156,8 +118,8 @@ async def test_tick_sends_the_owed_slot_with_its_keyboard(app: TestApp) -> None:
 
 
 async def test_second_send_reuses_the_file_id(app: TestApp) -> None:
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     clock = Clock(NOW)
     scheduler = make_scheduler(app, clock)
     await scheduler.tick()
@@ -173,22 +135,22 @@ async def test_second_send_reuses_the_file_id(app: TestApp) -> None:
 
 
 async def test_paused_chat_is_skipped(app: TestApp) -> None:
-    await _window(app, is_paused=True)
-    await _library(app)
+    await seed_window(app, is_paused=True)
+    await seed_library(app)
     await make_scheduler(app, Clock(NOW)).tick()
     assert app.telegram.of(SendPhoto) == []
 
 
 async def test_outside_the_window_nothing_is_sent(app: TestApp) -> None:
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     await make_scheduler(app, Clock(NOW.replace(hour=22))).tick()
     assert app.telegram.of(SendPhoto) == []
 
 
 async def test_catch_up_after_downtime_one_per_tick(app: TestApp) -> None:
-    await _window(app, last_post_sent_at=datetime(2026, 6, 1, 9, tzinfo=UTC))
-    await _library(app, count=5)
+    await seed_window(app, last_post_sent_at=datetime(2026, 6, 1, 9, tzinfo=UTC))
+    await seed_library(app, count=5)
     clock = Clock(datetime(2026, 6, 1, 12, 10, tzinfo=UTC))
     scheduler = make_scheduler(app, clock)
     sent_per_tick = []
@@ -203,8 +165,8 @@ async def test_catch_up_after_downtime_one_per_tick(app: TestApp) -> None:
 
 
 async def test_two_schedulers_on_one_database_send_once(app: TestApp, database_url: str) -> None:
-    await _window(app)
-    await _library(app, count=3)
+    await seed_window(app)
+    await seed_library(app, count=3)
     other_engine = create_engine(EngineOptions(url=database_url, pool_size=2, max_overflow=0))
     try:
         other_telegram = RecordingSession()
@@ -228,8 +190,8 @@ def _bad_gateway(method: Any = None) -> TelegramServerError:
 
 async def test_a_5xx_on_a_send_may_have_arrived_so_it_is_never_a_failure(app: TestApp) -> None:
     """A 5xx came after the request reached Telegram: like a timeout, two copies at worst."""
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     for _ in range(3):
         app.telegram.fail_next(SendPhoto, _bad_gateway())
     clock = Clock(NOW)
@@ -252,8 +214,8 @@ async def test_a_5xx_on_a_send_may_have_arrived_so_it_is_never_a_failure(app: Te
 
 async def test_a_flood_wait_is_waited_out_and_repeated(app: TestApp) -> None:
     """A 429 certainly did not send anything: repeated, and one message in the chat."""
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     app.telegram.fail_next(
         SendPhoto,
         TelegramRetryAfter(method=SendPhoto(chat_id=1, photo="x"), message="Flood", retry_after=0),
@@ -266,8 +228,8 @@ async def test_a_flood_wait_is_waited_out_and_repeated(app: TestApp) -> None:
 
 
 async def test_transient_failure_then_success(app: TestApp) -> None:
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     app.telegram.fail_next(
         SendPhoto, TelegramNetworkError(method=SendPhoto(chat_id=1, photo="x"), message="timeout")
     )
@@ -278,7 +240,7 @@ async def test_transient_failure_then_success(app: TestApp) -> None:
 
 
 async def test_missing_media_file_is_a_failed_send(app: TestApp) -> None:
-    await _window(app)
+    await seed_window(app)
     await seed_media(app.sessions)  # no file on disk
     await make_scheduler(app, Clock(NOW)).tick()
     assert app.telegram.of(SendPhoto) == []
@@ -297,7 +259,7 @@ async def _lease_ran_out(app: TestApp) -> None:
 
 async def _stuck_in_sending(app: TestApp, attempts: int) -> None:
     """One item claimed an hour ago and sent `attempts` times, never confirmed."""
-    [media_id] = await _library(app)
+    [media_id] = await seed_library(app)
     async with app.sessions() as session, session.begin():
         await session.execute(
             text(
@@ -314,7 +276,7 @@ async def test_a_stuck_sending_row_gets_the_notice_never_a_resend(
 ) -> None:
     """Its sender died after counting an attempt: the send may have arrived, or even been
     confirmed before the message id was written. The sweep cannot tell: buttons, no copy."""
-    await _window(app, last_post_sent_at=NOW)
+    await seed_window(app, last_post_sent_at=NOW)
     await _stuck_in_sending(app, attempts)
     await make_scheduler(app, Clock(NOW)).tick()
 
@@ -349,7 +311,7 @@ async def test_expired_locks_are_deleted_permanent_stay(app: TestApp) -> None:
 
 
 async def test_video_is_sent_as_video(app: TestApp) -> None:
-    await _window(app)
+    await seed_window(app)
     (app.settings.media_dir / "cat").mkdir(parents=True)
     (app.settings.media_dir / "cat" / "clip0.jpg").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     await seed_media(app.sessions, prefix="clip", media_kind="video", mime_type="video/mp4")
@@ -411,8 +373,8 @@ def _timeout() -> TelegramNetworkError:
 
 async def test_a_send_that_timed_out_is_resent_once_and_both_messages_work(app: TestApp) -> None:
     """The first sendPhoto may have arrived: the row is kept and the repeat is counted."""
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     app.telegram.fail_next(SendPhoto, _timeout())
     await make_scheduler(app, Clock(NOW)).tick()
 
@@ -428,8 +390,8 @@ async def test_a_send_that_timed_out_is_resent_once_and_both_messages_work(app: 
 
 
 async def test_two_timeouts_keep_the_row_unconfirmed_never_failed(app: TestApp) -> None:
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     for _ in range(2):
         app.telegram.fail_next(SendPhoto, _timeout())
     await make_scheduler(app, Clock(NOW)).tick()
@@ -445,8 +407,8 @@ async def test_two_timeouts_keep_the_row_unconfirmed_never_failed(app: TestApp) 
 
 
 async def test_a_timeout_then_a_refusal_is_not_recorded_as_failed(app: TestApp) -> None:
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     app.telegram.fail_next(SendPhoto, _timeout())
     app.telegram.fail_next(
         SendPhoto,
@@ -459,8 +421,8 @@ async def test_a_timeout_then_a_refusal_is_not_recorded_as_failed(app: TestApp) 
 
 
 async def test_a_chat_that_removed_the_bot_is_failed_once_and_backed_off(app: TestApp) -> None:
-    await _window(app)
-    await _library(app, count=3)
+    await seed_window(app)
+    await seed_library(app, count=3)
     app.telegram.fail_next(
         SendPhoto,
         TelegramForbiddenError(
@@ -481,11 +443,11 @@ async def test_a_chat_that_removed_the_bot_is_failed_once_and_backed_off(app: Te
 
 async def _two_chats_with_an_item_each(app: TestApp) -> None:
     """The team chat and OTHER_CHAT, both inside their posting window, one photo each."""
-    await _window(app)
+    await seed_window(app)
     await seed_chat(
         app.sessions, OTHER_CHAT, posting_hours_start=9, posting_hours_end=21, posts_per_day=12
     )
-    await _library(app)
+    await seed_library(app)
     await seed_media(app.sessions, OTHER_CHAT, prefix="other")
     (app.settings.media_dir / "cat" / "other0.jpg").write_bytes(JPEG)
 
@@ -576,8 +538,8 @@ async def _tick_losing_the_commit_reply(
 async def test_a_send_whose_commit_reply_is_lost(
     app: TestApp, proxy: PgProxy, proxied: Any, timeouts: int, marker: bytes
 ) -> None:
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     for _ in range(timeouts):
         app.telegram.fail_next(SendPhoto, _timeout())
     await _tick_losing_the_commit_reply(
@@ -588,7 +550,7 @@ async def test_a_send_whose_commit_reply_is_lost(
 async def test_next_whose_commit_reply_is_lost_is_found_and_sent(
     app: TestApp, proxy: PgProxy, proxied: Any
 ) -> None:
-    await _library(app)
+    await seed_library(app)
     proxy.cut_after_reply_to(commit_after(b"INSERT INTO posting_queue"))
     result = await make_scheduler(app, Clock(NOW), sessions=proxied).send_now(TEAM_CHAT)
 
@@ -601,7 +563,7 @@ async def test_next_whose_commit_reply_is_lost_is_found_and_sent(
 async def test_stuck_sweep_whose_commit_reply_is_lost_sends_one_notice(
     app: TestApp, proxy: PgProxy, proxied: Any
 ) -> None:
-    await _window(app, last_post_sent_at=NOW)
+    await seed_window(app, last_post_sent_at=NOW)
     await _stuck_in_sending(app, attempts=1)
     await _tick_losing_the_commit_reply(
         app, proxy, proxied, b"FOR UPDATE SKIP LOCKED", photos=0, attempts=1
@@ -611,8 +573,8 @@ async def test_stuck_sweep_whose_commit_reply_is_lost_sends_one_notice(
 
 async def test_a_failed_notice_is_tried_again_by_the_sweep(app: TestApp) -> None:
     """Never a row without buttons anywhere: until the notice is in, the row stays stuck."""
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     for _ in range(2):
         app.telegram.fail_next(SendPhoto, _timeout())
     app.telegram.fail_next(
@@ -644,8 +606,8 @@ async def test_an_item_pressed_while_its_send_is_retried_is_not_sent_again(
     app: TestApp,
 ) -> None:
     """The timed-out send did arrive and someone pressed it: no second copy."""
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
 
     class PressedDuringTimeout(RecordingSession):
         async def make_request(self, bot: Any, method: Any, timeout: int | None = None) -> Any:
@@ -708,8 +670,8 @@ async def _two_timeouts_then(
 ) -> Scheduler:
     """An item whose two sends went unanswered, and whose notice meets `notice_error`."""
     telegram = telegram or app.telegram
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     for _ in range(2):
         telegram.fail_next(SendPhoto, _timeout())
     telegram.fail_next(SendMessage, notice_error)
@@ -742,7 +704,7 @@ async def test_a_notice_that_may_have_arrived_is_never_sent_again(
 
 
 async def test_a_notice_marked_by_a_sender_that_died_is_not_sent_again(app: TestApp) -> None:
-    await _window(app, last_post_sent_at=NOW)
+    await seed_window(app, last_post_sent_at=NOW)
     await _stuck_in_sending(app, attempts=2)
     await execute(app.sessions, "UPDATE posting_queue SET unconfirmed_notice_at = now()")
     await make_scheduler(app, Clock(NOW)).tick()
@@ -784,8 +746,8 @@ def _mark_sent_replies_cut(proxy: PgProxy) -> None:
 async def test_a_confirmed_send_is_recorded_through_an_outage_past_the_retry_deadline(
     app: TestApp, proxy: PgProxy, proxied: Any
 ) -> None:
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     _mark_sent_replies_cut(proxy)
     ticking = asyncio.create_task(make_scheduler(app, Clock(NOW), sessions=proxied).tick())
     await asyncio.sleep(6.0)  # longer than the database retry deadline (4 s)
@@ -804,8 +766,8 @@ async def test_a_confirmed_send_whose_sender_stopped_before_recording_it_is_not_
     app: TestApp, proxy: PgProxy, proxied: Any
 ) -> None:
     """The process stopped while the database was away: the next one gives the notice."""
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     _mark_sent_replies_cut(proxy)
     ticking = asyncio.create_task(make_scheduler(app, Clock(NOW), sessions=proxied).tick())
     await asyncio.sleep(5.0)
@@ -829,7 +791,7 @@ async def test_a_fresh_claim_is_not_stuck_to_a_host_whose_clock_runs_ahead(
     app: TestApp,
 ) -> None:
     """NTP stepped, a VM resumed: the hosts' clocks are an hour ahead of the database's."""
-    await _library(app)
+    await seed_library(app)
     started, release = asyncio.Event(), asyncio.Event()
 
     class SlowUpload(RecordingSession):
@@ -861,7 +823,7 @@ async def test_a_fresh_claim_is_not_stuck_to_a_host_whose_clock_runs_ahead(
 
 async def test_processes_with_different_stuck_after_agree_on_a_lease(app: TestApp) -> None:
     """The holder stores its expiry: a sweep with a shorter setting does not cut it short."""
-    [media_id] = await _library(app)
+    [media_id] = await seed_library(app)
     patient = make_scheduler(app, Clock(NOW))
     async with app.sessions() as session, session.begin():
         await QueueRepository(session).claim_for_sending(
@@ -880,8 +842,8 @@ async def test_processes_with_different_stuck_after_agree_on_a_lease(app: TestAp
 async def test_a_resend_holds_its_lease_so_no_sweep_takes_it_mid_send(app: TestApp) -> None:
     """/queue's Resend puts the row back in `sending`: with a lease on the database's clock,
     or any process's stuck-row sweep would give it the notice while the photo is leaving."""
-    await _window(app)
-    await _library(app)
+    await seed_window(app)
+    await seed_library(app)
     await make_scheduler(app, Clock(NOW)).tick()
     [row] = await fetch_all(app.sessions, "SELECT id, telegram_message_id FROM posting_queue")
 

@@ -23,13 +23,13 @@ from bot.keyboards import PutBackCallback
 from bot.services.library import LibraryIndexer
 from bot.texts import MESSAGE_LIMIT, set_aside_notice
 from db.repositories.media import eligible_query
-from tests.db.test_commands import ProxiedTeam, proxied_team  # noqa: F401 (a fixture)
-from tests.db.test_scheduler import JPEG, NOW, _library, _window, make_scheduler
 from tests.helpers.fake_telegram_session import callback_update, command_update, text_message
-from tests.helpers.pgproxy import PgProxy, commit_after
+from tests.helpers.pgproxy import PgProxy, ProxiedTeam, commit_after
+from tests.helpers.scheduling import NOW, make_scheduler, seed_library, seed_window
 from tests.helpers.support import (
     ADA,
     ALICE,
+    JPEG,
     TEAM_CHAT,
     Clock,
     TestApp,
@@ -82,8 +82,8 @@ def _put_back_data(notice: SendMessage) -> str:
 async def test_a_refused_item_is_set_aside_announced_once_and_the_slot_goes_to_the_next(
     app: TestApp,
 ) -> None:
-    await _window(app)
-    ids = await _library(app, count=3)
+    await seed_window(app)
+    ids = await seed_library(app, count=3)
     app.telegram.fail_next(SendPhoto, _refused())
     clock = Clock(NOW)
     scheduler = make_scheduler(app, clock)
@@ -115,8 +115,8 @@ async def test_a_refused_item_is_set_aside_announced_once_and_the_slot_goes_to_t
 
 
 async def test_a_too_large_file_and_a_missing_file_are_set_aside(app: TestApp) -> None:
-    await _window(app)
-    big, missing, good = await _library(app, count=3)
+    await seed_window(app)
+    big, missing, good = await seed_library(app, count=3)
     await _in_this_order(app, [big, missing, good])
     (app.settings.media_dir / "cat" / "item1.jpg").unlink()
     app.telegram.fail_next(
@@ -137,8 +137,8 @@ async def test_a_too_large_file_and_a_missing_file_are_set_aside(app: TestApp) -
 async def test_a_library_of_bad_files_costs_a_bounded_number_of_tries_per_slot(
     app: TestApp,
 ) -> None:
-    await _window(app)
-    await _library(app, count=5)
+    await seed_window(app)
+    await seed_library(app, count=5)
     for _ in range(5):
         app.telegram.fail_next(SendPhoto, _refused())
     await make_scheduler(app, Clock(NOW)).tick()
@@ -181,8 +181,8 @@ def _transient(kind: str) -> list[Exception]:
 async def test_transient_and_chat_level_failures_never_set_an_item_aside(
     app: TestApp, kind: str
 ) -> None:
-    await _window(app)
-    await _library(app, count=2)
+    await seed_window(app)
+    await seed_library(app, count=2)
     for error in _transient(kind):
         app.telegram.fail_next(SendPhoto, error)
     await make_scheduler(app, Clock(NOW)).tick()
@@ -195,8 +195,8 @@ async def test_transient_and_chat_level_failures_never_set_an_item_aside(
 
 async def test_a_missing_media_dir_sets_nothing_aside(app: TestApp) -> None:
     """MEDIA_DIR gone (an unmounted share): no file is to blame, the library stays as it is."""
-    await _window(app)
-    await _library(app, count=3)
+    await seed_window(app)
+    await seed_library(app, count=3)
     app.settings.media_dir.rename(app.settings.media_dir.with_name("unmounted"))
     await make_scheduler(app, Clock(NOW)).tick()
 
@@ -210,8 +210,8 @@ async def test_a_passing_file_system_fault_sets_nothing_aside(
     app: TestApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Out of file descriptors is the process's trouble, not the file's."""
-    await _window(app)
-    await _library(app, count=2)
+    await seed_window(app)
+    await seed_library(app, count=2)
 
     def exhausted(*args: object, **kwargs: object) -> None:
         raise OSError(errno.EMFILE, "Too many open files")
@@ -224,7 +224,7 @@ async def test_a_passing_file_system_fault_sets_nothing_aside(
 
 
 async def test_next_sends_the_next_item_when_one_is_refused(app: TestApp) -> None:
-    bad, good = await _library(app, count=2)
+    bad, good = await seed_library(app, count=2)
     await _in_this_order(app, [bad, good])
     app.telegram.fail_next(SendPhoto, _refused())
     result = await make_scheduler(app, Clock(NOW)).send_now(TEAM_CHAT)
@@ -236,7 +236,7 @@ async def test_next_sends_the_next_item_when_one_is_refused(app: TestApp) -> Non
 
 
 async def test_next_says_the_rest_is_set_aside_not_locked(app: TestApp) -> None:
-    await _library(app, count=2)
+    await seed_library(app, count=2)
     await execute(
         app.sessions, "UPDATE media_items SET set_aside_at = now(), set_aside_reason = 'x'"
     )
@@ -254,8 +254,8 @@ async def test_a_lost_commit_reply_still_announces_once(
     proxied: Any,
 ) -> None:
     """The set-aside COMMIT lands but its reply is lost: the retry finds it was ours."""
-    await _window(app)
-    [bad] = await _library(app)
+    await seed_window(app)
+    [bad] = await seed_library(app)
     app.telegram.fail_next(SendPhoto, _refused())
     proxy.cut_after_reply_to(commit_after(b"set_aside_at=now()"))
     await make_scheduler(app, Clock(NOW), sessions=proxied).tick()
@@ -274,7 +274,7 @@ async def test_a_changed_file_comes_back_on_index_an_unchanged_one_stays_aside(
     (media / "cat" / "bad.jpg").write_bytes(JPEG + b"bad")
     indexer = LibraryIndexer(app.sessions)
     await indexer.index(media, TEAM_CHAT)
-    await _window(app)
+    await seed_window(app)
     app.telegram.fail_next(SendPhoto, _refused())
     await make_scheduler(app, Clock(NOW)).tick()
     [(at, _)] = (await _set_aside(app)).values()
@@ -322,8 +322,8 @@ async def test_an_item_put_back_is_uploaded_again_not_sent_by_its_refused_file_i
     app: TestApp,
 ) -> None:
     """Telegram refused the cached file id: Put back must not retry that same id for ever."""
-    await _window(app)
-    [media_id] = await _library(app, telegram_file_id="cached-id")
+    await seed_window(app)
+    [media_id] = await seed_library(app, telegram_file_id="cached-id")
     app.telegram.fail_next(SendPhoto, _refused("Bad Request: PHOTO_INVALID_DIMENSIONS"))
     clock = Clock(NOW)
     scheduler = make_scheduler(app, clock)
@@ -385,7 +385,7 @@ async def test_a_hash_twin_in_flight_keeps_an_item_out_of_the_selection(
 
 
 async def test_a_twin_is_not_sent_while_its_copy_waits_in_the_chat(app: TestApp) -> None:
-    await _window(app)
+    await seed_window(app)
     await seed_media(app.sessions, count=2, file_hash="cd" * 32)
     (app.settings.media_dir / "cat").mkdir(parents=True)
     for index in range(2):
@@ -400,7 +400,7 @@ async def test_a_twin_is_not_sent_while_its_copy_waits_in_the_chat(app: TestApp)
 
 
 async def test_a_lost_commit_reply_of_put_back_still_says_put_back(
-    proxied_team: ProxiedTeam,  # noqa: F811
+    proxied_team: ProxiedTeam,
 ) -> None:
     team, proxy, sessions = proxied_team
     [media_id] = await seed_media(sessions)

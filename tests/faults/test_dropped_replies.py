@@ -29,11 +29,10 @@ from db.engine import create_session_factory
 from db.repositories.media import MediaRepository
 from db.vocabulary import Verdict
 from tests.helpers.fake_telegram_session import RecordingSession
-from tests.helpers.pgproxy import PgProxy
+from tests.helpers.pgproxy import PgProxy, ProxiedEngines
 from tests.helpers.support import (
     ALICE,
     TEAM_CHAT,
-    ProxiedEngines,
     fetch_all,
     seed_chat,
     seed_media,

@@ -28,7 +28,7 @@ from db.repositories.press import PRESS_STATE_STATEMENT_NAME, PRESS_STATEMENT_NA
 from db.retry import Idempotent, RetryPolicy, run_with_retry
 from db.vocabulary import Verdict
 from tests.helpers.fake_telegram_session import RecordingSession, callback_update, queue_message
-from tests.helpers.pgproxy import PgProxy
+from tests.helpers.pgproxy import PgProxy, ProxiedEngines
 from tests.helpers.silent_socket import (
     RECORDED_WITHIN_SECONDS,
     apply_session_defaults,
@@ -40,7 +40,6 @@ from tests.helpers.support import (
     BOB,
     TEAM_CHAT,
     PostgresHandle,
-    ProxiedEngines,
     fetch_all,
     seed_chat,
     seed_media,

@@ -12,10 +12,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from tests.helpers.fake_bot_api import FakeBotApi
-from tests.helpers.support import ALICE, Person
-
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+from tests.helpers.fake_bot_api import Call, FakeBotApi
+from tests.helpers.support import ALICE, Person, fetch_all
 
 
 class BotProcess:
@@ -81,6 +79,18 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached")
         await asyncio.sleep(0.1)
+
+
+async def first_send_recorded(api: FakeBotApi, session_factory: Any) -> Call:
+    """The first sendPhoto, once the bot has recorded its item as sent (a press before races it)."""
+    [send] = await api.wait_for("sendPhoto")
+
+    async def marked_sent() -> bool:
+        rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
+        return [row.status for row in rows] == ["sent"]
+
+    await eventually(marked_sent)
+    return send
 
 
 def press(api: FakeBotApi, message: dict[str, Any], data: str) -> int:

@@ -18,6 +18,12 @@ import random
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.services.team import TeamService
+from db.engine import EngineOptions, create_engine
 
 SOCKET_NAME = ".s.PGSQL.5432"
 
@@ -241,3 +247,28 @@ def commit_after(marker: bytes) -> Callable[[bytes], bool]:
         return seen and b"COMMIT" in data and marker not in data
 
     return predicate
+
+
+class ProxiedEngines:
+    """Opens engines to this test's database at `url` (the proxy's); the fixture disposes them."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.opened: list[AsyncEngine] = []
+
+    def open(self, *, pool_size: int = 2, **options: Any) -> AsyncEngine:
+        engine = create_engine(
+            EngineOptions(
+                url=self.url,
+                pool_size=pool_size,
+                max_overflow=0,
+                command_timeout_seconds=5,
+                **options,
+            )
+        )
+        self.opened.append(engine)
+        return engine
+
+
+# A TeamService through the proxy (the `proxied_team` fixture), its proxy and its sessions.
+ProxiedTeam = tuple[TeamService, PgProxy, async_sessionmaker[AsyncSession]]

@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
+from aiogram.methods import SendMessage
 from aiogram.types import Update, User
 from sqlalchemy import Row, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import Services
 from bot.config import Settings
 from bot.keyboards import QueueAction, QueueCallback, queue_keyboard
 from db.embedded import EmbeddedPostgres
-from db.engine import EngineOptions, create_engine
 from db.models import MediaItem, PostingHistory, PostingQueueItem
 from db.repositories import ChatSettingsRepository, TelegramIdentity
-from tests.helpers.fake_telegram_session import RecordingSession, callback_update, queue_message
+from tests.helpers.fake_telegram_session import (
+    RecordingSession,
+    callback_update,
+    command_update,
+    queue_message,
+)
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -67,6 +72,8 @@ class Clock:
 TEAM_CHAT = -1001000
 OTHER_CHAT = -1002000
 TEST_TOKEN = "123456:" + "A" * 35
+# A JPEG's first bytes: enough for the library's and the sender's checks.
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +120,22 @@ CAROL = Person(9, "Carol", "carol")
 # Names that are HTML: captions and toasts must show them escaped.
 BOB_IN_TAGS = Person(10, "Bob <b>", "bob_in_tags")
 BOB_AND_CO = Person(11, "<Bob> & Co", "bob_and_co")
+
+
+async def say(
+    app: TestApp,
+    text_: str,
+    who: User = ALICE.user,
+    chat_id: int = TEAM_CHAT,
+    chat_type: str = "supergroup",
+) -> str:
+    """Sends a command as `who` and returns the one reply it gets."""
+    before = len(app.telegram.of(SendMessage))
+    await app.feed(command_update(text_, chat_id, who, chat_type))
+    await app.services.tasks.drain(5)
+    replies = app.telegram.of(SendMessage)[before:]
+    assert len(replies) == 1, [r.text for r in replies]
+    return replies[0].text
 
 
 async def seed_chat(session_factory: Sessions, chat_id: int = TEAM_CHAT, **values: object) -> None:
@@ -209,6 +232,64 @@ async def seed_history(
         session.add(PostingHistory(media_item_id=media_id, chat_id=chat_id, **fields))
 
 
+# The moment `seed_decision` counts back from (the analytics tests compare against it).
+DECIDED_FROM = datetime.now(UTC).replace(microsecond=0)
+
+
+async def seed_person(sessions: Sessions, telegram_id: int, first: str, username: str) -> uuid.UUID:
+    """A `users` row; its id."""
+    rows = await fetch_all(
+        sessions,
+        "INSERT INTO users (telegram_user_id, first_name, username) VALUES (:t, :f, :u)"
+        " RETURNING id",
+        t=telegram_id,
+        f=first,
+        u=username,
+    )
+    return rows[0].id
+
+
+async def seed_decision(
+    sessions: Sessions,
+    media_id: uuid.UUID,
+    status: str,
+    who: uuid.UUID,
+    name: str,
+    *,
+    hours_ago: float,
+    waited_minutes: float = 30,
+    reach: int | None = None,
+) -> uuid.UUID:
+    """A history row (a decision `waited_minutes` after the item arrived), with its Story's reach."""
+    acted = DECIDED_FROM - timedelta(hours=hours_ago)
+    [row] = await fetch_all(
+        sessions,
+        "INSERT INTO posting_history (media_item_id, chat_id, status, success, acted_by_user_id,"
+        " acted_by_name, acted_at, queue_created_at)"
+        " VALUES (:m, :c, :s, true, :u, :n, :t, :q) RETURNING id",
+        m=media_id,
+        c=TEAM_CHAT,
+        s=status,
+        u=who,
+        n=name,
+        t=acted,
+        q=acted - timedelta(minutes=waited_minutes),
+    )
+    if reach is not None:
+        await execute(
+            sessions,
+            "INSERT INTO story_results (chat_id, ig_media_id, posted_at, expires_at, history_id,"
+            " reach) VALUES (:c, :i, :p, :e, :h, :r)",
+            c=TEAM_CHAT,
+            i=f"ig-{row.id}",
+            p=acted,
+            e=acted + timedelta(hours=24),
+            h=row.id,
+            r=reach,
+        )
+    return row.id
+
+
 # --- one statement in a transaction of its own (rows a test plants or changes directly) -----
 
 
@@ -238,27 +319,3 @@ def press_update(
     data = QueueCallback(action=action, queue_id=queue_id).pack()
     message = queue_message(chat_id, 500, caption, queue_keyboard(queue_id, instagram=instagram))
     return callback_update(data, message, who.user)
-
-
-# --- Engines through the byte proxy: what the `proxied_engines` fixture in conftest.py hands out.
-
-
-class ProxiedEngines:
-    """Opens engines to this test's database at `url` (the proxy's); the fixture disposes them."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.opened: list[AsyncEngine] = []
-
-    def open(self, *, pool_size: int = 2, **options: Any) -> AsyncEngine:
-        engine = create_engine(
-            EngineOptions(
-                url=self.url,
-                pool_size=pool_size,
-                max_overflow=0,
-                command_timeout_seconds=5,
-                **options,
-            )
-        )
-        self.opened.append(engine)
-        return engine

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.bot_process import IG_TOKEN, IG_USER, JPEG, BotProcess
+from tests.helpers.bot_process import IG_TOKEN, IG_USER, BotProcess
 from tests.helpers.fake_bot_api import FakeBotApi
 from tests.helpers.fake_graph import FakeGraphServer, GraphState
-from tests.helpers.support import TEAM_CHAT, TEST_TOKEN, seed_chat, seed_media
+from tests.helpers.support import JPEG, TEAM_CHAT, TEST_TOKEN, seed_chat, seed_media
 
 
 @pytest.fixture

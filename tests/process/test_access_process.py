@@ -12,6 +12,7 @@ from tests.helpers.bot_process import (
     BotProcess,
     autopost_button,
     eventually,
+    first_send_recorded,
     owe_a_slot_again,
     posted_button,
     press,
@@ -114,13 +115,7 @@ async def test_the_expired_token_alert_reaches_the_presser(
     process = BotProcess(autopost_env)
     await process.start()
     try:
-        [send] = await api.wait_for("sendPhoto")
-
-        async def marked_sent() -> bool:
-            rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
-            return [row.status for row in rows] == ["sent"]
-
-        await eventually(marked_sent)
+        send = await first_send_recorded(api, session_factory)
         press(api, send.result, autopost_button(send.result))
         [answer] = await api.wait_for("answerCallbackQuery")
         assert await process.stop() == 0
@@ -142,13 +137,7 @@ async def test_a_chat_admin_may_press_with_allowed_user_ids(
     process = BotProcess({**bot_env, "ALLOWED_USER_IDS": "7777"})
     await process.start()
     try:
-        [send] = await api.wait_for("sendPhoto")
-
-        async def marked_sent() -> bool:
-            rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
-            return [row.status for row in rows] == ["sent"]
-
-        await eventually(marked_sent)
+        send = await first_send_recorded(api, session_factory)
         api.push_update(
             callback_query={
                 "id": "cb-carol",

@@ -12,10 +12,10 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from tests.helpers.bot_process import (
-    JPEG,
     BotProcess,
     command,
     eventually,
+    first_send_recorded,
     owe_a_slot_again,
     posted_button,
     press,
@@ -24,6 +24,7 @@ from tests.helpers.bot_process import (
 from tests.helpers.fake_bot_api import FakeBotApi
 from tests.helpers.support import (
     ALICE,
+    JPEG,
     OTHER_CHAT,
     TEAM_CHAT,
     TEST_TOKEN,
@@ -71,13 +72,7 @@ async def test_sigterm_mid_press_still_records_it(
     api: FakeBotApi, bot: BotProcess, library: list[Any], session_factory: Any, database_url: str
 ) -> None:
     await bot.start()
-    [send] = await api.wait_for("sendPhoto")
-
-    async def marked_sent() -> bool:
-        rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
-        return [r.status for r in rows] == ["sent"]
-
-    await eventually(marked_sent)  # the scheduler is done with the row
+    send = await first_send_recorded(api, session_factory)  # the scheduler is done with the row
     dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     blocker = await asyncpg.connect(dsn)
     try:

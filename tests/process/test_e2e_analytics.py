@@ -11,11 +11,19 @@ from typing import Any
 
 import pytest
 
-from tests.db.test_analytics import decided, person
 from tests.helpers.bot_process import IG_TOKEN, BotProcess, command, eventually
 from tests.helpers.fake_bot_api import FakeBotApi
 from tests.helpers.fake_graph import FakeGraphServer
-from tests.helpers.support import ALICE, TEAM_CHAT, TEST_TOKEN, fetch_all, seed_chat, seed_media
+from tests.helpers.support import (
+    ALICE,
+    TEAM_CHAT,
+    TEST_TOKEN,
+    fetch_all,
+    seed_chat,
+    seed_decision,
+    seed_media,
+    seed_person,
+)
 
 
 @pytest.fixture
@@ -47,15 +55,15 @@ async def test_results_stats_runway_and_export_in_the_real_process(
     )
     cakes = await seed_media(session_factory, count=6, prefix="cake", category="cakes")
     [posted] = await seed_media(session_factory, prefix="done", category="cakes")
-    alice = await person(session_factory, ALICE.id, ALICE.first_name, "alice")
-    history = await decided(session_factory, posted, "posted", alice, "Alice", hours_ago=3)
+    alice = await seed_person(session_factory, ALICE.id, ALICE.first_name, "alice")
+    history = await seed_decision(session_factory, posted, "posted", alice, "Alice", hours_ago=3)
     await fetch_all(
         session_factory,
         "UPDATE posting_history SET posting_method = 'instagram_api',"
         " instagram_media_id = 'ig-media-7' WHERE id = :h RETURNING id",
         h=history,
     )
-    await decided(session_factory, cakes[0], "skipped", alice, "Alice", hours_ago=2)
+    await seed_decision(session_factory, cakes[0], "skipped", alice, "Alice", hours_ago=2)
     # The Auto Post's Story went live three hours ago; its insights are there to read.
     graph.state.add_story("ig-media-7", datetime.now(UTC) - timedelta(hours=3), 100)
     # The first warning's answer is lost after Telegram took it.

@@ -5,7 +5,14 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from tests.helpers.bot_process import IG_TOKEN, BotProcess, autopost_button, eventually, press
+from tests.helpers.bot_process import (
+    IG_TOKEN,
+    BotProcess,
+    autopost_button,
+    eventually,
+    first_send_recorded,
+    press,
+)
 from tests.helpers.fake_bot_api import FakeBotApi
 from tests.helpers.fake_graph import FakeGraphServer
 from tests.helpers.support import TEST_TOKEN, fetch_all
@@ -23,13 +30,7 @@ async def test_sigterm_during_a_slow_auto_post_then_restart(
     second = BotProcess(autopost_env)
     try:
         await first.start()
-        [send] = await api.wait_for("sendPhoto")
-
-        async def marked_sent() -> bool:
-            rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
-            return [r.status for r in rows] == ["sent"]
-
-        await eventually(marked_sent)
+        send = await first_send_recorded(api, session_factory)
         press(api, send.result, autopost_button(send.result))
 
         async def published() -> bool:

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.bot_process import JPEG, BotProcess, eventually, owe_a_slot_again, sent_file
+from tests.helpers.bot_process import BotProcess, eventually, owe_a_slot_again, sent_file
 from tests.helpers.fake_bot_api import Call, FakeBotApi
-from tests.helpers.support import OTHER_CHAT, TEAM_CHAT, execute, fetch_all, seed_chat
+from tests.helpers.support import JPEG, OTHER_CHAT, TEAM_CHAT, execute, fetch_all, seed_chat
 
 REFUSE_MARKER = b"telegram-cannot-process-this"
 

@@ -18,6 +18,7 @@ from tests.helpers.bot_process import (
     BotProcess,
     command,
     eventually,
+    first_send_recorded,
     owe_a_slot_again,
     posted_button,
     press,
@@ -256,12 +257,9 @@ def _in_topic(message: dict[str, Any], topic: int) -> dict[str, Any]:
 async def test_the_queue_lives_in_its_topic(
     api: FakeBotApi,
     bot_env: dict[str, str],
+    library: list[Any],
     session_factory: Any,
 ) -> None:
-    await seed_chat(
-        session_factory, TEAM_CHAT, posting_hours_start=0, posting_hours_end=0, posts_per_day=50
-    )
-    await seed_media(session_factory, TEAM_CHAT, count=3)
     process = BotProcess(
         {**bot_env, "TELEGRAM_CHAT_ID": f"{TEAM_CHAT}:55", "ADMIN_USER_IDS": str(ALICE.id)}
     )
@@ -317,22 +315,13 @@ def test_a_configured_chat_may_name_its_topic() -> None:
 async def test_a_press_on_a_vanished_message_is_recorded_with_a_toast(
     api: FakeBotApi,
     bot_env: dict[str, str],
+    library: list[Any],
     session_factory: Any,
 ) -> None:
-    await seed_chat(
-        session_factory, TEAM_CHAT, posting_hours_start=0, posting_hours_end=0, posts_per_day=50
-    )
-    await seed_media(session_factory, TEAM_CHAT, count=3)
     process = BotProcess(bot_env)
     await process.start()
     try:
-        [sent] = await api.wait_for("sendPhoto")
-
-        async def marked_sent() -> bool:
-            rows = await fetch_all(session_factory, "SELECT status FROM posting_queue")
-            return [r.status for r in rows] == ["sent"]
-
-        await eventually(marked_sent)
+        sent = await first_send_recorded(api, session_factory)
         # A member deleted the message: Telegram sends the press with an InaccessibleMessage.
         vanished = api.inaccessible(sent.result)
         press(api, vanished, posted_button(sent.result))
@@ -422,12 +411,9 @@ async def tap(
 async def test_an_admin_resends_or_drops_an_item_in_flight_once(
     api: FakeBotApi,
     bot_env: dict[str, str],
+    library: list[Any],
     session_factory: Any,
 ) -> None:
-    await seed_chat(
-        session_factory, TEAM_CHAT, posting_hours_start=0, posting_hours_end=0, posts_per_day=50
-    )
-    await seed_media(session_factory, TEAM_CHAT, count=3)
     process = BotProcess({**bot_env, "ADMIN_USER_IDS": str(ALICE.id)})
     await process.start()
     try:

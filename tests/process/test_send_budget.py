@@ -12,10 +12,9 @@ from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import AnswerCallbackQuery, SendMessage
 
 from bot.send_budget import BudgetLimits, SendBudget, SendBudgetMiddleware, chat_of
-from tests.db.test_commands import say
 from tests.helpers.bot_process import BotProcess, command, eventually, posted_button, press
 from tests.helpers.fake_bot_api import FakeBotApi, RateLimits
-from tests.helpers.support import TEAM_CHAT, TestApp, fetch_all, seed_chat, seed_media
+from tests.helpers.support import TEAM_CHAT, TestApp, fetch_all, say, seed_chat, seed_media
 
 FAST = BudgetLimits(bot_per_second=20, bot_burst=2, chat_interval_seconds=0.3, group_per_window=3)
 

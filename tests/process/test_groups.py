@@ -473,7 +473,7 @@ async def test_an_expiry_warning_follows_the_upgraded_group(
     database_url: str,
     graph: respx.MockRouter,  # noqa: F811
 ) -> None:
-    clock = Clock()
+    clock = Clock(T0)
     graph.get(f"{FB_GRAPH}/debug_token").respond(
         json={"data": {"expires_at": int((T0 + timedelta(days=5)).timestamp())}}
     )
@@ -512,7 +512,7 @@ async def test_an_expiry_warning_follows_the_upgraded_group(
 async def test_two_processes_following_one_upgrade_move_it_once_and_tell_once(
     settings: Settings, database_url: str
 ) -> None:
-    clock = Clock()
+    clock = Clock(T0)
     async with (
         process(settings, database_url, clock) as first,
         process(settings, database_url, clock) as second,
@@ -583,7 +583,7 @@ async def test_a_move_another_process_made_is_scheduled_here_too(
 async def test_a_supergroup_already_registered_keeps_its_topic_and_takes_the_settings(
     settings: Settings, database_url: str
 ) -> None:
-    async with process(settings, database_url, Clock()) as bot:
+    async with process(settings, database_url, Clock(T0)) as bot:
         await seed_chat(bot.sessions, posts_per_day=9)
         await seed_chat(bot.sessions, SUPERGROUP, message_thread_id=77)
         topic = await bot.services.chat_directory.follow(TEAM_CHAT, SUPERGROUP, bot.bot)

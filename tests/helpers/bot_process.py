@@ -17,6 +17,8 @@ from tests.helpers.support import ALICE, Person, fetch_all
 
 
 class BotProcess:
+    """`python -m bot run` in a child process with `env`; its output lines are kept in `lines`."""
+
     def __init__(self, env: dict[str, str], cwd: Path | None = None) -> None:
         self._env = env
         # Where it runs: relative paths in env (MEDIA_DIR=media) are read from here.
@@ -71,6 +73,7 @@ class BotProcess:
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """Polls `check` every 0.1 s until it returns something true; returns that."""
     deadline = time.monotonic() + timeout
     while True:
         result = await check()

@@ -21,7 +21,7 @@ run: install ## run the bot (embedded PostgreSQL unless DATABASE_URL is set)
 	@$(BIN)/python -m bot run
 
 test: install ## run the whole test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 lint: install ## ruff and mypy (strict on bot and db)
 	$(BIN)/ruff check .

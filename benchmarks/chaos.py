@@ -19,8 +19,8 @@ from benchmarks.presses import CHAT, TOKEN, seed_queue
 from bot.presentation.keyboards import QueueAction, QueueCallback
 from bot.presentation.texts import PRESS_FAILED
 from db.engine import EngineOptions
-from tests.pgproxy import PgProxy, ThreadedPgProxy
-from tests.telegram_fake import callback_update, queue_message, user
+from tests.helpers.fake_telegram_session import callback_update, queue_message, user
+from tests.helpers.pgproxy import PgProxy, ThreadedPgProxy
 
 APP = "storyqueue-chaos"
 PRESS_SLOW = "⏳ Recording…"  # the early answer to a press still in progress

@@ -178,7 +178,7 @@ class BenchApp:
         from bot.config import Settings
         from bot.database import Database
         from db.engine import create_session_factory
-        from tests.telegram_fake import RecordingSession
+        from tests.helpers.fake_telegram_session import RecordingSession
 
         data_dir = Path(tempfile.mkdtemp(prefix="sqbench"))
         settings = Settings(

@@ -10,7 +10,7 @@ from pathlib import Path
 from benchmarks.common import LoopMonitor, mean, ms, timer
 from bot.services.media_prep import MediaPreparer, prepare
 from db.vocabulary import Framing, MediaKind
-from tests.media_samples import write_large_jpeg, write_photo, write_video
+from tests.helpers.media_samples import write_large_jpeg, write_photo, write_video
 
 PHOTO_RUNS = 3
 VIDEO_SECONDS = 10

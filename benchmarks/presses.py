@@ -19,9 +19,9 @@ from bot.services.press import Press, PressService
 from db.engine import EngineOptions, create_engine, create_session_factory
 from db.errors import DatabaseUnavailableError
 from db.vocabulary import Verdict
-from tests.pgbouncer import PgBouncer, pgbouncer_binary
-from tests.pgproxy import PgProxy, ThreadedPgProxy
-from tests.telegram_fake import callback_update, queue_message, user
+from tests.helpers.fake_telegram_session import callback_update, queue_message, user
+from tests.helpers.pgbouncer import PgBouncer, pgbouncer_binary
+from tests.helpers.pgproxy import PgProxy, ThreadedPgProxy
 
 CHAT = -100888
 TOKEN = "123456:" + "B" * 35

@@ -103,7 +103,7 @@ async def run(cluster: Cluster) -> None:
     from bot.services.delivery import Delivery
     from bot.services.notifier import Notifier
     from bot.services.scheduler import CLAIM_BATCH, ChatBackoff, Scheduler
-    from tests.telegram_fake import RecordingSession
+    from tests.helpers.fake_telegram_session import RecordingSession
 
     async with cluster.fresh_engine(pool_size=5, command_timeout_seconds=300) as database:
         sessions = database.sessions
@@ -196,7 +196,7 @@ async def budget_throughput(messages: int = 150) -> None:
     from bot.app import create_bot
     from bot.config import Settings
     from bot.send_budget import SendBudget
-    from tests.telegram_fake import RecordingSession
+    from tests.helpers.fake_telegram_session import RecordingSession
 
     data_dir = Path(tempfile.mkdtemp(prefix="sqbench"))
     settings = Settings(_env_file=None, bot_token=TOKEN, data_dir=data_dir, media_dir=data_dir)  # type: ignore[call-arg]

@@ -20,18 +20,17 @@ from bot.database import Database
 from db import migrate
 from db.embedded import EmbeddedPostgres
 from db.engine import EngineOptions, create_engine, create_session_factory
-from tests.fake_bot_api import FakeBotApi
-from tests.pgproxy import PgProxy
-from tests.support import (
+from tests.helpers.fake_bot_api import FakeBotApi
+from tests.helpers.fake_telegram_session import RecordingSession
+from tests.helpers.pgproxy import PgProxy, ProxiedEngines
+from tests.helpers.support import (
     ADA,
     TEAM_CHAT,
     TEST_TOKEN,
     PostgresHandle,
-    ProxiedEngines,
     TestApp,
     seed_chat,
 )
-from tests.telegram_fake import RecordingSession
 
 TEMPLATE_DB = "storyqueue_template"
 
@@ -179,8 +178,7 @@ async def app(
     await built.services.close()
 
 
-# --- Engines through the byte proxy (tests-t2: shared by test_scheduler, test_dropped_replies,
-# test_faults, which each built the same engine to the test database through `proxy`).
+# --- Engines through the byte proxy, for the tests that cut or silence the database's replies.
 
 
 @pytest.fixture
@@ -190,6 +188,12 @@ async def proxied_engines(database_url: str, proxy: PgProxy) -> AsyncIterator[Pr
     yield engines
     for engine in engines.opened:
         await engine.dispose()
+
+
+@pytest.fixture
+def proxied(proxied_engines: ProxiedEngines) -> async_sessionmaker[AsyncSession]:
+    """Sessions to this test's database through `proxy`."""
+    return create_session_factory(proxied_engines.open(pool_size=3))
 
 
 # The fake Bot API server, shared by the process tests (test_e2e*) and the doctor's tests.

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import create_bot
-from bot.services.delivery import Delivery
 from bot.presentation.notifier import TelegramNotifier
+from bot.services.delivery import Delivery
 from bot.services.scheduler import ChatBackoff, Scheduler
 from tests.helpers.fake_telegram_session import RecordingSession
 from tests.helpers.support import JPEG, Clock, TestApp, seed_chat, seed_media

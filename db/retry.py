@@ -195,8 +195,9 @@ async def in_transaction(
 
 async def in_idempotent_transaction(
     session_factory: async_sessionmaker[AsyncSession],
-    operation: str,
     work: UnitOfWork[T],
+    *,
+    operation: str,
     because: str,
 ) -> T:
     """`in_transaction` for a unit that is safe to repeat `because` (`Idempotent`)."""

@@ -75,7 +75,9 @@ class ChatDirectory:
             return await ChatMigrationRepository(session).moved()
 
         for old, new in (
-            await in_idempotent_transaction(self.sessions, "chats.load", read, "it only reads")
+            await in_idempotent_transaction(
+                self.sessions, read, operation="chats.load", because="it only reads"
+            )
         ).items():
             if self.moved.get(old) != new:
                 self._remember(old, new)
@@ -106,9 +108,9 @@ class ChatDirectory:
 
         moved_now = await in_idempotent_transaction(
             self.sessions,
-            "chats.follow_migration",
             move,
-            "rows already moved are found under the new id; the mapping insert conflicts",
+            operation="chats.follow_migration",
+            because="rows already moved are found under the new id; the mapping insert conflicts",
         )
         self._remember(old_chat_id, new_chat_id)
         if moved_now:
@@ -134,7 +136,10 @@ class ChatDirectory:
         topic = await self._topic(new_chat_id)
         # Marked before it is sent: a lost answer or a second process never repeats it.
         if not await in_idempotent_transaction(
-            self.sessions, "chats.claim_notice", claim, "it sets team_told_at once"
+            self.sessions,
+            claim,
+            operation="chats.claim_notice",
+            because="it sets team_told_at once",
         ):
             return topic
         try:
@@ -151,7 +156,9 @@ class ChatDirectory:
         async def read(session: AsyncSession) -> int | None:
             return await ChatSettingsRepository(session).topic_of(chat_id)
 
-        return await in_idempotent_transaction(self.sessions, "chats.topic", read, "it reads")
+        return await in_idempotent_transaction(
+            self.sessions, read, operation="chats.topic", because="it reads"
+        )
 
     def known(self, chat_ids: Iterable[int]) -> bool:
         """Is any of these chats one this process serves or served before a move?"""

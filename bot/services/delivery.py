@@ -223,9 +223,9 @@ class Delivery:
         releasing = asyncio.ensure_future(
             in_idempotent_transaction(
                 self.sessions,
-                "delivery.release_unsent",
                 release,
-                "it sets the attempt count and the lease to fixed values",
+                operation="delivery.release_unsent",
+                because="it sets the attempt count and the lease to fixed values",
             )
         )
         try:
@@ -334,9 +334,9 @@ class Delivery:
             try:
                 await in_idempotent_transaction(
                     self.sessions,
-                    "delivery.renew_claim",
                     renew,
-                    "it sets the lease's expiry from the server's now",
+                    operation="delivery.renew_claim",
+                    because="it sets the lease's expiry from the server's now",
                 )
             except Exception:
                 logger.warning("delivery.renew_failed", queue_id=str(queue_id), exc_info=True)
@@ -349,9 +349,9 @@ class Delivery:
 
         return await in_idempotent_transaction(
             self.sessions,
-            "delivery.count_attempt",
             count,
-            "it sets the attempt number (GREATEST), never increments",
+            operation="delivery.count_attempt",
+            because="it sets the attempt number (GREATEST), never increments",
         )
 
     async def _record_sent(self, item: ClaimedItem, message_id: int, file_id: str | None) -> None:
@@ -473,7 +473,9 @@ class Delivery:
         give_up_at = time.monotonic() + self.record_patience.total_seconds()
         while True:
             try:
-                await in_idempotent_transaction(self.sessions, operation, work, because)
+                await in_idempotent_transaction(
+                    self.sessions, work, operation=operation, because=because
+                )
             except DatabaseUnavailableError:
                 delay = next(waits, self.record_backoff_seconds[-1])
                 if time.monotonic() + delay > give_up_at:
@@ -517,9 +519,9 @@ class Delivery:
 
         await in_idempotent_transaction(
             self.sessions,
-            "delivery.unconfirmed",
             keep,
-            "it sets the status of a `sending` row to `sent`",
+            operation="delivery.unconfirmed",
+            because="it sets the status of a `sending` row to `sent`",
         )
         return outcome
 
@@ -586,7 +588,10 @@ class Delivery:
 
         try:
             await in_idempotent_transaction(
-                self.sessions, "delivery.unmark_notice", unmark, "it clears our own mark"
+                self.sessions,
+                unmark,
+                operation="delivery.unmark_notice",
+                because="it clears our own mark",
             )
         except DatabaseUnavailableError:
             # Left marked, the sweep settles the row without a notice: the media's own

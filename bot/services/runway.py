@@ -149,7 +149,9 @@ class RunwayWatch:
                 return None
             return chat, await read_runway(session, chat, now)
 
-        found = await in_idempotent_transaction(self.sessions, "runway.read", read, "it only reads")
+        found = await in_idempotent_transaction(
+            self.sessions, read, operation="runway.read", because="it only reads"
+        )
         if found is None:
             return False
         chat, runway = found
@@ -213,5 +215,8 @@ class RunwayWatch:
             await ChatSettingsRepository(session).clear_runway_warned(chat_id, marked_at)
 
         await in_idempotent_transaction(
-            self.sessions, "runway.clear_warned", work, "it clears one mark, if still there"
+            self.sessions,
+            work,
+            operation="runway.clear_warned",
+            because="it clears one mark, if still there",
         )

@@ -119,9 +119,9 @@ class StoryResultsCare:
 
         return await in_idempotent_transaction(
             self.sessions,
-            "story_results.note",
             work,
-            "its inserts conflict on the Story's key and its ties only fill empty ones",
+            operation="story_results.note",
+            because="its inserts conflict on the Story's key and its ties only fill empty ones",
         )
 
     async def _store(
@@ -133,7 +133,7 @@ class StoryResultsCare:
             )
 
         await in_idempotent_transaction(
-            self.sessions, "story_results.store", work, "it sets values"
+            self.sessions, work, operation="story_results.store", because="it sets values"
         )
 
     def _failed(self, chat_id: int, error: InstagramError, what: str) -> bool:

@@ -110,9 +110,9 @@ class TokenCare:
 
         row = await in_idempotent_transaction(
             self.sessions,
-            "instagram.claim_refresh",
             claim,
-            "our claim id matches the lease a landed attempt took",
+            operation="instagram.claim_refresh",
+            because="our claim id matches the lease a landed attempt took",
         )
         if row is None:
             return RefreshResult.NOT_DUE
@@ -140,7 +140,10 @@ class TokenCare:
                 )
 
             await in_idempotent_transaction(
-                self.sessions, "instagram.refresh_failed", failed, "it sets values"
+                self.sessions,
+                failed,
+                operation="instagram.refresh_failed",
+                because="it sets values",
             )
             await self.accounts.reload()
             return RefreshResult.FAILED
@@ -159,9 +162,9 @@ class TokenCare:
 
         current = await in_idempotent_transaction(
             self.sessions,
-            "instagram.store_token",
             store,
-            "it swaps only over the old token, then reads",
+            operation="instagram.store_token",
+            because="it swaps only over the old token, then reads",
         )
         await self.accounts.reload()
         if current != new_token:
@@ -188,7 +191,7 @@ class TokenCare:
             )
 
         await in_idempotent_transaction(
-            self.sessions, "instagram.set_expiry", store, "it sets values"
+            self.sessions, store, operation="instagram.set_expiry", because="it sets values"
         )
         await self.accounts.reload()
 
@@ -256,7 +259,7 @@ class TokenCare:
                 )
 
             await in_idempotent_transaction(
-                self.sessions, "instagram.unmark_warned", unmark, "it sets values"
+                self.sessions, unmark, operation="instagram.unmark_warned", because="it sets values"
             )
             return None
         logger.info("instagram.expiry_warned", chat_id=chat_id, warning=warning.kind.value)
@@ -279,4 +282,6 @@ class TokenCare:
         async def read(session: AsyncSession) -> int | None:
             return await ChatSettingsRepository(session).topic_of(chat_id)
 
-        return await in_idempotent_transaction(self.sessions, "instagram.topic", read, "it reads")
+        return await in_idempotent_transaction(
+            self.sessions, read, operation="instagram.topic", because="it reads"
+        )

@@ -238,7 +238,7 @@ class Holds:
             await write(QueueRepository(session))
 
         try:
-            await in_idempotent_transaction(self._sessions, operation, work, why)
+            await in_idempotent_transaction(self._sessions, work, operation=operation, because=why)
         except DatabaseUnavailableError:
             logger.error(f"{operation}_failed", queue_id=str(queue_id), **log_values)
             return False

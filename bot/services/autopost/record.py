@@ -100,7 +100,10 @@ class Recorder:
 
         try:
             await in_idempotent_transaction(
-                self._sessions, "autopost.caption_settled", settled, "it clears a mark"
+                self._sessions,
+                settled,
+                operation="autopost.caption_settled",
+                because="it clears a mark",
             )
         except DatabaseUnavailableError:
             # The mark stays: the next sweep repeats the same edit, which changes nothing.

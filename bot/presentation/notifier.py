@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiogram import Bot
@@ -94,28 +95,14 @@ class TelegramNotifier:
         keyboard = queue_keyboard(
             item.queue_id, instagram=instagram, manual_only=item.autopost_refusal is not None
         )
-        topic = item.message_thread_id
+        # Every kind of send carries the same caption, buttons and topic.
+        shown: dict[str, Any] = {
+            "caption": caption,
+            "reply_markup": keyboard,
+            "message_thread_id": item.message_thread_id,
+        }
         if item.media_kind == MediaKind.PHOTO:
-            return await self._bot.send_photo(
-                item.chat_id,
-                source,
-                caption=caption,
-                reply_markup=keyboard,
-                message_thread_id=topic,
-            )
+            return await self._bot.send_photo(item.chat_id, source, **shown)
         if item.mime_type == "image/gif":
-            return await self._bot.send_animation(
-                item.chat_id,
-                source,
-                caption=caption,
-                reply_markup=keyboard,
-                message_thread_id=topic,
-            )
-        return await self._bot.send_video(
-            item.chat_id,
-            source,
-            caption=caption,
-            reply_markup=keyboard,
-            supports_streaming=True,
-            message_thread_id=topic,
-        )
+            return await self._bot.send_animation(item.chat_id, source, **shown)
+        return await self._bot.send_video(item.chat_id, source, supports_streaming=True, **shown)

@@ -16,10 +16,10 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.domain import TelegramIdentity
 from bot.services.accounts.clients import InstagramAccounts
 from bot.services.autopost.board import AutoPostBoard, AutoPostStep, GiveBackReason, ItemMessage
 from bot.services.autopost.holds import Hold, Holds, autopost_lease
+from bot.services.autopost.parts import AutoPostParts
 from bot.services.autopost.phases import TRANSITIONS, AutoPostPhase, phase_of
 from bot.services.autopost.publish import Publisher
 from bot.services.autopost.record import Recorder
@@ -32,8 +32,7 @@ from bot.services.autopost.results import (
 )
 from bot.services.clock import Clock, utc_now
 from bot.services.media_host import MediaHost
-from bot.services.media_prep import ManualOnly
-from bot.services.press import PressOutcome, PressService
+from bot.services.press import PressService
 
 __all__ = [
     "TRANSITIONS",
@@ -71,33 +70,15 @@ class AutoPostService:
     ) -> None:
         holds = Holds(sessions, lease or autopost_lease(publish_timeout_seconds=60.0))
         self.recorder = Recorder(sessions, press_service, holds, board)
-        self.publisher = Publisher(
-            sessions, holds, self.recorder, board, accounts, media_host, clock
-        )
+        parts = AutoPostParts(sessions, holds, self.recorder, board, accounts, media_host, clock)
+        self.publisher = Publisher(parts)
         self.resolver = Resolver(
-            sessions,
-            holds,
-            self.recorder,
-            board,
-            accounts,
-            media_host,
+            parts,
             sweep_interval_seconds=sweep_interval_seconds,
             recheck_after_seconds=recheck_after_seconds,
         )
-
-    async def claim(
-        self,
-        queue_id: uuid.UUID,
-        chat_id: int,
-        presser: TelegramIdentity,
-        *,
-        body: str | None = None,
-        message_id: int | None = None,
-    ) -> AutoPostClaim | AutoPostRefusal | PressOutcome | ManualOnly:
-        """Hold the item so a concurrent ✅ or ⏭️ cannot also win; or say why not."""
-        return await self.publisher.claim(
-            queue_id, chat_id, presser, body=body, message_id=message_id
-        )
+        # Hold the item so a concurrent ✅ or ⏭️ cannot also win; or say why not.
+        self.claim = self.publisher.claim
 
     async def publish(self, claim: AutoPostClaim) -> AutoPostOutcome:
         """Publish a claimed item once; every caption from here on is the service's."""

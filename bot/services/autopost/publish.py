@@ -11,24 +11,22 @@ import asyncio
 import uuid
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import Press, TelegramIdentity
-from bot.services.accounts.clients import InstagramAccounts
-from bot.services.autopost.board import AutoPostBoard, AutoPostStep, GiveBackReason
-from bot.services.autopost.holds import Hold, HoldProgress, Holds, hold_from
+from bot.services.autopost.board import AutoPostStep, GiveBackReason
+from bot.services.autopost.holds import Hold, HoldProgress, hold_from
 from bot.services.autopost.lookups import AfterRefusal, chat_client, find_story, recheck_refused
+from bot.services.autopost.parts import AutoPostParts
 from bot.services.autopost.phases import AutoPostPhase, phase_of
-from bot.services.autopost.record import Recorder
 from bot.services.autopost.results import (
     AutoPostClaim,
     AutoPostOutcome,
     AutoPostRefusal,
     AutoPostResult,
 )
-from bot.services.clock import Clock
 from bot.services.instagram import InstagramError, InstagramFailure
-from bot.services.media_host import MediaHost, MediaHostError, MediaToHost
+from bot.services.media_host import MediaHostError, MediaToHost
 from bot.services.media_prep import ManualOnly
 from bot.services.press import OutcomeKind, PressOutcome, explain
 from db.errors import DatabaseUnavailableError
@@ -50,23 +48,8 @@ _REQUESTED = frozenset({AutoPostPhase.PUBLISH_REQUESTED, AutoPostPhase.PUBLISHED
 
 
 class Publisher:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        holds: Holds,
-        recorder: Recorder,
-        board: AutoPostBoard,
-        accounts: InstagramAccounts,
-        media_host: MediaHost,
-        clock: Clock,
-    ) -> None:
-        self._sessions = sessions
-        self._holds = holds
-        self._recorder = recorder
-        self._board = board
-        self._accounts = accounts
-        self._media_host = media_host
-        self._clock = clock
+    def __init__(self, parts: AutoPostParts) -> None:
+        self._parts = parts
 
     async def claim(
         self,
@@ -90,7 +73,7 @@ class Publisher:
                 chat_id,
                 token=token,
                 requested_by=presser.telegram_user_id,
-                lease=self._holds.lease,
+                lease=self._parts.holds.lease,
                 message_id=message_id,
             )
             if row is None:
@@ -109,7 +92,7 @@ class Publisher:
             return await self._claim_of(session, row, token, presser, body)
 
         return await in_transaction(
-            self._sessions, take, repeat=Reread(recover), operation="autopost.claim"
+            self._parts.sessions, take, repeat=Reread(recover), operation="autopost.claim"
         )
 
     async def _claim_of(
@@ -176,7 +159,7 @@ class Publisher:
         Cancelled (shutdown), the item is given back (no publish request left yet)
         or handed to the resolver, never left held.
         """
-        await self._board.show_progress(claim.hold.message, AutoPostStep.PUBLISHING)
+        await self._parts.board.show_progress(claim.hold.message, AutoPostStep.PUBLISHING)
         progress = HoldProgress(claim.hold)
         try:
             outcome = await self._publish_steps(claim, progress)
@@ -206,13 +189,13 @@ class Publisher:
         if progress.hosted is not None and outcome.result is not AutoPostResult.CHECKING:
             # Settled (published and recorded, or refused): Instagram needs the copy no more.
             # An unknown outcome keeps it; the resolver releases it once it settles the row.
-            await self._media_host.release(progress.hosted)
+            await self._parts.media_host.release(progress.hosted)
         return outcome
 
     async def _host(self, claim: AutoPostClaim, progress: HoldProgress) -> str:
         """The public URL Instagram downloads the (prepared) media from."""
         try:
-            progress.hosted = await self._media_host.url_for(claim.media)
+            progress.hosted = await self._parts.media_host.url_for(claim.media)
         except MediaHostError as error:
             raise InstagramError(InstagramFailure.MEDIA_HOSTING, str(error)) from None
         return progress.hosted.url
@@ -226,12 +209,12 @@ class Publisher:
         """
         queue_id = claim.hold.queue_id
         try:
-            instagram = chat_client(self._accounts, claim.hold.chat_id)
+            instagram = chat_client(self._parts.accounts, claim.hold.chat_id)
             # The daily publishing quota: at the limit nothing is created.
-            await self._accounts.check_quota(claim.hold.chat_id)
+            await self._parts.accounts.check_quota(claim.hold.chat_id)
             media_url = await self._host(claim, progress)
             container = await instagram.create_story_container(media_url, video=claim.video)
-            made = await self._holds.advance(progress.hold, instagram_creation_id=container)
+            made = await self._parts.holds.advance(progress.hold, instagram_creation_id=container)
             if made is None:
                 return AutoPostOutcome(result=AutoPostResult.CHECKING)
             progress.hold = made
@@ -241,8 +224,8 @@ class Publisher:
                 await self._give_back(progress.hold, GiveBackReason.DRY_RUN)
                 return AutoPostOutcome(result=AutoPostResult.DRY_RUN)
             # Durable before the request leaves: from here on a repeat is resolved, not redone.
-            marked = await self._holds.advance(
-                progress.hold, instagram_publish_requested_at=self._clock()
+            marked = await self._parts.holds.advance(
+                progress.hold, instagram_publish_requested_at=self._parts.clock()
             )
             if marked is None:
                 return AutoPostOutcome(result=AutoPostResult.CHECKING)
@@ -256,7 +239,7 @@ class Publisher:
                 )
                 if after is AfterRefusal.PUBLISHED:
                     story = await find_story(instagram, hold.instagram_publish_requested_at)
-                    return await self._recorder.record(progress, story)
+                    return await self._parts.recorder.record(progress, story)
                 if after is AfterRefusal.UNKNOWN:
                     return await self._checking(hold, error)
             elif hold.phase in _REQUESTED:
@@ -279,19 +262,19 @@ class Publisher:
             # without the marker it gives the item back, with it it asks Instagram.
             return await self._checking(progress.hold)
         logger.info("autopost.published", queue_id=str(queue_id), media_id=media_id)
-        return await self._recorder.record(progress, media_id)
+        return await self._parts.recorder.record(progress, media_id)
 
     async def _give_back(
         self, hold: Hold, reason: GiveBackReason, error: InstagramError | None = None
     ) -> bool:
         """The buttons back, saying why; False when the release could not be written."""
-        if not await self._holds.give_back(hold):
+        if not await self._parts.holds.give_back(hold):
             return False
-        await self._board.restore_buttons(hold.message, reason, error=error)
+        await self._parts.board.restore_buttons(hold.message, reason, error=error)
         return True
 
     async def _checking(self, hold: Hold, error: InstagramError | None = None) -> AutoPostOutcome:
         """Say so, then let go (the resolver's edits come after ours): the outcome is CHECKING."""
-        await self._board.show_progress(hold.message, AutoPostStep.CHECKING)
-        await self._holds.hand_over(hold)
+        await self._parts.board.show_progress(hold.message, AutoPostStep.CHECKING)
+        await self._parts.holds.hand_over(hold)
         return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)

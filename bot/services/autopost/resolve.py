@@ -12,14 +12,13 @@ import asyncio
 import uuid
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services.accounts.clients import InstagramAccounts
-from bot.services.autopost.board import AutoPostBoard, AutoPostStep, GiveBackReason, ItemMessage
-from bot.services.autopost.holds import Hold, HoldProgress, Holds
+from bot.services.autopost.board import AutoPostStep, GiveBackReason, ItemMessage
+from bot.services.autopost.holds import Hold, HoldProgress
 from bot.services.autopost.lookups import AfterRefusal, chat_client, find_story, recheck_refused
+from bot.services.autopost.parts import AutoPostParts
 from bot.services.autopost.phases import AutoPostPhase
-from bot.services.autopost.record import Recorder
 from bot.services.autopost.results import AutoPostOutcome, AutoPostResult
 from bot.services.instagram import (
     CONTAINER_FAILED,
@@ -27,7 +26,6 @@ from bot.services.instagram import (
     InstagramError,
     InstagramFailure,
 )
-from bot.services.media_host import MediaHost
 from bot.services.periodic import every
 from bot.services.press import OutcomeKind, PressOutcome
 from db.errors import DatabaseUnavailableError
@@ -40,23 +38,9 @@ logger = structlog.get_logger(__name__)
 
 class Resolver:
     def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        holds: Holds,
-        recorder: Recorder,
-        board: AutoPostBoard,
-        accounts: InstagramAccounts,
-        media_host: MediaHost,
-        *,
-        sweep_interval_seconds: float,
-        recheck_after_seconds: float,
+        self, parts: AutoPostParts, *, sweep_interval_seconds: float, recheck_after_seconds: float
     ) -> None:
-        self._sessions = sessions
-        self._holds = holds
-        self._recorder = recorder
-        self._board = board
-        self._accounts = accounts
-        self._media_host = media_host
+        self._parts = parts
         self._sweep_interval = sweep_interval_seconds
         self._recheck_after = recheck_after_seconds
 
@@ -73,7 +57,10 @@ class Resolver:
             return await QueueRepository(session).autoposts_to_resolve()
 
         queue_ids = await in_transaction(
-            self._sessions, read, repeat=Idempotent("it only reads"), operation="autopost.sweep"
+            self._parts.sessions,
+            read,
+            repeat=Idempotent("it only reads"),
+            operation="autopost.sweep",
         )
         for queue_id in queue_ids:
             try:
@@ -98,30 +85,34 @@ class Resolver:
 
     async def resolve(self, queue_id: uuid.UUID) -> AutoPostOutcome | None:
         """Settle one `publishing` row nobody holds; None when someone else holds it."""
-        hold = await self._holds.take(queue_id)
+        hold = await self._parts.holds.take(queue_id)
         if hold is None:
             return None
         outcome = await self._resolve_held(hold)
         if outcome.result is not AutoPostResult.CHECKING and hold.media is not None:
             # Settled: the hosted copy (put there by whoever pressed) is needed no more.
-            await self._media_host.release_item(hold.media)
+            await self._parts.media_host.release_item(hold.media)
         return outcome
 
     async def _resolve_held(self, hold: Hold) -> AutoPostOutcome:
         queue_id = hold.queue_id
         try:
             if hold.phase is AutoPostPhase.PUBLISHED:
-                return await self._recorder.record(HoldProgress(hold), hold.instagram_media_id)
+                return await self._parts.recorder.record(
+                    HoldProgress(hold), hold.instagram_media_id
+                )
             if hold.phase is not AutoPostPhase.PUBLISH_REQUESTED or not hold.instagram_creation_id:
                 # No publish request ever left: nothing can have been published.
-                if await self._holds.give_back(hold):
-                    await self._board.restore_buttons(hold.message, GiveBackReason.INTERRUPTED)
+                if await self._parts.holds.give_back(hold):
+                    await self._parts.board.restore_buttons(
+                        hold.message, GiveBackReason.INTERRUPTED
+                    )
                 logger.info("autopost.given_back", queue_id=str(queue_id))
                 return AutoPostOutcome(result=AutoPostResult.FAILED)
             return await self.settle_container(hold)
         except BaseException:
             # Cancelled, the database gone, or a surprise: the next sweep tries again.
-            await self._holds.hand_over(hold)
+            await self._parts.holds.hand_over(hold)
             raise
 
     async def settle_container(self, hold: Hold) -> AutoPostOutcome:
@@ -129,10 +120,10 @@ class Resolver:
         queue_id = hold.queue_id
         container = hold.instagram_creation_id
         assert container is not None
-        if self._accounts.client_for(hold.chat_id) is None:
+        if self._parts.accounts.client_for(hold.chat_id) is None:
             return await self._unresolvable(hold)
         try:
-            instagram = chat_client(self._accounts, hold.chat_id)
+            instagram = chat_client(self._parts.accounts, hold.chat_id)
             state = await instagram.container_status(container)
         except InstagramError as error:
             logger.warning(
@@ -140,21 +131,23 @@ class Resolver:
             )
             if not error.outcome_unknown and error.failure is not InstagramFailure.UNREACHABLE:
                 # Instagram answered but won't tell (e.g. error 190): say what blocks it.
-                await self._board.show_progress(hold.message, AutoPostStep.CHECKING, answer=error)
-            await self._holds.hand_over(hold)
+                await self._parts.board.show_progress(
+                    hold.message, AutoPostStep.CHECKING, answer=error
+                )
+            await self._parts.holds.hand_over(hold)
             return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
         logger.info("autopost.container_status", queue_id=str(queue_id), status=state.code)
         if state.status is ContainerStatus.PUBLISHED:
             story = await find_story(instagram, hold.instagram_publish_requested_at)
-            return await self._recorder.record(HoldProgress(hold), story)
+            return await self._parts.recorder.record(HoldProgress(hold), story)
         if state.status in CONTAINER_FAILED:
             return await self._fail(hold, state.error())
         if state.status is not ContainerStatus.FINISHED:
             # IN_PROGRESS (or something new): ask again on the next sweep.
-            await self._holds.hand_over(hold)
+            await self._parts.holds.hand_over(hold)
             return AutoPostOutcome(result=AutoPostResult.CHECKING)
         # Never published: publish this same container (it publishes at most once).
-        hold = await self._holds.advance_quietly(hold)
+        hold = await self._parts.holds.advance_quietly(hold)
         try:
             media_id = await instagram.publish(container)
         except InstagramError as error:
@@ -165,13 +158,13 @@ class Resolver:
                 )
                 if after is AfterRefusal.PUBLISHED:
                     story = await find_story(instagram, hold.instagram_publish_requested_at)
-                    return await self._recorder.record(HoldProgress(hold), story)
+                    return await self._parts.recorder.record(HoldProgress(hold), story)
                 if after is AfterRefusal.UNPUBLISHED:
                     return await self._fail(hold, error)
-            await self._holds.hand_over(hold)
+            await self._parts.holds.hand_over(hold)
             return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
         logger.info("autopost.published_on_resolve", queue_id=str(queue_id), media_id=media_id)
-        return await self._recorder.record(HoldProgress(hold), media_id)
+        return await self._parts.recorder.record(HoldProgress(hold), media_id)
 
     async def _fail(self, hold: Hold, error: InstagramError) -> AutoPostOutcome:
         """Nothing was published: the item gets its buttons back and the caption says why."""
@@ -181,9 +174,9 @@ class Resolver:
             failure=error.failure.value,
             reference=error.reference,
         )
-        if not await self._holds.give_back(hold):
+        if not await self._parts.holds.give_back(hold):
             return AutoPostOutcome(result=AutoPostResult.CHECKING, error=error)
-        await self._board.restore_buttons(hold.message, GiveBackReason.FAILED, error=error)
+        await self._parts.board.restore_buttons(hold.message, GiveBackReason.FAILED, error=error)
         return AutoPostOutcome(result=AutoPostResult.FAILED, error=error)
 
     async def _unresolvable(self, hold: Hold) -> AutoPostOutcome:
@@ -193,9 +186,9 @@ class Resolver:
         on Instagram first: the earlier publish may have gone live.
         """
         logger.warning("autopost.unresolvable", queue_id=str(hold.queue_id), chat_id=hold.chat_id)
-        if not await self._holds.give_back(hold):
+        if not await self._parts.holds.give_back(hold):
             return AutoPostOutcome(result=AutoPostResult.CHECKING)
-        await self._board.restore_buttons(hold.message, GiveBackReason.UNRESOLVABLE)
+        await self._parts.board.restore_buttons(hold.message, GiveBackReason.UNRESOLVABLE)
         return AutoPostOutcome(result=AutoPostResult.FAILED)
 
     async def settle_captions(self) -> int:
@@ -226,9 +219,12 @@ class Resolver:
             return pending
 
         pending = await in_transaction(
-            self._sessions, read, repeat=Idempotent("it only reads"), operation="autopost.captions"
+            self._parts.sessions,
+            read,
+            repeat=Idempotent("it only reads"),
+            operation="autopost.captions",
         )
         for message, outcome in pending:
             logger.info("autopost.caption_repaired", queue_id=str(message.queue_id))
-            await self._recorder.settle_caption(message, outcome)
+            await self._parts.recorder.settle_caption(message, outcome)
         return len(pending)

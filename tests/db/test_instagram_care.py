@@ -155,7 +155,7 @@ async def test_refresh_replaces_the_token_and_never_logs_it(
     configure, capsys = captured_logs
     redactor = configure()
     clock = Clock(T0)
-    refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
+    refresh = graph.get(IG_REFRESH).respond(
         json={"access_token": NEW_TOKEN, "token_type": "bearer", "expires_in": 5184000}
     )
     async with account_process(ig_settings(settings), database_url, clock, redactor.add) as bot:
@@ -215,7 +215,7 @@ async def test_refresh_failure_keeps_the_token_and_warns_in_time(
     configure, capsys = captured_logs
     redactor = configure()
     clock = Clock(T0)
-    refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
+    refresh = graph.get(IG_REFRESH).respond(
         400, json={"error": {"message": f"Invalid OAuth access token {OLD_TOKEN}", "code": 190}}
     )
     async with account_process(ig_settings(settings), database_url, clock, redactor.add) as bot:
@@ -277,7 +277,7 @@ async def test_a_lost_refresh_answer_is_retried_with_the_old_token(
     settings: Settings, database_url: str, graph: respx.MockRouter
 ) -> None:
     clock = Clock(T0)
-    refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").mock(
+    refresh = graph.get(IG_REFRESH).mock(
         side_effect=[
             httpx.ReadTimeout("answer lost"),  # Instagram may have issued a token
             httpx.Response(200, json={"access_token": NEW_TOKEN, "expires_in": 5184000}),
@@ -301,7 +301,7 @@ async def test_a_crash_mid_refresh_frees_the_lease(
 ) -> None:
     """A process that took the lease and died: another refreshes once the lease lapses."""
     clock = Clock(T0)
-    graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
+    graph.get(IG_REFRESH).respond(
         json={"access_token": NEW_TOKEN, "expires_in": 5184000}
     )
     async with account_process(ig_settings(settings), database_url, clock) as bot:
@@ -652,7 +652,7 @@ async def test_a_lost_commit_reply_neither_refreshes_twice_nor_loses_the_token(
     step: str,
 ) -> None:
     clock = Clock(T0)
-    refresh = graph.get(f"{IG_GRAPH}/refresh_access_token").respond(
+    refresh = graph.get(IG_REFRESH).respond(
         json={"access_token": NEW_TOKEN, "expires_in": 5184000}
     )
     url = proxy.url(make_url(database_url).database or "")

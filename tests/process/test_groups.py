@@ -602,7 +602,7 @@ async def test_a_directory_that_cannot_tell_the_team_refuses_to_follow_before_mo
     settings: Settings, database_url: str
 ) -> None:
     """The doctor's and the indexer's directories only read moves: following one is a bug."""
-    async with process(settings, database_url, Clock()) as bot:
+    async with process(settings, database_url, Clock(T0)) as bot:
         await seed_chat(bot.sessions)
         reader = ChatDirectory(bot.sessions, (TEAM_CHAT,))
         with pytest.raises(RuntimeError, match="notices"):

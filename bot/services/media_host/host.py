@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import mimetypes
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -66,6 +66,8 @@ class HostedMedia:
 
     url: str
     key: str = ""
+    # What was put there is a video (a GIF prepared as a photo is not): the container's kind.
+    video: bool | None = None
 
 
 class HostingBackend(Protocol):
@@ -122,7 +124,8 @@ class MediaHost:
             prepared = await self._prepare(source, item)
         except OSError as error:
             raise MediaHostError(f"{item.file_path} could not be read ({error.strerror})") from None
-        return await self._backend.put(prepared)
+        hosted = await self._backend.put(prepared)
+        return replace(hosted, video=prepared.content_type.startswith("video/"))
 
     async def release_item(self, item: MediaToHost) -> None:
         """Release an item's copy when only the item is known (the resolver, after a restart).

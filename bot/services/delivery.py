@@ -220,12 +220,16 @@ class Delivery:
         async def release(session: AsyncSession) -> bool:
             return await QueueRepository(session).release_unsent(queue_id)
 
+        async def landed(session: AsyncSession) -> bool:
+            """Never repeated: after a lost reply the row may be another sweep's claim by now
+            (counted 1 again), and a repeat would free it to be sent twice. Not landed,
+            its lease runs out and the sweep gives the unconfirmed notice."""
+            row = await QueueRepository(session).get(queue_id)
+            return row is not None and row.status == QueueStatus.SENDING and row.send_attempts == 0
+
         releasing = asyncio.ensure_future(
-            in_idempotent_transaction(
-                self.sessions,
-                release,
-                operation="delivery.release_unsent",
-                because="it sets the attempt count and the lease to fixed values",
+            in_transaction(
+                self.sessions, release, repeat=Reread(landed), operation="delivery.release_unsent"
             )
         )
         try:

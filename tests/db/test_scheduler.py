@@ -911,6 +911,46 @@ async def test_a_claim_waiting_for_a_delivery_slot_keeps_its_lease(app: TestApp)
     ]
 
 
+async def test_a_hand_back_whose_commit_reply_is_lost_never_takes_back_a_later_claim(
+    app: TestApp, proxy: PgProxy, proxied: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hand-back landed, its reply was lost, and another process's sweep took the row
+    and is sending it: a repeat of the hand-back would free that claim for a third
+    process to send the item again. It is never repeated."""
+    await seed_window(app)
+    await seed_library(app)
+    [claimed] = await make_scheduler(app, Clock(NOW)).claim_due([TEAM_CHAT])
+    other = make_scheduler(app, Clock(NOW)).delivery
+    taken: list[Any] = []
+    real_release = QueueRepository.release_unsent
+
+    async def release_after_a_takeover(self: QueueRepository, queue_id: uuid.UUID) -> bool:
+        if not taken and await _attempts_of(app, queue_id) == 0:
+            taken.extend(await other.take_stuck())  # between the lost reply and a repeat
+        return await real_release(self, queue_id)
+
+    monkeypatch.setattr(QueueRepository, "release_unsent", release_after_a_takeover)
+    proxy.cut_after_reply_to(commit_after(b"SET lease_expires_at=now(), send_attempts="))
+    await make_scheduler(app, Clock(NOW), sessions=proxied).delivery.release_unsent(
+        claimed.queue_id
+    )
+    assert proxy.cuts == 1
+    if not taken:
+        taken.extend(await other.take_stuck())
+
+    [item] = taken
+    assert item.never_sent  # the hand-back landed: the sweep sends it, once
+    assert await make_scheduler(app, Clock(NOW)).delivery.take_stuck() == []  # still its claim
+    assert await _attempts_of(app, claimed.queue_id) == 1
+
+
+async def _attempts_of(app: TestApp, queue_id: uuid.UUID) -> int:
+    [row] = await fetch_all(
+        app.sessions, "SELECT send_attempts FROM posting_queue WHERE id = :id", id=queue_id
+    )
+    return int(row.send_attempts)
+
+
 async def test_a_shutdown_mid_tick_hands_back_the_claims_it_never_sent(app: TestApp) -> None:
     """Three chats due, one send in flight, one waiting for the send budget, one for a
     delivery slot: stopped there, the two never sent go out normally from the next

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from aiogram.methods import AnswerCallbackQuery, GetChatAdministrators, SendMessage, SendPhoto
 from aiogram.types import Chat, ChatMemberUpdated, Update
@@ -193,20 +194,32 @@ async def test_rights_given_back_in_the_supergroup_a_group_became_reset_its_back
     assert not backoff.waiting(supergroup)
 
 
-async def test_a_press_in_the_old_group_s_history_is_recorded_after_the_upgrade(
-    app: TestApp,
-) -> None:
-    supergroup = -1009990001
+async def _item_sent_before_the_upgrade(app: TestApp, supergroup: int) -> UUID:
+    """One item sent to the group as message 500, then Telegram upgraded it to `supergroup`."""
     await seed_chat(app.sessions)
     [media_id] = await seed_media(app.sessions)
     # Sent to the group before Telegram upgraded it: the message stays the old chat's.
     queue_id = await seed_queue_item(app.sessions, media_id, message_id=500)
     await app.services.chat_directory.follow(TEAM_CHAT, supergroup, app.bot)
-    data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
+    return queue_id
+
+
+async def _press_in_the_old_group(app: TestApp, queue_id: UUID, action: QueueAction) -> str:
+    """Alice presses `action` on message 500 in the old group; returns the button's data."""
+    data = QueueCallback(action=action, queue_id=queue_id).pack()
     message = queue_message(
         TEAM_CHAT, 500, "x\n\n📄 x.jpg", queue_keyboard(queue_id, instagram=False)
     )
     await app.feed(callback_update(data, message, ALICE.user))
+    return data
+
+
+async def test_a_press_in_the_old_group_s_history_is_recorded_after_the_upgrade(
+    app: TestApp,
+) -> None:
+    supergroup = -1009990001
+    queue_id = await _item_sent_before_the_upgrade(app, supergroup)
+    await _press_in_the_old_group(app, queue_id, QueueAction.POSTED)
     [toast] = app.telegram.of(AnswerCallbackQuery)
     assert "Posted" in str(toast.text)
     recorded = await fetch_all(app.sessions, "SELECT chat_id, status FROM posting_history")
@@ -217,18 +230,11 @@ async def test_an_old_group_s_press_passes_the_gate_once_the_configuration_names
     app: TestApp,
 ) -> None:
     supergroup = -1009990001
-    await seed_chat(app.sessions)
-    [media_id] = await seed_media(app.sessions)
-    queue_id = await seed_queue_item(app.sessions, media_id, message_id=500)
-    await app.services.chat_directory.follow(TEAM_CHAT, supergroup, app.bot)
+    queue_id = await _item_sent_before_the_upgrade(app, supergroup)
     # The operator followed the hint: TELEGRAM_CHAT_ID names the supergroup only.
     _only(app, telegram_chat_id=(supergroup,))
     app.services.chat_directory.configured = (supergroup,)
-    data = QueueCallback(action=QueueAction.SKIP, queue_id=queue_id).pack()
-    message = queue_message(
-        TEAM_CHAT, 500, "x\n\n📄 x.jpg", queue_keyboard(queue_id, instagram=False)
-    )
-    await app.feed(callback_update(data, message, ALICE.user))
+    data = await _press_in_the_old_group(app, queue_id, QueueAction.SKIP)
     recorded = await fetch_all(app.sessions, "SELECT chat_id, status FROM posting_history")
     assert [tuple(row) for row in recorded] == [(supergroup, "skipped")]
     # A chat that never led here is still a stranger's.
@@ -241,10 +247,7 @@ async def test_an_admin_drops_an_item_from_a_queue_listed_before_the_upgrade(
     app: TestApp,
 ) -> None:
     supergroup = -1009990001
-    await seed_chat(app.sessions)
-    [media_id] = await seed_media(app.sessions)
-    queue_id = await seed_queue_item(app.sessions, media_id, message_id=500)
-    await app.services.chat_directory.follow(TEAM_CHAT, supergroup, app.bot)
+    queue_id = await _item_sent_before_the_upgrade(app, supergroup)
     app.telegram.admins[supergroup] = [ALICE.id]
     drop = InFlightCallback(action=InFlightAction.DROP, queue_id=queue_id, message_id=500)
     listing = text_message(TEAM_CHAT, 600, "In flight")

@@ -191,22 +191,12 @@ def _bad_gateway(method: Any = None) -> TelegramServerError:
 
 async def test_a_5xx_on_a_send_may_have_arrived_so_it_is_never_a_failure(app: TestApp) -> None:
     """A 5xx came after the request reached Telegram: like a timeout, two copies at worst."""
-    await seed_window(app)
-    await seed_library(app)
-    for _ in range(3):
-        app.telegram.fail_next(SendPhoto, _bad_gateway())
+    await _seed_one_due_item_whose_sends_fail(app, *[_bad_gateway()] * 3)
     clock = Clock(NOW)
     scheduler = make_scheduler(app, clock)
     await scheduler.tick()
 
-    assert len(app.telegram.of(SendPhoto)) == 2  # never a third copy
-    [row] = await fetch_all(
-        app.sessions, "SELECT status, send_attempts, telegram_message_id FROM posting_queue"
-    )
-    assert (row.status, row.send_attempts, row.telegram_message_id) == ("sent", 2, None)
-    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_history") == []
-    [notice] = app.telegram.of(SendMessage)
-    assert "didn't confirm" in notice.text and notice.reply_markup is not None
+    await _assert_sent_twice_unconfirmed(app)
     # The item is not freed: a later slot does not send it again.
     clock.now += timedelta(hours=1)
     await scheduler.tick()
@@ -372,11 +362,29 @@ def _timeout() -> TelegramNetworkError:
     return TelegramNetworkError(method=SendPhoto(chat_id=1, photo="x"), message="Request timeout")
 
 
-async def test_a_send_that_timed_out_is_resent_once_and_both_messages_work(app: TestApp) -> None:
-    """The first sendPhoto may have arrived: the row is kept and the repeat is counted."""
+async def _seed_one_due_item_whose_sends_fail(app: TestApp, *errors: Exception) -> None:
+    """A window open now, one item in the library, and its next sendPhoto calls failing so."""
     await seed_window(app)
     await seed_library(app)
-    app.telegram.fail_next(SendPhoto, _timeout())
+    for error in errors:
+        app.telegram.fail_next(SendPhoto, error)
+
+
+async def _assert_sent_twice_unconfirmed(app: TestApp) -> None:
+    """Two copies at most, the row kept as sent and unconfirmed, and the team told so."""
+    assert len(app.telegram.of(SendPhoto)) == 2  # never a third copy
+    [row] = await fetch_all(
+        app.sessions, "SELECT status, send_attempts, telegram_message_id FROM posting_queue"
+    )
+    assert (row.status, row.send_attempts, row.telegram_message_id) == ("sent", 2, None)
+    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_history") == []
+    [notice] = app.telegram.of(SendMessage)
+    assert "didn't confirm" in notice.text and notice.reply_markup is not None
+
+
+async def test_a_send_that_timed_out_is_resent_once_and_both_messages_work(app: TestApp) -> None:
+    """The first sendPhoto may have arrived: the row is kept and the repeat is counted."""
+    await _seed_one_due_item_whose_sends_fail(app, _timeout())
     await make_scheduler(app, Clock(NOW)).tick()
 
     assert len(app.telegram.of(SendPhoto)) == 2
@@ -391,20 +399,10 @@ async def test_a_send_that_timed_out_is_resent_once_and_both_messages_work(app: 
 
 
 async def test_two_timeouts_keep_the_row_unconfirmed_never_failed(app: TestApp) -> None:
-    await seed_window(app)
-    await seed_library(app)
-    for _ in range(2):
-        app.telegram.fail_next(SendPhoto, _timeout())
+    await _seed_one_due_item_whose_sends_fail(app, _timeout(), _timeout())
     await make_scheduler(app, Clock(NOW)).tick()
 
-    assert len(app.telegram.of(SendPhoto)) == 2  # never a third copy
-    [row] = await fetch_all(
-        app.sessions, "SELECT status, send_attempts, telegram_message_id FROM posting_queue"
-    )
-    assert (row.status, row.send_attempts, row.telegram_message_id) == ("sent", 2, None)
-    assert await fetch_all(app.sessions, "SELECT 1 FROM posting_history") == []
-    [notice] = app.telegram.of(SendMessage)
-    assert "didn't confirm" in notice.text and notice.reply_markup is not None
+    await _assert_sent_twice_unconfirmed(app)
 
 
 async def test_a_timeout_then_a_refusal_is_not_recorded_as_failed(app: TestApp) -> None:
@@ -574,10 +572,7 @@ async def test_stuck_sweep_whose_commit_reply_is_lost_sends_one_notice(
 
 async def test_a_failed_notice_is_tried_again_by_the_sweep(app: TestApp) -> None:
     """Never a row without buttons anywhere: until the notice is in, the row stays stuck."""
-    await seed_window(app)
-    await seed_library(app)
-    for _ in range(2):
-        app.telegram.fail_next(SendPhoto, _timeout())
+    await _seed_one_due_item_whose_sends_fail(app, _timeout(), _timeout())
     app.telegram.fail_next(
         SendMessage, TelegramBadRequest(method=SendMessage(chat_id=1, text="x"), message="down")
     )

@@ -153,18 +153,27 @@ async def test_backend_killed_while_idle_in_the_pool(
     await _assert_recorded_once(sessions)
 
 
+def _kill_own_backend_at(
+    engine: AsyncEngine, admin: asyncpg.Connection, statement_name: str
+) -> list[bool]:
+    """The first time the named statement runs, its own backend is terminated; the kills."""
+    killed: list[bool] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def kill_own_backend(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement_name in statement and not killed:
+            pid = conn.connection.dbapi_connection.driver_connection.get_server_pid()
+            killed.append(await_(admin.fetchval("SELECT pg_terminate_backend($1)", pid)))
+
+    return killed
+
+
 async def test_backend_killed_during_the_unit_of_work(
     faulty: Any, admin: asyncpg.Connection, settings: Settings
 ) -> None:
     engine, sessions = faulty
     [queue_id] = await _prepare(sessions)
-    killed = []
-
-    @event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def kill_own_backend(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if PRESS_STATEMENT_NAME in statement and not killed:
-            pid = conn.connection.dbapi_connection.driver_connection.get_server_pid()
-            killed.append(await_(admin.fetchval("SELECT pg_terminate_backend($1)", pid)))
+    killed = _kill_own_backend_at(engine, admin, PRESS_STATEMENT_NAME)
 
     telegram = await _press_through_the_bot(engine, sessions, settings, queue_id)
 
@@ -183,13 +192,7 @@ async def test_backend_killed_before_the_lost_race_state_read(
     bob = BOB.identity
     first = await service.record(Press(queue_id, TEAM_CHAT, Verdict.SKIPPED, bob))
     assert first.kind is OutcomeKind.RECORDED
-    killed = []
-
-    @event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def kill_before_state_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if PRESS_STATE_STATEMENT_NAME in statement and not killed:
-            pid = conn.connection.dbapi_connection.driver_connection.get_server_pid()
-            killed.append(await_(admin.fetchval("SELECT pg_terminate_backend($1)", pid)))
+    killed = _kill_own_backend_at(engine, admin, PRESS_STATE_STATEMENT_NAME)
 
     outcome = await service.record(_make_press(queue_id))
 

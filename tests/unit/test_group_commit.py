@@ -29,10 +29,16 @@ class Ledger:
             raise self.fail_with
 
 
-async def test_items_submitted_while_a_batch_is_written_go_out_together_next() -> None:
+def _held_writes(max_batch: int) -> tuple[Ledger, GroupCommit[int]]:
+    """A group commit whose writes wait until the ledger is released."""
     ledger = Ledger()
-    commit = GroupCommit(ledger.write, max_batch=3)
+    commit = GroupCommit(ledger.write, max_batch=max_batch)
     ledger.release.clear()
+    return ledger, commit
+
+
+async def test_items_submitted_while_a_batch_is_written_go_out_together_next() -> None:
+    ledger, commit = _held_writes(max_batch=3)
     first = asyncio.create_task(commit.submit(1))
     await asyncio.sleep(0)
     others = [asyncio.create_task(commit.submit(n)) for n in (2, 3, 4, 5)]
@@ -44,9 +50,7 @@ async def test_items_submitted_while_a_batch_is_written_go_out_together_next() -
 
 
 async def test_each_caller_of_a_failed_batch_gets_its_error() -> None:
-    ledger = Ledger()
-    commit = GroupCommit(ledger.write, max_batch=10)
-    ledger.release.clear()
+    ledger, commit = _held_writes(max_batch=10)
     ledger.fail_with = RuntimeError("database away")
     callers = [asyncio.create_task(commit.submit(n)) for n in (1, 2, 3)]
     await asyncio.sleep(0)
@@ -78,9 +82,7 @@ async def test_a_writer_cancelled_mid_write_hands_the_others_items_back() -> Non
 
 
 async def test_a_lone_writer_cancelled_leaves_nothing_written_behind_its_back() -> None:
-    ledger = Ledger()
-    commit = GroupCommit(ledger.write, max_batch=10)
-    ledger.release.clear()
+    ledger, commit = _held_writes(max_batch=10)
     alone = asyncio.create_task(commit.submit(1))
     await asyncio.sleep(0)
     alone.cancel()

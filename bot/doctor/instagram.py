@@ -108,7 +108,12 @@ async def check_instagram(settings: Settings, report: Report, facts: DatabaseFac
             if finding.mark is Mark.PASS:
                 report.add(await check_insights_permission(client, account.label))
         if settings.media_public_store:
-            report.add(_host_finding("media store", await check_media_store(settings, http)))
+            report.add(
+                _host_finding(
+                    "media store",
+                    await check_media_store(settings, http, timeout_seconds=timeouts.network()),
+                )
+            )
             return
         if not settings.media_public_base_url:
             report.add(

@@ -18,6 +18,7 @@ from aiogram.methods import EditMessageCaption
 from aiogram.types import Update
 
 from bot.config import Settings, parse_store_url
+from bot.doctor import timeouts
 from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.instagram import InstagramClient, InstagramError
 from bot.services.media_host import (
@@ -477,6 +478,35 @@ async def test_check_fetches_one_prepared_file_under_the_base_url(
         code, lines = await run_check(with_instagram(healthy))
     line = line_of(lines, "media url")
     assert code == 1 and line.startswith("FAIL ") and ".storyqueue/prepared folder" in line
+
+
+async def test_a_silent_store_does_not_hang_the_check(
+    healthy: Settings, indexed: list[object], s3: S3Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that takes the connection and never answers costs the check seconds."""
+    monkeypatch.setattr(timeouts, "NETWORK_TIMEOUT_SECONDS", 1.0)
+
+    async def accept_and_say_nothing(reader: object, writer: object) -> None:
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    configured = changed(
+        with_instagram(healthy), media_public_base_url=None, media_public_store=STORE_URL
+    )
+    started = asyncio.get_running_loop().time()
+    try:
+        with doctor_graph():
+            code, lines = await run_check(configured)
+    finally:
+        server.close()
+    elapsed = asyncio.get_running_loop().time() - started
+    line = line_of(lines, "media store")
+    assert code == 1 and line.startswith("FAIL ") and "upload to" in line, lines
+    assert elapsed < 4 * timeouts.network() + 5, elapsed
 
 
 # --- the container's status at the documented pace -------------------------------------------

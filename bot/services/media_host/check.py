@@ -30,13 +30,19 @@ class HostCheck:
     fix: str = ""
 
 
-async def check_media_store(settings: Settings, http: httpx.AsyncClient) -> HostCheck:
-    """Upload a tiny object, presign it, fetch it back without credentials, delete it."""
+async def check_media_store(
+    settings: Settings, http: httpx.AsyncClient, *, timeout_seconds: float
+) -> HostCheck:
+    """Upload a tiny object, presign it, fetch it back without credentials, delete it.
+
+    Each store call is tried once and waits at most `timeout_seconds` per read.
+    """
     assert settings.media_public_store is not None
     location = parse_store_url(settings.media_public_store)
     where = f"s3://{location.bucket}/{location.prefix}"
     try:
-        store = S3Store(await asyncio.to_thread(create_s3_client), location)
+        client = await asyncio.to_thread(create_s3_client, timeout_seconds=timeout_seconds)
+        store = S3Store(client, location)
         key = f".check-{uuid.uuid4().hex}.txt"
         url = await store.put_bytes(key, _PROBE, "text/plain")
     except (BotoCoreError, ClientError) as error:

@@ -125,7 +125,7 @@ async def check_instagram(settings: Settings, report: Report, facts: DatabaseFac
                 )
             )
             return
-        prepared = await check_prepared_folder(settings, http)
+        prepared = await check_prepared_folder(settings, http, timeout_seconds=timeouts.network())
         if prepared is not None:
             report.add(_host_finding("media url", prepared))
             return

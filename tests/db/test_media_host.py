@@ -5,6 +5,7 @@ downloading each container's URL as Meta does, and the documented refresh call."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import urllib.request
 import uuid
@@ -478,6 +479,42 @@ async def test_check_fetches_one_prepared_file_under_the_base_url(
         code, lines = await run_check(with_instagram(healthy))
     line = line_of(lines, "media url")
     assert code == 1 and line.startswith("FAIL ") and ".storyqueue/prepared folder" in line
+
+
+async def test_a_trickling_base_url_does_not_hang_the_prepared_folder_check(
+    healthy: Settings, indexed: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server sending one byte at a time never trips a per-read timeout: the check is bounded."""
+    monkeypatch.setattr(timeouts, "NETWORK_TIMEOUT_SECONDS", 1.0)
+    write_photo(healthy.media_dir / ".storyqueue" / "prepared" / "ab.jpg")
+    connections: list[asyncio.StreamWriter] = []
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"X")
+                await writer.drain()
+                await asyncio.sleep(0.2)
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    started = asyncio.get_running_loop().time()
+    try:
+        with doctor_graph() as router:
+            router.route(host="127.0.0.1").pass_through()
+            code, lines = await run_check(
+                changed(with_instagram(healthy), media_public_base_url=base)
+            )
+    finally:
+        for writer in connections:
+            writer.close()
+        server.close()
+    elapsed = asyncio.get_running_loop().time() - started
+    line = line_of(lines, "media url")
+    assert code == 1 and line.startswith("FAIL ") and "did not answer" in line, lines
+    assert elapsed < timeouts.whole_check() + 5, elapsed
 
 
 async def test_a_silent_store_does_not_hang_the_check(

@@ -48,10 +48,10 @@ async def check_media_store(
     except (BotoCoreError, ClientError) as error:
         return HostCheck(False, f"upload to {where} failed: {error}", _STORE_FIX)
     try:
-        response = await http.get(url)
+        response = await _get(http, url, timeout_seconds)
         fetched = response.is_success and response.content == _PROBE
         answer = f"{response.status_code}"
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, TimeoutError) as error:
         fetched, answer = False, type(error).__name__
     try:
         await store.remove_key(key)
@@ -77,7 +77,15 @@ def first_prepared_file(media_dir: Path) -> Path | None:
     return next((path for path in sorted(folder.rglob("*")) if path.is_file()), None)
 
 
-async def check_prepared_folder(settings: Settings, http: httpx.AsyncClient) -> HostCheck | None:
+async def _get(http: httpx.AsyncClient, url: str, timeout_seconds: float) -> httpx.Response:
+    """GET with a bound on the whole answer: httpx's timeout is per read, a trickle never trips it."""
+    async with asyncio.timeout(2 * timeout_seconds + 1):
+        return await http.get(url)
+
+
+async def check_prepared_folder(
+    settings: Settings, http: httpx.AsyncClient, *, timeout_seconds: float
+) -> HostCheck | None:
     """Fetch one prepared file at MEDIA_PUBLIC_BASE_URL; None when none is prepared yet."""
     assert settings.media_public_base_url is not None
     prepared = first_prepared_file(settings.media_dir)
@@ -89,8 +97,8 @@ async def check_prepared_folder(settings: Settings, http: httpx.AsyncClient) -> 
         " at MEDIA_PUBLIC_BASE_URL; Instagram fetches each Story from there"
     )
     try:
-        response = await http.get(url)
-    except httpx.HTTPError as error:
+        response = await _get(http, url, timeout_seconds)
+    except (httpx.HTTPError, TimeoutError) as error:
         return HostCheck(False, f"GET {url} did not answer ({type(error).__name__})", fix)
     kind = response.headers.get("content-type", "").split(";")[0].strip()
     if response.is_success and response.content == prepared.read_bytes():

@@ -78,7 +78,7 @@ def first_prepared_file(media_dir: Path) -> Path | None:
 
 
 async def _get(http: httpx.AsyncClient, url: str, timeout_seconds: float) -> httpx.Response:
-    """GET with a bound on the whole answer: httpx's timeout is per read, a trickle never trips it."""
+    """GET, the whole answer bounded: httpx times each read, and a trickle never trips that."""
     async with asyncio.timeout(2 * timeout_seconds + 1):
         return await http.get(url)
 

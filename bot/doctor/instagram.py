@@ -125,10 +125,14 @@ async def check_instagram(settings: Settings, report: Report, facts: DatabaseFac
                 )
             )
             return
-        prepared = await check_prepared_folder(settings, http, timeout_seconds=timeouts.network())
-        if prepared is not None:
-            report.add(_host_finding("media url", prepared))
-            return
+        if settings.media_preparation:
+            # Without preparation Instagram gets the originals: an old prepared file proves nothing.
+            prepared = await check_prepared_folder(
+                settings, http, timeout_seconds=timeouts.network()
+            )
+            if prepared is not None:
+                report.add(_host_finding("media url", prepared))
+                return
         path = facts.sample or first_media_file(settings.media_dir)
         if path is None:
             report.add(

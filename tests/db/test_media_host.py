@@ -481,6 +481,20 @@ async def test_check_fetches_one_prepared_file_under_the_base_url(
     assert code == 1 and line.startswith("FAIL ") and ".storyqueue/prepared folder" in line
 
 
+async def test_without_preparation_check_fetches_an_original_not_an_old_prepared_file(
+    healthy: Settings, indexed: list[object]
+) -> None:
+    """MEDIA_PREPARATION off: Instagram is handed the originals, so check tries one of them."""
+    write_photo(healthy.media_dir / ".storyqueue" / "prepared" / "ab.jpg")
+    configured = changed(with_instagram(healthy), media_preparation=False)
+    with doctor_graph() as router:
+        router.get(f"{CDN}/.storyqueue/prepared/ab.jpg").respond(404)
+        code, lines = await run_check(configured)
+    line = line_of(lines, "media url")
+    assert code == 0, lines
+    assert line.startswith("PASS ") and f"HEAD {CDN}/cat/item0.jpg" in line
+
+
 async def test_a_trickling_base_url_does_not_hang_the_prepared_folder_check(
     healthy: Settings, indexed: list[object], monkeypatch: pytest.MonkeyPatch
 ) -> None:

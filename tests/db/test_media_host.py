@@ -32,7 +32,8 @@ from bot.services.media_host import (
     create_s3_client,
     original_unchanged,
 )
-from db.vocabulary import MediaKind
+from bot.services.media_prep import prepare, prepared_dir
+from db.vocabulary import Framing, MediaKind
 from tests.db.test_doctor import (  # the check tests' fixtures and helpers
     CDN,
     changed,
@@ -479,6 +480,20 @@ async def test_check_fetches_one_prepared_file_under_the_base_url(
         code, lines = await run_check(with_instagram(healthy))
     line = line_of(lines, "media url")
     assert code == 1 and line.startswith("FAIL ") and ".storyqueue/prepared folder" in line
+
+
+async def test_check_fetches_a_file_the_bot_prepared_not_its_lock(
+    healthy: Settings, indexed: list[object], tmp_path: Path
+) -> None:
+    """The cache holds dot-named lock and partial files beside each prepared file."""
+    source = write_photo(tmp_path / "wide.png", "PNG", size=(400, 300))
+    prepared = prepare(source, MediaKind.PHOTO, Framing.BLUR, prepared_dir(healthy.media_dir))
+    url = f"{CDN}/{prepared.path.relative_to(healthy.media_dir).as_posix()}"
+    with doctor_graph() as router:
+        router.get(url).respond(content=prepared.path.read_bytes(), content_type="image/jpeg")
+        code, lines = await run_check(with_instagram(healthy))
+    assert code == 0, lines
+    assert f"GET {url}: 200 image/jpeg" in line_of(lines, "media url")
 
 
 async def test_without_preparation_check_fetches_an_original_not_an_old_prepared_file(

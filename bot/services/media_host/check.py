@@ -74,7 +74,15 @@ def first_prepared_file(media_dir: Path) -> Path | None:
     folder = media_dir / PREPARED_FOLDER
     if not folder.is_dir():
         return None
-    return next((path for path in sorted(folder.rglob("*")) if path.is_file()), None)
+    # Skipping each entry's dot-named .lock and partial files: only a finished file is served.
+    return next(
+        (
+            path
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not path.name.startswith(".")
+        ),
+        None,
+    )
 
 
 async def _get(http: httpx.AsyncClient, url: str, timeout_seconds: float) -> httpx.Response:

@@ -488,6 +488,10 @@ async def test_check_fetches_a_file_the_bot_prepared_not_its_lock(
     """The cache holds dot-named lock and partial files beside each prepared file."""
     source = write_photo(tmp_path / "wide.png", "PNG", size=(400, 300))
     prepared = prepare(source, MediaKind.PHOTO, Framing.BLUR, prepared_dir(healthy.media_dir))
+    # A large prepared video sorts first: check fetches the smallest file, within seconds.
+    video = prepared_dir(healthy.media_dir) / "00" / "big.mp4"
+    video.parent.mkdir()
+    video.write_bytes(b"\0" * 2_000_000)
     url = f"{CDN}/{prepared.path.relative_to(healthy.media_dir).as_posix()}"
     with doctor_graph() as router:
         router.get(url).respond(content=prepared.path.read_bytes(), content_type="image/jpeg")

@@ -75,14 +75,13 @@ def first_prepared_file(media_dir: Path) -> Path | None:
     if not folder.is_dir():
         return None
     # Skipping each entry's dot-named .lock and partial files: only a finished file is served.
-    return next(
-        (
-            path
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and not path.name.startswith(".")
-        ),
-        None,
-    )
+    finished = [
+        path
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    ]
+    # The smallest: fetched whole within the check's few seconds (a video may be 100 MB).
+    return min(finished, key=lambda path: path.stat().st_size, default=None)
 
 
 async def _get(http: httpx.AsyncClient, url: str, timeout_seconds: float) -> httpx.Response:

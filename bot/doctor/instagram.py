@@ -108,7 +108,12 @@ async def check_instagram(settings: Settings, report: Report, facts: DatabaseFac
             if finding.mark is Mark.PASS:
                 report.add(await check_insights_permission(client, account.label))
         if settings.media_public_store:
-            report.add(_host_finding("media store", await check_media_store(settings, http)))
+            report.add(
+                _host_finding(
+                    "media store",
+                    await check_media_store(settings, http, timeout_seconds=timeouts.network()),
+                )
+            )
             return
         if not settings.media_public_base_url:
             report.add(
@@ -120,10 +125,14 @@ async def check_instagram(settings: Settings, report: Report, facts: DatabaseFac
                 )
             )
             return
-        prepared = await check_prepared_folder(settings, http)
-        if prepared is not None:
-            report.add(_host_finding("media url", prepared))
-            return
+        if settings.media_preparation:
+            # Without preparation Instagram gets the originals: an old prepared file proves nothing.
+            prepared = await check_prepared_folder(
+                settings, http, timeout_seconds=timeouts.network()
+            )
+            if prepared is not None:
+                report.add(_host_finding("media url", prepared))
+                return
         path = facts.sample or first_media_file(settings.media_dir)
         if path is None:
             report.add(

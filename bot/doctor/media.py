@@ -21,7 +21,15 @@ from db.retry import Idempotent, in_transaction
 
 def media_dir_finding(settings: Settings) -> Finding:
     folder = settings.media_dir
-    if not folder.is_dir():
+    try:
+        is_folder = folder.is_dir()
+    except OSError as error:  # stat() refused: no permission on a parent, a name too long
+        return failed(
+            "media",
+            f"MEDIA_DIR {folder} cannot be looked at ({error.strerror or error})",
+            "point MEDIA_DIR at a folder this user can reach (read and search its parents)",
+        )
+    if not is_folder:
         return failed(
             "media", f"MEDIA_DIR {folder} is not a folder", "create it, or point MEDIA_DIR at one"
         )
@@ -59,7 +67,7 @@ async def library_finding(
         return failed(subject, f"could not be counted ({short(error)})", "run check again"), None
     if not total:
         return warned(subject, "no media indexed", "run `python -m bot index`"), None
-    if path is not None and not (media_dir / path).is_file():
+    if path is not None and not _is_file(media_dir / path):
         # Stored paths are relative to MEDIA_DIR: the bot would send (and publish) nothing.
         return warned(
             subject,
@@ -98,10 +106,21 @@ async def check_media_url(http: httpx.AsyncClient, url: str) -> Finding:
     )
 
 
+def _is_file(path: Path) -> bool:
+    """False also when stat() is refused: the media line says why."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def first_media_file(root: Path) -> str | None:
-    if not root.is_dir():
+    try:
+        if not root.is_dir():
+            return None
+        for path in root.rglob("*"):
+            if path.is_file() and not path.name.startswith("."):
+                return path.relative_to(root).as_posix()
+    except OSError:  # the media line already says MEDIA_DIR cannot be looked at
         return None
-    for path in root.rglob("*"):
-        if path.is_file() and not path.name.startswith("."):
-            return path.relative_to(root).as_posix()
     return None

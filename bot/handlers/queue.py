@@ -10,7 +10,13 @@ from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
 from bot.domain import Press, UnavailableError
 from bot.middlewares import ACTS_ON_QUEUE, RUNS_TO_COMPLETION, VANISHED_OK
-from bot.presentation.captions import already_line, body_of, final_line, with_status
+from bot.presentation.captions import (
+    already_line,
+    body_of,
+    final_line,
+    says_manual_only,
+    with_status,
+)
 from bot.presentation.keyboards import (
     RECORDED_STATUS,
     QueueAction,
@@ -117,7 +123,9 @@ async def record_press(
         if not isinstance(button_message, Message):
             return
         keyboard = queue_keyboard(
-            callback_data.queue_id, instagram=instagram_accounts.autopost_available(chat_id)
+            callback_data.queue_id,
+            instagram=instagram_accounts.autopost_available(chat_id),
+            manual_only=says_manual_only(button_message.html_text),
         )
         await edit_quietly(
             button_message, with_status(button_message.html_text, PRESS_FAILED), keyboard
@@ -148,12 +156,14 @@ async def cancel_reject(
     instagram_accounts: InstagramAccounts,
 ) -> None:
     await answer_quietly(callback, REJECT_CANCELLED)
+    body = body_of(button_message.html_text)
     await edit_quietly(
         button_message,
-        body_of(button_message.html_text),
+        body,
         queue_keyboard(
             callback_data.queue_id,
             instagram=instagram_accounts.autopost_available(button_message.chat.id),
+            manual_only=says_manual_only(body),
         ),
     )
 

@@ -16,6 +16,7 @@ from bot.presentation.captions import (
     autopost_failed_line,
     final_line,
     notification_caption,
+    says_manual_only,
     with_status,
 )
 from bot.presentation.keyboards import queue_keyboard
@@ -72,7 +73,11 @@ class TelegramAutoPostBoard:
             message.file_name, message.category, message.caption
         )
         buttons = (
-            queue_keyboard(message.queue_id, instagram=self._instagram(message.chat_id))
+            queue_keyboard(
+                message.queue_id,
+                instagram=self._instagram(message.chat_id),
+                manual_only=says_manual_only(body),
+            )
             if with_buttons
             else None
         )

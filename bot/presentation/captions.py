@@ -31,6 +31,7 @@ BODY_LIMIT = CAPTION_LIMIT - STATUS_ROOM
 FILE_NAME_MAX = 120
 CATEGORY_MAX = 60
 MANUAL_ONLY_REASON_MAX = 160
+MANUAL_ONLY_LINE = "✋ Manual only: "
 
 
 def shortened(name: str, most: int) -> str:
@@ -53,11 +54,19 @@ def notification_caption(
         meta += f" · #{escape(shortened(category, CATEGORY_MAX).replace(' ', '_'))}"
     if manual_only:
         # Same paragraph as the file name: body_of keeps it when a status is appended.
-        meta += f"\n✋ Manual only: {escape(fit_plain(manual_only, MANUAL_ONLY_REASON_MAX))}"
+        meta += f"\n{MANUAL_ONLY_LINE}{escape(fit_plain(manual_only, MANUAL_ONLY_REASON_MAX))}"
     if caption:
         room = BODY_LIMIT - visible_length(meta) - 2
         return f"{escape(fit_plain(caption, room))}\n\n{meta}"
     return meta
+
+
+def says_manual_only(body: str | None) -> bool:
+    """The queue message says Instagram would refuse its item: its buttons never offer 🤖."""
+    if body is None:
+        return False
+    meta = body.rfind(META_PREFIX)
+    return meta >= 0 and f"\n{MANUAL_ONLY_LINE}" in body[meta:]
 
 
 def done_line(status: str, name: str, *, instagram: bool = False) -> str:

@@ -349,6 +349,18 @@ async def test_a_missing_media_dir(healthy: Settings, indexed: list[Any], tmp_pa
     assert line.startswith("FAIL ") and "is not a folder" in line
 
 
+async def test_a_media_dir_that_cannot_be_looked_at_is_one_line(
+    healthy: Settings, indexed: list[Any], tmp_path: Path
+) -> None:
+    """stat() refusing MEDIA_DIR (no permission on a parent, a name too long) is the media line."""
+    code, lines = await run_check(changed(healthy, media_dir=tmp_path / ("m" * 300)))
+    assert code == 1
+    line = line_of(lines, "media")
+    assert line.startswith("FAIL ") and "cannot be looked at" in line, lines
+    assert line_of(lines, "database").startswith("PASS ")
+    assert len(subjects(lines)) == len(set(subjects(lines))), lines
+
+
 async def test_nothing_indexed_or_nothing_eligible_is_a_warning(
     healthy: Settings, session_factory: Any
 ) -> None:

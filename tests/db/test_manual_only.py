@@ -13,6 +13,8 @@ from aiogram.methods import (
     SendVideo,
 )
 
+from bot.presentation.captions import notification_caption
+from bot.presentation.keyboards import QueueAction
 from bot.presentation.notifier import TelegramNotifier
 from bot.services.notifier import ClaimedItem
 from db.models import MediaItem
@@ -96,3 +98,25 @@ async def test_queue_marks_manual_only_items(app: TestApp) -> None:
     [fine_line] = [line for line in listing.text.splitlines() if "fine0" in line]
     assert f"✋ manual only: {REASON}" in manual_line
     assert "manual only" not in fine_line
+
+
+async def test_a_cancelled_reject_gives_back_the_buttons_without_the_robot(
+    app: TestApp,
+    graph: respx.MockRouter,  # noqa: F811
+) -> None:
+    _, queue_id = await _manual_only_item(app)
+    # The message as the notifier sent it: its caption says why, where 🤖 would be.
+    caption = notification_caption("item0.mp4", "cat", "Hi", manual_only=REASON)
+
+    await app.feed(_press_update(queue_id, QueueAction.REJECT, caption=caption))
+    await app.feed(_press_update(queue_id, QueueAction.CANCEL_REJECT, caption=caption))
+
+    restored = app.telegram.of(EditMessageCaption)[-1]
+    assert "🚫 Reject" in _labels(restored.reply_markup)
+    assert "🤖 Auto Post" not in _labels(restored.reply_markup)
+    assert f"Manual only: {REASON}" in restored.caption
+    # An item Instagram takes gets its 🤖 back.
+    [fine] = await seed_media(app.sessions, prefix="fine")
+    fine_queue_id = await seed_queue_item(app.sessions, fine, message_id=501)
+    await app.feed(_press_update(fine_queue_id, QueueAction.CANCEL_REJECT))
+    assert "🤖 Auto Post" in _labels(app.telegram.of(EditMessageCaption)[-1].reply_markup)

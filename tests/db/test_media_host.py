@@ -5,6 +5,7 @@ downloading each container's URL as Meta does, and the documented refresh call."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import urllib.request
 import uuid
@@ -18,6 +19,7 @@ from aiogram.methods import EditMessageCaption
 from aiogram.types import Update
 
 from bot.config import Settings, parse_store_url
+from bot.doctor import timeouts
 from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
 from bot.services.instagram import InstagramClient, InstagramError
 from bot.services.media_host import (
@@ -30,7 +32,8 @@ from bot.services.media_host import (
     create_s3_client,
     original_unchanged,
 )
-from db.vocabulary import MediaKind
+from bot.services.media_prep import prepare, prepared_dir
+from db.vocabulary import Framing, MediaKind
 from tests.db.test_doctor import (  # the check tests' fixtures and helpers
     CDN,
     changed,
@@ -477,6 +480,103 @@ async def test_check_fetches_one_prepared_file_under_the_base_url(
         code, lines = await run_check(with_instagram(healthy))
     line = line_of(lines, "media url")
     assert code == 1 and line.startswith("FAIL ") and ".storyqueue/prepared folder" in line
+
+
+async def test_check_fetches_a_file_the_bot_prepared_not_its_lock(
+    healthy: Settings, indexed: list[object], tmp_path: Path
+) -> None:
+    """The cache holds dot-named lock and partial files beside each prepared file."""
+    source = write_photo(tmp_path / "wide.png", "PNG", size=(400, 300))
+    prepared = prepare(source, MediaKind.PHOTO, Framing.BLUR, prepared_dir(healthy.media_dir))
+    # A large prepared video sorts first: check fetches the smallest file, within seconds.
+    video = prepared_dir(healthy.media_dir) / "00" / "big.mp4"
+    video.parent.mkdir()
+    video.write_bytes(b"\0" * 2_000_000)
+    url = f"{CDN}/{prepared.path.relative_to(healthy.media_dir).as_posix()}"
+    with doctor_graph() as router:
+        router.get(url).respond(content=prepared.path.read_bytes(), content_type="image/jpeg")
+        code, lines = await run_check(with_instagram(healthy))
+    assert code == 0, lines
+    assert f"GET {url}: 200 image/jpeg" in line_of(lines, "media url")
+
+
+async def test_without_preparation_check_fetches_an_original_not_an_old_prepared_file(
+    healthy: Settings, indexed: list[object]
+) -> None:
+    """MEDIA_PREPARATION off: Instagram is handed the originals, so check tries one of them."""
+    write_photo(healthy.media_dir / ".storyqueue" / "prepared" / "ab.jpg")
+    configured = changed(with_instagram(healthy), media_preparation=False)
+    with doctor_graph() as router:
+        router.get(f"{CDN}/.storyqueue/prepared/ab.jpg").respond(404)
+        code, lines = await run_check(configured)
+    line = line_of(lines, "media url")
+    assert code == 0, lines
+    assert line.startswith("PASS ") and f"HEAD {CDN}/cat/item0.jpg" in line
+
+
+async def test_a_trickling_base_url_does_not_hang_the_prepared_folder_check(
+    healthy: Settings, indexed: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server sending one byte at a time never trips a per-read timeout: the check is bounded."""
+    monkeypatch.setattr(timeouts, "NETWORK_TIMEOUT_SECONDS", 1.0)
+    write_photo(healthy.media_dir / ".storyqueue" / "prepared" / "ab.jpg")
+    connections: list[asyncio.StreamWriter] = []
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"X")
+                await writer.drain()
+                await asyncio.sleep(0.2)
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    started = asyncio.get_running_loop().time()
+    try:
+        with doctor_graph() as router:
+            router.route(host="127.0.0.1").pass_through()
+            code, lines = await run_check(
+                changed(with_instagram(healthy), media_public_base_url=base)
+            )
+    finally:
+        for writer in connections:
+            writer.close()
+        server.close()
+    elapsed = asyncio.get_running_loop().time() - started
+    line = line_of(lines, "media url")
+    assert code == 1 and line.startswith("FAIL ") and "did not answer" in line, lines
+    assert elapsed < timeouts.whole_check() + 5, elapsed
+
+
+async def test_a_silent_store_does_not_hang_the_check(
+    healthy: Settings, indexed: list[object], s3: S3Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that takes the connection and never answers costs the check seconds."""
+    monkeypatch.setattr(timeouts, "NETWORK_TIMEOUT_SECONDS", 1.0)
+
+    async def accept_and_say_nothing(reader: object, writer: object) -> None:
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    configured = changed(
+        with_instagram(healthy), media_public_base_url=None, media_public_store=STORE_URL
+    )
+    started = asyncio.get_running_loop().time()
+    try:
+        with doctor_graph():
+            code, lines = await run_check(configured)
+    finally:
+        server.close()
+    elapsed = asyncio.get_running_loop().time() - started
+    line = line_of(lines, "media store")
+    assert code == 1 and line.startswith("FAIL ") and "upload to" in line, lines
+    assert elapsed < 4 * timeouts.network() + 5, elapsed
 
 
 # --- the container's status at the documented pace -------------------------------------------

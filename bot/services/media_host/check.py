@@ -30,22 +30,28 @@ class HostCheck:
     fix: str = ""
 
 
-async def check_media_store(settings: Settings, http: httpx.AsyncClient) -> HostCheck:
-    """Upload a tiny object, presign it, fetch it back without credentials, delete it."""
+async def check_media_store(
+    settings: Settings, http: httpx.AsyncClient, *, timeout_seconds: float
+) -> HostCheck:
+    """Upload a tiny object, presign it, fetch it back without credentials, delete it.
+
+    Each store call is tried once and waits at most `timeout_seconds` per read.
+    """
     assert settings.media_public_store is not None
     location = parse_store_url(settings.media_public_store)
     where = f"s3://{location.bucket}/{location.prefix}"
     try:
-        store = S3Store(await asyncio.to_thread(create_s3_client), location)
+        client = await asyncio.to_thread(create_s3_client, timeout_seconds=timeout_seconds)
+        store = S3Store(client, location)
         key = f".check-{uuid.uuid4().hex}.txt"
         url = await store.put_bytes(key, _PROBE, "text/plain")
     except (BotoCoreError, ClientError) as error:
         return HostCheck(False, f"upload to {where} failed: {error}", _STORE_FIX)
     try:
-        response = await http.get(url)
+        response = await _get(http, url, timeout_seconds)
         fetched = response.is_success and response.content == _PROBE
         answer = f"{response.status_code}"
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, TimeoutError) as error:
         fetched, answer = False, type(error).__name__
     try:
         await store.remove_key(key)
@@ -68,10 +74,25 @@ def first_prepared_file(media_dir: Path) -> Path | None:
     folder = media_dir / PREPARED_FOLDER
     if not folder.is_dir():
         return None
-    return next((path for path in sorted(folder.rglob("*")) if path.is_file()), None)
+    # Skipping each entry's dot-named .lock and partial files: only a finished file is served.
+    finished = [
+        path
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    ]
+    # The smallest: fetched whole within the check's few seconds (a video may be 100 MB).
+    return min(finished, key=lambda path: path.stat().st_size, default=None)
 
 
-async def check_prepared_folder(settings: Settings, http: httpx.AsyncClient) -> HostCheck | None:
+async def _get(http: httpx.AsyncClient, url: str, timeout_seconds: float) -> httpx.Response:
+    """GET, the whole answer bounded: httpx times each read, and a trickle never trips that."""
+    async with asyncio.timeout(2 * timeout_seconds + 1):
+        return await http.get(url)
+
+
+async def check_prepared_folder(
+    settings: Settings, http: httpx.AsyncClient, *, timeout_seconds: float
+) -> HostCheck | None:
     """Fetch one prepared file at MEDIA_PUBLIC_BASE_URL; None when none is prepared yet."""
     assert settings.media_public_base_url is not None
     prepared = first_prepared_file(settings.media_dir)
@@ -83,8 +104,8 @@ async def check_prepared_folder(settings: Settings, http: httpx.AsyncClient) -> 
         " at MEDIA_PUBLIC_BASE_URL; Instagram fetches each Story from there"
     )
     try:
-        response = await http.get(url)
-    except httpx.HTTPError as error:
+        response = await _get(http, url, timeout_seconds)
+    except (httpx.HTTPError, TimeoutError) as error:
         return HostCheck(False, f"GET {url} did not answer ({type(error).__name__})", fix)
     kind = response.headers.get("content-type", "").split(";")[0].strip()
     if response.is_success and response.content == prepared.read_bytes():

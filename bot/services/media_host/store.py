@@ -38,9 +38,22 @@ _CONFIG = Config(
 )
 
 
-def create_s3_client() -> S3Client:
-    """A client configured the way every AWS tool is: AWS_ENDPOINT_URL, AWS_REGION, keys."""
-    return boto3.session.Session().client("s3", config=_CONFIG)
+def create_s3_client(*, timeout_seconds: float | None = None) -> S3Client:
+    """A client configured the way every AWS tool is: AWS_ENDPOINT_URL, AWS_REGION, keys.
+
+    With `timeout_seconds` (`check`): each call tried once, no read waiting longer.
+    """
+    config = _CONFIG
+    if timeout_seconds is not None:
+        # botocore's defaults (a 60 s read, 5 attempts) would let a silent store hang `check`.
+        config = config.merge(
+            Config(
+                connect_timeout=timeout_seconds,
+                read_timeout=timeout_seconds,
+                retries={"mode": "standard", "total_max_attempts": 1},
+            )
+        )
+    return boto3.session.Session().client("s3", config=config)
 
 
 def _extension(prepared: Prepared) -> str:

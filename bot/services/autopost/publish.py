@@ -28,7 +28,7 @@ from bot.services.autopost.results import (
 )
 from bot.services.clock import Clock
 from bot.services.instagram import InstagramError, InstagramFailure
-from bot.services.media_host import MediaHost, MediaHostError, MediaToHost
+from bot.services.media_host import HostedMedia, MediaHost, MediaHostError, MediaToHost
 from bot.services.media_prep import ManualOnly
 from bot.services.press import OutcomeKind, PressOutcome, explain
 from db.errors import DatabaseUnavailableError
@@ -209,13 +209,13 @@ class Publisher:
             await self._media_host.release(progress.hosted, claim.media)
         return outcome
 
-    async def _host(self, claim: AutoPostClaim, progress: HoldProgress) -> str:
+    async def _host(self, claim: AutoPostClaim, progress: HoldProgress) -> HostedMedia:
         """The public URL Instagram downloads the (prepared) media from."""
         try:
             progress.hosted = await self._media_host.url_for(claim.media)
         except MediaHostError as error:
             raise InstagramError(InstagramFailure.MEDIA_HOSTING, str(error)) from None
-        return progress.hosted.url
+        return progress.hosted
 
     async def _publish_steps(self, claim: AutoPostClaim, progress: HoldProgress) -> AutoPostOutcome:
         """create -> wait until FINISHED -> (dry run stops here) -> marker -> publish -> record.
@@ -229,8 +229,10 @@ class Publisher:
             instagram = chat_client(self._accounts, claim.hold.chat_id)
             # The daily publishing quota: at the limit nothing is created.
             await self._accounts.check_quota(claim.hold.chat_id)
-            media_url = await self._host(claim, progress)
-            container = await instagram.create_story_container(media_url, video=claim.video)
+            hosted = await self._host(claim, progress)
+            # What Instagram fetches decides, not the indexed kind: a GIF goes as a JPEG photo.
+            video = claim.video if hosted.video is None else hosted.video
+            container = await instagram.create_story_container(hosted.url, video=video)
             made = await self._holds.advance(progress.hold, instagram_creation_id=container)
             if made is None:
                 return AutoPostOutcome(result=AutoPostResult.CHECKING)

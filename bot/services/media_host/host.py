@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import mimetypes
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -66,6 +66,8 @@ class HostedMedia:
 
     url: str
     key: str = ""
+    # Whether it is a video, as prepared (a GIF becomes a photo); None: the indexed kind says.
+    video: bool | None = None
 
 
 class HostingBackend(Protocol):
@@ -130,7 +132,9 @@ class MediaHost:
             prepared = await self._prepare(source, item)
         except OSError as error:
             raise MediaHostError(f"{item.file_path} could not be read ({error.strerror})") from None
-        hosted = await self._backend.put(prepared)
+        hosted = replace(
+            await self._backend.put(prepared), video=prepared.content_type.startswith("video/")
+        )
         if hosted.key:
             self._holders.setdefault(hosted.key, set()).add(_holder(item))
         return hosted

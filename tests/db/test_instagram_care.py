@@ -301,9 +301,7 @@ async def test_a_crash_mid_refresh_frees_the_lease(
 ) -> None:
     """A process that took the lease and died: another refreshes once the lease lapses."""
     clock = Clock(T0)
-    graph.get(IG_REFRESH).respond(
-        json={"access_token": NEW_TOKEN, "expires_in": 5184000}
-    )
+    graph.get(IG_REFRESH).respond(json={"access_token": NEW_TOKEN, "expires_in": 5184000})
     async with account_process(ig_settings(settings), database_url, clock) as bot:
         clock.advance(days=2)
         await execute(
@@ -652,9 +650,7 @@ async def test_a_lost_commit_reply_neither_refreshes_twice_nor_loses_the_token(
     step: str,
 ) -> None:
     clock = Clock(T0)
-    refresh = graph.get(IG_REFRESH).respond(
-        json={"access_token": NEW_TOKEN, "expires_in": 5184000}
-    )
+    refresh = graph.get(IG_REFRESH).respond(json={"access_token": NEW_TOKEN, "expires_in": 5184000})
     url = proxy.url(make_url(database_url).database or "")
     async with account_process(ig_settings(settings), url, clock) as bot:
         clock.advance(days=2)

@@ -155,6 +155,32 @@ async def test_a_failed_remove_is_logged_and_left_to_the_lifecycle_rule(
     assert s3.stored_keys() == [hosted.key]
 
 
+async def test_an_object_two_items_share_stays_until_the_last_one_is_settled(
+    s3: S3Endpoint, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The same content in two items (two chats, or a duplicate file) is one object."""
+    photo = write_photo(tmp_path / "cat" / "a.jpg")
+    (tmp_path / "dup").mkdir()
+    (tmp_path / "dup" / "b.jpg").write_bytes(photo.read_bytes())
+    host = MediaHost(_store(s3, monkeypatch), tmp_path, original_unchanged)
+    first = MediaToHost("cat/a.jpg", MediaKind.PHOTO, TEAM_CHAT)
+    second = MediaToHost("dup/b.jpg", MediaKind.PHOTO, TEAM_CHAT + 1)
+    third = MediaToHost("cat/a.jpg", MediaKind.PHOTO, TEAM_CHAT + 2)
+
+    hosted = await host.url_for(first)
+    other = await host.url_for(second)
+    assert other.key == hosted.key
+
+    await host.release(hosted, first)  # settled; the second's container may be downloading
+    assert s3.stored_keys() == [hosted.key]
+    assert _fetch(other.url) == photo.read_bytes()
+    await host.url_for(third)
+    await host.release_item(second)  # the resolver settles the second; the third still needs it
+    assert s3.stored_keys() == [hosted.key]
+    await host.release_item(third)
+    assert s3.stored_keys() == []
+
+
 async def test_the_prepared_folder_is_served_under_the_base_url(tmp_path: Path) -> None:
     prepared = write_photo(tmp_path / "media" / ".storyqueue" / "prepared" / "ab c.jpg")
     folder = PreparedFolder(tmp_path / "media", "https://cdn.test/media/")

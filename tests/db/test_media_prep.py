@@ -362,3 +362,30 @@ def test_a_video_wrong_only_in_its_moov_position_is_remuxed_not_transcoded(
     assert after.moov_first and not before.moov_first
     assert (after.codec, after.audio_codec, after.width, after.fps) == ("h264", "aac", 320, 24)
     assert after.seconds == pytest.approx(before.seconds, abs=0.1)
+
+
+async def test_a_transcode_cancelled_at_shutdown_stops_at_its_next_frame(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    # The worker thread cannot be cancelled; left running, it would hold the process's
+    # exit (asyncio.run waits for the default executor) until the transcode ended.
+    source = write_video(tmp_path / "long.mp4", 30, fps=24, size=(480, 854))
+    preparer = MediaPreparer(cache_dir)
+    preparing = asyncio.create_task(preparer.prepare(source, MediaKind.VIDEO, Framing.BLUR))
+
+    def partials() -> list[Path]:
+        return list(cache_dir.glob("*/.partial-*"))
+
+    for _ in range(200):
+        await asyncio.sleep(0.02)
+        if partials():
+            break
+    assert partials(), "the transcode never started"
+    preparing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await preparing
+    stopped_by = time.perf_counter() + 1.5
+    while partials() and time.perf_counter() < stopped_by:
+        await asyncio.sleep(0.02)
+    assert not partials(), "the transcode went on after its caller was cancelled"
+    assert not list(cache_dir.glob("*/*.mp4")), "a cancelled preparation finished"

@@ -189,7 +189,7 @@ class Publisher:
         if progress.hosted is not None and outcome.result is not AutoPostResult.CHECKING:
             # Settled (published and recorded, or refused): Instagram needs the copy no more.
             # An unknown outcome keeps it; the resolver releases it once it settles the row.
-            await self._parts.media_host.release(progress.hosted)
+            await self._parts.media_host.release(progress.hosted, claim.media)
         return outcome
 
     async def _host(self, claim: AutoPostClaim, progress: HoldProgress) -> HostedMedia:

@@ -66,7 +66,7 @@ class HostedMedia:
 
     url: str
     key: str = ""
-    # What was put there is a video (a GIF prepared as a photo is not): the container's kind.
+    # Whether it is a video, as prepared (a GIF becomes a photo); None: the indexed kind says.
     video: bool | None = None
 
 
@@ -111,11 +111,19 @@ async def served_as_is(source: Path, item: MediaToHost) -> Prepared:
     return PreparedFile(source, content_type, sha256="", size=0)
 
 
+def _holder(item: MediaToHost) -> tuple[int, str]:
+    """The item a hosted copy serves (a re-press of the same item is the same holder)."""
+    return (item.chat_id, item.file_path)
+
+
 class MediaHost:
     def __init__(self, backend: HostingBackend, media_dir: Path, prepare: Prepare) -> None:
         self._backend = backend
         self._media_dir = media_dir
         self._prepare = prepare
+        # Items with the same prepared content share one object (its key is the content's):
+        # the items in this process that were handed it and are not settled yet.
+        self._holders: dict[str, set[tuple[int, str]]] = {}
 
     async def url_for(self, item: MediaToHost) -> HostedMedia:
         """Prepare the item's file and host it; MediaHostError says why not."""
@@ -124,8 +132,12 @@ class MediaHost:
             prepared = await self._prepare(source, item)
         except OSError as error:
             raise MediaHostError(f"{item.file_path} could not be read ({error.strerror})") from None
-        hosted = await self._backend.put(prepared)
-        return replace(hosted, video=prepared.content_type.startswith("video/"))
+        hosted = replace(
+            await self._backend.put(prepared), video=prepared.content_type.startswith("video/")
+        )
+        if hosted.key:
+            self._holders.setdefault(hosted.key, set()).add(_holder(item))
+        return hosted
 
     async def release_item(self, item: MediaToHost) -> None:
         """Release an item's copy when only the item is known (the resolver, after a restart).
@@ -139,12 +151,24 @@ class MediaHost:
                 "media_host.release_unlocated", file_path=item.file_path, error=str(error)[:200]
             )
             return
-        await self.release(self._backend.placed(prepared))
+        await self.release(self._backend.placed(prepared), item)
 
-    async def release(self, hosted: HostedMedia) -> None:
-        """Best effort: a copy left behind is logged and left to the store's lifecycle rule."""
+    async def release(self, hosted: HostedMedia, item: MediaToHost | None = None) -> None:
+        """`item` is settled: remove its copy unless another unsettled item shares it.
+
+        Best effort: a copy left behind is logged and left to the store's lifecycle rule.
+        Without an `item`, the copy goes whoever shares it.
+        """
         if not hosted.key:
             return
+        if item is not None:
+            holders = self._holders.get(hosted.key, set())
+            holders.discard(_holder(item))
+            if holders:
+                # Another item's container may be downloading it: the last one removes it.
+                logger.info("media_host.kept_for_another_item", key=hosted.key)
+                return
+        self._holders.pop(hosted.key, None)
         try:
             await self._backend.remove(hosted)
         except Exception as error:

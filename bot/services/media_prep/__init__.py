@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +142,7 @@ def prepare(
     cache_dir: Path,
     *,
     source_hash: str | None = None,
+    stop: threading.Event | None = None,
 ) -> PreparedMedia:
     """The file Instagram should fetch for `source` (blocking; see MediaPreparer.prepare).
 
@@ -161,7 +163,7 @@ def prepare(
             done = cache.cached(entry, suffix)
             if done is None:
                 cache.clear_partials(entry)
-                done = _make(source, photo, framing, entry, suffix)
+                done = _make(source, photo, framing, entry, suffix, stop)
     else:
         logger.debug("media_prep.cache_hit", source=str(source), setting=setting)
     return PreparedMedia(
@@ -169,7 +171,14 @@ def prepare(
     )
 
 
-def _make(source: Path, photo: bool, framing: Framing, entry: Path, suffix: str) -> Path:
+def _make(
+    source: Path,
+    photo: bool,
+    framing: Framing,
+    entry: Path,
+    suffix: str,
+    stop: threading.Event | None = None,
+) -> Path:
     partial = cache.partial_path(entry, suffix)
     try:
         if photo:
@@ -190,13 +199,17 @@ def _make(source: Path, photo: bool, framing: Framing, entry: Path, suffix: str)
             needed = videos.fixes(found)
             if needed == [videos.MOOV_NOT_FIRST]:
                 # Only the layout is wrong: moving the moov atom keeps every pixel.
-                videos.remux_faststart(source, partial)
+                videos.remux_faststart(source, partial, stop)
             elif needed:
-                videos.transcode(source, partial, found)
+                videos.transcode(source, partial, found, stop)
             else:
                 # Already acceptable: a copy, so a later edit of the source cannot change it.
                 shutil.copyfile(source, partial)
         path, _, _ = cache.publish(partial, suffix)
+    except videos.PreparationStopped:
+        # Nobody awaits this thread's result any more: this line is all that says so.
+        logger.warning("media_prep.stopped", source=str(source))
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
@@ -225,10 +238,23 @@ class MediaPreparer:
         *,
         source_hash: str | None = None,
     ) -> PreparedMedia:
+        stop = threading.Event()
         async with self._one_at_a_time:
-            return await asyncio.to_thread(
-                prepare, source, kind, framing, self.cache_dir, source_hash=source_hash
-            )
+            try:
+                return await asyncio.to_thread(
+                    prepare,
+                    source,
+                    kind,
+                    framing,
+                    self.cache_dir,
+                    source_hash=source_hash,
+                    stop=stop,
+                )
+            except asyncio.CancelledError:
+                # A thread cannot be cancelled: unstopped, a transcode would run on after
+                # shutdown and hold the process's exit (asyncio.run waits for it).
+                stop.set()
+                raise
 
     async def assess(self, source: Path, kind: MediaKind) -> AutoPostVerdict:
         return await asyncio.to_thread(assess, source, kind)

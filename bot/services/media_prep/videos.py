@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import pairwise
@@ -31,6 +32,15 @@ TARGET_AUDIO_BITRATE = 128_000
 TARGET_AUDIO_RATE = 48_000
 MP4_BRANDS = ("mov", "mp4")
 MOOV_NOT_FIRST = "moov atom not first"
+
+
+class PreparationStopped(Exception):
+    """The caller went away (shutdown): the worker thread stops instead of finishing alone."""
+
+
+def _check(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise PreparationStopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +167,7 @@ def fixes(found: VideoProbe) -> list[str]:
     return needed
 
 
-def remux_faststart(source: Path, target: Path) -> None:
+def remux_faststart(source: Path, target: Path, stop: threading.Event | None = None) -> None:
     """The same video and audio packets in an MP4 with the moov atom first: no re-encoding."""
     with (
         av.open(str(source)) as inputs,
@@ -168,6 +178,7 @@ def remux_faststart(source: Path, target: Path) -> None:
         for packet in inputs.demux(*kept):
             if packet.dts is None:  # the demuxer's end-of-stream marker
                 continue
+            _check(stop)
             packet.stream = copies[packet.stream.index]
             output.mux(packet)
 
@@ -196,7 +207,9 @@ def _video_filters(source: Any, found: VideoProbe) -> av.filter.Graph:
     return graph
 
 
-def transcode(source: Path, target: Path, found: VideoProbe) -> None:
+def transcode(
+    source: Path, target: Path, found: VideoProbe, stop: threading.Event | None = None
+) -> None:
     """H.264/AAC MP4 with the moov atom first, within every limit; the length is kept."""
     fps = found.fps if VIDEO_MIN_FPS <= found.fps <= VIDEO_MAX_FPS else TARGET_FPS
     with (
@@ -229,6 +242,7 @@ def transcode(source: Path, target: Path, found: VideoProbe) -> None:
             audio_out.layout = "stereo"
         streams = [video_in] if audio_in is None else [video_in, audio_in]
         for packet in inputs.demux(*streams):
+            _check(stop)
             for decoded in packet.decode():
                 if isinstance(decoded, av.VideoFrame):
                     graph.push(decoded)

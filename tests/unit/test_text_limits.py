@@ -315,6 +315,7 @@ BUILDERS: dict[str, list[tuple[Callable[[], str], int]]] = {
 }
 # Not texts of their own: parts of the ones above (tested through them) or readers.
 NOT_BUILDERS = {
+    "captions.says_manual_only",  # reads a caption, builds none
     "texts.ago",
     "texts.local",
     "texts.escape",

@@ -18,7 +18,7 @@ from tests.helpers.fake_bot_api import Call, FakeBotApi
 from tests.helpers.fake_graph import FakeGraphServer, GraphState, judge_image, judge_video
 from tests.helpers.fake_s3 import STORE_URL, S3Endpoint, moto_server, s3
 from tests.helpers.media_files import write_photo, write_video
-from tests.helpers.support import TEAM_CHAT, TEST_TOKEN
+from tests.helpers.support import TEAM_CHAT, TEST_TOKEN, fetch_all
 from tests.process.test_e2e_library import _every_slot_at_once, index
 
 IG_USER = "1789"
@@ -83,6 +83,14 @@ async def _auto_post_each(
             stories[name] = None
         else:
             before = len(graph.state.stories)
+
+            async def recorded_as_sent() -> bool:
+                # Telegram's answer reaches the bot after the fake saw the call: press once
+                # the bot has recorded it, as a person sees the message only then.
+                sending = "SELECT 1 FROM posting_queue WHERE status = 'sending'"
+                return not await fetch_all(session_factory, sending)
+
+            await eventually(recorded_as_sent)
             press(api, send.result, data)
 
             async def published(before: int = before) -> bool:

@@ -21,7 +21,15 @@ from bot.doctor import timeouts
 from bot.doctor.database import pooler_finding
 from tests.helpers.check import line_of, run_check
 from tests.helpers.fake_bot_api import BOT_USER, FakeBotApi
-from tests.helpers.support import TEAM_CHAT, TEST_TOKEN, execute, fetch_all, seed_chat, seed_media
+from tests.helpers.support import (
+    TEAM_CHAT,
+    TEST_TOKEN,
+    execute,
+    fetch_all,
+    seed_chat,
+    seed_media,
+    trickling_server,
+)
 
 GRAPH = "https://graph.facebook.com/v21.0"
 IG_USER = "17841400000000000"
@@ -490,28 +498,11 @@ async def test_a_trickling_graph_server_does_not_hang_the_check(
     healthy: Settings, indexed: list[Any]
 ) -> None:
     """A server that answers one byte at a time never trips a per-read timeout."""
-    connections: list[asyncio.StreamWriter] = []
-
-    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer)
-        writer.write(b"HTTP/1.1 200 OK\r\n")
-        with contextlib.suppress(ConnectionError):
-            while True:
-                writer.write(b"X")
-                await writer.drain()
-                await asyncio.sleep(0.2)
-
-    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
-    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    configured = changed(
-        with_instagram(healthy), instagram_graph_url=base, media_public_base_url=f"{base}/media"
-    )
-    try:
+    async with trickling_server() as base:
+        configured = changed(
+            with_instagram(healthy), instagram_graph_url=base, media_public_base_url=f"{base}/media"
+        )
         code, lines = await run_check(configured)
-    finally:
-        for writer in connections:
-            writer.close()
-        server.close()
     assert code == 1
     assert "did not answer" in line_of(lines, "instagram")
     assert "did not answer" in line_of(lines, "media url")

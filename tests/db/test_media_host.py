@@ -64,6 +64,7 @@ from tests.helpers.support import (
     fetch_all,
     seed_media,
     seed_queue_item,
+    trickling_server,
 )
 
 GRAPH = "https://graph.test/v21.0"
@@ -546,30 +547,13 @@ async def test_a_trickling_base_url_does_not_hang_the_prepared_folder_check(
     """A server sending one byte at a time never trips a per-read timeout: the check is bounded."""
     monkeypatch.setattr(timeouts, "NETWORK_TIMEOUT_SECONDS", 1.0)
     write_photo(healthy.media_dir / ".storyqueue" / "prepared" / "ab.jpg")
-    connections: list[asyncio.StreamWriter] = []
-
-    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer)
-        writer.write(b"HTTP/1.1 200 OK\r\n")
-        with contextlib.suppress(ConnectionError):
-            while True:
-                writer.write(b"X")
-                await writer.drain()
-                await asyncio.sleep(0.2)
-
-    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
-    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    started = asyncio.get_running_loop().time()
-    try:
+    async with trickling_server() as base:
+        started = asyncio.get_running_loop().time()
         with doctor_graph() as router:
             router.route(host="127.0.0.1").pass_through()
             code, lines = await run_check(
                 changed(with_instagram(healthy), media_public_base_url=base)
             )
-    finally:
-        for writer in connections:
-            writer.close()
-        server.close()
     elapsed = asyncio.get_running_loop().time() - started
     line = line_of(lines, "media url")
     assert code == 1 and line.startswith("FAIL ") and "did not answer" in line, lines

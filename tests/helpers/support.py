@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -320,3 +324,26 @@ def press_update(
     data = QueueCallback(action=action, queue_id=queue_id).pack()
     message = queue_message(chat_id, 500, caption, queue_keyboard(queue_id, instagram=instagram))
     return callback_update(data, message, who.user)
+
+
+@asynccontextmanager
+async def trickling_server() -> AsyncIterator[str]:
+    """An HTTP server on 127.0.0.1 that answers one byte at a time, forever; yields its base URL."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"X")
+                await writer.drain()
+                await asyncio.sleep(0.2)
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        for writer in connections:
+            writer.close()
+        server.close()

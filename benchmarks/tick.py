@@ -100,8 +100,8 @@ class DatabaseTime:
 async def run(cluster: Cluster) -> None:
     from bot.app import create_bot
     from bot.config import Settings
+    from bot.presentation.notifier import TelegramNotifier
     from bot.services.delivery import Delivery
-    from bot.services.notifier import Notifier
     from bot.services.scheduler import CLAIM_BATCH, ChatBackoff, Scheduler
     from tests.helpers.fake_telegram_session import RecordingSession
 
@@ -119,7 +119,7 @@ async def run(cluster: Cluster) -> None:
         data_dir = Path(tempfile.mkdtemp(prefix="sqbench"))
         settings = Settings(_env_file=None, bot_token=TOKEN, data_dir=data_dir, media_dir=data_dir)  # type: ignore[call-arg]
         telegram = RecordingSession()
-        notifier = Notifier(create_bot(settings, session=telegram), data_dir, instagram=False)
+        notifier = TelegramNotifier(create_bot(settings, session=telegram), data_dir, instagram=False)
         clock = {"now": NOW}
         scheduler = Scheduler(
             sessions,

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, column, func, select, update, values
+from sqlalchemy import BigInteger, DateTime, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from db.models import ChatMigration, ChatSettings, MediaItem
-from db.repositories.base import Repository
+from db.repositories.base import Repository, rows_table
 
 
 class ChatSettingsRepository(Repository):
@@ -101,9 +101,11 @@ class ChatSettingsRepository(Repository):
         """Set each chat's last filled slot, for many chats in one statement."""
         if not slots:
             return
-        filled = values(
-            column("chat_id", BigInteger), column("slot", DateTime(timezone=True)), name="filled"
-        ).data(list(slots.items()))
+        filled = rows_table(
+            "filled",
+            [("chat_id", BigInteger()), ("slot", DateTime(timezone=True))],
+            list(slots.items()),
+        )
         statement = (
             update(ChatSettings)
             .where(ChatSettings.telegram_chat_id == filled.c.chat_id)

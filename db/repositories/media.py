@@ -14,7 +14,6 @@ from sqlalchemy import (
     Text,
     Uuid,
     case,
-    column,
     exists,
     func,
     literal,
@@ -22,13 +21,12 @@ from sqlalchemy import (
     select,
     true,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import aliased
 
 from db.models import MediaItem, MediaLock, PostingQueueItem
-from db.repositories.base import Repository
+from db.repositories.base import Repository, rows_table
 
 
 def _active_lock(now: datetime | None) -> Any:
@@ -177,9 +175,7 @@ class MediaRepository(Repository):
         """`set_telegram_file_id` for many (media id, file id) pairs in one statement."""
         if not file_ids:
             return
-        known = values(column("media_id", Uuid), column("file_id", Text), name="file_ids").data(
-            list(file_ids)
-        )
+        known = rows_table("file_ids", [("media_id", Uuid()), ("file_id", Text())], file_ids)
         await self._session.execute(
             update(MediaItem)
             .where(MediaItem.id == known.c.media_id)

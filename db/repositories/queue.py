@@ -13,18 +13,16 @@ from sqlalchemy import (
     ColumnElement,
     Uuid,
     and_,
-    column,
     delete,
     func,
     or_,
     select,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import insert
 
 from db.models import ChatSettings, MediaItem, PostingQueueItem
-from db.repositories.base import Repository, lease_ended, lease_until
+from db.repositories.base import Repository, lease_ended, lease_until, rows_table
 from db.vocabulary import QueueStatus
 
 _SENDING = PostingQueueItem.status == QueueStatus.SENDING
@@ -155,9 +153,9 @@ class QueueRepository(Repository):
         """`mark_sent` for many (queue id, message id) pairs in one statement; rows changed."""
         if not sent:
             return 0
-        messages = values(
-            column("queue_id", Uuid), column("message_id", BigInteger), name="sent_messages"
-        ).data(list(sent))
+        messages = rows_table(
+            "sent_messages", [("queue_id", Uuid()), ("message_id", BigInteger())], sent
+        )
         unconfirmed = and_(
             PostingQueueItem.status == QueueStatus.SENT,
             PostingQueueItem.telegram_message_id.is_(None),

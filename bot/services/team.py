@@ -27,6 +27,7 @@ from db.repositories import (
     QueueRepository,
     UserRepository,
 )
+from db.repositories.base import copied
 from db.repositories.stats import (
     EXPORT_COLUMNS,
     CategoryRow,
@@ -90,20 +91,7 @@ class ChatView:
 
     @classmethod
     def of(cls, chat: ChatSettings) -> ChatView:
-        return cls(
-            telegram_chat_id=chat.telegram_chat_id,
-            is_paused=chat.is_paused,
-            paused_at=chat.paused_at,
-            dry_run=chat.dry_run,
-            posts_per_day=chat.posts_per_day,
-            posting_hours_start=chat.posting_hours_start,
-            posting_hours_end=chat.posting_hours_end,
-            timezone=chat.timezone,
-            message_thread_id=chat.message_thread_id,
-            sent_ttl_days=chat.sent_ttl_days,
-            runway_warning_days=chat.runway_warning_days,
-            photo_framing=chat.photo_framing,
-        )
+        return copied(cls, chat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +107,7 @@ class FileView:
 
     @classmethod
     def of(cls, media: MediaItem) -> FileView:
-        return cls(
-            media.id,
-            media.file_name,
-            media.file_path,
-            media.set_aside_reason,
-            media.autopost_refusal,
-        )
+        return copied(cls, media)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +126,7 @@ class QueuedView:
 
     @classmethod
     def of(cls, item: PostingQueueItem) -> QueuedView:
-        return cls(item.id, QueueStatus(item.status), item.created_at, item.telegram_message_id)
+        return copied(cls, item, status=QueueStatus(item.status))
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +141,7 @@ class DecisionView:
     @classmethod
     def of(cls, entry: PostingHistory) -> DecisionView:
         method = None if entry.posting_method is None else PostingMethod(entry.posting_method)
-        return cls(HistoryStatus(entry.status), entry.acted_by_name, entry.acted_at, method)
+        return copied(cls, entry, status=HistoryStatus(entry.status), posting_method=method)
 
 
 @dataclass(frozen=True, slots=True)

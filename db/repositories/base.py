@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import ColumnElement, Executable, TableValuedAlias, bindparam, column, func, or_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeEngine
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+D = TypeVar("D", bound="DataclassInstance")
 
 
 class Repository:
@@ -59,3 +65,12 @@ def rows_table(
     ]
     typed = [column(column_name, type_) for column_name, type_ in columns]
     return func.unnest(*arrays).table_valued(*typed).render_derived(name=name)
+
+
+def copied(cls: type[D], row: object, **given: Any) -> D:
+    """A `cls` dataclass whose fields are `row`'s attributes of the same names, or `given`."""
+    values = {
+        field.name: given[field.name] if field.name in given else getattr(row, field.name)
+        for field in dataclasses.fields(cls)
+    }
+    return cls(**values)

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from db.repositories.base import Repository
+from db.repositories.base import Repository, copied
 from db.vocabulary import STORY_METRICS
 
 # Each active item not in flight and not locked for good (on itself or a file with
@@ -195,6 +195,10 @@ class NamedItems:
     times: list[int] = field(default_factory=list)  # how often each shown one was skipped
 
 
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 class StatsRepository(Repository):
     async def releases(self, chat_id: int, now: datetime) -> list[tuple[str | None, int, int]]:
         """(category, day its locks run out or 0, items) for the items that can come back."""
@@ -209,18 +213,13 @@ class StatsRepository(Repository):
             PEOPLE_SQL, {"chat_id": chat_id, "week": week, "month": month, "since": since}
         )
         return [
-            PersonRow(
-                user_id=row.user_id,
-                telegram_user_id=row.telegram_user_id,
-                username=row.username,
-                first_name=row.first_name,
-                last_name=row.last_name,
-                recorded_name=row.recorded_name,
+            copied(
+                PersonRow,
+                row,
                 week=(row.week_posted, row.week_skipped, row.week_rejected),
                 month=(row.month_posted, row.month_skipped, row.month_rejected),
                 total=(row.all_posted, row.all_skipped, row.all_rejected),
-                decisions=row.decisions,
-                median_seconds=None if row.median_seconds is None else float(row.median_seconds),
+                median_seconds=_float_or_none(row.median_seconds),
             )
             for row in rows
         ]
@@ -228,15 +227,7 @@ class StatsRepository(Repository):
     async def categories(self, chat_id: int, since: datetime) -> list[CategoryRow]:
         rows = await self._session.execute(CATEGORIES_SQL, {"chat_id": chat_id, "since": since})
         return [
-            CategoryRow(
-                category=row.category,
-                decisions=row.decisions,
-                posted=row.posted,
-                skipped=row.skipped,
-                rejected=row.rejected,
-                average_reach=None if row.average_reach is None else float(row.average_reach),
-                results=row.results,
-            )
+            copied(CategoryRow, row, average_reach=_float_or_none(row.average_reach))
             for row in rows
         ]
 

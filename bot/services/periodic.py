@@ -27,5 +27,16 @@ async def every(
             await round_()
         except Exception:
             log.exception(failed)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+        await wait_for_stop(stop, interval_seconds)
+
+
+async def wait_for_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less if `stop` is set meanwhile; a cancellation always propagates.
+
+    Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that arrives
+    as the event is set (shutdown sets `stop`, then cancels), and the loop then
+    waited forever for a send that would never be answered.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()

@@ -13,7 +13,6 @@ twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
@@ -26,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.chats import ChatDirectory
 from bot.services.notices import TeamNotices
-from bot.services.periodic import every
+from bot.services.periodic import every, wait_for_stop
 from bot.telegram_retry import at_most_once, delivered_nothing
 from db.models import ChatSettings
 from db.repositories import ChatMigrationRepository, ChatSettingsRepository
@@ -119,8 +118,7 @@ class RunwayWatch:
 
     async def run(self, stop: asyncio.Event) -> None:
         """First check one interval after start (startup has enough to do), then every interval."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=self.interval_seconds)
+        await wait_for_stop(stop, self.interval_seconds)
         if stop.is_set():
             return
         await every(self.interval_seconds, stop, self.tick, log=logger, failed="runway.failed")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import structlog
 from structlog.testing import capture_logs
 
@@ -43,3 +44,22 @@ async def test_stop_ends_the_wait_between_rounds() -> None:
     await asyncio.wait_for(started.wait(), 5)
     stop.set()
     await asyncio.wait_for(loop, 5)  # not an hour
+
+
+async def test_a_cancel_that_arrives_as_stop_is_set_still_cancels_the_loop() -> None:
+    """Shutdown sets `stop`, then cancels: the loop ends cancelled, never goes on to drain."""
+    stop = asyncio.Event()
+    rounds = 0
+
+    async def round_() -> None:
+        nonlocal rounds
+        rounds += 1
+
+    loop = asyncio.create_task(every(60, stop, round_, log=structlog.get_logger("t"), failed="t"))
+    while rounds == 0:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)  # now waiting out the interval
+    stop.set()
+    loop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop

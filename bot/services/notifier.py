@@ -13,6 +13,7 @@ from typing import Protocol
 from aiogram.types import Message
 
 from db.models import MediaItem
+from db.repositories.base import copied
 from db.vocabulary import MediaKind
 
 
@@ -50,21 +51,15 @@ class ClaimedItem:
         never_sent: bool = False,
     ) -> ClaimedItem:
         """The send of queue row `queue_id`, with what it needs of its library row."""
-        return cls(
+        return copied(
+            cls,
+            media,
             queue_id=queue_id,
-            chat_id=media.chat_id,
             media_item_id=media.id,
-            file_path=media.file_path,
-            file_name=media.file_name,
             media_kind=MediaKind(media.media_kind),
-            mime_type=media.mime_type,
-            category=media.category,
-            caption=media.caption,
-            telegram_file_id=media.telegram_file_id,
             attempt=attempt,
             message_thread_id=message_thread_id,
             never_sent=never_sent,
-            autopost_refusal=media.autopost_refusal,
         )
 
 

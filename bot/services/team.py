@@ -17,7 +17,7 @@ from bot.domain import ANONYMOUS_ADMIN, TelegramIdentity
 from bot.services.chart import HeatMap, activity_chart
 from bot.services.runway import Runway, read_runway
 from bot.services.slots import PostingSchedule
-from db.models import ChatSettings, MediaItem, PostingHistory, PostingQueueItem, User
+from db.models import PostingHistory, PostingQueueItem, User
 from db.repositories import (
     ChatSettingsRepository,
     HistoryRepository,
@@ -89,10 +89,6 @@ class ChatView:
     runway_warning_days: int
     photo_framing: str
 
-    @classmethod
-    def of(cls, chat: ChatSettings) -> ChatView:
-        return copied(cls, chat)
-
 
 @dataclass(frozen=True, slots=True)
 class FileView:
@@ -104,10 +100,6 @@ class FileView:
     set_aside_reason: str | None = None
     # Why Instagram would refuse it (index's verdict): manual only, no 🤖.
     autopost_refusal: str | None = None
-
-    @classmethod
-    def of(cls, media: MediaItem) -> FileView:
-        return copied(cls, media)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +240,7 @@ class TeamService:
 
     async def chat(self, chat_id: int) -> ChatView:
         async def work(session: AsyncSession) -> ChatView:
-            return ChatView.of(await ChatSettingsRepository(session).ensure(chat_id))
+            return copied(ChatView, await ChatSettingsRepository(session).ensure(chat_id))
 
         return await self._run("team.chat", work)
 
@@ -281,7 +273,7 @@ class TeamService:
             runway = await read_runway(session, chat, now)
             return StatusView(
                 runway=runway,
-                chat=ChatView.of(chat),
+                chat=copied(ChatView, chat),
                 paused_by=paused_by,
                 in_flight=in_flight,
                 next_slot=upcoming,
@@ -297,14 +289,14 @@ class TeamService:
     async def in_flight(self, chat_id: int) -> list[tuple[QueuedView, FileView]]:
         async def work(session: AsyncSession) -> list[tuple[QueuedView, FileView]]:
             rows = await QueueRepository(session).in_flight(chat_id)
-            return [(QueuedView.of(item), FileView.of(media)) for item, media in rows]
+            return [(QueuedView.of(item), copied(FileView, media)) for item, media in rows]
 
         return await self._run("team.queue", work)
 
     async def history(self, chat_id: int, limit: int) -> list[tuple[DecisionView, FileView]]:
         async def work(session: AsyncSession) -> list[tuple[DecisionView, FileView]]:
             rows = await HistoryRepository(session).recent(chat_id, limit)
-            return [(DecisionView.of(entry), FileView.of(media)) for entry, media in rows]
+            return [(DecisionView.of(entry), copied(FileView, media)) for entry, media in rows]
 
         return await self._run("team.history", work)
 
@@ -341,7 +333,7 @@ class TeamService:
     async def set_aside_items(self, chat_id: int) -> list[FileView]:
         async def work(session: AsyncSession) -> list[FileView]:
             return [
-                FileView.of(item)
+                copied(FileView, item)
                 for item in await MediaRepository(session).set_aside_items(chat_id)
             ]
 
@@ -409,7 +401,7 @@ class TeamService:
                 assert chat is not None
             old = getattr(chat, column)
             if old == new:
-                return ChatView.of(chat), False
+                return copied(ChatView, chat), False
             change = Interaction(
                 InteractionKind.COMMAND,
                 "settings.change",
@@ -425,14 +417,14 @@ class TeamService:
                 )
             await chats.update(chat_id, **changes)
             await session.refresh(chat)
-            return ChatView.of(chat), True
+            return copied(ChatView, chat), True
 
         async def recover(session: AsyncSession) -> tuple[ChatView, bool] | None:
             # Our change logged under change_id means its COMMIT landed unheard.
             if not await InteractionRepository(session).exists(change_id):
                 return None
             chat = await ChatSettingsRepository(session).get(chat_id)
-            return None if chat is None else (ChatView.of(chat), True)
+            return None if chat is None else (copied(ChatView, chat), True)
 
         return await self._run(operation, work, Reread(recover))
 
@@ -514,14 +506,7 @@ def _person_stats(row: PersonRow) -> PersonStats:
         name = TelegramIdentity(
             row.telegram_user_id, row.username, row.first_name, row.last_name
         ).display_name
-    return PersonStats(
-        name=name,
-        week=row.week,
-        month=row.month,
-        total=row.total,
-        decisions=row.decisions,
-        median_seconds=row.median_seconds,
-    )
+    return copied(PersonStats, row, name=name)
 
 
 def _name_of(user: User | None) -> str | None:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 import structlog
 from aiogram import Bot
@@ -30,13 +31,13 @@ from bot.services.accounts.tokens import ASSUMED_LIFETIME
 from bot.services.instagram import InstagramError
 from bot.services.periodic import every
 from bot.telegram_retry import at_most_once, delivered_nothing
-from db.models import InstagramAccount
 from db.repositories import ChatSettingsRepository
 from db.repositories.instagram_accounts import ExpiryWarning, InstagramAccountRepository
 from db.retry import Reread, in_idempotent_transaction, in_transaction
 from db.vocabulary import ExpirySource, InstagramFlavour
 
 logger = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 REFRESH_AFTER = timedelta(days=1)
 REFRESH_LEASE = timedelta(minutes=5)
@@ -99,18 +100,14 @@ class TokenCare:
         now = self.clock()
         claim_id = uuid.uuid4()
 
-        async def claim(session: AsyncSession) -> InstagramAccount | None:
-            return await InstagramAccountRepository(session).claim_refresh(
+        row = await self._write(
+            lambda accounts: accounts.claim_refresh(
                 chat_id,
                 claim_id,
                 obtained_before=now - REFRESH_AFTER,
                 now=now,
                 lease_until=now + REFRESH_LEASE,
-            )
-
-        row = await in_idempotent_transaction(
-            self.sessions,
-            claim,
+            ),
             operation="instagram.claim_refresh",
             because="our claim id matches the lease a landed attempt took",
         )
@@ -130,18 +127,10 @@ class TokenCare:
                 failure=error.failure.value,
                 detail=error.detail,
             )
-
-            async def failed(session: AsyncSession) -> None:
-                await InstagramAccountRepository(session).refresh_failed(
-                    chat_id,
-                    claim_id,
-                    error=cause,
-                    retry_after=now + RETRY_FAILED_REFRESH_AFTER,
-                )
-
-            await in_idempotent_transaction(
-                self.sessions,
-                failed,
+            await self._write(
+                lambda accounts: accounts.refresh_failed(
+                    chat_id, claim_id, error=cause, retry_after=now + RETRY_FAILED_REFRESH_AFTER
+                ),
                 operation="instagram.refresh_failed",
                 because="it sets values",
             )
@@ -150,19 +139,14 @@ class TokenCare:
         # Learned before anything can log it.
         self.accounts.use_token(chat_id, new_token)
         lifetime = timedelta(seconds=expires_in) if expires_in else ASSUMED_LIFETIME
-
-        async def store(session: AsyncSession) -> str | None:
-            return await InstagramAccountRepository(session).store_refreshed(
+        current = await self._write(
+            lambda accounts: accounts.store_refreshed(
                 chat_id,
                 old_token=old_token,
                 new_token=new_token,
                 obtained_at=now,
                 expires_at=now + lifetime,
-            )
-
-        current = await in_idempotent_transaction(
-            self.sessions,
-            store,
+            ),
             operation="instagram.store_token",
             because="it swaps only over the old token, then reads",
         )
@@ -184,14 +168,12 @@ class TokenCare:
                 "instagram.debug_token_failed", chat_id=chat_id, failure=error.failure.value
             )
             return
-
-        async def store(session: AsyncSession) -> None:
-            await InstagramAccountRepository(session).set_expiry(
+        await self._write(
+            lambda accounts: accounts.set_expiry(
                 chat_id, token=token, expires_at=expires_at, source=ExpirySource.DEBUG_TOKEN
-            )
-
-        await in_idempotent_transaction(
-            self.sessions, store, operation="instagram.set_expiry", because="it sets values"
+            ),
+            operation="instagram.set_expiry",
+            because="it sets values",
         )
         await self.accounts.reload()
 
@@ -252,18 +234,30 @@ class TokenCare:
                 return None
             # Telegram refused it or never saw it: unmark, so a later tick tries again.
             logger.warning("instagram.warning_refused", chat_id=chat_id, error=error.message)
-
-            async def unmark(session: AsyncSession) -> None:
-                await InstagramAccountRepository(session).unmark_warned(
-                    chat_id, warning.kind, at=now
-                )
-
-            await in_idempotent_transaction(
-                self.sessions, unmark, operation="instagram.unmark_warned", because="it sets values"
+            await self._write(
+                lambda accounts: accounts.unmark_warned(chat_id, warning.kind, at=now),
+                operation="instagram.unmark_warned",
+                because="it sets values",
             )
             return None
         logger.info("instagram.expiry_warned", chat_id=chat_id, warning=warning.kind.value)
         return warning.kind
+
+    async def _write(
+        self,
+        change: Callable[[InstagramAccountRepository], Awaitable[T]],
+        *,
+        operation: str,
+        because: str,
+    ) -> T:
+        """One idempotent transaction on the chat's account row."""
+
+        async def work(session: AsyncSession) -> T:
+            return await change(InstagramAccountRepository(session))
+
+        return await in_idempotent_transaction(
+            self.sessions, work, operation=operation, because=because
+        )
 
     async def _send(self, chat_id: int, text: str) -> None:
         """To the chat's queue topic; a group Telegram upgraded is followed to its new id."""

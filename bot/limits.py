@@ -20,10 +20,7 @@ from typing import Any
 import structlog
 from aiogram import Bot
 from aiogram.client.default import Default
-from aiogram.client.session.middlewares.base import (
-    BaseRequestMiddleware,
-    NextRequestMiddlewareType,
-)
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.enums import ParseMode
 from aiogram.methods import (
     AnswerCallbackQuery,
@@ -36,7 +33,10 @@ from aiogram.methods import (
     SendVideo,
     TelegramMethod,
 )
-from aiogram.methods.base import Response, TelegramType
+from aiogram.methods.base import Response
+from aiogram.methods.base import TelegramType as T
+
+from bot.request_middleware import Method, Next
 
 logger = structlog.get_logger(__name__)
 
@@ -160,12 +160,7 @@ def _fitted(bot: Bot, method: TelegramMethod[Any]) -> dict[str, str]:
 class TextLimitsMiddleware(BaseRequestMiddleware):
     """Shortens a text over Telegram's limit before it is sent, rather than have it refused."""
 
-    async def __call__(
-        self,
-        make_request: NextRequestMiddlewareType[TelegramType],
-        bot: Bot,
-        method: TelegramMethod[TelegramType],
-    ) -> Response[TelegramType]:
+    async def __call__(self, make_request: Next[T], bot: Bot, method: Method[T]) -> Response[T]:
         changes = _fitted(bot, method)
         if changes:
             logger.warning("telegram.text_shortened", method=type(method).__name__)

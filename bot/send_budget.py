@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 
 import structlog
 from aiogram import Bot
-from aiogram.client.session.middlewares.base import (
-    BaseRequestMiddleware,
-    NextRequestMiddlewareType,
-)
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
+from aiogram.methods.base import TelegramType as T
 from aiolimiter import AsyncLimiter
+
+from bot.request_middleware import Method, Next
 
 logger = structlog.get_logger(__name__)
 
@@ -229,12 +229,7 @@ class SendBudgetMiddleware(BaseRequestMiddleware):
     def __init__(self, budget: SendBudget) -> None:
         self._budget = budget
 
-    async def __call__(
-        self,
-        make_request: NextRequestMiddlewareType[TelegramType],
-        bot: Bot,
-        method: TelegramMethod[TelegramType],
-    ) -> Response[TelegramType]:
+    async def __call__(self, make_request: Next[T], bot: Bot, method: Method[T]) -> Response[T]:
         chat_id = chat_of(method)
         if chat_id is not None:
             departure = _watched.get()

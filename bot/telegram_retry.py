@@ -10,10 +10,7 @@ from typing import Any
 
 import structlog
 from aiogram import Bot
-from aiogram.client.session.middlewares.base import (
-    BaseRequestMiddleware,
-    NextRequestMiddlewareType,
-)
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
@@ -29,10 +26,12 @@ from aiogram.methods import (
     SendDocument,
     SendPhoto,
     SendVideo,
-    TelegramMethod,
 )
-from aiogram.methods.base import Response, TelegramType
+from aiogram.methods.base import Response
+from aiogram.methods.base import TelegramType as T
 from aiohttp import ClientConnectorError
+
+from bot.request_middleware import Method, Next
 
 logger = structlog.get_logger(__name__)
 
@@ -79,12 +78,7 @@ class TelegramRetryMiddleware(BaseRequestMiddleware):
         self._backoff = backoff_seconds
         self._max_retry_after = max_retry_after_seconds
 
-    async def __call__(
-        self,
-        make_request: NextRequestMiddlewareType[TelegramType],
-        bot: Bot,
-        method: TelegramMethod[TelegramType],
-    ) -> Response[TelegramType]:
+    async def __call__(self, make_request: Next[T], bot: Bot, method: Method[T]) -> Response[T]:
         polling = isinstance(method, GetUpdates)
         repeatable = not isinstance(method, NOT_REPEATED_HERE)
         if polling:

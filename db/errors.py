@@ -2,7 +2,8 @@
 
 `is_connection_loss` is the one place that decides whether a driver error means
 the connection (not the statement) failed: the engine's error hook and the retry
-wrapper both ask it.
+wrapper both ask it. `is_rolled_back_by_server` tells the retry wrapper that the
+server aborted a transaction whole (a deadlock), so running it again is safe.
 """
 
 from __future__ import annotations
@@ -62,6 +63,16 @@ def means_lost_connection(exc: BaseException) -> bool:
     """True when the server's SQLSTATE says it ended or refused the connection."""
     state = sqlstate_of(exc)
     return state is not None and (state.startswith("08") or state in _LOST_CONNECTION_STATES)
+
+
+# SQLSTATEs with which the server rolled the whole transaction back: a deadlock,
+# or a serialization failure. Nothing of it landed, so it may simply run again.
+_ROLLED_BACK_STATES = ("40P01", "40001")
+
+
+def is_rolled_back_by_server(exc: BaseException) -> bool:
+    """True when the server aborted the transaction (deadlock, serialization): nothing landed."""
+    return sqlstate_of(exc) in _ROLLED_BACK_STATES
 
 
 def is_connection_loss(exc: BaseException) -> bool:

@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from db.errors import DatabaseUnavailableError, is_connection_loss
+from db.errors import DatabaseUnavailableError, is_connection_loss, is_rolled_back_by_server
 
 logger = structlog.get_logger(__name__)
 
@@ -110,7 +110,7 @@ async def run_with_retry(
     operation: str,
     policy: RetryPolicy | None = None,
 ) -> T:
-    """Run `unit_of_work` in its own session; after a lost connection, run it again.
+    """Run `unit_of_work` in its own session; after a lost connection or a deadlock, run it again.
 
     `repeat` is required: every unit says how it is safe to run twice, since a
     lost connection can hide a COMMIT that landed.
@@ -150,6 +150,18 @@ async def run_with_retry(
             logger.error("db.pool_exhausted", operation=operation, error=repr(exc))
             raise DatabaseUnavailableError(operation) from exc
         except Exception as exc:
+            if is_rolled_back_by_server(exc) and attempts + 1 < policy.max_attempts:
+                # A deadlock's loser: its transaction was rolled back whole, so it runs
+                # again as it is (an earlier lost connection's re-read still comes first).
+                attempts += 1
+                logger.warning(
+                    "db.rolled_back_by_server",
+                    operation=operation,
+                    error=repr(exc),
+                    attempt=attempts,
+                )
+                await asyncio.sleep(next(backoff, policy.backoff_seconds[-1]))
+                continue
             if not is_connection_loss(exc):
                 raise
             attempts += ran_unit_of_work

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -15,7 +17,7 @@ from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboar
 from bot.services.press import OutcomeKind, PressService
 from db.errors import DatabaseUnavailableError
 from db.repositories import PressRepository
-from db.retry import Idempotent, Reread, RetryPolicy, run_with_retry
+from db.retry import Idempotent, Reread, RetryPolicy, in_transaction, run_with_retry
 from db.vocabulary import Verdict
 from tests.helpers.fake_telegram_session import callback_update, queue_message
 from tests.helpers.support import (
@@ -25,6 +27,7 @@ from tests.helpers.support import (
     Person,
     TestApp,
     fetch_all,
+    seed_chat,
     seed_queued,
 )
 
@@ -290,3 +293,40 @@ async def test_a_unit_that_does_not_say_how_it_repeats_is_refused(app: TestApp) 
 
     with pytest.raises(TypeError, match="safe to repeat"):
         await run_with_retry(app.sessions, work, repeat=None, operation="test")  # type: ignore[arg-type]
+
+
+async def test_the_loser_of_a_real_deadlock_runs_again_and_both_land(app: TestApp) -> None:
+    """Two transactions lock two chats' rows in opposite orders: PostgreSQL aborts one
+    (40P01); it runs again once the other committed, and both changes land."""
+    other_chat = TEAM_CHAT - 1
+    await seed_chat(app.sessions)
+    await seed_chat(app.sessions, other_chat)
+    per_day = "SELECT telegram_chat_id, posts_per_day FROM chat_settings ORDER BY 1"
+    before = {
+        row.telegram_chat_id: row.posts_per_day for row in await fetch_all(app.sessions, per_day)
+    }
+    both_hold_their_first = asyncio.Barrier(2)
+    runs: list[str] = []
+
+    def crossing(name: str, first: int, second: int) -> Any:
+        async def work(session: Any) -> None:
+            runs.append(name)
+            bump = "UPDATE chat_settings SET posts_per_day = posts_per_day + 1"
+            await session.execute(text(f"{bump} WHERE telegram_chat_id = :id"), {"id": first})
+            if runs.count(name) == 1:
+                await both_hold_their_first.wait()
+            await session.execute(text(f"{bump} WHERE telegram_chat_id = :id"), {"id": second})
+
+        return work
+
+    await asyncio.gather(
+        *(
+            in_transaction(app.sessions, work, repeat=Idempotent("a test"), operation="test")
+            for work in (crossing("a", TEAM_CHAT, other_chat), crossing("b", other_chat, TEAM_CHAT))
+        )
+    )
+    assert sorted(runs) in (["a", "a", "b"], ["a", "b", "b"])  # one loser, run once more
+    after = {
+        row.telegram_chat_id: row.posts_per_day for row in await fetch_all(app.sessions, per_day)
+    }
+    assert after == {chat: count + 2 for chat, count in before.items()}

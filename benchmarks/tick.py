@@ -119,7 +119,9 @@ async def run(cluster: Cluster) -> None:
         data_dir = Path(tempfile.mkdtemp(prefix="sqbench"))
         settings = Settings(_env_file=None, bot_token=TOKEN, data_dir=data_dir, media_dir=data_dir)  # type: ignore[call-arg]
         telegram = RecordingSession()
-        notifier = TelegramNotifier(create_bot(settings, session=telegram), data_dir, instagram=False)
+        notifier = TelegramNotifier(
+            create_bot(settings, session=telegram), data_dir, instagram=False
+        )
         clock = {"now": NOW}
         scheduler = Scheduler(
             sessions,

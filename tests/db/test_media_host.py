@@ -11,6 +11,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from aiogram.types import Update
 from bot.config import Settings, parse_store_url
 from bot.doctor import timeouts
 from bot.presentation.keyboards import QueueAction, QueueCallback, queue_keyboard
+from bot.services.autopost import holds
 from bot.services.instagram import InstagramClient, InstagramError
 from bot.services.media_host import (
     HostedMedia,
@@ -617,3 +619,42 @@ async def test_status_is_polled_at_the_set_pace_and_no_longer_than_the_timeout()
     # One read at once, then one per interval while the next still fits the timeout.
     assert status.call_count == 5
     assert 0.8 <= elapsed < 1.2
+
+
+@pytest.fixture
+def short_autopost_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Holds last the publish timeout (0.5 s) plus 0.5 s, so a slow upload outlasts one."""
+    monkeypatch.setattr(holds, "LEASE_BEYOND_PUBLISH_TIMEOUT_SECONDS", 0.5)
+
+
+async def test_a_hold_is_renewed_while_its_media_is_prepared_and_uploaded(
+    short_autopost_lease: None,
+    app: TestApp,
+    ig: GraphState,
+    s3: S3Endpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Preparing and uploading take three leases: the hold never lapses meanwhile (no sweep
+    could take it for abandoned), and one Story is posted."""
+    queue_id = await _queued_file(app, "a.jpg", photo_bytes())
+    real_url_for = MediaHost.url_for
+
+    async def slow_url_for(host: MediaHost, media: Any) -> Any:
+        await asyncio.sleep(3.0)
+        return await real_url_for(host, media)
+
+    monkeypatch.setattr(MediaHost, "url_for", slow_url_for)
+    pressing = asyncio.create_task(app.feed(_press(queue_id)))
+    lapsed: list[bool] = []
+    for _ in range(5):
+        await asyncio.sleep(0.5)
+        [row] = await fetch_all(
+            app.sessions,
+            "SELECT lease_expires_at < now() AS lapsed FROM posting_queue WHERE id = :id",
+            id=queue_id,
+        )
+        lapsed.append(row.lapsed)
+    await pressing
+    assert lapsed == [False] * 5
+    assert len(ig.stories) == 1
+    assert await _history(app) == [("posted", "instagram_api", "ig-media-1")]

@@ -297,7 +297,7 @@ async def test_a_unit_that_does_not_say_how_it_repeats_is_refused(app: TestApp) 
 
 async def test_the_loser_of_a_real_deadlock_runs_again_and_both_land(app: TestApp) -> None:
     """Two transactions lock two chats' rows in opposite orders: PostgreSQL aborts one
-    (40P01); it runs again once the other committed, and both changes land."""
+    (40P01); the loser runs again, and both changes land once each."""
     other_chat = TEAM_CHAT - 1
     await seed_chat(app.sessions)
     await seed_chat(app.sessions, other_chat)
@@ -325,7 +325,8 @@ async def test_the_loser_of_a_real_deadlock_runs_again_and_both_land(app: TestAp
             for work in (crossing("a", TEAM_CHAT, other_chat), crossing("b", other_chat, TEAM_CHAT))
         )
     )
-    assert sorted(runs) in (["a", "a", "b"], ["a", "b", "b"])  # one loser, run once more
+    # A loser ran again (its rerun may lose once more before the winner's COMMIT).
+    assert len(runs) > 2 and set(runs) == {"a", "b"}
     after = {
         row.telegram_chat_id: row.posts_per_day for row in await fetch_all(app.sessions, per_day)
     }

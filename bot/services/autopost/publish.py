@@ -193,12 +193,29 @@ class Publisher:
         return outcome
 
     async def _host(self, claim: AutoPostClaim, progress: HoldProgress) -> HostedMedia:
-        """Where Instagram downloads the (prepared) media from."""
+        """Where Instagram downloads the (prepared) media from.
+
+        Preparing and uploading a long video may outlast the hold's lease, so the
+        hold is renewed meanwhile: no sweep takes it for abandoned while it works.
+        """
+        renewing = asyncio.create_task(self._keep_holding(progress))
         try:
             progress.hosted = await self._parts.media_host.url_for(claim.media)
         except MediaHostError as error:
             raise InstagramError(InstagramFailure.MEDIA_HOSTING, str(error)) from None
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
         return progress.hosted
+
+    async def _keep_holding(self, progress: HoldProgress) -> None:
+        while True:
+            await asyncio.sleep(self._parts.holds.lease.total_seconds() / 3)
+            try:
+                if await self._parts.holds.advance(progress.hold) is None:
+                    return  # lost: the next step finds that out and says so
+            except DatabaseUnavailableError:
+                logger.warning("autopost.renew_failed", queue_id=str(progress.hold.queue_id))
 
     async def _publish_steps(self, claim: AutoPostClaim, progress: HoldProgress) -> AutoPostOutcome:
         """create -> wait until FINISHED -> (dry run stops here) -> marker -> publish -> record.

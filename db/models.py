@@ -202,6 +202,8 @@ class MediaItem(Base):
     set_aside_reason: Mapped[str | None]
     # Why Instagram would refuse the file even after preparation (index sets it): manual only.
     autopost_refusal: Mapped[str | None]
+    # When index last judged that; NULL: indexed before it did, judged at the next index.
+    autopost_assessed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

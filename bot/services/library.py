@@ -261,6 +261,8 @@ class LibraryIndexer:
 
         present = {found.relative for found in files}
         changed: list[dict[str, Any]] = []
+        # Unchanged files index had not judged yet: (path, why Instagram would refuse it).
+        judged: list[tuple[str, str | None]] = []
         progress = self._progress(len(files))
         for found in files:
             previous = known.get(found.relative)
@@ -271,6 +273,14 @@ class LibraryIndexer:
                 and previous[3]
             ):
                 report.unchanged += 1
+                if not previous[4]:
+                    # Indexed before index judged files for Instagram: judged now, once.
+                    verdict = await asyncio.to_thread(
+                        assess, base / found.relative, KINDS[Path(found.relative).suffix.lower()][0]
+                    )
+                    judged.append((found.relative, verdict.reason))
+                    report.autopost.append((found.relative, verdict.describe()))
+                    report.manual_only += not verdict.ok
                 progress.advance()
                 continue
             try:
@@ -283,6 +293,7 @@ class LibraryIndexer:
             # A new or changed file: (re)assessed, so a fixed file loses its old refusal.
             verdict = await asyncio.to_thread(assess, base / found.relative, row["media_kind"])
             row["autopost_refusal"] = verdict.reason
+            row["autopost_assessed_at"] = datetime.now(UTC)
             report.autopost.append((found.relative, verdict.describe()))
             report.manual_only += not verdict.ok
             changed.append(row)
@@ -319,6 +330,7 @@ class LibraryIndexer:
             for start in range(0, len(inserts), BATCH):
                 await media.upsert_files(chat_id, inserts[start : start + BATCH])
             report.deactivated = await media.deactivate(chat_id, sorted(vanished))
+            await media.set_assessments(chat_id, judged)
         logger.info(
             "index.done",
             chat_id=chat_id,

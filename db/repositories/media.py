@@ -184,8 +184,9 @@ class MediaRepository(Repository):
 
     async def index_snapshot(
         self, chat_id: int
-    ) -> dict[str, tuple[int, datetime | None, str, bool]]:
-        """file_path -> (size, mtime, hash, is_active) for the indexer's change detection."""
+    ) -> dict[str, tuple[int, datetime | None, str, bool, bool]]:
+        """file_path -> (size, mtime, hash, is_active, assessed) for the indexer's change
+        detection; `assessed`: index has judged whether Instagram would take it."""
         rows = await self._session.execute(
             select(
                 MediaItem.file_path,
@@ -193,9 +194,27 @@ class MediaRepository(Repository):
                 MediaItem.file_mtime,
                 MediaItem.file_hash,
                 MediaItem.is_active,
+                MediaItem.autopost_assessed_at.is_not(None),
             ).where(MediaItem.chat_id == chat_id)
         )
-        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+        return {row[0]: (row[1], row[2], row[3], row[4], row[5]) for row in rows}
+
+    async def set_assessments(
+        self, chat_id: int, verdicts: Sequence[tuple[str, str | None]]
+    ) -> None:
+        """Store index's verdict (None: Instagram takes it) for unchanged files, by path."""
+        if not verdicts:
+            return
+        judged = rows_table("judged", [("file_path", Text()), ("refusal", Text())], verdicts)
+        await self._session.execute(
+            update(MediaItem)
+            .where(MediaItem.chat_id == chat_id, MediaItem.file_path == judged.c.file_path)
+            .values(
+                autopost_refusal=judged.c.refusal,
+                autopost_assessed_at=func.now(),
+                updated_at=func.now(),
+            )
+        )
 
     async def upsert_files(self, chat_id: int, files: Sequence[dict[str, Any]]) -> None:
         """Insert or refresh files by (chat, path); a re-found file becomes active again."""
@@ -213,6 +232,7 @@ class MediaRepository(Repository):
                 "mime_type": statement.excluded.mime_type,
                 "category": statement.excluded.category,
                 "autopost_refusal": statement.excluded.autopost_refusal,
+                "autopost_assessed_at": statement.excluded.autopost_assessed_at,
                 "is_active": True,
                 # A changed (or re-found) file gets another chance.
                 "set_aside_at": None,

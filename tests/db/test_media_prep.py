@@ -32,7 +32,7 @@ from tests.helpers.media_samples import (
     write_rgba_png,
     write_video,
 )
-from tests.helpers.support import TEAM_CHAT, fetch_all
+from tests.helpers.support import TEAM_CHAT, execute, fetch_all
 from tests.process.test_e2e_library import index
 
 RED = (255, 0, 0)
@@ -314,6 +314,44 @@ async def test_index_says_per_file_what_instagram_would_take_and_stores_why_not(
         "SELECT autopost_refusal FROM media_items WHERE file_path = 'clips/long.mp4'",
     )
     assert row.autopost_refusal is None
+
+
+async def test_files_indexed_before_index_judged_them_are_judged_once_and_nothing_else_changes(
+    tmp_path: Path, database_url: str, session_factory: Any
+) -> None:
+    """Rows from before the verdict existed (no verdict, never judged): the next index
+    judges the unchanged files once, leaving their set-aside state alone."""
+    media = tmp_path / "media"
+    write_photo(media / "wide.png", (400, 300), "PNG")
+    write_video(media / "clips" / "long.mp4", 75, fps=2, size=(64, 112), audio=False)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
+        "DATA_DIR": str(tmp_path / "data"),
+        "MEDIA_DIR": str(media),
+    }
+    await index(env, str(media))
+    await execute(
+        session_factory,
+        "UPDATE media_items SET autopost_refusal = NULL, autopost_assessed_at = NULL,"
+        " set_aside_at = CASE WHEN file_path = 'wide.png' THEN now() END,"
+        " set_aside_reason = CASE WHEN file_path = 'wide.png' THEN 'refused' END",
+    )
+
+    out = await index(env, str(media))
+    assert "clips/long.mp4: manual only: video 75 s: over the 60 s Story limit" in out
+    assert "updated 0" in out and "unchanged 2" in out
+    rows = await fetch_all(
+        session_factory,
+        "SELECT file_path, autopost_refusal, set_aside_reason, autopost_assessed_at IS NOT NULL"
+        " AS judged FROM media_items ORDER BY file_path",
+    )
+    assert [tuple(row) for row in rows] == [
+        ("clips/long.mp4", "video 75 s: over the 60 s Story limit", None, True),
+        ("wide.png", None, "refused", True),
+    ]
+    assert "long.mp4" not in await index(env, str(media))  # judged once
 
 
 def test_a_phone_video_turned_by_its_display_matrix_comes_out_upright(

@@ -15,7 +15,15 @@ from bot.services.library import LibraryIndexer, OutsideMediaDirError
 
 # The doctor's fixture and helpers, shared.
 from tests.helpers.check import line_of, run_check
-from tests.helpers.support import OTHER_CHAT, TEAM_CHAT, TestApp, fetch_all, seed_chat, seed_media
+from tests.helpers.support import (
+    OTHER_CHAT,
+    TEAM_CHAT,
+    TestApp,
+    command_env,
+    fetch_all,
+    seed_chat,
+    seed_media,
+)
 
 JPEG = b"\xff\xd8\xff\xe0"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -136,13 +144,7 @@ async def test_bad_files_are_skipped_with_a_reason(app: TestApp, library: Path) 
 
 
 def test_index_command_prints_a_summary(library: Path, database_url: str, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
-        "DATA_DIR": str(tmp_path / "data"),
-        "MEDIA_DIR": str(library),
-    }
+    env = command_env(database_url, tmp_path, library)
     result = subprocess.run(
         [sys.executable, "-m", "bot", "index", str(library)],
         env=env,
@@ -281,13 +283,7 @@ def test_a_folder_outside_media_dir_is_refused_in_one_line(
 ) -> None:
     media_dir = tmp_path / "elsewhere"
     media_dir.mkdir()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
-        "DATA_DIR": str(tmp_path / "data"),
-        "MEDIA_DIR": str(media_dir),
-    }
+    env = command_env(database_url, tmp_path, media_dir)
     refused = _index(library, env)
     assert refused.returncode == 2
     [line] = refused.stderr.strip().splitlines()
@@ -301,13 +297,7 @@ async def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_indexed(
     bad = os.path.join(os.fsencode(library / "food"), b"\xff.jpg")
     with open(bad, "wb") as handle:
         handle.write(JPEG + b"bad name")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
-        "DATA_DIR": str(tmp_path / "data"),
-        "MEDIA_DIR": str(library),
-    }
+    env = command_env(database_url, tmp_path, library)
     result = _index(library, env)
     assert result.returncode == 0, result.stderr
     assert (

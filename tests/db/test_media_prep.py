@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from tests.helpers.media_samples import (
     write_rgba_png,
     write_video,
 )
-from tests.helpers.support import TEAM_CHAT, execute, fetch_all
+from tests.helpers.support import command_env, execute, fetch_all
 from tests.process.test_e2e_library import index
 
 RED = (255, 0, 0)
@@ -279,13 +278,7 @@ async def test_index_says_per_file_what_instagram_would_take_and_stores_why_not(
     write_video(media / "clips" / "old_codec.mp4", 20, fps=2, size=(64, 112), audio=False)
     # Prepared files live under MEDIA_DIR; index must never take them for the library.
     write_photo(prepared_dir(media) / "ab" / "cd.jpg", (90, 160), "JPEG")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
-        "DATA_DIR": str(tmp_path / "data"),
-        "MEDIA_DIR": str(media),
-    }
+    env = command_env(database_url, tmp_path, media)
     out = await index(env, str(media))
     lines = out.strip().splitlines()
     assert sorted(lines[:-1]) == [
@@ -324,13 +317,7 @@ async def test_files_indexed_before_index_judged_them_are_judged_once_and_nothin
     media = tmp_path / "media"
     write_photo(media / "wide.png", (400, 300), "PNG")
     write_video(media / "clips" / "long.mp4", 75, fps=2, size=(64, 112), audio=False)
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
-        "DATA_DIR": str(tmp_path / "data"),
-        "MEDIA_DIR": str(media),
-    }
+    env = command_env(database_url, tmp_path, media)
     await index(env, str(media))
     await execute(
         session_factory,

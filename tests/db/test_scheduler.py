@@ -331,21 +331,22 @@ async def test_next_explains_an_empty_library(app: TestApp) -> None:
 
 async def test_next_explains_everything_locked(app: TestApp) -> None:
     [media_id] = await seed_media(app.sessions)
-    async with app.sessions() as session, session.begin():
-        await session.execute(
-            text("INSERT INTO media_locks (media_item_id, reason) VALUES (:m, 'rejected')"),
-            {"m": media_id},
-        )
+    await execute(
+        app.sessions,
+        "INSERT INTO media_locks (media_item_id, reason) VALUES (:m, 'rejected')",
+        m=media_id,
+    )
     assert "locked" in await _next(app)
 
 
 async def test_next_explains_everything_queued(app: TestApp) -> None:
     [media_id] = await seed_media(app.sessions)
-    async with app.sessions() as session, session.begin():
-        await session.execute(
-            text("INSERT INTO posting_queue (media_item_id, chat_id) VALUES (:m, :c)"),
-            {"m": media_id, "c": TEAM_CHAT},
-        )
+    await execute(
+        app.sessions,
+        "INSERT INTO posting_queue (media_item_id, chat_id) VALUES (:m, :c)",
+        m=media_id,
+        c=TEAM_CHAT,
+    )
     assert "already in the queue" in await _next(app)
 
 

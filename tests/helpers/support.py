@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -347,3 +349,14 @@ async def trickling_server() -> AsyncIterator[str]:
         for writer in connections:
             writer.close()
         server.close()
+
+
+def command_env(database_url: str, tmp_path: Path, media_dir: Path) -> dict[str, str]:
+    """The environment of a `python -m bot ...` command against the test database."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TELEGRAM_CHAT_ID": str(TEAM_CHAT),
+        "DATA_DIR": str(tmp_path / "data"),
+        "MEDIA_DIR": str(media_dir),
+    }

@@ -31,16 +31,22 @@ async def test_a_failing_round_is_logged_and_the_loop_goes_on() -> None:
     assert [entry["event"] for entry in logs] == ["t.failed"]
 
 
-async def test_stop_ends_the_wait_between_rounds() -> None:
-    stop = asyncio.Event()
-    started = asyncio.Event()
+def _rounds_until_stopped(
+    interval_seconds: float, stop: asyncio.Event
+) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """`every` with a round that only says it ran: (the loop, set once a round ran)."""
+    ran = asyncio.Event()
 
     async def round_() -> None:
-        started.set()
+        ran.set()
 
-    loop = asyncio.create_task(
-        every(3600, stop, round_, log=structlog.get_logger("t"), failed="t.failed")
-    )
+    log = structlog.get_logger("t")
+    return asyncio.create_task(every(interval_seconds, stop, round_, log=log, failed="t")), ran
+
+
+async def test_stop_ends_the_wait_between_rounds() -> None:
+    stop = asyncio.Event()
+    loop, started = _rounds_until_stopped(3600, stop)
     await asyncio.wait_for(started.wait(), 5)
     stop.set()
     await asyncio.wait_for(loop, 5)  # not an hour
@@ -49,15 +55,8 @@ async def test_stop_ends_the_wait_between_rounds() -> None:
 async def test_a_cancel_that_arrives_as_stop_is_set_still_cancels_the_loop() -> None:
     """Shutdown sets `stop`, then cancels: the loop ends cancelled, never goes on to drain."""
     stop = asyncio.Event()
-    rounds = 0
-
-    async def round_() -> None:
-        nonlocal rounds
-        rounds += 1
-
-    loop = asyncio.create_task(every(60, stop, round_, log=structlog.get_logger("t"), failed="t"))
-    while rounds == 0:
-        await asyncio.sleep(0)
+    loop, started = _rounds_until_stopped(60, stop)
+    await started.wait()
     await asyncio.sleep(0)  # now waiting out the interval
     stop.set()
     loop.cancel()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -165,6 +165,21 @@ async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.Mo
     assert "Dry run" in last.caption and last.reply_markup is not None
 
 
+def _container_says(
+    *, publish_error: dict[str, int] | None = None, **status: str
+) -> Callable[[respx.MockRouter], object]:
+    """Graph makes container-1, reports `status` for it, and refuses the publish with
+    `publish_error` if given."""
+
+    def setup(graph: respx.MockRouter) -> None:
+        graph.post(f"/{IG_USER}/media").respond(json={"id": "container-1"})
+        graph.get("/container-1").respond(json=status)
+        if publish_error is not None:
+            graph.post(f"/{IG_USER}/media_publish").respond(400, json={"error": publish_error})
+
+    return setup
+
+
 @pytest.mark.parametrize(
     ("setup", "cause"),
     [
@@ -196,51 +211,23 @@ async def test_dry_run_does_everything_but_publish(app: TestApp, graph: respx.Mo
             lambda g: g.post(f"/{IG_USER}/media").mock(side_effect=httpx.ReadTimeout("slow")),
             "did not answer (ReadTimeout)",
         ),
+        (_container_says(status_code="ERROR"), "could not process the media"),
         (
-            lambda g: (
-                g.post(f"/{IG_USER}/media").respond(json={"id": "container-1"}),
-                g.get("/container-1").respond(json={"status_code": "ERROR"}),
-            ),
-            "could not process the media",
-        ),
-        (
-            lambda g: (
-                g.post(f"/{IG_USER}/media").respond(json={"id": "container-1"}),
-                g.get("/container-1").respond(
-                    json={"status_code": "ERROR", "status": "Error: 2207052"}
-                ),
-            ),
+            _container_says(status_code="ERROR", status="Error: 2207052"),
             "could not download the media from its URL (error 2207052)",
         ),
+        (_container_says(status_code="EXPIRED"), "upload expired"),
         (
-            lambda g: (
-                g.post(f"/{IG_USER}/media").respond(json={"id": "container-1"}),
-                g.get("/container-1").respond(json={"status_code": "EXPIRED"}),
-            ),
-            "upload expired",
-        ),
-        (
-            lambda g: (
-                g.post(f"/{IG_USER}/media").respond(json={"id": "container-1"}),
-                g.get("/container-1").respond(json={"status_code": "IN_PROGRESS"}),
-            ),
+            _container_says(status_code="IN_PROGRESS"),
             "still processing the media (status IN_PROGRESS after 0.5 s)",
         ),
         (
-            lambda g: (
-                g.post(f"/{IG_USER}/media").respond(json={"id": "container-1"}),
-                g.get("/container-1").respond(json={"status_code": "FINISHED"}),
-                g.post(f"/{IG_USER}/media_publish").respond(400, json={"error": {"code": 613}}),
-            ),
+            _container_says(status_code="FINISHED", publish_error={"code": 613}),
             "rate limit was reached; try again later (error 613)",
         ),
         (
-            lambda g: (
-                g.post(f"/{IG_USER}/media").respond(json={"id": "container-1"}),
-                g.get("/container-1").respond(json={"status_code": "FINISHED"}),
-                g.post(f"/{IG_USER}/media_publish").respond(
-                    400, json={"error": {"code": 9007, "error_subcode": 2207027}}
-                ),
+            _container_says(
+                status_code="FINISHED", publish_error={"code": 9007, "error_subcode": 2207027}
             ),
             "had not finished processing the media (error 9007/2207027)",
         ),

@@ -329,25 +329,23 @@ async def test_next_explains_an_empty_library(app: TestApp) -> None:
     assert "library is empty" in await _next(app)
 
 
-async def test_next_explains_everything_locked(app: TestApp) -> None:
+@pytest.mark.parametrize(
+    ("taken_by", "explanation"),
+    [
+        ("INSERT INTO media_locks (media_item_id, reason) VALUES (:m, 'rejected')", "locked"),
+        (
+            f"INSERT INTO posting_queue (media_item_id, chat_id) VALUES (:m, {TEAM_CHAT})",
+            "already in the queue",
+        ),
+    ],
+    ids=["locked", "queued"],
+)
+async def test_next_explains_why_nothing_can_be_sent(
+    app: TestApp, taken_by: str, explanation: str
+) -> None:
     [media_id] = await seed_media(app.sessions)
-    await execute(
-        app.sessions,
-        "INSERT INTO media_locks (media_item_id, reason) VALUES (:m, 'rejected')",
-        m=media_id,
-    )
-    assert "locked" in await _next(app)
-
-
-async def test_next_explains_everything_queued(app: TestApp) -> None:
-    [media_id] = await seed_media(app.sessions)
-    await execute(
-        app.sessions,
-        "INSERT INTO posting_queue (media_item_id, chat_id) VALUES (:m, :c)",
-        m=media_id,
-        c=TEAM_CHAT,
-    )
-    assert "already in the queue" in await _next(app)
+    await execute(app.sessions, taken_by, m=media_id)
+    assert explanation in await _next(app)
 
 
 async def test_next_says_why_the_send_failed(app: TestApp) -> None:

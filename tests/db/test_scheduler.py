@@ -730,21 +730,24 @@ async def test_a_notice_whose_connection_was_refused_is_tried_later(app: TestApp
     assert len(telegram.of(SendPhoto)) == 2
 
 
-def _mark_sent_replies_cut(proxy: PgProxy) -> None:
-    """Every attempt to write a confirmed send's message id loses its connection."""
+async def _tick_while_sends_cannot_be_recorded(
+    app: TestApp, proxy: PgProxy, proxied: Any
+) -> asyncio.Task[None]:
+    """A tick with one item due, in which every attempt to write a confirmed send's
+    message id loses its connection."""
+    await seed_window(app)
+    await seed_library(app)
     proxy.cut_at_random(
         1.0,
         lambda data: b"UPDATE posting_queue SET status" in data and b"telegram_message_id" in data,
     )
+    return asyncio.create_task(make_scheduler(app, Clock(NOW), sessions=proxied).tick())
 
 
 async def test_a_confirmed_send_is_recorded_through_an_outage_past_the_retry_deadline(
     app: TestApp, proxy: PgProxy, proxied: Any
 ) -> None:
-    await seed_window(app)
-    await seed_library(app)
-    _mark_sent_replies_cut(proxy)
-    ticking = asyncio.create_task(make_scheduler(app, Clock(NOW), sessions=proxied).tick())
+    ticking = await _tick_while_sends_cannot_be_recorded(app, proxy, proxied)
     await asyncio.sleep(6.0)  # longer than the database retry deadline (4 s)
     assert not ticking.done()
     proxy.cut_at_random(0.0)
@@ -761,10 +764,7 @@ async def test_a_confirmed_send_whose_sender_stopped_before_recording_it_is_not_
     app: TestApp, proxy: PgProxy, proxied: Any
 ) -> None:
     """The process stopped while the database was away: the next one gives the notice."""
-    await seed_window(app)
-    await seed_library(app)
-    _mark_sent_replies_cut(proxy)
-    ticking = asyncio.create_task(make_scheduler(app, Clock(NOW), sessions=proxied).tick())
+    ticking = await _tick_while_sends_cannot_be_recorded(app, proxy, proxied)
     await asyncio.sleep(5.0)
     ticking.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -132,6 +132,7 @@ async def run_with_retry(
     backoff = iter(policy.backoff_seconds)
     deadline: float | None = None  # set when the first attempt lost its connection
     attempts = 0  # attempts that reached the unit of work
+    aborted = False  # an earlier attempt was the loser of a deadlock
     while True:
         later = deadline is not None
         ran_unit_of_work = False
@@ -141,7 +142,10 @@ async def run_with_retry(
             ran_unit_of_work = True
             return await unit_of_work(session)
 
-        recover = repeat.recover if later and isinstance(repeat, Reread) else None
+        # After a deadlock nothing of ours landed, but a `Reread` unit still re-reads:
+        # someone else may have acted meanwhile, and the unit expects to be told.
+        reread = later or aborted
+        recover = repeat.recover if reread and isinstance(repeat, Reread) else None
         try:
             if later and recover is None:
                 await _wait_for_a_connection(session_factory)
@@ -152,8 +156,9 @@ async def run_with_retry(
         except Exception as exc:
             if is_rolled_back_by_server(exc) and attempts + 1 < policy.max_attempts:
                 # A deadlock's loser: its transaction was rolled back whole, so it runs
-                # again as it is (an earlier lost connection's re-read still comes first).
+                # again (a `Reread` unit re-reads first), within the attempt count.
                 attempts += 1
+                aborted = True
                 logger.warning(
                     "db.rolled_back_by_server",
                     operation=operation,

@@ -6,10 +6,11 @@ import asyncio
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from bot.domain import Press
@@ -331,3 +332,23 @@ async def test_the_loser_of_a_real_deadlock_runs_again_and_both_land(app: TestAp
         row.telegram_chat_id: row.posts_per_day for row in await fetch_all(app.sessions, per_day)
     }
     assert after == {chat: count + 2 for chat, count in before.items()}
+
+
+async def test_a_deadlocks_loser_that_rereads_is_told_first_that_someone_else_acted(
+    app: TestApp,
+) -> None:
+    calls: list[str] = []
+
+    async def unit(session: Any) -> str:
+        calls.append("unit")
+        raise DBAPIError("UPDATE", {}, asyncpg.exceptions.DeadlockDetectedError("deadlock"))
+
+    async def recover(session: Any) -> str | None:
+        calls.append("reread")
+        return "someone else acted"
+
+    result = await run_with_retry(
+        app.sessions, unit, repeat=Reread(recover), operation="test", policy=FAST
+    )
+    assert result == "someone else acted"
+    assert calls == ["unit", "reread"]

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from aiogram.exceptions import TelegramBadRequest, TelegramMigrateToChat, TelegramNetworkError
+from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError
 from aiogram.methods import SendDocument, SendMessage
 from aiogram.types import BufferedInputFile
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,7 +26,7 @@ from bot.services.runway import RunwayWatch, runway_of
 from db.engine import create_session_factory
 from db.repositories.activity import ActivityRepository
 from db.repositories.migrations import ChatMigrationRepository
-from tests.helpers.fake_telegram_session import RecordingSession, command_update
+from tests.helpers.fake_telegram_session import RecordingSession, command_update, group_upgraded
 from tests.helpers.pgproxy import PgProxy, commit_after
 from tests.helpers.support import (
     ADA,
@@ -304,12 +304,7 @@ async def test_a_warning_that_meets_a_supergroup_upgrade_follows_it_there(app: T
     await seed_chat(app.sessions, posts_per_day=3)
     await seed_media(app.sessions, count=3)
     app.telegram.fail_next(
-        SendMessage,
-        TelegramMigrateToChat(
-            method=SendMessage(chat_id=TEAM_CHAT, text="warning"),
-            message="Bad Request: group chat was upgraded to a supergroup chat",
-            migrate_to_chat_id=SUPERGROUP,
-        ),
+        SendMessage, group_upgraded(SendMessage(chat_id=TEAM_CHAT, text="warning"), SUPERGROUP)
     )
     assert await watch_of(app).check(TEAM_CHAT) is True
     sent = [call.chat_id for call in app.telegram.of(SendMessage) if "running low" in call.text]

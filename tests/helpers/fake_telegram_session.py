@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.client.session.base import BaseSession
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramBadRequest, TelegramMigrateToChat
 from aiogram.methods import (
     AnswerCallbackQuery,
     EditMessageCaption,
@@ -172,6 +172,15 @@ def not_modified() -> TelegramBadRequest:
     return TelegramBadRequest(
         method=EditMessageCaption(caption=""),
         message="Bad Request: message is not modified",
+    )
+
+
+def group_upgraded(method: TelegramMethod[Any], supergroup: int) -> TelegramMigrateToChat:
+    """Telegram's refusal of `method` in a group it upgraded to `supergroup`."""
+    return TelegramMigrateToChat(
+        method=method,
+        message="Bad Request: group chat was upgraded to a supergroup chat",
+        migrate_to_chat_id=supergroup,
     )
 
 

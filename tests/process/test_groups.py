@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import respx
-from aiogram.exceptions import TelegramBadRequest, TelegramMigrateToChat
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import SendMessage, SendPhoto
 
 from bot.config import ConfigError, Settings, load_settings
@@ -25,7 +25,7 @@ from tests.helpers.bot_process import (
     press,
 )
 from tests.helpers.fake_bot_api import FakeBotApi
-from tests.helpers.fake_telegram_session import command_update
+from tests.helpers.fake_telegram_session import command_update, group_upgraded
 from tests.helpers.instagram_process import (  # noqa: F401 (graph is a fixture)
     FB_GRAPH,
     T0,
@@ -485,12 +485,7 @@ async def test_an_expiry_warning_follows_the_upgraded_group(
             c=TEAM_CHAT,
         )
         bot.telegram.fail_next(
-            SendMessage,
-            TelegramMigrateToChat(
-                method=SendMessage(chat_id=TEAM_CHAT, text="warning"),
-                message="Bad Request: group chat was upgraded to a supergroup chat",
-                migrate_to_chat_id=SUPERGROUP,
-            ),
+            SendMessage, group_upgraded(SendMessage(chat_id=TEAM_CHAT, text="warning"), SUPERGROUP)
         )
         await bot.services.token_care.tick()
         await bot.services.token_care.tick()  # marked once: never sent twice
@@ -673,12 +668,7 @@ async def test_the_unconfirmed_notice_follows_the_upgraded_group(
             " lease_expires_at = NULL",
         )
         bot.telegram.fail_next(
-            SendMessage,
-            TelegramMigrateToChat(
-                method=SendMessage(chat_id=TEAM_CHAT, text="notice"),
-                message="Bad Request: group chat was upgraded to a supergroup chat",
-                migrate_to_chat_id=SUPERGROUP,
-            ),
+            SendMessage, group_upgraded(SendMessage(chat_id=TEAM_CHAT, text="notice"), SUPERGROUP)
         )
         delivery = bot.services.inflight.delivery
         [item] = await delivery.take_stuck()
@@ -694,14 +684,7 @@ async def test_a_slot_set_aside_in_the_supergroup_is_refilled_there(app: TestApp
     await seed_media(app.sessions, count=2, telegram_file_id="held-by-telegram")
     photo = SendPhoto(chat_id=TEAM_CHAT, photo="x")
     # Upgraded before the send; the supergroup then refuses the file itself.
-    app.telegram.fail_next(
-        SendPhoto,
-        TelegramMigrateToChat(
-            method=photo,
-            message="Bad Request: group chat was upgraded to a supergroup chat",
-            migrate_to_chat_id=SUPERGROUP,
-        ),
-    )
+    app.telegram.fail_next(SendPhoto, group_upgraded(photo, SUPERGROUP))
     app.telegram.fail_next(
         SendPhoto, TelegramBadRequest(method=photo, message="Bad Request: IMAGE_PROCESS_FAILED")
     )

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from pydantic import SecretStr
 from bot.config import Settings
 from bot.doctor import timeouts
 from bot.doctor.database import pooler_finding
+from tests.helpers.bot_process import run_bot_command
 from tests.helpers.check import line_of, run_check
 from tests.helpers.fake_bot_api import BOT_USER, FakeBotApi
 from tests.helpers.support import (
@@ -153,21 +153,12 @@ async def test_the_real_command(
         "MEDIA_DIR": str(healthy.media_dir),
         **extra,
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "check",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    lines = out.decode().strip().splitlines()
-    assert process.returncode == code, (out, err)
+    returned, out, err = await run_bot_command(env, "check", timeout=60)
+    lines = out.strip().splitlines()
+    assert returned == code, (out, err)
     assert lines[-1].startswith(last)
     assert sum(line.startswith("PASS ") for line in lines) == (10 if code == 0 else 7)
-    assert "Traceback" not in err.decode()
+    assert "Traceback" not in err
 
 
 # -- Telegram -------------------------------------------------------------------------

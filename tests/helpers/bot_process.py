@@ -1,4 +1,4 @@
-"""The real `python -m bot run` as a child process, and what the process tests send it."""
+"""The real `python -m bot` commands as child processes, and what the process tests send them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import text
 
 from tests.helpers.fake_bot_api import Call, FakeBotApi
-from tests.helpers.support import ALICE, Person, fetch_all
+from tests.helpers.support import ALICE, Person, fetch_all, seed_chat
 
 
 class BotProcess:
@@ -70,6 +70,40 @@ class BotProcess:
             self.process.kill()
             await self.wait()
         print(self.log[-6000:])
+
+
+async def run_bot_command(
+    env: dict[str, str], *arguments: str, cwd: Path | None = None, timeout: float = 120
+) -> tuple[int, str, str]:
+    """The real `python -m bot <arguments>` run to its end: exit code, standard output and error."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *arguments,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def index(env: dict[str, str], *arguments: str, cwd: Path | None = None) -> str:
+    """The real `python -m bot index …`; its output, after asserting it succeeded."""
+    code, out, err = await run_bot_command(env, "index", *arguments, cwd=cwd)
+    assert code == 0, err
+    return out
+
+
+async def every_slot_at_once(session_factory: Any, *chats: int) -> None:
+    """A 24-hour window with 50 slots: a slot is owed as soon as the bot starts."""
+    for chat in chats:
+        await seed_chat(
+            session_factory, chat, posting_hours_start=0, posting_hours_end=0, posts_per_day=50
+        )
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:

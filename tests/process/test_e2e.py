@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from tests.helpers.bot_process import (
     owe_a_slot_again,
     posted_button,
     press,
+    run_bot_command,
     sent_file,
 )
 from tests.helpers.fake_bot_api import FakeBotApi
@@ -197,17 +197,8 @@ async def test_check_live_follows_the_heartbeat(
     api: FakeBotApi, bot: BotProcess, bot_env: dict[str, str], library: list[Any]
 ) -> None:
     async def check(**extra: str) -> int:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "check",
-            "--live",
-            env={**bot_env, **extra},
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        return await proc.wait()
+        code, _, _ = await run_bot_command({**bot_env, **extra}, "check", "--live")
+        return code
 
     assert await check() == 1  # never ticked
     await bot.start()

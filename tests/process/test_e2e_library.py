@@ -3,46 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.bot_process import BotProcess, eventually, owe_a_slot_again, sent_file
+from tests.helpers.bot_process import (
+    BotProcess,
+    eventually,
+    every_slot_at_once,
+    index,
+    owe_a_slot_again,
+    sent_file,
+)
 from tests.helpers.fake_bot_api import Call, FakeBotApi
-from tests.helpers.support import JPEG, OTHER_CHAT, TEAM_CHAT, execute, fetch_all, seed_chat
+from tests.helpers.support import JPEG, OTHER_CHAT, TEAM_CHAT, execute, fetch_all
 
 REFUSE_MARKER = b"telegram-cannot-process-this"
-
-
-async def index(env: dict[str, str], *arguments: str, cwd: Path | None = None) -> str:
-    """The real `python -m bot index …`; its output, after asserting it succeeded."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "index",
-        *arguments,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, err.decode()
-    return out.decode()
 
 
 def _write(path: Path, content: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
-
-
-async def _every_slot_at_once(session_factory: Any, *chats: int) -> None:
-    """A 24-hour window with 50 slots: a slot is owed as soon as the bot starts."""
-    for chat in chats:
-        await seed_chat(
-            session_factory, chat, posting_hours_start=0, posting_hours_end=0, posts_per_day=50
-        )
 
 
 async def test_the_readmes_several_chats_layout_sends_from_each_chats_own_folder(
@@ -72,7 +52,7 @@ async def test_the_readmes_several_chats_layout_sends_from_each_chats_own_folder
         (TEAM_CHAT, "bakery/cakes/lemon.jpg", "cakes"),
         (OTHER_CHAT, "flowers/roses/red.jpg", "roses"),
     ]
-    await _every_slot_at_once(session_factory, TEAM_CHAT, OTHER_CHAT)
+    await every_slot_at_once(session_factory, TEAM_CHAT, OTHER_CHAT)
 
     process = BotProcess(env, cwd=home)
     await process.start()
@@ -110,7 +90,7 @@ async def test_a_refused_file_and_a_deleted_one_are_set_aside_and_every_slot_sen
     await index(env)
     (library / "cat" / "gone.jpg").unlink()  # deleted after indexing
     api.refuse_content(REFUSE_MARKER)
-    await _every_slot_at_once(session_factory, TEAM_CHAT)
+    await every_slot_at_once(session_factory, TEAM_CHAT)
     # The bad files come first in the selection, so the first slot meets both.
     await execute(
         session_factory, "UPDATE media_items SET times_posted = 1 WHERE file_name LIKE 'good%'"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.bot_process import BotProcess, eventually, press
+from tests.helpers.bot_process import BotProcess, eventually, every_slot_at_once, index, press
 from tests.helpers.bot_process import owe_a_slot_again as _owe_a_slot_again
 from tests.helpers.bot_process import sent_file as _sent_file
 from tests.helpers.fake_bot_api import Call, FakeBotApi
@@ -19,7 +19,6 @@ from tests.helpers.fake_graph import FakeGraphServer, GraphState, judge_image, j
 from tests.helpers.fake_s3 import STORE_URL, S3Endpoint, moto_server, s3
 from tests.helpers.media_files import write_photo, write_video
 from tests.helpers.support import TEAM_CHAT, TEST_TOKEN, fetch_all
-from tests.process.test_e2e_library import _every_slot_at_once, index
 
 IG_USER = "1789"
 IG_TOKEN = "EAAGe2e-secret-token"
@@ -128,7 +127,7 @@ async def test_media_instagram_takes_as_they_are_go_through_the_store(
         old.unlink()
     write_photo(media / "cat" / "story.jpg")
     write_video(media / "cat" / "clip.mp4", 5)
-    await _every_slot_at_once(session_factory, TEAM_CHAT)
+    await every_slot_at_once(session_factory, TEAM_CHAT)
     await index(store_env, str(media), "--chat", str(TEAM_CHAT))
     process = BotProcess(store_env)
     try:
@@ -164,7 +163,7 @@ async def test_a_real_library_is_prepared_and_auto_posted_through_the_store(
     write_photo(media / "cat" / "moving.gif", "GIF")
     write_video(media / "cat" / "old-codec.mp4", 20, codec="mpeg4")
     write_video(media / "cat" / "long.mp4", 75)
-    await _every_slot_at_once(session_factory, TEAM_CHAT)
+    await every_slot_at_once(session_factory, TEAM_CHAT)
 
     said = await index(store_env, str(media), "--chat", str(TEAM_CHAT))
     [why] = [line for line in said.splitlines() if "long.mp4" in line]

@@ -8,12 +8,11 @@ from typing import Any
 from bot.presentation.keyboards import QueueAction, QueueCallback
 
 # The process tests' fixtures and helpers, shared (api is conftest's).
-from tests.helpers.bot_process import BotProcess, eventually, press
+from tests.helpers.bot_process import BotProcess, eventually, every_slot_at_once, index, press
 from tests.helpers.fake_bot_api import FakeBotApi
 from tests.helpers.fake_graph import FakeGraphServer
 from tests.helpers.media_samples import write_photo, write_video
 from tests.helpers.support import TEAM_CHAT, execute, fetch_all
-from tests.process.test_e2e_library import _every_slot_at_once, index
 
 REASON = "video 75 s: over the 60 s Story limit"
 
@@ -37,7 +36,7 @@ async def test_a_75_s_video_arrives_without_the_robot_button_and_index_said_why(
     said = await index(env)
     assert f"clips/long.mp4: manual only: {REASON}" in said
     assert "photos/wide.png: Auto Post after preparation (PNG to JPEG)" in said
-    await _every_slot_at_once(session_factory, TEAM_CHAT)
+    await every_slot_at_once(session_factory, TEAM_CHAT)
     # The video goes first: the photo counts as posted once already.
     await execute(
         session_factory, "UPDATE media_items SET times_posted = 1 WHERE file_name = 'wide.png'"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +22,7 @@ from tests.helpers.bot_process import (
     owe_a_slot_again,
     posted_button,
     press,
+    run_bot_command,
 )
 from tests.helpers.fake_bot_api import FakeBotApi
 from tests.helpers.fake_telegram_session import command_update, group_upgraded
@@ -173,35 +173,14 @@ async def test_a_group_upgraded_mid_queue_continues_in_the_supergroup(
     assert second.log.count('"chat.config_outdated"') == 1
     assert await _rows_keyed_by(session_factory, OLD_GROUP) == {}
 
-    check = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "check",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await check.communicate()
-    assert f"set TELEGRAM_CHAT_ID to {SUPERGROUP} instead of {OLD_GROUP}" in output.decode()
-    assert f"library {SUPERGROUP}: 3 item(s) indexed" in output.decode()
+    _, out, err = await run_bot_command(env, "check")
+    assert f"set TELEGRAM_CHAT_ID to {SUPERGROUP} instead of {OLD_GROUP}" in out + err
+    assert f"library {SUPERGROUP}: 3 item(s) indexed" in out + err
 
     # Indexing for the old id indexes the supergroup's library.
-    index = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "index",
-        env["MEDIA_DIR"],
-        "--chat",
-        str(OLD_GROUP),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await index.communicate()
-    assert index.returncode == 0, output.decode()
-    assert f"became the supergroup {SUPERGROUP}" in output.decode()
+    code, out, err = await run_bot_command(env, "index", env["MEDIA_DIR"], "--chat", str(OLD_GROUP))
+    assert code == 0, out + err
+    assert f"became the supergroup {SUPERGROUP}" in out + err
     assert await _rows_keyed_by(session_factory, OLD_GROUP) == {}
 
 

@@ -11,7 +11,8 @@ import logging
 import socket
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from tests.helpers.instagram_process import (
     NEW_TOKEN,
     OLD_TOKEN,
     T0,
+    Process,
     account_process,
     ig_settings,
     process,
@@ -141,24 +143,41 @@ async def test_status_shows_usage_and_days_left(
 # --- 2. token lifetime --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LoggedAccounts:
+    """Starts account processes that log JSON, the old token redacted, to the captured stderr."""
+
+    settings: Settings
+    database_url: str
+    capsys: pytest.CaptureFixture[str]
+
+    def start(self, clock: Clock) -> AbstractAsyncContextManager[Process]:
+        """Configures logging here, inside the test, where capsys holds sys.stderr."""
+        redactor = configure_logging("DEBUG", LogFormat.JSON, secrets=[OLD_TOKEN])
+        return account_process(ig_settings(self.settings), self.database_url, clock, redactor.add)
+
+    def logs(self) -> str:
+        """What was logged since the last look."""
+        return self.capsys.readouterr().err
+
+
 @pytest.fixture
-def captured_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
-    """Configures logging lazily, inside the test, where capsys holds sys.stderr."""
-    yield lambda: configure_logging("DEBUG", LogFormat.JSON, secrets=[OLD_TOKEN]), capsys
+def logged_accounts(
+    settings: Settings, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> Iterator[LoggedAccounts]:
+    yield LoggedAccounts(settings, database_url, capsys)
     structlog.reset_defaults()
     logging.getLogger().handlers.clear()
 
 
 async def test_refresh_replaces_the_token_and_never_logs_it(
-    settings: Settings, database_url: str, graph: respx.MockRouter, captured_logs: Any
+    graph: respx.MockRouter, logged_accounts: LoggedAccounts
 ) -> None:
-    configure, capsys = captured_logs
-    redactor = configure()
     clock = Clock(T0)
     refresh = graph.get(IG_REFRESH).respond(
         json={"access_token": NEW_TOKEN, "token_type": "bearer", "expires_in": 5184000}
     )
-    async with account_process(ig_settings(settings), database_url, clock, redactor.add) as bot:
+    async with logged_accounts.start(clock) as bot:
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.NOT_DUE
         clock.advance(hours=25)
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.REFRESHED
@@ -186,7 +205,7 @@ async def test_refresh_replaces_the_token_and_never_logs_it(
         assert (await account_row(bot.sessions)).access_token == NEW_TOKEN
 
         structlog.get_logger("test").warning("accident", value=f"token={NEW_TOKEN}")
-    logs = capsys.readouterr().err
+    logs = logged_accounts.logs()
     assert "instagram.token_refreshed" in logs
     assert OLD_TOKEN not in logs and NEW_TOKEN not in logs
     assert "token=[REDACTED]" in logs
@@ -210,15 +229,13 @@ async def test_a_new_configured_token_replaces_the_stored_one(
 
 
 async def test_refresh_failure_keeps_the_token_and_warns_in_time(
-    settings: Settings, database_url: str, graph: respx.MockRouter, captured_logs: Any
+    graph: respx.MockRouter, logged_accounts: LoggedAccounts
 ) -> None:
-    configure, capsys = captured_logs
-    redactor = configure()
     clock = Clock(T0)
     refresh = graph.get(IG_REFRESH).respond(
         400, json={"error": {"message": f"Invalid OAuth access token {OLD_TOKEN}", "code": 190}}
     )
-    async with account_process(ig_settings(settings), database_url, clock, redactor.add) as bot:
+    async with logged_accounts.start(clock) as bot:
         clock.advance(days=2)
         assert await bot.services.token_care.refresh(TEAM_CHAT) is RefreshResult.FAILED
         row = await account_row(bot.sessions)
@@ -238,7 +255,7 @@ async def test_refresh_failure_keeps_the_token_and_warns_in_time(
         assert "expires in about 6 days" in warning.text
         assert "Refreshing it automatically failed" in warning.text
         assert OLD_TOKEN not in warning.text
-    assert OLD_TOKEN not in capsys.readouterr().err
+    assert OLD_TOKEN not in logged_accounts.logs()
 
 
 async def test_two_processes_refresh_once(

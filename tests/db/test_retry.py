@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageCaption
+from aiogram.types import Update
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -28,6 +29,7 @@ from tests.helpers.support import (
     Person,
     TestApp,
     fetch_all,
+    press_update,
     seed_chat,
     seed_queued,
 )
@@ -112,16 +114,19 @@ async def test_a_bug_is_never_retried(app: TestApp, monkeypatch: pytest.MonkeyPa
     assert await _history_count(app) == 0
 
 
+def _posted_pressed(queue_id: uuid.UUID, caption: str) -> Update:
+    """Alice pressing ✅ Posted on the queue message showing `caption`, without 🤖 Auto Post."""
+    return press_update(queue_id, QueueAction.POSTED, caption=caption, instagram=False)
+
+
 async def test_two_lost_connections_propagate_and_keep_the_buttons(
     app: TestApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, queue_id = await seed_queued(app.sessions)
     flaky = FlakyRecord(monkeypatch, failures=99, error=lost_connection())
-    data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
     keyboard = queue_keyboard(queue_id, instagram=False)
-    message = queue_message(TEAM_CHAT, 500, "Hi\n\n📄 a.jpg", keyboard)
 
-    await app.feed(callback_update(data, message, ALICE.user))
+    await app.feed(_posted_pressed(queue_id, "Hi\n\n📄 a.jpg"))
 
     assert flaky.attempts == RetryPolicy().max_attempts
     assert await _history_count(app) == 0
@@ -135,9 +140,7 @@ async def test_two_lost_connections_propagate_and_keep_the_buttons(
 
     # Pressing again (the database is back) records it.
     monkeypatch.undo()
-    await app.feed(
-        callback_update(data, queue_message(TEAM_CHAT, 500, edit.caption, keyboard), ALICE.user)
-    )
+    await app.feed(_posted_pressed(queue_id, edit.caption))
     assert await _history_count(app) == 1
     assert app.telegram.of(EditMessageCaption)[-1].caption == "Hi\n\n📄 a.jpg\n\n✅ Posted by Alice"
 
@@ -274,12 +277,8 @@ async def test_retry_that_finds_the_row_gone_shows_who_acted(
     FlakyRecord(
         monkeypatch, failures=1, error=lost_connection(), before_failing=bob_skips_meanwhile
     )
-    data = QueueCallback(action=QueueAction.POSTED, queue_id=queue_id).pack()
-    message = queue_message(
-        TEAM_CHAT, 500, "Hi\n\n📄 a.jpg", queue_keyboard(queue_id, instagram=False)
-    )
 
-    await app.feed(callback_update(data, message, ALICE.user))
+    await app.feed(_posted_pressed(queue_id, "Hi\n\n📄 a.jpg"))
 
     assert [a.text for a in app.telegram.of(AnswerCallbackQuery)] == ["⏭️ Already skipped by Bob"]
     [edit] = app.telegram.of(EditMessageCaption)

@@ -23,6 +23,7 @@ from bot.services.media_prep.limits import IMAGE_MAX_BYTES, VIDEO_MAX_SECONDS
 from bot.services.media_prep.photos import encode_jpeg
 from bot.services.media_prep.videos import moov_before_mdat, probe
 from db.vocabulary import Framing, MediaKind
+from tests.helpers.bot_process import index
 from tests.helpers.media_samples import (
     write_exif_rotated_jpeg,
     write_gif,
@@ -32,7 +33,6 @@ from tests.helpers.media_samples import (
     write_video,
 )
 from tests.helpers.support import command_env, execute, fetch_all
-from tests.process.test_e2e_library import index
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

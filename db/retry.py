@@ -42,6 +42,10 @@ class Reread(Generic[T]):
     recover: Recovery[T]
 
 
+# Reruns of a unit the server rolled back (deadlock, serialization failure).
+MAX_RERUNS_AFTER_ROLLBACK = 3
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How long, and how many times, later attempts may try after a lost connection."""
@@ -132,7 +136,7 @@ async def run_with_retry(
     backoff = iter(policy.backoff_seconds)
     deadline: float | None = None  # set when the first attempt lost its connection
     attempts = 0  # attempts that reached the unit of work
-    aborted = False  # an earlier attempt was the loser of a deadlock
+    reruns = 0  # after the server rolled an attempt back (a deadlock's loser)
     while True:
         later = deadline is not None
         ran_unit_of_work = False
@@ -142,10 +146,9 @@ async def run_with_retry(
             ran_unit_of_work = True
             return await unit_of_work(session)
 
-        # After a deadlock nothing of ours landed, but a `Reread` unit still re-reads:
-        # someone else may have acted meanwhile, and the unit expects to be told.
-        reread = later or aborted
-        recover = repeat.recover if reread and isinstance(repeat, Reread) else None
+        # Only after a lost connection: a re-read takes what it finds for our landed
+        # COMMIT, and after a deadlock we know that nothing of ours landed.
+        recover = repeat.recover if later and isinstance(repeat, Reread) else None
         try:
             if later and recover is None:
                 await _wait_for_a_connection(session_factory)
@@ -154,16 +157,18 @@ async def run_with_retry(
             logger.error("db.pool_exhausted", operation=operation, error=repr(exc))
             raise DatabaseUnavailableError(operation) from exc
         except Exception as exc:
-            if is_rolled_back_by_server(exc) and attempts + 1 < policy.max_attempts:
+            if is_rolled_back_by_server(exc):
                 # A deadlock's loser: its transaction was rolled back whole, so it runs
-                # again (a `Reread` unit re-reads first), within the attempt count.
-                attempts += 1
-                aborted = True
+                # again as it is; each costs the server's deadlock_timeout, so a few only.
+                if reruns >= MAX_RERUNS_AFTER_ROLLBACK:
+                    logger.error("db.retry_failed", operation=operation, error=repr(exc))
+                    raise DatabaseUnavailableError(operation) from exc
+                reruns += 1
                 logger.warning(
                     "db.rolled_back_by_server",
                     operation=operation,
                     error=repr(exc),
-                    attempt=attempts,
+                    rerun=reruns,
                 )
                 await asyncio.sleep(next(backoff, policy.backoff_seconds[-1]))
                 continue

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import Press
 from db.engine import command_timeout
+from db.errors import is_connection_loss
 from db.repositories import PressRepository, PressState
 from db.retry import Reread, RetryPolicy, run_with_retry
 from db.vocabulary import HistoryStatus, PostingMethod, QueueStatus
@@ -120,11 +121,20 @@ class PressService:
         for the unnamed statement), so any server connection can run it.
         """
 
-        attempts = 0
+        # An earlier attempt lost its connection: its statement may have landed. A
+        # deadlock's loser (run again too) is known not to have.
+        connection_lost = False
 
         async def unit_of_work(session: AsyncSession) -> PressOutcome:
-            nonlocal attempts
-            attempts += 1
+            nonlocal connection_lost
+            later = connection_lost
+            try:
+                return await attempt(session, later)
+            except Exception as error:
+                connection_lost = connection_lost or is_connection_loss(error)
+                raise
+
+        async def attempt(session: AsyncSession, later: bool) -> PressOutcome:
             async with self._repository(session) as repository:
                 record = await repository.record(press)
             if record is not None:
@@ -139,9 +149,8 @@ class PressService:
             # (so a new snapshot) sees what the winner committed.
             async with self._repository(session, first_use=False) as repository:
                 state = await repository.state(press.queue_id)
-            # On a later attempt the winner may be an earlier attempt of this very
+            # After a lost connection the winner may be an earlier attempt of this very
             # press: its statement, orphaned on a silent socket, ran after our re-read.
-            later = attempts > 1
             outcome = explain(state, press, after_lost_connection=later)
             if outcome is None and state.queue_status == QueueStatus.PUBLISHING:
                 # The claim just refused it: an Auto Post holds it (begun while an

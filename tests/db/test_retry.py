@@ -333,21 +333,42 @@ async def test_the_loser_of_a_real_deadlock_runs_again_and_both_land(app: TestAp
     assert after == {chat: count + 2 for chat, count in before.items()}
 
 
-async def test_a_deadlocks_loser_that_rereads_is_told_first_that_someone_else_acted(
-    app: TestApp,
-) -> None:
+def _deadlock() -> DBAPIError:
+    return DBAPIError("UPDATE", {}, asyncpg.exceptions.DeadlockDetectedError("deadlock"))
+
+
+async def test_a_deadlocks_loser_runs_again_without_a_reread(app: TestApp) -> None:
+    """Nothing of the loser landed: a re-read would take what it finds for its own work."""
     calls: list[str] = []
 
     async def unit(session: Any) -> str:
         calls.append("unit")
-        raise DBAPIError("UPDATE", {}, asyncpg.exceptions.DeadlockDetectedError("deadlock"))
+        if len(calls) == 1:
+            raise _deadlock()
+        return "ours"
 
     async def recover(session: Any) -> str | None:
         calls.append("reread")
-        return "someone else acted"
+        return "taken for ours"
 
     result = await run_with_retry(
         app.sessions, unit, repeat=Reread(recover), operation="test", policy=FAST
     )
-    assert result == "someone else acted"
-    assert calls == ["unit", "reread"]
+    assert (result, calls) == ("ours", ["unit", "unit"])
+
+
+async def test_a_unit_that_keeps_losing_deadlocks_gives_up_after_three_reruns(
+    app: TestApp,
+) -> None:
+    calls = 0
+
+    async def unit(session: Any) -> None:
+        nonlocal calls
+        calls += 1
+        raise _deadlock()
+
+    with pytest.raises(DatabaseUnavailableError):
+        await run_with_retry(
+            app.sessions, unit, repeat=Idempotent("a test"), operation="test", policy=FAST
+        )
+    assert calls == 4

@@ -63,6 +63,7 @@ from tests.helpers.support import (
     TEAM_CHAT,
     TEST_TOKEN,
     TestApp,
+    execute,
     fetch_all,
     seed_media,
     seed_queue_item,
@@ -658,3 +659,29 @@ async def test_a_hold_is_renewed_while_its_media_is_prepared_and_uploaded(
     assert lapsed == [False] * 5
     assert len(ig.stories) == 1
     assert await _history(app) == [("posted", "instagram_api", "ig-media-1")]
+
+
+async def test_a_hold_lost_while_its_media_is_prepared_creates_nothing_on_instagram(
+    short_autopost_lease: None,
+    app: TestApp,
+    ig: GraphState,
+    s3: S3Endpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another holder took the item meanwhile: no container is made for the old hold."""
+    queue_id = await _queued_file(app, "a.jpg", photo_bytes())
+    real_url_for = MediaHost.url_for
+
+    async def slow_url_for(host: MediaHost, media: Any) -> Any:
+        await execute(
+            app.sessions,
+            "UPDATE posting_queue SET autopost_claim_token = gen_random_uuid() WHERE id = :id",
+            id=queue_id,
+        )
+        await asyncio.sleep(1.0)  # past a renewal (every lease / 3)
+        return await real_url_for(host, media)
+
+    monkeypatch.setattr(MediaHost, "url_for", slow_url_for)
+    await app.feed(_press(queue_id))
+    assert ig.creates == 0
+    assert ig.stories == []

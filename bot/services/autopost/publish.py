@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +44,9 @@ from db.vocabulary import Framing, MediaKind, PostingMethod, QueueStatus, Verdic
 
 logger = structlog.get_logger(__name__)
 
+# How long preparing and uploading may keep renewing the hold: past it, the lease runs
+# out and the sweep gives the item back (a hung transcode never holds it for good).
+HOSTING_PATIENCE = timedelta(minutes=30)
 # Phases in which a publish request may have left: a repeat is resolved, never redone.
 _REQUESTED = frozenset({AutoPostPhase.PUBLISH_REQUESTED, AutoPostPhase.PUBLISHED})
 
@@ -192,13 +196,15 @@ class Publisher:
             await self._parts.media_host.release(progress.hosted, claim.media)
         return outcome
 
-    async def _host(self, claim: AutoPostClaim, progress: HoldProgress) -> HostedMedia:
-        """Where Instagram downloads the (prepared) media from.
+    async def _host(self, claim: AutoPostClaim, progress: HoldProgress) -> HostedMedia | None:
+        """Where Instagram downloads the (prepared) media from; None if the hold was lost.
 
         Preparing and uploading a long video may outlast the hold's lease, so the
-        hold is renewed meanwhile: no sweep takes it for abandoned while it works.
+        hold is renewed meanwhile, for `HOSTING_PATIENCE` at most: a hung transcode
+        then lets it lapse, and the sweep gives the item back.
         """
-        renewing = asyncio.create_task(self._keep_holding(progress))
+        lost = asyncio.Event()
+        renewing = asyncio.create_task(self._keep_holding(progress, lost))
         try:
             progress.hosted = await self._parts.media_host.url_for(claim.media)
         except MediaHostError as error:
@@ -206,16 +212,18 @@ class Publisher:
         finally:
             renewing.cancel()
             await asyncio.gather(renewing, return_exceptions=True)
-        return progress.hosted
+        return None if lost.is_set() else progress.hosted
 
-    async def _keep_holding(self, progress: HoldProgress) -> None:
-        while True:
-            await asyncio.sleep(self._parts.holds.lease.total_seconds() / 3)
+    async def _keep_holding(self, progress: HoldProgress, lost: asyncio.Event) -> None:
+        every = self._parts.holds.lease.total_seconds() / 3
+        for _ in range(max(1, int(HOSTING_PATIENCE.total_seconds() / every))):
+            await asyncio.sleep(every)
             try:
                 if await self._parts.holds.advance(progress.hold) is None:
-                    return  # lost: the next step finds that out and says so
-            except DatabaseUnavailableError:
-                logger.warning("autopost.renew_failed", queue_id=str(progress.hold.queue_id))
+                    lost.set()  # another holder owns it: nothing is created for us
+                    return
+            except Exception:
+                logger.exception("autopost.renew_failed", queue_id=str(progress.hold.queue_id))
 
     async def _publish_steps(self, claim: AutoPostClaim, progress: HoldProgress) -> AutoPostOutcome:
         """create -> wait until FINISHED -> (dry run stops here) -> marker -> publish -> record.
@@ -230,6 +238,8 @@ class Publisher:
             # The daily publishing quota: at the limit nothing is created.
             await self._parts.accounts.check_quota(claim.hold.chat_id)
             hosted = await self._host(claim, progress)
+            if hosted is None:
+                return AutoPostOutcome(result=AutoPostResult.CHECKING)
             # The prepared file decides the container's kind: a GIF goes as a JPEG photo.
             video = claim.video if hosted.video is None else hosted.video
             container = await instagram.create_story_container(hosted.url, video=video)

@@ -16,7 +16,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Existing rows stay NULL: the next index judges the files indexed before 0011.
+    # Existing rows stay NULL: the next index judges each unchanged file once (those from
+    # before 0011 had no verdict; those after it are judged again, harmlessly).
     op.add_column(
         "media_items", sa.Column("autopost_assessed_at", sa.DateTime(timezone=True), nullable=True)
     )

@@ -9,7 +9,7 @@ import contextlib
 import hashlib
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -628,6 +628,24 @@ def short_autopost_lease(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(holds, "LEASE_BEYOND_PUBLISH_TIMEOUT_SECONDS", 0.5)
 
 
+def _slow_hosting(
+    monkeypatch: pytest.MonkeyPatch,
+    seconds: float,
+    *,
+    first: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Preparing and uploading take `seconds` (after `first`, if given)."""
+    real_url_for = MediaHost.url_for
+
+    async def slow_url_for(host: MediaHost, media: Any) -> Any:
+        if first is not None:
+            await first()
+        await asyncio.sleep(seconds)
+        return await real_url_for(host, media)
+
+    monkeypatch.setattr(MediaHost, "url_for", slow_url_for)
+
+
 async def test_a_hold_is_renewed_while_its_media_is_prepared_and_uploaded(
     short_autopost_lease: None,
     app: TestApp,
@@ -638,13 +656,7 @@ async def test_a_hold_is_renewed_while_its_media_is_prepared_and_uploaded(
     """Preparing and uploading take three leases: the hold never lapses meanwhile (no sweep
     could take it for abandoned), and one Story is posted."""
     queue_id = await _queued_file(app, "a.jpg", photo_bytes())
-    real_url_for = MediaHost.url_for
-
-    async def slow_url_for(host: MediaHost, media: Any) -> Any:
-        await asyncio.sleep(3.0)
-        return await real_url_for(host, media)
-
-    monkeypatch.setattr(MediaHost, "url_for", slow_url_for)
+    _slow_hosting(monkeypatch, 3.0)
     pressing = asyncio.create_task(app.feed(_press(queue_id)))
     lapsed: list[bool] = []
     for _ in range(5):
@@ -670,18 +682,15 @@ async def test_a_hold_lost_while_its_media_is_prepared_creates_nothing_on_instag
 ) -> None:
     """Another holder took the item meanwhile: no container is made for the old hold."""
     queue_id = await _queued_file(app, "a.jpg", photo_bytes())
-    real_url_for = MediaHost.url_for
 
-    async def slow_url_for(host: MediaHost, media: Any) -> Any:
+    async def another_holder_takes_it() -> None:
         await execute(
             app.sessions,
             "UPDATE posting_queue SET autopost_claim_token = gen_random_uuid() WHERE id = :id",
             id=queue_id,
         )
-        await asyncio.sleep(1.0)  # past a renewal (every lease / 3)
-        return await real_url_for(host, media)
 
-    monkeypatch.setattr(MediaHost, "url_for", slow_url_for)
+    _slow_hosting(monkeypatch, 1.0, first=another_holder_takes_it)  # past a renewal
     await app.feed(_press(queue_id))
     assert ig.creates == 0
     assert ig.stories == []

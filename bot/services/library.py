@@ -263,6 +263,14 @@ class LibraryIndexer:
         changed: list[dict[str, Any]] = []
         # Unchanged files index had not judged yet: (path, why Instagram would refuse it).
         judged: list[tuple[str, str | None]] = []
+
+        async def judge(relative: str, kind: MediaKind) -> str | None:
+            """Whether Instagram would take the file after preparation; reported, and why not."""
+            verdict = await asyncio.to_thread(assess, base / relative, kind)
+            report.autopost.append((relative, verdict.describe()))
+            report.manual_only += not verdict.ok
+            return verdict.reason
+
         progress = self._progress(len(files))
         for found in files:
             previous = known.get(found.relative)
@@ -275,12 +283,8 @@ class LibraryIndexer:
                 report.unchanged += 1
                 if not previous[4]:
                     # Indexed before index judged files for Instagram: judged now, once.
-                    verdict = await asyncio.to_thread(
-                        assess, base / found.relative, KINDS[Path(found.relative).suffix.lower()][0]
-                    )
-                    judged.append((found.relative, verdict.reason))
-                    report.autopost.append((found.relative, verdict.describe()))
-                    report.manual_only += not verdict.ok
+                    kind = KINDS[Path(found.relative).suffix.lower()][0]
+                    judged.append((found.relative, await judge(found.relative, kind)))
                 progress.advance()
                 continue
             try:
@@ -291,11 +295,8 @@ class LibraryIndexer:
                 progress.advance()
                 continue
             # A new or changed file: (re)assessed, so a fixed file loses its old refusal.
-            verdict = await asyncio.to_thread(assess, base / found.relative, row["media_kind"])
-            row["autopost_refusal"] = verdict.reason
+            row["autopost_refusal"] = await judge(found.relative, row["media_kind"])
             row["autopost_assessed_at"] = datetime.now(UTC)
-            report.autopost.append((found.relative, verdict.describe()))
-            report.manual_only += not verdict.ok
             changed.append(row)
             progress.advance()
         progress.close()
